@@ -1,0 +1,790 @@
+"""Modality and dataset specifications.
+
+A :class:`DatasetSpec` says where each modality of a sample lives on disk, how its bands are
+normalised, what the target is and how samples are split. Everything downstream (reading,
+statistics, training, occlusion) derives from it; in particular the channel slice of each
+modality in the stacked input cube is *derived* from the ordered modalities, never typed by hand.
+
+Specs load from YAML (:func:`load_spec`) or Python dicts (:meth:`DatasetSpec.from_dict`) and are
+validated: an error names the key and the file.
+
+YAML example::
+
+    name: my-data
+    root: /data/mapinwild          # relative paths are resolved against the YAML file's folder
+    crop_size: 256
+    modalities:
+      - name: s2
+        bands: [B2, B3, B4, B5, B6, B7, B8, B8A, B11, B12]
+        source: s2_temporal_subset/{id}.tif          # one file, all its bands in order
+        normalization: {type: scale, divisor: 10000}
+      - name: s1
+        bands: [VV, VH]
+        source: {path: s1/{id}.tif, bands: [1, 2]}   # 1-based band indices in the file
+        normalization: {type: standard, mean: [-11.0578, -18.3627], std: [3.7392, 4.6393]}
+      - name: esa_wc
+        bands: [landcover]
+        source: ESA_WC/{id}.tif
+        kind: categorical
+        classes: [10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 100]
+        normalization: {type: ordinal, offset: 10, divisor: 90}
+    target: {kind: continuous, source: NI/{id}.tif, scale: 100, nodata: nan}
+    split: {file: split_IDs.csv}
+
+Path templates are formatted with ``{id}`` and, when the spec has an ``index`` table (a CSV with
+an ``id`` column), with every other column of that table, so modalities whose file names differ
+(BigEarthNet's S1 and S2 patch names) are paired through the table.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import SpecError
+
+CONTINUOUS = "continuous"
+CATEGORICAL = "categorical"
+MODALITY_KINDS = (CONTINUOUS, CATEGORICAL)
+
+NORM_TYPES = ("none", "scale", "standard", "ordinal", "onehot")
+
+TARGET_KINDS = ("continuous", "classes", "scene_labels")
+
+SPLIT_NAMES = ("train", "val", "test")
+
+
+def _as_nodata(value: Any, where: str, source: str | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if value.lower() == "nan":
+            return math.nan
+        raise SpecError(
+            f"nodata must be a number, 'nan' or null, got {value!r}",
+            _where(where, source),
+            "write e.g. nodata: 0 or nodata: nan",
+        )
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise SpecError(
+            f"nodata must be a number, got {value!r}", _where(where, source), "write e.g. nodata: 0"
+        ) from None
+
+
+def _where(key: str, source: str | None) -> str:
+    return f"key '{key}' in {source}" if source else f"key '{key}'"
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One raster file of a modality: a path template and the 1-based bands read from it.
+
+    ``bands=None`` reads every band of the file; the modality then checks that the file's band
+    count equals the number of band names it declares.
+    """
+
+    template: str
+    bands: tuple[int, ...] | None = None
+
+    def path(self, root: Path, fields: Mapping[str, Any]) -> Path:
+        try:
+            rel = self.template.format(**fields)
+        except KeyError as exc:
+            raise SpecError(
+                f"path template {self.template!r} uses {{{exc.args[0]}}} which the sample does "
+                f"not have (sample id {fields.get('id')!r})",
+                None,
+                "use {id} or a column of the spec's index table",
+            ) from None
+        p = Path(rel)
+        return p if p.is_absolute() else root / p
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"path": self.template}
+        if self.bands is not None:
+            d["bands"] = list(self.bands)
+        return d
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """How raw band values become model input.
+
+    - ``none``: as read.
+    - ``scale``: ``(x - offset) / divisor`` (S2: divisor 10000).
+    - ``standard``: ``(x - mean) / std`` per band; ``mean``/``std`` left empty are computed on the
+      train split (:mod:`modalens.stats`) and filled in.
+    - ``ordinal``: categorical codes mapped by ``(v - offset) / divisor`` (WorldCover: 10, 90).
+    - ``onehot``: categorical codes to one channel per class.
+    """
+
+    type: str = "none"
+    divisor: float = 1.0
+    offset: float = 0.0
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+
+    @property
+    def needs_statistics(self) -> bool:
+        return self.type == "standard" and (self.mean is None or self.std is None)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"type": self.type}
+        if self.type in ("scale", "ordinal"):
+            d["divisor"] = self.divisor
+            d["offset"] = self.offset
+        if self.type == "standard":
+            d["mean"] = None if self.mean is None else list(self.mean)
+            d["std"] = None if self.std is None else list(self.std)
+        return d
+
+
+@dataclass(frozen=True)
+class Modality:
+    """A named group of bands from one sensor or product."""
+
+    name: str
+    bands: tuple[str, ...]
+    sources: tuple[SourceFile, ...]
+    kind: str = CONTINUOUS
+    classes: tuple[int, ...] | None = None
+    normalization: Normalization = field(default_factory=Normalization)
+    nodata: float | None = None
+
+    @property
+    def is_categorical(self) -> bool:
+        return self.kind == CATEGORICAL
+
+    @property
+    def n_channels(self) -> int:
+        """Channels this modality occupies in the stacked input cube."""
+        if self.normalization.type == "onehot":
+            assert self.classes is not None
+            return len(self.classes)
+        return len(self.bands)
+
+    @property
+    def channel_names(self) -> list[str]:
+        if self.normalization.type == "onehot":
+            assert self.classes is not None
+            return [f"{self.name}:{c}" for c in self.classes]
+        return [f"{self.name}:{b}" for b in self.bands]
+
+    @property
+    def resampling(self) -> str:
+        """Resampling used when this modality is put onto another grid."""
+        return "nearest" if self.is_categorical else "bilinear"
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "name": self.name,
+            "bands": list(self.bands),
+            "sources": [s.to_dict() for s in self.sources],
+            "kind": self.kind,
+            "normalization": self.normalization.to_dict(),
+            "nodata": _nodata_out(self.nodata),
+        }
+        if self.classes is not None:
+            d["classes"] = list(self.classes)
+        return d
+
+
+def _nodata_out(v: float | None) -> float | str | None:
+    if v is None:
+        return None
+    return "nan" if math.isnan(v) else v
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """What the model predicts.
+
+    - ``continuous``: a raster (``source``), divided by ``scale`` (naturalness 0-100 -> /100).
+    - ``classes``: a raster of class codes (``classes``) -> class indices for segmentation.
+    - ``scene_labels``: one (multi-)label set per sample, read from a JSON file (``source`` is the
+      JSON template and ``key`` the list of label names in it), ``classes`` the label names.
+    Pixels equal to ``nodata`` (or NaN) are invalid and never reach loss or metrics.
+    """
+
+    kind: str = "continuous"
+    source: SourceFile | None = None
+    scale: float = 1.0
+    nodata: float | None = None
+    classes: tuple[Any, ...] | None = None
+    key: str = "labels"
+    multilabel: bool = True
+
+    @property
+    def n_outputs(self) -> int:
+        if self.kind == "continuous":
+            return 1
+        assert self.classes is not None
+        return len(self.classes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "kind": self.kind,
+            "source": None if self.source is None else self.source.to_dict(),
+            "scale": self.scale,
+            "nodata": _nodata_out(self.nodata),
+        }
+        if self.classes is not None:
+            d["classes"] = list(self.classes)
+        if self.kind == "scene_labels":
+            d["key"] = self.key
+            d["multilabel"] = self.multilabel
+        return d
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """Where the train/val/test ids come from.
+
+    ``file``: a CSV with one column per split (MapInWild's ``split_IDs.csv``: ``train``,
+    ``validation``, ``test``, NaN-padded); ``columns`` maps our split names to its columns.
+    Without a file, ids are split ``ratios`` (80/10/10) by ``seed``.
+    """
+
+    file: str | None = None
+    columns: tuple[tuple[str, str], ...] = (
+        ("train", "train"),
+        ("val", "validation"),
+        ("test", "test"),
+    )
+    ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    seed: int = 0
+
+    def column(self, split: str) -> str:
+        return dict(self.columns)[split]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "columns": dict(self.columns),
+            "ratios": list(self.ratios),
+            "seed": self.seed,
+        }
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """An ordered list of modalities, a target and a split, rooted in a folder."""
+
+    name: str
+    root: Path
+    modalities: tuple[Modality, ...]
+    target: TargetSpec
+    split: SplitSpec = field(default_factory=SplitSpec)
+    index: str | None = None
+    index_builder: str | None = None
+    crop_size: int = 256
+    source_file: str | None = None
+
+    # ------------------------------------------------------------------ derived layout
+    @property
+    def modality_names(self) -> list[str]:
+        return [m.name for m in self.modalities]
+
+    @property
+    def n_channels(self) -> int:
+        return sum(m.n_channels for m in self.modalities)
+
+    @property
+    def channel_names(self) -> list[str]:
+        return [c for m in self.modalities for c in m.channel_names]
+
+    def channel_slices(self) -> dict[str, slice]:
+        """Slice of each modality in the stacked channel axis, derived from the order."""
+        out: dict[str, slice] = {}
+        start = 0
+        for m in self.modalities:
+            out[m.name] = slice(start, start + m.n_channels)
+            start += m.n_channels
+        return out
+
+    def modality(self, name: str) -> Modality:
+        for m in self.modalities:
+            if m.name == name:
+                return m
+        raise SpecError(
+            f"unknown modality {name!r}",
+            self.source_file,
+            f"choose from {', '.join(self.modality_names)}",
+        )
+
+    def select(
+        self, use: Sequence[str] | None = None, drop: Sequence[str] | None = None
+    ) -> DatasetSpec:
+        """A spec with only some modalities (``use``) or without some (``drop``), order kept."""
+        names = self.modality_names
+        for n in list(use or []) + list(drop or []):
+            if n not in names:
+                raise SpecError(
+                    f"unknown modality {n!r} in modality selection",
+                    self.source_file,
+                    f"choose from {', '.join(names)}",
+                )
+        keep = [m for m in self.modalities if (not use or m.name in use)]
+        keep = [m for m in keep if m.name not in (drop or [])]
+        if not keep:
+            raise SpecError(
+                "the modality selection leaves no modality",
+                self.source_file,
+                "keep at least one modality in use/drop",
+            )
+        return replace(self, modalities=tuple(keep))
+
+    def with_modality(self, modality: Modality) -> DatasetSpec:
+        """A spec where the modality of the same name is replaced."""
+        return replace(
+            self,
+            modalities=tuple(modality if m.name == modality.name else m for m in self.modalities),
+        )
+
+    def with_root(self, root: str | Path) -> DatasetSpec:
+        return replace(self, root=Path(root))
+
+    # ------------------------------------------------------------------ (de)serialisation
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "root": str(self.root),
+            "crop_size": self.crop_size,
+            "index": self.index,
+            "index_builder": self.index_builder,
+            "modalities": [m.to_dict() for m in self.modalities],
+            "target": self.target.to_dict(),
+            "split": self.split.to_dict(),
+        }
+
+    def layout(self) -> list[dict[str, Any]]:
+        """What a model trained on this spec expects as input: names, kinds, channels."""
+        return [
+            {
+                "name": m.name,
+                "kind": m.kind,
+                "channels": m.channel_names,
+                "normalization": m.normalization.type,
+            }
+            for m in self.modalities
+        ]
+
+    @classmethod
+    def from_dict(
+        cls, data: Mapping[str, Any], source: str | None = None, base_dir: Path | None = None
+    ) -> DatasetSpec:
+        return _parse_dataset(data, source, base_dir)
+
+
+def load_spec(path: str | Path, root: str | Path | None = None) -> DatasetSpec:
+    """Load and validate a dataset spec from YAML. ``root`` overrides the file's ``root``.
+
+    A config file that holds the spec under a ``data:`` key (as run configs do) is accepted too.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise SpecError(f"spec file not found: {path}", None, "check the path given to --config")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        at = f"{path}" + (f", line {line + 1}" if line is not None else "")
+        raise SpecError("spec file is not valid YAML", at, "fix the YAML syntax") from None
+    if not isinstance(data, Mapping):
+        raise SpecError("spec file must hold a mapping", str(path), "see the README for an example")
+    if "data" in data and "modalities" not in data:
+        data = data["data"]
+        if not isinstance(data, Mapping):
+            raise SpecError("key 'data' must be a mapping", str(path), "see configs/demo.yaml")
+    if root is not None:
+        data = dict(data)
+        data["root"] = str(root)
+    return _parse_dataset(data, str(path), path.parent)
+
+
+# ---------------------------------------------------------------------- parsing helpers
+_DATASET_KEYS = {
+    "name",
+    "root",
+    "modalities",
+    "target",
+    "split",
+    "index",
+    "index_builder",
+    "crop_size",
+    "preset",
+    "preset_options",
+}
+_MODALITY_KEYS = {
+    "name",
+    "bands",
+    "source",
+    "sources",
+    "kind",
+    "classes",
+    "normalization",
+    "nodata",
+}
+_TARGET_KEYS = {"kind", "source", "scale", "nodata", "classes", "key", "multilabel"}
+_SPLIT_KEYS = {"file", "columns", "ratios", "seed"}
+_NORM_KEYS = {"type", "divisor", "offset", "mean", "std"}
+
+
+def _check_keys(d: Mapping[str, Any], allowed: set[str], where: str, source: str | None) -> None:
+    unknown = sorted(set(d) - allowed)
+    if unknown:
+        raise SpecError(
+            f"unknown key {unknown[0]!r}",
+            _where(f"{where}.{unknown[0]}" if where else unknown[0], source),
+            f"allowed keys: {', '.join(sorted(allowed))}",
+        )
+
+
+def _require(d: Mapping[str, Any], key: str, where: str, source: str | None, hint: str) -> Any:
+    if key not in d or d[key] is None:
+        raise SpecError(
+            f"missing key '{key}'", _where(f"{where}.{key}" if where else key, source), hint
+        )
+    return d[key]
+
+
+def _parse_source(value: Any, where: str, source: str | None) -> SourceFile:
+    if isinstance(value, str):
+        return SourceFile(value)
+    if isinstance(value, Mapping):
+        _check_keys(value, {"path", "bands"}, where, source)
+        path = _require(value, "path", where, source, "give the file's path template with {id}")
+        bands = value.get("bands")
+        if bands is not None:
+            if isinstance(bands, int):
+                bands = [bands]
+            if not isinstance(bands, list) or not all(isinstance(b, int) and b >= 1 for b in bands):
+                raise SpecError(
+                    "source bands must be a list of 1-based band indices",
+                    _where(f"{where}.bands", source),
+                    "write e.g. bands: [1, 2]",
+                )
+            bands = tuple(bands)
+        return SourceFile(str(path), bands)
+    raise SpecError(
+        "a source must be a path template or a mapping with 'path' (and 'bands')",
+        _where(where, source),
+        "write e.g. source: s2/{id}.tif",
+    )
+
+
+def _floats(value: Any, n: int, where: str, source: str | None) -> tuple[float, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, (int, float)):
+        value = [value] * n
+    if not isinstance(value, list) or len(value) != n:
+        raise SpecError(
+            f"expected a list of {n} numbers (one per band)",
+            _where(where, source),
+            "give one value per band",
+        )
+    try:
+        return tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        raise SpecError("expected numbers", _where(where, source), "give numbers") from None
+
+
+def _parse_norm(
+    value: Any, n_bands: int, kind: str, where: str, source: str | None
+) -> Normalization:
+    if value is None:
+        return Normalization("none")
+    if isinstance(value, str):
+        value = {"type": value}
+    if not isinstance(value, Mapping):
+        raise SpecError(
+            "normalization must be a mapping with a 'type'",
+            _where(where, source),
+            f"types: {', '.join(NORM_TYPES)}",
+        )
+    _check_keys(value, _NORM_KEYS, where, source)
+    ntype = value.get("type", "none")
+    if ntype not in NORM_TYPES:
+        raise SpecError(
+            f"unknown normalization type {ntype!r}",
+            _where(f"{where}.type", source),
+            f"choose from {', '.join(NORM_TYPES)}",
+        )
+    if ntype in ("ordinal", "onehot") and kind != CATEGORICAL:
+        raise SpecError(
+            f"normalization {ntype!r} is for categorical modalities",
+            _where(f"{where}.type", source),
+            "set kind: categorical or use scale/standard",
+        )
+    divisor = float(value.get("divisor", 1.0))
+    if divisor == 0:
+        raise SpecError(
+            "divisor must not be 0", _where(f"{where}.divisor", source), "use e.g. 10000"
+        )
+    std = _floats(value.get("std"), n_bands, f"{where}.std", source)
+    if std is not None and any(s <= 0 for s in std):
+        raise SpecError("std values must be > 0", _where(f"{where}.std", source), "fix the std")
+    return Normalization(
+        type=ntype,
+        divisor=divisor,
+        offset=float(value.get("offset", 0.0)),
+        mean=_floats(value.get("mean"), n_bands, f"{where}.mean", source),
+        std=std,
+    )
+
+
+def _parse_modality(d: Any, i: int, source: str | None) -> Modality:
+    where = f"modalities[{i}]"
+    if not isinstance(d, Mapping):
+        raise SpecError("each modality must be a mapping", _where(where, source), "see the README")
+    _check_keys(d, _MODALITY_KEYS, where, source)
+    name = str(_require(d, "name", where, source, "give the modality a name, e.g. s2"))
+    where = f"modalities[{i}] ({name})"
+    bands = _require(d, "bands", where, source, "list the band names in order")
+    if isinstance(bands, str):
+        bands = [bands]
+    if not isinstance(bands, list) or not bands:
+        raise SpecError(
+            "bands must be a non-empty list of names", _where(f"{where}.bands", source), ""
+        )
+    bands = tuple(str(b) for b in bands)
+    if len(set(bands)) != len(bands):
+        raise SpecError("band names repeat", _where(f"{where}.bands", source), "make them unique")
+    if "source" in d and "sources" in d:
+        raise SpecError(
+            "give either 'source' or 'sources', not both", _where(where, source), "keep one"
+        )
+    raw_sources = d.get("sources")
+    if raw_sources is None:
+        raw = _require(d, "source", where, source, "give a path template such as s2/{id}.tif")
+        raw_sources = [raw]
+    if not isinstance(raw_sources, list) or not raw_sources:
+        raise SpecError("sources must be a non-empty list", _where(f"{where}.sources", source), "")
+    sources = tuple(
+        _parse_source(s, f"{where}.sources[{j}]", source) for j, s in enumerate(raw_sources)
+    )
+    declared = [len(s.bands) for s in sources if s.bands is not None]
+    if all(s.bands is not None for s in sources) and sum(declared) != len(bands):
+        raise SpecError(
+            f"the sources read {sum(declared)} bands but {len(bands)} band names are given",
+            _where(where, source),
+            "make the band indices and band names match",
+        )
+    if len(sources) > 1 and any(s.bands is None for s in sources) and len(sources) != len(bands):
+        raise SpecError(
+            "with several source files, each reads one band unless 'bands' says otherwise",
+            _where(where, source),
+            "give one file per band or list the bands of each file",
+        )
+    kind = d.get("kind", CONTINUOUS)
+    if kind not in MODALITY_KINDS:
+        raise SpecError(
+            f"unknown modality kind {kind!r}",
+            _where(f"{where}.kind", source),
+            "use continuous or categorical",
+        )
+    classes = d.get("classes")
+    if kind == CATEGORICAL:
+        if not classes or not isinstance(classes, list):
+            raise SpecError(
+                "a categorical modality needs its class codes",
+                _where(f"{where}.classes", source),
+                "list them, e.g. classes: [10, 20, 30]",
+            )
+        try:
+            classes = tuple(int(c) for c in classes)
+        except (TypeError, ValueError):
+            raise SpecError(
+                "class codes must be integers", _where(f"{where}.classes", source), ""
+            ) from None
+        if len(bands) != 1:
+            raise SpecError(
+                "a categorical modality has exactly one band",
+                _where(f"{where}.bands", source),
+                "split it into one modality per categorical map",
+            )
+    elif classes is not None:
+        raise SpecError(
+            "classes are only for categorical modalities",
+            _where(f"{where}.classes", source),
+            "set kind: categorical or remove classes",
+        )
+    norm = _parse_norm(d.get("normalization"), len(bands), kind, f"{where}.normalization", source)
+    return Modality(
+        name=name,
+        bands=bands,
+        sources=sources,
+        kind=kind,
+        classes=classes,
+        normalization=norm,
+        nodata=_as_nodata(d.get("nodata"), f"{where}.nodata", source),
+    )
+
+
+def _parse_target(d: Any, source: str | None) -> TargetSpec:
+    if not isinstance(d, Mapping):
+        raise SpecError("target must be a mapping", _where("target", source), "see the README")
+    _check_keys(d, _TARGET_KEYS, "target", source)
+    kind = d.get("kind", "continuous")
+    if kind not in TARGET_KINDS:
+        raise SpecError(
+            f"unknown target kind {kind!r}",
+            _where("target.kind", source),
+            f"choose from {', '.join(TARGET_KINDS)}",
+        )
+    src = _parse_source(
+        _require(d, "source", "target", source, "give the target's path template"),
+        "target.source",
+        source,
+    )
+    classes = d.get("classes")
+    if kind in ("classes", "scene_labels"):
+        if not classes or not isinstance(classes, list):
+            raise SpecError(
+                f"a {kind} target needs its class list",
+                _where("target.classes", source),
+                "list the class codes (or label names)",
+            )
+        classes = tuple(int(c) for c in classes) if kind == "classes" else tuple(map(str, classes))
+    scale = float(d.get("scale", 1.0))
+    if scale == 0:
+        raise SpecError("scale must not be 0", _where("target.scale", source), "use e.g. 100")
+    return TargetSpec(
+        kind=kind,
+        source=src,
+        scale=scale,
+        nodata=_as_nodata(d.get("nodata"), "target.nodata", source),
+        classes=classes,
+        key=str(d.get("key", "labels")),
+        multilabel=bool(d.get("multilabel", True)),
+    )
+
+
+def _parse_split(d: Any, source: str | None) -> SplitSpec:
+    if d is None:
+        return SplitSpec()
+    if isinstance(d, str):
+        d = {"file": d}
+    if not isinstance(d, Mapping):
+        raise SpecError(
+            "split must be a mapping", _where("split", source), "e.g. split: {file: x.csv}"
+        )
+    _check_keys(d, _SPLIT_KEYS, "split", source)
+    columns = dict(SplitSpec().columns)
+    user_cols = d.get("columns") or {}
+    if not isinstance(user_cols, Mapping):
+        raise SpecError("split.columns must be a mapping", _where("split.columns", source), "")
+    for k, v in user_cols.items():
+        if k not in SPLIT_NAMES:
+            raise SpecError(
+                f"unknown split {k!r}",
+                _where("split.columns", source),
+                f"use {', '.join(SPLIT_NAMES)}",
+            )
+        columns[k] = str(v)
+    ratios = d.get("ratios", [0.8, 0.1, 0.1])
+    if not isinstance(ratios, list) or len(ratios) != 3 or abs(sum(ratios) - 1) > 1e-6:
+        raise SpecError(
+            "split ratios must be three numbers summing to 1",
+            _where("split.ratios", source),
+            "e.g. ratios: [0.8, 0.1, 0.1]",
+        )
+    return SplitSpec(
+        file=d.get("file"),
+        columns=tuple((k, columns[k]) for k in SPLIT_NAMES),
+        ratios=tuple(float(r) for r in ratios),
+        seed=int(d.get("seed", 0)),
+    )
+
+
+def _parse_dataset(
+    data: Mapping[str, Any], source: str | None, base_dir: Path | None
+) -> DatasetSpec:
+    if not isinstance(data, Mapping):
+        raise SpecError("a dataset spec must be a mapping", source, "see the README")
+    if "preset" in data:
+        from . import presets  # local import: presets builds on this module
+
+        _check_keys(data, {"preset", "preset_options", "root", "crop_size"}, "", source)
+        root = data.get("root")
+        if root is None:
+            raise SpecError("a preset needs a root", _where("root", source), "give root: FOLDER")
+        root_path = Path(root)
+        if not root_path.is_absolute() and base_dir is not None:
+            root_path = base_dir / root_path
+        opts = dict(data.get("preset_options") or {})
+        spec = presets.get_preset(str(data["preset"]), root_path, **opts)
+        if "crop_size" in data:
+            spec = replace(spec, crop_size=int(data["crop_size"]))
+        return replace(spec, source_file=source)
+    _check_keys(data, _DATASET_KEYS, "", source)
+    mods_raw = _require(data, "modalities", "", source, "list the input modalities")
+    if not isinstance(mods_raw, list) or not mods_raw:
+        raise SpecError("modalities must be a non-empty list", _where("modalities", source), "")
+    modalities = tuple(_parse_modality(m, i, source) for i, m in enumerate(mods_raw))
+    names = [m.name for m in modalities]
+    dup = {n for n in names if names.count(n) > 1}
+    if dup:
+        raise SpecError(
+            f"modality name {min(dup)!r} repeats", _where("modalities", source), "rename one"
+        )
+    root = data.get("root", ".")
+    root_path = Path(str(root))
+    if not root_path.is_absolute() and base_dir is not None:
+        root_path = base_dir / root_path
+    crop = int(data.get("crop_size", 256))
+    if crop < 8:
+        raise SpecError(
+            "crop_size must be >= 8", _where("crop_size", source), "e.g. crop_size: 256"
+        )
+    return DatasetSpec(
+        name=str(data.get("name", "dataset")),
+        root=root_path,
+        modalities=modalities,
+        target=_parse_target(_require(data, "target", "", source, "say what to predict"), source),
+        split=_parse_split(data.get("split"), source),
+        index=data.get("index"),
+        index_builder=data.get("index_builder"),
+        crop_size=crop,
+        source_file=source,
+    )
+
+
+def spec_to_yaml(spec: DatasetSpec) -> str:
+    """YAML text that :func:`load_spec` reads back into an equal spec."""
+    return yaml.safe_dump(spec.to_dict(), sort_keys=False)
+
+
+def merge_dicts(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Recursive dict merge used for config layering (override wins)."""
+    out = copy.deepcopy(dict(base))
+    for k, v in override.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = merge_dicts(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def groups_from_spec(spec: DatasetSpec, level: str = "modalities") -> dict[str, list[int]]:
+    """Channel groups for attribution: one per modality, or one per channel ('bands')."""
+    if level == "modalities":
+        return {n: list(range(s.start, s.stop)) for n, s in spec.channel_slices().items()}
+    if level == "bands":
+        return {c: [i] for i, c in enumerate(spec.channel_names)}
+    raise SpecError(f"unknown grouping {level!r}", None, "use modalities or bands")
+
+
+def iter_source_files(spec: DatasetSpec) -> Iterable[tuple[Modality, SourceFile]]:
+    for m in spec.modalities:
+        for s in m.sources:
+            yield m, s

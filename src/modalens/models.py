@@ -1,0 +1,152 @@
+"""The paper's multimodal U-Net and its task heads.
+
+:class:`UNet` follows the reference architecture: a DoubleConv stem to ``base_width`` (64)
+channels, ``depth`` (4) max-pool down blocks (64 -> 128 -> 256 -> 512 -> 512 with bilinear
+upsampling), the same number of bilinear up blocks back to 64 channels and a 1x1 head. At
+14 inputs and width 64 the regression model has 17,273,729 trainable parameters.
+
+The model exposes :meth:`UNet.encode` (list of skip features, the last one being the bottleneck
+embedding the occlusion framework compares) and :meth:`UNet.decode`, so the embedding is had
+without running the decoder. ``forward(x) == decode(encode(x))``.
+
+Tasks:
+- ``regression``: pixelwise, ``out_channels`` maps, LeakyReLU(0.01) on the output (paper).
+- ``segmentation``: pixelwise logits for K classes.
+- ``classification``: scene logits from the global-average-pooled bottleneck (single- or
+  multi-label is decided by the loss, not the model).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+TASKS = ("regression", "segmentation", "classification")
+
+
+class DoubleConv(nn.Sequential):
+    """(conv3x3 -> BN -> ReLU) x 2 (convolutions keep their bias, as in the reference)."""
+
+    def __init__(self, in_ch: int, out_ch: int, mid_ch: int | None = None) -> None:
+        mid_ch = mid_ch or out_ch
+        super().__init__(
+            nn.Conv2d(in_ch, mid_ch, 3, padding=1),
+            nn.BatchNorm2d(mid_ch),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(mid_ch, out_ch, 3, padding=1),
+            nn.BatchNorm2d(out_ch),
+            nn.ReLU(inplace=True),
+        )
+
+
+class Down(nn.Sequential):
+    """2x2 max-pool then DoubleConv."""
+
+    def __init__(self, in_ch: int, out_ch: int) -> None:
+        super().__init__(nn.MaxPool2d(2), DoubleConv(in_ch, out_ch))
+
+
+class Up(nn.Module):
+    """Bilinear x2 upsampling, concatenation with the skip, DoubleConv."""
+
+    def __init__(self, in_ch: int, out_ch: int) -> None:
+        super().__init__()
+        self.conv = DoubleConv(in_ch, out_ch, in_ch // 2)
+
+    def forward(self, x: Tensor, skip: Tensor) -> Tensor:
+        x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True)
+        dy = skip.shape[-2] - x.shape[-2]
+        dx = skip.shape[-1] - x.shape[-1]
+        if dy or dx:
+            x = F.pad(x, [dx // 2, dx - dx // 2, dy // 2, dy - dy // 2])
+        return self.conv(torch.cat([skip, x], dim=1))
+
+
+class UNet(nn.Module):
+    """Multimodal U-Net with ``encode``/``decode`` split.
+
+    Args:
+        in_channels: channels of the stacked input cube (14 in the paper).
+        out_channels: regression maps (1) or classes (segmentation / classification).
+        base_width: channels after the stem (64 in the paper; 8-16 for CPU demos).
+        depth: number of down (and up) blocks (4 in the paper).
+        task: ``regression``, ``segmentation`` or ``classification``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 14,
+        out_channels: int = 1,
+        base_width: int = 64,
+        depth: int = 4,
+        task: str = "regression",
+    ) -> None:
+        super().__init__()
+        if task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+        if depth < 1:
+            raise ValueError("depth must be >= 1")
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.base_width = base_width
+        self.depth = depth
+        self.task = task
+
+        widths = [base_width * 2**i for i in range(depth)]  # skip widths 64,128,256,512
+        self.stem = DoubleConv(in_channels, widths[0])
+        downs = []
+        for i in range(1, depth):
+            downs.append(Down(widths[i - 1], widths[i]))
+        bottleneck = widths[-1]  # bilinear: the last down keeps the width (1024 // 2)
+        downs.append(Down(widths[-1], bottleneck))
+        self.downs = nn.ModuleList(downs)
+        self.embedding_channels = bottleneck
+
+        if task == "classification":
+            self.ups = nn.ModuleList()
+            self.head = nn.Linear(bottleneck, out_channels)
+        else:
+            ups = []
+            ch = bottleneck
+            for i in reversed(range(depth)):
+                out = widths[i] // 2 if i > 0 else widths[0]
+                ups.append(Up(ch + widths[i], out))
+                ch = out
+            self.ups = nn.ModuleList(ups)
+            self.head = nn.Conv2d(ch, out_channels, kernel_size=1)
+        self.activation = nn.LeakyReLU(0.01) if task == "regression" else nn.Identity()
+
+    @property
+    def downsampling(self) -> int:
+        """Spatial reduction of the bottleneck (inputs should be a multiple of it)."""
+        return 2**self.depth
+
+    def encode(self, x: Tensor) -> list[Tensor]:
+        """Skip features from the stem down; the last element is the bottleneck embedding."""
+        feats = [self.stem(x)]
+        for down in self.downs:
+            feats.append(down(feats[-1]))
+        return feats
+
+    def decode(self, features: list[Tensor]) -> Tensor:
+        """Prediction from the features :meth:`encode` returned."""
+        if self.task == "classification":
+            pooled = features[-1].mean(dim=(-2, -1))
+            return self.head(pooled)
+        x = features[-1]
+        for up, skip in zip(self.ups, reversed(features[:-1]), strict=True):
+            x = up(x, skip)
+        return self.activation(self.head(x))
+
+    def embed(self, x: Tensor) -> Tensor:
+        """The bottleneck embedding only (what the occlusion framework compares)."""
+        return self.encode(x)[-1]
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.decode(self.encode(x))
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
