@@ -311,3 +311,49 @@ def build_index(spec: DatasetSpec) -> pd.DataFrame | None:
             raise DataError("index table has no 'id' column", str(p), "add an id column")
         return df
     return None
+
+
+def resolve_spec(
+    root: str | Path | None,
+    config: str | Path | None = None,
+    preset: str | None = None,
+    options: dict[str, Any] | None = None,
+) -> DatasetSpec:
+    """The dataset spec for a folder: from a YAML ``config``, a ``preset`` name, or guessed.
+
+    Without ``config`` or ``preset``, a folder with MapInWild's layout (``split_IDs.csv`` or an
+    ``s2_*`` folder) gets the ``mapinwild`` preset and one with ``BigEarthNet-S1-*`` the
+    ``bigearthnet`` preset; anything else is an error asking for ``--config`` or ``--preset``.
+    """
+    from .modalities import load_spec
+
+    if config is not None:
+        if options:
+            raise SpecError(
+                "preset options were given with a config file",
+                "--option",
+                "put them under preset_options in the config",
+            )
+        return load_spec(config, root=root)
+    if root is None:
+        raise SpecError("no dataset root given", None, "pass the dataset folder")
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError("dataset folder not found", str(root), "check the path")
+    if preset is None:
+        if (root / "split_IDs.csv").exists() or any(root.glob("s2_*")):
+            preset = "mapinwild"
+        elif any(root.glob("BigEarthNet-S1*")):
+            preset = "bigearthnet"
+        else:
+            raise SpecError(
+                "cannot tell the dataset layout",
+                str(root),
+                "pass --config SPEC.yaml or --preset mapinwild|bigearthnet",
+            )
+        if preset == "bigearthnet" and not options:
+            s2 = sorted(root.glob("BigEarthNet-S2*"))
+            s1 = sorted(root.glob("BigEarthNet-S1*"))
+            if s2 and s1:
+                options = {"s2_folder": s2[0].name, "s1_folder": s1[0].name}
+    return get_preset(preset, root, **(options or {}))

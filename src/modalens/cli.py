@@ -1,0 +1,280 @@
+"""The ``modalens`` command line. Thin: every command is one call into the Python API.
+
+User errors print one line (what, where, how to fix) and exit with code 2; ``--debug`` shows the
+traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Sequence
+
+from . import __version__
+from .errors import ModalensError, SpecError
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _options(pairs: Sequence[str] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SpecError(
+                f"bad option {pair!r}", "--option", "write KEY=VALUE, e.g. --option target=mask"
+            )
+        out[key.strip()] = value.strip()
+    return out
+
+
+# ---------------------------------------------------------------------------- commands
+def cmd_synth(args: argparse.Namespace) -> int:
+    from .synthetic import generate, parse_importance
+
+    importance = parse_importance(args.importance) if args.importance else None
+    out = generate(
+        args.out,
+        samples=args.samples,
+        size=args.size,
+        seed=args.seed,
+        importance=importance,
+        progress=not args.quiet,
+    )
+    print(f"wrote synthetic MapInWild-layout dataset to {out}")
+    return 0
+
+
+def cmd_data_check(args: argparse.Namespace) -> int:
+    from .checks import check_dataset, format_problems, has_errors
+    from .presets import resolve_spec
+
+    spec = resolve_spec(
+        args.root, config=args.config, preset=args.preset, options=_options(args.option)
+    )
+    problems = check_dataset(spec, progress=not args.quiet)
+    print(format_problems(problems, spec))
+    return 2 if has_errors(problems) else 0
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from .training import fit
+
+    overrides = {"data": {"root": args.root}} if args.root else None
+    run = fit(
+        args.config, out=args.out, resume=args.resume, overrides=overrides, progress=not args.quiet
+    )
+    print(f"run folder: {run}")
+    return 0
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    from .training import test
+
+    table = test(args.run, split=args.split)
+    print(table.to_string(index=False))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .training import predict
+
+    paths = predict(
+        args.run,
+        data_root=args.data,
+        ids=args.ids,
+        out_dir=args.out,
+        tile=args.tile,
+        overlap=args.overlap,
+    )
+    for p in paths:
+        print(p)
+    return 0
+
+
+def cmd_attribute(args: argparse.Namespace) -> int:
+    from .aggregation import format_summary
+    from .occlusion import attribute_run
+
+    _scores, summary = attribute_run(
+        args.run,
+        split=args.split,
+        strategies=args.strategy,
+        distances=args.distance,
+        levels=args.level,
+        shapley=args.shapley,
+        groups=args.groups,
+        out=args.out,
+        batch_size=args.batch_size,
+        draws=args.draws,
+        seed=args.seed,
+        precision=args.precision,
+        progress=not args.quiet,
+    )
+    print(format_summary(summary))
+    return 0
+
+
+def cmd_maps(args: argparse.Namespace) -> int:
+    from .occlusion import occlusion_maps
+
+    paths = occlusion_maps(
+        args.run,
+        ids=args.ids,
+        out=args.out,
+        strategy=args.strategy,
+        data_root=args.data,
+        tile=args.tile,
+        overlap=args.overlap,
+        progress=not args.quiet,
+    )
+    for p in paths:
+        print(p)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    run_demo(
+        args.out, samples=args.samples, size=args.size, seed=args.seed, progress=not args.quiet
+    )
+    return 0
+
+
+# ---------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="modalens",
+        description="Which input modality does my Earth-observation model rely on?",
+    )
+    p.add_argument("--version", action="version", version=f"modalens {__version__}")
+    p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    # the same flags are accepted after the command name too (``modalens fit ... --debug``)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for errors"
+    )
+    common.add_argument(
+        "-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars"
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add = sub.add_parser
+
+    def add_parser(name: str, **kw):  # type: ignore[no-untyped-def]
+        return _add(name, parents=[common], **kw)
+
+    sub.add_parser = add_parser  # type: ignore[method-assign]
+
+    s = sub.add_parser("demo", help="synth -> fit -> attribute on built-in synthetic data")
+    s.add_argument("--out", default="modalens-demo", help="output folder (default modalens-demo)")
+    s.add_argument("--samples", type=int, default=40)
+    s.add_argument("--size", type=int, default=128)
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("synth", help="write a synthetic MapInWild-layout dataset")
+    s.add_argument("out", help="output folder")
+    s.add_argument("--samples", type=int, default=24)
+    s.add_argument("--size", type=int, default=256)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument(
+        "--importance", help="planted importances, e.g. s2=0.4,s1=0.3,esa_wc=0.2,viirs=0.1"
+    )
+    s.set_defaults(func=cmd_synth)
+
+    d = sub.add_parser("data", help="dataset tools")
+    dsub = d.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
+    s = dsub.add_parser(
+        "check", parents=[common], help="open every sample and modality and report problems"
+    )
+    s.add_argument("root", help="dataset folder")
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--config", help="dataset spec or run config YAML")
+    g.add_argument("--preset", help="built-in spec: mapinwild or bigearthnet")
+    s.add_argument(
+        "--option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="preset option, e.g. target=mask or s2_folder=s2_summer",
+    )
+    s.set_defaults(func=cmd_data_check)
+
+    s = sub.add_parser("fit", help="train a model and write a run folder")
+    s.add_argument("--config", required=True, help="run config YAML (see configs/)")
+    s.add_argument("--out", help="run folder (default runs/<config name>)")
+    s.add_argument("--root", help="override the dataset root of the config")
+    s.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    s.set_defaults(func=cmd_fit)
+
+    s = sub.add_parser("test", help="evaluate a run; writes metrics_<split>.csv")
+    s.add_argument("run", help="run folder")
+    s.add_argument("--split", default="test", choices=["train", "val", "test"])
+    s.set_defaults(func=cmd_test)
+
+    s = sub.add_parser("predict", help="sliding-window prediction of whole scenes to GeoTIFF")
+    s.add_argument("run", help="run folder")
+    s.add_argument("--data", help="dataset root (default: the run's)")
+    s.add_argument("--ids", type=_csv, help="comma-separated sample ids (default: test split)")
+    s.add_argument("--out", required=True, help="output folder")
+    s.add_argument("--tile", type=int, default=256)
+    s.add_argument("--overlap", type=int, default=64)
+    s.set_defaults(func=cmd_predict)
+
+    s = sub.add_parser("attribute", help="modality occlusion attribution of a trained run")
+    s.add_argument("run", help="run folder")
+    s.add_argument("--split", default="test", choices=["train", "val", "test"])
+    s.add_argument(
+        "--strategy",
+        type=_csv,
+        default=["zeros", "ones", "uniform", "gaussian"],
+        help="zeros,ones,uniform,gaussian,mean,permute",
+    )
+    s.add_argument("--distance", type=_csv, default=["euclidean"], help="euclidean,cosine,relative")
+    s.add_argument("--level", type=_csv, default=["embedding"], help="embedding,output,loss")
+    s.add_argument("--shapley", action="store_true", help="also exact Shapley values")
+    s.add_argument("--groups", default="modalities", choices=["modalities", "bands"])
+    s.add_argument("--draws", type=int, default=1, help="noise draws per sample")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--batch-size", type=int, default=8)
+    s.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    s.add_argument("--out", help="output folder (default RUN/attribution)")
+    s.set_defaults(func=cmd_attribute)
+
+    s = sub.add_parser("maps", help="per-modality occlusion sensitivity maps as GeoTIFF + PNG")
+    s.add_argument("run", help="run folder")
+    s.add_argument("--ids", type=_csv, help="comma-separated sample ids (default: test split)")
+    s.add_argument("--out", required=True, help="output folder")
+    s.add_argument("--data", help="dataset root (default: the run's)")
+    s.add_argument("--strategy", default="zeros")
+    s.add_argument("--tile", type=int, default=256)
+    s.add_argument("--overlap", type=int, default=64)
+    s.set_defaults(func=cmd_maps)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ModalensError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"modalens: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(
+            "modalens: interrupted; finished work is saved, rerun the same command "
+            "(with --resume for fit) to continue",
+            file=sys.stderr,
+        )
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
