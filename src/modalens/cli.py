@@ -49,14 +49,15 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_data_check(args: argparse.Namespace) -> int:
-    from .checks import check_dataset, format_problems, has_errors
+    from .checks import check_dataset, format_problems, format_summary, has_errors, summarize
     from .presets import resolve_spec
 
     spec = resolve_spec(
         args.root, config=args.config, preset=args.preset, options=_options(args.option)
     )
     problems = check_dataset(spec, progress=not args.quiet)
-    print(format_problems(problems, spec))
+    print(format_summary(summarize(spec)))
+    print(format_problems(problems, spec.root))
     return 2 if has_errors(problems) else 0
 
 

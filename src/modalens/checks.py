@@ -1,0 +1,290 @@
+"""``modalens data check``: open every sample of every split and every modality source.
+
+For each file: it exists, opens as a raster, has the bands the spec wants, a plausible dtype,
+a grid that can be put onto the sample grid, a no-data share below ``max_nodata`` (warning
+above), and (categorical) only values from the class list. The target is checked the same way
+(scene-label JSONs: readable, only known labels). Problems come back as a list; nothing raises.
+
+    problems = check_dataset(spec)
+    print(format_summary(summarize(spec)))
+    print(format_problems(problems))
+    exit_code = 2 if has_errors(problems) else 0
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .data import SampleReader, sample_ids
+from .errors import ModalensError
+from .modalities import SPLIT_NAMES, DatasetSpec
+from .rasters import check_band_indices, nodata_values, open_raster, plan_read, read_error
+
+ERROR = "error"
+WARNING = "warning"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding of :func:`check_dataset`."""
+
+    sample_id: str | None
+    modality: str | None
+    path: str | None
+    severity: str  # "error" | "warning"
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def has_errors(problems: Iterable[Problem]) -> bool:
+    return any(p.severity == ERROR for p in problems)
+
+
+def check_dataset(
+    spec: DatasetSpec,
+    progress: bool = True,
+    max_nodata: float = 0.5,
+    splits: Mapping[str, Sequence[str]] | None = None,
+) -> list[Problem]:
+    """Check every sample of every split (or of ``splits``); see the module docstring."""
+    problems: list[Problem] = []
+    if splits is None:
+        try:
+            splits = sample_ids(spec, check_files=False)
+        except ModalensError as exc:
+            return [Problem(None, None, None, ERROR, str(exc))]
+    seen: dict[str, str] = {}
+    for split in SPLIT_NAMES:
+        for sid in splits.get(split, []):
+            if sid in seen and seen[sid] != split:
+                problems.append(
+                    Problem(sid, None, None, WARNING, f"id is in both {seen[sid]} and {split}")
+                )
+            seen.setdefault(sid, split)
+    ids = list(seen)
+    reader = SampleReader(spec, cache_size=8)
+    iterator: Iterable[str] = ids
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(ids, desc="checking", unit="sample")
+    try:
+        for sid in iterator:
+            problems.extend(_check_sample(spec, reader, sid, max_nodata))
+            reader.close()
+    finally:
+        reader.close()
+    return problems
+
+
+def _check_sample(
+    spec: DatasetSpec, reader: SampleReader, sid: str, max_nodata: float
+) -> list[Problem]:
+    out: list[Problem] = []
+    try:
+        sources = reader.sources(sid)
+    except ModalensError as exc:
+        return [Problem(sid, None, None, ERROR, str(exc))]
+    try:
+        grid = reader.grid(sid)
+    except ModalensError:
+        grid = None  # the per-file checks below say why
+    for src in sources:
+        m = src.modality
+        p = str(src.path)
+        try:
+            ds = open_raster(src.path)
+        except ModalensError as exc:
+            out.append(Problem(sid, m.name, p, ERROR, str(exc)))
+            continue
+        with ds:
+            try:
+                bands = check_band_indices(ds, src.source.bands, len(src.bands), f"{m.name!r}")
+            except ModalensError as exc:
+                out.append(Problem(sid, m.name, p, ERROR, str(exc)))
+                continue
+            dtype = np.dtype(ds.dtypes[bands[0] - 1])
+            if dtype.kind == "c":
+                out.append(Problem(sid, m.name, p, ERROR, f"complex dtype {dtype} not supported"))
+                continue
+            if m.is_categorical and dtype.kind == "f":
+                out.append(Problem(sid, m.name, p, WARNING, f"categorical codes stored as {dtype}"))
+            if grid is not None:
+                try:
+                    plan_read(ds, grid, "the sample")
+                except ModalensError as exc:
+                    out.append(Problem(sid, m.name, p, ERROR, str(exc)))
+                    continue
+            try:
+                arr = ds.read(bands, out_dtype="float32")
+            except Exception as exc:  # noqa: BLE001 - any read failure is a finding
+                out.append(Problem(sid, m.name, p, ERROR, str(read_error(p, exc))))
+                continue
+            invalid = _invalid(arr, nodata_values(ds, m.nodata))
+            out.extend(_nodata_problem(sid, m.name, p, invalid.mean(), max_nodata, is_target=False))
+            if m.is_categorical and m.classes is not None:
+                bad = _bad_codes(arr[0][~invalid[0]], m.classes)
+                if bad:
+                    out.append(Problem(sid, m.name, p, ERROR, _bad_msg(bad, m.classes)))
+    out.extend(_check_target(spec, reader, sid, grid, max_nodata))
+    return out
+
+
+def _check_target(
+    spec: DatasetSpec, reader: SampleReader, sid: str, grid: Any, max_nodata: float
+) -> list[Problem]:
+    t = spec.target
+    try:
+        path = reader.target_path(sid)
+    except ModalensError as exc:
+        return [Problem(sid, "target", None, ERROR, str(exc))]
+    if path is None:
+        return []
+    p = str(path)
+    if t.kind == "scene_labels":
+        try:
+            labels = reader.scene_labels(sid)
+        except ModalensError as exc:
+            return [Problem(sid, "target", p, ERROR, str(exc))]
+        if labels.sum() == 0:
+            return [Problem(sid, "target", p, WARNING, "no labels")]
+        return []
+    try:
+        ds = open_raster(path)
+    except ModalensError as exc:
+        return [Problem(sid, "target", p, ERROR, str(exc))]
+    out: list[Problem] = []
+    with ds:
+        try:
+            bands = check_band_indices(ds, t.source.bands if t.source else None, 1, "the target")
+            if grid is not None:
+                plan_read(ds, grid, "the sample")
+        except ModalensError as exc:
+            return [Problem(sid, "target", p, ERROR, str(exc))]
+        try:
+            arr = ds.read(bands[:1], out_dtype="float32")
+        except Exception as exc:  # noqa: BLE001 - any read failure is a finding
+            return [Problem(sid, "target", p, ERROR, str(read_error(p, exc)))]
+        invalid = _invalid(arr, nodata_values(ds, t.nodata))
+        out.extend(_nodata_problem(sid, "target", p, invalid.mean(), max_nodata, is_target=True))
+        if t.kind == "classes" and t.classes is not None:
+            bad = _bad_codes(arr[0][~invalid[0]], t.classes)
+            if bad:
+                out.append(Problem(sid, "target", p, ERROR, _bad_msg(bad, t.classes)))
+    return out
+
+
+def _invalid(arr: np.ndarray, nodata: Sequence[float]) -> np.ndarray:
+    invalid = np.isnan(arr)
+    for v in nodata:
+        invalid |= arr == v
+    return invalid
+
+
+def _nodata_problem(
+    sid: str, name: str, path: str, share: float, max_nodata: float, is_target: bool
+) -> list[Problem]:
+    if share >= 1.0:
+        what = "target is all no-data: its crops cannot be used" if is_target else "all no-data"
+        return [Problem(sid, name, path, ERROR if is_target else WARNING, what)]
+    if share > max_nodata:
+        return [Problem(sid, name, path, WARNING, f"{share:.0%} no-data (> {max_nodata:.0%})")]
+    return []
+
+
+def _bad_codes(values: np.ndarray, classes: Sequence[Any]) -> list[float]:
+    if values.size == 0:
+        return []
+    uniq = np.unique(values)
+    return [float(v) for v in uniq[~np.isin(uniq, np.asarray(classes, np.float64))]]
+
+
+def _bad_msg(bad: Sequence[float], classes: Sequence[Any]) -> str:
+    shown = ", ".join(str(int(v)) if float(v).is_integer() else f"{v:g}" for v in bad[:8])
+    more = " ..." if len(bad) > 8 else ""
+    return f"values {shown}{more} are not in the class list ({', '.join(map(str, classes))})"
+
+
+# ----------------------------------------------------------------------------- rendering
+def format_problems(problems: Sequence[Problem], root: str | Path | None = None) -> str:
+    """A plain-text table of problems (errors first), or a one-line all-clear."""
+    if not problems:
+        return "no problems found"
+    rows = []
+    for pr in sorted(problems, key=lambda q: (q.severity != ERROR, str(q.sample_id))):
+        path = pr.path or ""
+        if root is not None and path:
+            try:
+                path = str(Path(path).relative_to(root))
+            except ValueError:
+                pass
+        rows.append((pr.severity, pr.sample_id or "-", pr.modality or "-", path or "-", pr.message))
+    header = ("severity", "sample", "modality", "file", "message")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(4)]
+    lines = []
+    for r in [header, *rows]:
+        cells = [str(r[i]).ljust(widths[i]) for i in range(4)]
+        lines.append("  ".join([*cells, str(r[4])]).rstrip())
+    lines.insert(1, "  ".join("-" * w for w in widths) + "  " + "-" * 7)
+    n_err = sum(p.severity == ERROR for p in problems)
+    n_warn = len(problems) - n_err
+    lines.append(f"{n_err} error(s), {n_warn} warning(s)")
+    return "\n".join(lines)
+
+
+def summarize(
+    spec: DatasetSpec, splits: Mapping[str, Sequence[str]] | None = None
+) -> dict[str, Any]:
+    """Samples per split, channels per modality and the target, as a dict."""
+    if splits is None:
+        try:
+            splits = sample_ids(spec, check_files=False)
+        except ModalensError:
+            splits = {}
+    return {
+        "dataset": spec.name,
+        "root": str(spec.root),
+        "samples": {s: len(splits.get(s, [])) for s in SPLIT_NAMES},
+        "channels": spec.n_channels,
+        "modalities": [
+            {
+                "name": m.name,
+                "kind": m.kind,
+                "channels": m.n_channels,
+                "bands": list(m.bands),
+                "normalization": m.normalization.type,
+            }
+            for m in spec.modalities
+        ],
+        "target": {
+            "kind": spec.target.kind,
+            "outputs": spec.target.n_outputs,
+            "source": spec.target.source.template if spec.target.source else None,
+        },
+    }
+
+
+def format_summary(summary: Mapping[str, Any]) -> str:
+    """Human-readable lines for :func:`summarize`'s dict."""
+    s = summary["samples"]
+    lines = [
+        f"dataset {summary['dataset']} at {summary['root']}",
+        "samples: " + ", ".join(f"{k} {v}" for k, v in s.items()) + f" (total {sum(s.values())})",
+        f"channels: {summary['channels']}",
+    ]
+    for m in summary["modalities"]:
+        bands = ", ".join(m["bands"])
+        lines.append(
+            f"  {m['name']:<10} {m['channels']:>3} ch  {m['kind']:<11} "
+            f"{m['normalization']:<9} [{bands}]"
+        )
+    t = summary["target"]
+    lines.append(f"target: {t['kind']} ({t['outputs']} output(s)) from {t['source']}")
+    return "\n".join(lines)

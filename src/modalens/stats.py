@@ -1,0 +1,328 @@
+"""Train-split statistics: per-band mean/std, class frequencies and the target mean.
+
+Statistics are computed over the *train* split only, on the sample grid (every modality
+resampled as it is fed to the model), excluding no-data, with streaming float64 accumulators
+(per-sample count/mean/M2 merged with Chan's formula, so nothing is held in memory but one
+modality of one scene). They are saved as JSON and reused while they match the spec:
+
+    stats = load_or_compute(spec, run_dir / "statistics.json")
+    spec = apply_statistics(spec, stats)   # fills standard mean/std left empty in the spec
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import DataError
+from .io import atomic_write_json
+from .modalities import DatasetSpec
+
+STATS_VERSION = 1
+
+
+def ids_digest(ids: Iterable[str]) -> str:
+    """A short digest of a list of sample ids (order-independent)."""
+    h = hashlib.sha1()
+    for i in sorted(str(x) for x in ids):
+        h.update(i.encode())
+        h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
+class _Running:
+    """Streaming count / mean / M2 per band in float64 (Chan et al. parallel merge)."""
+
+    def __init__(self, n_bands: int) -> None:
+        self.n = np.zeros(n_bands, np.float64)
+        self.mean = np.zeros(n_bands, np.float64)
+        self.m2 = np.zeros(n_bands, np.float64)
+
+    def add(self, band: int, values: np.ndarray) -> None:
+        x = values[~np.isnan(values)].astype(np.float64)
+        nb = x.size
+        if nb == 0:
+            return
+        mb = float(x.mean())
+        m2b = float(np.square(x - mb).sum())
+        na, ma = self.n[band], self.mean[band]
+        n = na + nb
+        delta = mb - ma
+        self.mean[band] = ma + delta * nb / n
+        self.m2[band] = self.m2[band] + m2b + delta * delta * na * nb / n
+        self.n[band] = n
+
+    @property
+    def std(self) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.sqrt(np.where(self.n > 0, self.m2 / np.maximum(self.n, 1), np.nan))
+
+
+@dataclass
+class ModalityStats:
+    """Statistics of one modality's bands (raw values, on the sample grid)."""
+
+    bands: list[str]
+    kind: str
+    mean: list[float]
+    std: list[float]
+    count: list[int]
+    class_frequencies: dict[str, float] | None = None  # categorical: code -> share of pixels
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "bands": list(self.bands),
+            "kind": self.kind,
+            "mean": [_num(v) for v in self.mean],
+            "std": [_num(v) for v in self.std],
+            "count": [int(c) for c in self.count],
+        }
+        if self.class_frequencies is not None:
+            d["class_frequencies"] = dict(self.class_frequencies)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModalityStats:
+        return cls(
+            bands=[str(b) for b in d["bands"]],
+            kind=str(d.get("kind", "continuous")),
+            mean=[_float(v) for v in d["mean"]],
+            std=[_float(v) for v in d["std"]],
+            count=[int(c) for c in d.get("count", [0] * len(d["mean"]))],
+            class_frequencies=d.get("class_frequencies"),
+        )
+
+
+def _num(v: float) -> float | None:
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+
+
+def _float(v: Any) -> float:
+    return math.nan if v is None else float(v)
+
+
+@dataclass
+class Statistics:
+    """Train-split statistics of a dataset spec."""
+
+    modalities: dict[str, ModalityStats]
+    target: dict[str, Any] = field(default_factory=dict)
+    n_samples: int = 0
+    ids_digest: str = ""
+    dataset: str = ""
+    version: int = STATS_VERSION
+
+    def mean(self, modality: str) -> tuple[float, ...]:
+        return tuple(self.modalities[modality].mean)
+
+    def std(self, modality: str) -> tuple[float, ...]:
+        return tuple(self.modalities[modality].std)
+
+    def matches(self, spec: DatasetSpec, ids: Sequence[str] | None = None) -> bool:
+        """True when every modality of ``spec`` is here with the same bands and kind (and,
+        with ``ids``, the statistics were computed over exactly those ids)."""
+        if self.version != STATS_VERSION:
+            return False
+        if ids is not None and self.ids_digest != ids_digest(ids):
+            return False
+        for m in spec.modalities:
+            ms = self.modalities.get(m.name)
+            if ms is None or ms.bands != list(m.bands) or ms.kind != m.kind:
+                return False
+        return self.target.get("kind", spec.target.kind) == spec.target.kind
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "dataset": self.dataset,
+            "n_samples": self.n_samples,
+            "ids_digest": self.ids_digest,
+            "modalities": {k: v.to_dict() for k, v in self.modalities.items()},
+            "target": self.target,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Statistics:
+        return cls(
+            modalities={
+                k: ModalityStats.from_dict(v) for k, v in (d.get("modalities") or {}).items()
+            },
+            target=dict(d.get("target") or {}),
+            n_samples=int(d.get("n_samples", 0)),
+            ids_digest=str(d.get("ids_digest", "")),
+            dataset=str(d.get("dataset", "")),
+            version=int(d.get("version", 0)),
+        )
+
+    def save(self, path: str | Path) -> Path:
+        """Write as JSON, atomically."""
+        return atomic_write_json(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | Path) -> Statistics:
+        path = Path(path)
+        if not path.exists():
+            raise DataError("statistics file not found", str(path), "compute statistics first")
+        try:
+            return cls.from_dict(json.loads(path.read_text()))
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            raise DataError(
+                "statistics file is not valid", str(path), "delete it so it is recomputed"
+            ) from None
+
+
+def compute_statistics(
+    spec: DatasetSpec,
+    ids: Sequence[str],
+    cache: str | Path | None = None,
+    progress: bool = True,
+    decimate: int = 1,
+) -> Statistics:
+    """Statistics over ``ids`` (pass the train split). ``cache``: a JSON path reused when it
+    matches the spec and ids, written otherwise. ``decimate > 1`` reads every scene on a grid
+    ``decimate`` times coarser (nearest/bilinear as for the model input) for speed."""
+    from .data import SampleReader  # local: data imports nothing from here, keep it that way
+
+    ids = [str(i) for i in ids]
+    if not ids:
+        raise DataError("no samples to compute statistics on", str(spec.root), "check the split")
+    if cache is not None and Path(cache).exists():
+        try:
+            cached = Statistics.load(cache)
+        except DataError:
+            cached = None
+        if cached is not None and cached.matches(spec, ids):
+            return cached
+    reader = SampleReader(spec)
+    running = {m.name: _Running(len(m.bands)) for m in spec.modalities}
+    class_counts: dict[str, dict[int, int]] = {
+        m.name: {} for m in spec.modalities if m.is_categorical
+    }
+    t = spec.target
+    t_sum, t_n = 0.0, 0
+    t_counts = np.zeros(len(t.classes) if t.classes else 0, np.float64)
+    iterator: Iterable[str] = ids
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(ids, desc="statistics", unit="sample")
+    try:
+        for sid in iterator:
+            grid = reader.grid(sid)
+            g = grid.scaled(decimate) if decimate > 1 else grid
+            for m in spec.modalities:
+                raw = reader.read_raw(sid, modalities=[m.name], grid=g)[m.name]
+                for b in range(raw.shape[0]):
+                    running[m.name].add(b, raw[b])
+                if m.is_categorical:
+                    codes = raw[0][~np.isnan(raw[0])].astype(np.int64)
+                    vals, counts = np.unique(codes, return_counts=True)
+                    cc = class_counts[m.name]
+                    for v, c in zip(vals.tolist(), counts.tolist(), strict=True):
+                        cc[v] = cc.get(v, 0) + c
+            target, tvalid = reader.read_target(sid, grid=g)
+            if t.kind == "continuous":
+                v = target[0][tvalid].astype(np.float64)
+                t_sum += float(v.sum())
+                t_n += int(v.size)
+            elif t.kind == "classes":
+                t_counts += np.bincount(target[tvalid], minlength=len(t_counts))[: len(t_counts)]
+                t_n += int(tvalid.sum())
+            else:
+                t_counts += target
+                t_n += 1
+    finally:
+        reader.close()
+    mods: dict[str, ModalityStats] = {}
+    for m in spec.modalities:
+        r = running[m.name]
+        freq = None
+        if m.is_categorical:
+            total = sum(class_counts[m.name].values()) or 1
+            freq = {str(k): v / total for k, v in sorted(class_counts[m.name].items())}
+        mods[m.name] = ModalityStats(
+            bands=list(m.bands),
+            kind=m.kind,
+            mean=[float(v) for v in r.mean],
+            std=[float(v) for v in r.std],
+            count=[int(v) for v in r.n],
+            class_frequencies=freq,
+        )
+    target_stats: dict[str, Any] = {"kind": t.kind, "count": t_n}
+    if t.kind == "continuous":
+        target_stats["mean"] = t_sum / t_n if t_n else None
+    else:
+        denom = t_n or 1
+        target_stats["frequencies"] = {
+            str(c): float(v / denom) for c, v in zip(t.classes or (), t_counts, strict=True)
+        }
+    stats = Statistics(
+        modalities=mods,
+        target=target_stats,
+        n_samples=len(ids),
+        ids_digest=ids_digest(ids),
+        dataset=spec.name,
+    )
+    if cache is not None:
+        stats.save(cache)
+    return stats
+
+
+def load_or_compute(
+    spec: DatasetSpec, cache_path: str | Path, progress: bool = True, decimate: int = 1
+) -> Statistics:
+    """Train-split statistics of ``spec``: the cache at ``cache_path`` when it matches the
+    spec's modalities/bands and train ids, else computed and written there (atomically).
+    A folder as ``cache_path`` means ``<folder>/statistics.json``."""
+    from .data import sample_ids
+
+    path = Path(cache_path)
+    if path.is_dir():
+        path = path / "statistics.json"
+    train = sample_ids(spec)["train"]
+    return compute_statistics(spec, train, cache=path, progress=progress, decimate=decimate)
+
+
+def apply_statistics(spec: DatasetSpec, stats: Statistics) -> DatasetSpec:
+    """A spec whose ``standard`` normalisations have mean/std filled from ``stats`` where the
+    spec left them empty (constants given in the spec or preset are kept). A zero std (a
+    constant band) becomes 1 so the band normalises to ``x - mean``."""
+    for m in spec.modalities:
+        n = m.normalization
+        if n.type != "standard" or not n.needs_statistics:
+            continue
+        ms = stats.modalities.get(m.name)
+        if ms is None or ms.bands != list(m.bands):
+            raise DataError(
+                f"statistics have no entry for modality {m.name!r} with bands {', '.join(m.bands)}",
+                stats.dataset or None,
+                "recompute them (delete the statistics JSON)",
+            )
+        mean = n.mean if n.mean is not None else tuple(ms.mean)
+        std = n.std if n.std is not None else tuple(ms.std)
+        if any(math.isnan(v) for v in (*mean, *std)):
+            raise DataError(
+                f"modality {m.name!r} has no valid pixels in the train split, so no mean/std",
+                stats.dataset or None,
+                "check its no-data value or give mean/std in the spec",
+            )
+        std = tuple(s if s > 0 else 1.0 for s in std)
+        spec = spec.with_modality(replace(m, normalization=replace(n, mean=mean, std=std)))
+    return spec
+
+
+__all__ = [
+    "ModalityStats",
+    "Statistics",
+    "apply_statistics",
+    "compute_statistics",
+    "ids_digest",
+    "load_or_compute",
+]

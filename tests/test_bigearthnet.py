@@ -1,0 +1,68 @@
+"""The real BigEarthNet-MM example (../shared/data/bigearthnet-example beside the repo)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+
+from modalens import checks, data, presets, stats
+
+ROOT = Path(__file__).parents[2] / "shared" / "data" / "bigearthnet-example"
+pytestmark = pytest.mark.skipif(
+    not ROOT.is_dir(), reason=f"BigEarthNet example data not found at {ROOT}"
+)
+
+
+@pytest.fixture(scope="module")
+def spec():
+    spec = presets.bigearthnet_spec(ROOT)
+    train = data.sample_ids(spec)["train"]
+    return stats.apply_statistics(spec, stats.compute_statistics(spec, train, progress=False))
+
+
+def test_real_patches_stack_to_14_channels_with_43_labels(spec):
+    ids = data.sample_ids(spec)
+    assert sum(len(v) for v in ids.values()) == 6 and all(ids.values())
+    ds = data.MultimodalDataset(spec, "train")
+    item = ds[0]
+    assert item["image"].shape == (14, 120, 120)
+    assert item["target"].shape == (43,) and item["target"].dtype.is_floating_point
+    assert item["valid"].all() and np.isfinite(item["image"].numpy()).all()
+    sid = item["id"]
+    meta = ROOT / "BigEarthNet-S2-Example" / sid / f"{sid}_labels_metadata.json"
+    labels = json.loads(meta.read_text())["labels"]
+    got = [presets.BIGEARTHNET_43_LABELS[k] for k in np.flatnonzero(item["target"].numpy())]
+    assert sorted(got) == sorted(labels)
+
+
+def test_bands_resampled_onto_the_10m_grid_and_s1_paired(spec):
+    reader = data.SampleReader(spec)
+    sid = data.sample_ids(spec)["test"][0]
+    grid = reader.grid(sid)
+    assert (grid.width, grid.height) == (120, 120) and grid.res == (10.0, 10.0)
+    img = reader.read(sid)["image"]
+    folder = ROOT / "BigEarthNet-S2-Example" / sid
+    with rasterio.open(folder / f"{sid}_B02.tif") as ds:
+        b02 = ds.read(1).astype(np.float64)
+    np.testing.assert_allclose(img[1], b02 / 10000, rtol=1e-5)
+    with rasterio.open(folder / f"{sid}_B05.tif") as ds:  # 20 m, 60x60
+        b05 = ds.read(1).astype(np.float64)
+    assert b05.shape == (60, 60)
+    up = img[4].astype(np.float64) * 10000
+    # bilinear upsampling keeps the 2x2 block means close to the 20 m values
+    blocks = up.reshape(60, 2, 60, 2).mean(axis=(1, 3))
+    assert np.abs(blocks - b05)[2:-2, 2:-2].mean() < 0.05 * b05.mean()
+    s1 = reader.index[sid]["s1"]
+    with rasterio.open(ROOT / "BigEarthNet-S1-Example" / s1 / f"{s1}_VV.tif") as ds:
+        vv = ds.read(1).astype(np.float64)
+    n = spec.modality("s1").normalization
+    np.testing.assert_allclose(img[12], (vv - n.mean[0]) / n.std[0], rtol=1e-4, atol=1e-4)
+
+
+def test_data_check_passes_on_the_real_example():
+    spec = presets.bigearthnet_spec(ROOT)
+    assert not checks.has_errors(checks.check_dataset(spec, progress=False))
