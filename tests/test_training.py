@@ -1,0 +1,265 @@
+"""Training: config validation, masked losses/metrics, overfitting, resume, checkpoints, tasks."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from modalens import presets, synthetic
+from modalens.errors import ModelError, SpecError
+from modalens.training import (
+    TaskModule,
+    fit,
+    load_checkpoint,
+    load_config,
+    load_run,
+    masked_regression_loss,
+)
+from modalens.training import test as evaluate
+
+
+def tiny_config(root: Path, **train: object) -> dict:
+    cfg = {
+        "name": "tiny",
+        "data": {"preset": "mapinwild", "root": str(root)},
+        "model": {"base_width": 8, "depth": 2},
+        "train": {"epochs": 2, "batch_size": 2, "lr": 1e-3, "crop_size": 32, "patience": 5},
+    }
+    cfg["train"].update(train)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return synthetic.generate(
+        tmp_path_factory.mktemp("synth") / "data", samples=6, size=64, seed=0, progress=False
+    )
+
+
+@pytest.fixture(scope="module")
+def trained_run(synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "run"
+    return fit(tiny_config(synth_root), out=out, progress=False)
+
+
+# ------------------------------------------------------------------------------ config
+def test_config_defaults_follow_the_paper(synth_root: Path) -> None:
+    cfg = load_config({"data": {"preset": "mapinwild", "root": str(synth_root)}})
+    t = cfg["train"]
+    assert cfg["task"] == "regression"
+    assert (t["lr"], t["batch_size"], t["loss"], t["optimizer"], t["patience"]) == (
+        1e-4,
+        16,
+        "mse",
+        "adam",
+        40,
+    )
+    assert t["scheduler"] == {"name": "cosine_warm_restarts", "T_0": 3, "T_mult": 1, "eta_min": 0}
+    assert t["precision"] == "32-true"
+    assert cfg["model"] == {"base_width": 64, "depth": 4}
+
+
+def test_unknown_config_key_names_key_and_file(tmp_path: Path) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text(
+        yaml.safe_dump({"data": {"preset": "mapinwild", "root": "x"}, "train": {"epoch": 3}})
+    )
+    with pytest.raises(SpecError) as info:
+        load_config(path)
+    msg = str(info.value)
+    assert "train.epoch" in msg and str(path) in msg and "\n" not in msg
+
+
+def test_config_rejects_wrong_loss_and_relative_root(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="loss 'ce' is not available for regression"):
+        load_config({"data": {"preset": "mapinwild", "root": "x"}, "train": {"loss": "ce"}})
+    path = tmp_path / "cfg" / "run.yaml"
+    path.parent.mkdir()
+    path.write_text(yaml.safe_dump({"data": {"preset": "mapinwild", "root": "../data"}}))
+    cfg = load_config(path)
+    assert cfg["data"]["root"] == str((tmp_path / "data").resolve())
+
+
+def test_modality_selection_sets_input_channels(synth_root: Path) -> None:
+    from modalens.training import _spec_from_config, build_module
+
+    cfg = load_config({**tiny_config(synth_root), "drop": ["viirs"]})
+    spec = _spec_from_config(cfg)
+    assert spec.modality_names == ["s2", "s1", "esa_wc"]
+    assert build_module(cfg, spec).model.in_channels == 13
+
+
+# ------------------------------------------------------------------------------ masking
+def _batch(task: str = "regression", b: int = 2, c: int = 4, s: int = 16) -> dict:
+    g = torch.Generator().manual_seed(0)
+    valid = torch.rand(b, s, s, generator=g) > 0.3
+    if task == "regression":
+        target = torch.rand(b, 1, s, s, generator=g)
+    else:
+        target = torch.randint(0, 3, (b, s, s), generator=g)
+        target[~valid] = -1
+    return {"image": torch.randn(b, c, s, s, generator=g), "target": target, "valid": valid}
+
+
+@pytest.mark.parametrize("task", ["regression", "segmentation"])
+def test_invalid_pixels_change_neither_loss_nor_metrics(task: str) -> None:
+    torch.manual_seed(0)
+    out = 1 if task == "regression" else 3
+    module = TaskModule(task, in_channels=4, out_channels=out, base_width=8, depth=2).eval()
+    batch = _batch(task)
+    bad = copy.deepcopy(batch)
+    inv = ~bad["valid"]
+    bad["image"] = torch.where(inv[:, None], torch.tensor(1e6), bad["image"])
+    if task == "regression":
+        bad["target"][:, 0][inv] = float("nan")
+    else:
+        bad["target"][inv] = 2
+    with torch.no_grad():
+        r1, r2 = module.compute(batch), module.compute(bad)
+    assert torch.equal(r1["loss"], r2["loss"]) and torch.isfinite(r1["loss"])
+    assert torch.equal(r1["preds"], r2["preds"]) and torch.equal(r1["targets"], r2["targets"])
+    m1 = module.val_metrics.clone()
+    m2 = module.val_metrics.clone()
+    m1.update(r1["preds"], r1["targets"])
+    m2.update(r2["preds"], r2["targets"])
+    assert {k: float(v) for k, v in m1.compute().items()} == {
+        k: float(v) for k, v in m2.compute().items()
+    }
+
+
+def test_batch_without_valid_pixels_gives_zero_loss_and_gradient() -> None:
+    module = TaskModule("regression", in_channels=4, out_channels=1, base_width=8, depth=2)
+    batch = _batch()
+    batch["valid"][:] = False
+    batch["target"][:] = float("nan")
+    res = module.compute(batch)
+    assert float(res["loss"].detach()) == 0.0 and int(res["n"]) == 0
+    res["loss"].backward()
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    assert all(torch.isfinite(g).all() and (g == 0).all() for g in grads)
+    # direct helper: NaN targets at invalid pixels do not leak
+    pred = torch.zeros(1, 1, 2, 2, requires_grad=True)
+    loss, n = masked_regression_loss(
+        pred,
+        torch.tensor([[[[1.0, float("nan")], [1.0, 1.0]]]]),
+        torch.tensor([[[1, 0], [1, 1]]]).bool(),
+    )
+    loss.backward()
+    assert float(loss.detach()) == 1.0 and int(n) == 3 and torch.isfinite(pred.grad).all()
+
+
+def test_tiny_batch_overfits() -> None:
+    torch.manual_seed(0)
+    module = TaskModule("regression", in_channels=4, out_channels=1, base_width=8, depth=2)
+    batch = _batch(b=2, s=16)
+    opt = torch.optim.Adam(module.parameters(), lr=1e-2)
+    losses = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny convolutions: OpenMP overhead dominates on a busy machine
+    try:
+        for _ in range(40):
+            opt.zero_grad()
+            loss = module.compute(batch)["loss"]
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))
+    finally:
+        torch.set_num_threads(threads)
+    assert losses[-1] <= 0.1 * losses[0]
+
+
+# ------------------------------------------------------------------------------ runs
+def test_fit_writes_run_folder(trained_run: Path) -> None:
+    for name in ("config.yaml", "dataset.yaml", "stats.json", "metrics.csv"):
+        assert (trained_run / name).is_file(), name
+    assert (trained_run / "checkpoints" / "best.ckpt").is_file()
+    assert (trained_run / "checkpoints" / "last.ckpt").is_file()
+    table = pd.read_csv(trained_run / "metrics.csv")
+    assert list(table["epoch"]) == [0, 1]
+    for col in ("train_loss", "val_loss", "val_mae", "val_rmse", "lr"):
+        assert table[col].notna().all(), col
+    run = load_run(trained_run)
+    assert not run.model.training and run.task == "regression"
+    assert run.spec.modality("s1").normalization.mean is not None
+    assert len(run.dataset("test")) == 1
+
+
+def test_existing_run_folder_needs_resume(trained_run: Path, synth_root: Path) -> None:
+    with pytest.raises(ModelError, match="--resume"):
+        fit(tiny_config(synth_root), out=trained_run, progress=False)
+
+
+def test_test_writes_metrics_table(trained_run: Path) -> None:
+    table = evaluate(trained_run, split="test")
+    assert (trained_run / "metrics_test.csv").is_file()
+    assert table.iloc[0]["id"] == "all"
+    assert {"loss", "mae", "rmse", "n"} <= set(table.columns)
+    assert 0 < table.iloc[0]["mae"] < 1
+
+
+def test_resume_equals_uninterrupted_run(synth_root: Path, tmp_path: Path) -> None:
+    aug = {"hflip": 0.5, "vflip": 0.5, "blur": 0.5}
+    full = tiny_config(synth_root, epochs=2, augment=aug, weighted_sampling=True)
+    half = tiny_config(synth_root, epochs=1, augment=aug, weighted_sampling=True)
+    fit(full, out=tmp_path / "a", progress=False)
+    fit(half, out=tmp_path / "b", progress=False)
+    fit(full, out=tmp_path / "b", progress=False, resume=True)
+    a = torch.load(tmp_path / "a/checkpoints/last.ckpt", map_location="cpu", weights_only=False)
+    b = torch.load(tmp_path / "b/checkpoints/last.ckpt", map_location="cpu", weights_only=False)
+    assert a["epoch"] == b["epoch"] == 1
+    for k, v in a["state_dict"].items():
+        assert torch.equal(v, b["state_dict"][k]), k
+    ma = pd.read_csv(tmp_path / "a/metrics.csv").drop(columns="seconds")
+    mb = pd.read_csv(tmp_path / "b/metrics.csv").drop(columns="seconds")
+    pd.testing.assert_frame_equal(ma, mb)
+
+
+def test_resume_rejects_changed_config(trained_run: Path, synth_root: Path) -> None:
+    with pytest.raises(SpecError, match="train.lr"):
+        fit(tiny_config(synth_root, lr=0.5), out=trained_run, progress=False, resume=True)
+
+
+def test_checkpoint_modality_mismatch(trained_run: Path) -> None:
+    run = load_run(trained_run)
+    with pytest.raises(ModelError) as info:
+        load_checkpoint(run.checkpoint, spec=run.spec.select(use=["s2", "s1"]))
+    assert "checkpoint expects modalities s2,s1,esa_wc,viirs but data has s2,s1" in str(info.value)
+    reordered = run.spec.__class__(
+        **{**run.spec.__dict__, "modalities": tuple(reversed(run.spec.modalities))}
+    )
+    with pytest.raises(ModelError, match="but data has viirs,esa_wc,s1,s2"):
+        load_checkpoint(run.checkpoint, spec=reordered)
+
+
+# ------------------------------------------------------------------------------ tasks
+def test_segmentation_trains(make_mapinwild, tmp_path: Path) -> None:
+    root = make_mapinwild(n=6, size=32, splits=(4, 1, 1))
+    cfg = tiny_config(root, epochs=1, crop_size=32)
+    cfg["data"]["preset_options"] = {"target": "mask"}
+    run_dir = fit(cfg, out=tmp_path / "seg", progress=False)
+    row = pd.read_csv(run_dir / "metrics.csv").iloc[-1]
+    assert load_config(cfg)["task"] == "segmentation"
+    for col in ("train_loss", "val_loss", "val_iou", "val_f1", "val_accuracy"):
+        assert pd.notna(row[col]), col
+
+
+def test_classification_trains_on_real_bigearthnet(bigearthnet_root: Path, tmp_path: Path) -> None:
+    spec = presets.bigearthnet_spec(bigearthnet_root)
+    cfg = {
+        "data": {"preset": "bigearthnet", "root": str(bigearthnet_root)},
+        "model": {"base_width": 8, "depth": 3},
+        "train": {"epochs": 1, "batch_size": 2, "lr": 1e-3, "crop_size": 0},
+    }
+    assert load_config(cfg)["task"] == "classification"
+    run_dir = fit(cfg, out=tmp_path / "ben", progress=False)
+    row = pd.read_csv(run_dir / "metrics.csv").iloc[-1]
+    for col in ("train_loss", "val_loss", "val_map", "val_f1"):
+        assert pd.notna(row[col]), col
+    run = load_run(run_dir)
+    assert run.model.out_channels == len(spec.target.classes) == 43
+    assert run.model.in_channels == 14  # 12 S2 + 2 S1
