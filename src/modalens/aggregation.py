@@ -1,0 +1,156 @@
+"""Dataset-level summaries of sample-level occlusion scores.
+
+:func:`summarize` turns the long-form scores of :func:`modalens.occlusion.attribute` into one
+row per ``(method, level, distance, strategy, group)``: the number of samples ``n``, ``mean``,
+``median``, ``std``, a seeded percentile-bootstrap interval of the mean (``ci_low``,
+``ci_high``; 95 % by default), the group's ``share`` of the summed means of all groups of the
+block and its ``rank`` (1 = most influential). Random strategies' draws are averaged per
+sample first. The ``ALL`` reference and the pairwise ``interaction`` rows get no share or rank.
+The bootstrap draws one set of resampling indices per sample count, so groups are resampled
+jointly (paired) and the same seed gives the same intervals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataError
+
+KEYS = ["method", "level", "distance", "strategy", "group"]
+BLOCK = ["method", "level", "distance", "strategy"]
+SUMMARY_COLUMNS = [
+    *KEYS,
+    "n",
+    "mean",
+    "median",
+    "std",
+    "ci_low",
+    "ci_high",
+    "share",
+    "rank",
+]
+ALL = "ALL"
+
+
+def per_sample(scores: pd.DataFrame) -> pd.DataFrame:
+    """One value per sample and key: the mean over draws (NaN draws ignored)."""
+    missing = [c for c in ["sample_id", *KEYS, "value"] if c not in scores.columns]
+    if missing:
+        raise DataError(
+            f"scores lack columns {missing}", "scores", "pass the table attribute() returned"
+        )
+    cols = ["sample_id", *KEYS]
+    if "window" in scores.columns:
+        cols.insert(1, "window")
+    out = scores.groupby(cols, sort=False, dropna=False)["value"].mean().reset_index()
+    return out
+
+
+def bootstrap_ci(
+    values: np.ndarray, n_boot: int = 1000, ci: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``values`` (NaNs dropped)."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[~np.isnan(v)]
+    if v.size == 0:
+        return (np.nan, np.nan)
+    if v.size == 1 or n_boot <= 0:
+        m = float(v.mean())
+        return (m, m) if v.size == 1 else (np.nan, np.nan)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, v.size, size=(n_boot, v.size))
+    means = v[idx].mean(axis=1)
+    lo, hi = np.quantile(means, [(1 - ci) / 2, 1 - (1 - ci) / 2])
+    return float(lo), float(hi)
+
+
+def summarize(
+    scores: pd.DataFrame, n_boot: int = 1000, ci: float = 0.95, seed: int = 0
+) -> pd.DataFrame:
+    """Dataset-level table (see the module docstring); ``n_boot=0`` skips the bootstrap."""
+    if len(scores) == 0:
+        return pd.DataFrame(columns=SUMMARY_COLUMNS)
+    ps = per_sample(scores)
+    rows: list[dict[str, Any]] = []
+    for key, grp in ps.groupby(KEYS, sort=False, dropna=False):
+        v = grp["value"].to_numpy(dtype=np.float64)
+        ok = v[~np.isnan(v)]
+        lo, hi = bootstrap_ci(ok, n_boot, ci, seed) if n_boot > 0 else (np.nan, np.nan)
+        rows.append(
+            {
+                **dict(zip(KEYS, key, strict=True)),
+                "n": int(ok.size),
+                "mean": float(ok.mean()) if ok.size else np.nan,
+                "median": float(np.median(ok)) if ok.size else np.nan,
+                "std": float(ok.std(ddof=1)) if ok.size > 1 else np.nan,
+                "ci_low": lo,
+                "ci_high": hi,
+            }
+        )
+    out = pd.DataFrame(rows)
+    out["share"] = np.nan
+    out["rank"] = np.nan
+    ranked = (out["group"] != ALL) & (out["method"].isin(["occlusion", "shapley"]))
+    for _, idx in out[ranked].groupby(BLOCK, sort=False).groups.items():
+        sub = out.loc[idx, "mean"]
+        total = sub.sum(min_count=1)
+        if total is not None and np.isfinite(total) and total != 0:
+            out.loc[idx, "share"] = sub / total
+        out.loc[idx, "rank"] = sub.rank(ascending=False, method="min")
+    out["rank"] = out["rank"].astype("Int64")
+    return out[SUMMARY_COLUMNS]
+
+
+def _fmt(v: Any, digits: int = 4) -> str:
+    if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA:
+        return "-"
+    if isinstance(v, float | np.floating):
+        return f"{v:.{digits}g}"
+    return str(v)
+
+
+def format_summary(
+    summary: pd.DataFrame,
+    columns: Sequence[str] = ("mean", "ci_low", "ci_high", "median", "std", "share", "rank", "n"),
+    digits: int = 4,
+) -> str:
+    """Plain-text table of a summary, one block per (method, level, distance, strategy)."""
+    if len(summary) == 0:
+        return "(no scores)"
+    lines: list[str] = []
+    for key, grp in summary.groupby(BLOCK, sort=False):
+        method, level, distance, strategy = key
+        lines.append(f"{method} | level={level} | distance={distance} | strategy={strategy}")
+        header = ["group", *columns]
+        body = []
+        for _, r in grp.iterrows():
+            cells = [str(r["group"])]
+            for c in columns:
+                v = r[c]
+                if c == "share" and not pd.isna(v):
+                    cells.append(f"{100 * v:.1f}%")
+                elif c in ("rank", "n"):
+                    cells.append("-" if pd.isna(v) else str(int(v)))
+                else:
+                    cells.append(_fmt(v, digits))
+            body.append(cells)
+        widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(header)]
+        lines.append(
+            "  ".join(
+                h.ljust(w) if i == 0 else h.rjust(w)
+                for i, (h, w) in enumerate(zip(header, widths, strict=True))
+            )
+        )
+        for b in body:
+            lines.append(
+                "  ".join(
+                    c.ljust(w) if i == 0 else c.rjust(w)
+                    for i, (c, w) in enumerate(zip(b, widths, strict=True))
+                )
+            )
+        lines.append("")
+    return "\n".join(lines).rstrip()
