@@ -173,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("demo", help="synth -> fit -> attribute on built-in synthetic data")
     s.add_argument("--out", default="modalens-demo", help="output folder (default modalens-demo)")
-    s.add_argument("--samples", type=int, default=40)
+    s.add_argument("--samples", type=int, default=60)
     s.add_argument("--size", type=int, default=128)
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=cmd_demo)

@@ -37,7 +37,7 @@ def _synth_matches(data: Path, samples: int, size: int, seed: int) -> bool:
 
 def run_demo(
     out: str | Path = "modalens-demo",
-    samples: int = 40,
+    samples: int = 60,
     size: int = 128,
     seed: int = 0,
     progress: bool = True,
@@ -63,46 +63,77 @@ def run_demo(
         step(f"1/5 synthetic data already in {data}")
     else:
         step(f"1/5 writing {samples} synthetic samples of {size}x{size} px to {data}")
-        generate(data, samples=samples, size=size, seed=seed, importance=DEMO_IMPORTANCE,
-                 progress=progress)
+        generate(
+            data,
+            samples=samples,
+            size=size,
+            seed=seed,
+            importance=DEMO_IMPORTANCE,
+            progress=progress,
+        )
     planted = json.loads((data / "metadata.json").read_text())["importance"]
 
     step("2/5 checking the dataset")
     problems = check_dataset(mapinwild_spec(data), progress=False)
     if has_errors(problems):
-        raise DataError("the synthetic dataset failed its check", str(data),
-                        f"delete {data} and rerun the demo")
+        raise DataError(
+            "the synthetic dataset failed its check", str(data), f"delete {data} and rerun the demo"
+        )
 
     run_dir = out / "run"
     resume = (run_dir / "config.yaml").exists()
     step(f"3/5 training a small U-Net ({'resuming' if resume else 'new run'}) in {run_dir}")
-    fit(demo_config_path(), out=run_dir, resume=resume, overrides={"data": {"root": str(data)}},
-        progress=progress)
+    fit(
+        demo_config_path(),
+        out=run_dir,
+        resume=resume,
+        overrides={"data": {"root": str(data)}},
+        progress=progress,
+    )
     metrics = test(run_dir, split="test")
     step("test metrics:\n" + metrics.to_string(index=False))
 
     step("4/5 occluding each modality with zeros, ones, uniform and Gaussian noise")
     attr_dir = out / "attribution"
     _scores, summary = attribute_run(
-        run_dir, split="test", strategies=STRATEGIES, distances=["euclidean"],
-        levels=["embedding", "output"], out=attr_dir, progress=progress,
+        run_dir,
+        split="test",
+        strategies=STRATEGIES,
+        distances=["euclidean"],
+        levels=["embedding", "output"],
+        out=attr_dir,
+        progress=progress,
     )
     print(format_summary(summary))
 
     step("5/5 figure and agreement with the planted importances")
     fig = influence_bar_chart(summary, attr_dir / "influence.png")
-    emb = summary[(summary["level"] == "embedding") & (summary["strategy"] == "zeros")]
-    emb = emb[emb["group"] != "ALL"].sort_values("mean", ascending=False)
-    measured = list(emb["group"])
     planted_rank = sorted(planted, key=lambda k: -planted[k])
-    print(f"planted importance ranking : {' > '.join(planted_rank)}")
-    print(f"measured (embedding, zeros): {' > '.join(measured)}")
+    print(
+        f"planted importance ranking  : {' > '.join(planted_rank)}  "
+        f"({', '.join(f'{k} {planted[k]:.0%}' for k in planted_rank)})"
+    )
+    rankings: dict[str, list[str]] = {}
+    for level in ("embedding", "output"):
+        for strategy in STRATEGIES:
+            rows = summary[
+                (summary["level"] == level)
+                & (summary["strategy"] == strategy)
+                & (summary["group"] != "ALL")
+            ].sort_values("mean", ascending=False)
+            rankings[f"{level}/{strategy}"] = list(rows["group"])
+    for key, ranking in rankings.items():
+        agree = sum(a == b for a, b in zip(ranking, planted_rank, strict=False))
+        print(
+            f"measured {key:<19}: {' > '.join(ranking)}  ({agree}/{len(planted_rank)} "
+            "positions as planted)"
+        )
     print(f"figure: {fig}")
     step(f"done; everything is in {out}")
     return {
         "metrics": metrics,
         "summary": summary,
         "planted_ranking": planted_rank,
-        "measured_ranking": measured,
+        "rankings": rankings,
         "figure": fig,
     }

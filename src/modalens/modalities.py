@@ -384,20 +384,26 @@ class DatasetSpec:
         return _parse_dataset(data, source, base_dir)
 
 
+def read_yaml(path: str | Path, what: str = "spec") -> Any:
+    """Parse a YAML file; a missing file or bad syntax is a one-line :class:`SpecError`."""
+    path = Path(path)
+    if not path.exists():
+        raise SpecError(f"{what} file not found: {path}", None, "check the path given to --config")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        at = f"{path}" + (f", line {line + 1}" if line is not None else "")
+        raise SpecError(f"{what} file is not valid YAML", at, "fix the YAML syntax") from None
+
+
 def load_spec(path: str | Path, root: str | Path | None = None) -> DatasetSpec:
     """Load and validate a dataset spec from YAML. ``root`` overrides the file's ``root``.
 
     A config file that holds the spec under a ``data:`` key (as run configs do) is accepted too.
     """
     path = Path(path)
-    if not path.exists():
-        raise SpecError(f"spec file not found: {path}", None, "check the path given to --config")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        line = getattr(getattr(exc, "problem_mark", None), "line", None)
-        at = f"{path}" + (f", line {line + 1}" if line is not None else "")
-        raise SpecError("spec file is not valid YAML", at, "fix the YAML syntax") from None
+    data = read_yaml(path, "spec")
     if not isinstance(data, Mapping):
         raise SpecError("spec file must hold a mapping", str(path), "see the README for an example")
     if "data" in data and "modalities" not in data:

@@ -1567,24 +1567,12 @@ def _run_mean(run: Any) -> list[float] | None:
 
 def _lazy_batches(dataset: Any, batch_size: int) -> list[LazyBatch]:
     """Batches of ``dataset`` in order whose items are read only when needed."""
-    from torch.utils.data import default_collate
+    from .training import collate
 
     ids = [str(i) for i in getattr(dataset, "ids", range(len(dataset)))]
 
     def load(idx: list[int]) -> dict[str, Any]:
-        items = [dataset[i] for i in idx]
-        out: dict[str, Any] = {}
-        for key in items[0]:
-            vals = [it[key] for it in items]
-            if isinstance(vals[0], Tensor):
-                out[key] = torch.stack(vals)
-            elif isinstance(vals[0], np.ndarray):
-                out[key] = torch.from_numpy(np.stack(vals))
-            elif key in ("id", "window"):
-                out[key] = vals
-            else:
-                out[key] = default_collate(vals)
-        return out
+        return collate([dataset[i] for i in idx])
 
     batches = []
     for s in range(0, len(dataset), max(1, batch_size)):

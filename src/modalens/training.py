@@ -61,7 +61,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .errors import DataError, ModalensError, ModelError, SpecError
 from .io import atomic_path, atomic_write_json, atomic_write_text
-from .modalities import DatasetSpec, load_spec, merge_dicts, spec_to_yaml
+from .modalities import DatasetSpec, load_spec, merge_dicts, read_yaml, spec_to_yaml
 from .models import UNet
 
 CONFIG_VERSION = 1
@@ -228,14 +228,7 @@ def load_config(
     if isinstance(config, (str, Path)):
         path = Path(config)
         source = str(path)
-        if not path.exists():
-            raise SpecError(f"config file not found: {path}", None, "check the --config path")
-        try:
-            raw = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            line = getattr(getattr(exc, "problem_mark", None), "line", None)
-            at = f"{path}" + (f", line {line + 1}" if line is not None else "")
-            raise SpecError("config file is not valid YAML", at, "fix the YAML syntax") from None
+        raw = read_yaml(path, "config")
         if raw is None:
             raw = {}
         if not isinstance(raw, Mapping):
