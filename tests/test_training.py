@@ -263,3 +263,23 @@ def test_classification_trains_on_real_bigearthnet(bigearthnet_root: Path, tmp_p
     run = load_run(run_dir)
     assert run.model.out_channels == len(spec.target.classes) == 43
     assert run.model.in_channels == 14  # 12 S2 + 2 S1
+
+
+def test_repeated_weighted_draws_get_their_own_crops(mapinwild_root):
+    """With replacement, a scene drawn twice in an epoch must not repeat the same window."""
+    from modalens import presets
+    from modalens.data import MultimodalDataset
+    from modalens.training import EpochDataset, EpochSampler
+
+    spec = presets.mapinwild_spec(mapinwild_root)
+    n = len(MultimodalDataset(spec, "train", crop_size=16))
+    weights = torch.zeros(n)
+    weights[0] = 1.0  # every draw picks item 0
+    sampler = EpochSampler(n, seed=0, weights=weights, num_samples=4)
+    keys = list(sampler)
+    assert keys == [(0, d, 0) for d in range(4)]
+    ds = EpochDataset(MultimodalDataset(spec, "train", crop_size=16, seed=0))
+    windows = [ds[k]["window"] for k in keys]
+    assert len(set(windows)) > 1
+    # and the same keys give the same windows again (resume-safe)
+    assert windows == [ds[k]["window"] for k in keys]

@@ -727,11 +727,16 @@ class MultimodalDataset(Dataset):
         self.augment = augment
         self.seed = int(seed)
         self.epoch = 0
+        self.draw = 0
         self.max_tries = max(1, int(max_tries))
         self.reader = SampleReader(spec)
 
-    def set_epoch(self, epoch: int) -> None:
+    def set_epoch(self, epoch: int, draw: int = 0) -> None:
+        """Select the crops and augmentations of ``epoch``; ``draw`` counts repeated draws of
+        the same item within the epoch (weighted sampling with replacement), so each draw of a
+        scene gets its own random window."""
         self.epoch = int(epoch)
+        self.draw = int(draw)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -751,7 +756,7 @@ class MultimodalDataset(Dataset):
             return [(0, 0, h, w)]
         out: list[WindowTuple] = []
         if self.random_crop:
-            rng = _rng(self.seed, self.epoch, index)
+            rng = _rng(self.seed, self.epoch, self.draw, index)
         else:
             out.append(((grid.height - h) // 2, (grid.width - w) // 2, h, w))
             rng = _rng(self.seed, 0x5EED, index)
@@ -783,7 +788,7 @@ class MultimodalDataset(Dataset):
         tgt = torch.from_numpy(item["target"])
         valid = torch.from_numpy(item["valid"])
         if self.augment is not None:
-            seed = int(_rng(self.seed, self.epoch, index, 0xA06).integers(0, 2**62))
+            seed = int(_rng(self.seed, self.epoch, self.draw, index, 0xA06).integers(0, 2**62))
             a_img, a_tgt, a_valid = self.augment(img[None], tgt[None], valid[None], seed=seed)
             img, tgt, valid = a_img[0], a_tgt[0], a_valid[0]
         return {"image": img, "target": tgt, "valid": valid, "id": sid, "window": tuple(win)}

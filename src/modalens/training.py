@@ -684,7 +684,8 @@ def _derive_seed(*keys: int) -> int:
 
 # =============================================================================== data plumbing
 class EpochSampler(Sampler):
-    """Yields ``(epoch, index)`` pairs: a seeded shuffle (or weighted draw) per epoch.
+    """Yields ``(epoch, draw, index)``: a seeded shuffle (or weighted draw) per epoch, ``draw``
+    counting earlier draws of the same index in the epoch.
 
     Lightning calls :meth:`set_epoch` before every epoch; the order depends only on
     ``(seed, epoch)``, so a resumed run draws the same samples as an uninterrupted one, and
@@ -721,12 +722,15 @@ class EpochSampler(Sampler):
             order = torch.randperm(self.n, generator=gen)
         else:
             order = torch.arange(self.n)
+        seen: dict[int, int] = {}
         for i in order.tolist():
-            yield (self.epoch, int(i))
+            draw = seen.get(i, 0)  # repeated draws of an item get their own crop
+            seen[i] = draw + 1
+            yield (self.epoch, draw, int(i))
 
 
 class EpochDataset(Dataset):
-    """Wraps a dataset with ``set_epoch`` so that items are indexed by ``(epoch, index)``."""
+    """Wraps a dataset with ``set_epoch`` so that items are indexed by ``(epoch, draw, index)``."""
 
     def __init__(self, dataset: Any) -> None:
         self.dataset = dataset
@@ -734,11 +738,11 @@ class EpochDataset(Dataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, key: tuple[int, int] | int) -> Any:
+    def __getitem__(self, key: tuple[int, int, int] | int) -> Any:
         if isinstance(key, tuple):
-            epoch, index = key
+            epoch, draw, index = key
             if hasattr(self.dataset, "set_epoch"):
-                self.dataset.set_epoch(epoch)
+                self.dataset.set_epoch(epoch, draw)
             return self.dataset[index]
         return self.dataset[key]
 
