@@ -101,6 +101,14 @@ def test_roundtrip_through_yaml() -> None:
             r"'ordinal' is for categorical",
         ),
         (lambda d: d["modalities"].append(dict(d["modalities"][0])), r"'s2' repeats"),
+        (
+            lambda d: d["modalities"][0].update(normalization={"type": "scale", "divisor": "x"}),
+            r"divisor must be a number, got 'x'.*modalities\[0\] \(s2\)\.normalization\.divisor",
+        ),
+        (lambda d: d["target"].update(scale="big"), r"scale must be a number.*target\.scale"),
+        (lambda d: d.update(crop_size="256px"), r"crop_size must be an integer"),
+        (lambda d: d["modalities"][1].update(classes=[10, "x"]), r"classes must be an integer"),
+        (lambda d: d.update(split={"ratios": ["a", 0.1, 0.1]}), r"ratios must be a number"),
     ],
 )
 def test_spec_errors_name_key_and_file(tmp_path: Path, mutate, message: str) -> None:

@@ -85,6 +85,34 @@ def test_config_rejects_wrong_loss_and_relative_root(tmp_path: Path) -> None:
     assert cfg["data"]["root"] == str((tmp_path / "data").resolve())
 
 
+def test_root_override_applies_to_a_spec_file_and_run_config_is_self_contained(
+    tmp_path: Path, synth_root: Path
+) -> None:
+    spec_file = tmp_path / "specs" / "data.yaml"
+    spec_file.parent.mkdir()
+    spec_file.write_text(yaml.safe_dump({"preset": "mapinwild", "root": "nowhere"}))
+    cfg_path = tmp_path / "run.yaml"
+    cfg_path.write_text(yaml.safe_dump({"data": "specs/data.yaml"}))
+    cfg = load_config(cfg_path)
+    assert cfg["data"]["root"] == str((spec_file.parent / "nowhere").resolve())
+    cfg = load_config(cfg_path, overrides={"data": {"root": str(synth_root)}})
+    assert cfg["data"] == {"preset": "mapinwild", "root": str(synth_root.resolve())}
+    spec_file.unlink()  # the resolved config no longer needs the spec file
+    assert load_config(cfg)["data"]["root"] == str(synth_root.resolve())
+
+
+def test_bad_augmentation_option_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(SpecError) as info:
+        load_config(
+            {
+                "data": {"preset": "mapinwild", "root": "x"},
+                "train": {"augment": {"blur": {"p": 0.5, "kernel_size": 4}}},
+            }
+        )
+    msg = str(info.value)
+    assert "train.augment" in msg and "\n" not in msg
+
+
 def test_modality_selection_sets_input_channels(synth_root: Path) -> None:
     from modalens.training import _spec_from_config, build_module
 

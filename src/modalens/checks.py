@@ -163,7 +163,7 @@ def _check_target(
     out: list[Problem] = []
     with ds:
         try:
-            bands = check_band_indices(ds, t.source.bands if t.source else None, 1, "the target")
+            bands = check_band_indices(ds, t.bands, 1, "the target")
             if grid is not None:
                 plan_read(ds, grid, "the sample")
         except ModalensError as exc:

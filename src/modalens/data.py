@@ -518,10 +518,9 @@ class SampleReader:
         ds = self._files.get(path)
         key = str(path)
         if key not in self._checked:
-            want = t.source.bands if t.source.bands is not None else (1,)
-            check_band_indices(ds, want, 1, what="the target")
+            check_band_indices(ds, t.bands, 1, what="the target")
             self._checked.add(key)
-        band = [t.source.bands[0] if t.source.bands else 1]
+        band = [t.bands[0]]
         if g is self.grid(sample_id):
             plan = self._plan(sample_id, path, ds)
         else:

@@ -83,6 +83,21 @@ def _where(key: str, source: str | None) -> str:
     return f"key '{key}' in {source}" if source else f"key '{key}'"
 
 
+def _number(value: Any, key: str, source: str | None, kind: type = float) -> Any:
+    """``kind(value)`` or a one-line SpecError naming the key."""
+    try:
+        if kind is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError
+        return kind(value)
+    except (TypeError, ValueError):
+        what = "an integer" if kind is int else "a number"
+        raise SpecError(
+            f"{key.rsplit('.', 1)[-1]} must be {what}, got {value!r}",
+            _where(key, source),
+            f"write {what}",
+        ) from None
+
+
 @dataclass(frozen=True)
 class SourceFile:
     """One raster file of a modality: a path template and the 1-based bands read from it.
@@ -221,6 +236,13 @@ class TargetSpec:
     classes: tuple[Any, ...] | None = None
     key: str = "labels"
     multilabel: bool = True
+
+    @property
+    def bands(self) -> tuple[int, ...]:
+        """1-based band(s) read from the target raster (the first band unless the spec says)."""
+        if self.source is not None and self.source.bands:
+            return self.source.bands
+        return (1,)
 
     @property
     def n_outputs(self) -> int:
@@ -531,7 +553,7 @@ def _parse_norm(
             _where(f"{where}.type", source),
             "set kind: categorical or use scale/standard",
         )
-    divisor = float(value.get("divisor", 1.0))
+    divisor = _number(value.get("divisor", 1.0), f"{where}.divisor", source)
     if divisor == 0:
         raise SpecError(
             "divisor must not be 0", _where(f"{where}.divisor", source), "use e.g. 10000"
@@ -542,7 +564,7 @@ def _parse_norm(
     return Normalization(
         type=ntype,
         divisor=divisor,
-        offset=float(value.get("offset", 0.0)),
+        offset=_number(value.get("offset", 0.0), f"{where}.offset", source),
         mean=_floats(value.get("mean"), n_bands, f"{where}.mean", source),
         std=std,
     )
@@ -606,12 +628,7 @@ def _parse_modality(d: Any, i: int, source: str | None) -> Modality:
                 _where(f"{where}.classes", source),
                 "list them, e.g. classes: [10, 20, 30]",
             )
-        try:
-            classes = tuple(int(c) for c in classes)
-        except (TypeError, ValueError):
-            raise SpecError(
-                "class codes must be integers", _where(f"{where}.classes", source), ""
-            ) from None
+        classes = tuple(_number(c, f"{where}.classes", source, int) for c in classes)
         if len(bands) != 1:
             raise SpecError(
                 "a categorical modality has exactly one band",
@@ -660,8 +677,11 @@ def _parse_target(d: Any, source: str | None) -> TargetSpec:
                 _where("target.classes", source),
                 "list the class codes (or label names)",
             )
-        classes = tuple(int(c) for c in classes) if kind == "classes" else tuple(map(str, classes))
-    scale = float(d.get("scale", 1.0))
+        if kind == "classes":
+            classes = tuple(_number(c, "target.classes", source, int) for c in classes)
+        else:
+            classes = tuple(map(str, classes))
+    scale = _number(d.get("scale", 1.0), "target.scale", source)
     if scale == 0:
         raise SpecError("scale must not be 0", _where("target.scale", source), "use e.g. 100")
     return TargetSpec(
@@ -698,6 +718,8 @@ def _parse_split(d: Any, source: str | None) -> SplitSpec:
             )
         columns[k] = str(v)
     ratios = d.get("ratios", [0.8, 0.1, 0.1])
+    if isinstance(ratios, list):
+        ratios = [_number(r, "split.ratios", source) for r in ratios]
     if not isinstance(ratios, list) or len(ratios) != 3 or abs(sum(ratios) - 1) > 1e-6:
         raise SpecError(
             "split ratios must be three numbers summing to 1",
@@ -708,7 +730,7 @@ def _parse_split(d: Any, source: str | None) -> SplitSpec:
         file=d.get("file"),
         columns=tuple((k, columns[k]) for k in SPLIT_NAMES),
         ratios=tuple(float(r) for r in ratios),
-        seed=int(d.get("seed", 0)),
+        seed=_number(d.get("seed", 0), "split.seed", source, int),
     )
 
 
@@ -747,7 +769,7 @@ def _parse_dataset(
     root_path = Path(str(root))
     if not root_path.is_absolute() and base_dir is not None:
         root_path = base_dir / root_path
-    crop = int(data.get("crop_size", 256))
+    crop = _number(data.get("crop_size", 256), "crop_size", source, int)
     if crop < 8:
         raise SpecError(
             "crop_size must be >= 8", _where("crop_size", source), "e.g. crop_size: 256"

@@ -306,7 +306,12 @@ def build_index(spec: DatasetSpec) -> pd.DataFrame | None:
         p = p if p.is_absolute() else spec.root / p
         if not p.exists():
             raise DataError("index table not found", str(p), "check the spec's 'index' key")
-        df = pd.read_csv(p, dtype=str)
+        try:
+            df = pd.read_csv(p, dtype=str)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+            raise DataError(
+                "index table is not a readable CSV", str(p), "write it as CSV with an id column"
+            ) from None
         if "id" not in df.columns:
             raise DataError("index table has no 'id' column", str(p), "add an id column")
         return df

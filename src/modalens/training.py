@@ -213,6 +213,28 @@ def _spec_from_config(cfg: Mapping[str, Any], source: str | None = None) -> Data
     return spec
 
 
+def _inline_spec_file(raw: dict[str, Any], source: str | None) -> dict[str, Any]:
+    """Replace ``data: PATH`` by the spec file's content (root made absolute), so overrides such
+    as ``--root`` merge into it and the saved run config does not depend on that file."""
+    data = raw.get("data")
+    if not isinstance(data, (str, Path)):
+        return raw
+    base = Path(source).parent if source else Path.cwd()
+    path = Path(data).expanduser()
+    path = path if path.is_absolute() else base / path
+    spec = read_yaml(path, "spec")
+    if isinstance(spec, Mapping) and "data" in spec and "modalities" not in spec:
+        spec = spec["data"]
+    if not isinstance(spec, Mapping):
+        raise _config_error(
+            f"the spec file {path} must hold a mapping", "data", source, "see the README"
+        )
+    spec = dict(spec)
+    root = Path(str(spec.get("root") or ".")).expanduser()
+    spec["root"] = str(root if root.is_absolute() else (path.parent / root).resolve())
+    return {**raw, "data": spec}
+
+
 def load_config(
     config: str | Path | Mapping[str, Any], overrides: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -237,6 +259,7 @@ def load_config(
         raw = copy.deepcopy(dict(config))
     else:
         raise SpecError(f"cannot read a config from {type(config).__name__}", None, "give a path")
+    raw = _inline_spec_file(raw, source)
     if overrides:
         overrides = copy.deepcopy(dict(overrides))
         data_over = overrides.get("data")
@@ -257,8 +280,6 @@ def load_config(
         data = dict(data)
         data["root"] = str(root if root.is_absolute() else (base / root).resolve())
         cfg["data"] = data
-    elif isinstance(data, str) and not Path(data).is_absolute():
-        cfg["data"] = str((base / data).resolve())
     spec = _spec_from_config(cfg, source)
     for key in ("use", "drop"):
         if isinstance(cfg[key], str):
@@ -350,12 +371,18 @@ def load_config(
             "e.g. augment: {hflip: 0.5, vflip: 0.5}",
         )
     if t["augment"] is not None:
-        try:
-            from .augment import Augmentation
+        from .augment import Augmentation
 
-            Augmentation(dict(t["augment"]))
+        where = f"key 'train.augment' in {source or 'config'}"
+        try:
+            # run it once on a dummy batch: kornia checks some options only when applied
+            Augmentation(dict(t["augment"]))(torch.zeros(1, 2, 32, 32), seed=0)
         except ModalensError as exc:
-            raise SpecError(str(exc), f"key 'train.augment' in {source or 'config'}") from None
+            raise SpecError(str(exc), where) from None
+        except Exception as exc:  # noqa: BLE001 - kornia's own validation errors
+            raise SpecError(
+                f"invalid augmentation option: {exc}", where, "see modalens.augment for options"
+            ) from None
     if str(t["devices"]) != "1":
         raise _config_error(
             f"train.devices must be 1, got {t['devices']!r} (multi-device training is not "
