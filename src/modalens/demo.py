@@ -61,6 +61,12 @@ def run_demo(
 
     if _synth_matches(data, samples, size, seed):
         step(f"1/5 synthetic data already in {data}")
+    elif (data / "metadata.json").exists():
+        raise DataError(
+            "the demo folder holds a demo made with other --samples/--size/--seed",
+            str(out),
+            "give another --out or delete the folder",
+        )
     else:
         step(f"1/5 writing {samples} synthetic samples of {size}x{size} px to {data}")
         generate(
