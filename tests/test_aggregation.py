@@ -58,7 +58,23 @@ def test_bootstrap_seeded() -> None:
     a, b = bootstrap_ci(v, seed=1), bootstrap_ci(v, seed=1)
     assert a == b and a[0] < v.mean() < a[1]
     assert bootstrap_ci(v, seed=2) != a
-    assert bootstrap_ci(np.array([3.0])) == (3.0, 3.0)
+    # one sample says nothing about the spread: no (zero-width) interval
+    assert all(np.isnan(bootstrap_ci(np.array([3.0]))))
+    assert all(np.isnan(bootstrap_ci(np.array([np.nan, 3.0]))))
+    # the same computation directly in numpy with the same seed
+    idx = np.random.default_rng(1).integers(0, v.size, size=(1000, v.size))
+    ref = np.quantile(v[idx].mean(axis=1), [0.025, 0.975])
+    np.testing.assert_allclose(a, ref, rtol=1e-12)
+
+
+def test_single_sample_summary_prints_without_interval() -> None:
+    one = scores()
+    one = one[one["sample_id"] == "0"]
+    s = summarize(one)
+    assert s["ci_low"].isna().all() and s["ci_high"].isna().all()
+    assert (s["n"] == 1).all()
+    text = format_summary(s)
+    assert "s2" in text and " - " in text
 
 
 def test_format_and_figures(tmp_path) -> None:

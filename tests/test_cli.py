@@ -43,3 +43,27 @@ def test_usage_error_exit_code_2() -> None:
     with pytest.raises(SystemExit) as info:
         main(["attribute"])
     assert info.value.code == 2
+
+
+def test_attribute_out_is_a_file_is_one_line_exit_2(tmp_path: Path, capsys) -> None:
+    from modalens import synthetic
+    from modalens.training import fit
+
+    root = synthetic.generate(tmp_path / "data", samples=6, size=64, seed=0, progress=False)
+    cfg = {
+        "name": "tiny",
+        "data": {"preset": "mapinwild", "root": str(root)},
+        "model": {"base_width": 4, "depth": 2},
+        "train": {"epochs": 1, "batch_size": 2, "lr": 1e-3, "crop_size": 32, "patience": 5},
+    }
+    run = fit(cfg, out=tmp_path / "run", progress=False)
+    capsys.readouterr()
+    target = tmp_path / "not_a_folder.txt"
+    target.write_text("x")
+    rc = main(["attribute", str(run), "--out", str(target), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("modalens: error:")
+    assert str(target) in lines[0]
+    assert "Traceback" not in err

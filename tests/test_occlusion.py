@@ -290,7 +290,7 @@ def test_noise_does_not_depend_on_batch_composition() -> None:
     model = tiny_unet()
     b = batch(4)
     halves = [
-        {k: (v[:2] if k != "window" else v[:2]) for k, v in b.items()},
+        {k: v[:2] for k, v in b.items()},
         {k: v[2:] for k, v in b.items()},
     ]
     a = attribute(model, [b], GROUPS, strategies="gaussian", optimize=False)
@@ -402,6 +402,34 @@ def test_hook_on_unet_submodule_equals_encode_and_skips_decoder() -> None:
         attribute(model, [b], GROUPS, embedding="nope")
 
 
+class TupleEncodeNet(nn.Module):
+    """encode() returns (skip, bottleneck) as a tuple; the bottleneck is the embedding."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.skip = nn.Conv2d(C, 4, 3, padding=1)
+        self.down = nn.Conv2d(4, 8, 3, stride=2, padding=1)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        s = torch.relu(self.skip(x))
+        return s, torch.relu(self.down(s))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encode(x)[1].mean(1, keepdim=True)
+
+
+def test_encode_returning_a_tuple_uses_the_last_element() -> None:
+    torch.manual_seed(0)
+    model = TupleEncodeNet().eval()
+    b = batch(2)
+    df = attribute(model, [b], GROUPS, strategies="zeros", optimize=False)
+    with torch.no_grad():
+        xo = b["image"].clone()
+        xo[:, GROUPS["a"]] = 0.0
+        ref = (model.encode(b["image"])[1] - model.encode(xo)[1]).flatten(1).norm(dim=1)
+    np.testing.assert_allclose(values(df, b["id"], "a"), ref.numpy(), rtol=1e-5)
+
+
 def test_model_without_encode_needs_a_submodule_name() -> None:
     with pytest.raises(ModalensError, match="encode"):
         attribute(SeriesNet(), [torch.randn(2, 3, 6)], {"a": [0]}, channel_axis=-1)
@@ -428,6 +456,7 @@ def test_bf16_precision_agreement() -> None:
     res = precision_agreement(model, [batch(4)], GROUPS, strategies="zeros,ones")
     assert res["max_rel_error"] < 0.2
     assert 0.0 <= res["dataset_rank_agreement"] <= 1.0
+    assert res["dataset_rank_agreement"] == 1.0  # bf16 keeps every block's group ranking
     assert set(res["bf16"]["group"]) == {"a", "b", "c", ALL}
 
 
@@ -477,6 +506,43 @@ def test_attribute_run_writes_scores_summary_and_resumes(tiny_run, tmp_path) -> 
     )
     assert calls == []
     pd.testing.assert_frame_equal(again, scores)
+
+
+def test_attribute_run_does_not_mix_splits_or_accept_bad_batch_size(tiny_run, tmp_path) -> None:
+    from modalens.errors import SpecError
+    from modalens.occlusion import attribute_run
+    from modalens.training import load_run
+
+    out = tmp_path / "attr"
+    kw = {"strategies": "zeros", "out": out, "progress": False, "figure": False}
+    test_scores, _ = attribute_run(tiny_run, split="test", **kw)
+    run = load_run(tiny_run)
+    test_ids, val_ids = set(run.dataset("test").ids), set(run.dataset("val").ids)
+    assert set(test_scores["sample_id"]) == test_ids
+    with pytest.raises(ModalensError, match="split") as err:
+        attribute_run(tiny_run, split="val", **kw)
+    assert "\n" not in str(err.value)
+    val_scores, _ = attribute_run(tiny_run, split="val", resume=False, **kw)
+    assert set(val_scores["sample_id"]) == val_ids
+    assert set(pd.read_parquet(out / "scores.parquet")["sample_id"]) == val_ids
+    with pytest.raises(SpecError, match="batch size"):
+        attribute_run(tiny_run, batch_size=0, **kw)
+
+
+def test_attribute_out_keeps_only_the_requested_samples(tmp_path) -> None:
+    model = tiny_unet()
+    first = attribute(model, [batch(2, prefix="x")], GROUPS, out=tmp_path)
+    second = attribute(model, [batch(2, prefix="y")], GROUPS, out=tmp_path)
+    assert set(first["sample_id"]) == {"x1_0", "x1_1"}
+    assert set(second["sample_id"]) == {"y1_0", "y1_1"}
+
+
+def test_out_that_is_a_file_is_a_one_line_error(tmp_path) -> None:
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(ModalensError, match="file") as err:
+        attribute(tiny_unet(), [batch(2)], GROUPS, out=f)
+    assert str(f) in str(err.value) and "\n" not in str(err.value)
 
 
 def test_occlusion_maps_are_georeferenced(tiny_run, tmp_path) -> None:

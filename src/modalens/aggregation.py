@@ -53,14 +53,12 @@ def per_sample(scores: pd.DataFrame) -> pd.DataFrame:
 def bootstrap_ci(
     values: np.ndarray, n_boot: int = 1000, ci: float = 0.95, seed: int = 0
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of ``values`` (NaNs dropped)."""
+    """Percentile bootstrap interval of the mean of ``values`` (NaNs dropped); ``(nan, nan)``
+    with fewer than two values (one sample says nothing about the spread) or ``n_boot <= 0``."""
     v = np.asarray(values, dtype=np.float64)
     v = v[~np.isnan(v)]
-    if v.size == 0:
+    if v.size < 2 or n_boot <= 0:
         return (np.nan, np.nan)
-    if v.size == 1 or n_boot <= 0:
-        m = float(v.mean())
-        return (m, m) if v.size == 1 else (np.nan, np.nan)
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, v.size, size=(n_boot, v.size))
     means = v[idx].mean(axis=1)

@@ -237,13 +237,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--distance", type=_csv, default=["euclidean"], help="euclidean,cosine,relative")
     s.add_argument("--level", type=_csv, default=["embedding"], help="embedding,output,loss")
-    s.add_argument("--shapley", action="store_true", help="also exact Shapley values")
+    s.add_argument(
+        "--shapley",
+        action="store_true",
+        help="also Shapley values (exact up to 10 groups, sampled permutations above)",
+    )
     s.add_argument("--groups", default="modalities", choices=["modalities", "bands"])
     s.add_argument("--draws", type=int, default=1, help="noise draws per sample")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--batch-size", type=int, default=8)
     s.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
-    s.add_argument("--out", help="output folder (default RUN/attribution)")
+    s.add_argument("--out", help="output folder (default RUN/attribution/<split>)")
     s.set_defaults(func=cmd_attribute)
 
     s = sub.add_parser("maps", help="per-modality occlusion sensitivity maps as GeoTIFF + PNG")

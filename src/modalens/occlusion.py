@@ -84,6 +84,7 @@ from .shapley import (
     permutation_masks,
     shapley_from_permutations,
     shapley_from_table,
+    unique_masks,
 )
 
 STRATEGIES = ("zeros", "ones", "uniform", "gaussian", "mean", "permute")
@@ -479,7 +480,8 @@ class _Forward:
             return None, _first_tensor(m(x))
         if self.mode == "encode":
             feats = m.encode(x)
-            emb = _first_tensor(feats) if not isinstance(feats, list) else feats[-1]
+            # a list/tuple of features (e.g. skips then bottleneck): the last is the embedding
+            emb = _first_tensor(feats[-1] if isinstance(feats, list | tuple) and feats else feats)
             if self.need_output:
                 out = _first_tensor(m.decode(feats) if self.can_decode else m(x))
         elif self.mode == "embed":
@@ -811,11 +813,7 @@ class OcclusionEngine:
             shape = tuple(x.shape[1:])
             noise = torch.empty((x.shape[0], *shape), dtype=torch.float32)
             for i, sid in enumerate(batch.ids):
-                g = torch.Generator().manual_seed(_stable_seed(self.seed, strategy, draw, sid))
-                if strategy == "uniform":
-                    noise[i] = torch.rand(shape, generator=g)
-                else:
-                    noise[i] = torch.randn(shape, generator=g)
+                noise[i] = self.noise(strategy, sid, shape, draw)
             return _Fill("tensor", noise.to(x.device, x.dtype))
         # permute: a seeded derangement of the batch
         n = x.shape[0]
@@ -1068,9 +1066,7 @@ class OcclusionEngine:
             flat = prefixes.reshape(-1, g)
             extra = ~flat[~flat.all(1)]
         all_masks = occ if extra is None else np.concatenate([occ, extra])
-        uniq, inverse = np.unique(np.packbits(all_masks, axis=1), axis=0, return_inverse=True)
-        inverse = inverse.reshape(-1)
-        uniq_masks = np.unpackbits(uniq, axis=1, count=g).astype(bool)
+        uniq_masks, inverse = unique_masks(all_masks)
         scores = self.compute(batch, uniq_masks)  # [B, F, U, M]
         keys = self.fill_keys()
         frames = [self._rows(batch, keys, names, scores[:, :, inverse[: len(names)]], "occlusion")]
@@ -1372,7 +1368,14 @@ class _PartStore:
     def __init__(self, out: Path, config: Mapping[str, Any], resume: bool = True) -> None:
         self.out = Path(out)
         self.parts = self.out / "parts"
-        self.parts.mkdir(parents=True, exist_ok=True)
+        try:
+            self.parts.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise ModalensError(
+                "the output folder is a file (or lies below one)",
+                str(self.out),
+                "pass a folder path to --out/out, or move that file away",
+            ) from None
         cfg_path = self.parts / "config.json"
         cfg = json.loads(json.dumps(config, default=str))
         existing = sorted(self.parts.glob("part-*.parquet"))
@@ -1402,15 +1405,18 @@ class _PartStore:
         while path.exists():
             path = self.parts / f"part-{index:06d}-{k}.parquet"
             k += 1
-        with atomic_path(path, suffix=".parquet.tmp") as tmp:
-            df.to_parquet(tmp, index=False)
+        write_parquet(df, path)
         self.done.update(df["sample_id"].astype(str).unique().tolist())
         return path
 
-    def assemble(self) -> pd.DataFrame:
+    def assemble(self, ids: Iterable[str] | None = None) -> pd.DataFrame:
+        """All parts (only the rows of ``ids`` when given) -> ``out/scores.parquet``."""
         files = sorted(self.parts.glob("part-*.parquet"))
         if files:
             df = pd.concat([pd.read_parquet(p) for p in files], ignore_index=True)
+            if ids is not None:
+                keep = df["sample_id"].astype(str).isin(set(ids))
+                df = df[keep].reset_index(drop=True)
         else:
             df = pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMNS})
         write_parquet(df, self.out / "scores.parquet")
@@ -1451,6 +1457,7 @@ def attribute(
     on_batch: Callable[[int, pd.DataFrame], None] | None = None,
     progress: bool = False,
     engine: OcclusionEngine | None = None,
+    resume_config: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Occlusion scores (and Shapley values) of ``model`` over an iterable of batches.
 
@@ -1460,7 +1467,8 @@ def attribute(
     written to ``out/parts`` atomically and ``on_batch(index, rows)`` is called; a rerun
     (``resume=True``) skips samples already written (a config change is refused;
     ``resume=False`` deletes the parts and starts over) and ``out/scores.parquet`` holds
-    everything at the end. Returns the long-form DataFrame.
+    the rows of the samples of ``batches`` at the end (``resume_config`` adds entries, e.g. the
+    split, to the configuration a rerun must match). Returns the long-form DataFrame.
     See :class:`OcclusionEngine` for the other arguments.
     """
     eng = engine or OcclusionEngine(
@@ -1485,6 +1493,7 @@ def attribute(
         cfg = eng.config()
         cfg["shapley"] = str(shapley)
         cfg["permutations"] = int(permutations) if shapley else None
+        cfg.update(resume_config or {})
         store = _PartStore(Path(out), cfg, resume)
     done = store.done if store is not None else set()
     frames: list[pd.DataFrame] = []
@@ -1496,9 +1505,12 @@ def attribute(
         total = len(batches) if hasattr(batches, "__len__") else None  # type: ignore[arg-type]
         bar = tqdm(total=total, desc="attribute", unit="batch")
     seen = 0
+    seen_ids: list[str] = []
     try:
         for index, raw in enumerate(it):
-            if isinstance(raw, LazyBatch):
+            lazy = isinstance(raw, LazyBatch)
+            if lazy:
+                seen_ids.extend(str(i) for i in raw.ids)
                 if all(i in done for i in raw.ids):
                     seen += len(raw.ids)
                     if bar is not None:
@@ -1506,6 +1518,8 @@ def attribute(
                     continue
                 raw = raw.load()
             batch = as_batch(raw, start=seen)
+            if not lazy:
+                seen_ids.extend(str(i) for i in batch.ids)
             seen += len(batch.ids)
             keep = [i for i, sid in enumerate(batch.ids) if sid not in done]
             if not keep:
@@ -1531,7 +1545,7 @@ def attribute(
         if bar is not None:
             bar.close()
     if store is not None:
-        return store.assemble()
+        return store.assemble(seen_ids)
     if not frames:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMNS})
     return pd.concat(frames, ignore_index=True)
@@ -1624,6 +1638,12 @@ def attribute_run(
     from .aggregation import format_summary, summarize
     from .training import load_run
 
+    if int(batch_size) < 1:
+        raise SpecError(
+            f"batch size must be at least 1, got {batch_size}",
+            "batch_size",
+            "pass a positive batch size, e.g. --batch-size 8",
+        )
     run = load_run(run_dir, data_root=data_root)
     out = Path(out) if out is not None else Path(run_dir) / "attribution" / split
     grp = _groups_for(run.spec, groups)
@@ -1637,6 +1657,8 @@ def attribute_run(
     if loss_fn is None and "loss" in levels_l:
         loss_fn = task_loss(run.task, getattr(run.module, "loss_name", None))
     dataset = run.dataset(split, ids=ids)
+    requested = [str(i) for i in getattr(dataset, "ids", range(len(dataset)))]
+    ids_hash = hashlib.sha256("\n".join(requested).encode()).hexdigest()[:16]
     mask_inputs = bool(getattr(getattr(run.module, "hparams", {}), "mask_invalid_inputs", True))
 
     def prepare(batch: Batch) -> Batch:
@@ -1667,6 +1689,7 @@ def attribute_run(
         resume=resume,
         on_batch=on_batch,
         progress=progress,
+        resume_config={"split": split, "ids": ids_hash},
     )
     summary = summarize(scores, seed=seed)
     with atomic_path(out / "summary.csv") as tmp:
