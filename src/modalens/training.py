@@ -603,12 +603,18 @@ class TaskModule(pl.LightningModule):
     def forward(self, x: Tensor) -> Tensor:
         return self.model(x)
 
-    def compute(self, batch: Mapping[str, Any]) -> dict[str, Tensor]:
+    def predict_batch(self, batch: Mapping[str, Any]) -> Tensor:
+        """The model's float output for a batch (inputs masked as in training)."""
+        image = batch["image"]
+        return self(self.prepare_input(image, _valid_pixels(batch.get("valid"), image))).float()
+
+    def compute(self, batch: Mapping[str, Any], output: Tensor | None = None) -> dict[str, Tensor]:
         """Loss and metric inputs of a batch: ``loss``, ``n`` (valid units), ``preds``,
-        ``targets`` (flattened over valid pixels or samples) and the raw ``output``."""
+        ``targets`` (flattened over valid pixels or samples) and the raw ``output``
+        (``output`` given: scores it instead of running the model)."""
         image, target = batch["image"], batch["target"]
         valid = _valid_pixels(batch.get("valid"), image)
-        out = self(self.prepare_input(image, valid)).float()
+        out = self.predict_batch(batch) if output is None else output
         if self.task == "regression":
             loss, n = masked_regression_loss(out, target.float(), valid, self.loss_name)
             mask = valid[:, None].expand_as(out)
@@ -1364,9 +1370,10 @@ def test(
     with torch.inference_mode():
         for batch in it:
             batch = {k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in batch.items()}
+            output = module.predict_batch(batch)  # one forward per batch, scored per sample
             for i, sid in enumerate(batch["id"]):
                 one = {k: (v[i : i + 1] if isinstance(v, Tensor) else v) for k, v in batch.items()}
-                res = module.compute(one)
+                res = module.compute(one, output=output[i : i + 1])
                 n = float(res["n"])
                 row: dict[str, Any] = {"id": str(sid), "n": int(n), "loss": float(res["loss"])}
                 row.update(_sample_metrics(run.task, res, module.multilabel))
