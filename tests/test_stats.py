@@ -65,6 +65,11 @@ def test_json_roundtrip_cache_and_apply(tmp_path, mapinwild_root):
     m = spec.modality("s1")
     other = spec.with_modality(replace(m, bands=("HH", "HV")))
     assert stats.load_or_compute(other, cache, progress=False).dataset == "mapinwild"
+    # nor does one whose no-data value changed (the raw values it was computed from differ)
+    raw["dataset"] = "from-cache"
+    cache.write_text(json.dumps(raw))
+    nodata = spec.with_modality(replace(m, nodata=-9999.0))
+    assert stats.load_or_compute(nodata, cache, progress=False).dataset == "mapinwild"
     applied = stats.apply_statistics(spec, st)
     assert applied.modality("s1").normalization.mean == pytest.approx(st.mean("s1"))
     assert applied.modality("viirs").normalization.std == pytest.approx(st.std("viirs"))

@@ -23,7 +23,7 @@ import numpy as np
 
 from .errors import DataError
 from .io import atomic_write_json
-from .modalities import DatasetSpec
+from .modalities import DatasetSpec, Modality
 
 STATS_VERSION = 1
 
@@ -75,6 +75,7 @@ class ModalityStats:
     std: list[float]
     count: list[int]
     class_frequencies: dict[str, float] | None = None  # categorical: code -> share of pixels
+    source: str = ""  # fingerprint of the files and no-data the values were read with
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -86,6 +87,7 @@ class ModalityStats:
         }
         if self.class_frequencies is not None:
             d["class_frequencies"] = dict(self.class_frequencies)
+        d["source"] = self.source
         return d
 
     @classmethod
@@ -97,7 +99,14 @@ class ModalityStats:
             std=[_float(v) for v in d["std"]],
             count=[int(c) for c in d.get("count", [0] * len(d["mean"]))],
             class_frequencies=d.get("class_frequencies"),
+            source=str(d.get("source", "")),
         )
+
+
+def source_fingerprint(m: Modality) -> str:
+    """What a modality's raw values depend on besides its bands: its files and no-data value."""
+    text = repr(([(s.template, s.bands) for s in m.sources], repr(m.nodata)))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _num(v: float) -> float | None:
@@ -135,6 +144,8 @@ class Statistics:
         for m in spec.modalities:
             ms = self.modalities.get(m.name)
             if ms is None or ms.bands != list(m.bands) or ms.kind != m.kind:
+                return False
+            if ms.source != source_fingerprint(m):  # other files or no-data: recompute
                 return False
         return self.target.get("kind", spec.target.kind) == spec.target.kind
 
@@ -254,6 +265,7 @@ def compute_statistics(
             std=[float(v) for v in r.std],
             count=[int(v) for v in r.n],
             class_frequencies=freq,
+            source=source_fingerprint(m),
         )
     target_stats: dict[str, Any] = {"kind": t.kind, "count": t_n}
     if t.kind == "continuous":
