@@ -45,6 +45,8 @@ def run_demo(
     """Run the demo into ``out`` and return its key results (metrics, summary, ranking)."""
     from .aggregation import format_summary
     from .checks import check_dataset, has_errors
+    from .checks import format_summary as format_data_summary
+    from .checks import summarize as summarize_data
     from .figures import influence_bar_chart
     from .occlusion import attribute_run
     from .presets import mapinwild_spec
@@ -80,11 +82,14 @@ def run_demo(
     planted = json.loads((data / "metadata.json").read_text())["importance"]
 
     step("2/5 checking the dataset")
-    problems = check_dataset(mapinwild_spec(data), progress=False)
+    spec = mapinwild_spec(data)
+    problems = check_dataset(spec, progress=False)
     if has_errors(problems):
         raise DataError(
             "the synthetic dataset failed its check", str(data), f"delete {data} and rerun the demo"
         )
+    print(format_data_summary(summarize_data(spec)))
+    print("planted importances: " + ", ".join(f"{k} {v:.0%}" for k, v in planted.items()))
 
     run_dir = out / "run"
     resume = (run_dir / "config.yaml").exists()
