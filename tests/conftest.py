@@ -95,3 +95,20 @@ def bigearthnet_root() -> Path:
     if not root.is_dir():
         pytest.skip(f"BigEarthNet example data not found at {root}")
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny trained run (width 8, depth 2, one epoch) on 6 synthetic 64x64 scenes."""
+    from modalens import synthetic
+    from modalens.training import fit
+
+    base = tmp_path_factory.mktemp("tiny_run")
+    root = synthetic.generate(base / "data", samples=6, size=64, seed=0, progress=False)
+    cfg = {
+        "name": "tiny",
+        "data": {"preset": "mapinwild", "root": str(root)},
+        "model": {"base_width": 8, "depth": 2},
+        "train": {"epochs": 1, "batch_size": 2, "lr": 1e-3, "crop_size": 32, "patience": 5},
+    }
+    return fit(cfg, out=base / "run", progress=False)

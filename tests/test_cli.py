@@ -45,18 +45,8 @@ def test_usage_error_exit_code_2() -> None:
     assert info.value.code == 2
 
 
-def test_attribute_out_is_a_file_is_one_line_exit_2(tmp_path: Path, capsys) -> None:
-    from modalens import synthetic
-    from modalens.training import fit
-
-    root = synthetic.generate(tmp_path / "data", samples=6, size=64, seed=0, progress=False)
-    cfg = {
-        "name": "tiny",
-        "data": {"preset": "mapinwild", "root": str(root)},
-        "model": {"base_width": 4, "depth": 2},
-        "train": {"epochs": 1, "batch_size": 2, "lr": 1e-3, "crop_size": 32, "patience": 5},
-    }
-    run = fit(cfg, out=tmp_path / "run", progress=False)
+def test_attribute_out_is_a_file_is_one_line_exit_2(tiny_run: Path, tmp_path: Path, capsys) -> None:
+    run = tiny_run
     capsys.readouterr()
     target = tmp_path / "not_a_folder.txt"
     target.write_text("x")

@@ -137,7 +137,10 @@ def test_mapinwild_preset_matches_reference() -> None:
     spec = mapinwild_spec("/x")
     assert spec.n_channels == 14
     assert spec.channel_slices() == {
-        "s2": slice(0, 10), "s1": slice(10, 12), "esa_wc": slice(12, 13), "viirs": slice(13, 14),
+        "s2": slice(0, 10),
+        "s1": slice(10, 12),
+        "esa_wc": slice(12, 13),
+        "viirs": slice(13, 14),
     }
     s1 = spec.modality("s1").normalization
     assert s1.mean == (-11.0578, -18.3627) and s1.std == (3.7392, 4.6393)

@@ -471,22 +471,6 @@ def test_unknown_options_are_one_line_errors() -> None:
 
 
 # ============================================================================ run level
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory):
-    from modalens import synthetic
-    from modalens.training import fit
-
-    base = tmp_path_factory.mktemp("occl_run")
-    root = synthetic.generate(base / "data", samples=6, size=64, seed=0, progress=False)
-    cfg = {
-        "name": "tiny",
-        "data": {"preset": "mapinwild", "root": str(root)},
-        "model": {"base_width": 8, "depth": 2},
-        "train": {"epochs": 1, "batch_size": 2, "lr": 1e-3, "crop_size": 32, "patience": 5},
-    }
-    return fit(cfg, out=base / "run", progress=False)
-
-
 def test_attribute_run_writes_scores_summary_and_resumes(tiny_run, tmp_path) -> None:
     from modalens.occlusion import COLUMNS, attribute_run
 
