@@ -20,10 +20,17 @@ from typing import Any
 
 import numpy as np
 
-from .data import SampleReader, sample_ids
-from .errors import ModalensError
+from .data import SampleReader, _Lut, sample_ids
+from .errors import DataError, ModalensError
 from .modalities import SPLIT_NAMES, DatasetSpec
-from .rasters import check_band_indices, nodata_values, open_raster, plan_read, read_error
+from .rasters import (
+    check_band_indices,
+    mask_nodata,
+    nodata_values,
+    open_raster,
+    plan_read,
+    read_error,
+)
 
 ERROR = "error"
 WARNING = "warning"
@@ -127,12 +134,10 @@ def _check_sample(
             except Exception as exc:  # noqa: BLE001 - any read failure is a finding
                 out.append(Problem(sid, m.name, p, ERROR, str(read_error(p, exc))))
                 continue
-            invalid = _invalid(arr, nodata_values(ds, m.nodata))
+            invalid = np.isnan(mask_nodata(arr, nodata_values(ds, m.nodata)))
             out.extend(_nodata_problem(sid, m.name, p, invalid.mean(), max_nodata, is_target=False))
             if m.is_categorical and m.classes is not None:
-                bad = _bad_codes(arr[0][~invalid[0]], m.classes)
-                if bad:
-                    out.append(Problem(sid, m.name, p, ERROR, _bad_msg(bad, m.classes)))
+                out.extend(_class_problems(arr[0], m.classes, sid, m.name, p))
     out.extend(_check_target(spec, reader, sid, grid, max_nodata))
     return out
 
@@ -172,20 +177,11 @@ def _check_target(
             arr = ds.read(bands[:1], out_dtype="float32")
         except Exception as exc:  # noqa: BLE001 - any read failure is a finding
             return [Problem(sid, "target", p, ERROR, str(read_error(p, exc)))]
-        invalid = _invalid(arr, nodata_values(ds, t.nodata))
+        invalid = np.isnan(mask_nodata(arr, nodata_values(ds, t.nodata)))
         out.extend(_nodata_problem(sid, "target", p, invalid.mean(), max_nodata, is_target=True))
         if t.kind == "classes" and t.classes is not None:
-            bad = _bad_codes(arr[0][~invalid[0]], t.classes)
-            if bad:
-                out.append(Problem(sid, "target", p, ERROR, _bad_msg(bad, t.classes)))
+            out.extend(_class_problems(arr[0], t.classes, sid, "target", p))
     return out
-
-
-def _invalid(arr: np.ndarray, nodata: Sequence[float]) -> np.ndarray:
-    invalid = np.isnan(arr)
-    for v in nodata:
-        invalid |= arr == v
-    return invalid
 
 
 def _nodata_problem(
@@ -199,17 +195,15 @@ def _nodata_problem(
     return []
 
 
-def _bad_codes(values: np.ndarray, classes: Sequence[Any]) -> list[float]:
-    if values.size == 0:
-        return []
-    uniq = np.unique(values)
-    return [float(v) for v in uniq[~np.isin(uniq, np.asarray(classes, np.float64))]]
-
-
-def _bad_msg(bad: Sequence[float], classes: Sequence[Any]) -> str:
-    shown = ", ".join(str(int(v)) if float(v).is_integer() else f"{v:g}" for v in bad[:8])
-    more = " ..." if len(bad) > 8 else ""
-    return f"values {shown}{more} are not in the class list ({', '.join(map(str, classes))})"
+def _class_problems(
+    codes: np.ndarray, classes: Sequence[Any], sid: str, name: str, path: str
+) -> list[Problem]:
+    """Codes (NaN = no-data) outside the class list, judged as reading judges them."""
+    try:
+        _Lut(classes).check(codes, sid, Path(path), f"{name!r}")
+    except DataError as exc:
+        return [Problem(sid, name, path, ERROR, str(exc))]
+    return []
 
 
 # ----------------------------------------------------------------------------- rendering

@@ -1272,12 +1272,16 @@ class Run:
         return make_tile_fn(self.module, precision=precision)
 
 
+def _is_bf16(precision: str) -> bool:
+    return PRECISIONS.get(str(precision).lower(), "32-true") == "bf16-mixed"
+
+
 def make_tile_fn(module: TaskModule, precision: str = "32") -> Callable[[Tensor], Tensor]:
     """A tile function for :func:`modalens.inference.sliding_window`: moves the tile to the
     module's device, applies the memory format and (optionally) bf16 autocast, and returns
     float32 outputs (probabilities for segmentation)."""
     device = next(module.parameters()).device
-    bf16 = PRECISIONS.get(str(precision).lower(), "32-true") == "bf16-mixed"
+    bf16 = _is_bf16(precision)
 
     def fn(x: Tensor) -> Tensor:
         x = module.prepare_input(x.to(device))
@@ -1532,9 +1536,7 @@ def _predict_scene_labels(
     device = run.device
     with torch.inference_mode():
         x = module.prepare_input(image.to(device), valid.to(device))
-        with torch.autocast(
-            device.type, dtype=torch.bfloat16, enabled=PRECISIONS.get(precision) == "bf16-mixed"
-        ):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=_is_bf16(precision)):
             logits = module(x).float()[0]
     probs = torch.sigmoid(logits) if module.multilabel else torch.softmax(logits, 0)
     classes = list(run.spec.target.classes or range(len(probs)))
