@@ -184,7 +184,7 @@ def _as_float(value: Any, key: str, source: str | None, positive: bool = False) 
 
 
 def _spec_from_config(cfg: Mapping[str, Any], source: str | None = None) -> DatasetSpec:
-    """The dataset spec of a config (preset, inline spec or spec file) after use/drop."""
+    """The dataset spec of a resolved config (preset or inline spec) after use/drop."""
     data = cfg.get("data")
     if data is None:
         raise _config_error(
@@ -194,12 +194,7 @@ def _spec_from_config(cfg: Mapping[str, Any], source: str | None = None) -> Data
             "add data: {preset: mapinwild, root: FOLDER} or a dataset spec",
         )
     base = Path(source).parent if source else None
-    if isinstance(data, (str, Path)):
-        p = Path(data)
-        if not p.is_absolute() and base is not None:
-            p = base / p
-        spec = load_spec(p)
-    elif isinstance(data, Mapping):
+    if isinstance(data, Mapping):  # a spec file path was inlined by load_config
         spec = DatasetSpec.from_dict(data, source=source, base_dir=base)
     else:
         raise _config_error(
