@@ -17,7 +17,7 @@ import pytest
 from affine import Affine
 from rasterio.crs import CRS
 
-from modalens.rasters import write_geotiff
+from modalens.data.rasters import write_geotiff
 
 WORLDCOVER = (10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 100)
 CRS_UTM = CRS.from_epsg(32633)
@@ -100,7 +100,7 @@ def bigearthnet_root() -> Path:
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny trained run (width 8, depth 2, one epoch) on 6 synthetic 64x64 scenes."""
-    from modalens import synthetic
+    from modalens.data import synthetic
     from modalens.training import fit
 
     base = tmp_path_factory.mktemp("tiny_run")

@@ -6,8 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modalens.aggregation import bootstrap_ci, format_summary, per_sample, summarize
-from modalens.figures import influence_bar_chart, occlusion_map_preview, strategy_comparison
+from modalens.attribution.aggregation import bootstrap_ci, format_summary, per_sample, summarize
+from modalens.attribution.figures import (
+    influence_bar_chart,
+    occlusion_map_preview,
+    strategy_comparison,
+)
 
 
 def scores() -> pd.DataFrame:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from modalens.augment import Augmentation
+from modalens.data.augment import Augmentation
 from modalens.errors import SpecError
 
 

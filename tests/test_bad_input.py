@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import rasterio
 
-from modalens import data, presets
+import modalens.data as data
+from modalens.data import presets, spec_from_dict
+from modalens.data.rasters import write_geotiff
 from modalens.errors import DataError, ModalensError, SpecError
-from modalens.modalities import DatasetSpec
-from modalens.rasters import write_geotiff
 
 
 def _message(exc_info) -> str:
@@ -46,7 +46,7 @@ def test_wrong_band_count_given_indices(mapinwild_root):
 def test_wrong_band_count_all_bands(mapinwild_root):
     d = presets.mapinwild_spec(mapinwild_root).to_dict()
     d["modalities"][1]["sources"] = ["s1/{id}.tif"]  # every band of the file: must be 2
-    spec = DatasetSpec.from_dict(d)
+    spec = spec_from_dict(d)
     arr, crs, t = _profile(mapinwild_root / "s1" / "2.tif")
     write_geotiff(mapinwild_root / "s1" / "2.tif", np.concatenate([arr, arr[:1]]), crs, t)
     with pytest.raises(DataError) as exc:
@@ -131,7 +131,7 @@ def test_unknown_scene_label(tmp_path, mapinwild_root):
     (mapinwild_root / "labels").mkdir()
     (mapinwild_root / "labels" / "1.json").write_text(json.dumps({"labels": ["forest", "desert"]}))
     with pytest.raises(DataError) as exc:
-        data.SampleReader(DatasetSpec.from_dict(d)).read("1")
+        data.SampleReader(spec_from_dict(d)).read("1")
     msg = _message(exc)
     assert "unknown label 'desert'" in msg and "sample '1'" in msg and "labels/1.json" in msg
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import rasterio
 
-from modalens import checks, data, presets, stats
+import modalens.data as data
+from modalens.data import checks, presets, stats
 
 ROOT = Path(__file__).parents[2] / "shared" / "data" / "bigearthnet-example"
 pytestmark = pytest.mark.skipif(

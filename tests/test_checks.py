@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import rasterio
 
-from modalens import checks, presets
-from modalens.rasters import write_geotiff
+from modalens.data import checks, presets
+from modalens.data.rasters import write_geotiff
 
 
 def test_clean_dataset_has_no_problems(mapinwild_root):

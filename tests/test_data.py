@@ -7,10 +7,10 @@ import pytest
 import rasterio
 import torch
 
-from modalens import data, presets
+import modalens.data as data
+from modalens.data import presets, spec_from_dict
+from modalens.data.rasters import write_geotiff
 from modalens.errors import DataError
-from modalens.modalities import DatasetSpec
-from modalens.rasters import write_geotiff
 
 S1_MEAN = (-11.0578, -18.3627)
 S1_STD = (3.7392, 4.6393)
@@ -146,13 +146,13 @@ def test_ratio_split_deterministic_by_seed(mapinwild_root):
     spec = presets.mapinwild_spec(mapinwild_root)
     d = spec.to_dict()
     d["split"] = {"file": None, "seed": 7}
-    no_file = DatasetSpec.from_dict(d)
+    no_file = spec_from_dict(d)
     a = data.sample_ids(no_file)
     assert a == data.sample_ids(no_file)
     assert [len(a[s]) for s in ("train", "val", "test")] == [8, 1, 1]
     assert sorted(a["train"] + a["val"] + a["test"], key=int) == [str(i) for i in range(1, 11)]
     d["split"]["seed"] = 8
-    assert data.sample_ids(DatasetSpec.from_dict(d)) != a
+    assert data.sample_ids(spec_from_dict(d)) != a
     # ids found by globbing the first template with {id} -> *
     assert data.discover_ids(no_file) == sorted(str(i) for i in range(1, 11))
 
@@ -160,7 +160,7 @@ def test_ratio_split_deterministic_by_seed(mapinwild_root):
 def test_onehot_normalisation(mapinwild_root):
     d = presets.mapinwild_spec(mapinwild_root).to_dict()
     d["modalities"][2]["normalization"] = {"type": "onehot"}
-    spec = DatasetSpec.from_dict(d)
+    spec = spec_from_dict(d)
     assert spec.n_channels == 13 + 11
     s = data.SampleReader(spec).read("1", (0, 0, 8, 8))
     onehot = s["image"][12:23]
@@ -189,7 +189,7 @@ def test_needs_statistics_error(mapinwild_root):
     m = spec.modality("s1")
     from dataclasses import replace
 
-    from modalens.modalities import Normalization
+    from modalens.data import Normalization
 
     spec = spec.with_modality(replace(m, normalization=Normalization("standard")))
     with pytest.raises(Exception, match="apply_statistics"):

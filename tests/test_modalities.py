@@ -8,14 +8,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from modalens.errors import SpecError
-from modalens.modalities import (
-    DatasetSpec,
-    groups_from_spec,
+from modalens.attribution import groups_from_spec
+from modalens.data import (
+    bigearthnet_spec,
+    get_preset,
     load_spec,
+    mapinwild_spec,
+    resolve_spec,
+    spec_from_dict,
     spec_to_yaml,
 )
-from modalens.presets import bigearthnet_spec, get_preset, mapinwild_spec, resolve_spec
+from modalens.errors import SpecError
 
 SPEC = {
     "name": "tiny",
@@ -67,7 +70,7 @@ def test_channel_slices_are_derived_from_order(tmp_path: Path) -> None:
 
 
 def test_select_use_and_drop_keep_order() -> None:
-    spec = DatasetSpec.from_dict(SPEC)
+    spec = spec_from_dict(SPEC)
     assert spec.select(use=["s1", "s2"]).modality_names == ["s2", "s1"]
     assert spec.select(drop=["wc"]).channel_slices() == {"s2": slice(0, 3), "s1": slice(3, 5)}
     with pytest.raises(SpecError, match="unknown modality 'viirs'.*choose from s2, wc, s1"):
@@ -78,7 +81,7 @@ def test_select_use_and_drop_keep_order() -> None:
 
 def test_roundtrip_through_yaml() -> None:
     spec = mapinwild_spec("/data/miw", s2_folder="s2_summer")
-    again = DatasetSpec.from_dict(yaml.safe_load(spec_to_yaml(spec)))
+    again = spec_from_dict(yaml.safe_load(spec_to_yaml(spec)))
     assert again.modalities == spec.modalities
     assert again.channel_slices() == spec.channel_slices()
     assert again.target.scale == 100

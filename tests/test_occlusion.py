@@ -8,16 +8,16 @@ import pytest
 import torch
 from torch import nn
 
-from modalens.errors import ModalensError
-from modalens.models import UNet
-from modalens.occlusion import (
+from modalens.attribution import (
     ALL,
     OcclusionEngine,
     attribute,
-    masked_mse,
     occlusion_map_fn,
     precision_agreement,
 )
+from modalens.errors import ModalensError
+from modalens.models import UNet
+from modalens.tasks import masked_mse
 
 GROUPS = {"a": [0, 1, 2], "b": [3, 4], "c": [5]}
 C, H = 6, 16
@@ -472,7 +472,7 @@ def test_unknown_options_are_one_line_errors() -> None:
 
 # ============================================================================ run level
 def test_attribute_run_writes_scores_summary_and_resumes(tiny_run, tmp_path) -> None:
-    from modalens.occlusion import COLUMNS, attribute_run
+    from modalens.attribution import COLUMNS, attribute_run
 
     out = tmp_path / "attr"
     kw = {"strategies": "zeros,gaussian,mean", "levels": "embedding,output,loss", "out": out}
@@ -493,8 +493,8 @@ def test_attribute_run_writes_scores_summary_and_resumes(tiny_run, tmp_path) -> 
 
 
 def test_attribute_run_does_not_mix_splits_or_accept_bad_batch_size(tiny_run, tmp_path) -> None:
+    from modalens.attribution import attribute_run
     from modalens.errors import SpecError
-    from modalens.occlusion import attribute_run
     from modalens.training import load_run
 
     out = tmp_path / "attr"
@@ -532,7 +532,7 @@ def test_out_that_is_a_file_is_a_one_line_error(tmp_path) -> None:
 def test_occlusion_maps_are_georeferenced(tiny_run, tmp_path) -> None:
     import rasterio
 
-    from modalens.occlusion import occlusion_maps
+    from modalens.attribution import occlusion_maps
     from modalens.training import load_run
 
     files = occlusion_maps(tiny_run, out=tmp_path, tile=32, overlap=8)

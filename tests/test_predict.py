@@ -10,10 +10,10 @@ import pytest
 import rasterio
 import torch
 
-from modalens import synthetic
+from modalens.data import synthetic
 from modalens.errors import ModelError
-from modalens.inference import ArrayReader, blend_weights, sliding_window, tile_starts
 from modalens.training import fit, predict
+from modalens.training.tiling import ArrayReader, blend_weights, sliding_window, tile_starts
 
 
 def _pointwise(x: torch.Tensor) -> torch.Tensor:

@@ -8,8 +8,7 @@ import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 
-from modalens.errors import DataError
-from modalens.rasters import (
+from modalens.data.rasters import (
     RasterCache,
     RasterGrid,
     open_raster,
@@ -18,6 +17,7 @@ from modalens.rasters import (
     read_raster,
     write_geotiff,
 )
+from modalens.errors import DataError
 
 UTM = CRS.from_epsg(32633)
 T10 = Affine(10.0, 0.0, 400000.0, 0.0, -10.0, 5300000.0)

@@ -7,19 +7,23 @@ import pytest
 import torch
 from torch import nn
 
-from modalens.errors import ModalensError
-from modalens.modalities import groups_from_spec
-from modalens.models import UNet
-from modalens.occlusion import ALL, OcclusionEngine, attribute
-from modalens.shapley import (
+from modalens.attribution import (
+    ALL,
+    OcclusionEngine,
+    attribute,
+    groups_from_spec,
+    modality_shapley,
+)
+from modalens.attribution.shapley import (
     coalition_masks,
     exact_shapley,
     interactions_from_table,
     masks_to_index,
-    modality_shapley,
     sampled_shapley,
     shapley_from_table,
 )
+from modalens.errors import ModalensError
+from modalens.models import UNet
 
 GROUPS = {"a": [0, 1, 2], "b": [3, 4], "c": [5]}
 
@@ -125,7 +129,7 @@ def test_shapley_rows_in_attribute_and_user_value_fn() -> None:
 
 
 def test_band_level_sampled_shapley_through_grouping_api() -> None:
-    from modalens.presets import mapinwild_spec
+    from modalens.data.presets import mapinwild_spec
 
     bands = groups_from_spec(mapinwild_spec("/nonexistent"), "bands")
     assert len(bands) == 14

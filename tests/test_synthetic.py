@@ -13,9 +13,8 @@ import pandas as pd
 import pytest
 import rasterio
 
-from modalens.errors import SpecError
-from modalens.presets import WORLDCOVER_CLASSES, mapinwild_spec
-from modalens.synthetic import (
+from modalens.data.presets import WORLDCOVER_CLASSES, mapinwild_spec
+from modalens.data.synthetic import (
     FOLDERS,
     MODALITIES,
     generate,
@@ -24,6 +23,7 @@ from modalens.synthetic import (
     parse_importance,
     read_signals,
 )
+from modalens.errors import SpecError
 
 N, SIZE = 6, 64
 IDS = [str(100000 + i) for i in range(N)]
@@ -241,8 +241,8 @@ def test_progress_bar(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
 
 def test_reads_through_data_layer(synth: Path) -> None:
     data = pytest.importorskip("modalens.data")
-    stats = pytest.importorskip("modalens.stats")
-    checks = pytest.importorskip("modalens.checks")
+    stats = pytest.importorskip("modalens.data.stats")
+    checks = pytest.importorskip("modalens.data.checks")
     spec = mapinwild_spec(synth)
     assert checks.check_dataset(spec, progress=False) == []
     splits = data.sample_ids(spec)

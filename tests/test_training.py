@@ -10,15 +10,15 @@ import pytest
 import torch
 import yaml
 
-from modalens import presets, synthetic
+from modalens.data import presets, synthetic
 from modalens.errors import ModelError, SpecError
+from modalens.tasks.losses import masked_regression_loss
 from modalens.training import (
     TaskModule,
     fit,
     load_checkpoint,
     load_config,
     load_run,
-    masked_regression_loss,
 )
 from modalens.training import test as evaluate
 
@@ -60,7 +60,7 @@ def test_config_defaults_follow_the_paper(synth_root: Path) -> None:
         40,
     )
     assert t["scheduler"] == {"name": "cosine_warm_restarts", "T_0": 3, "T_mult": 1, "eta_min": 0}
-    assert t["precision"] == "32-true"
+    assert t["precision"] == "fp32"
     assert cfg["model"] == {"base_width": 64, "depth": 4}
 
 
@@ -114,10 +114,10 @@ def test_bad_augmentation_option_is_a_config_error(tmp_path: Path) -> None:
 
 
 def test_modality_selection_sets_input_channels(synth_root: Path) -> None:
-    from modalens.training import _spec_from_config, build_module
+    from modalens.training import build_module, spec_from_config
 
     cfg = load_config({**tiny_config(synth_root), "drop": ["viirs"]})
-    spec = _spec_from_config(cfg)
+    spec = spec_from_config(cfg)
     assert spec.modality_names == ["s2", "s1", "esa_wc"]
     assert build_module(cfg, spec).model.in_channels == 13
 
@@ -295,9 +295,8 @@ def test_classification_trains_on_real_bigearthnet(bigearthnet_root: Path, tmp_p
 
 def test_repeated_weighted_draws_get_their_own_crops(mapinwild_root):
     """With replacement, a scene drawn twice in an epoch must not repeat the same window."""
-    from modalens import presets
-    from modalens.data import MultimodalDataset
-    from modalens.training import EpochDataset, EpochSampler
+    from modalens.data import MultimodalDataset, presets
+    from modalens.data.sampling import EpochDataset, EpochSampler
 
     spec = presets.mapinwild_spec(mapinwild_root)
     n = len(MultimodalDataset(spec, "train", crop_size=16))

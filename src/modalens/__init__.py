@@ -1,24 +1,107 @@
 """modalens: which input modality does my Earth-observation model rely on?
 
-Python API overview (each CLI command is a call into one of these):
+The package is laid out as the pipeline it runs, one sub-package per stage:
 
-- :mod:`modalens.modalities` – modality / dataset specs, YAML loading, channel layout.
-- :mod:`modalens.presets` – built-in specs (``mapinwild``, ``bigearthnet``).
-- :mod:`modalens.rasters` – windowed GeoTIFF reading, resampling, atomic GeoTIFF writing.
-- :mod:`modalens.data` – sample dicts, splits, sample weights, whole-scene reading.
-- :mod:`modalens.stats` – train-split normalisation statistics (cached JSON).
-- :mod:`modalens.augment` – kornia augmentations applied identically to image and target.
-- :mod:`modalens.checks` – ``data check``: every sample and modality opened and validated.
-- :mod:`modalens.synthetic` – synthetic MapInWild-layout data with planted importances.
-- :mod:`modalens.models` – the paper's U-Net with ``encode``/``decode``.
-- :mod:`modalens.training` – Lightning modules, run folders, fit/test/predict.
-- :mod:`modalens.occlusion` – the deep occlusion framework (strategies, distances, levels).
-- :mod:`modalens.shapley` – exact modality Shapley values and interactions.
-- :mod:`modalens.aggregation` – dataset-level summaries with bootstrap intervals.
-- :mod:`modalens.figures` – figures for papers.
+- :mod:`modalens.data` -- dataset specs (YAML, presets), GeoTIFF reading, samples, statistics,
+  augmentation, ``data check``, synthetic data.
+- :mod:`modalens.models` -- the paper's U-Net and inference-time model optimisation.
+- :mod:`modalens.tasks` -- what a task is: per-sample masked losses, metrics, outputs.
+- :mod:`modalens.training` -- run configs, the Lightning module, fit, run folders, evaluation,
+  whole-scene prediction.
+- :mod:`modalens.attribution` -- the deep occlusion framework: strategies, distances, levels,
+  Shapley values, maps, the score store and dataset-level summaries.
+
+Shared utilities: :mod:`modalens.errors` (one-line user errors), :mod:`modalens.io` (atomic
+writes), :mod:`modalens.precision` (one precision vocabulary), :mod:`modalens.plotting`.
+:mod:`modalens.demo` and :mod:`modalens.cli` orchestrate the stages.
+
+The entry points a user needs are importable from here (``from modalens import fit``); they are
+loaded on first use, so ``import modalens`` and the command line start fast.
 """
 
-from .errors import ModalensError
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .errors import DataError, ModalensError, ModelError, SpecError
 
 __version__ = "0.1.0"
-__all__ = ["ModalensError", "__version__"]
+
+#: public name -> module that defines it (imported on first access)
+_EXPORTS = {
+    "load_spec": "modalens.data.specfile",
+    "spec_from_dict": "modalens.data.specfile",
+    "get_preset": "modalens.data.presets",
+    "mapinwild_spec": "modalens.data.presets",
+    "bigearthnet_spec": "modalens.data.presets",
+    "check_dataset": "modalens.data.checks",
+    "generate": "modalens.data.synthetic",
+    "MultimodalDataset": "modalens.data.dataset",
+    "UNet": "modalens.models.unet",
+    "fit": "modalens.training.fit",
+    "test": "modalens.training.evaluate",
+    "predict": "modalens.training.predict",
+    "load_run": "modalens.training.run",
+    "attribute": "modalens.attribution.api",
+    "attribute_run": "modalens.attribution.run",
+    "occlusion_maps": "modalens.attribution.maps",
+    "summarize": "modalens.attribution.aggregation",
+    "run_demo": "modalens.demo",
+}
+
+if TYPE_CHECKING:  # static view of the lazy exports
+    from .attribution.aggregation import summarize
+    from .attribution.api import attribute
+    from .attribution.maps import occlusion_maps
+    from .attribution.run import attribute_run
+    from .data.checks import check_dataset
+    from .data.dataset import MultimodalDataset
+    from .data.presets import bigearthnet_spec, get_preset, mapinwild_spec
+    from .data.specfile import load_spec, spec_from_dict
+    from .data.synthetic import generate
+    from .demo import run_demo
+    from .models.unet import UNet
+    from .training.evaluate import test
+    from .training.fit import fit
+    from .training.predict import predict
+    from .training.run import load_run
+
+__all__ = [
+    "DataError",
+    "ModalensError",
+    "ModelError",
+    "MultimodalDataset",
+    "SpecError",
+    "UNet",
+    "__version__",
+    "attribute",
+    "attribute_run",
+    "bigearthnet_spec",
+    "check_dataset",
+    "fit",
+    "generate",
+    "get_preset",
+    "load_run",
+    "load_spec",
+    "mapinwild_spec",
+    "occlusion_maps",
+    "predict",
+    "run_demo",
+    "spec_from_dict",
+    "summarize",
+    "test",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'modalens' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

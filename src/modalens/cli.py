@@ -34,7 +34,7 @@ def _options(pairs: Sequence[str] | None) -> dict[str, str]:
 
 # ---------------------------------------------------------------------------- commands
 def cmd_synth(args: argparse.Namespace) -> int:
-    from .synthetic import generate, parse_importance
+    from .data.synthetic import generate, parse_importance
 
     importance = parse_importance(args.importance) if args.importance else None
     out = generate(
@@ -50,8 +50,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_data_check(args: argparse.Namespace) -> int:
-    from .checks import check_dataset, format_problems, format_summary, has_errors, summarize
-    from .presets import resolve_spec
+    from .data.checks import check_dataset, format_problems, format_summary, has_errors, summarize
+    from .data.specfile import resolve_spec
 
     spec = resolve_spec(
         args.root, config=args.config, preset=args.preset, options=_options(args.option)
@@ -98,8 +98,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_attribute(args: argparse.Namespace) -> int:
-    from .aggregation import format_summary
-    from .occlusion import attribute_run
+    from .attribution.aggregation import format_summary
+    from .attribution.run import attribute_run
 
     _scores, summary = attribute_run(
         args.run,
@@ -121,7 +121,7 @@ def cmd_attribute(args: argparse.Namespace) -> int:
 
 
 def cmd_maps(args: argparse.Namespace) -> int:
-    from .occlusion import occlusion_maps
+    from .attribution.maps import occlusion_maps
 
     paths = occlusion_maps(
         args.run,

@@ -13,9 +13,21 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .attribution.aggregation import format_summary
+from .attribution.figures import influence_bar_chart
+from .attribution.run import attribute_run
+from .data.checks import check_dataset, has_errors
+from .data.checks import format_summary as format_data_summary
+from .data.checks import summarize as summarize_data
+from .data.presets.mapinwild import mapinwild_spec
+from .data.synthetic.generate import generate
 from .errors import DataError
+from .training.evaluate import test
+from .training.fit import fit
 
 DEMO_IMPORTANCE = {"s2": 0.45, "s1": 0.3, "esa_wc": 0.15, "viirs": 0.1}
+
+
 STRATEGIES = ["zeros", "ones", "uniform", "gaussian"]
 
 
@@ -43,15 +55,6 @@ def run_demo(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run the demo into ``out`` and return its key results (metrics, summary, ranking)."""
-    from .aggregation import format_summary
-    from .checks import check_dataset, has_errors
-    from .checks import format_summary as format_data_summary
-    from .checks import summarize as summarize_data
-    from .figures import influence_bar_chart
-    from .occlusion import attribute_run
-    from .presets import mapinwild_spec
-    from .synthetic import generate
-    from .training import fit, test
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

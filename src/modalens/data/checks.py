@@ -20,9 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .data import SampleReader, _Lut, sample_ids
-from .errors import DataError, ModalensError
-from .modalities import SPLIT_NAMES, DatasetSpec
+from ..errors import DataError, ModalensError
 from .rasters import (
     check_band_indices,
     mask_nodata,
@@ -31,8 +29,13 @@ from .rasters import (
     plan_read,
     read_error,
 )
+from .reader import ClassLookup, SampleReader
+from .samples import sample_ids
+from .spec import SPLIT_NAMES, DatasetSpec
 
 ERROR = "error"
+
+
 WARNING = "warning"
 
 
@@ -200,13 +203,12 @@ def _class_problems(
 ) -> list[Problem]:
     """Codes (NaN = no-data) outside the class list, judged as reading judges them."""
     try:
-        _Lut(classes).check(codes, sid, Path(path), f"{name!r}")
+        ClassLookup(classes).check(codes, sid, Path(path), f"{name!r}")
     except DataError as exc:
         return [Problem(sid, name, path, ERROR, str(exc))]
     return []
 
 
-# ----------------------------------------------------------------------------- rendering
 def format_problems(problems: Sequence[Problem], root: str | Path | None = None) -> str:
     """A plain-text table of problems (errors first), or a one-line all-clear."""
     if not problems:

@@ -1,14 +1,4 @@
-"""Dataset-level summaries of sample-level occlusion scores.
-
-:func:`summarize` turns the long-form scores of :func:`modalens.occlusion.attribute` into one
-row per ``(method, level, distance, strategy, group)``: the number of samples ``n``, ``mean``,
-``median``, ``std``, a seeded percentile-bootstrap interval of the mean (``ci_low``,
-``ci_high``; 95 % by default), the group's ``share`` of the summed means of all groups of the
-block and its ``rank`` (1 = most influential). Random strategies' draws are averaged per
-sample first. The ``ALL`` reference and the pairwise ``interaction`` rows get no share or rank.
-The bootstrap draws one set of resampling indices per sample count, so groups are resampled
-jointly (paired) and the same seed gives the same intervals.
-"""
+"""TODO docstring: attribution/aggregation.py"""
 
 from __future__ import annotations
 
@@ -18,10 +8,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import DataError
+from ..errors import DataError
 
 KEYS = ["method", "level", "distance", "strategy", "group"]
+
+
 BLOCK = ["method", "level", "distance", "strategy"]
+
+
 SUMMARY_COLUMNS = [
     *KEYS,
     "n",
@@ -33,6 +27,8 @@ SUMMARY_COLUMNS = [
     "share",
     "rank",
 ]
+
+
 ALL = "ALL"
 
 

@@ -21,9 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DataError
-from .io import atomic_write_json
-from .modalities import DatasetSpec, Modality
+from ..errors import DataError
+from ..io import atomic_write_json
+from .reader import SampleReader
+from .samples import sample_ids
+from .spec import DatasetSpec, Modality
 
 STATS_VERSION = 1
 
@@ -199,7 +201,6 @@ def compute_statistics(
     """Statistics over ``ids`` (pass the train split). ``cache``: a JSON path reused when it
     matches the spec and ids, written otherwise. ``decimate > 1`` reads every scene on a grid
     ``decimate`` times coarser (nearest/bilinear as for the model input) for speed."""
-    from .data import SampleReader  # local: data imports nothing from here, keep it that way
 
     ids = [str(i) for i in ids]
     if not ids:
@@ -293,7 +294,6 @@ def load_or_compute(
     """Train-split statistics of ``spec``: the cache at ``cache_path`` when it matches the
     spec's modalities/bands and train ids, else computed and written there (atomically).
     A folder as ``cache_path`` means ``<folder>/statistics.json``."""
-    from .data import sample_ids
 
     path = Path(cache_path)
     if path.is_dir():
@@ -328,13 +328,3 @@ def apply_statistics(spec: DatasetSpec, stats: Statistics) -> DatasetSpec:
         std = tuple(s if s > 0 else 1.0 for s in std)
         spec = spec.with_modality(replace(m, normalization=replace(n, mean=mean, std=std)))
     return spec
-
-
-__all__ = [
-    "ModalityStats",
-    "Statistics",
-    "apply_statistics",
-    "compute_statistics",
-    "ids_digest",
-    "load_or_compute",
-]

@@ -1,63 +1,32 @@
-"""Modality and dataset specifications.
-
-A :class:`DatasetSpec` says where each modality of a sample lives on disk, how its bands are
-normalised, what the target is and how samples are split. Everything downstream (reading,
-statistics, training, occlusion) derives from it; in particular the channel slice of each
-modality in the stacked input cube is *derived* from the ordered modalities, never typed by hand.
-
-Specs load from YAML (:func:`load_spec`) or Python dicts (:meth:`DatasetSpec.from_dict`) and are
-validated: an error names the key and the file.
-
-YAML example::
-
-    name: my-data
-    root: /data/mapinwild          # relative paths are resolved against the YAML file's folder
-    crop_size: 256
-    modalities:
-      - name: s2
-        bands: [B2, B3, B4, B5, B6, B7, B8, B8A, B11, B12]
-        source: s2_temporal_subset/{id}.tif          # one file, all its bands in order
-        normalization: {type: scale, divisor: 10000}
-      - name: s1
-        bands: [VV, VH]
-        source: {path: s1/{id}.tif, bands: [1, 2]}   # 1-based band indices in the file
-        normalization: {type: standard, mean: [-11.0578, -18.3627], std: [3.7392, 4.6393]}
-      - name: esa_wc
-        bands: [landcover]
-        source: ESA_WC/{id}.tif
-        kind: categorical
-        classes: [10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 100]
-        normalization: {type: ordinal, offset: 10, divisor: 90}
-    target: {kind: continuous, source: NI/{id}.tif, scale: 100, nodata: nan}
-    split: {file: split_IDs.csv}
-
-Path templates are formatted with ``{id}`` and, when the spec has an ``index`` table (a CSV with
-an ``id`` column), with every other column of that table, so modalities whose file names differ
-(BigEarthNet's S1 and S2 patch names) are paired through the table.
-"""
+"""TODO docstring: data/specfile.py"""
 
 from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .errors import SpecError
-
-CONTINUOUS = "continuous"
-CATEGORICAL = "categorical"
-MODALITY_KINDS = (CONTINUOUS, CATEGORICAL)
-
-NORM_TYPES = ("none", "scale", "standard", "ordinal", "onehot")
-
-TARGET_KINDS = ("continuous", "classes", "scene_labels")
-
-SPLIT_NAMES = ("train", "val", "test")
+from ..errors import DataError, SpecError
+from .presets import get_preset
+from .spec import (
+    CATEGORICAL,
+    CONTINUOUS,
+    MODALITY_KINDS,
+    NORM_TYPES,
+    SPLIT_NAMES,
+    TARGET_KINDS,
+    DatasetSpec,
+    Modality,
+    Normalization,
+    SourceFile,
+    SplitSpec,
+    TargetSpec,
+)
 
 
 def _as_nodata(value: Any, where: str, source: str | None) -> float | None:
@@ -98,314 +67,6 @@ def _number(value: Any, key: str, source: str | None, kind: type = float) -> Any
         ) from None
 
 
-@dataclass(frozen=True)
-class SourceFile:
-    """One raster file of a modality: a path template and the 1-based bands read from it.
-
-    ``bands=None`` reads every band of the file; the modality then checks that the file's band
-    count equals the number of band names it declares.
-    """
-
-    template: str
-    bands: tuple[int, ...] | None = None
-
-    def path(self, root: Path, fields: Mapping[str, Any]) -> Path:
-        try:
-            rel = self.template.format(**fields)
-        except KeyError as exc:
-            raise SpecError(
-                f"path template {self.template!r} uses {{{exc.args[0]}}} which the sample does "
-                f"not have (sample id {fields.get('id')!r})",
-                None,
-                "use {id} or a column of the spec's index table",
-            ) from None
-        p = Path(rel)
-        return p if p.is_absolute() else root / p
-
-    def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"path": self.template}
-        if self.bands is not None:
-            d["bands"] = list(self.bands)
-        return d
-
-
-@dataclass(frozen=True)
-class Normalization:
-    """How raw band values become model input.
-
-    - ``none``: as read.
-    - ``scale``: ``(x - offset) / divisor`` (S2: divisor 10000).
-    - ``standard``: ``(x - mean) / std`` per band; ``mean``/``std`` left empty are computed on the
-      train split (:mod:`modalens.stats`) and filled in.
-    - ``ordinal``: categorical codes mapped by ``(v - offset) / divisor`` (WorldCover: 10, 90).
-    - ``onehot``: categorical codes to one channel per class.
-    """
-
-    type: str = "none"
-    divisor: float = 1.0
-    offset: float = 0.0
-    mean: tuple[float, ...] | None = None
-    std: tuple[float, ...] | None = None
-
-    @property
-    def needs_statistics(self) -> bool:
-        return self.type == "standard" and (self.mean is None or self.std is None)
-
-    def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"type": self.type}
-        if self.type in ("scale", "ordinal"):
-            d["divisor"] = self.divisor
-            d["offset"] = self.offset
-        if self.type == "standard":
-            d["mean"] = None if self.mean is None else list(self.mean)
-            d["std"] = None if self.std is None else list(self.std)
-        return d
-
-
-@dataclass(frozen=True)
-class Modality:
-    """A named group of bands from one sensor or product."""
-
-    name: str
-    bands: tuple[str, ...]
-    sources: tuple[SourceFile, ...]
-    kind: str = CONTINUOUS
-    classes: tuple[int, ...] | None = None
-    normalization: Normalization = field(default_factory=Normalization)
-    nodata: float | None = None
-
-    @property
-    def is_categorical(self) -> bool:
-        return self.kind == CATEGORICAL
-
-    @property
-    def n_channels(self) -> int:
-        """Channels this modality occupies in the stacked input cube."""
-        if self.normalization.type == "onehot":
-            assert self.classes is not None
-            return len(self.classes)
-        return len(self.bands)
-
-    @property
-    def channel_names(self) -> list[str]:
-        if self.normalization.type == "onehot":
-            assert self.classes is not None
-            return [f"{self.name}:{c}" for c in self.classes]
-        return [f"{self.name}:{b}" for b in self.bands]
-
-    @property
-    def resampling(self) -> str:
-        """Resampling used when this modality is put onto another grid."""
-        return "nearest" if self.is_categorical else "bilinear"
-
-    def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {
-            "name": self.name,
-            "bands": list(self.bands),
-            "sources": [s.to_dict() for s in self.sources],
-            "kind": self.kind,
-            "normalization": self.normalization.to_dict(),
-            "nodata": _nodata_out(self.nodata),
-        }
-        if self.classes is not None:
-            d["classes"] = list(self.classes)
-        return d
-
-
-def _nodata_out(v: float | None) -> float | str | None:
-    if v is None:
-        return None
-    return "nan" if math.isnan(v) else v
-
-
-@dataclass(frozen=True)
-class TargetSpec:
-    """What the model predicts.
-
-    - ``continuous``: a raster (``source``), divided by ``scale`` (naturalness 0-100 -> /100).
-    - ``classes``: a raster of class codes (``classes``) -> class indices for segmentation.
-    - ``scene_labels``: one (multi-)label set per sample, read from a JSON file (``source`` is the
-      JSON template and ``key`` the list of label names in it), ``classes`` the label names.
-    Pixels equal to ``nodata`` (or NaN) are invalid and never reach loss or metrics.
-    """
-
-    kind: str = "continuous"
-    source: SourceFile | None = None
-    scale: float = 1.0
-    nodata: float | None = None
-    classes: tuple[Any, ...] | None = None
-    key: str = "labels"
-    multilabel: bool = True
-
-    @property
-    def bands(self) -> tuple[int, ...]:
-        """1-based band(s) read from the target raster (the first band unless the spec says)."""
-        if self.source is not None and self.source.bands:
-            return self.source.bands
-        return (1,)
-
-    @property
-    def n_outputs(self) -> int:
-        if self.kind == "continuous":
-            return 1
-        assert self.classes is not None
-        return len(self.classes)
-
-    def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {
-            "kind": self.kind,
-            "source": None if self.source is None else self.source.to_dict(),
-            "scale": self.scale,
-            "nodata": _nodata_out(self.nodata),
-        }
-        if self.classes is not None:
-            d["classes"] = list(self.classes)
-        if self.kind == "scene_labels":
-            d["key"] = self.key
-            d["multilabel"] = self.multilabel
-        return d
-
-
-@dataclass(frozen=True)
-class SplitSpec:
-    """Where the train/val/test ids come from.
-
-    ``file``: a CSV with one column per split (MapInWild's ``split_IDs.csv``: ``train``,
-    ``validation``, ``test``, NaN-padded); ``columns`` maps our split names to its columns.
-    Without a file, ids are split ``ratios`` (80/10/10) by ``seed``.
-    """
-
-    file: str | None = None
-    columns: tuple[tuple[str, str], ...] = (
-        ("train", "train"),
-        ("val", "validation"),
-        ("test", "test"),
-    )
-    ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
-    seed: int = 0
-
-    def column(self, split: str) -> str:
-        return dict(self.columns)[split]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "file": self.file,
-            "columns": dict(self.columns),
-            "ratios": list(self.ratios),
-            "seed": self.seed,
-        }
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    """An ordered list of modalities, a target and a split, rooted in a folder."""
-
-    name: str
-    root: Path
-    modalities: tuple[Modality, ...]
-    target: TargetSpec
-    split: SplitSpec = field(default_factory=SplitSpec)
-    index: str | None = None
-    index_builder: str | None = None
-    crop_size: int = 256
-    source_file: str | None = None
-
-    # ------------------------------------------------------------------ derived layout
-    @property
-    def modality_names(self) -> list[str]:
-        return [m.name for m in self.modalities]
-
-    @property
-    def n_channels(self) -> int:
-        return sum(m.n_channels for m in self.modalities)
-
-    @property
-    def channel_names(self) -> list[str]:
-        return [c for m in self.modalities for c in m.channel_names]
-
-    def channel_slices(self) -> dict[str, slice]:
-        """Slice of each modality in the stacked channel axis, derived from the order."""
-        out: dict[str, slice] = {}
-        start = 0
-        for m in self.modalities:
-            out[m.name] = slice(start, start + m.n_channels)
-            start += m.n_channels
-        return out
-
-    def modality(self, name: str) -> Modality:
-        for m in self.modalities:
-            if m.name == name:
-                return m
-        raise SpecError(
-            f"unknown modality {name!r}",
-            self.source_file,
-            f"choose from {', '.join(self.modality_names)}",
-        )
-
-    def select(
-        self, use: Sequence[str] | None = None, drop: Sequence[str] | None = None
-    ) -> DatasetSpec:
-        """A spec with only some modalities (``use``) or without some (``drop``), order kept."""
-        names = self.modality_names
-        for n in list(use or []) + list(drop or []):
-            if n not in names:
-                raise SpecError(
-                    f"unknown modality {n!r} in modality selection",
-                    self.source_file,
-                    f"choose from {', '.join(names)}",
-                )
-        keep = [m for m in self.modalities if (not use or m.name in use)]
-        keep = [m for m in keep if m.name not in (drop or [])]
-        if not keep:
-            raise SpecError(
-                "the modality selection leaves no modality",
-                self.source_file,
-                "keep at least one modality in use/drop",
-            )
-        return replace(self, modalities=tuple(keep))
-
-    def with_modality(self, modality: Modality) -> DatasetSpec:
-        """A spec where the modality of the same name is replaced."""
-        return replace(
-            self,
-            modalities=tuple(modality if m.name == modality.name else m for m in self.modalities),
-        )
-
-    def with_root(self, root: str | Path) -> DatasetSpec:
-        return replace(self, root=Path(root))
-
-    # ------------------------------------------------------------------ (de)serialisation
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "root": str(self.root),
-            "crop_size": self.crop_size,
-            "index": self.index,
-            "index_builder": self.index_builder,
-            "modalities": [m.to_dict() for m in self.modalities],
-            "target": self.target.to_dict(),
-            "split": self.split.to_dict(),
-        }
-
-    def layout(self) -> list[dict[str, Any]]:
-        """What a model trained on this spec expects as input: names, kinds, channels."""
-        return [
-            {
-                "name": m.name,
-                "kind": m.kind,
-                "channels": m.channel_names,
-                "normalization": m.normalization.type,
-            }
-            for m in self.modalities
-        ]
-
-    @classmethod
-    def from_dict(
-        cls, data: Mapping[str, Any], source: str | None = None, base_dir: Path | None = None
-    ) -> DatasetSpec:
-        return _parse_dataset(data, source, base_dir)
-
-
 def read_yaml(path: str | Path, what: str = "spec") -> Any:
     """Parse a YAML file; a missing file or bad syntax is a one-line :class:`SpecError`."""
     path = Path(path)
@@ -435,10 +96,9 @@ def load_spec(path: str | Path, root: str | Path | None = None) -> DatasetSpec:
     if root is not None:
         data = dict(data)
         data["root"] = str(root)
-    return _parse_dataset(data, str(path), path.parent)
+    return spec_from_dict(data, str(path), path.parent)
 
 
-# ---------------------------------------------------------------------- parsing helpers
 _DATASET_KEYS = {
     "name",
     "root",
@@ -451,6 +111,8 @@ _DATASET_KEYS = {
     "preset",
     "preset_options",
 }
+
+
 _MODALITY_KEYS = {
     "name",
     "bands",
@@ -461,8 +123,14 @@ _MODALITY_KEYS = {
     "normalization",
     "nodata",
 }
+
+
 _TARGET_KEYS = {"kind", "source", "scale", "nodata", "classes", "key", "multilabel"}
+
+
 _SPLIT_KEYS = {"file", "columns", "ratios", "seed"}
+
+
 _NORM_KEYS = {"type", "divisor", "offset", "mean", "std"}
 
 
@@ -734,13 +402,22 @@ def _parse_split(d: Any, source: str | None) -> SplitSpec:
     )
 
 
-def _parse_dataset(
-    data: Mapping[str, Any], source: str | None, base_dir: Path | None
+def spec_from_dict(
+    data: Mapping[str, Any], source: str | None = None, base_dir: Path | None = None
 ) -> DatasetSpec:
+    """A :class:`DatasetSpec` from a plain dict (the content of a spec YAML).
+
+    Args:
+        data: the spec mapping (``modalities``, ``target``, ``split``... or ``preset``).
+        source: the file it came from, named in error messages.
+        base_dir: folder a relative ``root`` resolves against (default: the working directory).
+
+    Raises:
+        SpecError: a key is unknown, missing or has a bad value (the message names it).
+    """
     if not isinstance(data, Mapping):
         raise SpecError("a dataset spec must be a mapping", source, "see the README")
     if "preset" in data:
-        from . import presets  # local import: presets builds on this module
 
         _check_keys(data, {"preset", "preset_options", "root", "crop_size"}, "", source)
         root = data.get("root")
@@ -750,7 +427,7 @@ def _parse_dataset(
         if not root_path.is_absolute() and base_dir is not None:
             root_path = base_dir / root_path
         opts = dict(data.get("preset_options") or {})
-        spec = presets.get_preset(str(data["preset"]), root_path, **opts)
+        spec = get_preset(str(data["preset"]), root_path, **opts)
         if "crop_size" in data:
             spec = replace(spec, crop_size=int(data["crop_size"]))
         return replace(spec, source_file=source)
@@ -803,16 +480,46 @@ def merge_dicts(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[st
     return out
 
 
-def groups_from_spec(spec: DatasetSpec, level: str = "modalities") -> dict[str, list[int]]:
-    """Channel groups for attribution: one per modality, or one per channel ('bands')."""
-    if level == "modalities":
-        return {n: list(range(s.start, s.stop)) for n, s in spec.channel_slices().items()}
-    if level == "bands":
-        return {c: [i] for i, c in enumerate(spec.channel_names)}
-    raise SpecError(f"unknown grouping {level!r}", None, "use modalities or bands")
+def resolve_spec(
+    root: str | Path | None,
+    config: str | Path | None = None,
+    preset: str | None = None,
+    options: dict[str, Any] | None = None,
+) -> DatasetSpec:
+    """The dataset spec for a folder: from a YAML ``config``, a ``preset`` name, or guessed.
 
+    Without ``config`` or ``preset``, a folder with MapInWild's layout (``split_IDs.csv`` or an
+    ``s2_*`` folder) gets the ``mapinwild`` preset and one with ``BigEarthNet-S1-*`` the
+    ``bigearthnet`` preset; anything else is an error asking for ``--config`` or ``--preset``.
+    """
 
-def iter_source_files(spec: DatasetSpec) -> Iterable[tuple[Modality, SourceFile]]:
-    for m in spec.modalities:
-        for s in m.sources:
-            yield m, s
+    if config is not None:
+        if options:
+            raise SpecError(
+                "preset options were given with a config file",
+                "--option",
+                "put them under preset_options in the config",
+            )
+        return load_spec(config, root=root)
+    if root is None:
+        raise SpecError("no dataset root given", None, "pass the dataset folder")
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError("dataset folder not found", str(root), "check the path")
+    if preset is None:
+        if (root / "split_IDs.csv").exists() or any(root.glob("s2_*")):
+            preset = "mapinwild"
+        elif any(root.glob("BigEarthNet-S1*")):
+            preset = "bigearthnet"
+        else:
+            raise SpecError(
+                "cannot tell the dataset layout",
+                str(root),
+                "pass --config SPEC.yaml or --preset mapinwild|bigearthnet",
+            )
+        if preset == "bigearthnet" and not options:
+            s2 = sorted(root.glob("BigEarthNet-S2*"))
+            s1 = sorted(root.glob("BigEarthNet-S1*"))
+            if s2 and s1:
+                options = {"s2_folder": s2[0].name, "s1_folder": s1[0].name}
+    return get_preset(preset, root, **(options or {}))

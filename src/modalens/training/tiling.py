@@ -24,9 +24,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .errors import ModelError
+from ..data.rasters import RasterGrid
+from ..errors import ModelError
 
 TileFn = Callable[[Tensor], Tensor]
+
+
 Window = tuple[int, int, int, int]
 
 
@@ -269,7 +272,6 @@ class ArrayReader:
     def grid(self, sample_id: str) -> Any:
         from affine import Affine
 
-        from .rasters import RasterGrid
 
         _, h, w = self.images[sample_id].shape
         return RasterGrid(self.crs, self.transform or Affine.identity(), int(w), int(h))

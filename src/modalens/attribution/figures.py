@@ -10,33 +10,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .errors import DataError
-from .io import atomic_path
-
-ALL = "ALL"
-
-
-def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig: Any, path: str | Path, dpi: int = 150) -> Path:
-    plt = _plt()
-    path = Path(path)
-    with atomic_path(path, suffix=".tmp.png") as tmp:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
-    plt.close(fig)
-    return path
+from ..errors import DataError
+from ..plotting import pyplot, save_figure
+from .groups import ALL
 
 
 def _select(
@@ -72,7 +52,7 @@ def influence_bar_chart(
 ) -> Path:
     """Grouped bars: one cluster per group (modality), one bar per strategy, mean with the
     bootstrap interval as error bars. Picks the first method/level/distance unless given."""
-    plt = _plt()
+    plt = pyplot()
     s, method, level, distance = _select(summary, method, level, distance)
     if not include_all:
         s = s[s["group"] != ALL]
@@ -115,7 +95,7 @@ def influence_bar_chart(
     ax.legend(title="strategy", fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     ax.set_axisbelow(True)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def strategy_comparison(
@@ -129,7 +109,7 @@ def strategy_comparison(
 ) -> Path:
     """Heat map of each group's share (of the summed influence) per strategy, with its rank:
     the paper's claim that strategies agree on the ranking, at a glance."""
-    plt = _plt()
+    plt = pyplot()
     s, method, level, distance = _select(summary, method, level, distance)
     s = s[s["group"] != ALL]
     groups = list(dict.fromkeys(s["group"]))
@@ -161,7 +141,7 @@ def strategy_comparison(
     ax.set_yticklabels(strategies)
     fig.colorbar(im, ax=ax, label="share of total influence")
     ax.set_title(title or f"Share and rank per strategy ({method}, {level}, {distance})")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def occlusion_map_preview(
@@ -169,7 +149,7 @@ def occlusion_map_preview(
 ) -> Path:
     """PNG preview of one sensitivity map (NaN = invalid, shown transparent); the colour scale
     stops at the 99th percentile so a few extreme pixels do not wash it out."""
-    plt = _plt()
+    plt = pyplot()
     a = np.asarray(array, dtype=np.float32)
     finite = a[np.isfinite(a)]
     vmax = float(np.percentile(finite, 99)) if finite.size else 1.0
@@ -179,4 +159,4 @@ def occlusion_map_preview(
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="|pred - occluded pred|")
     if title:
         ax.set_title(title, fontsize=9)
-    return _save(fig, path, dpi=100)
+    return save_figure(fig, path, dpi=100)

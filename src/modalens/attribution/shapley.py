@@ -1,42 +1,21 @@
-"""Modality Shapley values and pairwise Shapley interaction indices.
-
-The players are channel groups (modalities by default, single bands with ``groups="bands"``).
-A coalition ``S`` is a set of groups left *present*; every other group is occluded with the
-chosen strategy (zeros, ones, noise, mean, permutation: see :mod:`modalens.occlusion`).
-
-Value function (our choice, documented): for an occlusion score ``score(T)`` of occluding the
-groups ``T`` (a distance to the unoccluded embedding or prediction, or a loss increase),
-
-    v(S) = -score(N \\ S)
-
-so ``v(N) = 0`` (nothing occluded), ``v(∅) = -score(ALL)`` and, by efficiency, the Shapley
-values sum to ``v(N) - v(∅) = score(ALL)``: they split the "all modalities occluded" distance
-among the modalities, interactions included. A group's value is positive when its presence
-brings the representation closer to the unoccluded one. Any other value function can be used
-through :func:`exact_shapley` / :func:`sampled_shapley` (a callable on coalition masks) or
-through :func:`modality_shapley` with ``value_fn``.
-
-Everything here works on value tables indexed by coalition bit masks: coalition ``s`` (an int
-in ``[0, 2**n)``) holds player ``i`` when bit ``i`` is set. Exact values need all ``2**n``
-coalitions, so they are capped at ``max_players`` (16) with an error that points to
-permutation sampling (:func:`sampled_shapley`), which evaluates ``n + 1`` coalitions per
-permutation (antithetic pairs: each permutation and its reverse) and stays efficient exactly.
-"""
+"""TODO docstring: attribution/shapley.py"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from .errors import ModalensError
+from ..errors import ModalensError
 
 MAX_EXACT_PLAYERS = 16
 
+
 ValueFn = Callable[[np.ndarray], Any]
+
 """Maps bool coalition masks ``[M, n]`` (True = player present) to values ``[*batch, M]``."""
 
 
@@ -84,7 +63,7 @@ def masks_to_index(masks: np.ndarray) -> np.ndarray:
     return (masks.astype(np.int64) << np.arange(n, dtype=np.int64)).sum(axis=-1)
 
 
-def _check_exact(n: int, max_players: int) -> None:
+def check_exact_players(n: int, max_players: int) -> None:
     if n < 1:
         raise ModalensError("Shapley values need at least one player (group)")
     if n > max_players:
@@ -174,7 +153,7 @@ def exact_shapley(
     """
     names = _players(players)
     n = len(names)
-    _check_exact(n, max_players)
+    check_exact_players(n, max_players)
     table = np.asarray(value_fn(coalition_masks(n)), dtype=np.float64)
     phi = shapley_from_table(table)
     inter = interactions_from_table(table) if interactions else None
@@ -257,50 +236,3 @@ def sampled_shapley(
     pv = vals[..., inverse].reshape(*vals.shape[:-1], orders.shape[0], n + 1)
     phi, se = shapley_from_permutations(orders, pv)
     return ShapleyResult(names, phi, None, None, se, "sampled", {"permutations": len(orders)})
-
-
-def modality_shapley(
-    model: Any,
-    x: Any,
-    groups: Mapping[str, Sequence[int]] | Sequence[Sequence[int]],
-    *,
-    strategy: str = "zeros",
-    level: str = "embedding",
-    distance: str = "euclidean",
-    value_fn: Callable[..., Any] | None = None,
-    method: str = "exact",
-    permutations: int = 64,
-    interactions: bool = True,
-    max_players: int = MAX_EXACT_PLAYERS,
-    **engine_options: Any,
-) -> ShapleyResult:
-    """Modality (or band) Shapley values of a model for one batch ``x``.
-
-    The value function is ``v(S) = -score(N \\ S)`` with the occlusion score of ``level`` /
-    ``distance`` / ``strategy`` (see the module docstring), or ``value_fn(occluded, full)``:
-    a callable getting the model evaluation of the coalition's input and of the full input
-    (:class:`modalens.occlusion.Evaluation`: ``embedding``, ``output``, ``sample``,
-    ``target``, ``valid``) and returning one value per row. Further keyword arguments go to
-    :class:`modalens.occlusion.OcclusionEngine` (``embedding``, ``channel_axis``, ``seed``,
-    ``mean``, ``precision``, ``optimize``, ``chunk_size``, ``loss_fn``...).
-
-    Returns values ``[B, n]`` (and interactions ``[B, n, n]`` when exact).
-    """
-    from .occlusion import OcclusionEngine
-
-    engine = OcclusionEngine(
-        model,
-        groups,
-        strategies=(strategy,),
-        distances=(distance,),
-        levels=(level,),
-        **engine_options,
-    )
-    return engine.shapley(
-        x,
-        method=method,
-        permutations=permutations,
-        interactions=interactions,
-        max_players=max_players,
-        value_fn=value_fn,
-    )

@@ -37,11 +37,12 @@ from rasterio.errors import RasterioError
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
-from .errors import DataError
-from .io import atomic_path
+from ..errors import DataError
+from ..io import atomic_path
 
 # A window on a grid: (row_off, col_off, height, width), integer pixels.
 WindowTuple = tuple[int, int, int, int]
+
 
 _RESAMPLING = {"nearest": Resampling.nearest, "bilinear": Resampling.bilinear}
 
@@ -136,7 +137,6 @@ def _axis_aligned(t: Affine) -> bool:
     return t.b == 0 and t.d == 0
 
 
-# ----------------------------------------------------------------------------- opening
 def open_raster(path: str | Path) -> Any:
     """Open a raster for reading; missing, non-raster or unreadable files are DataErrors."""
     path = Path(path)
@@ -225,7 +225,6 @@ class RasterCache:
         self.__init__(state["size"])  # type: ignore[misc]
 
 
-# ----------------------------------------------------------------------------- reading
 def check_band_indices(
     dataset: Any, bands: Sequence[int] | None, expected: int, what: str = ""
 ) -> list[int]:
@@ -485,7 +484,6 @@ def raster_grid(path: str | Path) -> RasterGrid:
         return RasterGrid.of(ds)
 
 
-# ----------------------------------------------------------------------------- writing
 def write_geotiff(
     path: str | Path,
     array: np.ndarray,

@@ -22,11 +22,17 @@ from typing import Any
 import kornia.augmentation as K
 import torch
 
-from .errors import SpecError
+from ..errors import SpecError
 
 DEFAULT_AUGMENT = {"hflip": 0.5, "vflip": 0.5, "sharpness": 0.2, "erasing": 0.2, "blur": 0.2}
+
+
 GEOMETRIC = ("hflip", "vflip")
+
+
 PHOTOMETRIC = ("sharpness", "erasing", "blur")
+
+
 _OPTIONS: dict[str, set[str]] = {
     "hflip": set(),
     "vflip": set(),

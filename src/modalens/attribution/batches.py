@@ -1,0 +1,142 @@
+"""TODO docstring: attribution/batches.py"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..data.dataset import collate
+from ..errors import DataError
+
+
+def _window_str(w: Any) -> str:
+    if w is None:
+        return ""
+    if isinstance(w, str):
+        return w
+    if isinstance(w, Tensor):
+        w = w.tolist()
+    return ",".join(str(int(v)) for v in w)
+
+
+@dataclass
+class Batch:
+    """A normalised batch: ``image`` (float tensor), optional ``target``/``valid``, ids and
+    crop windows (``"row,col,height,width"`` strings, ``""`` when unknown)."""
+
+    image: Tensor
+    target: Tensor | None
+    valid: Tensor | None
+    ids: list[str]
+    windows: list[str]
+
+    def subset(self, keep: Sequence[int]) -> Batch:
+        idx = torch.as_tensor(list(keep), dtype=torch.long)
+        return Batch(
+            self.image[idx],
+            None if self.target is None else self.target[idx],
+            None if self.valid is None else self.valid[idx],
+            [self.ids[i] for i in keep],
+            [self.windows[i] for i in keep],
+        )
+
+
+class LazyBatch:
+    """A batch whose sample ids are known before its data are read (``load() -> batch``):
+    :func:`attribute` skips finished samples without reading them."""
+
+    def __init__(self, ids: Sequence[str], load: Callable[[], Any]) -> None:
+        self.ids = [str(i) for i in ids]
+        self.load = load
+
+
+def _windows_of(raw: Any, n: int) -> list[str]:
+    if raw is None:
+        return [""] * n
+    if isinstance(raw, Tensor):
+        if raw.ndim == 2 and raw.shape[0] == n:
+            return [_window_str(r) for r in raw]
+        if raw.ndim == 2 and raw.shape[1] == n:
+            return [_window_str(r) for r in raw.T]
+    if isinstance(raw, list | tuple):
+        if len(raw) == n and all(isinstance(w, list | tuple | Tensor | str) for w in raw):
+            if not (len(raw) == 4 and all(isinstance(w, Tensor) and w.ndim == 1 for w in raw)):
+                return [_window_str(w) for w in raw]
+        if len(raw) == 4 and all(isinstance(w, Tensor) and w.ndim == 1 for w in raw):
+            # default_collate of tuples: 4 tensors of [B]
+            return [_window_str([int(c[i]) for c in raw]) for i in range(n)]
+    return [""] * n
+
+
+def as_batch(obj: Any, start: int = 0) -> Batch:
+    """A :class:`Batch` from a dict (``image``/``target``/``valid``/``id``/``window``), a
+    tensor or a tuple ``(image, target[, valid])``. Missing ids become running indices."""
+    target = valid = ids = windows = None
+    if isinstance(obj, Batch):
+        return obj
+    if isinstance(obj, Mapping):
+        if "image" not in obj:
+            raise DataError("a batch dict has no 'image' entry", "batches", "name the input image")
+        image = obj["image"]
+        target, valid = obj.get("target"), obj.get("valid")
+        ids, windows = obj.get("id"), obj.get("window")
+    elif isinstance(obj, Tensor):
+        image = obj
+    elif isinstance(obj, list | tuple) and obj and isinstance(obj[0], Tensor):
+        image = obj[0]
+        target = obj[1] if len(obj) > 1 else None
+        valid = obj[2] if len(obj) > 2 else None
+    else:
+        raise DataError(
+            f"cannot read a batch of type {type(obj).__name__}",
+            "batches",
+            "yield dicts with 'image', tensors or (image, target) tuples",
+        )
+    image = torch.as_tensor(image)
+    if not image.is_floating_point():
+        image = image.float()
+    n = int(image.shape[0])
+    if ids is None:
+        ids = [str(start + i) for i in range(n)]
+    elif isinstance(ids, str):
+        ids = [ids]
+    ids = [str(i.item() if isinstance(i, Tensor) else i) for i in ids]
+    if len(ids) != n:
+        raise DataError(f"batch has {n} images but {len(ids)} ids", "batches")
+    if valid is not None:
+        valid = torch.as_tensor(valid).bool()
+    if target is not None:
+        target = torch.as_tensor(target)
+    return Batch(image, target, valid, ids, _windows_of(windows, n))
+
+
+@dataclass
+class Evaluation:
+    """Model evaluation of some (occluded) inputs, handed to user value functions:
+    ``embedding``/``output`` ``[n, ...]`` (float32), the batch row ``sample`` of each input,
+    and that sample's ``target``/``valid`` (or None)."""
+
+    embedding: Tensor | None
+    output: Tensor | None
+    sample: Tensor
+    target: Tensor | None
+    valid: Tensor | None
+
+
+def _lazy_batches(dataset: Any, batch_size: int) -> list[LazyBatch]:
+    """Batches of ``dataset`` in order whose items are read only when needed."""
+
+    ids = [str(i) for i in getattr(dataset, "ids", range(len(dataset)))]
+
+    def load(idx: list[int]) -> dict[str, Any]:
+        return collate([dataset[i] for i in idx])
+
+    batches = []
+    for s in range(0, len(dataset), max(1, batch_size)):
+        idx = list(range(s, min(s + batch_size, len(dataset))))
+        batches.append(LazyBatch([ids[i] for i in idx], lambda idx=idx: load(idx)))
+    return batches

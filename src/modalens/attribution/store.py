@@ -1,0 +1,93 @@
+"""TODO docstring: attribution/store.py"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..errors import ModalensError
+from ..io import atomic_path, atomic_write_json
+
+COLUMNS = [
+    "sample_id",
+    "window",
+    "method",
+    "level",
+    "distance",
+    "strategy",
+    "group",
+    "draw",
+    "value",
+]
+
+
+class _PartStore:
+    """One parquet part per batch in ``out/parts``; resumable; assembled at the end."""
+
+    def __init__(self, out: Path, config: Mapping[str, Any], resume: bool = True) -> None:
+        self.out = Path(out)
+        self.parts = self.out / "parts"
+        try:
+            self.parts.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise ModalensError(
+                "the output folder is a file (or lies below one)",
+                str(self.out),
+                "pass a folder path to --out/out, or move that file away",
+            ) from None
+        cfg_path = self.parts / "config.json"
+        cfg = json.loads(json.dumps(config, default=str))
+        existing = sorted(self.parts.glob("part-*.parquet"))
+        if cfg_path.exists() and existing:
+            old = json.loads(cfg_path.read_text())
+            if old != cfg and resume:
+                diff = sorted(k for k in set(old) | set(cfg) if old.get(k) != cfg.get(k))
+                raise ModalensError(
+                    f"{self.parts} holds scores of another configuration (differs in "
+                    f"{', '.join(diff)})",
+                    str(cfg_path),
+                    "use another --out folder or delete its parts/ to start over",
+                )
+        if not resume:
+            for p in existing:
+                p.unlink()
+            existing = []
+        atomic_write_json(cfg_path, cfg)
+        self.done: set[str] = set()
+        for p in existing:
+            ids = pd.read_parquet(p, columns=["sample_id"])["sample_id"]
+            self.done.update(ids.astype(str).unique().tolist())
+
+    def write(self, index: int, df: pd.DataFrame) -> Path:
+        path = self.parts / f"part-{index:06d}.parquet"
+        k = 1
+        while path.exists():
+            path = self.parts / f"part-{index:06d}-{k}.parquet"
+            k += 1
+        write_parquet(df, path)
+        self.done.update(df["sample_id"].astype(str).unique().tolist())
+        return path
+
+    def assemble(self, ids: Iterable[str] | None = None) -> pd.DataFrame:
+        """All parts (only the rows of ``ids`` when given) -> ``out/scores.parquet``."""
+        files = sorted(self.parts.glob("part-*.parquet"))
+        if files:
+            df = pd.concat([pd.read_parquet(p) for p in files], ignore_index=True)
+            if ids is not None:
+                keep = df["sample_id"].astype(str).isin(set(ids))
+                df = df[keep].reset_index(drop=True)
+        else:
+            df = pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMNS})
+        write_parquet(df, self.out / "scores.parquet")
+        return df
+
+
+def write_parquet(df: pd.DataFrame, path: str | Path) -> Path:
+    """Write a DataFrame as parquet atomically."""
+    with atomic_path(path, suffix=".parquet.tmp") as tmp:
+        df.to_parquet(tmp, index=False)
+    return Path(path)

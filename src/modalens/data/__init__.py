@@ -1,0 +1,72 @@
+"""The data stage: from a dataset description on disk to normalised sample dicts.
+
+The data path, module by module:
+
+- :mod:`.spec` -- what a dataset is: ordered modalities, their bands and sources, the target(s)
+  and the split (:class:`DatasetSpec` and its parts; channel slices are derived).
+- :mod:`.specfile` -- reading specs from YAML or dicts (:func:`load_spec`,
+  :func:`spec_from_dict`, :func:`resolve_spec`) with one-line errors naming the key and file.
+- :mod:`.presets` -- built-in specs, one module per dataset (``mapinwild``, ``bigearthnet``).
+- :mod:`.samples` -- which samples exist: ids, index tables, split files.
+- :mod:`.rasters` -- windowed GeoTIFF reads onto a reference grid, atomic GeoTIFF writes.
+- :mod:`.reader` -- :class:`SampleReader`: every modality of a sample on one grid, normalised.
+- :mod:`.stats` -- train-split normalisation statistics (streaming, cached JSON).
+- :mod:`.dataset` -- :class:`MultimodalDataset` (crops, augmentation), sample weights, collate.
+- :mod:`.sampling` -- seeded per-epoch samplers (resumable runs draw the same samples).
+- :mod:`.datamodule` -- the datasets and loaders of a run config.
+- :mod:`.augment` -- kornia augmentations applied identically to image and target.
+- :mod:`.checks` -- ``modalens data check``: every sample and modality opened and validated.
+- :mod:`.synthetic` -- synthetic MapInWild-layout data with planted modality importances.
+"""
+
+from .augment import Augmentation
+from .checks import Problem, check_dataset, format_problems, has_errors
+from .dataset import MultimodalDataset, collate, make_weighted_sampler
+from .presets import PRESETS, bigearthnet_spec, get_preset, mapinwild_spec, register_preset
+from .rasters import RasterGrid, read_raster, write_geotiff
+from .reader import SampleReader, normalize
+from .samples import discover_ids, register_index_builder, sample_ids
+from .spec import DatasetSpec, Modality, Normalization, SourceFile, SplitSpec, TargetSpec
+from .specfile import load_spec, resolve_spec, spec_from_dict, spec_to_yaml
+from .stats import Statistics, apply_statistics, compute_statistics, load_or_compute
+from .synthetic import generate, parse_importance
+
+__all__ = [
+    "PRESETS",
+    "Augmentation",
+    "DatasetSpec",
+    "Modality",
+    "MultimodalDataset",
+    "Normalization",
+    "Problem",
+    "RasterGrid",
+    "SampleReader",
+    "SourceFile",
+    "SplitSpec",
+    "Statistics",
+    "TargetSpec",
+    "apply_statistics",
+    "bigearthnet_spec",
+    "check_dataset",
+    "collate",
+    "compute_statistics",
+    "discover_ids",
+    "format_problems",
+    "generate",
+    "get_preset",
+    "has_errors",
+    "load_or_compute",
+    "load_spec",
+    "make_weighted_sampler",
+    "mapinwild_spec",
+    "normalize",
+    "parse_importance",
+    "read_raster",
+    "register_index_builder",
+    "register_preset",
+    "resolve_spec",
+    "sample_ids",
+    "spec_from_dict",
+    "spec_to_yaml",
+    "write_geotiff",
+]

@@ -1,0 +1,151 @@
+"""TODO docstring: data/presets/bigearthnet.py"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from ...errors import DataError
+from ..samples import register_index_builder
+from ..spec import DatasetSpec, Modality, Normalization, SourceFile, SplitSpec, TargetSpec
+from .registry import register_preset
+
+BIGEARTHNET_S2_BANDS = (
+    "B01",
+    "B02",
+    "B03",
+    "B04",
+    "B05",
+    "B06",
+    "B07",
+    "B08",
+    "B8A",
+    "B09",
+    "B11",
+    "B12",
+)
+
+
+BIGEARTHNET_43_LABELS = (
+    "Continuous urban fabric",
+    "Discontinuous urban fabric",
+    "Industrial or commercial units",
+    "Road and rail networks and associated land",
+    "Port areas",
+    "Airports",
+    "Mineral extraction sites",
+    "Dump sites",
+    "Construction sites",
+    "Green urban areas",
+    "Sport and leisure facilities",
+    "Non-irrigated arable land",
+    "Permanently irrigated land",
+    "Rice fields",
+    "Vineyards",
+    "Fruit trees and berry plantations",
+    "Olive groves",
+    "Pastures",
+    "Annual crops associated with permanent crops",
+    "Complex cultivation patterns",
+    "Land principally occupied by agriculture, with significant areas of natural vegetation",
+    "Agro-forestry areas",
+    "Broad-leaved forest",
+    "Coniferous forest",
+    "Mixed forest",
+    "Natural grassland",
+    "Moors and heathland",
+    "Sclerophyllous vegetation",
+    "Transitional woodland/shrub",
+    "Beaches, dunes, sands",
+    "Bare rock",
+    "Sparsely vegetated areas",
+    "Burnt areas",
+    "Inland marshes",
+    "Peatbogs",
+    "Salt marshes",
+    "Salines",
+    "Intertidal flats",
+    "Water courses",
+    "Water bodies",
+    "Coastal lagoons",
+    "Estuaries",
+    "Sea and ocean",
+)
+
+
+@register_preset("bigearthnet")
+def bigearthnet_spec(
+    root: str | Path,
+    s2_folder: str = "BigEarthNet-S2-Example",
+    s1_folder: str = "BigEarthNet-S1-Example",
+    crop_size: int = 120,
+) -> DatasetSpec:
+    """BigEarthNet-MM: S2 (12 bands, one file per band, resampled onto the 10 m grid) and S1
+    VV/VH paired through the S1 JSON's ``corresponding_s2_patch``; multi-label scene classes
+    (43 CORINE labels) from the S2 JSON. Sample ids are S2 patch names."""
+    s2 = Modality(
+        name="s2",
+        bands=BIGEARTHNET_S2_BANDS,
+        sources=tuple(
+            SourceFile(f"{s2_folder}/{{id}}/{{id}}_{b}.tif", (1,)) for b in BIGEARTHNET_S2_BANDS
+        ),
+        normalization=Normalization("scale", divisor=10000.0),
+    )
+    s1 = Modality(
+        name="s1",
+        bands=("VV", "VH"),
+        sources=(
+            SourceFile(f"{s1_folder}/{{s1}}/{{s1}}_VV.tif", (1,)),
+            SourceFile(f"{s1_folder}/{{s1}}/{{s1}}_VH.tif", (1,)),
+        ),
+        normalization=Normalization("standard"),
+    )
+    target = TargetSpec(
+        kind="scene_labels",
+        source=SourceFile(f"{s2_folder}/{{id}}/{{id}}_labels_metadata.json"),
+        classes=BIGEARTHNET_43_LABELS,
+        key="labels",
+        multilabel=True,
+    )
+    return DatasetSpec(
+        name="bigearthnet",
+        root=Path(root),
+        modalities=(s2, s1),
+        target=target,
+        split=SplitSpec(file=None),
+        index_builder=f"bigearthnet:{s1_folder}",
+        crop_size=crop_size,
+    )
+
+
+@register_index_builder("bigearthnet")
+def build_bigearthnet_index(root: Path, s1_folder: str) -> pd.DataFrame:
+    """Index table (id = S2 patch, s1 = S1 patch) from the S1 JSONs' ``corresponding_s2_patch``."""
+    folder = Path(root) / s1_folder
+    if not folder.is_dir():
+        raise DataError(
+            "BigEarthNet S1 folder not found",
+            str(folder),
+            "check root and preset_options.s1_folder",
+        )
+    rows = []
+    for meta in sorted(folder.glob("*/*_labels_metadata.json")):
+        try:
+            info = json.loads(meta.read_text())
+        except (OSError, json.JSONDecodeError):
+            raise DataError(
+                "cannot read BigEarthNet metadata JSON", str(meta), "re-extract the patch"
+            ) from None
+        s2 = info.get("corresponding_s2_patch")
+        if not s2:
+            raise DataError(
+                "S1 metadata has no 'corresponding_s2_patch'", str(meta), "use BigEarthNet-MM S1"
+            )
+        rows.append({"id": s2, "s1": meta.parent.name})
+    if not rows:
+        raise DataError(
+            "no BigEarthNet S1 patches found", str(folder), "point root at the BigEarthNet folder"
+        )
+    return pd.DataFrame(rows).sort_values("id").reset_index(drop=True)

@@ -1,0 +1,140 @@
+"""TODO docstring: data/presets/mapinwild.py"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ...errors import SpecError
+from ..spec import (
+    CATEGORICAL,
+    DatasetSpec,
+    Modality,
+    Normalization,
+    SourceFile,
+    SplitSpec,
+    TargetSpec,
+)
+from .registry import register_preset
+
+MAPINWILD_S2_FOLDERS = (
+    "s2_temporal_subset",
+    "s2_summer",
+    "s2_spring",
+    "s2_autumn",
+    "s2_winter",
+)
+
+
+S2_10_BANDS = ("B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B11", "B12")
+
+
+WORLDCOVER_CLASSES = (10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 100)
+
+
+WORLDCOVER_NAMES = {
+    10: "Tree cover",
+    20: "Shrubland",
+    30: "Grassland",
+    40: "Cropland",
+    50: "Built-up",
+    60: "Bare / sparse vegetation",
+    70: "Snow and ice",
+    80: "Permanent water bodies",
+    90: "Herbaceous wetland",
+    95: "Mangroves",
+    100: "Moss and lichen",
+}
+
+
+# Normalisation constants of the reference code (train-split statistics of MapInWild).
+S1_MEAN = (-11.0578, -18.3627)
+
+
+S1_STD = (3.7392, 4.6393)
+
+
+VIIRS_MEAN = 2.0382
+
+
+VIIRS_STD = 12.6409
+
+
+MAPINWILD_TARGETS = ("NI", "mask")
+
+
+@register_preset("mapinwild")
+def mapinwild_spec(
+    root: str | Path,
+    s2_folder: str = "s2_temporal_subset",
+    target: str = "NI",
+    s1_folder: str = "s1",
+    crop_size: int = 256,
+) -> DatasetSpec:
+    """The paper's setup on a MapInWild folder: S2 (10) + S1 (2) + WorldCover (1) + VIIRS (1).
+
+    ``target='NI'`` reads the naturalness index 0-100 from ``NI/<id>.tif`` (scaled to 0-1,
+    NaN = no-data); ``target='mask'`` reads the WDPA protected-area classes 0-3 from ``mask``.
+    """
+    if s2_folder not in MAPINWILD_S2_FOLDERS:
+        raise SpecError(
+            f"unknown MapInWild S2 folder {s2_folder!r}",
+            "preset_options.s2_folder",
+            f"choose from {', '.join(MAPINWILD_S2_FOLDERS)}",
+        )
+    if target not in MAPINWILD_TARGETS:
+        raise SpecError(
+            f"unknown MapInWild target {target!r}",
+            "preset_options.target",
+            "choose NI (naturalness) or mask (protected-area classes)",
+        )
+    modalities = (
+        Modality(
+            name="s2",
+            bands=S2_10_BANDS,
+            sources=(SourceFile(f"{s2_folder}/{{id}}.tif", tuple(range(1, 11))),),
+            normalization=Normalization("scale", divisor=10000.0),
+        ),
+        Modality(
+            name="s1",
+            bands=("VV", "VH"),
+            sources=(SourceFile(f"{s1_folder}/{{id}}.tif", (1, 2)),),
+            normalization=Normalization("standard", mean=S1_MEAN, std=S1_STD),
+        ),
+        Modality(
+            name="esa_wc",
+            bands=("landcover",),
+            sources=(SourceFile("ESA_WC/{id}.tif", (1,)),),
+            kind=CATEGORICAL,
+            classes=WORLDCOVER_CLASSES,
+            normalization=Normalization("ordinal", divisor=90.0, offset=10.0),
+            nodata=0.0,
+        ),
+        Modality(
+            name="viirs",
+            bands=("avg_rad",),
+            sources=(SourceFile("VIIRS/{id}.tif", (1,)),),
+            normalization=Normalization("standard", mean=(VIIRS_MEAN,), std=(VIIRS_STD,)),
+        ),
+    )
+    if target == "NI":
+        tgt = TargetSpec(
+            kind="continuous",
+            source=SourceFile("NI/{id}.tif", (1,)),
+            scale=100.0,
+            nodata=float("nan"),
+        )
+    else:
+        tgt = TargetSpec(
+            kind="classes",
+            source=SourceFile("mask/{id}.tif", (1,)),
+            classes=(0, 1, 2, 3),
+            nodata=None,
+        )
+    return DatasetSpec(
+        name="mapinwild",
+        root=Path(root),
+        modalities=modalities,
+        target=tgt,
+        split=SplitSpec(file="split_IDs.csv"),
+        crop_size=crop_size,
+    )

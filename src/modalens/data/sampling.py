@@ -1,0 +1,79 @@
+"""TODO docstring: data/sampling.py"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset, Sampler
+
+
+def _derive_seed(*keys: int) -> int:
+    return int(np.random.SeedSequence([int(k) & 0xFFFFFFFF for k in keys]).generate_state(1)[0])
+
+
+class EpochSampler(Sampler):
+    """Yields ``(epoch, draw, index)``: a seeded shuffle (or weighted draw) per epoch, ``draw``
+    counting earlier draws of the same index in the epoch.
+
+    Lightning calls :meth:`set_epoch` before every epoch; the order depends only on
+    ``(seed, epoch)``, so a resumed run draws the same samples as an uninterrupted one, and
+    the epoch travels with the index into DataLoader workers (see :class:`EpochDataset`).
+    """
+
+    def __init__(
+        self,
+        n: int,
+        seed: int = 0,
+        shuffle: bool = True,
+        weights: Tensor | None = None,
+        num_samples: int | None = None,
+    ) -> None:
+        self.n = n
+        self.seed = seed
+        self.shuffle = shuffle
+        self.weights = weights
+        self.num_samples = num_samples or n
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.num_samples if self.weights is not None else self.n
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        gen = torch.Generator()
+        gen.manual_seed(_derive_seed(self.seed, self.epoch, 0x5A3))
+        if self.weights is not None:
+            order = torch.multinomial(self.weights, self.num_samples, True, generator=gen)
+        elif self.shuffle:
+            order = torch.randperm(self.n, generator=gen)
+        else:
+            order = torch.arange(self.n)
+        seen: dict[int, int] = {}
+        for i in order.tolist():
+            draw = seen.get(i, 0)  # repeated draws of an item get their own crop
+            seen[i] = draw + 1
+            yield (self.epoch, draw, int(i))
+
+
+class EpochDataset(Dataset):
+    """Wraps a dataset with ``set_epoch`` so that items are indexed by ``(epoch, draw, index)``."""
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int, int] | int) -> Any:
+        if isinstance(key, tuple):
+            epoch, draw, index = key
+            if hasattr(self.dataset, "set_epoch"):
+                self.dataset.set_epoch(epoch, draw)
+            return self.dataset[index]
+        return self.dataset[key]

@@ -1,0 +1,441 @@
+"""TODO docstring: data/synthetic/scenes.py"""
+
+from __future__ import annotations
+
+import functools
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from affine import Affine
+
+GENERATOR_VERSION = "1.0"
+
+
+MODALITIES = ("s2", "s1", "esa_wc", "viirs")
+
+
+FOLDERS = {
+    "s2": "s2_temporal_subset",
+    "s1": "s1",
+    "esa_wc": "ESA_WC",
+    "viirs": "VIIRS",
+    "target": "NI",
+}
+
+
+EPSG = 32633
+
+
+PIXEL_SIZE = 10.0
+
+
+ID_OFFSET = 100000
+
+
+#: naturalness (0-1) the WorldCover signal gives each class
+WORLDCOVER_NATURALNESS = {
+    10: 0.90,  # tree cover
+    20: 0.75,  # shrubland
+    30: 0.55,  # grassland
+    40: 0.20,  # cropland
+    50: 0.00,  # built-up
+    60: 0.60,  # bare / sparse vegetation
+    70: 1.00,  # snow and ice
+    80: 0.95,  # permanent water
+    90: 0.90,  # herbaceous wetland
+    95: 1.00,  # mangroves
+    100: 0.95,  # moss and lichen
+}
+
+
+VIIRS_SCALE = 0.6  # radiance scale of the VIIRS signal exp(-rad / VIIRS_SCALE)
+
+S1_RATIO_LOW, S1_RATIO_SPAN = -11.0, 7.0  # VH - VV (dB) of z_s1 = 0 and its span to z_s1 = 1
+
+
+NOISE_STD = 1.0  # target noise, naturalness points
+
+
+GAIN = 1.8  # sigmoid gain of the latent scores
+
+
+# endmember spectra, reflectance x 10000, bands B2 B3 B4 B5 B6 B7 B8 B8A B11 B12
+_VEG = np.array([250, 480, 280, 850, 2500, 3100, 3350, 3450, 1750, 850], np.float32)
+
+
+_SOIL = np.array([800, 1100, 1400, 1700, 1900, 2050, 2200, 2300, 3100, 2500], np.float32)
+
+
+_URBAN = np.array([1000, 1100, 1150, 1250, 1350, 1450, 1550, 1600, 1900, 1750], np.float32)
+
+
+_WATER = np.array([550, 480, 300, 220, 160, 130, 110, 100, 60, 40], np.float32)
+
+
+_SNOW = np.array([5600, 5500, 5300, 5100, 4900, 4700, 4500, 4400, 700, 500], np.float32)
+
+
+_HAZE = np.array([1.0, 0.8, 0.6, 0.5, 0.4, 0.35, 0.3, 0.3, 0.1, 0.05], np.float32)
+
+
+_RED_EDGE = np.array([0, 0, 0, 0.3, 1, 1, 1, 1, 0, 0], np.float32)  # bands that vigour scales
+
+
+# latent field scales (sigma px at 256 px and above, weight)
+_LANDSCAPE = ((4.0, 0.15), (12.0, 0.3), (40.0, 0.6), (120.0, 0.8))
+
+
+_TEXTURE = ((1.2, 1.0),)
+
+
+_SMOOTH = ((12.0, 0.2), (40.0, 0.6), (120.0, 1.0))  # water and high ground
+
+
+def s2_signal(s2: np.ndarray) -> np.ndarray:
+    """z_s2 in [0, 1] from S2 bands [10, H, W] (reflectance x 10000): vegetation or water."""
+    s2 = np.asarray(s2, dtype=np.float32)
+    b3, b4, b8, b11 = s2[1], s2[2], s2[6], s2[8]
+    ndvi = (b8 - b4) / np.maximum(b8 + b4, 1.0)
+    mndwi = (b3 - b11) / np.maximum(b3 + b11, 1.0)
+    veg = np.clip((ndvi - 0.1) / 0.7, 0.0, 1.0)
+    water = 0.95 * np.clip((mndwi - 0.2) / 0.4, 0.0, 1.0)
+    return np.maximum(veg, water).astype(np.float32)
+
+
+def s1_signal(s1: np.ndarray) -> np.ndarray:
+    """z_s1 in [0, 1] from S1 [2, H, W] (VV, VH in dB): the cross-polarisation ratio."""
+    s1 = np.asarray(s1, dtype=np.float32)
+    return np.clip((s1[1] - s1[0] - S1_RATIO_LOW) / S1_RATIO_SPAN, 0.0, 1.0).astype(np.float32)
+
+
+_WC_LUT = np.full(256, np.nan, np.float32)
+
+for _code, _value in WORLDCOVER_NATURALNESS.items():
+    _WC_LUT[_code] = _value
+
+
+def esa_wc_signal(wc: np.ndarray) -> np.ndarray:
+    """z_esa_wc in [0, 1] from WorldCover codes [H, W] (or [1, H, W]); NaN where no-data."""
+    wc = np.asarray(wc)
+    if wc.ndim == 3:
+        wc = wc[0]
+    return _WC_LUT[np.clip(wc, 0, 255).astype(np.uint8)]
+
+
+def viirs_signal(viirs: np.ndarray) -> np.ndarray:
+    """z_viirs in [0, 1] from radiance [H, W] (or [1, H, W]): dark is natural."""
+    v = np.asarray(viirs, dtype=np.float32)
+    if v.ndim == 3:
+        v = v[0]
+    return np.exp(-np.maximum(v, 0.0) / VIIRS_SCALE).astype(np.float32)
+
+
+def modality_signals(
+    s2: np.ndarray, s1: np.ndarray, esa_wc: np.ndarray, viirs: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The per-modality signals ``z_m`` (each [H, W], in [0, 1]) the target is built from."""
+    return {
+        "s2": s2_signal(s2),
+        "s1": s1_signal(s1),
+        "esa_wc": esa_wc_signal(esa_wc),
+        "viirs": viirs_signal(viirs),
+    }
+
+
+def read_signals(root: str | Path, sample_id: str) -> dict[str, np.ndarray]:
+    """``z_m`` of one written sample, read back from its GeoTIFFs (for checks and tests)."""
+    import rasterio
+
+    root = Path(root)
+    arrays = {}
+    for m in MODALITIES:
+        with rasterio.open(root / FOLDERS[m] / f"{sample_id}.tif") as src:
+            arrays[m] = src.read()
+    return modality_signals(arrays["s2"], arrays["s1"], arrays["esa_wc"], arrays["viirs"])
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return (1.0 / (1.0 + np.exp(-x))).astype(np.float32)
+
+
+def _fast_len(n: int) -> int:
+    """The smallest 2^a 3^b 5^c >= n (a quick FFT length)."""
+    best = 1 << (n - 1).bit_length()
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            m = p35
+            while m < n:
+                m *= 2
+            best = min(best, m)
+            p35 *= 3
+        p5 *= 5
+    return best
+
+
+class _Fields:
+    """Smooth Gaussian random fields, synthesised in the Fourier domain on a padded grid.
+
+    A field is Gaussian-filtered unit white noise (a weighted sum of Gaussian filters of a few
+    widths), divided by its theoretical standard deviation, so it has unit variance over the
+    ensemble while each scene keeps its own mean and spread. The white noise is drawn directly
+    as its (Hermitian) spectrum, which saves the forward FFT; the grid is padded beyond the scene
+    so that the FFT's wrap-around does not tie opposite edges together.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.sf = float(np.clip(size / 256.0, 0.25, 1.0))
+        pad = int(min(size, 2 * max(s for s, _ in _LANDSCAPE) * self.sf))
+        self.n = _fast_len(size + pad)
+        fy = np.fft.fftfreq(self.n).astype(np.float32)[:, None]
+        fx = np.fft.rfftfreq(self.n).astype(np.float32)[None, :]
+        self.f2 = fy**2 + fx**2
+        # rfft half-spectrum weights for Parseval: columns other than 0 and n/2 count twice
+        self.w = np.full(self.f2.shape[1], 2.0, np.float32)
+        self.w[0] = 1.0
+        if self.n % 2 == 0:
+            self.w[-1] = 1.0
+        self.neg = (-np.arange(self.n)) % self.n  # row index of -k
+        self._cache: dict[tuple, tuple[np.ndarray, float, np.ndarray, int]] = {}
+
+    def _filter(self, scales: tuple) -> tuple[np.ndarray, float, np.ndarray, int]:
+        if scales not in self._cache:
+            h = np.zeros_like(self.f2)
+            for sigma, weight in scales:
+                s = sigma * self.sf
+                h += weight * np.exp(-2.0 * math.pi**2 * s * s * self.f2)
+            var = float(np.sum((h.astype(np.float64) ** 2) * self.w)) / self.n**2
+            # the low-frequency block outside which the filter is negligible: noise is drawn
+            # only there (fewer random numbers for smooth fields)
+            keep = h > 1e-7 * float(h.max())
+            r = int(np.max(np.minimum(np.arange(self.n), self.n - np.arange(self.n))[keep.any(1)]))
+            c = int(np.max(np.nonzero(keep.any(0))[0])) + 1
+            rows = np.unique(np.r_[np.arange(r + 1), (self.n - np.arange(1, r + 1)) % self.n])
+            self._cache[scales] = (h, math.sqrt(var), rows, c)
+        return self._cache[scales]
+
+    def field(self, rng: np.random.Generator, scales: tuple = _LANDSCAPE) -> np.ndarray:
+        """A field of about unit variance (per-scene mean and spread vary naturally)."""
+        h, std, rows, c = self._filter(scales)
+        n, m = self.n, self.f2.shape[1]
+        # spectrum of real unit white noise: E|X_k|^2 = n^2, Hermitian where rfft needs it
+        ri = rng.standard_normal((2, rows.size, c), dtype=np.float32)
+        spec = np.zeros((n, m), np.complex64)
+        spec[rows, :c] = (ri[0] + 1j * ri[1]) * np.float32(n / math.sqrt(2.0))
+        cols = [0, m - 1] if n % 2 == 0 and c == m else [0]
+        for k in cols:
+            col = spec[:, k]
+            spec[:, k] = (col + np.conj(col[self.neg])) / np.float32(math.sqrt(2.0))
+        spec *= h
+        out = np.fft.irfft2(spec, s=(n, n))[: self.size, : self.size]
+        return (out / np.float32(std)).astype(np.float32)
+
+    def blur(self, image: np.ndarray, sigma: float) -> np.ndarray:
+        """Gaussian blur (zero padded) of a [size, size] image."""
+        buf = np.zeros((self.n, self.n), np.float32)
+        buf[: self.size, : self.size] = image
+        h = np.exp(-2.0 * math.pi**2 * (sigma * self.sf) ** 2 * self.f2)
+        out = np.fft.irfft2(np.fft.rfft2(buf) * h, s=(self.n, self.n))[: self.size, : self.size]
+        return np.maximum(out, 0.0).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=2)
+def _fields(size: int) -> _Fields:
+    return _Fields(size)
+
+
+def _draw_polyline(canvas: np.ndarray, points: np.ndarray, width: float) -> None:
+    """Max-paint an anti-aliased polyline of ``width`` px (points [K, 2] as row, col)."""
+    size = canvas.shape[0]
+    half = width / 2.0
+    for p0, p1 in zip(points[:-1], points[1:], strict=True):
+        r0 = int(max(0, math.floor(min(p0[0], p1[0]) - half - 2)))
+        r1 = int(min(size, math.ceil(max(p0[0], p1[0]) + half + 2)))
+        c0 = int(max(0, math.floor(min(p0[1], p1[1]) - half - 2)))
+        c1 = int(min(size, math.ceil(max(p0[1], p1[1]) + half + 2)))
+        if r0 >= r1 or c0 >= c1:
+            continue
+        rr = np.arange(r0, r1, dtype=np.float32)[:, None] + 0.5
+        cc = np.arange(c0, c1, dtype=np.float32)[None, :] + 0.5
+        d = p1 - p0
+        length2 = float(d[0] * d[0] + d[1] * d[1]) or 1e-6
+        t = np.clip(((rr - p0[0]) * d[0] + (cc - p0[1]) * d[1]) / length2, 0.0, 1.0)
+        dist = np.hypot(rr - (p0[0] + t * d[0]), cc - (p0[1] + t * d[1]))
+        value = np.clip(half + 0.5 - dist, 0.0, 1.0)
+        np.maximum(canvas[r0:r1, c0:c1], value, out=canvas[r0:r1, c0:c1])
+
+
+def _edge_point(rng: np.random.Generator, size: int) -> np.ndarray:
+    side = rng.integers(4)
+    t = rng.uniform(0, size)
+    return np.array(
+        [(0.0, t), (float(size), t), (t, 0.0), (t, float(size))][side], dtype=np.float32
+    )
+
+
+def _path(rng: np.random.Generator, start, end, via=None, wiggle: float = 0.06) -> np.ndarray:
+    """A gently bending polyline from ``start`` to ``end`` (through ``via``)."""
+    anchors = [np.asarray(start, np.float32)]
+    if via is not None:
+        anchors.append(np.asarray(via, np.float32))
+    anchors.append(np.asarray(end, np.float32))
+    pts = [anchors[0]]
+    for a, b in zip(anchors[:-1], anchors[1:], strict=True):
+        seg = b - a
+        length = float(np.hypot(*seg))
+        normal = np.array([-seg[1], seg[0]], np.float32) / max(length, 1e-6)
+        k = int(np.clip(length / 24.0, 2, 12))
+        for j in range(1, k):
+            offset = rng.normal(0.0, wiggle * length / math.sqrt(k))
+            pts.append(a + seg * (j / k) + normal * offset)
+        pts.append(b)
+    return np.stack(pts).astype(np.float32)
+
+
+def _seed_seq(seed: int, *key: int) -> np.random.SeedSequence:
+    return np.random.SeedSequence(entropy=seed, spawn_key=key)
+
+
+def _rng(seed: int, *key: int) -> np.random.Generator:
+    return np.random.Generator(np.random.PCG64(_seed_seq(seed, *key)))
+
+
+def _make_scene(seed: int, index: int, size: int, shared: float) -> dict[str, Any]:
+    """All input rasters of sample ``index`` (independent of importances)."""
+    rngs = [_rng(seed, 0, index, k) for k in range(12)]
+    (r_struct, r_n, r_water, r_alt, r_s2, r_s1, r_wc, r_viirs, r_noise, r_geo, r_na, _) = rngs
+    fields = _fields(size)
+    sf = fields.sf
+    own = math.sqrt(1.0 - shared**2)
+
+    # shared latents
+    nat = fields.field(r_n)
+    wet = fields.field(r_water, _SMOOTH)
+    alt = fields.field(r_alt, _SMOOTH)
+
+    water_thr = 1.5 + r_water.normal(0.0, 0.35)
+    water = np.clip((wet - water_thr) * 4.0 + 0.5, 0.0, 1.0)
+    if r_water.random() < 0.35:  # a river
+        river = np.zeros((size, size), np.float32)
+        a, b = _edge_point(r_water, size), _edge_point(r_water, size)
+        _draw_polyline(river, _path(r_water, a, b, wiggle=0.1), r_water.uniform(3, 9) * sf + 1)
+        water = np.maximum(water, river)
+    snow = np.clip((alt - 2.3) * 5.0 + 0.5, 0.0, 1.0)
+
+    # settlements (blobs) and roads (lines)
+    n_settle = int(r_struct.poisson(max(1.0, 0.8 * (size / 256.0) ** 2)))
+    rows, cols = np.arange(size, dtype=np.float32)[:, None], np.arange(size, dtype=np.float32)
+    density = np.zeros((size, size), np.float32)
+    light_src = np.zeros((size, size), np.float32)
+    centres = []
+    for _ in range(n_settle):
+        cy, cx = r_struct.uniform(0, size, 2)
+        radius = r_struct.uniform(8.0, 26.0) * sf
+        intensity = float(r_struct.lognormal(math.log(60.0), 0.7))
+        m = int(3.5 * radius) + 1
+        r0, r1 = max(0, int(cy) - m), min(size, int(cy) + m)
+        c0, c1 = max(0, int(cx) - m), min(size, int(cx) + m)
+        d2 = (rows[r0:r1] - cy) ** 2 + (cols[c0:c1] - cx) ** 2
+        g = np.exp(-d2 / (2.0 * radius**2))
+        density[r0:r1, c0:c1] += g
+        light_src[r0:r1, c0:c1] += intensity * g
+        centres.append((cy, cx))
+    texture = fields.field(r_struct, ((1.5, 1.0), (4.0, 0.5)))
+    built = np.clip((density * (1.0 + 0.35 * texture) - 0.45) / 0.25, 0.0, 1.0)
+    built *= 1.0 - water
+    roads = np.zeros((size, size), np.float32)
+    n_roads = int(r_struct.poisson(max(1.0, size / 256.0)))
+    for k in range(n_roads):
+        via = centres[k % len(centres)] if centres and r_struct.random() < 0.8 else None
+        a, b = _edge_point(r_struct, size), _edge_point(r_struct, size)
+        _draw_polyline(roads, _path(r_struct, a, b, via), r_struct.uniform(1.0, 2.5))
+    human = np.maximum(built, roads)
+
+    def score(rng: np.random.Generator, extra: float = 0.0) -> np.ndarray:
+        o = fields.field(rng)
+        if extra:
+            o = (o + extra * fields.field(rng, _TEXTURE)) / math.sqrt(1.0 + extra**2)
+        return _sigmoid(GAIN * (shared * nat + own * o))
+
+    # ---- Sentinel-2: vegetation fraction from q_s2, soil/urban/water/snow mixing
+    q_s2 = score(r_s2, extra=0.25)
+    soil_b = 1.0 + 0.15 * fields.field(r_s2)
+    vigour = 0.08 * fields.field(r_s2)
+    urban_b = 1.0 + 0.15 * fields.field(r_s2, _TEXTURE)
+    haze = r_s2.uniform(0.0, 250.0)
+    s2 = np.empty((10, size, size), np.uint16)
+    for b in range(10):
+        veg = _VEG[b] * (1.0 + vigour * _RED_EDGE[b])
+        band = q_s2 * veg + (1.0 - q_s2) * _SOIL[b] * soil_b
+        band = band * (1.0 - human) + human * _URBAN[b] * urban_b
+        band = band * (1.0 - water) + water * _WATER[b]
+        band = band * (1.0 - snow) + snow * _SNOW[b]
+        band += haze * _HAZE[b]
+        band += r_s2.standard_normal(band.shape, dtype=np.float32) * (0.01 * band + 12.0)
+        s2[b] = np.clip(np.rint(band), 1, 10000).astype(np.uint16)
+    del q_s2, soil_b, vigour, urban_b, band
+
+    # ---- Sentinel-1: VV level from nuisance and structure, VH - VV from q_s1
+    q_s1 = score(r_s1) * (1.0 - human)
+    nuis = fields.field(r_s1)
+    vv = -10.4 + 2.3 * nuis + 2.0 * (q_s1 - 0.5) + 9.0 * human
+    vv = vv * (1.0 - water) + water * (-21.0 + 1.5 * nuis)
+    vv -= 4.0 * snow
+    vh = vv + S1_RATIO_LOW + S1_RATIO_SPAN * q_s1
+    s1 = np.stack([vv, vh]).astype(np.float32)
+    del q_s1, nuis, vv, vh
+    s1 += np.float32(0.4) * r_s1.standard_normal((2, size, size), dtype=np.float32)
+
+    # ---- WorldCover: class thresholds on q_wc, shared water/built/snow, own aridity
+    q_wc = score(r_wc, extra=0.25)
+    arid = fields.field(r_wc)
+    wc = np.full((size, size), 40, np.uint8)  # cropland
+    wc[q_wc >= 0.28] = 30
+    wc[q_wc >= 0.45] = 20
+    wc[(q_wc >= 0.45) & (q_wc < 0.62) & (arid > 0.8)] = 60
+    wc[q_wc >= 0.62] = 10
+    wetland = (wet > water_thr - 0.6) & (q_wc > 0.45)
+    wc[wetland] = 90
+    wc[wetland & (arid < -1.3)] = 95
+    wc[(alt > 1.9) & (alt <= 2.3)] = 100
+    wc[snow >= 0.5] = 70
+    wc[water >= 0.5] = 80
+    wc[human >= 0.5] = 50
+    del q_wc, arid, wetland
+
+    # ---- VIIRS: rural background from q_viirs, settlement and road lights
+    q_v = score(r_viirs)
+    background = -VIIRS_SCALE * np.log(np.maximum(q_v, 1e-6)) * (1.0 - 0.7 * water)
+    lights = fields.blur(light_src * (1.0 - water) + 3.0 * roads, 3.0)
+    viirs = (background + lights).astype(np.float32)
+
+    # ---- no-data: a border strip (WorldCover no-data too) or a patch, in every other sample
+    invalid = np.zeros((size, size), bool)
+    if index % 2 == 0:
+        if r_na.random() < 0.5:
+            width = int(r_na.integers(max(1, size // 50), max(2, size // 10) + 1))
+            side = int(r_na.integers(4))
+            sl = [np.s_[:width, :], np.s_[-width:, :], np.s_[:, :width], np.s_[:, -width:]][side]
+            invalid[sl] = True
+            wc[sl] = 0
+        else:
+            cy, cx = r_na.uniform(0, size, 2)
+            ry, rx = r_na.uniform(0.05, 0.15, 2) * size
+            invalid |= ((rows - cy) / ry) ** 2 + ((cols - cx) / rx) ** 2 <= 1.0
+
+    # ---- georeferencing: a different 10 m UTM origin per sample
+    x0 = 300000.0 + PIXEL_SIZE * float(r_geo.integers(0, 40000))
+    y0 = 4500000.0 + PIXEL_SIZE * float(r_geo.integers(0, 100000))
+    return {
+        "s2": s2,
+        "s1": s1,
+        "esa_wc": wc,
+        "viirs": viirs,
+        "invalid": invalid,
+        "noise_rng": r_noise,
+        "transform": Affine(PIXEL_SIZE, 0.0, x0, 0.0, -PIXEL_SIZE, y0),
+    }

@@ -1,0 +1,99 @@
+"""TODO docstring: training/callbacks.py"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+
+from ..io import atomic_path, atomic_write_text
+
+
+class EpochCSV(pl.Callback):
+    """Writes ``metrics.csv`` (one row per finished epoch) atomically after every epoch."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.rows: list[dict[str, Any]] = []
+        self._t0 = time.perf_counter()
+        self._lr: float | None = None
+        self._started: set[int] = set()
+
+    def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
+        self.rows = []
+        self._started = set()
+        if self.path.exists():
+            import pandas as pd
+
+            try:
+                self.rows = pd.read_csv(self.path).to_dict(orient="records")
+            except Exception:  # noqa: BLE001 - an unreadable old table is rewritten
+                self.rows = []
+        self._t0 = time.perf_counter()
+
+    def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+        self._t0 = time.perf_counter()
+        self._started.add(trainer.current_epoch)
+        opt = trainer.optimizers[0] if trainer.optimizers else None
+        self._lr = float(opt.param_groups[0]["lr"]) if opt is not None else None
+
+    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        epoch = trainer.current_epoch
+        if trainer.sanity_checking or epoch not in self._started:
+            return  # a resumed run replaying the end of an epoch it did not train here
+        row: dict[str, Any] = {"epoch": trainer.current_epoch, "step": trainer.global_step}
+        if self._lr is not None:
+            row["lr"] = self._lr  # the rate used during this epoch
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if "_" in k}
+        for k in sorted(metrics, key=lambda k: (not k.startswith("train"), k)):
+            row[k] = metrics[k]
+        row["seconds"] = round(time.perf_counter() - self._t0, 3)
+        # rows of later epochs are left-overs of an interrupted run past its last checkpoint
+        self.rows = [r for r in self.rows if int(r["epoch"]) < epoch] + [row]
+        cols: list[str] = []
+        for r in self.rows:
+            cols += [c for c in r if c not in cols]
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+        writer.writeheader()
+        for r in self.rows:
+            writer.writerow(r)
+        atomic_write_text(self.path, buf.getvalue())
+
+
+def _atomic_checkpoint_io() -> Any:
+    from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+
+    class AtomicCheckpointIO(TorchCheckpointIO):
+        """Checkpoints are written to a temporary file and moved into place."""
+
+        def save_checkpoint(
+            self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None
+        ) -> None:
+            with atomic_path(Path(path), suffix=".tmp.ckpt") as tmp:
+                torch.save(checkpoint, tmp)
+
+    return AtomicCheckpointIO()
+
+
+def _quiet_lightning(progress: bool) -> None:
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.INFO if progress else logging.WARNING)
+    for pattern in (
+        ".*does not have many workers.*",
+        ".*LeafSpec.*",
+        ".*The number of training batches.*",
+        ".*Checkpoint directory.*exists and is not empty.*",
+        ".*No positive samples found in target.*",
+        ".*treespec.*",
+        ".*You're resuming from a checkpoint that ended before the epoch ended.*",
+        ".*`isinstance\\(treespec, LeafSpec\\)` is deprecated.*",
+    ):
+        warnings.filterwarnings("ignore", message=pattern)
