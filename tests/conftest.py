@@ -8,68 +8,11 @@ NaN-padded split file. ``mapinwild_root`` is one with the defaults.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
-from affine import Affine
-from rasterio.crs import CRS
-
-from modalens.data.rasters import write_geotiff
-
-WORLDCOVER = (10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 100)
-CRS_UTM = CRS.from_epsg(32633)
-
-
-def write_mapinwild(
-    root: Path,
-    n: int = 10,
-    size: int = 64,
-    seed: int = 0,
-    splits: Sequence[int] = (6, 2, 2),
-    ni_nan_fraction: float = 0.1,
-    blocksize: int = 256,
-    compress: str = "deflate",
-    with_mask: bool = True,
-    origin: tuple[float, float] = (400000.0, 5300000.0),
-) -> Path:
-    """Write ``n`` samples (ids "1".."n") of ``size``x``size`` px at 10 m, UTM 33N."""
-    rng = np.random.default_rng(seed)
-    root = Path(root)
-    ids = [str(i + 1) for i in range(n)]
-    for k, sid in enumerate(ids):
-        # scenes side by side so their extents differ, like real tiles
-        t = Affine(10.0, 0.0, origin[0] + k * size * 10.0, 0.0, -10.0, origin[1])
-        kw = {"crs": CRS_UTM, "transform": t, "blocksize": blocksize, "compress": compress}
-        s2 = rng.integers(0, 10000, size=(10, size, size)).astype(np.uint16)
-        write_geotiff(root / "s2_temporal_subset" / f"{sid}.tif", s2, **kw)
-        s1 = rng.normal([[[-11.0]], [[-18.0]]], 3.0, size=(2, size, size)).astype(np.float32)
-        write_geotiff(root / "s1" / f"{sid}.tif", s1, **kw)
-        wc = rng.choice(np.array(WORLDCOVER, np.uint8), size=(1, size, size))
-        write_geotiff(root / "ESA_WC" / f"{sid}.tif", wc, **kw)
-        viirs = rng.gamma(1.0, 2.0, size=(1, size, size)).astype(np.float32)
-        write_geotiff(root / "VIIRS" / f"{sid}.tif", viirs, **kw)
-        ni = rng.uniform(0, 100, size=(1, size, size)).astype(np.float32)
-        if ni_nan_fraction > 0:
-            ni[rng.random(ni.shape) < ni_nan_fraction] = np.nan
-        write_geotiff(root / "NI" / f"{sid}.tif", ni, nodata=float("nan"), **kw)
-        if with_mask:
-            mask = rng.integers(0, 4, size=(1, size, size)).astype(np.uint8)
-            write_geotiff(root / "mask" / f"{sid}.tif", mask, **kw)
-    n_train, n_val, _ = splits
-    cols = {
-        "train": ids[:n_train],
-        "validation": ids[n_train : n_train + n_val],
-        "test": ids[n_train + n_val :],
-    }
-    longest = max(len(v) for v in cols.values())
-    df = pd.DataFrame(
-        {k: [float(x) for x in v] + [np.nan] * (longest - len(v)) for k, v in cols.items()}
-    )
-    df.to_csv(root / "split_IDs.csv", index=False)
-    return root
+from helpers import write_mapinwild
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from .data.checks import summarize as summarize_data
 from .data.presets.mapinwild import mapinwild_spec
 from .data.synthetic.generate import generate
 from .errors import DataError
+from .fingerprint import differences
 from .training.evaluate import test
 from .training.fit import fit
 
@@ -44,7 +45,8 @@ def _synth_matches(data: Path, samples: int, size: int, seed: int) -> bool:
         info = json.loads(meta.read_text())
     except json.JSONDecodeError:
         return False
-    return (info.get("samples"), info.get("size"), info.get("seed")) == (samples, size, seed)
+    wanted = {"samples": samples, "size": size, "seed": seed}
+    return not differences({k: info.get(k) for k in wanted}, wanted)
 
 
 def run_demo(

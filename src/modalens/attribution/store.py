@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import ModalensError
+from ..fingerprint import require_same
 from ..io import atomic_path, atomic_write_json
 
 COLUMNS = [
@@ -42,16 +43,15 @@ class _PartStore:
         cfg_path = self.parts / "config.json"
         cfg = json.loads(json.dumps(config, default=str))
         existing = sorted(self.parts.glob("part-*.parquet"))
-        if cfg_path.exists() and existing:
-            old = json.loads(cfg_path.read_text())
-            if old != cfg and resume:
-                diff = sorted(k for k in set(old) | set(cfg) if old.get(k) != cfg.get(k))
-                raise ModalensError(
-                    f"{self.parts} holds scores of another configuration (differs in "
-                    f"{', '.join(diff)})",
-                    str(cfg_path),
-                    "use another --out folder or delete its parts/ to start over",
-                )
+        if cfg_path.exists() and existing and resume:
+            require_same(
+                json.loads(cfg_path.read_text()),
+                cfg,
+                what=f"{self.parts} holds scores of another configuration",
+                where=str(cfg_path),
+                fix="use another --out folder or delete its parts/ to start over",
+                error=ModalensError,
+            )
         if not resume:
             for p in existing:
                 p.unlink()

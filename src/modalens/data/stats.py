@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError
+from ..fingerprint import differences
 from ..io import atomic_write_json
 from .reader import SampleReader
 from .samples import sample_ids
@@ -79,6 +80,10 @@ class ModalityStats:
     class_frequencies: dict[str, float] | None = None  # categorical: code -> share of pixels
     source: str = ""  # fingerprint of the files and no-data the values were read with
 
+    def settings(self) -> dict[str, Any]:
+        """The part of :func:`statistics_settings` these statistics were computed with."""
+        return {"bands": list(self.bands), "kind": self.kind, "source": self.source}
+
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
             "bands": list(self.bands),
@@ -103,6 +108,21 @@ class ModalityStats:
             class_frequencies=d.get("class_frequencies"),
             source=str(d.get("source", "")),
         )
+
+
+def statistics_settings(spec: DatasetSpec, ids: Sequence[str] | None = None) -> dict[str, Any]:
+    """What statistics of ``spec`` (over ``ids``) depend on: compared with a cache's
+    :meth:`Statistics.matches` by the common rule of :mod:`modalens.fingerprint`. Other files
+    or another no-data value change a modality's ``source`` and force a recomputation."""
+    return {
+        "version": STATS_VERSION,
+        "ids_digest": ids_digest(ids) if ids is not None else None,
+        "modalities": {
+            m.name: {"bands": list(m.bands), "kind": m.kind, "source": source_fingerprint(m)}
+            for m in spec.modalities
+        },
+        "target_kind": spec.target.kind,
+    }
 
 
 def source_fingerprint(m: Modality) -> str:
@@ -139,17 +159,16 @@ class Statistics:
     def matches(self, spec: DatasetSpec, ids: Sequence[str] | None = None) -> bool:
         """True when every modality of ``spec`` is here with the same bands and kind (and,
         with ``ids``, the statistics were computed over exactly those ids)."""
-        if self.version != STATS_VERSION:
-            return False
-        if ids is not None and self.ids_digest != ids_digest(ids):
-            return False
-        for m in spec.modalities:
-            ms = self.modalities.get(m.name)
-            if ms is None or ms.bands != list(m.bands) or ms.kind != m.kind:
-                return False
-            if ms.source != source_fingerprint(m):  # other files or no-data: recompute
-                return False
-        return self.target.get("kind", spec.target.kind) == spec.target.kind
+        saved = {
+            "version": self.version,
+            "ids_digest": self.ids_digest if ids is not None else None,
+            "modalities": {
+                m.name: self.modalities[m.name].settings() if m.name in self.modalities else None
+                for m in spec.modalities
+            },
+            "target_kind": self.target.get("kind", spec.target.kind),
+        }
+        return not differences(saved, statistics_settings(spec, ids))
 
     def to_dict(self) -> dict[str, Any]:
         return {

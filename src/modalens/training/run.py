@@ -16,9 +16,10 @@ from ..data.reader import SampleReader
 from ..data.spec import DatasetSpec
 from ..data.specfile import load_spec
 from ..data.stats import Statistics, apply_statistics
-from ..errors import ModelError, SpecError
+from ..errors import ModelError
+from ..fingerprint import require_same
 from ..models.unet import UNet
-from .config import RESUMABLE_KEYS, _flatten, _plain, load_config
+from .config import RESUMABLE_KEYS, load_config
 from .module import TaskModule, make_tile_fn
 
 
@@ -70,17 +71,14 @@ def _saved_config(run_dir: Path) -> dict[str, Any]:
 
 
 def _check_resume_config(saved: Mapping[str, Any], new: Mapping[str, Any], run_dir: Path) -> None:
-    a, b = _flatten(_plain(saved)), _flatten(_plain(new))
-    for key in sorted(set(a) | set(b)):
-        if key in RESUMABLE_KEYS or key.startswith("data.root"):
-            continue
-        if a.get(key) != b.get(key):
-            raise SpecError(
-                f"cannot resume: config key {key!r} is {b.get(key)!r} but the run was started "
-                f"with {a.get(key)!r}",
-                str(run_dir / "config.yaml"),
-                "resume with the run's own config or start a new run with another --out",
-            )
+    require_same(
+        saved,
+        new,
+        what="cannot resume: a config key differs from the run's",
+        where=str(run_dir / "config.yaml"),
+        fix="resume with the run's own config or start a new run with another --out",
+        ignore=RESUMABLE_KEYS,
+    )
 
 
 def _read_checkpoint(path: Path) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import GROUPS, tiny_unet
 from torch import nn
 
 from modalens.attribution import (
@@ -24,13 +25,6 @@ from modalens.attribution.shapley import (
 )
 from modalens.errors import ModalensError
 from modalens.models import UNet
-
-GROUPS = {"a": [0, 1, 2], "b": [3, 4], "c": [5]}
-
-
-def tiny_unet(seed: int = 0) -> UNet:
-    torch.manual_seed(seed)
-    return UNet(6, 1, base_width=4, depth=2).eval()
 
 
 def test_table_axioms_on_random_games() -> None:
@@ -81,7 +75,7 @@ def test_exact_cap_suggests_sampling() -> None:
 
 
 def test_model_efficiency_symmetry_and_dummy() -> None:
-    model = tiny_unet()
+    model = tiny_unet(randomize_bn=False)
     with torch.no_grad():
         w = model.stem[0].weight
         w[:, 5] = 0.0  # group c (channel 5) is a dummy player
@@ -105,7 +99,7 @@ def test_model_efficiency_symmetry_and_dummy() -> None:
 
 
 def test_shapley_rows_in_attribute_and_user_value_fn() -> None:
-    model = tiny_unet()
+    model = tiny_unet(randomize_bn=False)
     x = torch.randn(2, 6, 16, 16)
     df = attribute(
         model, [x], GROUPS, strategies="zeros,uniform", levels="embedding,output", shapley=True
@@ -146,7 +140,7 @@ def test_band_level_sampled_shapley_through_grouping_api() -> None:
 
 
 def test_sampled_matches_exact_through_attribute() -> None:
-    model = tiny_unet()
+    model = tiny_unet(randomize_bn=False)
     x = torch.randn(2, 6, 16, 16, generator=torch.Generator().manual_seed(3))
 
     def shap(method: str, **kw: object) -> np.ndarray:

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers import GROUPS, C, H, batch, make_x, tiny_unet
 from torch import nn
 
 from modalens.attribution import (
@@ -18,41 +19,6 @@ from modalens.attribution import (
 from modalens.errors import ModalensError
 from modalens.models import UNet
 from modalens.tasks import masked_mse
-
-GROUPS = {"a": [0, 1, 2], "b": [3, 4], "c": [5]}
-C, H = 6, 16
-
-
-def _randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            n = m.num_features
-            m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
-            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
-            m.bias.data.copy_(torch.randn(n, generator=g) * 0.1)
-    return model.eval()
-
-
-def tiny_unet(task: str = "regression", seed: int = 0) -> UNet:
-    torch.manual_seed(seed)
-    return _randomize_bn(UNet(C, 1, base_width=4, depth=2, task=task), seed)
-
-
-def make_x(b: int = 4, seed: int = 1) -> torch.Tensor:
-    return torch.randn(b, C, H, H, generator=torch.Generator().manual_seed(seed))
-
-
-def batch(b: int = 4, seed: int = 1, prefix: str = "s") -> dict:
-    g = torch.Generator().manual_seed(seed + 100)
-    return {
-        "image": make_x(b, seed),
-        "target": torch.rand(b, 1, H, H, generator=g),
-        "valid": torch.rand(b, H, H, generator=g) > 0.3,
-        "id": [f"{prefix}{seed}_{i}" for i in range(b)],
-        "window": [(0, i, H, H) for i in range(b)],
-    }
 
 
 def pick(df: pd.DataFrame, **kw: object) -> pd.DataFrame:

@@ -12,7 +12,7 @@ import rasterio
 import modalens.data as data
 from modalens.data import checks, presets, stats
 
-ROOT = Path(__file__).parents[2] / "shared" / "data" / "bigearthnet-example"
+ROOT = Path(__file__).resolve().parents[3] / "shared" / "data" / "bigearthnet-example"
 pytestmark = pytest.mark.skipif(
     not ROOT.is_dir(), reason=f"BigEarthNet example data not found at {ROOT}"
 )
