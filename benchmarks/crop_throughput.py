@@ -32,7 +32,7 @@ def write_scenes(root: Path, n: int, size: int, seed: int = 0) -> list[str]:
     from affine import Affine
     from rasterio.crs import CRS
 
-    from modalens.rasters import write_geotiff
+    from modalens.data.rasters import write_geotiff
 
     rng = np.random.default_rng(seed)
     crs = CRS.from_epsg(32633)
@@ -75,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from torch.utils.data import DataLoader, RandomSampler
 
-    from modalens import data, presets
+    import modalens.data as data
+    from modalens.data import presets
 
     torch.set_num_threads(1)
     tmp = None

@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from modalens.attribution import OcclusionEngine, precision_agreement
 from modalens.models import UNet
-from modalens.occlusion import OcclusionEngine, precision_agreement
 
 ENC_GFLOP = 30.0
 FULL_GFLOP = 80.8
@@ -244,7 +244,7 @@ def main() -> None:
 
     # bf16 agreement
     if args.run:
-        from modalens.modalities import groups_from_spec
+        from modalens.attribution import groups_from_spec
         from modalens.training import load_run
 
         run = load_run(args.run)

@@ -32,7 +32,7 @@ tile, overlap = int(tile), int(overlap)
 import numpy as np, torch
 from modalens.training import load_run, make_tile_fn, predict, InputReader
 from modalens.data import SampleReader
-from modalens.inference import sliding_window
+from modalens.training.tiling import sliding_window
 
 def status_mib(key):
     with open("/proc/self/status") as f:
@@ -67,7 +67,7 @@ print(json.dumps({"base_mib": base, "peak_mib": peak, "seconds": dt}))
 
 def make_data(work: Path, sizes: list[int], width: int, tile: int) -> tuple[Path, dict[int, str]]:
     """One synthetic dataset per size (3 scenes: train/val/test) and a 1-epoch tiny run."""
-    from modalens import synthetic
+    from modalens.data import synthetic
     from modalens.training import fit
 
     roots = {}
@@ -112,7 +112,7 @@ def main() -> None:
     print(f"work folder {work}")
     run_dir, roots = make_data(work, args.sizes, args.width, args.tile)
     from modalens.data import sample_ids
-    from modalens.presets import mapinwild_spec
+    from modalens.data.presets import mapinwild_spec
 
     results = []
     print(f"{'mode':>15} {'size':>6} {'output MiB':>11} {'peak-base MiB':>14} {'seconds':>8}")
