@@ -1,7 +1,7 @@
 """GeoTIFF input and output.
 
 Reading: :func:`open_raster` opens a file with one-line :class:`~modalens.errors.DataError`\\ s for
-missing, truncated or non-raster files; :class:`RasterGrid` describes a pixel grid (CRS,
+missing, truncated or non-raster files; :class:`~.grid.RasterGrid` describes a pixel grid (CRS,
 transform, size) and :func:`read_onto` reads bands of a source *onto* a grid (usually a window of
 a sample's reference grid) with windowed reads, so a 256 crop touches only the blocks it needs:
 
@@ -35,106 +35,14 @@ from affine import Affine
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
 from rasterio.vrt import WarpedVRT
+from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
 from ..errors import DataError
 from ..io import atomic_path
-
-# A window on a grid: (row_off, col_off, height, width), integer pixels.
-WindowTuple = tuple[int, int, int, int]
-
+from .grid import RasterGrid, WindowTuple, axis_aligned, close_transform, same_crs
 
 _RESAMPLING = {"nearest": Resampling.nearest, "bilinear": Resampling.bilinear}
-
-
-@dataclass(frozen=True)
-class RasterGrid:
-    """A pixel grid: CRS, affine transform (pixel -> map coordinates) and size."""
-
-    crs: Any
-    transform: Affine
-    width: int
-    height: int
-
-    @classmethod
-    def of(cls, dataset: Any) -> RasterGrid:
-        """The grid of an open rasterio dataset."""
-        return cls(dataset.crs, dataset.transform, int(dataset.width), int(dataset.height))
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return (self.height, self.width)
-
-    @property
-    def res(self) -> tuple[float, float]:
-        """Pixel size (x, y) in CRS units (positive)."""
-        t = self.transform
-        return (math.hypot(t.a, t.d), math.hypot(t.b, t.e))
-
-    @property
-    def bounds(self) -> tuple[float, float, float, float]:
-        """(left, bottom, right, top) of an axis-aligned grid."""
-        t = self.transform
-        xs = [t.c, t.c + t.a * self.width + t.b * self.height]
-        ys = [t.f, t.f + t.d * self.width + t.e * self.height]
-        return (min(xs), min(ys), max(xs), max(ys))
-
-    @property
-    def full_window(self) -> WindowTuple:
-        return (0, 0, self.height, self.width)
-
-    def window_grid(self, window: WindowTuple | None) -> RasterGrid:
-        """The grid of a ``(row_off, col_off, height, width)`` window of this grid."""
-        if window is None:
-            return self
-        row, col, h, w = (int(v) for v in window)
-        return RasterGrid(self.crs, self.transform @ Affine.translation(col, row), w, h)
-
-    def scaled(self, factor: float) -> RasterGrid:
-        """The same extent with pixels ``factor`` times larger (coarser when factor > 1)."""
-        w = max(1, int(math.ceil(self.width / factor)))
-        h = max(1, int(math.ceil(self.height / factor)))
-        t = self.transform @ Affine.scale(self.width / w, self.height / h)
-        return RasterGrid(self.crs, t, w, h)
-
-    def contains(self, window: WindowTuple) -> bool:
-        row, col, h, w = window
-        return (
-            row >= 0
-            and col >= 0
-            and h > 0
-            and w > 0
-            and row + h <= self.height
-            and (col + w <= self.width)
-        )
-
-    def same_as(self, other: RasterGrid) -> bool:
-        return (
-            self.width == other.width
-            and self.height == other.height
-            and _same_crs(self.crs, other.crs)
-            and _close_transform(self.transform, other.transform)
-        )
-
-
-def _same_crs(a: Any, b: Any) -> bool:
-    if a is None or b is None:
-        return a is None and b is None
-    if a is b:
-        return True
-    try:
-        return bool(a == b)
-    except Exception:  # noqa: BLE001 - odd CRS objects: compare their text
-        return str(a) == str(b)
-
-
-def _close_transform(a: Affine, b: Affine, rel: float = 1e-6) -> bool:
-    scale = max(abs(a.a), abs(a.e), 1e-12)
-    return all(abs(x - y) <= rel * scale for x, y in zip(a[:6], b[:6], strict=True))
-
-
-def _axis_aligned(t: Affine) -> bool:
-    return t.b == 0 and t.d == 0
 
 
 def open_raster(path: str | Path) -> Any:
@@ -304,11 +212,11 @@ def plan_read(dataset: Any, reference: RasterGrid, reference_name: str = "") -> 
             str(dataset.name),
             "georeference both files (same CRS) or give them identical grids",
         )
-    same_crs = _same_crs(src_crs, ref_crs)
-    if same_crs and _axis_aligned(src.transform) and _axis_aligned(reference.transform):
+    crs_match = same_crs(src_crs, ref_crs)
+    if crs_match and axis_aligned(src.transform) and axis_aligned(reference.transform):
         if not _overlaps(src.bounds, reference.bounds):
             raise _no_overlap(dataset, reference_name)
-        if _close_transform(
+        if close_transform(
             Affine(src.transform.a, 0, 0, 0, src.transform.e, 0),
             Affine(reference.transform.a, 0, 0, 0, reference.transform.e, 0),
         ):
@@ -317,7 +225,6 @@ def plan_read(dataset: Any, reference: RasterGrid, reference_name: str = "") -> 
                 return ReadPlan("direct", int(round(row)), int(round(col)))
         return ReadPlan("scale")
     if src_crs is not None and ref_crs is not None:
-        from rasterio.warp import transform_bounds
 
         try:
             b = transform_bounds(src_crs, ref_crs, *src.bounds)

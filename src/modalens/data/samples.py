@@ -1,4 +1,11 @@
-"""TODO docstring: data/samples.py"""
+"""Which samples a dataset has: ids, index tables and train/val/test splits.
+
+- :func:`sample_ids` gives the train/val/test ids (the spec's split file, else 80/10/10 by seed).
+- :func:`discover_ids` lists the ids found on disk (path templates matched against files).
+- :func:`index_table` / :func:`build_index`: a per-sample table (column ``id`` plus the fields the
+  path templates use, e.g. ``{s1}``), from the spec's ``index`` CSV or a registered builder
+  (:func:`register_index_builder`, e.g. BigEarthNet's S1/S2 pairing).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,9 @@
-"""TODO docstring: data/presets/bigearthnet.py"""
+"""The ``bigearthnet`` preset: BigEarthNet-S2 (12 bands onto the 10 m grid) with its S1 pair.
+
+S1 patches are paired to S2 patches through ``corresponding_s2_patch`` in the S1 patches'
+metadata (an index table built by :func:`build_bigearthnet_index`, registered as the
+``bigearthnet`` index builder); the target is the 43 multi-label scene classes.
+"""
 
 from __future__ import annotations
 

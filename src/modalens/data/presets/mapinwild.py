@@ -1,4 +1,9 @@
-"""TODO docstring: data/presets/mapinwild.py"""
+"""The ``mapinwild`` preset: the paper's 14 channels and normalisation constants.
+
+S2 B2-B12 (10 bands, / 10000), S1 VV/VH (standardised with the published train-split
+statistics), ESA WorldCover (ordinal (code - 10) / 90 over its 11 classes) and VIIRS (standardised),
+target naturalness ``NI`` (0-100 -> / 100) or the WDPA ``mask`` classes; ``split_IDs.csv``.
+"""
 
 from __future__ import annotations
 

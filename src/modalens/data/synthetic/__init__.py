@@ -1,8 +1,50 @@
-"""Synthetic MapInWild-layout data with planted modality importances.
+"""Synthetic MapInWild-layout data with PLANTED modality importances.
 
-:mod:`.scenes` draws one scene (shared landscape structure, per-modality rasters and their
-signals); :mod:`.generate` writes a dataset of them as tiled GeoTIFFs with a split file and
-``metadata.json`` (planted and realised importances).
+:func:`generate` writes a dataset that :func:`~modalens.data.presets.mapinwild_spec` reads
+unchanged::
+
+    out/s2_temporal_subset/<id>.tif   10 bands uint16, reflectance x 10000 (B2 ... B12)
+    out/s1/<id>.tif                   2 bands float32, VV and VH backscatter in dB
+    out/ESA_WC/<id>.tif               uint8 ESA WorldCover codes 10 ... 100 (incl. 95), nodata 0
+    out/VIIRS/<id>.tif                float32 night-light radiance (sparse, heavy tail)
+    out/NI/<id>.tif                   float32 naturalness 0-100, nodata NaN
+    out/split_IDs.csv                 columns train, validation, test (numeric ids, NaN-padded)
+    out/metadata.json                 seed, size, planted and realised importances, recipe
+
+Every raster is a tiled GeoTIFF in EPSG:32633 at 10 m with its own origin; ids are numeric
+strings ``100000 + i``. The same seed gives the same bytes in every file, and sample ``i`` does not
+depend on how many samples are generated nor on the planted importances (only ``NI`` does).
+
+How a scene is made
+-------------------
+Smooth latent fields (Gaussian-filtered white noise at several scales, filtered in the Fourier
+domain with numpy) make up every scene:
+
+- *shared* structure seen by all modalities: a naturalness latent ``N``, water bodies and rivers,
+  high ground (snow / moss), settlements (blobs) and roads (lines); settlements and roads are
+  built-up in WorldCover, bright in VV, non-vegetated in S2 and lit in VIIRS;
+- *own* latents ``O_m``, one per modality, independent of everything else.
+
+Per modality ``m`` a latent score ``q_m = sigmoid(1.8 (rho N + sqrt(1 - rho^2) O_m))`` (``rho`` =
+``shared``, default 0.6) drives the modality: the vegetation fraction of the S2 spectra, the
+cross-polarisation ratio of S1, the WorldCover class thresholds and the rural background radiance
+of VIIRS. A signal ``z_m`` in [0, 1] is then computed from the WRITTEN raster of modality ``m``
+alone (:func:`.scenes.modality_signals`):
+
+- ``s2``:     max(clip((NDVI - 0.1) / 0.7), 0.95 clip((MNDWI - 0.2) / 0.4)) (vegetation or water)
+- ``s1``:     clip((VH - VV + 11) / 7) (cross-polarisation ratio in dB: volume scattering)
+- ``esa_wc``: a per-class naturalness value (:data:`.scenes.WORLDCOVER_NATURALNESS`)
+- ``viirs``:  exp(-radiance / 0.6) (dark = natural)
+
+and the target is ``NI = clip(100 * sum_m w_m z_m + N(0, 1), 0, 100)`` with ``w`` the normalised
+planted importances, NaN on a border strip or patch in every other sample (and where WorldCover
+is no-data). So every modality carries its own share of the target, and a modality planted at 0
+is uninformative beyond what it shares with the others (``N``, water, settlements, roads) while
+still looking realistic. ``metadata.json`` records, per modality, the realised share of the
+target variance ``cov(100 w_m z_m, NI) / var(NI)`` and the correlations between the ``z_m``.
+
+Modules: :mod:`.scenes` draws one scene (latent fields, per-modality rasters, signals);
+:mod:`.generate` writes a dataset of them with the split file and ``metadata.json``.
 """
 
 from .generate import DEFAULT_IMPORTANCE, generate, normalize_importance, parse_importance

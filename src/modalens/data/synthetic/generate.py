@@ -1,4 +1,8 @@
-"""TODO docstring: data/synthetic/generate.py"""
+"""Writing a synthetic dataset: planted importances, scenes as tiled GeoTIFFs, split and metadata.
+
+:func:`generate` is ``modalens synth``; :func:`parse_importance` reads the CLI's
+``s2=0.4,s1=0.3,...`` form and :func:`normalize_importance` checks and normalises the weights.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from typing import Any
 
 import numpy as np
 from rasterio.crs import CRS
+from tqdm.auto import tqdm
 
 from ...errors import SpecError
 from ...io import atomic_write_json, atomic_write_text
@@ -176,7 +181,6 @@ def generate(
         shared = float("nan")
     if not 0.0 <= shared <= 1.0:
         raise SpecError(f"shared must be in [0, 1], got {shared!r}", "shared", "use e.g. 0.6")
-    from tqdm.auto import tqdm
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

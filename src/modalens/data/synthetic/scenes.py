@@ -1,4 +1,11 @@
-"""TODO docstring: data/synthetic/scenes.py"""
+"""One synthetic scene: shared latent fields, per-modality rasters and their signals.
+
+:func:`modality_signals` computes each modality's signal ``z_m`` in [0, 1] from its written
+raster alone (also used to measure realised importances); the scene generator draws the shared
+structure (naturalness latent, water, high ground, settlements, roads) and each modality's own
+latent from seeds that depend only on ``(seed, sample index)``. See :mod:`modalens.data.synthetic`
+for the recipe.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import rasterio
 from affine import Affine
 
 GENERATOR_VERSION = "1.0"
@@ -146,7 +154,6 @@ def modality_signals(
 
 def read_signals(root: str | Path, sample_id: str) -> dict[str, np.ndarray]:
     """``z_m`` of one written sample, read back from its GeoTIFFs (for checks and tests)."""
-    import rasterio
 
     root = Path(root)
     arrays = {}
