@@ -89,7 +89,14 @@ def bigearthnet_spec(
 ) -> DatasetSpec:
     """BigEarthNet-MM: S2 (12 bands, one file per band, resampled onto the 10 m grid) and S1
     VV/VH paired through the S1 JSON's ``corresponding_s2_patch``; multi-label scene classes
-    (43 CORINE labels) from the S2 JSON. Sample ids are S2 patch names."""
+    (43 CORINE labels) from the S2 JSON. Sample ids are S2 patch names.
+
+    Args:
+        root: folder holding the S2 and S1 patch folders.
+        s2_folder: the S2 patches' folder under ``root``.
+        s1_folder: the S1 patches' folder under ``root``.
+        crop_size: training crop in pixels (a whole 120 px patch by default).
+    """
     s2 = Modality(
         name="s2",
         bands=BIGEARTHNET_S2_BANDS,

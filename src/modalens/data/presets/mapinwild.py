@@ -77,8 +77,16 @@ def mapinwild_spec(
 ) -> DatasetSpec:
     """The paper's setup on a MapInWild folder: S2 (10) + S1 (2) + WorldCover (1) + VIIRS (1).
 
-    ``target='NI'`` reads the naturalness index 0-100 from ``NI/<id>.tif`` (scaled to 0-1,
-    NaN = no-data); ``target='mask'`` reads the WDPA protected-area classes 0-3 from ``mask``.
+    Args:
+        root: the MapInWild folder (``<root>/<FOLDER>/<id>.tif``, ``split_IDs.csv``).
+        s2_folder: the S2 season folder (:data:`MAPINWILD_S2_FOLDERS`).
+        target: ``"NI"`` reads the naturalness index 0-100 from ``NI/<id>.tif`` (scaled to 0-1,
+            NaN = no-data); ``"mask"`` the WDPA protected-area classes 0-3 from ``mask``.
+        s1_folder: the S1 folder (``s1`` in the public release, ``S1`` in the paper's code).
+        crop_size: training crop in pixels (the paper's 256).
+
+    Raises:
+        SpecError: an unknown S2 folder or target.
     """
     if s2_folder not in MAPINWILD_S2_FOLDERS:
         raise SpecError(

@@ -162,14 +162,27 @@ def generate(
 ) -> Path:
     """Write a synthetic MapInWild-layout dataset with planted importances to ``out``.
 
-    ``importance`` maps modalities (s2, s1, esa_wc, viirs; missing -> 0) to weights >= 0,
-    normalised to sum 1 (default s2=0.4, s1=0.3, esa_wc=0.2, viirs=0.1); a string such as
-    ``"s2=0.5,s1=0.5"`` is parsed with :func:`parse_importance`. ``shared`` (0-1) is the weight
-    of the shared naturalness latent in every modality's score (0: the modalities share only
-    water, high ground, settlements and roads). ``samples`` >= 3 (split 80/10/10, at least one
-    each), ``size`` >= 16 px. Files of sample ``i`` depend only on ``(seed, i, size, shared)``,
-    except ``NI`` which also depends on the importances. ``metadata.json`` is removed first and
-    written last, so its presence marks a complete dataset. Returns ``out``.
+    Files of sample ``i`` depend only on ``(seed, i, size, shared)``, except ``NI`` which also
+    depends on the importances. ``metadata.json`` is removed first and written last, so its
+    presence marks a complete dataset.
+
+    Args:
+        out: the dataset folder (created).
+        samples: number of scenes, >= 3 (split 80/10/10, at least one each).
+        size: scene width and height in pixels, >= 16.
+        seed: the seed; the same seed gives the same bytes.
+        importance: planted weights per modality (s2, s1, esa_wc, viirs; missing -> 0), >= 0,
+            normalised to sum 1 (default s2=0.4, s1=0.3, esa_wc=0.2, viirs=0.1); a string such
+            as ``"s2=0.5,s1=0.5"`` is parsed with :func:`parse_importance`.
+        progress: show a progress bar.
+        shared: weight (0-1) of the shared naturalness latent in every modality's score (0: the
+            modalities share only water, high ground, settlements and roads).
+
+    Returns:
+        ``out`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        SpecError: a bad count, size, seed, weight or ``shared``.
     """
     weights = normalize_importance(importance)
     samples = _as_int(samples, "samples", 3, "at least 3 (one each for train, validation, test)")
