@@ -108,8 +108,12 @@ class RunData:
         )
 
     def fit_loaders(self) -> tuple[DataLoader, DataLoader]:
-        """The train loader (seeded epoch sampler over the train crops, weighted when
-        configured) and the val loader."""
+        """The loaders :func:`modalens.training.fit` trains with.
+
+        Returns:
+            ``(train, val)``: a seeded epoch sampler over the train crops (weighted when
+            configured) and the val loader.
+        """
         train_ds = self.dataset("train", train=True)
         val_ds = self.dataset("val")
         weights = None

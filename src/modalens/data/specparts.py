@@ -293,8 +293,16 @@ def parse_modality(d: Any, i: int, source: str | None) -> Modality:
 
 
 def parse_target(d: Any, source: str | None, where: str = "target") -> TargetSpec:
-    """One target mapping (at key ``where``: ``target`` or ``targets.NAME``) as a
-    :class:`TargetSpec`."""
+    """One target mapping as a :class:`TargetSpec`.
+
+    Args:
+        d: the target's mapping (``kind``, ``source``, ``scale``, ``nodata``, ``classes``...).
+        source: the spec file, named in errors.
+        where: the target's key, ``target`` or ``targets.NAME``.
+
+    Raises:
+        SpecError: a key is unknown, missing or has a bad value (the message names it).
+    """
     if not isinstance(d, Mapping):
         raise SpecError(f"{where} must be a mapping", where_key(where, source), "see the README")
     check_keys(d, _TARGET_KEYS, where, source)
@@ -338,8 +346,19 @@ def parse_target(d: Any, source: str | None, where: str = "target") -> TargetSpe
 
 
 def parse_targets(data: Mapping[str, Any], source: str | None) -> dict[str, TargetSpec]:
-    """The named targets of a spec mapping, in order: ``target: {...}`` gives one target named
-    ``main``; ``targets: {name: {...}, ...}`` gives several (the first is the main one)."""
+    """The named targets of a spec mapping, in order.
+
+    Args:
+        data: the spec mapping: ``target: {...}`` gives one target named ``main``;
+            ``targets: {name: {...}, ...}`` gives several (the first is the main one).
+        source: the spec file, named in errors.
+
+    Returns:
+        The targets by name.
+
+    Raises:
+        SpecError: both or neither key, an empty or bad mapping, a bad name or target.
+    """
     one, many = data.get("target"), data.get("targets")
     if one is not None and many is not None:
         raise SpecError(

@@ -69,8 +69,15 @@ def get_task(name: str, n_outputs: int = 1, loss: str | None = None) -> Task:
 
 
 def task_for_target(target: TargetSpec, loss: str | None = None) -> Task:
-    """The task that learns ``target``: outputs from the target, ``loss`` or the default for
-    the target (e.g. ``ce`` for a single-label scene target).
+    """The task that learns ``target``.
+
+    Args:
+        target: the dataset's (main) target.
+        loss: a loss name of the task; None takes the default for the target (e.g. ``ce`` for
+            a single-label scene target).
+
+    Returns:
+        The :class:`Task`, with the target's number of outputs.
 
     Raises:
         ModelError: no task learns the target's kind, or ``loss`` is not the task's.

@@ -287,8 +287,16 @@ def _section_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
 
 
 def config_error(exc: ValidationError, source: str | None) -> SpecError:
-    """The one-line :class:`SpecError` of the first problem pydantic found: what is wrong,
-    the dotted key and the file, and how to fix it (unknown keys list the allowed ones)."""
+    """The one-line :class:`SpecError` of the first problem pydantic found.
+
+    Args:
+        exc: the validation error of :class:`RunConfig`.
+        source: the config file (None for a dict config).
+
+    Returns:
+        The error: what is wrong, the dotted key and the file, and how to fix it (unknown keys
+        list the allowed ones).
+    """
     err = exc.errors()[0]
     loc = tuple(err.get("loc", ()))
     key = ".".join(str(p) for p in loc) or "config"

@@ -104,9 +104,16 @@ class TaskModule(pl.LightningModule):
         return self(self.prepare_input(image, valid_pixels(batch.get("valid"), image))).float()
 
     def infer(self, x: Tensor, valid: Tensor | None = None, precision: str = "fp32") -> Tensor:
-        """The task's post-processed float output for inputs ``x`` (already on the module's
-        device): inputs masked by ``valid`` (when configured), bf16 autocast when
-        ``precision`` says; probabilities for class tasks (:meth:`Task.postprocess`)."""
+        """The task's post-processed float output for inputs ``x``.
+
+        Args:
+            x: inputs [B,C,H,W] on the module's device.
+            valid: bool [B,H,W]; inputs are zeroed where False (when the run masks inputs).
+            precision: ``fp32`` or ``bf16`` (autocast).
+
+        Returns:
+            :meth:`Task.postprocess` of the float32 output (probabilities for class tasks).
+        """
         x = self.prepare_input(x, valid)
         bf16 = parse_precision(precision, "--precision") == "bf16"
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
@@ -114,9 +121,16 @@ class TaskModule(pl.LightningModule):
         return self.task.postprocess(y.float())
 
     def compute(self, batch: Mapping[str, Any], output: Tensor | None = None) -> dict[str, Tensor]:
-        """Loss and metric inputs of a batch: ``loss``, ``n`` (valid units), ``preds``,
-        ``targets`` (flattened over valid pixels or samples, see :meth:`Task.score`) and the
-        raw ``output`` (``output`` given: scores it instead of running the model)."""
+        """Loss and metric inputs of a batch.
+
+        Args:
+            batch: ``image`` [B,C,H,W], ``target`` and (optionally) ``valid`` [B,H,W].
+            output: the model's float output for the batch; None runs the model.
+
+        Returns:
+            ``loss``, ``n`` (valid units), ``preds`` and ``targets`` (flattened over valid
+            pixels or samples, see :meth:`Task.score`) and the raw ``output``.
+        """
         image, target = batch["image"], batch["target"]
         valid = valid_pixels(batch.get("valid"), image)
         out = self.predict_batch(batch) if output is None else output
@@ -237,6 +251,14 @@ def make_tile_fn(module: TaskModule, precision: str = "32") -> Callable[[Tensor]
     """A tile function for :func:`modalens.training.tiling.sliding_window`: moves the tile to
     the module's device and returns :meth:`TaskModule.infer` (memory format, optional bf16
     autocast, float32 outputs; probabilities for segmentation).
+
+    Args:
+        module: the trained module.
+        precision: ``fp32`` or ``bf16`` (any spelling :func:`modalens.precision.parse_precision`
+            accepts).
+
+    Returns:
+        ``fn(x [B,C,h,w]) -> [B,K,h,w]``.
 
     Raises:
         SpecError: an unknown ``precision``.

@@ -73,6 +73,12 @@ def check_layout(
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """The content of a checkpoint file (on CPU).
 
+    Args:
+        path: the ``.ckpt`` file.
+
+    Returns:
+        The checkpoint dict (``state_dict``, ``hyper_parameters``, ``epoch``, ...).
+
     Raises:
         ModelError: the file is missing or cannot be read (e.g. truncated).
     """
@@ -193,6 +199,9 @@ def load_run(
         data_root: points the spec at other data of the same layout.
         spec: replaces the run's spec (its modalities must match the checkpoint's).
         device: where to put the model.
+
+    Returns:
+        The :class:`Run`.
 
     Raises:
         ModelError: not a run folder, an unreadable checkpoint, or a spec whose modalities
