@@ -22,6 +22,7 @@ from torch import nn
 
 from modalens.data.rasters import write_geotiff
 from modalens.models import UNet
+from modalens.tasks import get_task
 
 WORLDCOVER = (10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 100)
 CRS_UTM = CRS.from_epsg(32633)
@@ -96,7 +97,7 @@ def tiny_unet(task: str = "regression", seed: int = 0, randomize_bn: bool = True
     """A 6-channel width-4 depth-2 U-Net in eval mode (BatchNorm statistics randomised so
     that folding them is exercised)."""
     torch.manual_seed(seed)
-    model = UNet(C, 1, base_width=4, depth=2, task=task)
+    model = get_task(task, 1).build_model(C, base_width=4, depth=2)
     return _randomize_bn(model, seed) if randomize_bn else model.eval()
 
 

@@ -25,6 +25,7 @@ from .errors import DataError
 from .fingerprint import differences
 from .training.evaluate import test
 from .training.fit import fit
+from .training.runfolder import RunFolder
 
 DEMO_IMPORTANCE = {"s2": 0.45, "s1": 0.3, "esa_wc": 0.15, "viirs": 0.1}
 
@@ -97,7 +98,7 @@ def run_demo(
     print("planted importances: " + ", ".join(f"{k} {v:.0%}" for k, v in planted.items()))
 
     run_dir = out / "run"
-    resume = (run_dir / "config.yaml").exists()
+    resume = RunFolder(run_dir).config.exists()
     step(f"3/5 training a small U-Net ({'resuming' if resume else 'new run'}) in {run_dir}")
     fit(
         demo_config_path(),

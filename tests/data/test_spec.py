@@ -10,6 +10,7 @@ import yaml
 
 from modalens.attribution import groups_from_spec
 from modalens.data import (
+    SampleReader,
     bigearthnet_spec,
     get_preset,
     load_spec,
@@ -180,3 +181,106 @@ def test_resolve_spec_guesses_layout_or_asks(tmp_path: Path) -> None:
     other.mkdir()
     with pytest.raises(SpecError, match="cannot tell the dataset layout.*--preset"):
         resolve_spec(other)
+
+
+# ------------------------------------------------------------------------------ named targets
+NI = {"kind": "continuous", "source": "NI/{id}.tif", "scale": 100, "nodata": "nan"}
+MASK = {"kind": "classes", "source": "mask/{id}.tif", "classes": [0, 1, 2, 3]}
+
+
+def _with_targets(targets: dict) -> dict:
+    data = {k: v for k, v in SPEC.items() if k != "target"}
+    return {**data, "targets": targets}
+
+
+def test_several_named_targets_keep_their_order_and_the_first_is_main(tmp_path: Path) -> None:
+    spec = load_spec(write_yaml(tmp_path, _with_targets({"mask": MASK, "ni": NI})))
+    assert spec.target_names == ["mask", "ni"]
+    assert spec.target is spec.targets["mask"] and spec.target.kind == "classes"
+    assert spec.targets["ni"].scale == 100 and math.isnan(spec.targets["ni"].nodata)
+    # modality selection and other copies keep the targets
+    assert spec.select(drop=["wc"]).targets == spec.targets
+    assert spec.with_root("/elsewhere").target_names == ["mask", "ni"]
+
+
+def test_named_targets_round_trip_and_a_single_target_is_main() -> None:
+    spec = spec_from_dict(_with_targets({"ni": NI, "mask": MASK}))
+    text = spec_to_yaml(spec)
+    assert "targets:" in text and "\ntarget:" not in text
+    again = spec_from_dict(yaml.safe_load(text))
+    assert again.target_names == ["ni", "mask"]
+    assert again.targets["mask"] == spec.targets["mask"]
+    assert again.target.to_dict() == spec.target.to_dict()
+    single = spec_from_dict(SPEC)
+    assert single.target_names == ["main"]
+    assert "target" in single.to_dict() and "targets" not in single.to_dict()
+    # a single target written under another name stays named
+    named = spec_from_dict(_with_targets({"ni": NI}))
+    assert named.target_names == ["ni"] and "targets" in named.to_dict()
+
+
+@pytest.mark.parametrize(
+    ("targets", "message"),
+    [
+        (
+            {"ni": NI, "mask": {**MASK, "kind": "pixels"}},
+            r"unknown target kind 'pixels'.*targets\.mask\.kind",
+        ),
+        (
+            {"mask": {k: v for k, v in MASK.items() if k != "classes"}},
+            r"classes target needs its class list.*targets\.mask\.classes",
+        ),
+        ({"ni": {**NI, "scale": "big"}}, r"scale must be a number.*targets\.ni\.scale"),
+        ({"ni": {**NI, "colour": 1}}, r"unknown key 'colour'.*targets\.ni\.colour"),
+        ({"ni": 5}, r"targets\.ni must be a mapping"),
+        ({}, r"targets must be a non-empty mapping"),
+        ({1: NI}, r"target name 1 must be a non-empty string"),
+    ],
+)
+def test_bad_named_target_is_one_line_naming_key_and_file(
+    tmp_path: Path, targets: dict, message: str
+) -> None:
+    path = write_yaml(tmp_path, _with_targets(targets))
+    with pytest.raises(SpecError, match=message) as info:
+        load_spec(path)
+    assert "\n" not in str(info.value) and str(path) in str(info.value)
+
+
+def test_target_and_targets_together_are_refused(tmp_path: Path) -> None:
+    path = write_yaml(tmp_path, {**SPEC, "targets": {"ni": NI}})
+    with pytest.raises(SpecError, match="either 'target' or 'targets'") as info:
+        load_spec(path)
+    assert str(path) in str(info.value)
+    spec = spec_from_dict(_with_targets({"ni": NI, "mask": MASK}))
+    with pytest.raises(SpecError, match="disagree"):
+        spec.__class__(
+            spec.name, spec.root, spec.modalities, spec.targets["mask"], targets=spec.targets
+        )
+
+
+def test_target_kind_properties() -> None:
+    cont = spec_from_dict(SPEC).target
+    mask = spec_from_dict(_with_targets({"m": MASK})).target
+    labels = bigearthnet_spec("/x").target
+    assert (cont.is_dense, mask.is_dense, labels.is_dense) == (True, True, False)
+    assert (cont.is_continuous, mask.is_continuous, labels.is_continuous) == (True, False, False)
+    assert (cont.resampling, mask.resampling) == ("bilinear", "nearest")
+    assert (cont.class_codes, mask.class_codes, labels.class_codes) == (None, (0, 1, 2, 3), None)
+    assert (cont.dtype, cont.fill, mask.dtype, mask.fill) == ("float32", 0.0, "int64", -1)
+    assert (cont.n_outputs, mask.n_outputs, labels.n_outputs) == (1, 4, 43)
+    assert "key" in labels.to_dict() and "key" not in mask.to_dict()
+
+
+def test_reader_reads_the_main_target(mapinwild_root: Path) -> None:
+    base = mapinwild_spec(mapinwild_root)
+    mask = mapinwild_spec(mapinwild_root, target="mask").target
+    first_mask = base.__class__(
+        base.name, base.root, base.modalities, targets={"mask": mask, "ni": base.target}
+    )
+    item = SampleReader(first_mask).read("1")
+    assert item["target"].dtype.name == "int64" and item["target"].shape == (64, 64)
+    first_ni = base.__class__(
+        base.name, base.root, base.modalities, targets={"ni": base.target, "mask": mask}
+    )
+    item = SampleReader(first_ni).read("1")
+    assert item["target"].dtype.name == "float32" and item["target"].shape == (1, 64, 64)

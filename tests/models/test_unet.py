@@ -8,7 +8,7 @@ from modalens.models import UNet, count_parameters
 
 
 def test_paper_parameter_count() -> None:
-    model = UNet(in_channels=14, out_channels=1, base_width=64, depth=4, task="regression")
+    model = UNet(in_channels=14, out_channels=1, base_width=64, depth=4, head="dense")
     assert count_parameters(model) == 17_273_729
     assert model.downsampling == 16
     assert model.embedding_channels == 512
@@ -28,9 +28,10 @@ def test_decode_of_encode_equals_forward() -> None:
 
 def test_task_heads_shapes() -> None:
     x = torch.randn(2, 5, 32, 32)
-    seg = UNet(5, 4, base_width=8, depth=2, task="segmentation").eval()
-    cls = UNet(5, 7, base_width=8, depth=2, task="classification").eval()
-    reg = UNet(5, 1, base_width=8, depth=2, task="regression").eval()
+    seg = UNet(5, 4, base_width=8, depth=2, head="dense").eval()
+    cls = UNet(5, 7, base_width=8, depth=2, head="scene").eval()
+    reg = UNet(5, 1, base_width=8, depth=2, head="dense", activation=torch.nn.LeakyReLU(0.01))
+    reg = reg.eval()
     with torch.no_grad():
         assert seg(x).shape == (2, 4, 32, 32)
         assert cls(x).shape == (2, 7)

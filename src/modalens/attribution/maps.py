@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from ..data.rasters import write_geotiff
 from ..data.samples import sample_ids
 from ..training.run import load_run
+from ..training.runfolder import RunFolder
 from ..training.tiling import sliding_window
 from .engine import OcclusionEngine
 from .figures import occlusion_map_preview
@@ -77,7 +78,7 @@ def occlusion_maps(
     """
 
     run = load_run(run_dir, data_root=data_root)
-    out = Path(out) if out is not None else Path(run_dir) / "occlusion_maps"
+    out = Path(out) if out is not None else RunFolder(run_dir).occlusion_maps
     grp = _groups_for(run.spec, groups)
     mean = _run_mean(run) if strategy == "mean" else None
     fn = occlusion_map_fn(run.model, grp, strategy, seed=seed, mean=mean, precision=precision)

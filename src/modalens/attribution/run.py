@@ -16,8 +16,8 @@ from torch import Tensor
 from ..data.reader import normalize
 from ..errors import ModalensError, SpecError
 from ..io import atomic_path, atomic_write_text
-from ..tasks.losses import task_loss
 from ..training.run import load_run
+from ..training.runfolder import RunFolder
 from .aggregation import format_summary, summarize
 from .api import attribute
 from .batches import Batch, _lazy_batches
@@ -92,7 +92,7 @@ def attribute_run(
             "pass a positive batch size, e.g. --batch-size 8",
         )
     run = load_run(run_dir, data_root=data_root)
-    out = Path(out) if out is not None else Path(run_dir) / "attribution" / split
+    out = Path(out) if out is not None else RunFolder(run_dir).attribution(split)
     grp = _groups_for(run.spec, groups)
     strategies_l = _as_list(strategies, PAPER_STRATEGIES)
     levels_l = _as_list(levels, ("embedding",))
@@ -102,7 +102,7 @@ def attribute_run(
         if mean is None:
             warnings.warn("no train statistics for the mean strategy; filling with 0", stacklevel=2)
     if loss_fn is None and "loss" in levels_l:
-        loss_fn = task_loss(run.task, getattr(run.module, "loss_name", None))
+        loss_fn = run.task.loss
     dataset = run.dataset(split, ids=ids)
     requested = [str(i) for i in getattr(dataset, "ids", range(len(dataset)))]
     ids_hash = hashlib.sha256("\n".join(requested).encode()).hexdigest()[:16]

@@ -2,10 +2,12 @@
 
 The data path, module by module:
 
-- :mod:`.spec` -- what a dataset is: ordered modalities, their bands and sources, the target(s)
-  and the split (:class:`DatasetSpec` and its parts; channel slices are derived).
+- :mod:`.spec` -- what a dataset is: ordered modalities, their bands and sources, the named
+  targets and the split (:class:`DatasetSpec` and its parts; channel slices are derived).
+- :mod:`.sources`, :mod:`.targets` -- source files; target kinds and :class:`TargetSpec`.
 - :mod:`.specfile` -- reading specs from YAML or dicts (:func:`load_spec`,
-  :func:`spec_from_dict`, :func:`resolve_spec`) with one-line errors naming the key and file.
+  :func:`spec_from_dict`, :func:`resolve_spec`) with one-line errors naming the key and file;
+  :mod:`.specparts` parses each part.
 - :mod:`.presets` -- built-in specs, one module per dataset (``mapinwild``, ``bigearthnet``).
 - :mod:`.samples` -- which samples exist: ids, index tables, split files.
 - :mod:`.rasters` -- windowed GeoTIFF reads onto a reference grid, atomic GeoTIFF writes.
@@ -13,7 +15,7 @@ The data path, module by module:
 - :mod:`.stats` -- train-split normalisation statistics (streaming, cached JSON).
 - :mod:`.dataset` -- :class:`MultimodalDataset` (crops, augmentation), sample weights, collate.
 - :mod:`.sampling` -- seeded per-epoch samplers (resumable runs draw the same samples).
-- :mod:`.datamodule` -- the datasets and loaders of a run config.
+- :mod:`.datamodule` -- :class:`RunData`: the datasets and loaders of a run.
 - :mod:`.augment` -- kornia augmentations applied identically to image and target.
 - :mod:`.checks` -- ``modalens data check``: every sample and modality opened and validated.
 - :mod:`.synthetic` -- synthetic MapInWild-layout data with planted modality importances.
@@ -21,15 +23,18 @@ The data path, module by module:
 
 from .augment import Augmentation
 from .checks import Problem, check_dataset, format_problems, has_errors
+from .datamodule import RunData
 from .dataset import MultimodalDataset, collate, make_weighted_sampler
 from .presets import PRESETS, bigearthnet_spec, get_preset, mapinwild_spec, register_preset
 from .rasters import RasterGrid, read_raster, write_geotiff
 from .reader import SampleReader, normalize
 from .samples import discover_ids, register_index_builder, sample_ids
-from .spec import DatasetSpec, Modality, Normalization, SourceFile, SplitSpec, TargetSpec
+from .sources import SourceFile
+from .spec import DatasetSpec, Modality, Normalization, SplitSpec
 from .specfile import load_spec, resolve_spec, spec_from_dict, spec_to_yaml
 from .stats import Statistics, apply_statistics, compute_statistics, load_or_compute
 from .synthetic import generate, parse_importance
+from .targets import TargetSpec
 
 __all__ = [
     "PRESETS",
@@ -40,6 +45,7 @@ __all__ = [
     "Normalization",
     "Problem",
     "RasterGrid",
+    "RunData",
     "SampleReader",
     "SourceFile",
     "SplitSpec",

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from ..errors import DataError, ModalensError
 from .rasters import (
@@ -82,8 +83,6 @@ def check_dataset(
     reader = SampleReader(spec, cache_size=8)
     iterator: Iterable[str] = ids
     if progress:
-        from tqdm.auto import tqdm
-
         iterator = tqdm(ids, desc="checking", unit="sample")
     try:
         for sid in iterator:
@@ -156,7 +155,7 @@ def _check_target(
     if path is None:
         return []
     p = str(path)
-    if t.kind == "scene_labels":
+    if not t.is_dense:
         try:
             labels = reader.scene_labels(sid)
         except ModalensError as exc:
@@ -182,8 +181,8 @@ def _check_target(
             return [Problem(sid, "target", p, ERROR, str(read_error(p, exc)))]
         invalid = np.isnan(mask_nodata(arr, nodata_values(ds, t.nodata)))
         out.extend(_nodata_problem(sid, "target", p, invalid.mean(), max_nodata, is_target=True))
-        if t.kind == "classes" and t.classes is not None:
-            out.extend(_class_problems(arr[0], t.classes, sid, "target", p))
+        if t.class_codes is not None:
+            out.extend(_class_problems(arr[0], t.class_codes, sid, "target", p))
     return out
 
 

@@ -1,4 +1,11 @@
-"""TODO docstring: data/dataset.py"""
+"""The torch dataset of a split: crops of samples, augmentation, sample weights, collation.
+
+:class:`MultimodalDataset` gives (random or centre) crops of a split's samples as tensors
+(the sample dict of :mod:`modalens.data.reader`); random windows and augmentations are seeded
+by ``(seed, epoch, draw, index)``, so a resumed run sees the same crops. Crops whose target is
+all no-data are redrawn. :func:`make_weighted_sampler` draws patches with probability
+~ 1 / mean target (continuous targets); :func:`collate` stacks items into a batch.
+"""
 
 from __future__ import annotations
 
@@ -63,7 +70,6 @@ class MultimodalDataset(Dataset):
         self.crop_size = spec.crop_size if crop_size is None else int(crop_size)
         self.random_crop = (split == "train") if random_crop is None else bool(random_crop)
         if isinstance(augment, Mapping):
-
             augment = Augmentation(augment)
         self.augment = augment
         self.seed = int(seed)
@@ -110,7 +116,7 @@ class MultimodalDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         sid = self.ids[index]
         reader = self.reader
-        check = self.spec.target.kind != "scene_labels"
+        check = self.spec.target.is_dense
         tried = 0
         for win in self.windows(index):
             tried += 1
@@ -168,7 +174,7 @@ def make_weighted_sampler(
     generator seeded with ``seed``.
     """
     n = len(dataset)
-    if dataset.spec.target.kind == "continuous":
+    if dataset.spec.target.is_continuous:
         means = target_means(dataset.reader, dataset.ids, max_size=max_size)
         weights = np.where(np.isnan(means), 0.0, 1.0 / np.maximum(np.nan_to_num(means), eps))
         if not (weights > 0).any():

@@ -1,4 +1,18 @@
-"""TODO docstring: data/reader.py"""
+"""Reading one sample: every modality onto the sample grid, normalised, and its target.
+
+:class:`SampleReader` reads every modality of a sample onto the *sample grid* (the
+finest-resolution source of the first modality) by windowed GeoTIFF reads, normalises each
+modality per its :class:`~modalens.data.spec.Normalization` (:func:`normalize`) and reads the
+spec's main target: a continuous raster divided by its scale, a class raster looked up to class
+indices (:class:`ClassLookup`, codes outside the class list are a one-line DataError) or a
+scene's label set from JSON. :func:`assemble` combines inputs and target into the sample dict:
+
+- ``image``: float32 [C,H,W], normalised, NaN/no-data -> 0 *after* normalisation;
+- ``valid``: bool [H,W], target valid AND every input channel valid;
+- ``target``: continuous float32 [1,H,W] = value/scale (invalid -> 0); classes int64 [H,W]
+  class index (invalid -> -1); scene labels float32 [K] multi-hot;
+- ``id`` and ``window`` (row_off, col_off, height, width) on the sample grid.
+"""
 
 from __future__ import annotations
 
@@ -102,8 +116,8 @@ class SampleReader:
         self._luts = {
             m.name: ClassLookup(m.classes) for m in spec.modalities if m.classes is not None
         }
-        t = spec.target
-        self._target_lut = ClassLookup(t.classes) if t.kind == "classes" and t.classes else None
+        codes = spec.target.class_codes
+        self._target_lut = ClassLookup(codes) if codes else None
 
     # ------------------------------------------------------------------ paths and grids
     @property
@@ -263,7 +277,7 @@ class SampleReader:
         t = self.spec.target
         g = grid if grid is not None else self.grid(sample_id)
         win = window if window is not None else g.full_window
-        if t.kind == "scene_labels":
+        if not t.is_dense:
             return self.scene_labels(sample_id), np.ones((win[2], win[3]), bool)
         path = self.target_path(sample_id)
         assert path is not None and t.source is not None
@@ -277,9 +291,8 @@ class SampleReader:
             plan = self._plan(sample_id, path, ds)
         else:
             plan = plan_read(ds, g, str(self._grid(sample_id)[1]))
-        resampling = "bilinear" if t.kind == "continuous" else "nearest"
-        arr = read_onto(ds, g, band, plan, win, resampling, nodata=t.nodata)
-        if t.kind == "continuous":
+        arr = read_onto(ds, g, band, plan, win, t.resampling, nodata=t.nodata)
+        if t.is_continuous:
             if t.scale != 1:
                 arr *= np.float32(1.0 / t.scale)
             return arr, ~np.isnan(arr[0])
@@ -359,13 +372,10 @@ def assemble(
 ) -> dict[str, Any]:
     """Combine inputs and target into the sample dict (invalid target pixels filled)."""
     valid = input_valid & target_valid
-    kind = spec.target.kind
-    if kind == "continuous":
-        target = target.astype(np.float32, copy=False)
-        target[:, ~valid] = 0.0
-    elif kind == "classes":
-        target = target.astype(np.int64, copy=False)
-        target[~valid] = -1
+    t = spec.target
+    if t.is_dense:  # continuous [1,h,w] -> 0, class indices [h,w] -> -1 where invalid
+        target = target.astype(t.dtype, copy=False)
+        target[..., ~valid] = t.fill
     return {"image": image, "valid": valid, "target": target, "id": sample_id, "window": window}
 
 

@@ -1,4 +1,10 @@
-"""TODO docstring: data/sampling.py"""
+"""Seeded per-epoch sampling: a resumed run draws the same samples as an uninterrupted one.
+
+:class:`EpochSampler` yields ``(epoch, draw, index)`` keys -- a shuffle or weighted draw that
+depends only on ``(seed, epoch)`` -- and :class:`EpochDataset` passes the epoch and draw to the
+wrapped dataset before reading the item, so crops and augmentations follow the key even inside
+DataLoader workers. :func:`derive_seed` turns a tuple of integers into one well-mixed seed.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,15 @@ from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
 
-def _derive_seed(*keys: int) -> int:
+def derive_seed(*keys: int) -> int:
+    """One 32-bit seed from integer keys (e.g. ``seed, epoch, batch``) via numpy's SeedSequence.
+
+    Args:
+        keys: integers; each is taken modulo 2**32.
+
+    Returns:
+        The seed, stable across processes and platforms.
+    """
     return int(np.random.SeedSequence([int(k) & 0xFFFFFFFF for k in keys]).generate_state(1)[0])
 
 
@@ -47,7 +61,7 @@ class EpochSampler(Sampler):
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         gen = torch.Generator()
-        gen.manual_seed(_derive_seed(self.seed, self.epoch, 0x5A3))
+        gen.manual_seed(derive_seed(self.seed, self.epoch, 0x5A3))
         if self.weights is not None:
             order = torch.multinomial(self.weights, self.num_samples, True, generator=gen)
         elif self.shuffle:

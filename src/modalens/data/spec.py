@@ -1,14 +1,56 @@
-"""TODO docstring: data/spec.py"""
+"""What a dataset is: ordered modalities, their bands and sources, the target(s) and the split.
+
+A :class:`DatasetSpec` says where each modality of a sample lives on disk, how its bands are
+normalised, what the model predicts and how samples are split. Everything downstream (reading,
+statistics, training, occlusion) derives from it; in particular the channel slice of each
+modality in the stacked input cube is *derived* from the ordered modalities, never typed by hand.
+
+Specs are read from YAML or dicts by :mod:`modalens.data.specfile` (errors name the key and the
+file). YAML example::
+
+    name: my-data
+    root: /data/mapinwild          # relative paths are resolved against the YAML file's folder
+    crop_size: 256
+    modalities:
+      - name: s2
+        bands: [B2, B3, B4, B5, B6, B7, B8, B8A, B11, B12]
+        source: s2_temporal_subset/{id}.tif          # one file, all its bands in order
+        normalization: {type: scale, divisor: 10000}
+      - name: s1
+        bands: [VV, VH]
+        source: {path: s1/{id}.tif, bands: [1, 2]}   # 1-based band indices in the file
+        normalization: {type: standard, mean: [-11.0578, -18.3627], std: [3.7392, 4.6393]}
+      - name: esa_wc
+        bands: [landcover]
+        source: ESA_WC/{id}.tif
+        kind: categorical
+        classes: [10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 100]
+        normalization: {type: ordinal, offset: 10, divisor: 90}
+    target: {kind: continuous, source: NI/{id}.tif, scale: 100, nodata: nan}
+    split: {file: split_IDs.csv}
+
+A spec may name several targets instead (``targets: {ni: {...}, mask: {...}}``, in order); the
+first is the *main* target (:attr:`DatasetSpec.target`) that readers and training use. A single
+``target:`` is the target named ``main``.
+
+Targets (:class:`~modalens.data.targets.TargetSpec`) and source files
+(:class:`~modalens.data.sources.SourceFile`) live in their own modules and are re-exported here.
+
+Path templates are formatted with ``{id}`` and, when the spec has an ``index`` table (a CSV with
+an ``id`` column), with every other column of that table, so modalities whose file names differ
+(BigEarthNet's S1 and S2 patch names) are paired through the table.
+"""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ..errors import SpecError
+from .sources import SourceFile, nodata_to_spec
+from .targets import MAIN_TARGET, TargetSpec
 
 CONTINUOUS = "continuous"
 
@@ -22,41 +64,12 @@ MODALITY_KINDS = (CONTINUOUS, CATEGORICAL)
 NORM_TYPES = ("none", "scale", "standard", "ordinal", "onehot")
 
 
-TARGET_KINDS = ("continuous", "classes", "scene_labels")
-
-
 SPLIT_NAMES = ("train", "val", "test")
 
 
-@dataclass(frozen=True)
-class SourceFile:
-    """One raster file of a modality: a path template and the 1-based bands read from it.
-
-    ``bands=None`` reads every band of the file; the modality then checks that the file's band
-    count equals the number of band names it declares.
-    """
-
-    template: str
-    bands: tuple[int, ...] | None = None
-
-    def path(self, root: Path, fields: Mapping[str, Any]) -> Path:
-        try:
-            rel = self.template.format(**fields)
-        except KeyError as exc:
-            raise SpecError(
-                f"path template {self.template!r} uses {{{exc.args[0]}}} which the sample does "
-                f"not have (sample id {fields.get('id')!r})",
-                None,
-                "use {id} or a column of the spec's index table",
-            ) from None
-        p = Path(rel)
-        return p if p.is_absolute() else root / p
-
-    def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"path": self.template}
-        if self.bands is not None:
-            d["bands"] = list(self.bands)
-        return d
+def is_categorical_kind(kind: str) -> bool:
+    """True for the modality kind whose values are class codes (``categorical``)."""
+    return kind == CATEGORICAL
 
 
 @dataclass(frozen=True)
@@ -106,7 +119,8 @@ class Modality:
 
     @property
     def is_categorical(self) -> bool:
-        return self.kind == CATEGORICAL
+        """True when the modality holds class codes (``kind: categorical``)."""
+        return is_categorical_kind(self.kind)
 
     @property
     def n_channels(self) -> int:
@@ -135,64 +149,10 @@ class Modality:
             "sources": [s.to_dict() for s in self.sources],
             "kind": self.kind,
             "normalization": self.normalization.to_dict(),
-            "nodata": _nodata_out(self.nodata),
+            "nodata": nodata_to_spec(self.nodata),
         }
         if self.classes is not None:
             d["classes"] = list(self.classes)
-        return d
-
-
-def _nodata_out(v: float | None) -> float | str | None:
-    if v is None:
-        return None
-    return "nan" if math.isnan(v) else v
-
-
-@dataclass(frozen=True)
-class TargetSpec:
-    """What the model predicts.
-
-    - ``continuous``: a raster (``source``), divided by ``scale`` (naturalness 0-100 -> /100).
-    - ``classes``: a raster of class codes (``classes``) -> class indices for segmentation.
-    - ``scene_labels``: one (multi-)label set per sample, read from a JSON file (``source`` is the
-      JSON template and ``key`` the list of label names in it), ``classes`` the label names.
-    Pixels equal to ``nodata`` (or NaN) are invalid and never reach loss or metrics.
-    """
-
-    kind: str = "continuous"
-    source: SourceFile | None = None
-    scale: float = 1.0
-    nodata: float | None = None
-    classes: tuple[Any, ...] | None = None
-    key: str = "labels"
-    multilabel: bool = True
-
-    @property
-    def bands(self) -> tuple[int, ...]:
-        """1-based band(s) read from the target raster (the first band unless the spec says)."""
-        if self.source is not None and self.source.bands:
-            return self.source.bands
-        return (1,)
-
-    @property
-    def n_outputs(self) -> int:
-        if self.kind == "continuous":
-            return 1
-        assert self.classes is not None
-        return len(self.classes)
-
-    def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {
-            "kind": self.kind,
-            "source": None if self.source is None else self.source.to_dict(),
-            "scale": self.scale,
-            "nodata": _nodata_out(self.nodata),
-        }
-        if self.classes is not None:
-            d["classes"] = list(self.classes)
-        if self.kind == "scene_labels":
-            d["key"] = self.key
-            d["multilabel"] = self.multilabel
         return d
 
 
@@ -226,19 +186,79 @@ class SplitSpec:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class DatasetSpec:
-    """An ordered list of modalities, a target and a split, rooted in a folder."""
+    """An ordered list of modalities, one or more named targets and a split, rooted in a folder.
+
+    Build it with ``target=`` (one target, named ``main``) or ``targets=`` (an ordered mapping
+    of names to targets; the first is the main one). :attr:`target` is the main target.
+    """
 
     name: str
     root: Path
     modalities: tuple[Modality, ...]
-    target: TargetSpec
-    split: SplitSpec = field(default_factory=SplitSpec)
-    index: str | None = None
-    index_builder: str | None = None
-    crop_size: int = 256
-    source_file: str | None = None
+    targets: dict[str, TargetSpec] = field(hash=False)
+    split: SplitSpec
+    index: str | None
+    index_builder: str | None
+    crop_size: int
+    source_file: str | None
+
+    def __init__(
+        self,
+        name: str,
+        root: str | Path,
+        modalities: tuple[Modality, ...],
+        target: TargetSpec | None = None,
+        split: SplitSpec | None = None,
+        index: str | None = None,
+        index_builder: str | None = None,
+        crop_size: int = 256,
+        source_file: str | None = None,
+        *,
+        targets: Mapping[str, TargetSpec] | None = None,
+    ) -> None:
+        named = dict(targets or {})
+        if target is not None:
+            if named and next(iter(named.values())) != target:
+                raise SpecError(
+                    "a dataset spec got both 'target' and 'targets' and they disagree",
+                    source_file,
+                    "give only one of them",
+                )
+            named = named or {MAIN_TARGET: target}
+        if not named:
+            raise SpecError("a dataset spec needs a target", source_file, "say what to predict")
+        for key, value in named.items():
+            if not isinstance(key, str) or not key or not isinstance(value, TargetSpec):
+                raise SpecError(
+                    f"target {key!r} must be a non-empty name mapped to a TargetSpec",
+                    source_file,
+                    "name each target, e.g. targets: {ni: {kind: continuous, ...}}",
+                )
+        values = {
+            "name": name,
+            "root": Path(root),
+            "modalities": tuple(modalities),
+            "targets": named,
+            "split": split if split is not None else SplitSpec(),
+            "index": index,
+            "index_builder": index_builder,
+            "crop_size": crop_size,
+            "source_file": source_file,
+        }
+        for key, value in values.items():
+            object.__setattr__(self, key, value)
+
+    @property
+    def target(self) -> TargetSpec:
+        """The main (first) target: what readers and training use."""
+        return next(iter(self.targets.values()))
+
+    @property
+    def target_names(self) -> list[str]:
+        """The targets' names in order (the main one first)."""
+        return list(self.targets)
 
     # ------------------------------------------------------------------ derived layout
     @property
@@ -313,9 +333,16 @@ class DatasetSpec:
             "index": self.index,
             "index_builder": self.index_builder,
             "modalities": [m.to_dict() for m in self.modalities],
-            "target": self.target.to_dict(),
+            **self.targets_to_dict(),
             "split": self.split.to_dict(),
         }
+
+    def targets_to_dict(self) -> dict[str, Any]:
+        """``{"target": {...}}`` for a single target named ``main`` (the usual spec), else
+        ``{"targets": {name: {...}, ...}}``: what :meth:`to_dict` writes for the targets."""
+        if list(self.targets) == [MAIN_TARGET]:
+            return {"target": self.target.to_dict()}
+        return {"targets": {n: t.to_dict() for n, t in self.targets.items()}}
 
     def layout(self) -> list[dict[str, Any]]:
         """What a model trained on this spec expects as input: names, kinds, channels."""

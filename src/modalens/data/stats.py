@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from ..errors import DataError
 from ..fingerprint import differences
@@ -241,8 +242,6 @@ def compute_statistics(
     t_counts = np.zeros(len(t.classes) if t.classes else 0, np.float64)
     iterator: Iterable[str] = ids
     if progress:
-        from tqdm.auto import tqdm
-
         iterator = tqdm(ids, desc="statistics", unit="sample")
     try:
         for sid in iterator:
@@ -259,11 +258,11 @@ def compute_statistics(
                     for v, c in zip(vals.tolist(), counts.tolist(), strict=True):
                         cc[v] = cc.get(v, 0) + c
             target, tvalid = reader.read_target(sid, grid=g)
-            if t.kind == "continuous":
+            if t.is_continuous:
                 v = target[0][tvalid].astype(np.float64)
                 t_sum += float(v.sum())
                 t_n += int(v.size)
-            elif t.kind == "classes":
+            elif t.is_dense:  # class indices
                 t_counts += np.bincount(target[tvalid], minlength=len(t_counts))[: len(t_counts)]
                 t_n += int(tvalid.sum())
             else:
@@ -288,7 +287,7 @@ def compute_statistics(
             source=source_fingerprint(m),
         )
     target_stats: dict[str, Any] = {"kind": t.kind, "count": t_n}
-    if t.kind == "continuous":
+    if t.is_continuous:
         target_stats["mean"] = t_sum / t_n if t_n else None
     else:
         denom = t_n or 1
@@ -347,3 +346,37 @@ def apply_statistics(spec: DatasetSpec, stats: Statistics) -> DatasetSpec:
         std = tuple(s if s > 0 else 1.0 for s in std)
         spec = spec.with_modality(replace(m, normalization=replace(n, mean=mean, std=std)))
     return spec
+
+
+def with_statistics(
+    spec: DatasetSpec, cache: str | Path, compute: bool = True, progress: bool = True
+) -> tuple[DatasetSpec, dict[str, Any]]:
+    """``spec`` with the train-split statistics cached at ``cache`` applied, and the content of
+    that file (what a run's checkpoint and the ``mean`` occlusion strategy keep).
+
+    Args:
+        spec: the dataset spec.
+        cache: the statistics JSON (a run's ``stats.json``).
+        compute: compute (and cache) the statistics when the file does not match the spec
+            (:func:`load_or_compute`); without, a missing file leaves ``spec`` as it is.
+        progress: show a progress bar while computing.
+
+    Returns:
+        ``(spec, statistics dict)``; the dict is empty when there is no readable file.
+
+    Raises:
+        DataError: the statistics do not fit the spec or the file is invalid.
+    """
+    cache = Path(cache)
+    if compute:
+        statistics = load_or_compute(spec, cache, progress=progress)
+    elif cache.exists():
+        statistics = Statistics.load(cache)
+    else:
+        return spec, {}
+    spec = apply_statistics(spec, statistics)
+    try:
+        raw = json.loads(cache.read_text()) if cache.exists() else {}
+    except json.JSONDecodeError:
+        raw = {}
+    return spec, raw

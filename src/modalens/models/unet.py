@@ -9,11 +9,11 @@ The model exposes :meth:`UNet.encode` (list of skip features, the last one being
 embedding the occlusion framework compares) and :meth:`UNet.decode`, so the embedding is had
 without running the decoder. ``forward(x) == decode(encode(x))``.
 
-Tasks:
-- ``regression``: pixelwise, ``out_channels`` maps, LeakyReLU(0.01) on the output (paper).
-- ``segmentation``: pixelwise logits for K classes.
-- ``classification``: scene logits from the global-average-pooled bottleneck (single- or
-  multi-label is decided by the loss, not the model).
+Heads (the task says which, and which output activation; see :mod:`modalens.tasks`):
+- ``dense``: the decoder and a 1x1 convolution give ``out_channels`` maps at input resolution
+  (regression, with LeakyReLU(0.01) on the output as in the paper; segmentation logits).
+- ``scene``: a linear layer on the global-average-pooled bottleneck gives ``out_channels``
+  scene logits (classification; single- or multi-label is decided by the loss, not the model).
 """
 
 from __future__ import annotations
@@ -22,7 +22,11 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-TASKS = ("regression", "segmentation", "classification")
+#: a per-pixel output map (decoder + 1x1 convolution)
+DENSE_HEAD = "dense"
+#: one output vector per scene (linear layer on the pooled bottleneck)
+SCENE_HEAD = "scene"
+HEADS = (DENSE_HEAD, SCENE_HEAD)
 
 
 class DoubleConv(nn.Sequential):
@@ -68,10 +72,12 @@ class UNet(nn.Module):
 
     Args:
         in_channels: channels of the stacked input cube (14 in the paper).
-        out_channels: regression maps (1) or classes (segmentation / classification).
+        out_channels: output maps (1 for regression) or classes / labels.
         base_width: channels after the stem (64 in the paper; 8-16 for CPU demos).
         depth: number of down (and up) blocks (4 in the paper).
-        task: ``regression``, ``segmentation`` or ``classification``.
+        head: ``dense`` (per-pixel maps) or ``scene`` (pooled scene logits).
+        activation: module applied to the head's output (default: identity); the regression
+            task gives LeakyReLU(0.01).
     """
 
     def __init__(
@@ -80,18 +86,19 @@ class UNet(nn.Module):
         out_channels: int = 1,
         base_width: int = 64,
         depth: int = 4,
-        task: str = "regression",
+        head: str = DENSE_HEAD,
+        activation: nn.Module | None = None,
     ) -> None:
         super().__init__()
-        if task not in TASKS:
-            raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {head!r}")
         if depth < 1:
             raise ValueError("depth must be >= 1")
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.base_width = base_width
         self.depth = depth
-        self.task = task
+        self.head_type = head
 
         widths = [base_width * 2**i for i in range(depth)]  # skip widths 64,128,256,512
         self.stem = DoubleConv(in_channels, widths[0])
@@ -103,7 +110,7 @@ class UNet(nn.Module):
         self.downs = nn.ModuleList(downs)
         self.embedding_channels = bottleneck
 
-        if task == "classification":
+        if head == SCENE_HEAD:
             self.ups = nn.ModuleList()
             self.head = nn.Linear(bottleneck, out_channels)
         else:
@@ -115,7 +122,7 @@ class UNet(nn.Module):
                 ch = out
             self.ups = nn.ModuleList(ups)
             self.head = nn.Conv2d(ch, out_channels, kernel_size=1)
-        self.activation = nn.LeakyReLU(0.01) if task == "regression" else nn.Identity()
+        self.activation = activation if activation is not None else nn.Identity()
 
     @property
     def downsampling(self) -> int:
@@ -131,7 +138,7 @@ class UNet(nn.Module):
 
     def decode(self, features: list[Tensor]) -> Tensor:
         """Prediction from the features :meth:`encode` returned."""
-        if self.task == "classification":
+        if self.head_type == SCENE_HEAD:
             pooled = features[-1].mean(dim=(-2, -1))
             return self.head(pooled)
         x = features[-1]

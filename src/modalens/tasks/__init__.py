@@ -1,5 +1,31 @@
-"""The tasks stage: the only code that knows what a task is (losses, metrics, outputs)."""
+"""The tasks stage: the only code that knows what a task is (losses, metrics, heads, outputs).
 
-from .losses import masked_cross_entropy, masked_mae, masked_mse, task_loss
+- :mod:`.base` -- the :class:`Task` interface.
+- :mod:`.regression`, :mod:`.segmentation`, :mod:`.classification` -- one task each.
+- :mod:`.registry` -- tasks by name and by target kind (:func:`get_task`,
+  :func:`task_for_target`).
+- :mod:`.losses` -- the masked losses, per sample and pooled.
+"""
 
-__all__ = ["masked_cross_entropy", "masked_mae", "masked_mse", "task_loss"]
+from .base import PredictionRaster, Task
+from .classification import ClassificationTask
+from .losses import masked_cross_entropy, masked_mae, masked_mse
+from .registry import TASKS, get_task, task_class, task_class_for_target, task_for_target
+from .regression import RegressionTask
+from .segmentation import SegmentationTask
+
+__all__ = [
+    "TASKS",
+    "ClassificationTask",
+    "PredictionRaster",
+    "RegressionTask",
+    "SegmentationTask",
+    "Task",
+    "get_task",
+    "masked_cross_entropy",
+    "masked_mae",
+    "masked_mse",
+    "task_class",
+    "task_class_for_target",
+    "task_for_target",
+]

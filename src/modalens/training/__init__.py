@@ -1,18 +1,42 @@
-"""The training stage: run configs, the Lightning module, fit, run folders, evaluate, predict."""
+"""The training stage: run configs, the Lightning module, fit, run folders, evaluate, predict.
 
-from .config import DEFAULT_CONFIG, load_config, spec_from_config
+- :mod:`.config` -- typed run configs (:class:`RunConfig`, :func:`load_config`).
+- :mod:`.runfolder` -- every artefact of a run folder and the resume rule (:class:`RunFolder`).
+- :mod:`.module` -- :class:`TaskModule`, the Lightning module that asks its task.
+- :mod:`.callbacks` -- per-epoch metrics table, atomic checkpoints, quiet logs.
+- :mod:`.fit` -- :func:`fit`: config -> trained run folder (resumable).
+- :mod:`.run` -- :func:`load_run`, :class:`Run`, checkpoints checked against the data.
+- :mod:`.evaluate` -- :func:`test`: ``metrics_<split>.csv``.
+- :mod:`.tiling` -- :func:`sliding_window` over whole scenes.
+- :mod:`.predict` -- :func:`predict`: one file per scene.
+"""
+
+from .config import (
+    ModelConfig,
+    RunConfig,
+    SchedulerConfig,
+    TrainConfig,
+    load_config,
+    spec_from_config,
+)
 from .evaluate import test
 from .fit import fit
 from .module import TaskModule, build_module, make_tile_fn
 from .predict import InputReader, predict
-from .run import Run, check_layout, load_checkpoint, load_run
+from .run import Run, check_layout, load_checkpoint, load_run, read_checkpoint
+from .runfolder import RESUMABLE_KEYS, RunFolder
 from .tiling import sliding_window
 
 __all__ = [
-    "DEFAULT_CONFIG",
+    "RESUMABLE_KEYS",
     "InputReader",
+    "ModelConfig",
     "Run",
+    "RunConfig",
+    "RunFolder",
+    "SchedulerConfig",
     "TaskModule",
+    "TrainConfig",
     "build_module",
     "check_layout",
     "fit",
@@ -21,6 +45,7 @@ __all__ = [
     "load_run",
     "make_tile_fn",
     "predict",
+    "read_checkpoint",
     "sliding_window",
     "spec_from_config",
     "test",

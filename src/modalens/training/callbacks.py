@@ -1,4 +1,13 @@
-"""TODO docstring: training/callbacks.py"""
+"""What the trainer needs besides the model: the per-epoch table, atomic checkpoints, quiet logs.
+
+- :class:`EpochCSV` writes ``metrics.csv`` (one row per finished epoch: step, learning rate,
+  train/val loss and metrics, seconds) atomically after every epoch; a resumed run keeps the
+  rows of the epochs it does not retrain.
+- :func:`atomic_checkpoint_io` makes Lightning write checkpoints to a temporary file and move
+  them into place, so an interrupted save never leaves a truncated ``last.ckpt``.
+- :func:`quiet_lightning` turns off Lightning's info logs and warnings that do not concern a
+  modalens user.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+import pandas as pd
 import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from ..io import atomic_path, atomic_write_text
 
@@ -30,8 +41,6 @@ class EpochCSV(pl.Callback):
         self.rows = []
         self._started = set()
         if self.path.exists():
-            import pandas as pd
-
             try:
                 self.rows = pd.read_csv(self.path).to_dict(orient="records")
             except Exception:  # noqa: BLE001 - an unreadable old table is rewritten
@@ -68,22 +77,24 @@ class EpochCSV(pl.Callback):
         atomic_write_text(self.path, buf.getvalue())
 
 
-def _atomic_checkpoint_io() -> Any:
-    from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints are written to a temporary file and moved into place."""
 
-    class AtomicCheckpointIO(TorchCheckpointIO):
-        """Checkpoints are written to a temporary file and moved into place."""
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None
+    ) -> None:
+        """Save ``checkpoint`` to ``path`` atomically."""
+        with atomic_path(Path(path), suffix=".tmp.ckpt") as tmp:
+            torch.save(checkpoint, tmp)
 
-        def save_checkpoint(
-            self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None
-        ) -> None:
-            with atomic_path(Path(path), suffix=".tmp.ckpt") as tmp:
-                torch.save(checkpoint, tmp)
 
+def atomic_checkpoint_io() -> AtomicCheckpointIO:
+    """The checkpoint plugin for ``pl.Trainer(plugins=[...])``: atomic checkpoint files."""
     return AtomicCheckpointIO()
 
 
-def _quiet_lightning(progress: bool) -> None:
+def quiet_lightning(progress: bool) -> None:
+    """Lightning logs at INFO only with ``progress``; irrelevant warnings are filtered."""
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
         logging.getLogger(name).setLevel(logging.INFO if progress else logging.WARNING)
     for pattern in (

@@ -1,37 +1,45 @@
-"""TODO docstring: training/config.py"""
+"""Run configs: what a training run does, typed and validated once by :func:`load_config`.
+
+A *run config* (YAML or dict, see ``configs/demo.yaml``) says what to train::
+
+    name: demo
+    data: {preset: mapinwild, root: /data/mapinwild}     # or a full dataset spec, or a spec path
+    use: [s2, s1]            # optional modality selection (or drop: [viirs]); order is kept
+    model: {base_width: 64, depth: 4}
+    train: {epochs: 100, batch_size: 16, lr: 1.0e-4, loss: mse, patience: 40, ...}
+
+:func:`load_config` reads it into a :class:`RunConfig` (pydantic models with every default of
+the paper's training setup, section IV-A, filled in; unknown keys are errors). ``data: PATH``
+is replaced by the spec file's content, overrides (the CLI's ``--root``) are merged over the
+file, relative roots are resolved (against the config file's folder; a root given on the
+command line against the working directory), the task is inferred from the dataset's target
+(:func:`modalens.tasks.task_for_target`) and the loss defaults to the task's. Every mistake is
+a one-line :class:`~modalens.errors.SpecError` naming the dotted key (``train.lr``), the file
+and a fix. ``RunConfig.to_yaml()`` is what a run folder's ``config.yaml`` holds; it reads back
+into an equal config.
+"""
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-import numpy as np
 import torch
 import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from ..data.augment import Augmentation
+from ..data.datamodule import RunData
 from ..data.spec import DatasetSpec
 from ..data.specfile import merge_dicts, read_yaml, spec_from_dict
 from ..errors import ModalensError, SpecError
+from ..fingerprint import plain
 from ..precision import parse_precision
+from ..tasks.registry import task_class_for_target
 
 CONFIG_VERSION = 1
-
-
-TASK_OF_TARGET = {
-    "continuous": "regression",
-    "classes": "segmentation",
-    "scene_labels": "classification",
-}
-
-
-LOSSES = {
-    "regression": ("mse", "mae"),
-    "segmentation": ("ce",),
-    "classification": ("bce", "ce"),
-}
 
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -40,126 +48,296 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("cosine_warm_restarts", "none")
 
 
+class ConfigValueError(ValueError):
+    """A bad config value, raised inside a validator: ``{key}`` in the message is replaced by
+    the dotted key, and ``fix`` says what to write instead."""
+
+    def __init__(self, message: str, fix: str = "fix it") -> None:
+        super().__init__(message)
+        self.message = message
+        self.fix = fix
 
 
-#: Defaults of a run config (the paper's training setup, section IV-A).
-DEFAULT_CONFIG: dict[str, Any] = {
-    "name": None,
-    "data": None,
-    "use": None,
-    "drop": None,
-    "task": None,
-    "model": {"base_width": 64, "depth": 4},
-    "train": {
-        "epochs": 100,
-        "batch_size": 16,
-        "lr": 1.0e-4,
-        "loss": None,  # regression: mse (paper) | mae; segmentation: ce; classification: bce | ce
-        "optimizer": "adam",
-        "weight_decay": 0.0,
-        "scheduler": {"name": "cosine_warm_restarts", "T_0": 3, "T_mult": 1, "eta_min": 0.0},
-        "patience": 40,
-        "precision": "fp32",
-        "channels_last": False,
-        "seed": 0,
-        "num_workers": 0,
-        "augment": None,
-        "weighted_sampling": False,
-        "crop_size": None,  # None: the dataset spec's crop_size; 0: whole scenes
-        "eval_crop_size": None,  # val/test crops (centre); None: same as crop_size
-        "limit_train_batches": None,
-        "limit_val_batches": None,
-        "gradient_clip_val": None,
-        "accelerator": "auto",
-        "devices": 1,
-        "deterministic": "auto",  # True on CPU; "warn" on GPU (bilinear backward)
-        "mask_invalid_inputs": True,
-    },
-}
+# ------------------------------------------------------------------------------ value checks
+def _integer(minimum: int) -> BeforeValidator:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+            raise ConfigValueError(f"{{key}} must be an integer, got {value!r}")
+        if int(value) < minimum:
+            raise ConfigValueError(f"{{key}} must be >= {minimum}, got {value}")
+        return int(value)
+
+    return BeforeValidator(check)
 
 
-#: keys that may change when a run is resumed (everything else must match the saved config)
-RESUMABLE_KEYS = {
-    "train.epochs",
-    "train.num_workers",
-    "train.patience",
-    "train.limit_val_batches",
-    "train.accelerator",
-    "train.devices",
-    "data.root",
-}
+def _number(positive: bool = False) -> BeforeValidator:
+    def check(value: Any) -> float:
+        try:
+            out = float(value)
+        except (TypeError, ValueError):
+            raise ConfigValueError(f"{{key}} must be a number, got {value!r}") from None
+        if positive and not out > 0:
+            raise ConfigValueError(f"{{key}} must be > 0, got {value}")
+        return out
+
+    return BeforeValidator(check)
 
 
-_FREE_FORM = {"data", "train.augment"}  # validated elsewhere (dataset spec, Augmentation)
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigValueError("{key} must be true or false", "write true or false")
+    return value
 
 
-def _config_error(what: str, key: str, source: str | None, fix: str) -> SpecError:
-    where = f"key '{key}' in {source}" if source else f"key '{key}'"
-    return SpecError(what, where, fix)
+def _batches(value: Any) -> Any:
+    if value is not None and not (
+        isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+    ):
+        raise ConfigValueError(
+            "{key} must be a positive number of batches (or a fraction)", "e.g. 50 or 0.25"
+        )
+    return value
 
 
-def _check_config_keys(
-    cfg: Mapping[str, Any], defaults: Mapping[str, Any], prefix: str, source: str | None
-) -> None:
-    for key, value in cfg.items():
-        path = f"{prefix}{key}"
-        if key not in defaults:
-            allowed = ", ".join(sorted(defaults))
-            raise _config_error(
-                f"unknown config key {path!r}", path, source, f"allowed keys here: {allowed}"
-            )
-        if path in _FREE_FORM:
-            continue
-        if isinstance(defaults[key], Mapping):
-            if not isinstance(value, Mapping):
-                raise _config_error(
-                    f"config key {path!r} must be a mapping", path, source, "see configs/demo.yaml"
-                )
-            _check_config_keys(value, defaults[key], f"{path}.", source)
+def _optional_int(minimum: int) -> BeforeValidator:
+    inner = _integer(minimum).func
+    return BeforeValidator(lambda value: None if value is None else inner(value))
 
 
-def _as_int(value: Any, key: str, source: str | None, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
-        raise _config_error(f"{key} must be an integer, got {value!r}", key, source, "fix it")
-    if int(value) < minimum:
-        raise _config_error(f"{key} must be >= {minimum}, got {value}", key, source, "fix it")
-    return int(value)
+def _names(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
 
 
-def _as_float(value: Any, key: str, source: str | None, positive: bool = False) -> float:
+def _optional_str(value: Any) -> Any:
+    return None if value is None else str(value)
+
+
+def _optimizer(value: Any) -> str:
+    name = str(value).lower()
+    if name not in OPTIMIZERS:
+        raise ConfigValueError(
+            f"unknown optimizer {name!r}", f"choose from {', '.join(OPTIMIZERS)}"
+        )
+    return name
+
+
+def _scheduler(value: Any) -> str:
+    if value is None or str(value).lower() in ("none", "null"):
+        return "none"
+    if value not in SCHEDULERS:
+        raise ConfigValueError(
+            f"unknown scheduler {value!r}", f"choose from {', '.join(SCHEDULERS)}"
+        )
+    return str(value)
+
+
+def _precision(value: Any) -> str:
     try:
-        out = float(value)
-    except (TypeError, ValueError):
-        raise _config_error(
-            f"{key} must be a number, got {value!r}", key, source, "fix it"
+        return parse_precision(value, "train.precision")
+    except SpecError as exc:
+        raise ConfigValueError(exc.what, exc.fix or "fix it") from None
+
+
+def _devices(value: Any) -> Any:
+    if str(value) != "1":
+        raise ConfigValueError(
+            f"train.devices must be 1, got {value!r} (multi-device training is not supported: "
+            "the seeded epoch sampler is not distributed)",
+            "use devices: 1",
+        )
+    return value
+
+
+def _augment(value: Any) -> Any:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ConfigValueError(
+            "train.augment must be a mapping of augmentation options",
+            "e.g. augment: {hflip: 0.5, vflip: 0.5}",
+        )
+    try:
+        # run it once on a dummy batch: kornia checks some options only when applied
+        Augmentation(dict(value))(torch.zeros(1, 2, 32, 32), seed=0)
+    except ModalensError as exc:
+        raise ConfigValueError(str(exc), "") from None
+    except Exception as exc:  # noqa: BLE001 - kornia's own validation errors
+        raise ConfigValueError(
+            f"invalid augmentation option: {exc}", "see modalens.augment for options"
         ) from None
-    if positive and not out > 0:
-        raise _config_error(f"{key} must be > 0, got {value}", key, source, "fix it")
-    return out
+    return dict(value)
 
 
-def spec_from_config(cfg: Mapping[str, Any], source: str | None = None) -> DatasetSpec:
-    """The dataset spec of a resolved config (preset or inline spec) after use/drop."""
-    data = cfg.get("data")
-    if data is None:
-        raise _config_error(
+def _data(value: Any) -> Any:
+    if value is not None and not isinstance(value, Mapping):
+        raise ConfigValueError(
+            "'data' must be a dataset spec mapping or the path of a spec YAML",
+            "see configs/demo.yaml",
+        )
+    return value
+
+
+Int1 = Annotated[int, _integer(1)]
+Int0 = Annotated[int, _integer(0)]
+Bool = Annotated[bool, BeforeValidator(_boolean)]
+
+
+# ------------------------------------------------------------------------------ the models
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelConfig(_Section):
+    """``model:`` the U-Net's size (the paper: width 64, depth 4)."""
+
+    base_width: Int1 = 64
+    depth: Int1 = 4
+
+
+class SchedulerConfig(_Section):
+    """``train.scheduler:`` cosine annealing with warm restarts (the paper: T_0 3) or none."""
+
+    name: Annotated[str, BeforeValidator(_scheduler)] = "cosine_warm_restarts"
+    T_0: Int1 = 3
+    T_mult: Int1 = 1
+    eta_min: Annotated[float, _number()] = 0.0
+
+
+class TrainConfig(_Section):
+    """``train:`` optimisation, data loading and hardware settings."""
+
+    epochs: Int1 = 100
+    batch_size: Int1 = 16
+    lr: Annotated[float, _number(positive=True)] = 1.0e-4
+    #: regression: mse (paper) | mae; segmentation: ce; classification: bce | ce
+    loss: Annotated[str | None, BeforeValidator(_optional_str)] = None
+    optimizer: Annotated[str, BeforeValidator(_optimizer)] = "adam"
+    weight_decay: Annotated[float, _number()] = 0.0
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    patience: Int0 = 40
+    precision: Annotated[str, BeforeValidator(_precision)] = "fp32"
+    channels_last: Bool = False
+    seed: Int0 = 0
+    num_workers: Int0 = 0
+    augment: Annotated[dict[str, Any] | None, BeforeValidator(_augment)] = None
+    weighted_sampling: Bool = False
+    #: None: the dataset spec's crop_size; 0: whole scenes
+    crop_size: Annotated[int | None, _optional_int(0)] = None
+    #: val/test crops (centre); None: same as crop_size
+    eval_crop_size: Annotated[int | None, _optional_int(0)] = None
+    limit_train_batches: Annotated[int | float | None, BeforeValidator(_batches)] = None
+    limit_val_batches: Annotated[int | float | None, BeforeValidator(_batches)] = None
+    gradient_clip_val: float | None = None
+    accelerator: str = "auto"
+    devices: Annotated[int | str, BeforeValidator(_devices)] = 1
+    #: True on CPU; "warn" on GPU (bilinear backward)
+    deterministic: bool | str | None = "auto"
+    mask_invalid_inputs: Bool = True
+
+    def run_data(self, spec: DatasetSpec) -> RunData:
+        """The :class:`~modalens.data.datamodule.RunData` these settings describe for ``spec``."""
+        return RunData(
+            spec,
+            batch_size=self.batch_size,
+            crop_size=self.crop_size,
+            eval_crop_size=self.eval_crop_size,
+            augment=self.augment,
+            seed=self.seed,
+            num_workers=self.num_workers,
+            weighted_sampling=self.weighted_sampling,
+        )
+
+
+class RunConfig(_Section):
+    """A resolved run config (see the module docstring); build it with :func:`load_config`."""
+
+    name: Annotated[str | None, BeforeValidator(_optional_str)] = None
+    #: the dataset spec mapping (a preset with its root, or a full spec)
+    data: Annotated[dict[str, Any] | None, BeforeValidator(_data)] = None
+    use: Annotated[list[str] | None, BeforeValidator(_names)] = None
+    drop: Annotated[list[str] | None, BeforeValidator(_names)] = None
+    task: Annotated[str | None, BeforeValidator(_optional_str)] = None
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as plain nested data (what :meth:`to_yaml` writes)."""
+        return plain(self.model_dump())
+
+    def to_yaml(self) -> str:
+        """YAML text of the config (reads back with :func:`load_config`)."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+# ------------------------------------------------------------------------------ errors
+def _where(key: str, source: str | None) -> str:
+    return f"key '{key}' in {source}" if source else f"key '{key}'"
+
+
+def _section_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model class of the section holding the key at ``loc`` (None: free-form)."""
+    cls: type[BaseModel] = RunConfig
+    for part in loc[:-1]:
+        info = cls.model_fields.get(str(part))
+        sub = info.annotation if info is not None else None
+        if not (isinstance(sub, type) and issubclass(sub, BaseModel)):
+            return None
+        cls = sub
+    return cls
+
+
+def config_error(exc: ValidationError, source: str | None) -> SpecError:
+    """The one-line :class:`SpecError` of the first problem pydantic found.
+
+    Args:
+        exc: the validation error of :class:`RunConfig`.
+        source: the config file (None for a dict config).
+
+    Returns:
+        The error: what is wrong, the dotted key and the file, and how to fix it (unknown keys
+        list the allowed ones).
+    """
+    err = exc.errors()[0]
+    loc = tuple(err.get("loc", ()))
+    key = ".".join(str(p) for p in loc) or "config"
+    error_type = err.get("type", "")
+    cause = (err.get("ctx") or {}).get("error")
+    if error_type == "extra_forbidden":
+        section = _section_at(loc)
+        allowed = ", ".join(sorted(section.model_fields)) if section is not None else ""
+        return SpecError(
+            f"unknown config key {key!r}", _where(key, source), f"allowed keys here: {allowed}"
+        )
+    if error_type in ("model_type", "model_attributes_type", "dict_type"):
+        return SpecError(
+            f"config key {key!r} must be a mapping", _where(key, source), "see configs/demo.yaml"
+        )
+    if isinstance(cause, ConfigValueError):
+        return SpecError(cause.message.replace("{key}", key), _where(key, source), cause.fix)
+    return SpecError(f"{key}: {err.get('msg', 'invalid value')}", _where(key, source), "fix it")
+
+
+# ------------------------------------------------------------------------------ loading
+def spec_from_config(cfg: RunConfig, source: str | None = None) -> DatasetSpec:
+    """The dataset spec of a resolved config (preset or inline spec) after ``use``/``drop``.
+
+    Args:
+        cfg: the run config.
+        source: the config file, named in errors.
+
+    Raises:
+        SpecError: the config has no data section or its spec is invalid.
+    """
+    if cfg.data is None:
+        raise SpecError(
             "the config has no 'data' section",
-            "data",
-            source,
+            _where("data", source),
             "add data: {preset: mapinwild, root: FOLDER} or a dataset spec",
         )
     base = Path(source).parent if source else None
-    if isinstance(data, Mapping):  # a spec file path was inlined by load_config
-        spec = spec_from_dict(data, source=source, base_dir=base)
-    else:
-        raise _config_error(
-            "'data' must be a dataset spec mapping or the path of a spec YAML",
-            "data",
-            source,
-            "see configs/demo.yaml",
-        )
-    if cfg.get("use") or cfg.get("drop"):
-        spec = spec.select(use=cfg.get("use"), drop=cfg.get("drop"))
+    spec = spec_from_dict(cfg.data, source=source, base_dir=base)
+    if cfg.use or cfg.drop:
+        spec = spec.select(use=cfg.use, drop=cfg.drop)
     return spec
 
 
@@ -176,8 +354,8 @@ def _inline_spec_file(raw: dict[str, Any], source: str | None) -> dict[str, Any]
     if isinstance(spec, Mapping) and "data" in spec and "modalities" not in spec:
         spec = spec["data"]
     if not isinstance(spec, Mapping):
-        raise _config_error(
-            f"the spec file {path} must hold a mapping", "data", source, "see the README"
+        raise SpecError(
+            f"the spec file {path} must hold a mapping", _where("data", source), "see the README"
         )
     spec = dict(spec)
     root = Path(str(spec.get("root") or ".")).expanduser()
@@ -185,30 +363,45 @@ def _inline_spec_file(raw: dict[str, Any], source: str | None) -> dict[str, Any]
     return {**raw, "data": spec}
 
 
-def load_config(
-    config: str | Path | Mapping[str, Any], overrides: Mapping[str, Any] | None = None
-) -> dict[str, Any]:
-    """Read a run config (YAML path or dict), apply ``overrides``, fill defaults and validate.
-
-    ``overrides`` is a nested dict merged over the file (the CLI's ``--root`` becomes
-    ``{"data": {"root": ...}}``). Unknown keys, bad values and an invalid dataset spec raise a
-    :class:`~modalens.errors.SpecError` naming the key and the file. A relative ``data.root``
-    is resolved against the config file's folder. The result is a plain dict with every key
-    present, ``task`` inferred from the target kind and ``name`` defaulting to the dataset's.
-    """
-    source: str | None = None
+def _read_raw(config: str | Path | Mapping[str, Any] | RunConfig) -> tuple[dict, str | None]:
+    if isinstance(config, RunConfig):
+        return config.to_dict(), None
     if isinstance(config, (str, Path)):
-        path = Path(config)
-        source = str(path)
-        raw = read_yaml(path, "config")
+        source = str(config)
+        raw = read_yaml(Path(config), "config")
         if raw is None:
             raw = {}
         if not isinstance(raw, Mapping):
             raise SpecError("a run config must be a mapping", source, "see configs/demo.yaml")
-    elif isinstance(config, Mapping):
-        raw = copy.deepcopy(dict(config))
-    else:
-        raise SpecError(f"cannot read a config from {type(config).__name__}", None, "give a path")
+        return dict(raw), source
+    if isinstance(config, Mapping):
+        return copy.deepcopy(dict(config)), None
+    raise SpecError(f"cannot read a config from {type(config).__name__}", None, "give a path")
+
+
+def load_config(
+    config: str | Path | Mapping[str, Any] | RunConfig,
+    overrides: Mapping[str, Any] | None = None,
+) -> RunConfig:
+    """Read a run config, apply ``overrides``, fill defaults and validate (see the module
+    docstring).
+
+    Args:
+        config: a YAML path, a dict, or a :class:`RunConfig` (validated again).
+        overrides: a nested dict merged over the config (the CLI's ``--root`` becomes
+            ``{"data": {"root": ...}}``; a root given here is relative to the working
+            directory).
+
+    Returns:
+        The :class:`RunConfig`: every key present, ``data.root`` absolute, ``task`` inferred
+        from the target kind, ``train.loss`` the task's default when not given and ``name``
+        the dataset's when not given.
+
+    Raises:
+        SpecError: an unknown key, a bad value, a loss or task that does not fit the target,
+            or an invalid dataset spec; the message names the key and the file.
+    """
+    raw, source = _read_raw(config)
     raw = _inline_spec_file(raw, source)
     if overrides:
         overrides = copy.deepcopy(dict(overrides))
@@ -219,149 +412,34 @@ def load_config(
             data_over["root"] = str(Path(str(data_over["root"])).expanduser().resolve())
             overrides["data"] = data_over
         raw = merge_dicts(raw, overrides)
-    _check_config_keys(raw, DEFAULT_CONFIG, "", source)
-    cfg = merge_dicts(DEFAULT_CONFIG, raw)
     # the data section: a relative root is relative to the config file's folder (or the
     # working directory for a dict config); the resolved config holds absolute paths
-    base = Path(source).parent if source else Path.cwd()
-    data = cfg["data"]
+    data = raw.get("data")
     if isinstance(data, Mapping) and data.get("root") is not None:
         root = Path(str(data["root"])).expanduser()
-        data = dict(data)
-        data["root"] = str(root if root.is_absolute() else (base / root).resolve())
-        cfg["data"] = data
+        base = Path(source).parent if source else Path.cwd()
+        raw["data"] = {**data, "root": str(root if root.is_absolute() else (base / root).resolve())}
+    try:
+        cfg = RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise config_error(exc, source) from None
     spec = spec_from_config(cfg, source)
-    for key in ("use", "drop"):
-        if isinstance(cfg[key], str):
-            cfg[key] = [cfg[key]]
-    task = TASK_OF_TARGET[spec.target.kind]
-    if cfg["task"] is not None and cfg["task"] != task:
-        raise _config_error(
-            f"task {cfg['task']!r} does not fit the {spec.target.kind!r} target (it is {task!r})",
-            "task",
-            source,
+    task = task_class_for_target(spec.target)
+    if cfg.task not in (None, task.name):
+        raise SpecError(
+            f"task {cfg.task!r} does not fit the {spec.target.kind!r} target (it is {task.name!r})",
+            _where("task", source),
             "remove 'task' (it is inferred) or change the dataset's target",
         )
-    cfg["task"] = task
-    cfg["name"] = str(cfg["name"] or spec.name)
-    m, t = cfg["model"], cfg["train"]
-    m["base_width"] = _as_int(m["base_width"], "model.base_width", source, 1)
-    m["depth"] = _as_int(m["depth"], "model.depth", source, 1)
-    t["epochs"] = _as_int(t["epochs"], "train.epochs", source, 1)
-    t["batch_size"] = _as_int(t["batch_size"], "train.batch_size", source, 1)
-    t["lr"] = _as_float(t["lr"], "train.lr", source, positive=True)
-    t["weight_decay"] = _as_float(t["weight_decay"], "train.weight_decay", source)
-    t["patience"] = _as_int(t["patience"], "train.patience", source, 0)
-    t["seed"] = _as_int(t["seed"], "train.seed", source, 0)
-    t["num_workers"] = _as_int(t["num_workers"], "train.num_workers", source, 0)
-    for key in ("crop_size", "eval_crop_size"):
-        if t[key] is not None:
-            t[key] = _as_int(t[key], f"train.{key}", source, 0)
-    loss = t["loss"]
-    if loss is None:
-        if task == "classification":
-            loss = "bce" if spec.target.multilabel else "ce"
-        else:
-            loss = LOSSES[task][0]
-    loss = str(loss).lower()
-    if loss not in LOSSES[task]:
-        raise _config_error(
-            f"loss {loss!r} is not available for {task}",
-            "train.loss",
-            source,
-            f"choose from {', '.join(LOSSES[task])}",
+    loss = cfg.train.loss
+    loss = task.default_loss(spec.target) if loss is None else loss.lower()
+    if loss not in task.losses:
+        raise SpecError(
+            f"loss {loss!r} is not available for {task.name}",
+            _where("train.loss", source),
+            f"choose from {', '.join(task.losses)}",
         )
-    t["loss"] = loss
-    t["optimizer"] = str(t["optimizer"]).lower()
-    if t["optimizer"] not in OPTIMIZERS:
-        raise _config_error(
-            f"unknown optimizer {t['optimizer']!r}",
-            "train.optimizer",
-            source,
-            f"choose from {', '.join(OPTIMIZERS)}",
-        )
-    sched = t["scheduler"]
-    if sched["name"] is None or str(sched["name"]).lower() in ("none", "null"):
-        sched["name"] = "none"
-    if sched["name"] not in SCHEDULERS:
-        raise _config_error(
-            f"unknown scheduler {sched['name']!r}",
-            "train.scheduler.name",
-            source,
-            f"choose from {', '.join(SCHEDULERS)}",
-        )
-    sched["T_0"] = _as_int(sched["T_0"], "train.scheduler.T_0", source, 1)
-    sched["T_mult"] = _as_int(sched["T_mult"], "train.scheduler.T_mult", source, 1)
-    sched["eta_min"] = _as_float(sched["eta_min"], "train.scheduler.eta_min", source)
-    where = f"key 'train.precision' in {source}" if source else "train.precision"
-    t["precision"] = parse_precision(t["precision"], where)
-    for key in ("limit_train_batches", "limit_val_batches"):
-        v = t[key]
-        if v is not None and not (
-            isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
-        ):
-            raise _config_error(
-                f"train.{key} must be a positive number of batches (or a fraction)",
-                f"train.{key}",
-                source,
-                "e.g. 50 or 0.25",
-            )
-    if t["augment"] is not None and not isinstance(t["augment"], Mapping):
-        raise _config_error(
-            "train.augment must be a mapping of augmentation options",
-            "train.augment",
-            source,
-            "e.g. augment: {hflip: 0.5, vflip: 0.5}",
-        )
-    if t["augment"] is not None:
-
-        where = f"key 'train.augment' in {source or 'config'}"
-        try:
-            # run it once on a dummy batch: kornia checks some options only when applied
-            Augmentation(dict(t["augment"]))(torch.zeros(1, 2, 32, 32), seed=0)
-        except ModalensError as exc:
-            raise SpecError(str(exc), where) from None
-        except Exception as exc:  # noqa: BLE001 - kornia's own validation errors
-            raise SpecError(
-                f"invalid augmentation option: {exc}", where, "see modalens.augment for options"
-            ) from None
-    if str(t["devices"]) != "1":
-        raise _config_error(
-            f"train.devices must be 1, got {t['devices']!r} (multi-device training is not "
-            "supported: the seeded epoch sampler is not distributed)",
-            "train.devices",
-            source,
-            "use devices: 1",
-        )
-    for key in ("channels_last", "weighted_sampling", "mask_invalid_inputs"):
-        if not isinstance(t[key], bool):
-            raise _config_error(f"train.{key} must be true or false", f"train.{key}", source, "")
+    cfg.task = task.name
+    cfg.name = cfg.name or spec.name
+    cfg.train.loss = loss
     return cfg
-
-
-def config_to_yaml(cfg: Mapping[str, Any]) -> str:
-    """YAML text of a resolved config (reads back with :func:`load_config`)."""
-    return yaml.safe_dump(_plain(cfg), sort_keys=False)
-
-
-def _plain(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, np.generic):
-        return obj.item()
-    return obj
-
-
-def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, Mapping) and key not in ("train.augment",):
-            out.update(_flatten(v, f"{key}."))
-        else:
-            out[key] = v
-    return out

@@ -1,4 +1,11 @@
-"""TODO docstring: training/evaluate.py"""
+"""Evaluating a run: :func:`test` writes ``metrics_<split>.csv``.
+
+The best checkpoint is run once per batch over the split's deterministic evaluation crops; each
+sample is then scored on its own (its valid pixel count ``n``, ``loss`` and the task's per-sample
+metrics, :meth:`~modalens.tasks.Task.sample_metrics`) and feeds the task's metric collection,
+whose values make the pooled first row ``id = "all"`` (over every valid pixel -- sample for
+classification -- of the split; its loss is the ``n``-weighted mean).
+"""
 
 from __future__ import annotations
 
@@ -7,14 +14,16 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
 
 from ..data.dataset import collate
 from ..io import atomic_path
-from ..tasks.metrics import _make_metrics, _sample_metrics
 from .run import load_run
+from .runfolder import RunFolder
 
 
 def test(
@@ -23,30 +32,34 @@ def test(
     batch_size: int | None = None,
     device: str | torch.device | None = None,
     progress: bool = False,
-) -> Any:
+) -> pd.DataFrame:
     """Evaluate the best checkpoint on ``split`` and write ``metrics_<split>.csv`` atomically.
 
     The table has one row per sample (``id``, valid pixel count ``n``, ``loss`` and the task's
     metrics) after a first row ``id = "all"`` pooled over every valid pixel (sample for
     classification) of the split. Regression errors are in target units / scale (0-1 for the
     naturalness index, as in the paper's Table I).
-    """
-    import pandas as pd
 
+    Args:
+        run_dir: the run folder.
+        split: ``train``, ``val`` or ``test``.
+        batch_size: samples per forward pass (default: the run's).
+        device: where to run (default: CUDA when available).
+        progress: show a progress bar.
+
+    Returns:
+        The table written.
+    """
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     run = load_run(run_dir, device=device)
-    module = run.module
+    module, task = run.module, run.task
     ds = run.dataset(split)
-    bs = batch_size or run.config["train"]["batch_size"]
+    bs = batch_size or run.config.train.batch_size
     dl = DataLoader(ds, batch_size=bs, shuffle=False, collate_fn=collate, num_workers=0)
-    pooled = _make_metrics(run.task, module.hparams.out_channels, module.multilabel).to(device)
+    pooled = task.metrics().to(device)
     rows: list[dict[str, Any]] = []
     tot_loss = tot_n = 0.0
-    it: Any = dl
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(dl, desc=f"test {split}", unit="batch")
+    it: Any = tqdm(dl, desc=f"test {split}", unit="batch") if progress else dl
     with torch.inference_mode():
         for batch in it:
             batch = {k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in batch.items()}
@@ -56,7 +69,7 @@ def test(
                 res = module.compute(one, output=output[i : i + 1])
                 n = float(res["n"])
                 row: dict[str, Any] = {"id": str(sid), "n": int(n), "loss": float(res["loss"])}
-                row.update(_sample_metrics(run.task, res, module.multilabel))
+                row.update(task.sample_metrics(res["preds"], res["targets"]))
                 rows.append(row)
                 tot_loss += float(res["loss"]) * n
                 tot_n += n
@@ -68,9 +81,9 @@ def test(
     all_row = {"id": "all", "n": int(tot_n), "loss": tot_loss / tot_n if tot_n else math.nan}
     all_row.update(values)
     table = pd.DataFrame([all_row] + rows)
-    path = Path(run_dir) / f"metrics_{split}.csv"
-    with atomic_path(path) as tmp:
+    with atomic_path(RunFolder(run_dir).test_metrics(split)) as tmp:
         table.to_csv(tmp, index=False)
     return table
+
 
 test.__test__ = False  # type: ignore[attr-defined]  # not a pytest test when imported

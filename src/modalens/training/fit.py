@@ -1,9 +1,23 @@
-"""TODO docstring: training/fit.py"""
+"""Training a run: :func:`fit` turns a run config into a run folder.
+
+:func:`fit` resolves the config (:func:`~modalens.training.config.load_config`), computes or
+reuses the train-split statistics, builds the datasets and loaders
+(:class:`~modalens.data.datamodule.RunData`) and the :class:`~modalens.training.module.TaskModule`
+and trains with Lightning: early stopping on the validation loss, ``best.ckpt`` (lowest
+validation loss) and ``last.ckpt`` (every epoch) written atomically, one ``metrics.csv`` row per
+epoch. It writes the run folder described in :mod:`modalens.training.runfolder`.
+
+``fit(..., resume=True)`` continues from ``last.ckpt``; on CPU with the same seed the result is
+the same as an uninterrupted run (per-epoch crops, sampling order and augmentations are seeded
+by ``(seed, epoch, index)``; Lightning restores weights, optimiser, scheduler, early stopping
+and checkpoint state). Only :data:`~modalens.training.runfolder.RESUMABLE_KEYS` may differ from
+the saved config (:meth:`RunFolder.check_resumable`).
+"""
 
 from __future__ import annotations
 
-import json
 import logging
+import shutil
 import signal
 from collections.abc import Mapping
 from pathlib import Path
@@ -12,20 +26,18 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
-from ..data.datamodule import _dataset, _loader
-from ..data.dataset import make_weighted_sampler
 from ..data.samples import sample_ids
-from ..data.sampling import EpochDataset, EpochSampler
 from ..data.spec import DatasetSpec
 from ..data.specfile import spec_to_yaml
-from ..data.stats import apply_statistics, load_or_compute
+from ..data.stats import with_statistics
 from ..errors import DataError, ModelError
 from ..io import atomic_path, atomic_write_text
 from ..precision import lightning_precision
-from .callbacks import EpochCSV, _atomic_checkpoint_io, _quiet_lightning
-from .config import config_to_yaml, load_config, spec_from_config
+from .callbacks import EpochCSV, atomic_checkpoint_io, quiet_lightning
+from .config import RunConfig, TrainConfig, load_config, spec_from_config
 from .module import build_module
-from .run import _check_resume_config, _read_checkpoint, _saved_config, check_layout
+from .run import check_layout, read_checkpoint
+from .runfolder import RunFolder
 
 log = logging.getLogger(__name__)
 
@@ -36,23 +48,10 @@ def _device_is_gpu(accelerator: str) -> bool:
     return accelerator == "auto" and torch.cuda.is_available()
 
 
-def _read_stats(
-    spec: DatasetSpec, cache: Path, progress: bool = True
-) -> tuple[DatasetSpec, dict[str, Any]]:
-
-    statistics = load_or_compute(spec, cache, progress=progress)
-    spec = apply_statistics(spec, statistics)
-    try:
-        stats_dict = json.loads(cache.read_text()) if cache.exists() else {}
-    except json.JSONDecodeError:
-        stats_dict = {}
-    return spec, stats_dict
-
-
 def _resume_finished(last: Path, spec: DatasetSpec, epochs: int) -> bool:
     """Check a checkpoint before resuming: same layout, not past ``epochs``; True when the run
     has nothing left to do (all epochs trained or stopped early)."""
-    ckpt = _read_checkpoint(last)
+    ckpt = read_checkpoint(last)
     meta = (ckpt.get("hyper_parameters") or {}).get("meta") or {}
     check_layout(meta.get("layout") or [], spec, str(last))
     done = int(ckpt.get("epoch", -1)) + 1
@@ -71,7 +70,7 @@ def _resume_finished(last: Path, spec: DatasetSpec, epochs: int) -> bool:
 
 
 def fit(
-    config: str | Path | Mapping[str, Any],
+    config: str | Path | Mapping[str, Any] | RunConfig,
     out: str | Path | None = None,
     resume: bool = False,
     progress: bool = True,
@@ -80,32 +79,39 @@ def fit(
     """Train a model as ``config`` says and return the run folder (see the module docstring).
 
     Args:
-        config: run config path or dict (:func:`load_config`).
+        config: run config path, dict or :class:`RunConfig` (:func:`load_config`).
         out: run folder; default ``runs/<name>``. Without ``resume`` it must not exist or be
             empty.
         resume: continue the run in ``out`` from ``checkpoints/last.ckpt`` (only keys in
-            :data:`RESUMABLE_KEYS`, e.g. ``train.epochs``, may differ from the saved config).
+            :data:`~modalens.training.runfolder.RESUMABLE_KEYS`, e.g. ``train.epochs``, may
+            differ from the saved config).
         progress: show Lightning's progress bar.
         overrides: nested dict merged over the config (e.g. ``{"data": {"root": ...}}``).
+
+    Returns:
+        The run folder.
+
+    Raises:
+        SpecError: an invalid config, or a resume request whose config differs.
+        DataError: the dataset root is missing or a split is empty.
+        ModelError: the folder is not empty (without ``resume``) or has nothing to resume.
     """
     cfg = load_config(config, overrides)
-    run_dir = Path(out) if out is not None else Path("runs") / cfg["name"]
-    ckpt_dir = run_dir / "checkpoints"
-    last = ckpt_dir / "last.ckpt"
+    folder = RunFolder(out if out is not None else Path("runs") / str(cfg.name))
     if resume:
-        if not last.exists() and not (run_dir / "config.yaml").exists():
+        if not folder.last.exists() and not folder.config.exists():
             raise ModelError(
                 "nothing to resume: no checkpoints/last.ckpt",
-                str(run_dir),
+                str(folder.path),
                 "run without --resume to start this run",
             )
-        _check_resume_config(_saved_config(run_dir), cfg, run_dir)
+        folder.check_resumable(cfg)
         # interrupted before the first epoch ended: start again in the same folder
-        resume = last.exists()
-    elif run_dir.exists() and any(run_dir.iterdir()):
+        resume = folder.last.exists()
+    elif not folder.is_empty():
         raise ModelError(
             "the run folder already exists and is not empty",
-            str(run_dir),
+            str(folder.path),
             "pass --resume to continue it or --out to start a new run elsewhere",
         )
     spec = spec_from_config(cfg)
@@ -115,49 +121,54 @@ def fit(
             str(spec.root),
             "set data.root in the config or pass --root",
         )
-    t = cfg["train"]
-    if resume and _resume_finished(last, spec, t["epochs"]):
-        log.info("run %s has already finished", run_dir)
-        return run_dir
-    _quiet_lightning(progress)
-    pl.seed_everything(t["seed"], workers=True, verbose=False)
-
+    t = cfg.train
+    if resume and _resume_finished(folder.last, spec, t.epochs):
+        log.info("run %s has already finished", folder.path)
+        return folder.path
+    quiet_lightning(progress)
+    pl.seed_everything(t.seed, workers=True, verbose=False)
 
     splits = sample_ids(spec)
     for split in ("train", "val"):
         if not splits.get(split):
             raise DataError(f"the {split} split is empty", str(spec.root), "check the split file")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_dir.mkdir(exist_ok=True)
-    atomic_write_text(run_dir / "config.yaml", config_to_yaml(cfg))
-    spec, stats_dict = _read_stats(spec, run_dir / "stats.json", progress)
-    atomic_write_text(run_dir / "dataset.yaml", spec_to_yaml(spec))
-
-    train_ds = _dataset(spec, "train", cfg, train=True)
-    val_ds = _dataset(spec, "val", cfg, train=False)
-    weights = None
-    if t["weighted_sampling"]:
-        weights = make_weighted_sampler(train_ds, seed=t["seed"]).weights
-    sampler = EpochSampler(len(train_ds), seed=t["seed"], shuffle=True, weights=weights)
-    train_dl = _loader(
-        EpochDataset(train_ds), t["batch_size"], sampler, t["num_workers"], t["seed"]
-    )
-    val_dl = _loader(val_ds, t["batch_size"], None, t["num_workers"], t["seed"])
-
+    folder.checkpoints.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(folder.config, cfg.to_yaml())
+    spec, stats_dict = with_statistics(spec, folder.stats, progress=progress)
+    atomic_write_text(folder.dataset, spec_to_yaml(spec))
+    train_dl, val_dl = t.run_data(spec).fit_loaders()
     module = build_module(cfg, spec, stats_dict)
+    trainer = _trainer(t, folder, progress)
+    try:
+        trainer.fit(module, train_dl, val_dl, ckpt_path=str(folder.last) if resume else None)
+    except SystemExit:
+        # Lightning turns Ctrl+C into sys.exit(1) and leaves SIGINT ignored: give the caller a
+        # KeyboardInterrupt (finished epochs are in last.ckpt; rerun with --resume)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        if trainer.interrupted:
+            raise KeyboardInterrupt from None
+        raise
+    if not folder.best.exists() and folder.last.exists():
+        # e.g. val_loss was NaN every epoch: keep the last weights as the best ones
+        with atomic_path(folder.best) as tmp:
+            shutil.copyfile(folder.last, tmp)
+    return folder.path
 
-    gpu = _device_is_gpu(str(t["accelerator"]))
-    deterministic = t["deterministic"]
+
+def _trainer(t: TrainConfig, folder: RunFolder, progress: bool) -> pl.Trainer:
+    """The Lightning trainer of a run's train settings ``t`` writing into ``folder``."""
+    gpu = _device_is_gpu(str(t.accelerator))
+    deterministic = t.deterministic
     if deterministic == "auto":
         deterministic = "warn" if gpu else True
     callbacks = [
-        pl.callbacks.EarlyStopping(monitor="val_loss", mode="min", patience=t["patience"]),
+        pl.callbacks.EarlyStopping(monitor="val_loss", mode="min", patience=t.patience),
         # best.ckpt: lowest val_loss; last.ckpt: every epoch (Lightning >= 2.6 writes
         # save_last only when a top-k checkpoint was written, so it is a callback of its own,
         # placed last so that it stores the updated best/early-stopping state)
         pl.callbacks.ModelCheckpoint(
-            dirpath=ckpt_dir,
-            filename="best",
+            dirpath=folder.checkpoints,
+            filename=folder.best.stem,
             monitor="val_loss",
             mode="min",
             save_top_k=1,
@@ -166,22 +177,22 @@ def fit(
             auto_insert_metric_name=False,
         ),
         pl.callbacks.ModelCheckpoint(
-            dirpath=ckpt_dir,
-            filename="last",
+            dirpath=folder.checkpoints,
+            filename=folder.last.stem,
             monitor=None,
             save_top_k=1,
             save_last=False,
             enable_version_counter=False,
             auto_insert_metric_name=False,
         ),
-        EpochCSV(run_dir / "metrics.csv"),
+        EpochCSV(folder.metrics),
     ]
-    trainer = pl.Trainer(
-        default_root_dir=run_dir,
-        max_epochs=t["epochs"],
-        accelerator=t["accelerator"],
-        devices=t["devices"],
-        precision=lightning_precision(t["precision"]),
+    return pl.Trainer(
+        default_root_dir=folder.path,
+        max_epochs=t.epochs,
+        accelerator=t.accelerator,
+        devices=t.devices,
+        precision=lightning_precision(t.precision),
         deterministic=deterministic,
         benchmark=False,
         logger=False,
@@ -189,26 +200,10 @@ def fit(
         enable_progress_bar=progress,
         enable_model_summary=False,
         num_sanity_val_steps=0,
-        limit_train_batches=t["limit_train_batches"],
-        limit_val_batches=t["limit_val_batches"],
-        gradient_clip_val=t["gradient_clip_val"],
+        limit_train_batches=t.limit_train_batches,
+        limit_val_batches=t.limit_val_batches,
+        gradient_clip_val=t.gradient_clip_val,
         use_distributed_sampler=False,
         log_every_n_steps=1,
-        plugins=[_atomic_checkpoint_io()],
+        plugins=[atomic_checkpoint_io()],
     )
-    try:
-        trainer.fit(module, train_dl, val_dl, ckpt_path=str(last) if resume else None)
-    except SystemExit:
-        # Lightning turns Ctrl+C into sys.exit(1) and leaves SIGINT ignored: give the caller a
-        # KeyboardInterrupt (finished epochs are in last.ckpt; rerun with --resume)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        if trainer.interrupted:
-            raise KeyboardInterrupt from None
-        raise
-    if not (ckpt_dir / "best.ckpt").exists() and last.exists():
-        # e.g. val_loss was NaN every epoch: keep the last weights as the best ones
-        import shutil
-
-        with atomic_path(ckpt_dir / "best.ckpt") as tmp:
-            shutil.copyfile(last, tmp)
-    return run_dir

@@ -1,4 +1,20 @@
-"""TODO docstring: training/module.py"""
+"""The Lightning module of a run: one task on top of the paper's U-Net.
+
+:class:`TaskModule` builds its :class:`~modalens.tasks.Task` from the saved hyper-parameters
+(``task``, ``out_channels``, ``loss``) and delegates to it everything that differs between
+tasks: the model's head and output activation, the pooled training loss and the metric inputs
+(:meth:`TaskModule.compute`), the metric collections and the output post-processing
+(:meth:`TaskModule.infer`, :func:`make_tile_fn`). The module itself masks inputs, logs the
+epoch loss (a mean over valid pixels -- samples for classification -- not over batches),
+reseeds the global RNGs per batch so a resumed run draws the same augmentations, and builds
+the optimiser and scheduler.
+
+Invalid pixels (``valid`` False: target no-data or any input no-data) never reach the loss or
+a metric, and the model input is zeroed there (``mask_invalid_inputs``), so their values cannot
+change anything; a batch without valid pixels adds zero loss. :func:`build_module` makes the
+module a run config describes; checkpoints carry the modality layout, statistics, task and
+model hyper-parameters.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +24,16 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 from torch import Tensor
-from torch.nn import functional as F
+from torchmetrics import MeanMetric
 
-from ..data.sampling import _derive_seed
+from ..data.sampling import derive_seed
 from ..data.spec import DatasetSpec
 from ..errors import ModelError
-from ..models.unet import UNet
+from ..fingerprint import plain
 from ..precision import parse_precision
-from ..tasks.losses import _valid_pixels, masked_regression_loss, pooled_cross_entropy
-from ..tasks.metrics import _make_metrics
-from .config import CONFIG_VERSION, LOSSES, _plain
+from ..tasks.losses import valid_pixels
+from ..tasks.registry import get_task, task_for_target
+from .config import CONFIG_VERSION, RunConfig
 
 
 class TaskModule(pl.LightningModule):
@@ -49,24 +65,21 @@ class TaskModule(pl.LightningModule):
         meta: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        if loss is None:
-            loss = {"regression": "mse", "segmentation": "ce", "classification": "bce"}[task]
-        if loss not in LOSSES.get(task, ()):
-            raise ModelError(f"loss {loss!r} is not available for task {task!r}", "train.loss")
+        task_def = get_task(task, out_channels, loss)  # unknown task or loss: ModelError
+        loss = task_def.loss_name  # saved resolved (the hyper-parameters are read from locals)
         self.save_hyperparameters()
-        self.task = task
-        self.loss_name = loss
-        self.multilabel = task == "classification" and loss == "bce"
-        self.model = UNet(in_channels, out_channels, base_width, depth, task)
+        #: the :class:`~modalens.tasks.Task` (``hparams.task`` keeps its name)
+        self.task = task_def
+        self.loss_name = task_def.loss_name
+        self.multilabel = task_def.multilabel
+        self.model = task_def.build_model(in_channels, base_width, depth)
         self.channels_last = channels_last
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.meta = dict(meta or {})
-        from torchmetrics import MeanMetric
-
         # (ModuleDict keys cannot be "train": it is a Module method)
-        self.train_metrics = _make_metrics(task, out_channels, self.multilabel, "train_")
-        self.val_metrics = _make_metrics(task, out_channels, self.multilabel, "val_")
+        self.train_metrics = task_def.metrics("train_")
+        self.val_metrics = task_def.metrics("val_")
         self.train_loss_mean = MeanMetric()
         self.val_loss_mean = MeanMetric()
 
@@ -88,38 +101,40 @@ class TaskModule(pl.LightningModule):
     def predict_batch(self, batch: Mapping[str, Any]) -> Tensor:
         """The model's float output for a batch (inputs masked as in training)."""
         image = batch["image"]
-        return self(self.prepare_input(image, _valid_pixels(batch.get("valid"), image))).float()
+        return self(self.prepare_input(image, valid_pixels(batch.get("valid"), image))).float()
+
+    def infer(self, x: Tensor, valid: Tensor | None = None, precision: str = "fp32") -> Tensor:
+        """The task's post-processed float output for inputs ``x``.
+
+        Args:
+            x: inputs [B,C,H,W] on the module's device.
+            valid: bool [B,H,W]; inputs are zeroed where False (when the run masks inputs).
+            precision: ``fp32`` or ``bf16`` (autocast).
+
+        Returns:
+            :meth:`Task.postprocess` of the float32 output (probabilities for class tasks).
+        """
+        x = self.prepare_input(x, valid)
+        bf16 = parse_precision(precision, "--precision") == "bf16"
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+            y = self(x)
+        return self.task.postprocess(y.float())
 
     def compute(self, batch: Mapping[str, Any], output: Tensor | None = None) -> dict[str, Tensor]:
-        """Loss and metric inputs of a batch: ``loss``, ``n`` (valid units), ``preds``,
-        ``targets`` (flattened over valid pixels or samples) and the raw ``output``
-        (``output`` given: scores it instead of running the model)."""
+        """Loss and metric inputs of a batch.
+
+        Args:
+            batch: ``image`` [B,C,H,W], ``target`` and (optionally) ``valid`` [B,H,W].
+            output: the model's float output for the batch; None runs the model.
+
+        Returns:
+            ``loss``, ``n`` (valid units), ``preds`` and ``targets`` (flattened over valid
+            pixels or samples, see :meth:`Task.score`) and the raw ``output``.
+        """
         image, target = batch["image"], batch["target"]
-        valid = _valid_pixels(batch.get("valid"), image)
+        valid = valid_pixels(batch.get("valid"), image)
         out = self.predict_batch(batch) if output is None else output
-        if self.task == "regression":
-            loss, n = masked_regression_loss(out, target.float(), valid, self.loss_name)
-            mask = valid[:, None].expand_as(out)
-            preds, targets = out[mask].detach(), target.float()[mask]
-        elif self.task == "segmentation":
-            loss, n = pooled_cross_entropy(out, target, valid)
-            mask = valid & (target >= 0)
-            preds = out.detach().argmax(1)[mask]
-            targets = target.long()[mask]
-        else:
-            keep = valid.flatten(1).any(1)  # samples with at least one valid input pixel
-            n = keep.sum()
-            if self.multilabel:
-                per = F.binary_cross_entropy_with_logits(out, target.float(), reduction="none")
-                per = per.mean(1)
-            else:
-                per = F.cross_entropy(out, target.float().argmax(1), reduction="none")
-            per = torch.where(keep, per, torch.zeros((), dtype=per.dtype, device=per.device))
-            loss = per.sum() / n.clamp_min(1)
-            probs = torch.sigmoid(out) if self.multilabel else torch.softmax(out, 1)
-            preds = probs.detach()[keep]
-            targets = target[keep].long() if self.multilabel else target[keep].argmax(1)
-        return {"loss": loss, "n": n, "preds": preds, "targets": targets, "output": out}
+        return {**self.task.score(out, target, valid), "output": out}
 
     # ---------------------------------------------------------------- steps
     def _step(self, batch: Mapping[str, Any], stage: str) -> Tensor:
@@ -151,7 +166,7 @@ class TaskModule(pl.LightningModule):
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         # reseed the global RNGs from (seed, epoch, batch): resuming gives the same draws
-        torch.manual_seed(_derive_seed(self.hparams.seed, self.current_epoch, batch_idx))
+        torch.manual_seed(derive_seed(self.hparams.seed, self.current_epoch, batch_idx))
 
     # ---------------------------------------------------------------- optimisation
     def configure_optimizers(self) -> Any:
@@ -182,7 +197,7 @@ class TaskModule(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["modalens"] = {
             "version": CONFIG_VERSION,
-            "task": self.task,
+            "task": self.task.name,
             "layout": self.meta.get("layout"),
             "model": {
                 "in_channels": self.hparams.in_channels,
@@ -194,55 +209,64 @@ class TaskModule(pl.LightningModule):
 
 
 def build_module(
-    cfg: Mapping[str, Any], spec: DatasetSpec, stats: Mapping[str, Any] | None = None
+    cfg: RunConfig, spec: DatasetSpec, stats: Mapping[str, Any] | None = None
 ) -> TaskModule:
-    """The :class:`TaskModule` a resolved config describes for ``spec``."""
-    t, m = cfg["train"], cfg["model"]
+    """The :class:`TaskModule` a resolved config describes for ``spec``.
+
+    Args:
+        cfg: the run config (:func:`~modalens.training.config.load_config`).
+        spec: the dataset spec after modality selection (statistics applied).
+        stats: the statistics dict, stored in the checkpoint's ``meta``.
+    """
+    t, m = cfg.train, cfg.model
+    task = task_for_target(spec.target, t.loss)
     meta = {
-        "layout": _plain(spec.layout()),
-        "spec": _plain(spec.to_dict()),
-        "stats": _plain(stats or {}),
-        "classes": _plain(list(spec.target.classes)) if spec.target.classes else None,
+        "layout": plain(spec.layout()),
+        "spec": plain(spec.to_dict()),
+        "stats": plain(stats or {}),
+        "classes": plain(list(spec.target.classes)) if spec.target.classes else None,
         "target_scale": float(spec.target.scale),
         "target_kind": spec.target.kind,
-        "name": cfg.get("name"),
+        "name": cfg.name,
     }
     return TaskModule(
-        task=cfg["task"],
+        task=task.name,
         in_channels=spec.n_channels,
-        out_channels=spec.target.n_outputs,
-        base_width=m["base_width"],
-        depth=m["depth"],
-        loss=t["loss"],
-        lr=t["lr"],
-        optimizer=t["optimizer"],
-        weight_decay=t["weight_decay"],
-        scheduler=dict(t["scheduler"]),
-        channels_last=t["channels_last"],
-        mask_invalid_inputs=t["mask_invalid_inputs"],
-        seed=t["seed"],
+        out_channels=task.n_outputs,
+        base_width=m.base_width,
+        depth=m.depth,
+        loss=task.loss_name,
+        lr=t.lr,
+        optimizer=t.optimizer,
+        weight_decay=t.weight_decay,
+        scheduler=t.scheduler.model_dump(),
+        channels_last=t.channels_last,
+        mask_invalid_inputs=t.mask_invalid_inputs,
+        seed=t.seed,
         meta=meta,
     )
 
 
-def _is_bf16(precision: str) -> bool:
-    return parse_precision(precision, "--precision") == "bf16"
-
-
 def make_tile_fn(module: TaskModule, precision: str = "32") -> Callable[[Tensor], Tensor]:
-    """A tile function for :func:`modalens.inference.sliding_window`: moves the tile to the
-    module's device, applies the memory format and (optionally) bf16 autocast, and returns
-    float32 outputs (probabilities for segmentation)."""
+    """A tile function for :func:`modalens.training.tiling.sliding_window`: moves the tile to
+    the module's device and returns :meth:`TaskModule.infer` (memory format, optional bf16
+    autocast, float32 outputs; probabilities for segmentation).
+
+    Args:
+        module: the trained module.
+        precision: ``fp32`` or ``bf16`` (any spelling :func:`modalens.precision.parse_precision`
+            accepts).
+
+    Returns:
+        ``fn(x [B,C,h,w]) -> [B,K,h,w]``.
+
+    Raises:
+        SpecError: an unknown ``precision``.
+    """
     device = next(module.parameters()).device
-    bf16 = _is_bf16(precision)
+    precision = parse_precision(precision, "--precision")
 
     def fn(x: Tensor) -> Tensor:
-        x = module.prepare_input(x.to(device))
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            y = module(x)
-        y = y.float()
-        if module.task == "segmentation":
-            y = torch.softmax(y, 1)
-        return y
+        return module.infer(x.to(device), precision=precision)
 
     return fn

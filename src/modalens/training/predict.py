@@ -1,4 +1,12 @@
-"""TODO docstring: training/predict.py"""
+"""Whole-scene prediction: one file per scene, written by the run's task.
+
+:func:`predict` reads only the inputs of each scene (:class:`InputReader`, no target needed).
+Dense tasks run the model by sliding window (:func:`~modalens.training.tiling.sliding_window`,
+memory bounded by the tile) and write a GeoTIFF on the scene's grid
+(:meth:`~modalens.tasks.Task.prediction_raster`: scaled values for regression, class codes for
+segmentation); scene classification runs the whole scene once and writes a JSON of label
+probabilities (:meth:`~modalens.tasks.Task.scene_prediction`).
+"""
 
 from __future__ import annotations
 
@@ -8,13 +16,15 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from ..data.rasters import write_geotiff
 from ..data.reader import SampleReader
 from ..data.samples import discover_ids, sample_ids
 from ..io import atomic_write_json
-from .module import _is_bf16, make_tile_fn
+from .module import make_tile_fn
 from .run import Run, load_run
+from .runfolder import RunFolder
 from .tiling import sliding_window
 
 
@@ -26,9 +36,12 @@ class InputReader:
         self.reader = reader
 
     def grid(self, sample_id: str) -> Any:
+        """The sample's grid (that of its first modality)."""
         return self.reader.grid(sample_id)
 
     def read(self, sample_id: str, window: Any = None) -> dict[str, Any]:
+        """``{"image", "valid", "id", "window"}`` of the inputs on ``window`` (whole scene when
+        None)."""
         image, valid = self.reader.read_inputs(sample_id, window)
         return {"image": image, "valid": valid, "id": sample_id, "window": window}
 
@@ -58,68 +71,65 @@ def predict(
     are read (no target needed). ``ids`` defaults to the ``split`` of the run's data, or to every
     sample found under ``data_root`` when that is given. ``out_dir`` defaults to
     ``RUN/predictions``.
+
+    Args:
+        run_dir: the run folder.
+        data_root: another copy of the data (same layout) to predict.
+        ids: the scenes (default: the ``split``'s, or every scene under ``data_root``).
+        out_dir: the output folder.
+        tile: tile edge in pixels (a multiple of the model's downsampling factor).
+        overlap: pixels shared by neighbouring tiles (blended).
+        batch_size: tiles per forward pass.
+        split: the split predicted when ``ids`` and ``data_root`` are not given.
+        device: where to run (default: CUDA when available).
+        precision: ``fp32`` or ``bf16`` (autocast).
+        progress: show a progress bar over scenes.
+
+    Returns:
+        The files written, one per scene.
+
+    Raises:
+        ModelError: a bad tile/overlap or a model that does not fit the data.
     """
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     run = load_run(run_dir, data_root=data_root, device=device)
-    spec = run.spec
-    out_dir = Path(out_dir) if out_dir is not None else Path(run_dir) / "predictions"
+    spec, task = run.spec, run.task
+    out_dir = Path(out_dir) if out_dir is not None else RunFolder(run_dir).predictions
     if ids is None:
         ids = discover_ids(spec) if data_root is not None else sample_ids(spec)[split]
     ids = [str(i) for i in ids]
     reader = InputReader(SampleReader(spec))
     fn = make_tile_fn(run.module, precision)
-    target = spec.target
     paths: list[Path] = []
-    it: Any = ids
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(ids, desc="predict", unit="scene")
+    it: Any = tqdm(ids, desc="predict", unit="scene") if progress else ids
     for sid in it:
-        grid = reader.grid(sid)
-        if run.task == "classification":
+        if not task.dense:
             paths.append(_predict_scene_labels(run, reader, sid, out_dir, precision))
             continue
-        pred, valid = sliding_window(
+        grid = reader.grid(sid)
+        scores, valid = sliding_window(
             fn,
             reader,
             sid,
             tile=tile,
             overlap=overlap,
-            out_channels=run.module.hparams.out_channels,
+            out_channels=task.n_outputs,
             batch_size=batch_size,
             multiple=run.downsampling,
             return_valid=True,
         )
-        if run.task == "regression":
-            pred *= np.float32(target.scale)  # in place: no second scene-sized array
-            pred[:, ~valid] = np.nan
-            path = write_geotiff(
-                out_dir / f"{sid}.tif",
-                pred,
-                grid.crs,
-                grid.transform,
-                nodata=float("nan"),
-                band_names=["prediction"],
-                tags={"modalens_run": str(Path(run_dir).resolve()), "scale": target.scale},
-            )
-        else:
-            codes = np.asarray(target.classes, dtype=np.int64)
-            dtype = np.uint8 if codes.max() < 255 and codes.min() >= 0 else np.uint16
-            nodata = 255 if dtype == np.uint8 else 65535
-            lab = codes[pred.argmax(0)].astype(dtype)
-            lab[~valid] = nodata
-            del pred
-            path = write_geotiff(
-                out_dir / f"{sid}.tif",
-                lab,
-                grid.crs,
-                grid.transform,
-                nodata=nodata,
-                band_names=["class"],
-                tags={"classes": ",".join(map(str, codes.tolist()))},
-            )
+        raster = task.prediction_raster(scores, valid, spec.target)
+        del scores  # the raster may be a new array: free the scene-sized scores first
+        path = write_geotiff(
+            out_dir / f"{sid}.tif",
+            raster.array,
+            grid.crs,
+            grid.transform,
+            nodata=raster.nodata,
+            band_names=raster.band_names,
+            tags={"modalens_run": str(Path(run_dir).resolve()), **raster.tags},
+        )
         paths.append(path)
     return paths
 
@@ -130,20 +140,8 @@ def _predict_scene_labels(
     item = reader.read(sid)
     image = torch.from_numpy(np.asarray(item["image"], np.float32))[None]
     valid = torch.from_numpy(np.asarray(item["valid"], bool))[None]
-    module = run.module
     device = run.device
     with torch.inference_mode():
-        x = module.prepare_input(image.to(device), valid.to(device))
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=_is_bf16(precision)):
-            logits = module(x).float()[0]
-    probs = torch.sigmoid(logits) if module.multilabel else torch.softmax(logits, 0)
-    classes = list(run.spec.target.classes or range(len(probs)))
-    p = {str(c): round(float(v), 6) for c, v in zip(classes, probs.tolist(), strict=True)}
-    if module.multilabel:
-        predicted = [c for c, v in p.items() if v >= 0.5]
-    else:
-        predicted = [max(p, key=p.get)]
-    return atomic_write_json(
-        Path(out_dir) / f"{sid}.json",
-        {"id": sid, "probabilities": p, "predicted": predicted, "multilabel": module.multilabel},
-    )
+        probs = run.module.infer(image.to(device), valid.to(device), precision=precision)[0]
+    labels = run.task.scene_prediction(probs, run.spec.target.classes)
+    return atomic_write_json(Path(out_dir) / f"{sid}.json", {"id": sid, **labels})

@@ -1,8 +1,16 @@
-"""TODO docstring: training/run.py"""
+"""Loading a trained run: checkpoints checked against the data, and the :class:`Run` object.
+
+:func:`load_run` reads a run folder (:class:`~modalens.training.runfolder.RunFolder`): the model
+from ``checkpoints/<name>.ckpt`` in eval mode, the dataset spec (``dataset.yaml``, optionally
+pointed at another copy of the data) with ``stats.json`` applied, and the saved config. The
+returned :class:`Run` gives the run's task, deterministic evaluation datasets, a reader and a
+tile function. Checkpoints carry the modality layout; loading one against data with other
+modalities or another channel order raises a :class:`~modalens.errors.ModelError` naming the
+difference (:func:`check_layout`).
+"""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,12 +23,13 @@ from ..data.dataset import MultimodalDataset
 from ..data.reader import SampleReader
 from ..data.spec import DatasetSpec
 from ..data.specfile import load_spec
-from ..data.stats import Statistics, apply_statistics
+from ..data.stats import with_statistics
 from ..errors import ModelError
-from ..fingerprint import require_same
 from ..models.unet import UNet
-from .config import RESUMABLE_KEYS, load_config
+from ..tasks.base import Task
+from .config import RunConfig
 from .module import TaskModule, make_tile_fn
+from .runfolder import RunFolder
 
 
 def layout_difference(
@@ -61,28 +70,20 @@ def check_layout(
         )
 
 
-def _saved_config(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "config.yaml"
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The content of a checkpoint file (on CPU).
+
+    Args:
+        path: the ``.ckpt`` file.
+
+    Returns:
+        The checkpoint dict (``state_dict``, ``hyper_parameters``, ``epoch``, ...).
+
+    Raises:
+        ModelError: the file is missing or cannot be read (e.g. truncated).
+    """
+    path = Path(path)
     if not path.exists():
-        raise ModelError(
-            "not a run folder (no config.yaml)", str(run_dir), "give the folder fit wrote"
-        )
-    return load_config(path)
-
-
-def _check_resume_config(saved: Mapping[str, Any], new: Mapping[str, Any], run_dir: Path) -> None:
-    require_same(
-        saved,
-        new,
-        what="cannot resume: a config key differs from the run's",
-        where=str(run_dir / "config.yaml"),
-        fix="resume with the run's own config or start a new run with another --out",
-        ignore=RESUMABLE_KEYS,
-    )
-
-
-def _read_checkpoint(path: Path) -> dict[str, Any]:
-    if not Path(path).exists():
         raise ModelError("checkpoint not found", str(path), "train the run first (modalens fit)")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
@@ -106,7 +107,7 @@ def load_checkpoint(
     With ``spec`` the checkpoint's modality layout is checked against it (ModelError naming the
     difference).
     """
-    ckpt = _read_checkpoint(Path(path))
+    ckpt = read_checkpoint(path)
     hp = dict(ckpt.get("hyper_parameters") or {})
     if "task" not in hp:
         raise ModelError("not a modalens checkpoint (no task)", str(path), "use a run's checkpoint")
@@ -128,67 +129,57 @@ class Run:
         module: its :class:`TaskModule` (input masking, loss, metrics).
         spec: the dataset spec with statistics applied (root possibly overridden).
         config: the resolved run config.
-        task: ``regression``, ``segmentation`` or ``classification``.
+        task: the run's :class:`~modalens.tasks.Task` (``task.name``: ``regression``,
+            ``segmentation`` or ``classification``; losses, metrics, outputs).
         checkpoint: the checkpoint file loaded.
+        stats: the content of ``stats.json`` (empty without one).
     """
 
     run_dir: Path
     model: UNet
     module: TaskModule
     spec: DatasetSpec
-    config: dict[str, Any]
-    task: str
+    config: RunConfig
+    task: Task
     checkpoint: Path
     stats: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def folder(self) -> RunFolder:
+        """The run folder's artefacts (:class:`~modalens.training.runfolder.RunFolder`)."""
+        return RunFolder(self.run_dir)
+
+    @property
     def device(self) -> torch.device:
+        """Where the model is."""
         return next(self.model.parameters()).device
 
     @property
-    def paths(self) -> dict[str, Path]:
-        d = self.run_dir
-        return {
-            "config": d / "config.yaml",
-            "dataset": d / "dataset.yaml",
-            "stats": d / "stats.json",
-            "best": d / "checkpoints" / "best.ckpt",
-            "last": d / "checkpoints" / "last.ckpt",
-            "metrics": d / "metrics.csv",
-        }
-
-    @property
     def downsampling(self) -> int:
+        """The model's downsampling factor (inputs should be a multiple of it)."""
         return self.model.downsampling
 
     def dataset(
         self, split: str = "test", ids: Sequence[str] | None = None, crop_size: int | None = None
-    ) -> Any:
+    ) -> MultimodalDataset:
         """A deterministic :class:`~modalens.data.MultimodalDataset` (centre crops of the
-        run's ``eval_crop_size``, no augmentation) of ``split``."""
+        run's ``eval_crop_size``, no augmentation) of ``split``.
 
-        t = self.config["train"]
-        if crop_size is None:
-            crop_size = t["eval_crop_size"] if t["eval_crop_size"] is not None else t["crop_size"]
-        return MultimodalDataset(
-            self.spec,
-            split=split,
-            ids=ids,
-            crop_size=crop_size,
-            random_crop=False,
-            augment=None,
-            seed=t["seed"],
-        )
+        Args:
+            split: ``train``, ``val`` or ``test``.
+            ids: only these samples (default: the whole split).
+            crop_size: another crop size (0: whole scenes).
+        """
+        return self.config.train.run_data(self.spec).dataset(split, ids=ids, crop_size=crop_size)
 
-    def reader(self) -> Any:
+    def reader(self) -> SampleReader:
         """A :class:`~modalens.data.SampleReader` of the run's spec."""
-
         return SampleReader(self.spec)
 
     def predict_fn(self, precision: str = "32") -> Callable[[Tensor], Tensor]:
         """``fn(x [B,C,h,w]) -> output [B,K,h,w]`` on the model's device (regression:
-        scaled prediction; segmentation: class probabilities), for
-        :func:`~modalens.inference.sliding_window`."""
+        prediction / scale; segmentation: class probabilities), for
+        :func:`~modalens.training.tiling.sliding_window`."""
         return make_tile_fn(self.module, precision=precision)
 
 
@@ -202,35 +193,36 @@ def load_run(
     """Load a run folder: model from ``checkpoints/<checkpoint>.ckpt`` in eval mode, its spec
     (``dataset.yaml``) with ``stats.json`` applied.
 
-    ``data_root`` points the spec at other data of the same layout; ``spec`` replaces it (its
-    modalities must match the checkpoint's, else a ModelError names the difference).
-    """
+    Args:
+        run_dir: the run folder fit wrote.
+        checkpoint: ``best`` or ``last``.
+        data_root: points the spec at other data of the same layout.
+        spec: replaces the run's spec (its modalities must match the checkpoint's).
+        device: where to put the model.
 
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").exists():
-        raise ModelError(
-            "not a run folder (no config.yaml)", str(run_dir), "give the folder that fit wrote"
-        )
-    cfg = _saved_config(run_dir)
-    ckpt = run_dir / "checkpoints" / f"{checkpoint}.ckpt"
+    Returns:
+        The :class:`Run`.
+
+    Raises:
+        ModelError: not a run folder, an unreadable checkpoint, or a spec whose modalities
+            differ from the checkpoint's (the message names the difference).
+    """
+    folder = RunFolder(run_dir)
+    cfg = folder.saved_config()
+    ckpt = folder.checkpoint(checkpoint)
     if spec is None:
-        spec = load_spec(run_dir / "dataset.yaml")
+        spec = load_spec(folder.dataset)
     if data_root is not None:
         spec = spec.with_root(Path(data_root))
-    stats_path = run_dir / "stats.json"
-    stats_dict: dict[str, Any] = {}
-    if stats_path.exists():
-        statistics = Statistics.load(stats_path)
-        spec = apply_statistics(spec, statistics)
-        stats_dict = json.loads(stats_path.read_text())
+    spec, stats = with_statistics(spec, folder.stats, compute=False)
     module = load_checkpoint(ckpt, spec=spec, device=device)
     return Run(
-        run_dir=run_dir,
+        run_dir=folder.path,
         model=module.model,
         module=module,
         spec=spec,
         config=cfg,
         task=module.task,
         checkpoint=ckpt,
-        stats=stats_dict,
+        stats=stats,
     )

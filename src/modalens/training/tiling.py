@@ -17,12 +17,16 @@ outer product of two 1-D sums and is never stored at scene size.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
+import rasterio
 import torch
+from affine import Affine
 from torch import Tensor
+from tqdm.auto import tqdm
 
 from ..data.rasters import RasterGrid
 from ..errors import ModelError
@@ -181,13 +185,7 @@ def sliding_window(
 
 
 def _gdal_cache(mb: int | None) -> Any:
-    import contextlib
-
     if mb is None:
-        return contextlib.nullcontext()
-    try:
-        import rasterio
-    except ImportError:  # pragma: no cover - rasterio is a dependency
         return contextlib.nullcontext()
     return rasterio.Env(GDAL_CACHEMAX=int(mb))
 
@@ -211,8 +209,6 @@ def _run_tiles(
     ph, pw = padded_shape
     bar = None
     if progress:
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=len(windows), desc=f"tiles {sample_id}", unit="tile", leave=False)
     try:
         for group in _batches(windows, max(1, batch_size)):
@@ -270,13 +266,13 @@ class ArrayReader:
         self.transform = transform
 
     def grid(self, sample_id: str) -> Any:
-        from affine import Affine
-
-
+        """The sample's :class:`~modalens.data.rasters.RasterGrid` (identity transform unless
+        given)."""
         _, h, w = self.images[sample_id].shape
         return RasterGrid(self.crs, self.transform or Affine.identity(), int(w), int(h))
 
     def read(self, sample_id: str, window: Window | None = None) -> dict[str, Any]:
+        """``{"image", "valid", "id"}`` on ``window`` (whole array when None; NaN -> 0)."""
         image = self.images[sample_id]
         valid = self.valid.get(sample_id)
         if valid is None:

@@ -1,0 +1,201 @@
+"""The Task abstraction: everything that differs between regression, segmentation and scene
+classification, behind one interface.
+
+A :class:`Task` knows, for one kind of target:
+
+- its ``name``, the ``target_kind`` it serves and its ``losses`` (the first is the default);
+- the model it needs: the number of output channels (from the target), the ``head`` (a dense
+  per-pixel map or pooled scene logits) and the output :meth:`~Task.activation`
+  (:meth:`~Task.build_model`);
+- its masked losses (:mod:`modalens.tasks.losses`): :meth:`~Task.loss` per sample ``-> [B]``
+  (the occlusion framework's ``loss`` level) and :meth:`~Task.pooled_loss` ``-> (loss, n)``
+  (training);
+- :meth:`~Task.score`: the training/evaluation step's loss and the flattened predictions and
+  targets its metrics consume;
+- its metrics: a torchmetrics collection for train/val and the pooled test row
+  (:meth:`~Task.metrics`), plain per-sample values for the test table
+  (:meth:`~Task.sample_metrics`);
+- output post-processing: :meth:`~Task.postprocess` (probabilities for class tasks, used by
+  the tile function and prediction) and what :func:`modalens.training.predict` writes
+  (:meth:`~Task.prediction_raster` for dense tasks, :meth:`~Task.scene_prediction` for scene
+  labels).
+
+Subclasses live one per module (:mod:`.regression`, :mod:`.segmentation`,
+:mod:`.classification`); :mod:`.registry` picks one from a name or a target.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+from torch import Tensor, nn
+from torchmetrics import Metric, MetricCollection
+
+from ..data.spec import TargetSpec
+from ..errors import ModelError
+from ..models.unet import DENSE_HEAD, UNet
+
+
+@dataclass
+class PredictionRaster:
+    """One scene's prediction of a dense task, as :func:`modalens.training.predict` writes it.
+
+    Attributes:
+        array: ``[bands, H, W]`` or ``[H, W]`` values to write.
+        nodata: the no-data value written where the scene is invalid.
+        band_names: one name per band.
+        tags: GeoTIFF metadata tags.
+    """
+
+    array: np.ndarray
+    nodata: float
+    band_names: list[str]
+    tags: dict[str, Any] = field(default_factory=dict)
+
+
+class Task(ABC):
+    """One task: losses, metrics, model head and outputs (see the module docstring).
+
+    Args:
+        n_outputs: output channels of the model (1 for regression, classes or labels else).
+        loss: one of :attr:`losses`; None takes :meth:`default_loss`.
+
+    Raises:
+        ModelError: ``loss`` is not available for this task.
+    """
+
+    #: the task's name (``regression``, ``segmentation``, ``classification``)
+    name: ClassVar[str]
+    #: the :class:`~modalens.data.spec.TargetSpec` kind this task learns
+    target_kind: ClassVar[str]
+    #: the loss names available; the first is the default
+    losses: ClassVar[tuple[str, ...]]
+    #: the model head: a dense per-pixel map or pooled scene logits (:mod:`modalens.models.unet`)
+    head: ClassVar[str]
+
+    def __init__(self, n_outputs: int = 1, loss: str | None = None) -> None:
+        loss = self.default_loss() if loss is None else loss
+        if loss not in self.losses:
+            raise ModelError(
+                f"loss {loss!r} is not available for task {self.name!r}",
+                "train.loss",
+                f"choose from {', '.join(self.losses)}",
+            )
+        self.n_outputs = int(n_outputs)
+        self.loss_name = loss
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(n_outputs={self.n_outputs}, loss={self.loss_name!r})"
+
+    # ------------------------------------------------------------------ what the task needs
+    @classmethod
+    def default_loss(cls, target: TargetSpec | None = None) -> str:
+        """The loss used when the config names none (``target`` may refine it)."""
+        return cls.losses[0]
+
+    @classmethod
+    def outputs_for(cls, target: TargetSpec) -> int:
+        """Output channels the model needs for ``target``."""
+        return target.n_outputs
+
+    @property
+    def multilabel(self) -> bool:
+        """Scene labels scored independently (sigmoid) rather than as one class (softmax)."""
+        return False
+
+    @property
+    def dense(self) -> bool:
+        """The model predicts a per-pixel map (False: one output vector per scene)."""
+        return self.head == DENSE_HEAD
+
+    def activation(self) -> nn.Module:
+        """The module applied to the model's head output (identity unless the task says)."""
+        return nn.Identity()
+
+    def build_model(self, in_channels: int, base_width: int = 64, depth: int = 4) -> UNet:
+        """The :class:`~modalens.models.UNet` this task trains: :attr:`n_outputs` channels,
+        the task's :attr:`head` and :meth:`activation`."""
+        return UNet(
+            in_channels,
+            self.n_outputs,
+            base_width,
+            depth,
+            head=self.head,
+            activation=self.activation(),
+        )
+
+    # ------------------------------------------------------------------ losses
+    @abstractmethod
+    def loss(self, output: Tensor, target: Tensor, valid: Tensor | None = None) -> Tensor:
+        """Per-sample loss ``[B]`` over the valid pixels of each sample.
+
+        Args:
+            output: the model's output (``[B, K, H, W]`` dense, ``[B, K]`` scene).
+            target: the batch's target (as :class:`~modalens.data.MultimodalDataset` gives it).
+            valid: bool ``[B, H, W]`` (None: every pixel is valid).
+        """
+
+    @abstractmethod
+    def pooled_loss(self, output: Tensor, target: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
+        """The training loss over the batch's valid units (pixels; samples for scene tasks)
+        and their number ``n`` (the weight of the batch in the epoch mean)."""
+
+    @abstractmethod
+    def score(self, output: Tensor, target: Tensor, valid: Tensor) -> dict[str, Tensor]:
+        """``loss`` and ``n`` (:meth:`pooled_loss`) and the ``preds``/``targets`` the metrics
+        consume, flattened over the valid pixels (samples for scene tasks)."""
+
+    # ------------------------------------------------------------------ metrics
+    @abstractmethod
+    def metric_dict(self) -> dict[str, Metric]:
+        """Fresh torchmetrics metrics by name."""
+
+    def metrics(self, prefix: str | None = None) -> MetricCollection:
+        """A torchmetrics collection of :meth:`metric_dict` (names prefixed with ``prefix``)."""
+        return MetricCollection(self.metric_dict(), prefix=prefix)
+
+    def sample_metrics(self, preds: Tensor, targets: Tensor) -> dict[str, float]:
+        """Metrics of one sample's ``preds``/``targets`` from :meth:`score` (empty when the
+        sample has no valid unit)."""
+        if preds.shape[0] == 0:
+            return {}
+        return self.sample_metric_values(preds, targets)
+
+    @abstractmethod
+    def sample_metric_values(self, preds: Tensor, targets: Tensor) -> dict[str, float]:
+        """:meth:`sample_metrics` of a sample with at least one valid unit."""
+
+    # ------------------------------------------------------------------ outputs
+    def postprocess(self, output: Tensor) -> Tensor:
+        """The model's float output as the task reports it (identity; probabilities for class
+        tasks)."""
+        return output
+
+    def prediction_raster(
+        self, scores: np.ndarray, valid: np.ndarray, target: TargetSpec
+    ) -> PredictionRaster:
+        """What to write for a scene of a dense task.
+
+        Args:
+            scores: blended :meth:`postprocess` outputs ``[K, H, W]`` (may be modified in place).
+            valid: bool ``[H, W]``, where the scene's inputs are valid.
+            target: the run's target (scale, class codes).
+
+        Raises:
+            ModelError: the task predicts scenes, not maps.
+        """
+        raise ModelError(f"task {self.name!r} does not predict maps", None, "use scene_prediction")
+
+    def scene_prediction(self, probabilities: Tensor, classes: Sequence[Any] | None) -> dict:
+        """What to write for a scene of a scene-level task (labels and their probabilities).
+
+        Raises:
+            ModelError: the task predicts maps, not scene labels.
+        """
+        raise ModelError(
+            f"task {self.name!r} does not predict scene labels", None, "use prediction_raster"
+        )

@@ -1,0 +1,151 @@
+"""A run folder: the name of every artefact of a run, and the rule for resuming one.
+
+:func:`modalens.training.fit` writes, and every later step reads, one folder per run::
+
+    config.yaml                 the resolved run config (defaults filled in)
+    dataset.yaml                the dataset spec after modality selection
+    stats.json                  train-split normalisation statistics
+    checkpoints/best.ckpt       lowest validation loss
+    checkpoints/last.ckpt       the end of the last finished epoch (resume point)
+    metrics.csv                 one row per epoch: train/val loss and metrics, learning rate
+    metrics_<split>.csv         ``modalens test``: pooled row and one row per sample
+    predictions/                ``modalens predict``: one file per scene
+    attribution/<split>/        ``modalens attribute``: scores, summary, figure
+    occlusion_maps/             ``modalens maps``: sensitivity GeoTIFFs and previews
+
+:class:`RunFolder` names these paths (nothing else spells them) and owns the resume rule: a run
+may be continued only with the config it was started with, except for :data:`RESUMABLE_KEYS`
+(checked key by key by :func:`modalens.fingerprint.require_same`, the project's one rule for
+reusing earlier work).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import ModelError
+from ..fingerprint import require_same
+from .config import RunConfig, load_config
+
+#: keys that may change when a run is resumed (everything else must match the saved config)
+RESUMABLE_KEYS = frozenset(
+    {
+        "train.epochs",
+        "train.num_workers",
+        "train.patience",
+        "train.limit_val_batches",
+        "train.accelerator",
+        "train.devices",
+        "data.root",
+    }
+)
+
+
+class RunFolder:
+    """The files of one run (see the module docstring).
+
+    Args:
+        path: the run folder (it need not exist yet).
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
+
+    # ------------------------------------------------------------------ artefacts
+    @property
+    def config(self) -> Path:
+        """``config.yaml``: the resolved run config."""
+        return self.path / "config.yaml"
+
+    @property
+    def dataset(self) -> Path:
+        """``dataset.yaml``: the dataset spec after modality selection."""
+        return self.path / "dataset.yaml"
+
+    @property
+    def stats(self) -> Path:
+        """``stats.json``: train-split normalisation statistics."""
+        return self.path / "stats.json"
+
+    @property
+    def checkpoints(self) -> Path:
+        """``checkpoints/``."""
+        return self.path / "checkpoints"
+
+    def checkpoint(self, name: str = "best") -> Path:
+        """``checkpoints/<name>.ckpt`` (``best`` or ``last``)."""
+        return self.checkpoints / f"{name}.ckpt"
+
+    @property
+    def best(self) -> Path:
+        """``checkpoints/best.ckpt``: the weights with the lowest validation loss."""
+        return self.checkpoint("best")
+
+    @property
+    def last(self) -> Path:
+        """``checkpoints/last.ckpt``: the end of the last finished epoch."""
+        return self.checkpoint("last")
+
+    @property
+    def metrics(self) -> Path:
+        """``metrics.csv``: one row per epoch."""
+        return self.path / "metrics.csv"
+
+    def test_metrics(self, split: str = "test") -> Path:
+        """``metrics_<split>.csv``: the evaluation table of ``split``."""
+        return self.path / f"metrics_{split}.csv"
+
+    @property
+    def predictions(self) -> Path:
+        """``predictions/``: the default output folder of ``predict``."""
+        return self.path / "predictions"
+
+    def attribution(self, split: str = "test") -> Path:
+        """``attribution/<split>/``: the default output folder of ``attribute``."""
+        return self.path / "attribution" / split
+
+    @property
+    def occlusion_maps(self) -> Path:
+        """``occlusion_maps/``: the default output folder of ``maps``."""
+        return self.path / "occlusion_maps"
+
+    # ------------------------------------------------------------------ state
+    def is_empty(self) -> bool:
+        """True when the folder does not exist or holds nothing."""
+        return not self.path.exists() or not any(self.path.iterdir())
+
+    def saved_config(self) -> RunConfig:
+        """The run's ``config.yaml``, loaded and validated.
+
+        Raises:
+            ModelError: the folder has no ``config.yaml`` (it is not a run folder).
+            SpecError: the saved config is invalid.
+        """
+        if not self.config.exists():
+            raise ModelError(
+                "not a run folder (no config.yaml)", str(self.path), "give the folder fit wrote"
+            )
+        return load_config(self.config)
+
+    def check_resumable(self, config: RunConfig) -> None:
+        """Refuse to resume the run with a config that differs from its saved one in a key
+        outside :data:`RESUMABLE_KEYS`.
+
+        Args:
+            config: the resolved config of the resume request.
+
+        Raises:
+            ModelError: the folder has no saved config.
+            SpecError: a key differs; the message names it, both values and ``config.yaml``.
+        """
+        require_same(
+            self.saved_config().to_dict(),
+            config.to_dict(),
+            what="cannot resume: a config key differs from the run's",
+            where=str(self.config),
+            fix="resume with the run's own config or start a new run with another --out",
+            ignore=RESUMABLE_KEYS,
+        )

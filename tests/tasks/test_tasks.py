@@ -1,0 +1,227 @@
+"""The Task API: losses against hand-computed values, masking, heads, metrics, outputs."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from modalens.data import SourceFile, TargetSpec, bigearthnet_spec, mapinwild_spec
+from modalens.errors import ModelError
+from modalens.models import UNet
+from modalens.tasks import (
+    TASKS,
+    ClassificationTask,
+    RegressionTask,
+    SegmentationTask,
+    get_task,
+    task_for_target,
+)
+from modalens.tasks.losses import masked_regression_loss, pooled_cross_entropy
+
+NAN = float("nan")
+
+
+def _regression_batch() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Two 2x2 samples: squared errors 1, 0, 4 (+ one invalid NaN pixel) and 4 (one valid)."""
+    pred = torch.tensor([[[[0.0, 1.0], [3.0, 5.0]]], [[[2.0, 2.0], [2.0, 2.0]]]])
+    target = torch.tensor([[[[1.0, 1.0], [1.0, NAN]]], [[[0.0, NAN], [NAN, 7.0]]]])
+    valid = torch.tensor([[[1, 1], [1, 0]], [[1, 0], [0, 0]]]).bool()
+    return pred, target, valid
+
+
+# ------------------------------------------------------------------------------ registry
+def test_task_follows_the_target_kind_with_outputs_head_and_activation() -> None:
+    reg = task_for_target(mapinwild_spec("/x").target)
+    seg = task_for_target(mapinwild_spec("/x", target="mask").target)
+    cls = task_for_target(bigearthnet_spec("/x").target)
+    assert (type(reg), type(seg), type(cls)) == (
+        RegressionTask,
+        SegmentationTask,
+        ClassificationTask,
+    )
+    assert [t.name for t in (reg, seg, cls)] == list(TASKS)
+    assert (reg.n_outputs, seg.n_outputs, cls.n_outputs) == (1, 4, 43)
+    assert (reg.loss_name, seg.loss_name, cls.loss_name) == ("mse", "ce", "bce")
+    assert (reg.head, seg.head, cls.head) == ("dense", "dense", "scene")
+    assert reg.dense and seg.dense and not cls.dense
+    act = reg.activation()
+    assert isinstance(act, nn.LeakyReLU) and act.negative_slope == 0.01
+    assert isinstance(seg.activation(), nn.Identity) and isinstance(cls.activation(), nn.Identity)
+    single = TargetSpec(
+        "scene_labels", SourceFile("{id}.json"), classes=("a", "b"), multilabel=False
+    )
+    assert task_for_target(single).loss_name == "ce" and not task_for_target(single).multilabel
+    assert cls.multilabel
+
+
+def test_build_model_gives_the_task_head() -> None:
+    x = torch.randn(2, 5, 32, 32)
+    with torch.no_grad():
+        reg = get_task("regression").build_model(5, base_width=8, depth=2).eval()
+        seg = get_task("segmentation", 3).build_model(5, base_width=8, depth=2).eval()
+        cls = get_task("classification", 7).build_model(5, base_width=8, depth=2).eval()
+        assert reg(x).shape == (2, 1, 32, 32) and isinstance(reg.activation, nn.LeakyReLU)
+        assert seg(x).shape == (2, 3, 32, 32)
+        assert cls(x).shape == (2, 7)
+    # the paper's model keeps its parameter count and state_dict keys whatever the head's source
+    paper = get_task("regression").build_model(14)
+    plain = UNet(14, 1, 64, 4)
+    assert sum(p.numel() for p in paper.parameters()) == 17_273_729
+    assert list(paper.state_dict()) == list(plain.state_dict())
+
+
+def test_unknown_task_or_loss_is_a_one_line_model_error() -> None:
+    with pytest.raises(ModelError, match="unknown task 'depth'.*use regression, segmentation"):
+        get_task("depth")
+    with pytest.raises(ModelError) as info:
+        get_task("segmentation", 3, "mse")
+    msg = str(info.value)
+    assert "loss 'mse' is not available for task 'segmentation'" in msg and "choose from ce" in msg
+    assert "\n" not in msg
+
+
+# ------------------------------------------------------------------------------ losses
+def test_regression_losses_by_hand() -> None:
+    pred, target, valid = _regression_batch()
+    mse, mae = get_task("regression", 1, "mse"), get_task("regression", 1, "mae")
+    # per sample: (1 + 0 + 4) / 3 and 4 / 1; absolute: (1 + 0 + 2) / 3 and 2 / 1
+    assert torch.allclose(mse.loss(pred, target, valid), torch.tensor([5 / 3, 4.0]))
+    assert torch.allclose(mae.loss(pred, target, valid), torch.tensor([1.0, 2.0]))
+    # pooled over the batch's 4 valid pixels
+    loss, n = mse.pooled_loss(pred, target, valid)
+    assert int(n) == 4 and math.isclose(float(loss), 9 / 4, rel_tol=1e-6)
+    loss, n = mae.pooled_loss(pred, target, valid)
+    assert int(n) == 4 and math.isclose(float(loss), 5 / 4, rel_tol=1e-6)
+    # without a mask every pixel counts (the NaN targets are zeroed as non-finite errors)
+    no_nan = torch.nan_to_num(target, nan=0.0)
+    assert torch.allclose(mse.loss(pred, no_nan), ((pred - no_nan) ** 2).flatten(1).mean(1))
+
+
+def test_pooled_regression_loss_keeps_its_arithmetic() -> None:
+    """The training loss is the masked sum of squared errors over the valid count, bit for bit
+    (the formula training used before the Task API)."""
+    g = torch.Generator().manual_seed(0)
+    pred = torch.randn(3, 2, 9, 7, generator=g)
+    target = torch.randn(3, 2, 9, 7, generator=g)
+    valid = torch.rand(3, 9, 7, generator=g) > 0.4
+    mask = valid[:, None].expand_as(pred)
+    zero = torch.zeros(())
+    err = pred - torch.where(mask, target, zero)
+    expected = torch.where(mask, err * err, zero).sum() / mask.sum().clamp_min(1)
+    loss, n = RegressionTask(2, "mse").pooled_loss(pred, target, valid)
+    assert torch.equal(loss, expected) and int(n) == int(mask.sum())
+    assert torch.equal(masked_regression_loss(pred, target, valid)[0], expected)
+
+
+def test_invalid_pixels_reach_neither_loss_nor_gradient() -> None:
+    pred, target, valid = _regression_batch()
+    pred = pred.clone().requires_grad_(True)
+    task = get_task("regression")
+    loss, _ = task.pooled_loss(pred, target, valid)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(pred.grad).all()
+    # d/dpred of sum(err^2) / 4 is err / 2 at the valid pixels (errors -1, 0, 2 and 2), else 0
+    assert (pred.grad[:, 0][~valid] == 0).all()
+    assert pred.grad[:, 0][valid].tolist() == [-0.5, 0.0, 1.0, 1.0]
+    other = torch.where(valid[:, None], target, torch.full_like(target, 1e6))
+    assert torch.equal(task.loss(pred, target, valid), task.loss(pred, other, valid))
+    # no valid pixel: zero loss, zero count
+    loss, n = task.pooled_loss(pred, target, torch.zeros_like(valid))
+    assert float(loss.detach()) == 0.0 and int(n) == 0
+
+
+def test_segmentation_losses_by_hand() -> None:
+    # logits (0, log 3): p(class 1) = 3/4; pixels with targets 1, 0, ignored (-1), invalid
+    logits = torch.zeros(1, 2, 2, 2)
+    logits[:, 1] = math.log(3)
+    target = torch.tensor([[[1, 0], [-1, 1]]])
+    valid = torch.tensor([[[1, 1], [1, 0]]]).bool()
+    task = get_task("segmentation", 2)
+    expected = (-math.log(3 / 4) - math.log(1 / 4)) / 2
+    assert math.isclose(float(task.loss(logits, target, valid)[0]), expected, rel_tol=1e-6)
+    loss, n = task.pooled_loss(logits, target, valid)
+    assert int(n) == 2 and math.isclose(float(loss), expected, rel_tol=1e-6)
+    assert torch.equal(loss, pooled_cross_entropy(logits, target, valid)[0])
+    res = task.score(logits, target, valid)
+    assert res["preds"].tolist() == [1, 1] and res["targets"].tolist() == [1, 0]
+
+
+def test_classification_losses_by_hand() -> None:
+    logits = torch.tensor([[0.0, 0.0, math.log(2)], [0.0, 0.0, 0.0]])
+    target = torch.tensor([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])
+    valid = torch.tensor([[[True]], [[False]]])  # the second scene has no valid input pixel
+    bce, ce = get_task("classification", 3, "bce"), get_task("classification", 3, "ce")
+    # BCE with logits 0 is log 2 per label; logit log 2 for a positive label: log(3/2)
+    first = (2 * math.log(2) + math.log(3 / 2)) / 3
+    assert torch.allclose(bce.loss(logits, target), torch.tensor([first, math.log(2)]))
+    # softmax (1/4, 1/4, 1/2): CE of label 2 is log 2; uniform over 3: log 3
+    assert torch.allclose(ce.loss(logits, target), torch.tensor([math.log(2), math.log(3)]))
+    loss, n = bce.pooled_loss(logits, target, valid)  # only the first scene counts
+    assert int(n) == 1 and math.isclose(float(loss), first, rel_tol=1e-6)
+    res = ce.score(logits, target, valid)
+    assert res["targets"].tolist() == [2] and torch.allclose(res["preds"].sum(1), torch.ones(1))
+
+
+# ------------------------------------------------------------------------------ metrics
+def test_metrics_and_sample_metrics() -> None:
+    reg = get_task("regression")
+    coll = reg.metrics("val_")
+    preds, targets = torch.tensor([0.0, 1.0, 2.0]), torch.tensor([1.0, 1.0, 1.0])
+    coll.update(preds, targets)
+    values = {k: float(v) for k, v in coll.compute().items()}
+    assert values == pytest.approx({"val_mae": 2 / 3, "val_rmse": math.sqrt(2 / 3)})
+    assert reg.sample_metrics(preds, targets) == pytest.approx(
+        {"mae": 2 / 3, "rmse": math.sqrt(2 / 3)}
+    )
+    assert reg.sample_metrics(preds[:0], targets[:0]) == {}
+    seg = get_task("segmentation", 3)
+    assert set(seg.metric_dict()) == {"iou", "f1", "accuracy"}
+    acc = seg.sample_metrics(torch.tensor([0, 1, 2, 2]), torch.tensor([0, 1, 1, 2]))
+    assert acc == {"accuracy": 0.75}
+    bce, ce = get_task("classification", 2, "bce"), get_task("classification", 2, "ce")
+    assert set(bce.metric_dict()) == {"map", "map_micro", "f1"}
+    assert set(ce.metric_dict()) == {"map", "f1", "accuracy"}
+    probs = torch.tensor([[0.9, 0.2], [0.4, 0.7]])
+    assert bce.sample_metrics(probs, torch.tensor([[1, 1], [0, 1]])) == {"label_accuracy": 0.75}
+    assert ce.sample_metrics(probs, torch.tensor([0, 0])) == {"accuracy": 0.5}
+
+
+# ------------------------------------------------------------------------------ outputs
+def test_postprocessing_and_what_predict_writes() -> None:
+    logits = torch.randn(2, 3, 4, 4)
+    seg = get_task("segmentation", 3)
+    probs = seg.postprocess(logits)
+    assert torch.allclose(probs.sum(1), torch.ones(2, 4, 4))
+    assert torch.equal(get_task("regression").postprocess(logits), logits)
+    scores = np.zeros((3, 2, 2), np.float32)
+    scores[2, 0, 0] = scores[1, 0, 1] = scores[0, 1, 0] = 1.0
+    valid = np.array([[True, True], [True, False]])
+    mask_target = TargetSpec("classes", SourceFile("m/{id}.tif"), classes=(10, 20, 300))
+    raster = seg.prediction_raster(scores, valid, mask_target)
+    assert raster.array.dtype == np.uint16 and raster.nodata == 65535  # 300 needs 16 bits
+    assert raster.array.tolist() == [[300, 20], [10, 65535]]
+    assert raster.tags == {"classes": "10,20,300"} and raster.band_names == ["class"]
+    ni = TargetSpec("continuous", SourceFile("NI/{id}.tif"), scale=100.0)
+    values = np.full((1, 2, 2), 0.5, np.float32)
+    raster = get_task("regression").prediction_raster(values, valid, ni)
+    assert raster.array[0, 0, 0] == 50.0 and np.isnan(raster.array[0, 1, 1])
+    assert raster.tags == {"scale": 100.0} and np.isnan(raster.nodata)
+    with pytest.raises(ModelError, match="does not predict maps"):
+        get_task("classification", 3).prediction_raster(values, valid, ni)
+    with pytest.raises(ModelError, match="does not predict scene labels"):
+        seg.scene_prediction(torch.zeros(3), None)
+
+
+def test_scene_prediction_labels() -> None:
+    logits = torch.tensor([[2.0, -2.0, 0.1]])
+    bce, ce = get_task("classification", 3, "bce"), get_task("classification", 3, "ce")
+    multi = bce.scene_prediction(bce.postprocess(logits)[0], ["a", "b", "c"])
+    assert multi["predicted"] == ["a", "c"] and multi["multilabel"] is True
+    assert multi["probabilities"]["a"] == round(1 / (1 + math.exp(-2.0)), 6)
+    single = ce.scene_prediction(ce.postprocess(logits)[0], None)
+    assert single["predicted"] == ["0"] and single["multilabel"] is False
+    assert sum(single["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
