@@ -1,4 +1,13 @@
-"""TODO docstring: attribution/batches.py"""
+"""Batches as the engine sees them: normalised inputs with ids, windows, targets and masks.
+
+:func:`as_batch` reads what users and loaders yield (dicts with ``image``/``target``/``valid``/
+``id``/``window``, plain tensors, ``(image, target[, valid])`` tuples) into a :class:`Batch`;
+missing ids become running indices, crop windows become ``"row,col,height,width"`` strings.
+:class:`LazyBatch` knows its sample ids before its data are read, so a resumed attribution
+skips finished samples without reading them (:func:`lazy_batches` makes them from a dataset).
+:class:`Evaluation` is the model evaluation of some inputs as levels and user value functions
+see it; :class:`Unoccluded` is that of a batch's full inputs with the levels' references.
+"""
 
 from __future__ import annotations
 
@@ -35,6 +44,7 @@ class Batch:
     windows: list[str]
 
     def subset(self, keep: Sequence[int]) -> Batch:
+        """The rows ``keep`` of this batch."""
         idx = torch.as_tensor(list(keep), dtype=torch.long)
         return Batch(
             self.image[idx],
@@ -127,9 +137,27 @@ class Evaluation:
     valid: Tensor | None
 
 
-def _lazy_batches(dataset: Any, batch_size: int) -> list[LazyBatch]:
-    """Batches of ``dataset`` in order whose items are read only when needed."""
+@dataclass(frozen=True)
+class Unoccluded:
+    """The evaluation of a batch's unoccluded inputs (``sample`` = every row; ``target`` and
+    ``valid`` set, on the output's device, when a level has a reference) and each level's
+    reference ``[B]`` by level name (None for levels without one)."""
 
+    evaluation: Evaluation
+    references: Mapping[str, Tensor | None]
+
+
+def lazy_batches(dataset: Any, batch_size: int) -> list[LazyBatch]:
+    """Batches of ``dataset`` in order whose items are read only when needed.
+
+    Args:
+        dataset: indexable items (dicts for :func:`modalens.data.dataset.collate`), with
+            ``ids`` when it has them (else running indices).
+        batch_size: samples per batch.
+
+    Returns:
+        One :class:`LazyBatch` per ``batch_size`` samples.
+    """
     ids = [str(i) for i in getattr(dataset, "ids", range(len(dataset)))]
 
     def load(idx: list[int]) -> dict[str, Any]:
