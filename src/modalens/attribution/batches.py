@@ -4,7 +4,8 @@
 ``id``/``window``, plain tensors, ``(image, target[, valid])`` tuples) into a :class:`Batch`;
 missing ids become running indices, crop windows become ``"row,col,height,width"`` strings.
 :class:`LazyBatch` knows its sample ids before its data are read, so a resumed attribution
-skips finished samples without reading them (:func:`lazy_batches` makes them from a dataset).
+skips finished samples without reading them (:func:`~.run.lazy_batches` makes them from a
+dataset).
 :class:`Evaluation` is the model evaluation of some inputs as levels and user value functions
 see it; :class:`Unoccluded` is that of a batch's full inputs with the levels' references.
 """
@@ -18,7 +19,6 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..data.dataset import collate
 from ..errors import DataError
 
 
@@ -145,26 +145,3 @@ class Unoccluded:
 
     evaluation: Evaluation
     references: Mapping[str, Tensor | None]
-
-
-def lazy_batches(dataset: Any, batch_size: int) -> list[LazyBatch]:
-    """Batches of ``dataset`` in order whose items are read only when needed.
-
-    Args:
-        dataset: indexable items (dicts for :func:`modalens.data.dataset.collate`), with
-            ``ids`` when it has them (else running indices).
-        batch_size: samples per batch.
-
-    Returns:
-        One :class:`LazyBatch` per ``batch_size`` samples.
-    """
-    ids = [str(i) for i in getattr(dataset, "ids", range(len(dataset)))]
-
-    def load(idx: list[int]) -> dict[str, Any]:
-        return collate([dataset[i] for i in idx])
-
-    batches = []
-    for s in range(0, len(dataset), max(1, batch_size)):
-        idx = list(range(s, min(s + batch_size, len(dataset))))
-        batches.append(LazyBatch([ids[i] for i in idx], lambda idx=idx: load(idx)))
-    return batches

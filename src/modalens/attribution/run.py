@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..data.dataset import collate
 from ..data.reader import normalize
 from ..errors import ModalensError, SpecError
 from ..io import atomic_path, atomic_write_text
@@ -28,7 +29,7 @@ from ..tasks.losses import task_loss
 from ..training.run import load_run
 from .aggregation import format_summary, summarize
 from .api import attribute
-from .batches import Batch, lazy_batches
+from .batches import Batch, LazyBatch
 from .figures import influence_bar_chart
 from .groups import Groups, groups_for
 from .options import AttributionOptions, resolve_options
@@ -66,6 +67,29 @@ def run_mean(run: Any) -> list[float] | None:
         return vals if len(vals) == run.spec.n_channels else None
     except Exception:  # noqa: BLE001 - statistics are optional for this strategy
         return None
+
+
+def lazy_batches(dataset: Any, batch_size: int) -> list[LazyBatch]:
+    """Batches of ``dataset`` in order whose items are read only when needed.
+
+    Args:
+        dataset: indexable items (dicts for :func:`modalens.data.dataset.collate`), with
+            ``ids`` when it has them (else running indices).
+        batch_size: samples per batch.
+
+    Returns:
+        One :class:`LazyBatch` per ``batch_size`` samples.
+    """
+    ids = [str(i) for i in getattr(dataset, "ids", range(len(dataset)))]
+
+    def load(idx: list[int]) -> dict[str, Any]:
+        return collate([dataset[i] for i in idx])
+
+    batches = []
+    for s in range(0, len(dataset), max(1, batch_size)):
+        idx = list(range(s, min(s + batch_size, len(dataset))))
+        batches.append(LazyBatch([ids[i] for i in idx], lambda idx=idx: load(idx)))
+    return batches
 
 
 def attribute_run(
