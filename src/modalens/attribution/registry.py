@@ -84,9 +84,11 @@ class Registry(Generic[E]):
         """Registered names in registration order (those whose entry passes ``where``)."""
         return tuple(n for n, e in self._entries.items() if where is None or where(e))
 
-    def describe(self) -> str:
-        """``name: help`` of every entry, ``;``-separated (for ``--help``)."""
-        return "; ".join(f"{e.name}: {e.help}" for e in self._entries.values())
+    def describe(self, where: Callable[[E], bool] | None = None) -> str:
+        """``name: help`` of every entry (that passes ``where``), ``;``-separated."""
+        return "; ".join(
+            f"{e.name}: {e.help}" for e in self._entries.values() if where is None or where(e)
+        )
 
     def __contains__(self, name: Any) -> bool:
         return name in self._entries
