@@ -50,6 +50,7 @@ def test_options_normalise_and_validate() -> None:
         ({"permutations": "x"}, "permutations"),
         ({"channel_axis": 0}, "channel_axis"),
         ({"chunk_size": -2}, "chunk_size"),
+        ({"mean": ["a", "b"]}, "mean"),
         ({"strategy": "zeros"}, "strategy"),
     ]
     for kw, where in bad:

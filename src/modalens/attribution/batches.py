@@ -137,7 +137,7 @@ class Evaluation:
     valid: Tensor | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds tensors: compared by identity
 class Unoccluded:
     """The evaluation of a batch's unoccluded inputs (``sample`` = every row; ``target`` and
     ``valid`` set, on the output's device, when a level has a reference) and each level's

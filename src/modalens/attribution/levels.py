@@ -35,7 +35,7 @@ from .registry import Registry
 LossFn = Callable[..., Tensor]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds tensors: compared by identity
 class LevelInputs:
     """What a level function gets for one chunk of occluded inputs.
 

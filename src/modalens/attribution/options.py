@@ -175,7 +175,14 @@ class AttributionOptions:
         set_(self, "draws", _integer(self.draws, "draws", 1))
         set_(self, "seed", _integer(self.seed, "seed"))
         if self.mean is not None:
-            values = torch.as_tensor(self.mean, dtype=torch.float32).flatten()
+            try:
+                values = torch.as_tensor(self.mean, dtype=torch.float32).flatten()
+            except (TypeError, ValueError, RuntimeError):
+                raise SpecError(
+                    f"mean must be numbers, got {self.mean!r}",
+                    where("mean"),
+                    "give one normalised mean per input channel",
+                ) from None
             set_(self, "mean", tuple(float(v) for v in values))
         if self.loss_fn is not None and not callable(self.loss_fn):
             raise SpecError("loss_fn must be callable", where("loss_fn"))

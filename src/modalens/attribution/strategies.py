@@ -56,7 +56,7 @@ def stable_seed(*parts: Any) -> int:
     return int.from_bytes(h.digest(), "little") & ((1 << 63) - 1)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds tensors: compared by identity
 class FillContext:
     """What a strategy may use to build the fill of one batch.
 
@@ -104,7 +104,7 @@ class FillContext:
         return np.random.default_rng(stable_seed(self.seed, self.strategy, self.draw, *self.ids))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds tensors: compared by identity
 class Fill:
     """The fill of one batch for one strategy and draw (build it with the class methods).
 
