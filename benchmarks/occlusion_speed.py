@@ -34,8 +34,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from modalens.attribution import OcclusionEngine, precision_agreement
+from modalens.attribution import OcclusionEngine, groups_from_spec, precision_agreement
 from modalens.models import UNet
+from modalens.training import load_run
 
 ENC_GFLOP = 30.0
 FULL_GFLOP = 80.8
@@ -244,9 +245,6 @@ def main() -> None:
 
     # bf16 agreement
     if args.run:
-        from modalens.attribution import groups_from_spec
-        from modalens.training import load_run
-
         run = load_run(args.run)
         amodel, groups = run.model, groups_from_spec(run.spec, "modalities")
         ds = run.dataset("test")

@@ -13,11 +13,24 @@ import traceback
 from collections.abc import Sequence
 
 from . import __version__
+from .attribution.distances import DISTANCES
+from .attribution.levels import LEVELS
+from .attribution.options import AttributionOptions
+from .attribution.strategies import STRATEGIES, paper_strategies
 from .errors import ModalensError, SpecError
 
 
 def _csv(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _names_metavar(names: Sequence[str]) -> str:
+    return "{" + ",".join(names) + "}[,...]"
+
+
+def _help(text: str) -> str:
+    """Registry help text for argparse (which %-formats help strings)."""
+    return text.replace("%", "%%")
 
 
 def _options(pairs: Sequence[str] | None) -> dict[str, str]:
@@ -101,19 +114,22 @@ def cmd_attribute(args: argparse.Namespace) -> int:
     from .attribution.aggregation import format_summary
     from .attribution.run import attribute_run
 
-    _scores, summary = attribute_run(
-        args.run,
-        split=args.split,
+    options = AttributionOptions(
         strategies=args.strategy,
         distances=args.distance,
         levels=args.level,
         shapley=args.shapley,
-        groups=args.groups,
-        out=args.out,
-        batch_size=args.batch_size,
         draws=args.draws,
         seed=args.seed,
         precision=args.precision,
+    )
+    _scores, summary = attribute_run(
+        args.run,
+        split=args.split,
+        options=options,
+        groups=args.groups,
+        out=args.out,
+        batch_size=args.batch_size,
         progress=not args.quiet,
     )
     print(format_summary(summary))
@@ -127,7 +143,7 @@ def cmd_maps(args: argparse.Namespace) -> int:
         args.run,
         ids=args.ids,
         out=args.out,
-        strategy=args.strategy,
+        options=AttributionOptions(strategies=args.strategy),
         data_root=args.data,
         tile=args.tile,
         overlap=args.overlap,
@@ -233,11 +249,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--strategy",
         type=_csv,
-        default=["zeros", "ones", "uniform", "gaussian"],
-        help="zeros,ones,uniform,gaussian,mean,permute",
+        default=list(paper_strategies()),
+        metavar=_names_metavar(STRATEGIES.names()),
+        help="fills of the occluded channels, comma-separated (default: the paper's four "
+        f"{','.join(paper_strategies())}). " + _help(STRATEGIES.describe()),
     )
-    s.add_argument("--distance", type=_csv, default=["euclidean"], help="euclidean,cosine,relative")
-    s.add_argument("--level", type=_csv, default=["embedding"], help="embedding,output,loss")
+    s.add_argument(
+        "--distance",
+        type=_csv,
+        default=["euclidean"],
+        metavar=_names_metavar(DISTANCES.names()),
+        help="distances, comma-separated (default euclidean). " + _help(DISTANCES.describe()),
+    )
+    s.add_argument(
+        "--level",
+        type=_csv,
+        default=["embedding"],
+        metavar=_names_metavar(LEVELS.names()),
+        help="levels, comma-separated (default embedding). " + _help(LEVELS.describe()),
+    )
     s.add_argument(
         "--shapley",
         action="store_true",
@@ -251,12 +281,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="output folder (default RUN/attribution/<split>)")
     s.set_defaults(func=cmd_attribute)
 
+    single = STRATEGIES.names(lambda e: not e.needs_batch)
     s = sub.add_parser("maps", help="per-modality occlusion sensitivity maps as GeoTIFF + PNG")
     s.add_argument("run", help="run folder")
     s.add_argument("--ids", type=_csv, help="comma-separated sample ids (default: test split)")
     s.add_argument("--out", required=True, help="output folder")
     s.add_argument("--data", help="dataset root (default: the run's)")
-    s.add_argument("--strategy", default="zeros")
+    s.add_argument(
+        "--strategy",
+        type=_csv,
+        default=["zeros"],
+        metavar=_names_metavar(single),
+        help="fills, comma-separated, one map per strategy (default zeros). "
+        + _help(STRATEGIES.describe(lambda e: not e.needs_batch)),
+    )
     s.add_argument("--tile", type=int, default=256)
     s.add_argument("--overlap", type=int, default=64)
     s.set_defaults(func=cmd_maps)

@@ -303,7 +303,7 @@ def test_resume_after_interruption(tmp_path) -> None:
     with pytest.raises(KeyboardInterrupt):
         attribute(model, batches, GROUPS, out=tmp_path / "run", on_batch=stop, **kw)
     assert len(list((tmp_path / "run" / "parts").glob("part-*.parquet"))) == 1
-    eng = OcclusionEngine(model, GROUPS, strategies="zeros,gaussian", levels="embedding,output")
+    eng = OcclusionEngine(model, GROUPS, **kw)
     final = attribute(model, batches, GROUPS, out=tmp_path / "run", engine=eng, **kw)
     pd.testing.assert_frame_equal(final, ref)
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "run" / "scores.parquet"), ref)
@@ -311,7 +311,7 @@ def test_resume_after_interruption(tmp_path) -> None:
     # the finished first batch is skipped, the shared zeros ALL input runs once
     assert eng.forwards == 2 * 42 + 1
     assert set(final["sample_id"]) == {f"s{s}_{i}" for s in (1, 2, 3) for i in range(3)}
-    again = OcclusionEngine(model, GROUPS, strategies="zeros,gaussian", levels="embedding,output")
+    again = OcclusionEngine(model, GROUPS, **kw)
     attribute(model, batches, GROUPS, out=tmp_path / "run", engine=again, **kw)
     assert again.forwards == 0  # everything done: nothing recomputed
 

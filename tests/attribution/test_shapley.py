@@ -114,7 +114,7 @@ def test_shapley_rows_in_attribute_and_user_value_fn() -> None:
     def mean_output(occ, full):  # noqa: ANN001, ANN202
         return occ.output.flatten(1).mean(1)
 
-    res = modality_shapley(model, x, GROUPS, level="output", value_fn=mean_output)
+    res = modality_shapley(model, x, GROUPS, levels="output", value_fn=mean_output)
     with torch.no_grad():
         xo = x.clone()
         xo[:, :] = 0
@@ -131,7 +131,7 @@ def test_band_level_sampled_shapley_through_grouping_api() -> None:
     model = UNet(14, 1, base_width=4, depth=2).eval()
     x = torch.randn(1, 14, 16, 16)
     with pytest.raises(ModalensError, match="sampled"):
-        OcclusionEngine(model, bands).shapley(x, method="exact", max_players=12)
+        OcclusionEngine(model, bands, shapley="exact", max_players=12).shapley(x)
     df = attribute(model, [x], bands, shapley="auto", permutations=4)  # 14 > 10 -> sampled
     sh = df[df["method"] == "shapley"]
     assert len(sh) == 14
@@ -159,7 +159,12 @@ def test_tabular_shapley_channel_axis() -> None:
     lin = nn.Linear(4, 1)
     x = torch.randn(5, 4)
     res = modality_shapley(
-        lin, x, {"a": [0, 1], "b": [2], "c": [3]}, level="output", distance="delta", channel_axis=-1
+        lin,
+        x,
+        {"a": [0, 1], "b": [2], "c": [3]},
+        levels="output",
+        distances="delta",
+        channel_axis=-1,
     )
     # v(S) = -(f(x) - f(x_S)) = f(x_S) - f(x): additive model -> phi_g = w_g . x_g
     w = lin.weight.detach()[0]

@@ -1,4 +1,12 @@
-"""TODO docstring: attribution/aggregation.py"""
+"""Dataset-level summaries of the long-form scores (``summary.csv``).
+
+:func:`summarize` averages each sample's draws first (:func:`per_sample`), then gives per
+(method, level, distance, strategy, group): ``n`` samples, ``mean``, ``median``, ``std``, a
+percentile bootstrap interval of the mean (``ci_low``/``ci_high``, :func:`bootstrap_ci`), the
+group's ``share`` of the summed influence and its ``rank`` within its block (occlusion and
+Shapley rows; the ``ALL`` reference is neither shared nor ranked). :func:`format_summary`
+prints it as plain-text tables, one block per (method, level, distance, strategy).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
+from .groups import ALL
 
 KEYS = ["method", "level", "distance", "strategy", "group"]
 
@@ -27,9 +36,6 @@ SUMMARY_COLUMNS = [
     "share",
     "rank",
 ]
-
-
-ALL = "ALL"
 
 
 def per_sample(scores: pd.DataFrame) -> pd.DataFrame:

@@ -1,45 +1,41 @@
-"""TODO docstring: attribution/api.py"""
+"""Attribution of a model over batches: :func:`attribute`, :func:`modality_shapley` and
+:func:`precision_agreement`.
+
+These are the Python entry points for any model and any batches (the run-level entry point is
+:func:`~.run.attribute_run`). Each takes an :class:`~.options.AttributionOptions` and/or its
+fields as keywords (turned into one options object by :func:`~.options.resolve_options`).
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from torch import Tensor, nn
+from torch import nn
+from tqdm.auto import tqdm
 
+from ..errors import SpecError
 from .aggregation import summarize
 from .batches import Batch, LazyBatch, as_batch
+from .coalitions import ValueFunction
 from .engine import OcclusionEngine
 from .groups import ALL, Groups
-from .shapley import MAX_EXACT_PLAYERS, ShapleyResult
-from .store import COLUMNS, _PartStore
+from .options import AttributionOptions, resolve_options
+from .rows import empty_rows
+from .shapley import ShapleyResult
+from .store import ScoreStore
 
 
 def attribute(
     model: nn.Module,
     batches: Iterable[Any],
     groups: Groups,
+    options: AttributionOptions | None = None,
     *,
-    strategies: str | Sequence[str] = ("zeros",),
-    distances: str | Sequence[str] = ("euclidean",),
-    levels: str | Sequence[str] = ("embedding",),
-    embedding: Any = "auto",
-    channel_axis: int = 1,
-    draws: int = 1,
-    seed: int = 0,
-    mean: Sequence[float] | Tensor | None = None,
-    loss_fn: Callable[..., Tensor] | None = None,
-    shapley: bool | str = False,
-    permutations: int = 64,
-    interactions: bool = True,
-    precision: str = "fp32",
-    optimize: bool = True,
-    chunk_size: int | None = None,
-    include_all: bool = True,
     input_fn: Callable[[Batch], Batch] | None = None,
     out: str | Path | None = None,
     resume: bool = True,
@@ -47,56 +43,59 @@ def attribute(
     progress: bool = False,
     engine: OcclusionEngine | None = None,
     resume_config: Mapping[str, Any] | None = None,
+    **overrides: Any,
 ) -> pd.DataFrame:
     """Occlusion scores (and Shapley values) of ``model`` over an iterable of batches.
 
-    ``batches`` yields dicts (``image``, optional ``target``, ``valid``, ``id``, ``window``),
-    tensors, ``(image, target)`` tuples or :class:`LazyBatch`. ``input_fn(batch) -> batch``
-    prepares each batch (e.g. masks invalid input pixels). With ``out`` every batch's rows are
-    written to ``out/parts`` atomically and ``on_batch(index, rows)`` is called; a rerun
-    (``resume=True``) skips samples already written (a config change is refused;
-    ``resume=False`` deletes the parts and starts over) and ``out/scores.parquet`` holds
-    the rows of the samples of ``batches`` at the end (``resume_config`` adds entries, e.g. the
-    split, to the configuration a rerun must match). Returns the long-form DataFrame.
-    See :class:`OcclusionEngine` for the other arguments.
+    Args:
+        model: any ``nn.Module`` taking the stacked input.
+        batches: dicts (``image``, optional ``target``, ``valid``, ``id``, ``window``),
+            tensors, ``(image, target)`` tuples or :class:`~.batches.LazyBatch`.
+        groups: channel groups (see :func:`~.groups.normalize_groups`).
+        options: the :class:`~.options.AttributionOptions` (default: all defaults).
+        input_fn: ``input_fn(batch) -> batch`` prepares each batch (e.g. masks invalid input
+            pixels).
+        out: stream every batch's rows to ``out/parts`` atomically; ``out/scores.parquet``
+            holds the rows of the samples of ``batches`` at the end.
+        resume: with ``out``, skip samples already written (a configuration change is
+            refused); False deletes the parts and starts over.
+        on_batch: ``on_batch(index, rows)`` after every scored batch.
+        progress: show a progress bar.
+        engine: an engine to reuse (its options are the call's; giving other options too is
+            an error).
+        resume_config: entries added to the configuration a rerun must match (e.g. the
+            split).
+        **overrides: fields of :class:`~.options.AttributionOptions`.
+
+    Returns:
+        The long-form DataFrame (:data:`~.rows.COLUMNS`).
+
+    Raises:
+        SpecError: invalid options, or an engine with other options.
     """
-    eng = engine or OcclusionEngine(
-        model,
-        groups,
-        strategies=strategies,
-        distances=distances,
-        levels=levels,
-        embedding=embedding,
-        channel_axis=channel_axis,
-        draws=draws,
-        seed=seed,
-        mean=mean,
-        loss_fn=loss_fn,
-        precision=precision,
-        optimize=optimize,
-        chunk_size=chunk_size,
-        include_all=include_all,
-    )
+    if engine is None:
+        engine = OcclusionEngine(model, groups, resolve_options(options, **overrides))
+    elif options is not None or overrides:
+        if resolve_options(options, **overrides) != engine.options:
+            raise SpecError(
+                "attribute() got an engine and other options",
+                "engine",
+                "pass the options to the engine only (or leave the engine out)",
+            )
     store = None
     if out is not None:
-        cfg = eng.config()
-        cfg["shapley"] = str(shapley)
-        cfg["permutations"] = int(permutations) if shapley else None
-        cfg.update(resume_config or {})
-        store = _PartStore(Path(out), cfg, resume)
+        cfg = {**engine.config(), **(resume_config or {})}
+        store = ScoreStore(Path(out), cfg, resume)
     done = store.done if store is not None else set()
     frames: list[pd.DataFrame] = []
-    it: Iterable[Any] = batches
     bar = None
     if progress:
-        from tqdm.auto import tqdm
-
         total = len(batches) if hasattr(batches, "__len__") else None  # type: ignore[arg-type]
         bar = tqdm(total=total, desc="attribute", unit="batch")
     seen = 0
     seen_ids: list[str] = []
     try:
-        for index, raw in enumerate(it):
+        for index, raw in enumerate(batches):
             lazy = isinstance(raw, LazyBatch)
             if lazy:
                 seen_ids.extend(str(i) for i in raw.ids)
@@ -119,9 +118,7 @@ def attribute(
                 batch = batch.subset(keep)
             if input_fn is not None:
                 batch = input_fn(batch)
-            rows = eng.score_batch(
-                batch, shapley=shapley, permutations=permutations, interactions=interactions
-            )
+            rows = engine.score_batch(batch)
             if store is not None:
                 store.write(index, rows)
             else:
@@ -136,7 +133,7 @@ def attribute(
     if store is not None:
         return store.assemble(seen_ids)
     if not frames:
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMNS})
+        return empty_rows()
     return pd.concat(frames, ignore_index=True)
 
 
@@ -144,18 +141,31 @@ def precision_agreement(
     model: nn.Module,
     batches: Iterable[Any],
     groups: Groups,
-    **options: Any,
+    options: AttributionOptions | None = None,
+    **overrides: Any,
 ) -> dict[str, Any]:
-    """How far bf16 scores are from fp32 on the same data: runs :func:`attribute` in both
-    precisions and returns ``max_rel_error`` / ``median_rel_error`` of the occlusion scores,
-    ``dataset_rank_agreement`` (share of (level, distance, strategy) blocks whose
-    dataset-level group ranking is identical), ``sample_top1_agreement`` (share of samples x
-    blocks with the same most influential group) and the two score tables."""
+    """How far bf16 scores are from fp32 on the same data.
 
+    Runs :func:`attribute` in both precisions (the ``precision`` option is ignored).
+
+    Args:
+        model: the model.
+        batches: the batches (read once, kept in memory).
+        groups: channel groups.
+        options: the :class:`~.options.AttributionOptions` (default: all defaults).
+        **overrides: fields of :class:`~.options.AttributionOptions`.
+
+    Returns:
+        ``max_rel_error`` / ``median_rel_error`` of the occlusion scores,
+        ``dataset_rank_agreement`` (share of (level, distance, strategy) blocks whose
+        dataset-level group ranking is identical), ``sample_top1_agreement`` (share of
+        samples x blocks with the same most influential group) and the two score tables
+        (``fp32``, ``bf16``).
+    """
+    opts = resolve_options(options, **overrides)
     batches = list(batches)
-    options = {k: v for k, v in options.items() if k not in ("precision", "out")}
-    a = attribute(model, batches, groups, precision="fp32", **options)
-    b = attribute(model, batches, groups, precision="bf16", **options)
+    a = attribute(model, batches, groups, opts.replace(precision="fp32"))
+    b = attribute(model, batches, groups, opts.replace(precision="bf16"))
     keys = ["sample_id", "method", "level", "distance", "strategy", "group", "draw"]
     m = a.merge(b, on=keys, suffixes=("_fp32", "_bf16"))
     m = m[m["method"] == "occlusion"]
@@ -184,46 +194,40 @@ def precision_agreement(
 
 
 def modality_shapley(
-    model: Any,
+    model: nn.Module,
     x: Any,
-    groups: Mapping[str, Sequence[int]] | Sequence[Sequence[int]],
+    groups: Groups,
+    options: AttributionOptions | None = None,
     *,
-    strategy: str = "zeros",
-    level: str = "embedding",
-    distance: str = "euclidean",
-    value_fn: Callable[..., Any] | None = None,
-    method: str = "exact",
-    permutations: int = 64,
-    interactions: bool = True,
-    max_players: int = MAX_EXACT_PLAYERS,
-    **engine_options: Any,
+    value_fn: ValueFunction | None = None,
+    **overrides: Any,
 ) -> ShapleyResult:
     """Modality (or band) Shapley values of a model for one batch ``x``.
 
-    The value function is ``v(S) = -score(N \\ S)`` with the occlusion score of ``level`` /
-    ``distance`` / ``strategy`` (see the module docstring), or ``value_fn(occluded, full)``:
-    a callable getting the model evaluation of the coalition's input and of the full input
-    (:class:`modalens.occlusion.Evaluation`: ``embedding``, ``output``, ``sample``,
-    ``target``, ``valid``) and returning one value per row. Further keyword arguments go to
-    :class:`modalens.occlusion.OcclusionEngine` (``embedding``, ``channel_axis``, ``seed``,
-    ``mean``, ``precision``, ``optimize``, ``chunk_size``, ``loss_fn``...).
+    The value function is ``v(S) = -score(N \\ S)`` with the occlusion score of the first
+    strategy, level and distance of the options (the others are not computed), or
+    ``value_fn(occluded, full)``: a callable getting the model evaluation of the coalition's
+    input and of the full input (:class:`~.batches.Evaluation`: ``embedding``, ``output``,
+    ``sample``, ``target``, ``valid``) and returning one value per row. Values are exact
+    unless the ``shapley`` option asks for ``"sampled"`` (or ``"auto"`` with more than 10
+    groups).
 
-    Returns values ``[B, n]`` (and interactions ``[B, n, n]`` when exact).
+    Args:
+        model: the model.
+        x: one batch.
+        groups: channel groups (the players).
+        options: the :class:`~.options.AttributionOptions` (default: all defaults).
+        value_fn: replaces ``v(S) = -score``.
+        **overrides: fields of :class:`~.options.AttributionOptions`.
+
+    Returns:
+        Values ``[B, n]`` (and interactions ``[B, n, n]`` when exact).
+
+    Raises:
+        ModalensError: exact values for more than ``max_players`` groups.
     """
-
-    engine = OcclusionEngine(
-        model,
-        groups,
-        strategies=(strategy,),
-        distances=(distance,),
-        levels=(level,),
-        **engine_options,
+    opts = resolve_options(options, **overrides)
+    first = opts.replace(
+        strategies=opts.strategies[:1], levels=opts.levels[:1], distances=opts.distances[:1]
     )
-    return engine.shapley(
-        x,
-        method=method,
-        permutations=permutations,
-        interactions=interactions,
-        max_players=max_players,
-        value_fn=value_fn,
-    )
+    return OcclusionEngine(model, groups, first).shapley(x, value_fn=value_fn)

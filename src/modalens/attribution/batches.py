@@ -1,4 +1,14 @@
-"""TODO docstring: attribution/batches.py"""
+"""Batches as the engine sees them: normalised inputs with ids, windows, targets and masks.
+
+:func:`as_batch` reads what users and loaders yield (dicts with ``image``/``target``/``valid``/
+``id``/``window``, plain tensors, ``(image, target[, valid])`` tuples) into a :class:`Batch`;
+missing ids become running indices, crop windows become ``"row,col,height,width"`` strings.
+:class:`LazyBatch` knows its sample ids before its data are read, so a resumed attribution
+skips finished samples without reading them (:func:`~.run.lazy_batches` makes them from a
+dataset).
+:class:`Evaluation` is the model evaluation of some inputs as levels and user value functions
+see it; :class:`Unoccluded` is that of a batch's full inputs with the levels' references.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +19,6 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..data.dataset import collate
 from ..errors import DataError
 
 
@@ -35,6 +44,7 @@ class Batch:
     windows: list[str]
 
     def subset(self, keep: Sequence[int]) -> Batch:
+        """The rows ``keep`` of this batch."""
         idx = torch.as_tensor(list(keep), dtype=torch.long)
         return Batch(
             self.image[idx],
@@ -127,16 +137,11 @@ class Evaluation:
     valid: Tensor | None
 
 
-def _lazy_batches(dataset: Any, batch_size: int) -> list[LazyBatch]:
-    """Batches of ``dataset`` in order whose items are read only when needed."""
+@dataclass(frozen=True, eq=False)  # holds tensors: compared by identity
+class Unoccluded:
+    """The evaluation of a batch's unoccluded inputs (``sample`` = every row; ``target`` and
+    ``valid`` set, on the output's device, when a level has a reference) and each level's
+    reference ``[B]`` by level name (None for levels without one)."""
 
-    ids = [str(i) for i in getattr(dataset, "ids", range(len(dataset)))]
-
-    def load(idx: list[int]) -> dict[str, Any]:
-        return collate([dataset[i] for i in idx])
-
-    batches = []
-    for s in range(0, len(dataset), max(1, batch_size)):
-        idx = list(range(s, min(s + batch_size, len(dataset))))
-        batches.append(LazyBatch([ids[i] for i in idx], lambda idx=idx: load(idx)))
-    return batches
+    evaluation: Evaluation
+    references: Mapping[str, Tensor | None]

@@ -1,9 +1,14 @@
-"""TODO docstring: attribution/groups.py"""
+"""Channel groups: the players of occlusion and Shapley values.
+
+A group is a named list of channel indices on the channel axis: one per modality
+(:func:`groups_from_spec` ``"modalities"``, the default), one per band (``"bands"``) or any
+mapping or list the user gives (:func:`normalize_groups`). :data:`ALL` names the row that
+occludes every grouped channel at once (the reference); it is reserved.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 
@@ -12,13 +17,16 @@ from ..errors import SpecError
 
 ALL = "ALL"
 
-
 Groups = Mapping[str, Sequence[int] | slice] | Sequence[Sequence[int]]
 
 
 def normalize_groups(groups: Groups, n_channels: int | None = None) -> dict[str, list[int]]:
     """Validate channel groups -> ``{name: [channel indices]}`` (a list of lists gets names
-    ``g0, g1, ...``; slices are expanded; negative indices need ``n_channels``)."""
+    ``g0, g1, ...``; slices are expanded; negative indices need ``n_channels``).
+
+    Raises:
+        SpecError: a reserved or empty group, channels out of range, or no groups.
+    """
     if isinstance(groups, Mapping):
         items = list(groups.items())
     else:
@@ -55,15 +63,24 @@ def normalize_groups(groups: Groups, n_channels: int | None = None) -> dict[str,
     return out
 
 
-def _groups_for(spec: Any, groups: Any) -> dict[str, list[int]]:
+def groups_for(spec: DatasetSpec, groups: str | Groups) -> dict[str, list[int]]:
+    """The groups of a run: a grouping name of :func:`groups_from_spec` or explicit groups
+    checked against the spec's channel count.
 
+    Raises:
+        SpecError: an unknown grouping or invalid groups.
+    """
     if isinstance(groups, str):
         return groups_from_spec(spec, groups)
     return normalize_groups(groups, spec.n_channels)
 
 
 def groups_from_spec(spec: DatasetSpec, level: str = "modalities") -> dict[str, list[int]]:
-    """Channel groups for attribution: one per modality, or one per channel ('bands')."""
+    """Channel groups for attribution: one per modality, or one per channel ('bands').
+
+    Raises:
+        SpecError: an unknown grouping.
+    """
     if level == "modalities":
         return {n: list(range(s.start, s.stop)) for n, s in spec.channel_slices().items()}
     if level == "bands":

@@ -1,51 +1,136 @@
-"""TODO docstring: attribution/maps.py"""
+"""Occlusion sensitivity maps: per group and pixel, how much the prediction changes.
+
+:func:`sensitivity_map_fn` turns an engine into a tile function ``fn(x [B,C,h,w]) ->
+[B,G,h,w]``: per pixel ``|prediction - occluded prediction|`` per group (averaged, or the
+maximum, over output channels); all occlusions of a call go through chunked batched forwards,
+and noise comes from one generator seeded per strategy, so a fixed tiling is reproducible.
+Strategies that need other samples (``permute``) have no meaning for single scenes.
+:func:`occlusion_map_fn` builds one for a model; :func:`occlusion_maps` writes whole-scene
+maps of a trained run through :func:`modalens.training.tiling.sliding_window` as georeferenced
+float32 GeoTIFFs (one band per group) with a PNG preview per group.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import torch
 from torch import Tensor, nn
 
 from ..data.rasters import write_geotiff
 from ..data.samples import sample_ids
+from ..errors import SpecError
 from ..training.run import load_run
 from ..training.runfolder import RunFolder
 from ..training.tiling import sliding_window
 from .engine import OcclusionEngine
 from .figures import occlusion_map_preview
-from .groups import Groups, _groups_for
-from .run import _run_mean
+from .groups import Groups, groups_for
+from .options import AttributionOptions, resolve_options
+from .run import run_mean
+from .strategies import STRATEGIES, stable_seed
+
+REDUCTIONS = ("mean", "max")
+
+
+def sensitivity_map_fn(
+    engine: OcclusionEngine, strategy: str | None = None, reduce: str = "mean"
+) -> Callable[[Tensor], Tensor]:
+    """A tile function of ``engine``: ``fn(x [B,C,h,w]) -> [B,G,h,w]`` float32 on the CPU.
+
+    Args:
+        engine: the engine (its groups, seed, mean, precision and chunk size).
+        strategy: the fill (default: the engine's first strategy).
+        reduce: over output channels: ``mean`` or ``max``.
+
+    Returns:
+        The tile function.
+
+    Raises:
+        SpecError: an unknown strategy or reduction, or a strategy that needs other samples.
+    """
+    strategy = strategy or engine.options.strategies[0]
+    if STRATEGIES.get(strategy).needs_batch:
+        single = STRATEGIES.names(lambda s: not s.needs_batch)
+        raise SpecError(
+            f"{strategy} has no meaning for single scenes",
+            "--strategy",
+            f"use {', '.join(single)}",
+        )
+    if reduce not in REDUCTIONS:
+        raise SpecError(f"unknown reduction {reduce!r}", "reduce", "use mean or max")
+    gen = torch.Generator().manual_seed(stable_seed(engine.options.seed, "map", strategy))
+
+    def fn(x: Tensor) -> Tensor:
+        x = x.to(engine.device).float()
+        engine.prepare(x)
+        with torch.inference_mode():
+            return _map(engine, x, strategy, gen, reduce)
+
+    return fn
+
+
+def _map(
+    engine: OcclusionEngine, x: Tensor, strategy: str, gen: torch.Generator, reduce: str
+) -> Tensor:
+    ax = engine.axis(x)
+    c = x.shape[ax]
+    gm = engine.group_matrix(c)
+    b, g = x.shape[0], len(engine.group_names)
+    f = engine.make_fill(strategy, 0, [""] * b, x, generator=gen)
+    if f.kind not in ("constant", "per_sample"):
+        raise SpecError(f"{strategy} gives no fill for single scenes", "--strategy")
+    assert f.value is not None
+    fill = f.value.expand_as(x) if f.kind == "constant" else f.value
+    step = engine.chunk_length(x)
+    pred = torch.cat([engine.runner.predict(x[s : s + step]) for s in range(0, b, step)])
+    tasks = [(i, gi) for gi in range(g) for i in range(b)]
+    out = torch.empty((b, g, *pred.shape[2:]), dtype=torch.float32)
+    for s in range(0, len(tasks), step):
+        chunk = tasks[s : s + step]
+        rows = torch.as_tensor([t[0] for t in chunk], dtype=torch.long)
+        gis = torch.as_tensor([t[1] for t in chunk], dtype=torch.long)
+        cm = gm[gis].reshape(engine.broadcast_shape(x, len(chunk), c)).to(x.device)
+        occ = torch.where(cm, fill[rows], x[rows])
+        d = (pred[rows] - engine.runner.predict(occ)).abs()
+        d = d.mean(1) if reduce == "mean" else d.amax(1)
+        out[rows, gis] = d.cpu()
+    return out
 
 
 def occlusion_map_fn(
     model: nn.Module,
     groups: Groups,
-    strategy: str = "zeros",
+    strategy: str | None = None,
+    options: AttributionOptions | None = None,
     *,
-    channel_axis: int = 1,
-    seed: int = 0,
-    mean: Sequence[float] | None = None,
-    precision: str = "fp32",
-    optimize: bool = True,
     input_fn: Callable[[Tensor], Tensor] | None = None,
+    reduce: str = "mean",
+    **overrides: Any,
 ) -> Callable[[Tensor], Tensor]:
-    """A tile function for :func:`modalens.inference.sliding_window` with one output channel
-    per group: per pixel ``|prediction - prediction with the group occluded|`` (averaged
-    over output channels). ``input_fn`` prepares raw tiles (e.g. masking) first."""
-    engine = OcclusionEngine(
-        model,
-        groups,
-        strategies=(strategy,),
-        levels=("output",),
-        channel_axis=channel_axis,
-        seed=seed,
-        mean=mean,
-        precision=precision,
-        optimize=optimize,
-    )
-    fn = engine.map_fn(strategy)
+    """A tile function for :func:`modalens.training.tiling.sliding_window` with one output
+    channel per group: per pixel ``|prediction - prediction with the group occluded|``.
+
+    Args:
+        model: the model.
+        groups: channel groups.
+        strategy: the fill (default: the first strategy of the options).
+        options: the :class:`~.options.AttributionOptions` (its levels are ignored).
+        input_fn: prepares raw tiles (e.g. masking) first.
+        reduce: over output channels: ``mean`` or ``max``.
+        **overrides: fields of :class:`~.options.AttributionOptions`.
+
+    Returns:
+        ``fn(x [B,C,h,w]) -> [B,G,h,w]``.
+    """
+    opts = resolve_options(options, **overrides)
+    strategy = strategy or opts.strategies[0]
+    single = opts.replace(strategies=(strategy,), levels=("output",))
+    engine = OcclusionEngine(model, groups, single)
+    fn = sensitivity_map_fn(engine, strategy, reduce)
     if input_fn is None:
         return fn
     return lambda x: fn(input_fn(x))
@@ -55,68 +140,86 @@ def occlusion_maps(
     run_dir: str | Path,
     ids: Sequence[str] | None = None,
     out: str | Path | None = None,
+    options: AttributionOptions | None = None,
     *,
     split: str = "test",
-    strategy: str = "zeros",
     groups: str | Groups = "modalities",
     tile: int = 256,
     overlap: int = 64,
     batch_size: int = 4,
-    seed: int = 0,
-    precision: str = "fp32",
     preview: bool = True,
     progress: bool = False,
     data_root: str | Path | None = None,
+    **overrides: Any,
 ) -> list[Path]:
-    """Spatial occlusion sensitivity maps of whole scenes: per group and pixel
-    ``|prediction - prediction with the group occluded|``, by sliding window (memory bounded by
-    the tile), written as one georeferenced float32 GeoTIFF per scene (one band per group,
-    NaN where the scene is invalid) plus a PNG preview per group. Returns the files written.
+    """Spatial occlusion sensitivity maps of whole scenes of a trained run.
 
-    ``ids`` default to the ``split``'s ids; ``out`` to ``RUN/occlusion_maps``; ``data_root``
-    points the run's spec at another copy of the data.
+    Per strategy, group and pixel ``|prediction - prediction with the group occluded|``, by
+    sliding window (memory bounded by the tile), written as one georeferenced float32 GeoTIFF
+    per scene and strategy (``<id>_occlusion_<strategy>.tif``, one band per group, NaN where
+    the scene is invalid) plus a PNG preview per group.
+
+    Args:
+        run_dir: the run folder.
+        ids: the scenes (default: the ``split``'s ids).
+        out: the output folder (default ``RUN/occlusion_maps``).
+        options: the :class:`~.options.AttributionOptions` (strategies, seed, precision ...;
+            default strategy ``zeros``).
+        split: the split whose ids are the default.
+        groups: ``"modalities"``, ``"bands"`` or explicit channel groups.
+        tile: tile size of the sliding window.
+        overlap: overlap of neighbouring tiles.
+        batch_size: tiles per forward batch.
+        preview: write the PNG previews.
+        progress: show a progress bar.
+        data_root: points the run's spec at another copy of the data.
+        **overrides: fields of :class:`~.options.AttributionOptions`.
+
+    Returns:
+        The files written.
     """
-
+    opts = resolve_options(options, **overrides)
     run = load_run(run_dir, data_root=data_root)
     out = Path(out) if out is not None else RunFolder(run_dir).occlusion_maps
-    grp = _groups_for(run.spec, groups)
-    mean = _run_mean(run) if strategy == "mean" else None
-    fn = occlusion_map_fn(run.model, grp, strategy, seed=seed, mean=mean, precision=precision)
+    grp = groups_for(run.spec, groups)
+    if "mean" in opts.strategies and opts.mean is None:
+        opts = opts.replace(mean=run_mean(run))
+    fns = {s: occlusion_map_fn(run.model, grp, s, opts) for s in opts.strategies}
     reader = run.reader()
     if ids is None:
-
         ids = sample_ids(run.spec)[split]
     written: list[Path] = []
     names = list(grp)
     for sid in ids:
-        arr, valid = sliding_window(
-            fn,
-            reader,
-            str(sid),
-            tile=tile,
-            overlap=overlap,
-            out_channels=len(names),
-            batch_size=batch_size,
-            progress=progress,
-            multiple=run.model.downsampling,
-            return_valid=True,
-            fill=float("nan"),
-        )
-        grid = reader.grid(str(sid))
-        path = out / f"{sid}_occlusion_{strategy}.tif"
-        write_geotiff(
-            path,
-            arr.astype(np.float32),
-            grid.crs,
-            grid.transform,
-            nodata=float("nan"),
-            band_names=names,
-            tags={"strategy": strategy, "groups": ",".join(names)},
-        )
-        written.append(path)
-        if preview:
-            for gi, name in enumerate(names):
-                png = out / f"{sid}_occlusion_{strategy}_{name}.png"
-                occlusion_map_preview(arr[gi], png, title=f"{sid}: {name} ({strategy})")
-                written.append(png)
+        for strategy, fn in fns.items():
+            arr, valid = sliding_window(
+                fn,
+                reader,
+                str(sid),
+                tile=tile,
+                overlap=overlap,
+                out_channels=len(names),
+                batch_size=batch_size,
+                progress=progress,
+                multiple=run.model.downsampling,
+                return_valid=True,
+                fill=float("nan"),
+            )
+            grid = reader.grid(str(sid))
+            path = out / f"{sid}_occlusion_{strategy}.tif"
+            write_geotiff(
+                path,
+                arr.astype(np.float32),
+                grid.crs,
+                grid.transform,
+                nodata=float("nan"),
+                band_names=names,
+                tags={"strategy": strategy, "groups": ",".join(names)},
+            )
+            written.append(path)
+            if preview:
+                for gi, name in enumerate(names):
+                    png = out / f"{sid}_occlusion_{strategy}_{name}.png"
+                    occlusion_map_preview(arr[gi], png, title=f"{sid}: {name} ({strategy})")
+                    written.append(png)
     return written

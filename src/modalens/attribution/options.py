@@ -1,47 +1,294 @@
-"""TODO docstring: attribution/options.py"""
+"""The options of an attribution: one frozen object, validated once.
+
+:class:`AttributionOptions` holds everything that decides how scores are computed (strategies,
+distances, levels, embedding, seed, precision, Shapley values ...). The engine, :func:`attribute
+<modalens.attribution.api.attribute>`, :func:`attribute_run
+<modalens.attribution.run.attribute_run>`, the sensitivity maps and the command line all take
+it; the public functions also accept its fields as keyword arguments, which are turned into an
+options object by :func:`resolve_options` -- the one place that does so. Every invalid value is
+a one-line :class:`~modalens.errors.SpecError` naming the option and its command-line flag.
+
+Names of strategies, distances and levels are checked against their registries
+(:mod:`~modalens.attribution.strategies`, :mod:`~modalens.attribution.distances`,
+:mod:`~modalens.attribution.levels`). :meth:`AttributionOptions.fingerprint` is what a
+streamed result folder records in ``parts/config.json`` (compared on resume with
+:func:`modalens.fingerprint.require_same`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import dataclasses
+import operator
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
 
 from ..errors import SpecError
+from ..precision import parse_precision
+from .distances import DISTANCES
+from .levels import LEVELS
+from .registry import Registry
+from .shapley import MAX_EXACT_PLAYERS
+from .strategies import STRATEGIES
 
-STRATEGIES = ("zeros", "ones", "uniform", "gaussian", "mean", "permute")
-
-
-PAPER_STRATEGIES = ("zeros", "ones", "uniform", "gaussian")
-
-
-NOISE_STRATEGIES = ("uniform", "gaussian")
-
-
-RANDOM_STRATEGIES = ("uniform", "gaussian", "permute")
-
-
-DISTANCES = ("euclidean", "cosine", "relative", "mae", "delta")
-
-
-LEVELS = ("embedding", "output", "loss")
-
-
-
-
-AUTO_SHAPLEY_EXACT_MAX = 10
+#: command-line flag of the options the ``attribute`` command exposes
+FLAGS = {
+    "strategies": "--strategy",
+    "distances": "--distance",
+    "levels": "--level",
+    "draws": "--draws",
+    "seed": "--seed",
+    "precision": "--precision",
+    "shapley": "--shapley",
+}
+SHAPLEY_METHODS = ("auto", "exact", "sampled")
+_SHAPLEY_OFF = (None, False, "", "none", "off", "false")
 
 
-def _as_list(value: str | Iterable[str] | None, default: Sequence[str]) -> list[str]:
+def where(option: str) -> str:
+    """How an error names an option: ``strategies= / --strategy`` (or ``chunk_size=``)."""
+    flag = FLAGS.get(option)
+    return f"{option}= / {flag}" if flag else f"{option}="
+
+
+def as_names(value: str | Iterable[str] | None) -> tuple[str, ...]:
+    """Names from a comma-separated string or an iterable (``None`` -> empty)."""
     if value is None:
-        return list(default)
+        return ()
     if isinstance(value, str):
-        return [v.strip() for v in value.split(",") if v.strip()]
-    return [str(v) for v in value]
+        return tuple(v.strip() for v in value.split(",") if v.strip())
+    return tuple(str(v) for v in value)
 
 
-def _check_choice(values: Sequence[str], allowed: Sequence[str], what: str) -> None:
-    for v in values:
-        if v not in allowed:
+def _names(value: Any, registry: Registry[Any]) -> tuple[str, ...]:
+    names = as_names(value)
+    if not names:
+        raise SpecError(
+            f"no {registry.kind} given",
+            where(registry.option),
+            f"choose from {', '.join(registry.names())}",
+        )
+    for name in names:
+        registry.get(name)
+    return names
+
+
+def _integer(value: Any, option: str, minimum: int | None = None) -> int:
+    number = None
+    if not isinstance(value, bool):
+        try:
+            number = operator.index(value)  # int, numpy integers
+        except TypeError:
+            if isinstance(value, float) and value.is_integer():
+                number = int(value)
+            elif isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+                number = int(value)
+    if number is None:
+        raise SpecError(f"{option} must be an integer, got {value!r}", where(option))
+    if minimum is not None and number < minimum:
+        raise SpecError(
+            f"{option} must be at least {minimum}, got {number}", where(option), "raise it"
+        )
+    return number
+
+
+def _shapley(value: Any) -> bool | str:
+    if isinstance(value, str):
+        value = value.strip().lower()
+    if value in _SHAPLEY_OFF:
+        return False
+    if value is True or value in SHAPLEY_METHODS:
+        return value
+    raise SpecError(
+        f"unknown Shapley method {value!r}", where("shapley"), "use exact, sampled or auto"
+    )
+
+
+@dataclass(frozen=True)
+class AttributionOptions:
+    """How occlusion scores are computed (see :mod:`modalens.attribution`).
+
+    Strings and sequences are accepted where tuples are stored (``strategies="zeros,ones"``);
+    values are validated and normalised on construction.
+
+    Attributes:
+        strategies: fills of the occluded channels (:data:`~.strategies.STRATEGIES`).
+        distances: distances of full vs occluded (:data:`~.distances.DISTANCES`).
+        levels: where the distance is taken (:data:`~.levels.LEVELS`).
+        embedding: ``"auto"`` (``encode()`` bottleneck, else ``embed()``), ``"encode"``,
+            ``"embed"``, a submodule name (forward hook) or ``fn(model, x) -> Tensor``.
+        channel_axis: axis of the channels in a batch (1 for images; -1 for tabular/series).
+        draws: draws of the random strategies (uniform, gaussian, permute), at least 1.
+        seed: seed of noise and permutations.
+        mean: per-channel fill of the ``mean`` strategy in normalised space (stored as float32
+            values; default 0).
+        loss_fn: ``loss_fn(pred, target, valid) -> [B]`` of the ``loss`` level (default MSE).
+        precision: ``fp32`` or ``bf16`` (bf16 weights and inputs after folding).
+        optimize: fold BatchNorm, fuse Conv+ReLU, channels-last (equal up to float rounding).
+        chunk_size: inputs per forward; None: cache-sized on CPU (``2**20`` input elements in
+            fp32, ``2**21`` in bf16), ``2**24`` on GPUs.
+        include_all: add the ``ALL`` row (every group occluded at once).
+        device: where the model runs (None: where its parameters are).
+        shapley: Shapley values too: False, True/``"auto"`` (exact up to 10 groups, else
+            sampled), ``"exact"`` or ``"sampled"``.
+        permutations: sampled orders of sampled Shapley values.
+        interactions: exact pairwise Shapley interactions with exact Shapley values.
+        max_players: most groups exact Shapley values may have.
+    """
+
+    strategies: tuple[str, ...] = ("zeros",)
+    distances: tuple[str, ...] = ("euclidean",)
+    levels: tuple[str, ...] = ("embedding",)
+    embedding: str | Callable[..., Any] = "auto"
+    channel_axis: int = 1
+    draws: int = 1
+    seed: int = 0
+    mean: tuple[float, ...] | None = None
+    loss_fn: Callable[..., Tensor] | None = None
+    precision: str = "fp32"
+    optimize: bool = True
+    chunk_size: int | None = None
+    include_all: bool = True
+    device: str | None = None
+    shapley: bool | str = False
+    permutations: int = 64
+    interactions: bool = True
+    max_players: int = MAX_EXACT_PLAYERS
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__  # frozen: normalise in place once
+        set_(self, "strategies", _names(self.strategies, STRATEGIES))
+        set_(self, "distances", _names(self.distances, DISTANCES))
+        set_(self, "levels", _names(self.levels, LEVELS))
+        if not (isinstance(self.embedding, str) or callable(self.embedding)):
             raise SpecError(
-                f"unknown {what} {v!r}", f"--{what}", f"choose from {', '.join(allowed)}"
+                f"embedding must be a name or a callable, got {type(self.embedding).__name__}",
+                where("embedding"),
+                "use auto, encode, embed, a submodule name or fn(model, x)",
             )
-    if not values:
-        raise SpecError(f"no {what} given", f"--{what}", f"choose from {', '.join(allowed)}")
+        set_(self, "channel_axis", _integer(self.channel_axis, "channel_axis"))
+        if self.channel_axis == 0:
+            raise SpecError("the channel axis cannot be the batch axis (0)", where("channel_axis"))
+        set_(self, "draws", _integer(self.draws, "draws", 1))
+        set_(self, "seed", _integer(self.seed, "seed"))
+        if self.mean is not None:
+            try:
+                values = torch.as_tensor(self.mean, dtype=torch.float32).flatten()
+            except (TypeError, ValueError, RuntimeError):
+                raise SpecError(
+                    f"mean must be numbers, got {self.mean!r}",
+                    where("mean"),
+                    "give one normalised mean per input channel",
+                ) from None
+            set_(self, "mean", tuple(float(v) for v in values))
+        if self.loss_fn is not None and not callable(self.loss_fn):
+            raise SpecError("loss_fn must be callable", where("loss_fn"))
+        precision = parse_precision(self.precision, where("precision"), ("fp32", "bf16"))
+        set_(self, "precision", precision)
+        set_(self, "optimize", bool(self.optimize))
+        chunk = self.chunk_size
+        set_(self, "chunk_size", _integer(chunk, "chunk_size", 1) if chunk else None)
+        set_(self, "include_all", bool(self.include_all))
+        if self.device is not None:
+            try:
+                set_(self, "device", str(torch.device(self.device)))
+            except (RuntimeError, TypeError):
+                raise SpecError(
+                    f"unknown device {self.device!r}", where("device"), "use e.g. cpu or cuda"
+                ) from None
+        set_(self, "shapley", _shapley(self.shapley))
+        set_(self, "permutations", _integer(self.permutations, "permutations", 1))
+        set_(self, "interactions", bool(self.interactions))
+        set_(self, "max_players", _integer(self.max_players, "max_players", 1))
+
+    def replace(self, **changes: Any) -> AttributionOptions:
+        """A copy with ``changes`` applied (validated like a new object).
+
+        Raises:
+            SpecError: an unknown option or an invalid value.
+        """
+        _check_names(changes)
+        return dataclasses.replace(self, **changes)
+
+    def fill_keys(self) -> list[tuple[str, int]]:
+        """``(strategy, draw)`` pairs evaluated per sample (random strategies ``draws`` times)."""
+        keys = []
+        for s in self.strategies:
+            for d in range(self.draws if STRATEGIES.get(s).random else 1):
+                keys.append((s, d))
+        return keys
+
+    def metrics(self) -> list[tuple[str, str]]:
+        """``(level, distance)`` score columns: one per distance of levels using distances,
+        ``(level, level)`` for the others (``("loss", "loss")``)."""
+        out: list[tuple[str, str]] = []
+        for lv in self.levels:
+            if LEVELS.get(lv).uses_distances:
+                out.extend((lv, d) for d in self.distances)
+            else:
+                out.append((lv, lv))
+        return out
+
+    def fingerprint(self) -> dict[str, Any]:
+        """The options a streamed result depends on (``parts/config.json``, without the
+        groups, which the engine adds)."""
+        emb = self.embedding
+        return {
+            "strategies": list(self.strategies),
+            "distances": list(self.distances),
+            "levels": list(self.levels),
+            "embedding": emb if isinstance(emb, str) else getattr(emb, "__name__", "callable"),
+            "channel_axis": self.channel_axis,
+            "draws": self.draws,
+            "seed": self.seed,
+            "mean": None if self.mean is None else list(self.mean),
+            "precision": self.precision,
+            "include_all": self.include_all,
+            "shapley": str(self.shapley),
+            "permutations": self.permutations if self.shapley else None,
+        }
+
+
+OPTION_NAMES = tuple(f.name for f in dataclasses.fields(AttributionOptions))
+
+
+def _check_names(options: Iterable[str]) -> None:
+    for name in options:
+        if name not in OPTION_NAMES:
+            raise SpecError(
+                f"unknown attribution option {name!r}",
+                f"{name}=",
+                f"use one of {', '.join(OPTION_NAMES)}",
+            )
+
+
+def resolve_options(
+    options: AttributionOptions | None = None, /, **overrides: Any
+) -> AttributionOptions:
+    """The options object of a call: ``options`` (default: all defaults) with ``overrides``.
+
+    The single place where keyword arguments become an :class:`AttributionOptions`.
+
+    Args:
+        options: an options object, or None.
+        **overrides: fields of :class:`AttributionOptions`.
+
+    Returns:
+        The validated options.
+
+    Raises:
+        SpecError: an unknown option or an invalid value.
+    """
+    if options is not None and not isinstance(options, AttributionOptions):
+        raise SpecError(
+            f"options must be an AttributionOptions, got {type(options).__name__}",
+            "options",
+            "build one with AttributionOptions(...) or pass the options as keywords",
+        )
+    _check_names(overrides)
+    if options is None:
+        return AttributionOptions(**overrides)
+    return options.replace(**overrides) if overrides else options

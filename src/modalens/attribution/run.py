@@ -1,4 +1,13 @@
-"""TODO docstring: attribution/run.py"""
+"""Run level: attribute a trained run folder on one of its splits.
+
+:func:`attribute_run` loads the run (:func:`modalens.training.run.load_run`), reads the split's
+deterministic evaluation crops lazily (finished samples of a resumed attribution are not
+read), masks the inputs as in training, streams the scores to ``OUT/parts`` and writes
+``OUT/scores.parquet`` (long form), ``OUT/summary.csv`` and ``OUT/summary.txt`` (dataset level,
+:func:`~.aggregation.summarize`) and ``OUT/influence.png`` (:func:`~.figures.influence_bar_chart`).
+The ``mean`` strategy takes the train means from the run's statistics (:func:`run_mean`); the
+``loss`` level the task's per-sample loss.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from torch import Tensor
 
+from ..data.dataset import collate
 from ..data.reader import normalize
 from ..errors import ModalensError, SpecError
 from ..io import atomic_path, atomic_write_text
@@ -20,16 +29,24 @@ from ..training.run import load_run
 from ..training.runfolder import RunFolder
 from .aggregation import format_summary, summarize
 from .api import attribute
-from .batches import Batch, _lazy_batches
+from .batches import Batch, LazyBatch
 from .figures import influence_bar_chart
-from .groups import Groups, _groups_for
-from .options import PAPER_STRATEGIES, _as_list
+from .groups import Groups, groups_for
+from .options import AttributionOptions, resolve_options
+from .strategies import paper_strategies
 
 
-def _run_mean(run: Any) -> list[float] | None:
-    """Per-channel train means in normalised space from a run's statistics (best effort)."""
+def run_mean(run: Any) -> list[float] | None:
+    """Per-channel train means in normalised space from a run's statistics (best effort).
+
+    Args:
+        run: a loaded run (:func:`modalens.training.run.load_run`).
+
+    Returns:
+        One value per input channel (class frequencies for one-hot modalities), or None
+        when the statistics lack them.
+    """
     try:
-
         raw = run.stats.get("modalities", run.stats) if isinstance(run.stats, Mapping) else {}
         vals: list[float] = []
         for m in run.spec.modalities:
@@ -52,55 +69,91 @@ def _run_mean(run: Any) -> list[float] | None:
         return None
 
 
+def lazy_batches(dataset: Any, batch_size: int) -> list[LazyBatch]:
+    """Batches of ``dataset`` in order whose items are read only when needed.
+
+    Args:
+        dataset: indexable items (dicts for :func:`modalens.data.dataset.collate`), with
+            ``ids`` when it has them (else running indices).
+        batch_size: samples per batch.
+
+    Returns:
+        One :class:`LazyBatch` per ``batch_size`` samples.
+    """
+    ids = [str(i) for i in getattr(dataset, "ids", range(len(dataset)))]
+
+    def load(idx: list[int]) -> dict[str, Any]:
+        return collate([dataset[i] for i in idx])
+
+    batches = []
+    for s in range(0, len(dataset), max(1, batch_size)):
+        idx = list(range(s, min(s + batch_size, len(dataset))))
+        batches.append(LazyBatch([ids[i] for i in idx], lambda idx=idx: load(idx)))
+    return batches
+
+
 def attribute_run(
     run_dir: str | Path,
     split: str = "test",
-    strategies: str | Sequence[str] = PAPER_STRATEGIES,
-    distances: str | Sequence[str] = ("euclidean",),
-    levels: str | Sequence[str] = ("embedding",),
-    shapley: bool | str = False,
+    options: AttributionOptions | None = None,
+    *,
     groups: str | Groups = "modalities",
     out: str | Path | None = None,
     batch_size: int = 8,
     progress: bool = True,
-    *,
-    draws: int = 1,
-    seed: int = 0,
-    precision: str = "fp32",
-    permutations: int = 64,
     ids: Sequence[str] | None = None,
-    loss_fn: Callable[..., Tensor] | None = None,
-    chunk_size: int | None = None,
     resume: bool = True,
     figure: bool = True,
     on_batch: Callable[[int, pd.DataFrame], None] | None = None,
     data_root: str | Path | None = None,
+    **overrides: Any,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Attribute a trained run on a split: writes ``OUT/scores.parquet`` (long form),
-    ``OUT/summary.csv`` (dataset level, :func:`modalens.aggregation.summarize`) and, with
-    ``figure``, ``OUT/influence.png``; returns ``(scores, summary)``.
+    """Attribute a trained run on a split (see the module docstring).
 
-    ``out`` defaults to ``RUN/attribution/<split>``. The crops are the run's deterministic
-    evaluation crops; inputs are masked as in training. Reruns resume (see :func:`attribute`).
-    ``data_root`` points the run's spec at another copy of the data.
+    Args:
+        run_dir: the run folder.
+        split: ``train``, ``val`` or ``test``.
+        options: the :class:`~.options.AttributionOptions`; without one the strategies
+            default to the paper's four.
+        groups: ``"modalities"``, ``"bands"`` or explicit channel groups.
+        out: the result folder (default ``RUN/attribution/<split>``).
+        batch_size: samples per batch.
+        progress: show a progress bar.
+        ids: only these samples of the split.
+        resume: keep the samples of an earlier run of the same configuration (see
+            :func:`~.api.attribute`).
+        figure: write ``influence.png``.
+        on_batch: ``on_batch(index, rows)`` after every scored batch.
+        data_root: points the run's spec at another copy of the data.
+        **overrides: fields of :class:`~.options.AttributionOptions`.
+
+    Returns:
+        ``(scores, summary)``.
+
+    Raises:
+        SpecError: invalid options or batch size.
+        ModalensError: the run or its data cannot be read, or ``out`` holds another
+            configuration.
     """
-
     if int(batch_size) < 1:
         raise SpecError(
             f"batch size must be at least 1, got {batch_size}",
             "batch_size",
             "pass a positive batch size, e.g. --batch-size 8",
         )
+    if options is None:
+        overrides.setdefault("strategies", paper_strategies())
+    opts = resolve_options(options, **overrides)
     run = load_run(run_dir, data_root=data_root)
     out = Path(out) if out is not None else RunFolder(run_dir).attribution(split)
-    grp = _groups_for(run.spec, groups)
-    strategies_l = _as_list(strategies, PAPER_STRATEGIES)
-    levels_l = _as_list(levels, ("embedding",))
-    mean = None
-    if "mean" in strategies_l:
-        mean = _run_mean(run)
+    grp = groups_for(run.spec, groups)
+    levels_l = opts.levels
+    mean = opts.mean
+    if "mean" in opts.strategies and mean is None:
+        mean = run_mean(run)
         if mean is None:
             warnings.warn("no train statistics for the mean strategy; filling with 0", stacklevel=2)
+    loss_fn = opts.loss_fn
     if loss_fn is None and "loss" in levels_l:
         loss_fn = run.task.loss
     dataset = run.dataset(split, ids=ids)
@@ -118,19 +171,9 @@ def attribute_run(
 
     scores = attribute(
         run.model,
-        _lazy_batches(dataset, batch_size),
+        lazy_batches(dataset, batch_size),
         grp,
-        strategies=strategies_l,
-        distances=distances,
-        levels=levels_l,
-        draws=draws,
-        seed=seed,
-        mean=mean,
-        loss_fn=loss_fn,
-        shapley=shapley,
-        permutations=permutations,
-        precision=precision,
-        chunk_size=chunk_size,
+        opts.replace(mean=mean, loss_fn=loss_fn),
         input_fn=prepare,
         out=out,
         resume=resume,
@@ -138,12 +181,11 @@ def attribute_run(
         progress=progress,
         resume_config={"split": split, "ids": ids_hash},
     )
-    summary = summarize(scores, seed=seed)
+    summary = summarize(scores, seed=opts.seed)
     with atomic_path(out / "summary.csv") as tmp:
         summary.to_csv(tmp, index=False)
     atomic_write_text(out / "summary.txt", format_summary(summary) + "\n")
     if figure and len(summary):
-
         try:
             influence_bar_chart(summary, out / "influence.png")
         except ModalensError:

@@ -1,4 +1,12 @@
-"""TODO docstring: attribution/shapley.py"""
+"""Shapley values of players (channel groups) from a value function: the pure maths.
+
+Exact values from a table of all ``2**n`` coalition values (:func:`shapley_from_table`, with
+the pairwise Shapley interaction index of Grabisch & Roubens, :func:`interactions_from_table`)
+and permutation-sampling estimates with standard errors (:func:`shapley_from_permutations`;
+antithetic orders by default, exactly efficient per permutation). :func:`exact_shapley` and
+:func:`sampled_shapley` run them on any user value function over bool coalition masks; the
+engine's side (which coalitions a batch's occlusions visit) is :mod:`~.coalitions`.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +22,8 @@ from ..errors import ModalensError
 MAX_EXACT_PLAYERS = 16
 
 
+#: maps bool coalition masks ``[M, n]`` (True = player present) to values ``[*batch, M]``
 ValueFn = Callable[[np.ndarray], Any]
-
-"""Maps bool coalition masks ``[M, n]`` (True = player present) to values ``[*batch, M]``."""
 
 
 @dataclass
@@ -64,6 +71,11 @@ def masks_to_index(masks: np.ndarray) -> np.ndarray:
 
 
 def check_exact_players(n: int, max_players: int) -> None:
+    """Refuse exact values for no players or more than ``max_players``.
+
+    Raises:
+        ModalensError: ``n < 1`` or ``n > max_players`` (the fix names sampling).
+    """
     if n < 1:
         raise ModalensError("Shapley values need at least one player (group)")
     if n > max_players:

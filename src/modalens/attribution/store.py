@@ -1,4 +1,11 @@
-"""TODO docstring: attribution/store.py"""
+"""The parts store: streamed, resumable score tables.
+
+Results stream to ``OUT/parts/part-NNNNNN.parquet`` (one atomic file per batch) beside
+``OUT/parts/config.json``, the options fingerprint of the attribution. A rerun with the same
+configuration skips the samples already there (a different one is refused through
+:func:`modalens.fingerprint.require_same`; ``resume=False`` deletes the parts and starts over),
+and ``OUT/scores.parquet`` is assembled from the parts at the end.
+"""
 
 from __future__ import annotations
 
@@ -12,22 +19,20 @@ import pandas as pd
 from ..errors import ModalensError
 from ..fingerprint import require_same
 from ..io import atomic_path, atomic_write_json
-
-COLUMNS = [
-    "sample_id",
-    "window",
-    "method",
-    "level",
-    "distance",
-    "strategy",
-    "group",
-    "draw",
-    "value",
-]
+from .rows import empty_rows
 
 
-class _PartStore:
-    """One parquet part per batch in ``out/parts``; resumable; assembled at the end."""
+class ScoreStore:
+    """One parquet part per batch in ``out/parts``; resumable; assembled at the end.
+
+    Args:
+        out: the result folder.
+        config: the settings the scores depend on (written to ``parts/config.json``).
+        resume: keep the parts of an earlier run with the same ``config``.
+
+    Raises:
+        ModalensError: ``out`` is a file, or its parts hold another configuration.
+    """
 
     def __init__(self, out: Path, config: Mapping[str, Any], resume: bool = True) -> None:
         self.out = Path(out)
@@ -63,6 +68,7 @@ class _PartStore:
             self.done.update(ids.astype(str).unique().tolist())
 
     def write(self, index: int, df: pd.DataFrame) -> Path:
+        """Write the rows of batch ``index`` as a new part and mark its samples done."""
         path = self.parts / f"part-{index:06d}.parquet"
         k = 1
         while path.exists():
@@ -81,7 +87,7 @@ class _PartStore:
                 keep = df["sample_id"].astype(str).isin(set(ids))
                 df = df[keep].reset_index(drop=True)
         else:
-            df = pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMNS})
+            df = empty_rows()
         write_parquet(df, self.out / "scores.parquet")
         return df
 

@@ -32,10 +32,10 @@ from .scenes import (
     S1_RATIO_SPAN,
     VIIRS_SCALE,
     WORLDCOVER_NATURALNESS,
-    _fields,
-    _make_scene,
-    _rng,
+    clear_field_cache,
+    make_scene,
     modality_signals,
+    seeded_rng,
 )
 
 DEFAULT_IMPORTANCE = {"s2": 0.4, "s1": 0.3, "esa_wc": 0.2, "viirs": 0.1}
@@ -130,7 +130,7 @@ class _Moments:
 
 def _split_csv(ids: list[str], seed: int) -> tuple[str, dict[str, list[str]]]:
     n = len(ids)
-    order = _rng(seed, 1).permutation(n)
+    order = seeded_rng(seed, 1).permutation(n)
     n_val = max(1, round(0.1 * n)) if n >= 3 else 0
     n_test = max(1, round(0.1 * n)) if n >= 3 else 0
     n_train = n - n_val - n_test
@@ -213,7 +213,7 @@ def generate(
     tags = {"MODALENS_SYNTHETIC": GENERATOR_VERSION}
     for index in tqdm(range(samples), desc="synth", unit="sample", disable=not progress):
         sid = ids[index]
-        scene = _make_scene(seed, index, size, shared)
+        scene = make_scene(seed, index, size, shared)
         z = modality_signals(scene["s2"], scene["s1"], scene["esa_wc"], scene["viirs"])
         zs = np.stack([z[m] for m in MODALITIES])  # [4, H, W]
         noise = scene["noise_rng"].normal(0.0, NOISE_STD, (size, size))
@@ -276,7 +276,7 @@ def generate(
     atomic_write_text(out / "split_IDs.csv", csv_text)
     meta = _metadata(acc, wc_counts, weights, samples, size, seed, shared, ids, parts)
     atomic_write_json(out / "metadata.json", meta)
-    _fields.cache_clear()
+    clear_field_cache()
     return out
 
 

@@ -255,6 +255,11 @@ def _fields(size: int) -> _Fields:
     return _Fields(size)
 
 
+def clear_field_cache() -> None:
+    """Free the cached Fourier filters of the latent fields (after a dataset is written)."""
+    _fields.cache_clear()
+
+
 def _draw_polyline(canvas: np.ndarray, points: np.ndarray, width: float) -> None:
     """Max-paint an anti-aliased polyline of ``width`` px (points [K, 2] as row, col)."""
     size = canvas.shape[0]
@@ -307,13 +312,14 @@ def _seed_seq(seed: int, *key: int) -> np.random.SeedSequence:
     return np.random.SeedSequence(entropy=seed, spawn_key=key)
 
 
-def _rng(seed: int, *key: int) -> np.random.Generator:
+def seeded_rng(seed: int, *key: int) -> np.random.Generator:
+    """A generator seeded by ``seed`` and a spawn key (independent streams per key)."""
     return np.random.Generator(np.random.PCG64(_seed_seq(seed, *key)))
 
 
-def _make_scene(seed: int, index: int, size: int, shared: float) -> dict[str, Any]:
+def make_scene(seed: int, index: int, size: int, shared: float) -> dict[str, Any]:
     """All input rasters of sample ``index`` (independent of importances)."""
-    rngs = [_rng(seed, 0, index, k) for k in range(12)]
+    rngs = [seeded_rng(seed, 0, index, k) for k in range(12)]
     (r_struct, r_n, r_water, r_alt, r_s2, r_s1, r_wc, r_viirs, r_noise, r_geo, r_na, _) = rngs
     fields = _fields(size)
     sf = fields.sf
