@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..tasks.losses import broadcast_mask
 from .registry import Registry
 
 #: ``fn(full [n, d], occluded [n, d], count [n]) -> [n]``, all float64
@@ -91,17 +92,6 @@ def delta(full: Tensor, occluded: Tensor, count: Tensor) -> Tensor:
     return (full - occluded).sum(1) / count
 
 
-def _valid_mask(valid: Tensor, ref: Tensor) -> Tensor | None:
-    """``valid`` ``[n, *S]`` as a mask broadcastable to ``ref`` ``[n, ..., *S]`` (or None).
-
-    The same rule as the task losses' masking (a local copy: the tasks package keeps it
-    private)."""
-    s = tuple(valid.shape[1:])
-    if ref.ndim <= valid.ndim - 1 or tuple(ref.shape[ref.ndim - len(s) :]) != s:
-        return None
-    return valid.reshape(valid.shape[0], *([1] * (ref.ndim - valid.ndim)), *s).bool()
-
-
 def distances(
     full: Tensor, occluded: Tensor, kinds: Sequence[str], valid: Tensor | None = None
 ) -> np.ndarray:
@@ -123,7 +113,7 @@ def distances(
     fns = [DISTANCES.get(k).fn for k in kinds]
     a = full.detach().to(torch.float64).flatten(1)
     b = occluded.detach().to(torch.float64).flatten(1)
-    m = None if valid is None else _valid_mask(valid, full)
+    m = None if valid is None else broadcast_mask(valid, full)
     if m is not None:
         mf = m.expand(full.shape).reshape(full.shape[0], -1).to(torch.float64)
         a = a * mf

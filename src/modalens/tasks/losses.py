@@ -39,9 +39,6 @@ def broadcast_mask(valid: Tensor, ref: Tensor) -> Tensor | None:
     return valid.reshape(valid.shape[0], *([1] * (ref.ndim - valid.ndim)), *s).bool()
 
 
-# the name attribution/distances.py imports until the attribution restructuring replaces it
-_broadcast_mask = broadcast_mask
-
 
 def masked_errors(
     pred: Tensor, target: Tensor, mask: Tensor, absolute: bool = False
