@@ -114,3 +114,16 @@ def batch(b: int = 4, seed: int = 1, prefix: str = "s") -> dict:
         "id": [f"{prefix}{seed}_{i}" for i in range(b)],
         "window": [(0, i, H, H) for i in range(b)],
     }
+
+
+def tiny_config(root: Path, **train: object) -> dict:
+    """A run config of a width-8 depth-2 U-Net trained 2 epochs on 32 px crops (``train``
+    keys override)."""
+    cfg = {
+        "name": "tiny",
+        "data": {"preset": "mapinwild", "root": str(root)},
+        "model": {"base_width": 8, "depth": 2},
+        "train": {"epochs": 2, "batch_size": 2, "lr": 1e-3, "crop_size": 32, "patience": 5},
+    }
+    cfg["train"].update(train)
+    return cfg

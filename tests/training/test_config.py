@@ -6,20 +6,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import tiny_config
 
 from modalens.errors import SpecError
 from modalens.training import RunConfig, build_module, load_config, spec_from_config
-
-
-def tiny_config(root: Path, **train: object) -> dict:
-    cfg = {
-        "name": "tiny",
-        "data": {"preset": "mapinwild", "root": str(root)},
-        "model": {"base_width": 8, "depth": 2},
-        "train": {"epochs": 2, "batch_size": 2, "lr": 1e-3, "crop_size": 32, "patience": 5},
-    }
-    cfg["train"].update(train)
-    return cfg
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from helpers import tiny_config
 
 from modalens.data import presets, synthetic
 from modalens.errors import ModelError, SpecError
@@ -20,17 +21,6 @@ from modalens.training import (
     load_run,
 )
 from modalens.training import test as evaluate
-
-
-def tiny_config(root: Path, **train: object) -> dict:
-    cfg = {
-        "name": "tiny",
-        "data": {"preset": "mapinwild", "root": str(root)},
-        "model": {"base_width": 8, "depth": 2},
-        "train": {"epochs": 2, "batch_size": 2, "lr": 1e-3, "crop_size": 32, "patience": 5},
-    }
-    cfg["train"].update(train)
-    return cfg
 
 
 @pytest.fixture(scope="module")
