@@ -10,7 +10,7 @@ samples over total time, so load from other processes hurts every method alike:
       forward returning the distance to the unoccluded embedding (batch 8);
   (c) modalens fp32 (``attribute``: encoder only, BatchNorm folded, channels-last, batched
       occlusions, ALL computed once);
-  (d) modalens bf16, and its agreement with fp32 (:func:`modalens.occlusion.precision_agreement`).
+  (d) modalens bf16, and its agreement with fp32 (:func:`modalens.attribution.precision_agreement`).
 
 It also times 2048x2048 fp32 matmuls in the same rounds (the reachable peak under the same
 conditions) and reports the FLOP/s that (c) achieves on the forwards it executes (encoder

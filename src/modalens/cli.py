@@ -10,13 +10,9 @@ import argparse
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from . import __version__
-from .attribution.distances import DISTANCES
-from .attribution.levels import LEVELS
-from .attribution.options import AttributionOptions
-from .attribution.strategies import STRATEGIES, paper_strategies
 from .errors import ModalensError, SpecError
 
 
@@ -112,6 +108,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_attribute(args: argparse.Namespace) -> int:
     from .attribution.aggregation import format_summary
+    from .attribution.options import AttributionOptions
     from .attribution.run import attribute_run
 
     options = AttributionOptions(
@@ -138,6 +135,7 @@ def cmd_attribute(args: argparse.Namespace) -> int:
 
 def cmd_maps(args: argparse.Namespace) -> int:
     from .attribution.maps import occlusion_maps
+    from .attribution.options import AttributionOptions
 
     paths = occlusion_maps(
         args.run,
@@ -164,7 +162,74 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------- parser
-def build_parser() -> argparse.ArgumentParser:
+def _attribution_arguments(
+    attribute: argparse.ArgumentParser, maps: argparse.ArgumentParser
+) -> None:
+    """Options of ``attribute`` and ``maps``, whose choices and help come from the strategy,
+    distance and level registries (imported only when one of these commands runs, so other
+    commands and ``modalens --help`` do not load torch)."""
+    from .attribution.distances import DISTANCES
+    from .attribution.levels import LEVELS
+    from .attribution.strategies import STRATEGIES, paper_strategies
+
+    s = attribute
+    s.add_argument("run", help="run folder")
+    s.add_argument("--split", default="test", choices=["train", "val", "test"])
+    s.add_argument(
+        "--strategy",
+        type=_csv,
+        default=list(paper_strategies()),
+        metavar=_names_metavar(STRATEGIES.names()),
+        help="fills of the occluded channels, comma-separated (default: the paper's four "
+        f"{','.join(paper_strategies())}). " + _help(STRATEGIES.describe()),
+    )
+    s.add_argument(
+        "--distance",
+        type=_csv,
+        default=["euclidean"],
+        metavar=_names_metavar(DISTANCES.names()),
+        help="distances, comma-separated (default euclidean). " + _help(DISTANCES.describe()),
+    )
+    s.add_argument(
+        "--level",
+        type=_csv,
+        default=["embedding"],
+        metavar=_names_metavar(LEVELS.names()),
+        help="levels, comma-separated (default embedding). " + _help(LEVELS.describe()),
+    )
+    s.add_argument(
+        "--shapley",
+        action="store_true",
+        help="also Shapley values (exact up to 10 groups, sampled permutations above)",
+    )
+    s.add_argument("--groups", default="modalities", choices=["modalities", "bands"])
+    s.add_argument("--draws", type=int, default=1, help="noise draws per sample")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--batch-size", type=int, default=8)
+    s.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    s.add_argument("--out", help="output folder (default RUN/attribution/<split>)")
+
+    single = STRATEGIES.names(lambda e: not e.needs_batch)
+    s = maps
+    s.add_argument("run", help="run folder")
+    s.add_argument("--ids", type=_csv, help="comma-separated sample ids (default: test split)")
+    s.add_argument("--out", required=True, help="output folder")
+    s.add_argument("--data", help="dataset root (default: the run's)")
+    s.add_argument(
+        "--strategy",
+        type=_csv,
+        default=["zeros"],
+        metavar=_names_metavar(single),
+        help="fills, comma-separated, one map per strategy (default zeros). "
+        + _help(STRATEGIES.describe(lambda e: not e.needs_batch)),
+    )
+    s.add_argument("--tile", type=int, default=256)
+    s.add_argument("--overlap", type=int, default=64)
+
+
+def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentParser:
+    """The argument parser; with ``commands`` only those sub-commands get their full options
+    (the others still parse their name), which keeps start-up fast."""
     p = argparse.ArgumentParser(
         prog="modalens",
         description="Which input modality does my Earth-observation model rely on?",
@@ -243,66 +308,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--overlap", type=int, default=64)
     s.set_defaults(func=cmd_predict)
 
-    s = sub.add_parser("attribute", help="modality occlusion attribution of a trained run")
-    s.add_argument("run", help="run folder")
-    s.add_argument("--split", default="test", choices=["train", "val", "test"])
-    s.add_argument(
-        "--strategy",
-        type=_csv,
-        default=list(paper_strategies()),
-        metavar=_names_metavar(STRATEGIES.names()),
-        help="fills of the occluded channels, comma-separated (default: the paper's four "
-        f"{','.join(paper_strategies())}). " + _help(STRATEGIES.describe()),
-    )
-    s.add_argument(
-        "--distance",
-        type=_csv,
-        default=["euclidean"],
-        metavar=_names_metavar(DISTANCES.names()),
-        help="distances, comma-separated (default euclidean). " + _help(DISTANCES.describe()),
-    )
-    s.add_argument(
-        "--level",
-        type=_csv,
-        default=["embedding"],
-        metavar=_names_metavar(LEVELS.names()),
-        help="levels, comma-separated (default embedding). " + _help(LEVELS.describe()),
-    )
-    s.add_argument(
-        "--shapley",
-        action="store_true",
-        help="also Shapley values (exact up to 10 groups, sampled permutations above)",
-    )
-    s.add_argument("--groups", default="modalities", choices=["modalities", "bands"])
-    s.add_argument("--draws", type=int, default=1, help="noise draws per sample")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--batch-size", type=int, default=8)
-    s.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
-    s.add_argument("--out", help="output folder (default RUN/attribution/<split>)")
-    s.set_defaults(func=cmd_attribute)
-
-    single = STRATEGIES.names(lambda e: not e.needs_batch)
-    s = sub.add_parser("maps", help="per-modality occlusion sensitivity maps as GeoTIFF + PNG")
-    s.add_argument("run", help="run folder")
-    s.add_argument("--ids", type=_csv, help="comma-separated sample ids (default: test split)")
-    s.add_argument("--out", required=True, help="output folder")
-    s.add_argument("--data", help="dataset root (default: the run's)")
-    s.add_argument(
-        "--strategy",
-        type=_csv,
-        default=["zeros"],
-        metavar=_names_metavar(single),
-        help="fills, comma-separated, one map per strategy (default zeros). "
-        + _help(STRATEGIES.describe(lambda e: not e.needs_batch)),
-    )
-    s.add_argument("--tile", type=int, default=256)
-    s.add_argument("--overlap", type=int, default=64)
-    s.set_defaults(func=cmd_maps)
+    attribute = sub.add_parser("attribute", help="modality occlusion attribution of a trained run")
+    attribute.set_defaults(func=cmd_attribute)
+    maps = sub.add_parser("maps", help="per-modality occlusion sensitivity maps as GeoTIFF + PNG")
+    maps.set_defaults(func=cmd_maps)
+    if commands is None or {"attribute", "maps"} & set(commands):
+        _attribution_arguments(attribute, maps)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(commands=[command] if command else [])
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
