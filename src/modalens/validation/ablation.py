@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
 from ..errors import SpecError
 from .agreement import AgreementResult, agreement
@@ -36,6 +35,7 @@ from .settings import (
     plan_note,
     plan_settings,
     read_config,
+    read_saved_config,
     run_config,
 )
 from .table import build_table, write_table
@@ -94,11 +94,8 @@ def _headline(row: Mapping[str, Any], metrics: Sequence[str]) -> str:
 
 
 def _task(run_dir: Path) -> str | None:
-    try:
-        saved = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        return None
-    return saved.get("task") if isinstance(saved, dict) else None
+    saved = read_saved_config(run_dir) or {}
+    return saved.get("task")
 
 
 def ablate(

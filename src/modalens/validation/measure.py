@@ -24,11 +24,11 @@ from typing import Any
 
 import pandas as pd
 import torch
-import yaml
 
 from ..errors import DataError
 from ..models import count_parameters
 from ..training import load_run
+from .settings import read_saved_config
 
 
 def epoch_seconds(run_dir: str | Path) -> tuple[float, int]:
@@ -130,7 +130,7 @@ def measure_run(run_dir: str | Path, split: str = "test", limit: int | None = No
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     run = load_run(run_dir, device=device)
     model = run.model.eval()
-    saved = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+    saved = read_saved_config(run_dir) or {}
     batch_size = int((saved.get("train") or {}).get("batch_size") or 1)
     per_sample, timed = inference_seconds(
         model, run.dataset(split), batch_size, device, limit=limit

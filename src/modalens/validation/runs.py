@@ -32,14 +32,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
 from ..errors import ModalensError, ModelError, SpecError
 from ..fingerprint import differences
 from ..io import atomic_write_json
 from ..training import fit, test
 from .measure import measure_run
-from .settings import Setting
+from .settings import Setting, read_saved_config
 
 #: columns of a metrics table that are not metrics
 NOT_METRICS = ("id", "n", "loss")
@@ -76,24 +75,13 @@ def is_finished(run_dir: Path, split: str = "test") -> bool:
     ).is_file()
 
 
-def _read_saved(run_dir: Path) -> dict[str, Any] | None:
-    path = run_dir / "config.yaml"
-    if not path.is_file():
-        return None
-    try:
-        saved = yaml.safe_load(path.read_text())
-    except yaml.YAMLError:
-        return None
-    return saved if isinstance(saved, dict) else None
-
-
 def check_folder(run_dir: Path, setting: Setting, seed: int) -> None:
     """Refuse a run folder whose saved config is another setting's or another seed's.
 
     Raises:
         SpecError: ``use``, ``drop`` or ``train.seed`` of ``config.yaml`` differ.
     """
-    saved = _read_saved(run_dir)
+    saved = read_saved_config(run_dir)
     if saved is None:
         return  # nothing saved yet: fit decides (it restarts such a folder)
     use = saved.get("use")

@@ -176,6 +176,21 @@ def _read_yaml(path: Path, what: str, where: str) -> Any:
         ) from None
 
 
+#: libyaml's loader when PyYAML was built with it (several times faster), else the pure one
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def read_saved_config(run_dir: str | Path) -> dict[str, Any] | None:
+    """The resolved config a run folder was trained with (its ``config.yaml``), or None when
+    the folder has none or it cannot be read."""
+    path = Path(run_dir) / "config.yaml"
+    try:
+        saved = yaml.load(path.read_text(), Loader=_LOADER)
+    except (OSError, yaml.YAMLError):
+        return None
+    return saved if isinstance(saved, dict) else None
+
+
 def _absolute(path: Any, base: Path) -> str:
     p = Path(str(path)).expanduser()
     return str(p if p.is_absolute() else (base / p).resolve())
