@@ -3,22 +3,43 @@
 The dataset has 10 synthetic 32x32 scenes split 5 / 1 / 4 (four test samples, so that the
 bootstrap over test samples has something to resample); runs are width-4 depth-2 U-Nets trained
 for one epoch. The 4-modality ablation is trained once per session and only read by the tests
-that share it (tests that change an ablation copy it or make their own).
+that share it (tests that change an ablation copy it or make their own). Everything here runs
+on one torch thread (restored afterwards): these models are far too small to gain from more,
+and on a busy machine a stalled second thread slows every step.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from modalens.data import synthetic
 from modalens.validation import AblationResult, ablate
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """Every validation test on one torch thread."""
+    with _one_thread():
+        yield
 
 
 def _split(root: Path, n_train: int, n_val: int, n_test: int) -> None:
@@ -75,4 +96,5 @@ def ablation(
 ) -> AblationResult:
     """The 4-modality ablation (9 runs, seed 0) of the tiny dataset; read it, do not change it."""
     out = tmp_path_factory.mktemp("ablation") / "abl"
-    return ablate(base_config, out, seeds=(0,), progress=False)
+    with _one_thread():
+        return ablate(base_config, out, seeds=(0,), progress=False)
