@@ -139,7 +139,7 @@ def cmd_maps(args: argparse.Namespace) -> int:
 
 
 def cmd_ablate(args: argparse.Namespace) -> int:
-    from .validation import ablate
+    from .validation import ablate, format_agreement
 
     overrides = {"data": {"root": args.root}} if args.root else None
     result = ablate(
@@ -154,6 +154,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     print(result.table_md.read_text().rstrip())
     print(f"wrote {result.table_csv} and {result.table_md}")
     if result.agreement is not None:
+        print(format_agreement(result.agreement.table))
         print(f"wrote {', '.join(str(p) for p in result.agreement.paths.values())}")
     return 0
 

@@ -55,6 +55,7 @@ class AblationResult:
         task: the task of the runs (``regression``, ``segmentation``, ``classification``).
         metrics: the metric columns of the table.
         agreement: the agreement result when asked for (``attribute=True``).
+        statuses: how many runs were ``trained``, ``resumed`` or ``skipped`` in this call.
     """
 
     out: Path
@@ -79,7 +80,15 @@ class AblationResult:
         return self.out / "table1.md"
 
     def run_dir(self, setting: str, seed: int = 0) -> Path:
-        """The run folder of a setting name (``all``, ``single-s1``...) and seed."""
+        """The run folder of a setting.
+
+        Args:
+            setting: the setting name (``all``, ``single-s1``, ``leaveout-s1``...).
+            seed: the seed.
+
+        Returns:
+            ``OUT/runs/<setting>-seed<seed>``.
+        """
         return self.out / "runs" / f"{setting}-seed{seed}"
 
 

@@ -390,7 +390,14 @@ def agreement(
 
 
 def format_agreement(table: pd.DataFrame) -> str:
-    """Plain-text lines of an agreement table: one per deviation kind and block."""
+    """Plain-text lines of an agreement table: one per deviation kind and block.
+
+    Args:
+        table: :attr:`AgreementResult.table` (or ``agreement.csv`` read back).
+
+    Returns:
+        The lines, joined, with a closing line on modalities, samples, metric and draws.
+    """
     if len(table) == 0:
         return "(no agreement rows)"
 
@@ -404,7 +411,7 @@ def format_agreement(table: pd.DataFrame) -> str:
     for _, row in table.iterrows():
         block = f"{row['method']}/{row['level']}/{row['distance']}/{row['strategy']}"
         lines.append(
-            f"{row['deviation']:<13} {block:<36} " + "  ".join(stat(row, n, s) for n, s in symbols)
+            f"{row['deviation']:<13} {block:<38} " + "  ".join(stat(row, n, s) for n, s in symbols)
         )
     first = table.iloc[0]
     lines.append(

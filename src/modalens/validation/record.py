@@ -27,6 +27,13 @@ VERSION = 1
 def read_record(out: str | Path) -> dict[str, Any]:
     """The record of an ablation folder.
 
+    Args:
+        out: the ablation folder.
+
+    Returns:
+        The parsed ``ablation.json`` (``config``, ``modalities``, ``seeds``, ``task``,
+        ``metrics``).
+
     Raises:
         DataError: ``out`` has no readable ``ablation.json``.
     """
@@ -99,7 +106,19 @@ def write_record(
     metrics: Sequence[str] | None = None,
 ) -> Path:
     """Write (or update) ``ablation.json``; seeds accumulate over calls, a known task and
-    metric list are kept when not given."""
+    metric list are kept when not given.
+
+    Args:
+        out: the ablation folder.
+        config: the base config (:func:`~.settings.read_config`).
+        modalities: the modalities ablated.
+        seeds: the seeds of this call.
+        task: the runs' task, when known.
+        metrics: the metric columns of Table I, when known.
+
+    Returns:
+        The path of ``ablation.json``.
+    """
     out = Path(out)
     old: dict[str, Any] = {}
     if (out / RECORD).is_file():

@@ -69,7 +69,15 @@ class RunRecord:
 
 
 def is_finished(run_dir: Path, split: str = "test") -> bool:
-    """A run folder with a best checkpoint and a test metrics table."""
+    """Whether a run folder is finished for the ablation.
+
+    Args:
+        run_dir: the run folder.
+        split: the split tested.
+
+    Returns:
+        True when it holds ``checkpoints/best.ckpt`` and ``metrics_<split>.csv``.
+    """
     return (run_dir / "checkpoints" / "best.ckpt").is_file() and (
         run_dir / f"metrics_{split}.csv"
     ).is_file()
@@ -77,6 +85,11 @@ def is_finished(run_dir: Path, split: str = "test") -> bool:
 
 def check_folder(run_dir: Path, setting: Setting, seed: int) -> None:
     """Refuse a run folder whose saved config is another setting's or another seed's.
+
+    Args:
+        run_dir: the run folder (a folder without ``config.yaml`` passes).
+        setting: the setting it should hold.
+        seed: the seed it should hold.
 
     Raises:
         SpecError: ``use``, ``drop`` or ``train.seed`` of ``config.yaml`` differ.
@@ -133,14 +146,32 @@ def _cached_row(path: Path, sources: Mapping[str, Any], limit: int | None) -> di
 
 
 def metric_columns(table: pd.DataFrame) -> list[str]:
-    """The metric columns of a ``metrics_<split>.csv`` table (everything but id, n, loss)."""
+    """The metric columns of a test table.
+
+    Args:
+        table: a ``metrics_<split>.csv`` table.
+
+    Returns:
+        Its columns but ``id``, ``n`` and ``loss``, in order.
+    """
     return [c for c in table.columns if c not in NOT_METRICS]
 
 
 def table_row(
     setting: Setting, seed: int, run_dir: Path, metrics: pd.DataFrame, cost: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """The Table I row of one run from its test table and cost figures."""
+    """The Table I row of one run.
+
+    Args:
+        setting: the run's setting.
+        seed: its seed.
+        run_dir: its folder.
+        metrics: its test table (pooled ``id == "all"`` row first).
+        cost: :func:`~.measure.measure_run`'s figures.
+
+    Returns:
+        The row (columns of :mod:`.table`).
+    """
     pooled = metrics[metrics["id"].astype(str) == "all"]
     values = pooled.iloc[0] if len(pooled) else pd.Series(dtype=float)
     row: dict[str, Any] = {

@@ -67,7 +67,14 @@ class Setting:
         return f"{'single' if self.kind == 'single' else 'leave-out'} {self.modality}"
 
     def run_name(self, seed: int) -> str:
-        """The run folder's name: ``<name>-seed<seed>``."""
+        """The run folder's name.
+
+        Args:
+            seed: the run's seed.
+
+        Returns:
+            ``<name>-seed<seed>``.
+        """
         return f"{self.name}-seed{seed}"
 
 
@@ -102,8 +109,16 @@ def plan_settings(modalities: Sequence[str]) -> list[Setting]:
 
 
 def leave_one_out(settings: Sequence[Setting], modality: str) -> Setting | None:
-    """The trained setting whose modalities are all but ``modality`` (with two modalities:
-    the other one's single-modality setting); None when there is none."""
+    """The trained setting that leaves ``modality`` out.
+
+    Args:
+        settings: the plan (:func:`plan_settings`).
+        modality: the modality left out.
+
+    Returns:
+        The setting using every other modality (with two modalities: the other one's
+        single-modality setting); None when there is none.
+    """
     everything = next((s.use for s in settings if s.kind == "all"), ())
     wanted = {m for m in everything if m != modality}
     if not wanted or modality not in everything:
@@ -112,7 +127,14 @@ def leave_one_out(settings: Sequence[Setting], modality: str) -> Setting | None:
 
 
 def plan_note(modalities: Sequence[str]) -> str | None:
-    """A sentence on a plan that is not the full 1 + 2N runs (one or two modalities)."""
+    """A sentence on a plan that is not the full 1 + 2N runs.
+
+    Args:
+        modalities: the modalities ablated.
+
+    Returns:
+        The note for one or two modalities, else None.
+    """
     if len(modalities) == 1:
         return f"one modality ({modalities[0]}): only the all-modality run is trained"
     if len(modalities) == 2:
@@ -126,6 +148,12 @@ def plan_note(modalities: Sequence[str]) -> str | None:
 
 def parse_seeds(seeds: str | int | Sequence[int]) -> tuple[int, ...]:
     """Seeds from ``"0,1,2"``, an int or a sequence; repeats are dropped, order kept.
+
+    Args:
+        seeds: the seeds as given (CLI text, an int or a sequence).
+
+    Returns:
+        The seeds as a tuple of ints.
 
     Raises:
         SpecError: a seed that is not an integer >= 0, or no seed at all.
@@ -181,8 +209,14 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def read_saved_config(run_dir: str | Path) -> dict[str, Any] | None:
-    """The resolved config a run folder was trained with (its ``config.yaml``), or None when
-    the folder has none or it cannot be read."""
+    """The resolved config a run folder was trained with.
+
+    Args:
+        run_dir: the run folder.
+
+    Returns:
+        Its ``config.yaml`` as a dict, or None when it is missing or unreadable.
+    """
     path = Path(run_dir) / "config.yaml"
     try:
         saved = yaml.load(path.read_text(), Loader=_LOADER)
@@ -296,8 +330,15 @@ def config_modalities(cfg: Mapping[str, Any], source: str | None = None) -> list
 
 
 def run_config(cfg: Mapping[str, Any], setting: Setting, seed: int) -> dict[str, Any]:
-    """The config of one run: ``cfg`` with the setting's ``use``, no ``drop`` and
-    ``train.seed = seed`` (nothing else changes).
+    """The config of one run (nothing but ``use``, ``drop`` and ``train.seed`` changes).
+
+    Args:
+        cfg: the base config (:func:`read_config`).
+        setting: the setting.
+        seed: the seed.
+
+    Returns:
+        A copy of ``cfg`` with the setting's ``use``, no ``drop`` and ``train.seed = seed``.
 
     Raises:
         SpecError: ``train`` is given but is not a mapping.

@@ -94,7 +94,7 @@ def build_table(
 def _number(value: Any, digits: int = 3) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "-"
-    return f"{value:.{digits}g}" if abs(value) < 1e4 else f"{value:,.0f}"
+    return f"{value:.{digits}g}" if abs(value) < 100 else f"{value:,.0f}"
 
 
 def _cell(row: pd.Series, col: str, scale: float = 1.0, digits: int = 3) -> str:
@@ -160,6 +160,12 @@ def write_table(
     table: pd.DataFrame, out: str | Path, metrics: Sequence[str], note: str | None = None
 ) -> tuple[Path, Path]:
     """Write ``table1.csv`` and ``table1.md`` into ``out`` atomically.
+
+    Args:
+        table: from :func:`build_table`.
+        out: the ablation folder.
+        metrics: the metric columns shown in Markdown.
+        note: a sentence under the Markdown table.
 
     Returns:
         ``(csv path, markdown path)``.
