@@ -152,6 +152,44 @@ def cmd_maps(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ablate(args: argparse.Namespace) -> int:
+    from .validation import ablate, format_agreement
+
+    overrides = {"data": {"root": args.root}} if args.root else None
+    result = ablate(
+        args.config,
+        args.out,
+        seeds=args.seeds,
+        overrides=overrides,
+        progress=not args.quiet,
+        attribute=args.attribute,
+        timing_samples=args.timing_samples,
+    )
+    print(result.table_md.read_text().rstrip())
+    print(f"wrote {result.table_csv} and {result.table_md}")
+    if result.agreement is not None:
+        print(format_agreement(result.agreement.table))
+        print(f"wrote {', '.join(str(p) for p in result.agreement.paths.values())}")
+    return 0
+
+
+def cmd_agreement(args: argparse.Namespace) -> int:
+    from .validation import agreement, format_agreement
+
+    result = agreement(
+        args.dir,
+        attributions=args.attribution,
+        seeds=args.seeds,
+        metric=args.metric,
+        n_boot=args.boot,
+        seed=args.seed,
+        progress=not args.quiet,
+    )
+    print(format_agreement(result.table))
+    print(f"wrote {', '.join(str(p) for p in result.paths.values())}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -314,6 +352,38 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
     maps.set_defaults(func=cmd_maps)
     if commands is None or {"attribute", "maps"} & set(commands):
         _attribution_arguments(attribute, maps)
+
+    s = sub.add_parser(
+        "ablate", help="Table I: train all, single- and leave-one-out-modality runs (resumable)"
+    )
+    s.add_argument("--config", required=True, help="base run config YAML (see configs/)")
+    s.add_argument("--out", required=True, help="ablation folder (a rerun continues it)")
+    s.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2 (default 0)")
+    s.add_argument("--root", help="override the dataset root of the config")
+    s.add_argument(
+        "--attribute",
+        action="store_true",
+        help="then compute the agreement with occlusion influence (as modalens agreement)",
+    )
+    s.add_argument(
+        "--timing-samples", type=int, help="time inference on this many test samples (all)"
+    )
+    s.set_defaults(func=cmd_ablate)
+
+    s = sub.add_parser(
+        "agreement", help="Fig. 5: ablation deviations vs occlusion influence, rank correlations"
+    )
+    s.add_argument("dir", help="ablation folder (modalens ablate --out)")
+    s.add_argument(
+        "--attribution",
+        action="append",
+        help="attribute output folder of the all-modality run (default: attributed as needed)",
+    )
+    s.add_argument("--seeds", help="comma-separated seeds (default: every finished seed)")
+    s.add_argument("--metric", help="per-sample metric of metrics_test.csv (default mae)")
+    s.add_argument("--boot", type=int, default=1000, help="bootstrap draws (default 1000)")
+    s.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    s.set_defaults(func=cmd_agreement)
     return p
 
 

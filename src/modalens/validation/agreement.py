@@ -1,0 +1,421 @@
+"""Agreement of ablation and occlusion: the paper's Fig. 5 and its claim, quantified.
+
+The paper compares, per modality, the *relative performance deviation* ``|MAE_all - MAE_single|``
+(Table I) with the dataset-level occlusion influence of the all-modality model and reports a
+"high degree of agreement". :func:`agreement` measures it, for two deviations:
+
+- ``single``: ``|metric_all - metric_single(m)|`` (the paper's);
+- ``leave_one_out``: ``|metric_all - metric_leave-one-out(m)|`` (with two modalities the
+  leave-one-out run of ``m`` is the other modality's single run);
+
+against the influence of every (method, level, distance, strategy) block of the all-modality
+run's attribution scores (the group ``ALL`` left out). Per pair it reports Spearman's rho,
+Kendall's tau-b and Pearson's r of the normalised values (each vector divided by its sum; r is
+unchanged by that), over the modalities, with percentile bootstrap intervals over test samples:
+each draw resamples the test samples once, recomputes every run's metric from the per-sample
+rows of its ``metrics_test.csv`` (weighted by the valid count ``n``; ``rmse`` as the root of the
+weighted mean square, so mae, rmse, loss and pixel accuracy equal their pooled values) and the
+influences as means of the per-sample scores of the same samples.
+
+Reading the sign: a modality whose single-modality run comes close to the all-modality run
+(small ``single`` deviation) carries much of the information, while one whose removal hurts
+(large ``leave_one_out`` deviation) is needed. If influence measures importance, it should
+therefore correlate *negatively* with the ``single`` deviation and *positively* with the
+``leave_one_out`` one. The paper sets the single-modality deviation beside the influence as if
+larger meant more important; the table reports the correlations as computed, sign included.
+
+With several seeds the metric of a setting is the mean over seeds (as in Table I's mean rows),
+and the influence the mean over the seeds' all-modality runs. Written into the ablation folder:
+``agreement.csv`` (one row per deviation x block), ``agreement_values.csv`` (per modality: the
+deviation, the influence, their shares and share intervals) and ``agreement.png`` / ``.svg``
+(:func:`~.figures.agreement_figure`).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..attribution import attribute_run
+from ..errors import DataError, SpecError
+from ..io import atomic_path
+from .correlation import kendall, pearson, shares, spearman
+from .figures import agreement_figure
+from .record import read_record
+from .runs import NOT_METRICS
+from .settings import Setting, leave_one_out, parse_seeds, plan_settings
+
+#: the paper's occlusion strategies and the levels attributed when no attribution exists
+PAPER_STRATEGIES = ("zeros", "ones", "uniform", "gaussian")
+PAPER_LEVELS = ("embedding", "output")
+BLOCK = ["method", "level", "distance", "strategy"]
+DEVIATIONS = ("single", "leave_one_out")
+STATISTICS = {"spearman": spearman, "kendall": kendall, "pearson": pearson}
+COLUMNS = [
+    "deviation",
+    "metric",
+    *BLOCK,
+    "n_modalities",
+    "n_samples",
+    "n_seeds",
+    *[f"{s}{suffix}" for s in STATISTICS for suffix in ("", "_low", "_high")],
+    "n_boot",
+]
+ALL_GROUP = "ALL"
+
+
+@dataclass
+class AgreementResult:
+    """The outcome of :func:`agreement`.
+
+    Attributes:
+        table: one row per deviation kind x block (``agreement.csv``).
+        values: per deviation kind, block and modality: ``deviation``, ``influence``,
+            their shares and share intervals (``agreement_values.csv``).
+        metric: the metric the deviations are computed from.
+        n_samples: test samples used.
+        seeds: seeds used.
+        paths: the files written.
+    """
+
+    table: pd.DataFrame
+    values: pd.DataFrame
+    metric: str
+    n_samples: int
+    seeds: tuple[int, ...]
+    paths: dict[str, Path] = field(default_factory=dict)
+
+
+def _per_sample(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise DataError(
+            "an ablation run is not finished (no metrics_test.csv)",
+            str(path.parent),
+            "rerun modalens ablate with the same arguments",
+        )
+    table = pd.read_csv(path, dtype={"id": str})
+    return table[table["id"] != "all"].reset_index(drop=True)
+
+
+def _choose_metric(table: pd.DataFrame, metric: str | None, where: Path) -> str:
+    usable = [
+        c
+        for c in table.columns
+        if c not in ("id", "n") and pd.to_numeric(table[c], errors="coerce").notna().any()
+    ]
+    if metric is None:
+        metrics = [c for c in usable if c not in NOT_METRICS]
+        return "mae" if "mae" in metrics else (metrics[0] if metrics else "loss")
+    if metric not in usable:
+        raise SpecError(
+            f"metric {metric!r} has no per-sample values",
+            str(where),
+            f"choose one of {', '.join(usable)}",
+        )
+    return metric
+
+
+def aggregate(values: np.ndarray, weights: np.ndarray, idx: np.ndarray, metric: str) -> np.ndarray:
+    """A run's metric over resampled test samples.
+
+    Args:
+        values: per-sample metric ``[n]``.
+        weights: per-sample valid counts ``[n]``.
+        idx: sample indices ``[B, n]`` (one resample per row).
+        metric: its name (``rmse`` is pooled as a root mean square).
+
+    Returns:
+        ``[B]`` metric values (NaN where no sample has weight).
+    """
+    v = np.asarray(values, dtype=np.float64)[idx]
+    w = np.asarray(weights, dtype=np.float64)[idx]
+    ok = np.isfinite(v) & (w > 0)
+    w = np.where(ok, w, 0.0)
+    v = np.where(ok, v, 0.0)
+    if metric == "rmse":
+        v = v * v
+    total = w.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(total > 0, (w * v).sum(axis=-1) / np.where(total > 0, total, 1.0), np.nan)
+    return np.sqrt(out) if metric == "rmse" else out
+
+
+def _load_scores(source: str | Path | pd.DataFrame) -> pd.DataFrame:
+    if isinstance(source, pd.DataFrame):
+        return source
+    path = Path(source)
+    file = path / "scores.parquet" if path.is_dir() else path
+    if not file.is_file():
+        raise DataError(
+            "attribution scores not found",
+            str(file),
+            "give an attribute output folder (with scores.parquet) or its scores.parquet",
+        )
+    return pd.read_parquet(file) if file.suffix == ".parquet" else pd.read_csv(file)
+
+
+def _seed_scores(out: Path, seed: int, progress: bool) -> pd.DataFrame:
+    run = out / "runs" / f"all-seed{seed}"
+    existing = run / "attribution" / "test" / "scores.parquet"
+    if existing.is_file():
+        return pd.read_parquet(existing)
+    scores, _ = attribute_run(
+        run,
+        split="test",
+        strategies=PAPER_STRATEGIES,
+        distances=("euclidean",),
+        levels=PAPER_LEVELS,
+        progress=progress,
+    )
+    return scores
+
+
+def _influences(scores: pd.DataFrame, modalities: Sequence[str]) -> dict[tuple, pd.DataFrame]:
+    need = {"sample_id", "group", "value", *BLOCK}
+    missing = sorted(need - set(scores.columns))
+    if missing:
+        raise DataError(
+            f"attribution scores lack columns {missing}",
+            "scores",
+            "pass the scores table attribute_run wrote",
+        )
+    s = scores[scores["group"].astype(str) != ALL_GROUP].copy()
+    s["sample_id"] = s["sample_id"].astype(str)
+    s["group"] = s["group"].astype(str)
+    mean = s.groupby([*BLOCK, "sample_id", "group"], sort=False)["value"].mean()
+    out: dict[tuple, pd.DataFrame] = {}
+    for key, block in mean.groupby(level=list(range(len(BLOCK))), sort=False):
+        wide = block.droplevel(list(range(len(BLOCK)))).unstack("group")
+        if set(wide.columns) != set(modalities):
+            continue  # band groups or another group set: not comparable with the ablation
+        out[tuple(key)] = wide[list(modalities)].dropna()
+    return out
+
+
+def _interval(draws: np.ndarray, ci: float) -> tuple[float, float]:
+    finite = draws[np.isfinite(draws)]
+    if finite.size == 0:
+        return math.nan, math.nan
+    lo, hi = np.quantile(finite, [(1 - ci) / 2, 1 - (1 - ci) / 2])
+    return float(lo), float(hi)
+
+
+def _finished_seeds(out: Path, record: dict, settings: list[Setting]) -> list[int]:
+    return [
+        int(k)
+        for k in record.get("seeds", [])
+        if all((out / "runs" / s.run_name(int(k)) / "metrics_test.csv").is_file() for s in settings)
+    ]
+
+
+def agreement(
+    ablation_dir: str | Path,
+    attributions: Sequence[str | Path | pd.DataFrame] | None = None,
+    *,
+    seeds: str | Sequence[int] | None = None,
+    metric: str | None = None,
+    n_boot: int = 1000,
+    ci: float = 0.95,
+    seed: int = 0,
+    figure: bool = True,
+    progress: bool = True,
+) -> AgreementResult:
+    """Agreement of the ablation's performance deviations with the occlusion influence.
+
+    Args:
+        ablation_dir: the folder :func:`~.ablation.ablate` wrote.
+        attributions: score tables of the all-modality run(s): ``attribute`` output folders,
+            ``scores.parquet`` files or DataFrames (averaged per sample). Default: each seed's
+            ``runs/all-seed<k>/attribution/test``, attributed first (the paper's four strategies
+            at embedding and output level, euclidean distance) when missing.
+        seeds: the seeds used, e.g. ``(0, 1)`` or ``"0,1"`` (default: every seed whose runs
+            are all finished).
+        metric: the per-sample metric of ``metrics_test.csv`` the deviations use (default:
+            ``mae`` when present, else the task's first metric).
+        n_boot: bootstrap resamples of the test samples (0: no intervals).
+        ci: interval coverage.
+        seed: the bootstrap's random seed.
+        figure: also draw ``agreement.png`` and ``agreement.svg``.
+        progress: show the attribution's progress.
+
+    Returns:
+        The :class:`AgreementResult` (its files are in ``ablation_dir``).
+
+    Raises:
+        DataError: not an ablation folder, fewer than two modalities, unfinished runs, no
+            comparable scores or no common test samples.
+        SpecError: a metric without per-sample values, or a seed the ablation has not run.
+    """
+    out = Path(ablation_dir)
+    record = read_record(out)
+    modalities = [str(m) for m in record["modalities"]]
+    if len(modalities) < 2:
+        raise DataError(
+            f"agreement needs at least 2 modalities, the ablation has {len(modalities)}",
+            str(out),
+            "ablate a config that uses several modalities",
+        )
+    settings = plan_settings(modalities)
+    if seeds is None:
+        used = _finished_seeds(out, record, settings)
+        if not used:
+            raise DataError(
+                "no seed of the ablation has all its runs finished",
+                str(out),
+                "rerun modalens ablate with the same arguments",
+            )
+    else:
+        used = list(parse_seeds(seeds))
+        unknown = [k for k in used if k not in [int(s) for s in record.get("seeds", [])]]
+        if unknown:
+            raise SpecError(
+                f"the ablation has no runs of seed(s) {unknown}",
+                str(out),
+                f"choose from {record.get('seeds')}",
+            )
+    tables = {
+        (s.name, k): _per_sample(out / "runs" / s.run_name(k) / "metrics_test.csv")
+        for k in used
+        for s in settings
+    }
+    first_path = out / "runs" / settings[0].run_name(used[0]) / "metrics_test.csv"
+    metric = _choose_metric(tables[(settings[0].name, used[0])], metric, first_path)
+    sources = attributions if attributions is not None else None
+    frames = (
+        [_load_scores(a) for a in sources]
+        if sources is not None
+        else [_seed_scores(out, k, progress) for k in used]
+    )
+    blocks = _influences(pd.concat(frames, ignore_index=True), modalities)
+    if not blocks:
+        raise DataError(
+            f"the attribution scores have no block whose groups are the modalities {modalities}",
+            "scores",
+            "attribute the all-modality run with --groups modalities",
+        )
+    ids = set.intersection(*[set(t["id"]) for t in tables.values()])
+    for wide in blocks.values():
+        ids &= set(wide.index)
+    ids_sorted = sorted(ids)
+    n = len(ids_sorted)
+    if n == 0:
+        raise DataError(
+            "the runs and the attribution share no test sample",
+            str(out),
+            "attribute the all-modality run on the test split",
+        )
+    rng = np.random.default_rng(seed)
+    boot = n_boot > 0 and n >= 2
+    idx = rng.integers(0, n, size=(n_boot, n)) if boot else np.zeros((0, n), dtype=int)
+    idx = np.concatenate([np.arange(n)[None], idx])  # row 0: the point estimate
+
+    def setting_metric(name: str) -> np.ndarray:
+        per_seed = []
+        for k in used:
+            t = tables[(name, k)].set_index("id").loc[ids_sorted]
+            v = pd.to_numeric(t[metric], errors="coerce").to_numpy()
+            w = pd.to_numeric(t["n"], errors="coerce").fillna(0).to_numpy()
+            per_seed.append(aggregate(v, w, idx, metric))
+        return np.mean(per_seed, axis=0)
+
+    reference = setting_metric("all")
+    deviations: dict[str, np.ndarray] = {}
+    for kind in DEVIATIONS:
+        cols = []
+        for m in modalities:
+            s = (
+                next(x for x in settings if x.kind == "single" and x.modality == m)
+                if kind == "single"
+                else leave_one_out(settings, m)
+            )
+            missing = np.full(len(idx), np.nan)
+            cols.append(np.abs(reference - setting_metric(s.name)) if s else missing)
+        deviations[kind] = np.stack(cols, axis=-1)  # [1 + B, N]
+
+    rows: list[dict[str, Any]] = []
+    value_rows: list[dict[str, Any]] = []
+    for key, wide in blocks.items():
+        infl = wide.loc[ids_sorted].to_numpy(dtype=np.float64)[idx].mean(axis=1)  # [1 + B, N]
+        for kind, dev in deviations.items():
+            row: dict[str, Any] = {"deviation": kind, "metric": metric}
+            row.update(dict(zip(BLOCK, key, strict=True)))
+            row.update({"n_modalities": len(modalities), "n_samples": n, "n_seeds": len(used)})
+            for name, fn in STATISTICS.items():
+                values = fn(shares(dev), shares(infl))
+                lo, hi = _interval(values[1:], ci) if boot else (math.nan, math.nan)
+                row.update({name: float(values[0]), f"{name}_low": lo, f"{name}_high": hi})
+            row["n_boot"] = int(n_boot) if boot else 0
+            rows.append(row)
+            dev_sh, infl_sh = shares(dev), shares(infl)
+            for j, m in enumerate(modalities):
+                d_lo, d_hi = _interval(dev_sh[1:, j], ci) if boot else (math.nan, math.nan)
+                i_lo, i_hi = _interval(infl_sh[1:, j], ci) if boot else (math.nan, math.nan)
+                value_rows.append(
+                    {
+                        "deviation": kind,
+                        "metric": metric,
+                        **dict(zip(BLOCK, key, strict=True)),
+                        "modality": m,
+                        "deviation_value": float(dev[0, j]),
+                        "influence": float(infl[0, j]),
+                        "deviation_share": float(dev_sh[0, j]),
+                        "deviation_share_low": d_lo,
+                        "deviation_share_high": d_hi,
+                        "influence_share": float(infl_sh[0, j]),
+                        "influence_share_low": i_lo,
+                        "influence_share_high": i_hi,
+                    }
+                )
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    values_table = pd.DataFrame(value_rows)
+    paths = {"csv": out / "agreement.csv", "values": out / "agreement_values.csv"}
+    for name, frame in (("csv", table), ("values", values_table)):
+        with atomic_path(paths[name]) as tmp:
+            frame.to_csv(tmp, index=False)
+    if figure:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for suffix in ("png", "svg"):
+                paths[suffix] = agreement_figure(
+                    values_table, table, out / f"agreement.{suffix}", n_samples=n, seeds=used
+                )
+    return AgreementResult(table, values_table, metric, n, tuple(used), paths)
+
+
+def format_agreement(table: pd.DataFrame) -> str:
+    """Plain-text lines of an agreement table: one per deviation kind and block.
+
+    Args:
+        table: :attr:`AgreementResult.table` (or ``agreement.csv`` read back).
+
+    Returns:
+        The lines, joined, with a closing line on modalities, samples, metric and draws.
+    """
+    if len(table) == 0:
+        return "(no agreement rows)"
+
+    def stat(row: pd.Series, name: str, symbol: str) -> str:
+        v, lo, hi = row[name], row[f"{name}_low"], row[f"{name}_high"]
+        text = f"{symbol} {v:+.2f}" if pd.notna(v) else f"{symbol}   n/a"
+        return text + (f" [{lo:+.2f}, {hi:+.2f}]" if pd.notna(lo) else "")
+
+    symbols = (("spearman", "rho"), ("kendall", "tau"), ("pearson", "r"))
+    lines = []
+    for _, row in table.iterrows():
+        block = f"{row['method']}/{row['level']}/{row['distance']}/{row['strategy']}"
+        lines.append(
+            f"{row['deviation']:<13} {block:<38} " + "  ".join(stat(row, n, s) for n, s in symbols)
+        )
+    first = table.iloc[0]
+    lines.append(
+        f"({int(first['n_modalities'])} modalities, {int(first['n_samples'])} test samples, "
+        f"metric {first['metric']}, {int(first['n_boot'])} bootstrap draws)"
+    )
+    return "\n".join(lines)

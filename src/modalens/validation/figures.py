@@ -1,0 +1,134 @@
+"""The agreement figure, like the paper's Fig. 5: deviation and influence side by side.
+
+:func:`agreement_figure` draws one panel per deviation kind (single-modality runs, leave-one-out
+runs). In each, every modality gets a group of bars: its share of the total performance
+deviation and its share of the total occlusion influence for each level of the chosen block
+(occlusion method, euclidean distance, ``zeros`` strategy -- the paper's -- when present, else
+the first of each), with the bootstrap intervals of the shares as error bars and Spearman's rho
+in the legend. Colours are the Okabe-Ito palette (distinguishable with the common colour-vision
+deficiencies); figures go through :func:`modalens.plotting.pyplot` and
+:func:`~modalens.plotting.save_figure`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError
+from ..plotting import pyplot, save_figure
+
+#: Okabe-Ito colours: vermillion for the deviation, then orange, blue, bluish green, sky blue,
+#: reddish purple for the influence bars
+DEVIATION_COLOUR = "#D55E00"
+INFLUENCE_COLOURS = ("#E69F00", "#0072B2", "#009E73", "#56B4E9", "#CC79A7")
+TITLES = {"single": "single-modality runs", "leave_one_out": "leave-one-out runs"}
+
+
+def _prefer(values: Sequence[str], preferred: str) -> str:
+    return preferred if preferred in values else values[0]
+
+
+def _errors(frame: pd.DataFrame, prefix: str) -> np.ndarray | None:
+    lo, hi, mid = (
+        frame[f"{prefix}_low"].to_numpy(float),
+        frame[f"{prefix}_high"].to_numpy(float),
+        frame[prefix].to_numpy(float),
+    )
+    if not np.isfinite(lo).any():
+        return None
+    return np.vstack([np.clip(mid - lo, 0, None), np.clip(hi - mid, 0, None)])
+
+
+def agreement_figure(
+    values: pd.DataFrame,
+    table: pd.DataFrame,
+    path: str | Path,
+    *,
+    n_samples: int,
+    seeds: Sequence[int] = (),
+) -> Path:
+    """Draw the agreement figure (see the module docstring) and write it to ``path``.
+
+    Args:
+        values: per-modality rows of :func:`~.agreement.agreement` (``agreement_values.csv``).
+        table: its statistics (``agreement.csv``), for rho in the legend.
+        path: output file; the suffix picks the format (``.png``, ``.svg``).
+        n_samples: test samples behind the numbers (in the title).
+        seeds: seeds behind the numbers (in the title).
+
+    Returns:
+        ``path``.
+
+    Raises:
+        DataError: ``values`` is empty.
+    """
+    if len(values) == 0:
+        raise DataError("no agreement values to draw", str(path), "compute the agreement first")
+    plt = pyplot()
+    method = _prefer(list(dict.fromkeys(values["method"])), "occlusion")
+    v = values[values["method"] == method]
+    distance = _prefer(list(dict.fromkeys(v["distance"])), "euclidean")
+    v = v[v["distance"] == distance]
+    strategy = _prefer(list(dict.fromkeys(v["strategy"])), "zeros")
+    v = v[v["strategy"] == strategy]
+    kinds = [k for k in TITLES if k in set(v["deviation"])]
+    levels = list(dict.fromkeys(v["level"]))
+    modalities = list(dict.fromkeys(v["modality"]))
+    metric = str(v["metric"].iloc[0])
+    fig, axes = plt.subplots(
+        1, len(kinds), figsize=(4.8 * len(kinds), 3.8), sharey=True, squeeze=False
+    )
+    width = 0.8 / (1 + len(levels))
+    x = np.arange(len(modalities))
+    for ax, kind in zip(axes[0], kinds, strict=True):
+        k = v[v["deviation"] == kind]
+        dev = k[k["level"] == levels[0]].set_index("modality").loc[modalities]
+        ax.bar(
+            x - 0.4 + width / 2,
+            dev["deviation_share"],
+            width,
+            yerr=_errors(dev, "deviation_share"),
+            color=DEVIATION_COLOUR,
+            capsize=2,
+            label=f"deviation |Δ{metric.upper()}| from all modalities",
+        )
+        for i, level in enumerate(levels):
+            rows = k[k["level"] == level].set_index("modality").loc[modalities]
+            stat = table[
+                (table["deviation"] == kind)
+                & (table["method"] == method)
+                & (table["level"] == level)
+                & (table["distance"] == distance)
+                & (table["strategy"] == strategy)
+            ]
+            rho = float(stat["spearman"].iloc[0]) if len(stat) else float("nan")
+            ax.bar(
+                x - 0.4 + width * (i + 1.5),
+                rows["influence_share"],
+                width,
+                yerr=_errors(rows, "influence_share"),
+                color=INFLUENCE_COLOURS[i % len(INFLUENCE_COLOURS)],
+                capsize=2,
+                label=f"influence, {level} level (Spearman ρ = {rho:+.2f})",
+            )
+        ax.set_xticks(x, modalities)
+        ax.set_xlabel("modality")
+        ax.set_title(TITLES[kind], fontsize=10)
+        ax.set_ylim(bottom=0)
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
+    axes[0][0].set_ylabel("share of the total (fraction, sums to 1)")
+    seed_text = ""
+    if seeds:
+        seed_text = f", seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
+    fig.suptitle(
+        f"Performance deviation vs occlusion influence ({method}, {distance}, {strategy}); "
+        f"n = {n_samples} test samples{seed_text}",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    return save_figure(fig, path)

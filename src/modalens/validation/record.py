@@ -1,0 +1,141 @@
+"""``ablation.json``: what an ablation folder was made from, checked before its work is reused.
+
+The record holds the base config (as :func:`~.settings.read_config` returns it: absolute paths,
+overrides merged), the modalities ablated, every seed asked for so far, the task and its metric
+columns. It is written once the first run of a call has accepted the config (so a config that
+fails validation is never recorded) and updated with the seeds of later calls.
+:func:`check_record` compares a new request with it through
+:func:`modalens.fingerprint.require_same` (only ``data.root`` may differ: the data may move);
+while no run of the folder has started, a differing record is simply replaced.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import DataError, SpecError
+from ..fingerprint import plain, require_same
+from ..io import atomic_write_json
+
+RECORD = "ablation.json"
+VERSION = 1
+
+
+def read_record(out: str | Path) -> dict[str, Any]:
+    """The record of an ablation folder.
+
+    Args:
+        out: the ablation folder.
+
+    Returns:
+        The parsed ``ablation.json`` (``config``, ``modalities``, ``seeds``, ``task``,
+        ``metrics``).
+
+    Raises:
+        DataError: ``out`` has no readable ``ablation.json``.
+    """
+    path = Path(out) / RECORD
+    if not path.is_file():
+        raise DataError(
+            "not an ablation folder (no ablation.json)",
+            str(out),
+            "give the --out folder of modalens ablate",
+        )
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(
+            f"cannot read ablation.json ({' '.join(str(exc).split())[:80]})",
+            str(path),
+            "rerun modalens ablate with the same arguments to rewrite it",
+        ) from None
+    if not isinstance(record, dict) or "modalities" not in record:
+        raise DataError("ablation.json lacks 'modalities'", str(path), "rerun modalens ablate")
+    return record
+
+
+def _runs_started(out: Path) -> bool:
+    runs = out / "runs"
+    return runs.is_dir() and any(p.is_dir() and any(p.iterdir()) for p in runs.iterdir())
+
+
+def check_record(out: str | Path, config: Mapping[str, Any], modalities: Sequence[str]) -> None:
+    """Refuse to continue an ablation folder with another config or modality set.
+
+    Args:
+        out: the ablation folder.
+        config: the base config of the new request.
+        modalities: its modalities.
+
+    Raises:
+        SpecError: a key differs (named with both values) while runs of the folder exist.
+    """
+    out = Path(out)
+    if not (out / RECORD).is_file() or not _runs_started(out):
+        return
+    saved = read_record(out)
+    where = str(out / RECORD)
+    fix = "rerun with the config the ablation was started with, or give another --out"
+    require_same(
+        saved.get("config") or {},
+        plain(config),
+        what="cannot continue the ablation: its config differs",
+        where=where,
+        fix=fix,
+        ignore=("data.root",),
+        error=SpecError,
+    )
+    if list(saved.get("modalities") or []) != list(modalities):
+        raise SpecError(
+            f"cannot continue the ablation: its modalities are {saved.get('modalities')}, "
+            f"the dataset now gives {list(modalities)}",
+            where,
+            fix,
+        )
+
+
+def write_record(
+    out: str | Path,
+    config: Mapping[str, Any],
+    modalities: Sequence[str],
+    seeds: Sequence[int],
+    task: str | None = None,
+    metrics: Sequence[str] | None = None,
+) -> Path:
+    """Write (or update) ``ablation.json``; seeds accumulate over calls, a known task and
+    metric list are kept when not given.
+
+    Args:
+        out: the ablation folder.
+        config: the base config (:func:`~.settings.read_config`).
+        modalities: the modalities ablated.
+        seeds: the seeds of this call.
+        task: the runs' task, when known.
+        metrics: the metric columns of Table I, when known.
+
+    Returns:
+        The path of ``ablation.json``.
+    """
+    out = Path(out)
+    old: dict[str, Any] = {}
+    if (out / RECORD).is_file():
+        try:
+            old = read_record(out)
+        except DataError:
+            old = {}
+        if old.get("modalities") != list(modalities):
+            old = {}
+    all_seeds = [int(s) for s in old.get("seeds", [])]
+    all_seeds += [int(s) for s in seeds if int(s) not in all_seeds]
+    record = {
+        "version": VERSION,
+        "config": plain(config),
+        "modalities": list(modalities),
+        "seeds": all_seeds,
+        "task": task if task is not None else old.get("task"),
+        "metrics": list(metrics) if metrics is not None else old.get("metrics"),
+    }
+    return atomic_write_json(out / RECORD, record)

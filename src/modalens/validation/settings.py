@@ -1,0 +1,353 @@
+"""The ablation plan: which runs the paper's Table I needs, and the run config of each.
+
+An ablation starts from one run config (a YAML path or a dict like ``configs/demo.yaml``). Its
+``use``/``drop`` pick the modalities to ablate (all of the dataset's by default); from them
+:func:`plan_settings` makes the settings:
+
+- ``all``: every modality (the reference);
+- ``single-<m>``: modality ``m`` alone, one per modality;
+- ``leaveout-<m>``: every modality but ``m``, one per modality.
+
+With one modality only ``all`` is left; with two, leaving one out *is* using the other alone, so
+only ``all`` and the two single-modality settings are trained (:func:`leave_one_out` finds the
+run that stands for a leave-one-out setting). Every run gets the same config except ``use``
+(the setting's modalities, listed explicitly), ``drop`` (none) and ``train.seed``
+(:func:`run_config`).
+
+:func:`read_config` reads the config once, inlines a spec file named by ``data:`` and makes every
+path absolute (so the dict handed to :func:`modalens.training.fit` means the same wherever it is
+read); :func:`config_modalities` resolves the dataset spec to name the modalities.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..data import spec_from_dict
+from ..errors import SpecError
+
+#: the kinds of setting, in the order of the paper's Table I
+KINDS = ("all", "single", "leave_one_out")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One row of Table I: which modalities a model is trained on.
+
+    Attributes:
+        name: folder-safe id: ``all``, ``single-<m>`` or ``leaveout-<m>``.
+        kind: ``all``, ``single`` or ``leave_one_out``.
+        modality: the modality used alone or left out (None for ``all``).
+        use: the modalities the model sees, in the dataset's order.
+    """
+
+    name: str
+    kind: str
+    modality: str | None
+    use: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        """Table I's wording: ``all modalities``, ``s1 only``, ``s1 left out``."""
+        if self.kind == "all":
+            return "all modalities"
+        return f"{self.modality} only" if self.kind == "single" else f"{self.modality} left out"
+
+    @property
+    def short(self) -> str:
+        """For progress lines: ``all``, ``single s1``, ``leave-out s1``."""
+        if self.kind == "all":
+            return "all"
+        return f"{'single' if self.kind == 'single' else 'leave-out'} {self.modality}"
+
+    def run_name(self, seed: int) -> str:
+        """The run folder's name.
+
+        Args:
+            seed: the run's seed.
+
+        Returns:
+            ``<name>-seed<seed>``.
+        """
+        return f"{self.name}-seed{seed}"
+
+
+def plan_settings(modalities: Sequence[str]) -> list[Setting]:
+    """The settings to train for ``modalities`` (see the module docstring).
+
+    Args:
+        modalities: modality names in the dataset's order.
+
+    Returns:
+        ``all`` first, then the single-modality settings, then (three modalities or more) the
+        leave-one-out settings.
+
+    Raises:
+        SpecError: no modality, or a name given twice.
+    """
+    names = [str(m) for m in modalities]
+    if not names:
+        raise SpecError("no modality to ablate", "use/drop", "keep at least one modality")
+    if len(set(names)) != len(names):
+        raise SpecError(f"modality names repeat: {names}", "use", "name each modality once")
+    out = [Setting("all", "all", None, tuple(names))]
+    if len(names) == 1:
+        return out
+    out += [Setting(f"single-{m}", "single", m, (m,)) for m in names]
+    if len(names) > 2:
+        out += [
+            Setting(f"leaveout-{m}", "leave_one_out", m, tuple(n for n in names if n != m))
+            for m in names
+        ]
+    return out
+
+
+def leave_one_out(settings: Sequence[Setting], modality: str) -> Setting | None:
+    """The trained setting that leaves ``modality`` out.
+
+    Args:
+        settings: the plan (:func:`plan_settings`).
+        modality: the modality left out.
+
+    Returns:
+        The setting using every other modality (with two modalities: the other one's
+        single-modality setting); None when there is none.
+    """
+    everything = next((s.use for s in settings if s.kind == "all"), ())
+    wanted = {m for m in everything if m != modality}
+    if not wanted or modality not in everything:
+        return None
+    return next((s for s in settings if set(s.use) == wanted), None)
+
+
+def plan_note(modalities: Sequence[str]) -> str | None:
+    """A sentence on a plan that is not the full 1 + 2N runs.
+
+    Args:
+        modalities: the modalities ablated.
+
+    Returns:
+        The note for one or two modalities, else None.
+    """
+    if len(modalities) == 1:
+        return f"one modality ({modalities[0]}): only the all-modality run is trained"
+    if len(modalities) == 2:
+        a, b = modalities
+        return (
+            f"two modalities: leaving {a} out is using {b} alone (and vice versa), so the "
+            "leave-one-out settings are the single-modality runs and are not trained twice"
+        )
+    return None
+
+
+def parse_seeds(seeds: str | int | Sequence[int]) -> tuple[int, ...]:
+    """Seeds from ``"0,1,2"``, an int or a sequence; repeats are dropped, order kept.
+
+    Args:
+        seeds: the seeds as given (CLI text, an int or a sequence).
+
+    Returns:
+        The seeds as a tuple of ints.
+
+    Raises:
+        SpecError: a seed that is not an integer >= 0, or no seed at all.
+    """
+    items: list[Any]
+    if isinstance(seeds, str):
+        items = [s.strip() for s in seeds.split(",") if s.strip()]
+    elif isinstance(seeds, int):
+        items = [seeds]
+    else:
+        items = list(seeds)
+    out: list[int] = []
+    for item in items:
+        try:
+            value = int(str(item))
+        except ValueError:
+            value = -1
+        if isinstance(item, bool) or value < 0:
+            raise SpecError(
+                f"bad seed {item!r}", "--seeds", "give integers >= 0, e.g. --seeds 0,1,2"
+            )
+        if value not in out:
+            out.append(value)
+    if not out:
+        raise SpecError("no seed given", "--seeds", "give at least one, e.g. --seeds 0")
+    return tuple(out)
+
+
+def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(dict(base))
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _read_yaml(path: Path, what: str, where: str) -> Any:
+    if not path.is_file():
+        raise SpecError(f"{what} not found", str(path), f"give the path of an existing {what} YAML")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "syntax error"
+        raise SpecError(
+            f"cannot read the {what} as YAML ({first})", where, "fix its syntax"
+        ) from None
+
+
+#: libyaml's loader when PyYAML was built with it (several times faster), else the pure one
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def read_saved_config(run_dir: str | Path) -> dict[str, Any] | None:
+    """The resolved config a run folder was trained with.
+
+    Args:
+        run_dir: the run folder.
+
+    Returns:
+        Its ``config.yaml`` as a dict, or None when it is missing or unreadable.
+    """
+    path = Path(run_dir) / "config.yaml"
+    try:
+        saved = yaml.load(path.read_text(), Loader=_LOADER)
+    except (OSError, yaml.YAMLError):
+        return None
+    return saved if isinstance(saved, dict) else None
+
+
+def _absolute(path: Any, base: Path) -> str:
+    p = Path(str(path)).expanduser()
+    return str(p if p.is_absolute() else (base / p).resolve())
+
+
+def read_config(
+    config: str | Path | Mapping[str, Any], overrides: Mapping[str, Any] | None = None
+) -> tuple[dict[str, Any], str | None]:
+    """The ablation's base config as a plain dict with absolute paths, and its file.
+
+    A relative ``data.root`` is relative to the config file's folder (the working directory for a
+    dict); ``data: PATH`` (a spec file) is inlined with its root made absolute; ``overrides`` (a
+    nested dict, e.g. ``{"data": {"root": ...}}`` from ``--root``, relative to the working
+    directory) are merged over the result.
+
+    Args:
+        config: run config YAML path or dict.
+        overrides: nested dict merged over the config.
+
+    Returns:
+        ``(config dict, source file or None)``.
+
+    Raises:
+        SpecError: the file is missing, not YAML, or not a mapping.
+    """
+    source: str | None = None
+    if isinstance(config, (str, Path)):
+        path = Path(config)
+        source = str(path)
+        raw = _read_yaml(path, "config file", source)
+        raw = {} if raw is None else raw
+        base = path.parent
+    elif isinstance(config, Mapping):
+        raw = copy.deepcopy(dict(config))
+        base = Path.cwd()
+    else:
+        raise SpecError(
+            f"cannot read a config from {type(config).__name__}", "config", "give a YAML path"
+        )
+    if not isinstance(raw, Mapping):
+        raise SpecError("a run config must be a mapping", source or "config", "see configs/")
+    cfg = dict(raw)
+    data = cfg.get("data")
+    if isinstance(data, (str, Path)):
+        spec_path = Path(_absolute(data, base))
+        spec = _read_yaml(spec_path, "dataset spec", f"key 'data' in {source or 'config'}")
+        if isinstance(spec, Mapping) and "data" in spec and "modalities" not in spec:
+            spec = spec["data"]
+        if not isinstance(spec, Mapping):
+            raise SpecError(
+                "a dataset spec must be a mapping", str(spec_path), "see the README for one"
+            )
+        data = dict(spec)
+        data["root"] = _absolute(data.get("root") or ".", spec_path.parent)
+    elif isinstance(data, Mapping) and data.get("root") is not None:
+        data = {**data, "root": _absolute(data["root"], base)}
+    if data is not None:
+        cfg["data"] = data
+    if overrides:
+        over = copy.deepcopy(dict(overrides))
+        od = over.get("data")
+        if isinstance(od, Mapping) and od.get("root") is not None:
+            over["data"] = {**od, "root": _absolute(od["root"], Path.cwd())}
+        cfg = _merge(cfg, over)
+    return cfg, source
+
+
+def config_modalities(cfg: Mapping[str, Any], source: str | None = None) -> list[str]:
+    """The modalities a config trains on (its dataset's, after ``use``/``drop``).
+
+    Args:
+        cfg: a config from :func:`read_config`.
+        source: its file, named in errors.
+
+    Returns:
+        Modality names in the dataset's order.
+
+    Raises:
+        SpecError: no ``data`` section, no dataset root, an invalid spec or an unknown
+            modality in ``use``/``drop``.
+    """
+    where = source or "config"
+    data = cfg.get("data")
+    if not isinstance(data, Mapping):
+        raise SpecError(
+            "the config has no 'data' section",
+            f"key 'data' in {where}",
+            "add data: {preset: mapinwild, root: FOLDER} or a dataset spec",
+        )
+    if data.get("root") is None:
+        raise SpecError(
+            "the config names no dataset root",
+            f"key 'data.root' in {where}",
+            "pass --root FOLDER or set data.root",
+        )
+    spec = spec_from_dict(data, source=source)
+    use, drop = cfg.get("use"), cfg.get("drop")
+    use = [use] if isinstance(use, str) else use
+    drop = [drop] if isinstance(drop, str) else drop
+    if use or drop:
+        spec = spec.select(use=use, drop=drop)
+    return list(spec.modality_names)
+
+
+def run_config(cfg: Mapping[str, Any], setting: Setting, seed: int) -> dict[str, Any]:
+    """The config of one run (nothing but ``use``, ``drop`` and ``train.seed`` changes).
+
+    Args:
+        cfg: the base config (:func:`read_config`).
+        setting: the setting.
+        seed: the seed.
+
+    Returns:
+        A copy of ``cfg`` with the setting's ``use``, no ``drop`` and ``train.seed = seed``.
+
+    Raises:
+        SpecError: ``train`` is given but is not a mapping.
+    """
+    out = copy.deepcopy(dict(cfg))
+    train = out.get("train") or {}
+    if not isinstance(train, Mapping):
+        raise SpecError("config key 'train' must be a mapping", "train", "see configs/demo.yaml")
+    out["use"] = list(setting.use)
+    out["drop"] = None
+    out["train"] = {**train, "seed": int(seed)}
+    return out
