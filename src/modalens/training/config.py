@@ -379,6 +379,48 @@ def _read_raw(config: str | Path | Mapping[str, Any] | RunConfig) -> tuple[dict,
     raise SpecError(f"cannot read a config from {type(config).__name__}", None, "give a path")
 
 
+def read_raw_config(
+    config: str | Path | Mapping[str, Any] | RunConfig,
+    overrides: Mapping[str, Any] | None = None,
+) -> tuple[dict[str, Any], str | None]:
+    """A run config as plain data with absolute paths, before defaults and validation.
+
+    ``data: PATH`` (a spec file) is inlined with its root made absolute, ``overrides`` are merged
+    over the file (a root given there is relative to the working directory) and a relative
+    ``data.root`` is resolved against the config file's folder (the working directory for a
+    dict). :func:`load_config` validates the result; the ablation keeps it as its base config.
+
+    Args:
+        config: a YAML path, a dict, or a :class:`RunConfig`.
+        overrides: a nested dict merged over the config.
+
+    Returns:
+        ``(raw config dict, the config file or None)``.
+
+    Raises:
+        SpecError: the file is missing, not YAML or not a mapping, or its spec file is.
+    """
+    raw, source = _read_raw(config)
+    raw = _inline_spec_file(raw, source)
+    if overrides:
+        overrides = copy.deepcopy(dict(overrides))
+        data_over = overrides.get("data")
+        if isinstance(data_over, Mapping) and data_over.get("root") is not None:
+            # a root given on the command line is relative to the working directory
+            data_over = dict(data_over)
+            data_over["root"] = str(Path(str(data_over["root"])).expanduser().resolve())
+            overrides["data"] = data_over
+        raw = merge_dicts(raw, overrides)
+    # the data section: a relative root is relative to the config file's folder (or the
+    # working directory for a dict config); the resolved config holds absolute paths
+    data = raw.get("data")
+    if isinstance(data, Mapping) and data.get("root") is not None:
+        root = Path(str(data["root"])).expanduser()
+        base = Path(source).parent if source else Path.cwd()
+        raw["data"] = {**data, "root": str(root if root.is_absolute() else (base / root).resolve())}
+    return raw, source
+
+
 def load_config(
     config: str | Path | Mapping[str, Any] | RunConfig,
     overrides: Mapping[str, Any] | None = None,
@@ -401,24 +443,7 @@ def load_config(
         SpecError: an unknown key, a bad value, a loss or task that does not fit the target,
             or an invalid dataset spec; the message names the key and the file.
     """
-    raw, source = _read_raw(config)
-    raw = _inline_spec_file(raw, source)
-    if overrides:
-        overrides = copy.deepcopy(dict(overrides))
-        data_over = overrides.get("data")
-        if isinstance(data_over, Mapping) and data_over.get("root") is not None:
-            # a root given on the command line is relative to the working directory
-            data_over = dict(data_over)
-            data_over["root"] = str(Path(str(data_over["root"])).expanduser().resolve())
-            overrides["data"] = data_over
-        raw = merge_dicts(raw, overrides)
-    # the data section: a relative root is relative to the config file's folder (or the
-    # working directory for a dict config); the resolved config holds absolute paths
-    data = raw.get("data")
-    if isinstance(data, Mapping) and data.get("root") is not None:
-        root = Path(str(data["root"])).expanduser()
-        base = Path(source).parent if source else Path.cwd()
-        raw["data"] = {**data, "root": str(root if root.is_absolute() else (base / root).resolve())}
+    raw, source = read_raw_config(config, overrides)
     try:
         cfg = RunConfig.model_validate(raw)
     except ValidationError as exc:

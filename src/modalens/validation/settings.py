@@ -15,8 +15,9 @@ run that stands for a leave-one-out setting). Every run gets the same config exc
 (:func:`run_config`).
 
 :func:`read_config` reads the config once, inlines a spec file named by ``data:`` and makes every
-path absolute (so the dict handed to :func:`modalens.training.fit` means the same wherever it is
-read); :func:`config_modalities` resolves the dataset spec to name the modalities.
+path absolute, as :func:`modalens.training.config.read_raw_config` does for every run (so the dict
+handed to :func:`modalens.training.fit` means the same wherever it is read);
+:func:`config_modalities` resolves the dataset spec to name the modalities.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import yaml
 
 from ..data import spec_from_dict
 from ..errors import SpecError
+from ..training.config import read_raw_config
 
 #: the kinds of setting, in the order of the paper's Table I
 KINDS = ("all", "single", "leave_one_out")
@@ -182,28 +184,6 @@ def parse_seeds(seeds: str | int | Sequence[int]) -> tuple[int, ...]:
     return tuple(out)
 
 
-def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(dict(base))
-    for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
-def _read_yaml(path: Path, what: str, where: str) -> Any:
-    if not path.is_file():
-        raise SpecError(f"{what} not found", str(path), f"give the path of an existing {what} YAML")
-    try:
-        return yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "syntax error"
-        raise SpecError(
-            f"cannot read the {what} as YAML ({first})", where, "fix its syntax"
-        ) from None
-
-
 #: libyaml's loader when PyYAML was built with it (several times faster), else the pure one
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -223,11 +203,6 @@ def read_saved_config(run_dir: str | Path) -> dict[str, Any] | None:
     except (OSError, yaml.YAMLError):
         return None
     return saved if isinstance(saved, dict) else None
-
-
-def _absolute(path: Any, base: Path) -> str:
-    p = Path(str(path)).expanduser()
-    return str(p if p.is_absolute() else (base / p).resolve())
 
 
 def read_config(
@@ -250,46 +225,7 @@ def read_config(
     Raises:
         SpecError: the file is missing, not YAML, or not a mapping.
     """
-    source: str | None = None
-    if isinstance(config, (str, Path)):
-        path = Path(config)
-        source = str(path)
-        raw = _read_yaml(path, "config file", source)
-        raw = {} if raw is None else raw
-        base = path.parent
-    elif isinstance(config, Mapping):
-        raw = copy.deepcopy(dict(config))
-        base = Path.cwd()
-    else:
-        raise SpecError(
-            f"cannot read a config from {type(config).__name__}", "config", "give a YAML path"
-        )
-    if not isinstance(raw, Mapping):
-        raise SpecError("a run config must be a mapping", source or "config", "see configs/")
-    cfg = dict(raw)
-    data = cfg.get("data")
-    if isinstance(data, (str, Path)):
-        spec_path = Path(_absolute(data, base))
-        spec = _read_yaml(spec_path, "dataset spec", f"key 'data' in {source or 'config'}")
-        if isinstance(spec, Mapping) and "data" in spec and "modalities" not in spec:
-            spec = spec["data"]
-        if not isinstance(spec, Mapping):
-            raise SpecError(
-                "a dataset spec must be a mapping", str(spec_path), "see the README for one"
-            )
-        data = dict(spec)
-        data["root"] = _absolute(data.get("root") or ".", spec_path.parent)
-    elif isinstance(data, Mapping) and data.get("root") is not None:
-        data = {**data, "root": _absolute(data["root"], base)}
-    if data is not None:
-        cfg["data"] = data
-    if overrides:
-        over = copy.deepcopy(dict(overrides))
-        od = over.get("data")
-        if isinstance(od, Mapping) and od.get("root") is not None:
-            over["data"] = {**od, "root": _absolute(od["root"], Path.cwd())}
-        cfg = _merge(cfg, over)
-    return cfg, source
+    return read_raw_config(config, overrides)
 
 
 def config_modalities(cfg: Mapping[str, Any], source: str | None = None) -> list[str]:
