@@ -17,7 +17,7 @@ MAX_LINES = 500
 #: the pipeline, upstream first: a stage may import the stages before it, never those after
 STAGES = ["data", "models", "tasks", "training", "attribution", "validation"]
 #: top-level utility modules every stage may use; they import no stage
-UTILITIES = {"errors", "io", "precision", "fingerprint", "plotting"}
+UTILITIES = {"errors", "io", "precision", "fingerprint", "plotting", "lazy"}
 #: orchestration on top of all stages
 ORCHESTRATION = {"demo", "cli", "__init__"}
 

@@ -1,0 +1,38 @@
+"""Lazy package faces: names re-exported by a package, imported on first access.
+
+The top-level package and :mod:`modalens.attribution` hand on their entry points without
+importing torch and Lightning up front (so ``import modalens`` and the command line start fast);
+:func:`lazy_exports` gives a package's ``__getattr__`` and ``__dir__`` (PEP 562) for a table of
+``name -> module``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+
+def lazy_exports(
+    package: str, exports: Mapping[str, str], namespace: dict[str, Any]
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """``(__getattr__, __dir__)`` for a package whose names load on first use.
+
+    Args:
+        package: the package's ``__name__`` (named in the AttributeError).
+        exports: public name -> absolute module that defines it.
+        namespace: the package's ``globals()``; a loaded name is cached there.
+    """
+
+    def getattr_(name: str) -> Any:
+        module = exports.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        namespace[name] = value
+        return value
+
+    def dir_() -> list[str]:
+        return sorted(set(namespace) | set(exports))
+
+    return getattr_, dir_
