@@ -247,7 +247,7 @@ def build_module(
     )
 
 
-def make_tile_fn(module: TaskModule, precision: str = "32") -> Callable[[Tensor], Tensor]:
+def make_tile_fn(module: TaskModule, precision: str = "fp32") -> Callable[[Tensor], Tensor]:
     """A tile function for :func:`modalens.training.tiling.sliding_window`: moves the tile to
     the module's device and returns :meth:`TaskModule.infer` (memory format, optional bf16
     autocast, float32 outputs; probabilities for segmentation).

@@ -56,7 +56,7 @@ def predict(
     batch_size: int = 4,
     split: str = "test",
     device: str | torch.device | None = None,
-    precision: str = "32",
+    precision: str = "fp32",
     progress: bool = False,
 ) -> list[Path]:
     """Predict whole scenes by sliding window and write one file per scene into ``out_dir``.

@@ -176,7 +176,7 @@ class Run:
         """A :class:`~modalens.data.SampleReader` of the run's spec."""
         return SampleReader(self.spec)
 
-    def predict_fn(self, precision: str = "32") -> Callable[[Tensor], Tensor]:
+    def predict_fn(self, precision: str = "fp32") -> Callable[[Tensor], Tensor]:
         """``fn(x [B,C,h,w]) -> output [B,K,h,w]`` on the model's device (regression:
         prediction / scale; segmentation: class probabilities), for
         :func:`~modalens.training.tiling.sliding_window`."""
