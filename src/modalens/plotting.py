@@ -12,6 +12,43 @@ from typing import Any
 
 from .io import atomic_path
 
+#: Okabe & Ito's colour-blind-safe palette (Color Universal Design), black last.
+PALETTE: tuple[str, ...] = (
+    "#0072B2",  # blue
+    "#E69F00",  # orange
+    "#009E73",  # bluish green
+    "#CC79A7",  # reddish purple
+    "#56B4E9",  # sky blue
+    "#D55E00",  # vermillion
+    "#F0E442",  # yellow
+    "#000000",
+)
+
+#: Readable names for the identifiers that end up in figures and tables.
+LABELS: dict[str, str] = {
+    "s2": "Sentinel-2",
+    "s1": "Sentinel-1",
+    "esa_wc": "ESA WorldCover",
+    "viirs": "VIIRS night lights",
+    "embedding": "embedding level",
+    "output": "output level",
+    "loss": "loss level",
+    "euclidean": "Euclidean distance",
+    "cosine": "cosine distance",
+    "relative": "relative distance",
+}
+
+
+def color(i: int) -> str:
+    """The ``i``-th colour of :data:`PALETTE` (cycling)."""
+    return PALETTE[i % len(PALETTE)]
+
+
+def label(name: str) -> str:
+    """A readable label for an identifier (``"esa_wc"`` -> ``"ESA WorldCover"``); unknown names
+    are returned unchanged."""
+    return LABELS.get(str(name), str(name))
+
 
 def pyplot() -> Any:
     """``matplotlib.pyplot`` on the non-interactive Agg backend (imported on first use:
@@ -31,5 +68,19 @@ def save_figure(fig: Any, path: str | Path, dpi: int = 150) -> Path:
     fmt = path.suffix.lstrip(".").lower() or "png"
     with atomic_path(path, suffix=f".tmp.{fmt}") as tmp:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=fmt)
+    plt.close(fig)
+    return path
+
+
+def save_figures(fig: Any, path: str | Path, dpi: int = 150) -> Path:
+    """Write ``fig`` as PNG (``path`` with suffix ``.png``) and as SVG beside it, atomically;
+    close it and return the PNG path. Publication figures are always written in both forms."""
+    path = Path(path).with_suffix(".png")
+    plt = pyplot()
+    for suffix in (".svg", ".png"):
+        target = path.with_suffix(suffix)
+        fmt = suffix.lstrip(".")
+        with atomic_path(target, suffix=f".tmp.{fmt}") as tmp:
+            fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=fmt)
     plt.close(fig)
     return path
