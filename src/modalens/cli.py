@@ -190,6 +190,13 @@ def cmd_agreement(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import build_report
+
+    print(f"wrote {build_report(args.dir, out=args.out, title=args.title)}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -384,6 +391,14 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
     s.add_argument("--boot", type=int, default=1000, help="bootstrap draws (default 1000)")
     s.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     s.set_defaults(func=cmd_agreement)
+
+    s = sub.add_parser(
+        "report", help="one self-contained HTML page from every result found in a folder"
+    )
+    s.add_argument("dir", help="folder holding runs, attributions, ablations, benchmarks ...")
+    s.add_argument("--out", help="HTML file to write (default DIR/report.html)")
+    s.add_argument("--title", help="page title (default: modalens report: <folder name>)")
+    s.set_defaults(func=cmd_report)
     return p
 
 

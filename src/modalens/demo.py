@@ -1,9 +1,10 @@
 """``modalens demo``: the main job end to end on built-in synthetic data.
 
 synth (planted importances) -> data check -> fit a small U-Net -> test -> attribute with the
-paper's four occlusion strategies -> dataset-level table, bar figure, and a comparison of the
-measured ranking with the planted one. Every step writes into one folder and is resumable:
-rerunning the demo reuses the data, continues an interrupted fit and skips attributed samples.
+paper's four occlusion strategies -> dataset-level table, bar figure, a comparison of the
+measured ranking with the planted one and an HTML report. Every step writes into one folder
+and is resumable: rerunning the demo reuses the data, continues an interrupted fit and skips
+attributed samples.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from .data.presets.mapinwild import mapinwild_spec
 from .data.synthetic.generate import generate
 from .errors import DataError
 from .fingerprint import differences
+from .report.build import build_report
 from .training.evaluate import test
 from .training.fit import fit
 from .training.runfolder import RunFolder
@@ -68,7 +70,7 @@ def run_demo(
         print(f"[{time.perf_counter() - t0:6.1f}s] {msg}", flush=True)
 
     if _synth_matches(data, samples, size, seed):
-        step(f"1/5 synthetic data already in {data}")
+        step(f"1/6 synthetic data already in {data}")
     elif (data / "metadata.json").exists():
         raise DataError(
             "the demo folder holds a demo made with other --samples/--size/--seed",
@@ -76,7 +78,7 @@ def run_demo(
             "give another --out or delete the folder",
         )
     else:
-        step(f"1/5 writing {samples} synthetic samples of {size}x{size} px to {data}")
+        step(f"1/6 writing {samples} synthetic samples of {size}x{size} px to {data}")
         generate(
             data,
             samples=samples,
@@ -87,7 +89,7 @@ def run_demo(
         )
     planted = json.loads((data / "metadata.json").read_text())["importance"]
 
-    step("2/5 checking the dataset")
+    step("2/6 checking the dataset")
     spec = mapinwild_spec(data)
     problems = check_dataset(spec, progress=False)
     if has_errors(problems):
@@ -99,7 +101,7 @@ def run_demo(
 
     run_dir = out / "run"
     resume = RunFolder(run_dir).config.exists()
-    step(f"3/5 training a small U-Net ({'resuming' if resume else 'new run'}) in {run_dir}")
+    step(f"3/6 training a small U-Net ({'resuming' if resume else 'new run'}) in {run_dir}")
     fit(
         demo_config_path(),
         out=run_dir,
@@ -110,7 +112,7 @@ def run_demo(
     metrics = test(run_dir, split="test")
     step("test metrics:\n" + metrics.to_string(index=False))
 
-    step("4/5 occluding each modality with zeros, ones, uniform and Gaussian noise")
+    step("4/6 occluding each modality with zeros, ones, uniform and Gaussian noise")
     attr_dir = out / "attribution"
     _scores, summary = attribute_run(
         run_dir,
@@ -123,7 +125,7 @@ def run_demo(
     )
     print(format_summary(summary))
 
-    step("5/5 figure and agreement with the planted importances")
+    step("5/6 figure and agreement with the planted importances")
     fig = influence_bar_chart(summary, attr_dir / "influence.png")
     planted_rank = sorted(planted, key=lambda k: -planted[k])
     print(
@@ -146,6 +148,9 @@ def run_demo(
             "positions as planted)"
         )
     print(f"figure: {fig}")
+    step("6/6 writing the HTML report")
+    report = build_report(out, title="modalens demo report")
+    print(f"report: {report}  (open it in a browser; it needs no network)")
     step(f"done; everything is in {out}")
     return {
         "metrics": metrics,
@@ -153,4 +158,5 @@ def run_demo(
         "planted_ranking": planted_rank,
         "rankings": rankings,
         "figure": fig,
+        "report": report,
     }

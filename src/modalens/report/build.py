@@ -1,0 +1,55 @@
+"""``modalens report DIR``: one self-contained HTML page from whatever a folder holds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..io import atomic_write_text
+from .collect import collect
+from .render import render
+from .sections import build_sections
+
+#: sections whose findings make up the reading at the top of the page
+READING_KINDS = (
+    "attribution",
+    "ablation",
+    "agreement",
+    "strategies",
+    "strata",
+    "pruning",
+    "faithfulness",
+)
+
+
+def build_report(
+    folder: str | Path, out: str | Path | None = None, title: str | None = None
+) -> Path:
+    """Write the HTML report of ``folder`` to ``out`` (default ``folder/report.html``).
+
+    Every artefact found under ``folder`` (:func:`~.collect.collect`) becomes a section with its
+    findings, tables and embedded figures; the findings of the result sections are repeated
+    at the top as a short reading. The page needs no network and no files beside it.
+
+    Returns:
+        The path of the written page.
+    """
+    arts = collect(folder)
+    sections = build_sections(arts)
+    reading = [
+        f"{s.title}: {line}" if len(sections) > 1 else line
+        for s in sections
+        if s.id.split("-", 1)[0] in READING_KINDS
+        for line in s.findings
+    ]
+    kinds = arts.kinds()
+    subtitle = (
+        f"{len(sections)} sections from {arts.root}: " + ", ".join(kinds)
+        if kinds
+        else f"nothing recognised in {arts.root}"
+    )
+    html = render(
+        sections, reading, title or f"modalens report: {arts.root.name}", subtitle, str(arts.root)
+    )
+    path = Path(out) if out is not None else arts.root / "report.html"
+    atomic_write_text(path, html)
+    return path

@@ -1,0 +1,155 @@
+"""The report: artefacts found by their files, sections with findings, tables and figures."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from modalens.cli import main
+from modalens.report import build_report, collect, describe_ablation, describe_attribution
+from modalens.report.blocks import format_value
+from modalens.report.reading import describe_agreement, headline_block
+
+
+def _summary(rows: list[tuple[str, str, str, float]]) -> pd.DataFrame:
+    """A summary.csv-like frame from (level, strategy, group, mean) rows; shares and ranks
+    per block computed as attribution's summarize does."""
+    frame = pd.DataFrame(rows, columns=["level", "strategy", "group", "mean"])
+    frame.insert(0, "method", "occlusion")
+    frame.insert(2, "distance", "euclidean")
+    frame["n"] = 5
+    for c in ("median", "std", "ci_low", "ci_high"):
+        frame[c] = frame["mean"]
+    block = frame.groupby(["level", "strategy"])["mean"]
+    frame["share"] = frame["mean"] / block.transform("sum")
+    frame["rank"] = block.rank(ascending=False, method="min").astype(int)
+    return frame
+
+
+def test_reading_names_top_modality_and_level_disagreement() -> None:
+    summary = _summary(
+        [
+            ("output", "zeros", "s2", 6.0),
+            ("output", "zeros", "viirs", 1.0),
+            ("output", "zeros", "s1", 3.0),
+            ("embedding", "zeros", "s2", 2.0),
+            ("embedding", "zeros", "viirs", 9.0),
+            ("embedding", "zeros", "s1", 1.0),
+        ]
+    )
+    assert headline_block(summary) == ("occlusion", "output", "euclidean", "zeros")
+    lines = describe_attribution(summary)
+    assert lines[0].startswith("Sentinel-2 carries most of the influence: 60 % at output level")
+    assert "Sentinel-2 > Sentinel-1 > VIIRS night lights" in lines[0]
+    assert any(
+        "disagree on VIIRS night lights" in line and "zeros: 1 vs 3" in line for line in lines
+    )
+
+
+def test_reading_prefers_in_range_fill_and_reports_agreeing_levels() -> None:
+    summary = _summary(
+        [
+            ("output", "ones", "s1", 5.0),
+            ("output", "ones", "s2", 1.0),
+            ("output", "mean", "s2", 4.0),
+            ("output", "mean", "s1", 1.0),
+        ]
+    )
+    assert headline_block(summary)[3] == "mean"
+    lines = describe_attribution(summary)
+    assert lines[0].startswith("Sentinel-2 carries most")
+    assert any("fills disagree on the most influential modality" in line for line in lines)
+
+
+def test_ablation_reading() -> None:
+    table = pd.DataFrame(
+        {
+            "setting": ["all", "single-a", "single-b", "leaveout-a", "leaveout-b"],
+            "kind": ["all", "single", "single", "leave_one_out", "leave_one_out"],
+            "modality": [None, "a", "b", "a", "b"],
+            "seed": [0] * 5,
+            "mae": [0.10, 0.12, 0.30, 0.20, 0.09],
+            "epochs": [2] * 5,
+        }
+    )
+    lines = describe_ablation(table)
+    assert lines[0] == "All modalities: MAE 0.1."
+    assert "Best single modality: a (MAE 0.12, +20 % against all)." in lines
+    assert "Leaving out a hurts most (MAE 0.2, +100 %)." in lines
+    assert any(line.startswith("Leaving out b (-10 %) does not worsen MAE") for line in lines)
+
+
+def test_agreement_reading_says_when_nothing_agrees() -> None:
+    table = pd.DataFrame(
+        {
+            "deviation": ["single", "single", "leave_one_out"],
+            "level": ["embedding", "output", "output"],
+            "strategy": ["zeros"] * 3,
+            "spearman": [-0.4, -0.8, 0.8],
+            "spearman_low": [-1.0, -1.0, 0.6],
+            "spearman_high": [0.2, -0.6, 1.0],
+            "n_samples": [6] * 3,
+        }
+    )
+    lines = describe_agreement(table)
+    assert "comes closest, without agreeing (Spearman -0.40" in lines[0]
+    assert any("Every single-modality correlation is negative" in line for line in lines)
+    assert any(
+        "leave-one-out deviations, output level with the zeros fill agrees best" in line
+        for line in lines
+    )
+
+
+def test_format_value() -> None:
+    assert format_value(float("nan")) == "–"
+    assert format_value(3.0) == "3"
+    assert format_value(0.12345) == "0.123"
+    assert format_value(123456) == "123,456"
+    assert format_value(True) == "yes"
+
+
+def test_report_of_a_run_and_its_attribution(results: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "copy"
+    shutil.copytree(results, folder, symlinks=True)
+    arts = collect(folder)
+    assert arts.kinds() == ["run", "attribution"]
+    path = build_report(folder)
+    assert path == folder / "report.html"
+    html = path.read_text()
+    # every figure embedded, none linked
+    images = re.findall(r'<img src="([^"]+)"', html)
+    assert len(images) == 1 and images[0].startswith("data:image/png;base64,")
+    assert "Test MAE" in html and "carries most of the influence" in html
+    assert html.count('<table class="sortable">') == 4  # metrics, dataset, summary, versions
+    summary = pd.read_csv(folder / "attribution" / "summary.csv")
+    ranked = summary[summary["group"] != "ALL"]
+    body = html.split('id="attribution')[1]
+    assert body.count("<tr>") >= len(ranked)  # every ranked summary row is in the table
+    assert "http://" not in html and "https://" not in html  # opens offline
+
+
+def test_report_cli_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", str(tmp_path / "missing")]) == 2
+    assert "report folder does not exist" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["report", str(empty), "--out", str(tmp_path / "r.html")]) == 0
+    assert "Nothing to read yet" in (tmp_path / "r.html").read_text()
+
+
+def test_runs_of_an_ablation_are_not_separate_runs(tmp_path: Path) -> None:
+    abl = tmp_path / "abl"
+    run = abl / "runs" / "all-seed0"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text("name: x\n")
+    (run / "metrics.csv").write_text("epoch\n0\n")
+    pd.DataFrame({"setting": ["all"], "kind": ["all"], "mae": [0.1]}).to_csv(
+        abl / "table1.csv", index=False
+    )
+    arts = collect(tmp_path)
+    assert arts.kinds() == ["ablation"]
+    assert arts["ablation"] == [abl.resolve()]
