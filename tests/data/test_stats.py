@@ -9,8 +9,8 @@ import rasterio
 
 import modalens.data as data
 from modalens.data import Normalization, presets, stats
-from modalens.errors import DataError
 from modalens.data.presets import mapinwild
+from modalens.errors import DataError
 
 
 def _free_spec(root):

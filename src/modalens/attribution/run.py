@@ -102,7 +102,8 @@ def run_nodata(spec: DatasetSpec, mean: Sequence[float] | None) -> list[float]:
     values: list[float] = []
     for m, sl in zip(spec.modalities, spec.channel_slices().values(), strict=True):
         if not m.is_categorical:
-            values.extend([float(v) for v in mean[sl]] if mean is not None else [0.0] * m.n_channels)
+            part = mean[sl] if mean is not None else [0.0] * m.n_channels
+            values.extend(float(v) for v in part)
         elif m.normalization.type == "onehot":
             values.extend([0.0] * m.n_channels)
         else:
