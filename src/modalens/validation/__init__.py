@@ -20,7 +20,7 @@ and the demo imports it.
 
 from .ablation import AblationResult, ablate
 from .agreement import AgreementResult, agreement, format_agreement
-from .correlation import average_ranks, kendall, pearson, shares, spearman
+from .correlation import average_ranks, kendall, kendall_w, pearson, shares, spearman
 from .measure import epoch_seconds, inference_seconds, measure_run
 from .runs import RunRecord
 from .settings import Setting, leave_one_out, parse_seeds, plan_settings
@@ -39,6 +39,7 @@ __all__ = [
     "format_agreement",
     "inference_seconds",
     "kendall",
+    "kendall_w",
     "leave_one_out",
     "markdown_table",
     "measure_run",
