@@ -3,7 +3,8 @@
 :func:`attribute_run` loads the run (:func:`modalens.training.run.load_run`), reads the split's
 deterministic evaluation crops lazily (finished samples of a resumed attribution are not
 read), masks the inputs as in training, streams the scores to ``OUT/parts`` and writes
-``OUT/scores.parquet`` (long form), ``OUT/summary.csv`` and ``OUT/summary.txt`` (dataset level,
+``OUT/scores.parquet`` (long form), ``OUT/source.json`` (the run folder and split),
+``OUT/summary.csv`` and ``OUT/summary.txt`` (dataset level,
 :func:`~.aggregation.summarize`) and ``OUT/influence.png`` (:func:`~.figures.influence_bar_chart`).
 The ``mean`` strategy takes the train means from the run's statistics (:func:`run_mean`), the
 ``nodata`` strategy its values from the spec (:func:`run_nodata`); the ``loss`` level the
@@ -27,7 +28,7 @@ from ..data.dataset import collate
 from ..data.reader import normalize
 from ..data.spec import DatasetSpec, Modality
 from ..errors import ModalensError, SpecError
-from ..io import atomic_path, atomic_write_text
+from ..io import atomic_path, atomic_write_json, atomic_write_text
 from ..training.run import load_run
 from ..training.runfolder import RunFolder
 from .aggregation import format_summary, summarize
@@ -37,6 +38,9 @@ from .figures import influence_bar_chart
 from .groups import Groups, groups_for
 from .options import AttributionOptions, resolve_options
 from .strategies import paper_strategies
+
+#: the file of an attribution folder naming the run and split it was made from
+SOURCE_FILE = "source.json"
 
 
 def run_mean(run: Any) -> list[float] | None:
@@ -227,6 +231,7 @@ def attribute_run(
         resume_config={"split": split, "ids": ids_hash},
     )
     summary = summarize(scores, seed=opts.seed)
+    atomic_write_json(out / SOURCE_FILE, {"run": str(Path(run_dir).resolve()), "split": split})
     with atomic_path(out / "summary.csv") as tmp:
         summary.to_csv(tmp, index=False)
     atomic_write_text(out / "summary.txt", format_summary(summary) + "\n")
