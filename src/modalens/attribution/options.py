@@ -130,7 +130,9 @@ class AttributionOptions:
     values are validated and normalised on construction.
 
     Attributes:
-        strategies: fills of the occluded channels (:data:`~.strategies.STRATEGIES`).
+        strategies: fills of the occluded channels (:data:`~.strategies.STRATEGIES`); default
+            ``mean`` (the train mean stays inside every continuous modality's train range; see
+            the README's "Strategies" section for the measurement).
         distances: distances of full vs occluded (:data:`~.distances.DISTANCES`).
         levels: where the distance is taken (:data:`~.levels.LEVELS`).
         embedding: ``"auto"`` (``encode()`` bottleneck, else ``embed()``), ``"encode"``,
@@ -156,7 +158,7 @@ class AttributionOptions:
         max_players: most groups exact Shapley values may have.
     """
 
-    strategies: tuple[str, ...] = ("zeros",)
+    strategies: tuple[str, ...] = ("mean",)
     distances: tuple[str, ...] = ("euclidean",)
     levels: tuple[str, ...] = ("embedding",)
     embedding: str | Callable[..., Any] = "auto"

@@ -37,7 +37,6 @@ from .batches import Batch, LazyBatch
 from .figures import influence_bar_chart
 from .groups import Groups, groups_for
 from .options import AttributionOptions, resolve_options
-from .strategies import paper_strategies
 
 #: the file of an attribution folder naming the run and split it was made from
 SOURCE_FILE = "source.json"
@@ -160,8 +159,8 @@ def attribute_run(
     Args:
         run_dir: the run folder.
         split: ``train``, ``val`` or ``test``.
-        options: the :class:`~.options.AttributionOptions`; without one the strategies
-            default to the paper's four.
+        options: the :class:`~.options.AttributionOptions` (default: all defaults, strategy
+            ``mean``).
         groups: ``"modalities"``, ``"bands"`` or explicit channel groups.
         out: the result folder (default ``RUN/attribution/<split>``).
         batch_size: samples per batch.
@@ -188,8 +187,6 @@ def attribute_run(
             "batch_size",
             "pass a positive batch size, e.g. --batch-size 8",
         )
-    if options is None:
-        overrides.setdefault("strategies", paper_strategies())
     opts = resolve_options(options, **overrides)
     run = load_run(run_dir, data_root=data_root)
     out = Path(out) if out is not None else RunFolder(run_dir).attribution(split)
