@@ -197,6 +197,23 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_strategies(args: argparse.Namespace) -> int:
+    from .validation.strategies import compare_strategies
+
+    result = compare_strategies(
+        args.dir,
+        run=args.run,
+        split=args.split,
+        threshold=args.threshold,
+        samples=args.samples,
+        data_root=args.root,
+        progress=not args.quiet,
+    )
+    print("\n".join(result.lines))
+    print(f"wrote {', '.join(str(p) for p in result.paths.values())}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -223,10 +240,10 @@ def _attribution_arguments(
     s.add_argument(
         "--strategy",
         type=_csv,
-        default=list(paper_strategies()),
+        default=["mean"],
         metavar=_names_metavar(STRATEGIES.names()),
-        help="fills of the occluded channels, comma-separated (default: the paper's four "
-        f"{','.join(paper_strategies())}). " + _help(STRATEGIES.describe()),
+        help="fills of the occluded channels, comma-separated (default: mean, the train mean; "
+        f"the paper's four: {','.join(paper_strategies())}). " + _help(STRATEGIES.describe()),
     )
     s.add_argument(
         "--distance",
@@ -399,6 +416,21 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
     s.add_argument("--out", help="HTML file to write (default DIR/report.html)")
     s.add_argument("--title", help="page title (default: modalens report: <folder name>)")
     s.set_defaults(func=cmd_report)
+
+    s = sub.add_parser(
+        "strategies", help="Fig. 6: strategies compared (Kendall's W) and their fills checked"
+    )
+    s.add_argument("dir", help="attribute output folder (with summary.csv)")
+    s.add_argument("--run", help="run folder (default: the one the attribution records)")
+    s.add_argument(
+        "--split", choices=["train", "val", "test"], help="filled samples (default: as attributed)"
+    )
+    s.add_argument(
+        "--threshold", type=float, default=0.01, help="flag outside shares above it (0.01)"
+    )
+    s.add_argument("--samples", type=int, default=16, help="samples filled (default 16)")
+    s.add_argument("--root", help="data root, if the run's data has moved")
+    s.set_defaults(func=cmd_strategies)
     return p
 
 

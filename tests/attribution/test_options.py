@@ -94,7 +94,15 @@ def test_options_object_and_keywords_give_the_same_scores() -> None:
 
 # ============================================================================ registries
 def test_registries_hold_the_paper_vocabulary() -> None:
-    assert STRATEGIES.names() == ("zeros", "ones", "uniform", "gaussian", "mean", "permute")
+    assert STRATEGIES.names() == (
+        "zeros",
+        "ones",
+        "uniform",
+        "gaussian",
+        "mean",
+        "nodata",
+        "permute",
+    )
     assert STRATEGIES.names(lambda s: s.random) == ("uniform", "gaussian", "permute")
     assert DISTANCES.names() == ("euclidean", "cosine", "relative", "mae", "delta")
     assert LEVELS.names() == ("embedding", "output", "loss")

@@ -10,6 +10,7 @@ import rasterio
 import modalens.data as data
 from modalens.data import Normalization, presets, stats
 from modalens.data.presets import mapinwild
+from modalens.errors import DataError
 
 
 def _free_spec(root):
@@ -81,3 +82,36 @@ def test_json_roundtrip_cache_and_apply(tmp_path, mapinwild_root):
     # the dataset accepts the filled spec
     item = data.MultimodalDataset(applied, "train", crop_size=16)[0]
     assert item["image"].shape == (14, 16, 16)
+
+
+def test_range_matches_numpy_and_maps_to_normalised_space(mapinwild_root):
+    spec = _free_spec(mapinwild_root)
+    train = data.sample_ids(spec)["train"]
+    st = stats.compute_statistics(spec, train, progress=False)
+    s1 = _stack(mapinwild_root, "s1", train)
+    ms = st.modalities["s1"]
+    np.testing.assert_allclose(ms.min, s1.min(axis=1))
+    np.testing.assert_allclose(ms.max, s1.max(axis=1))
+    applied = stats.apply_statistics(spec, st)
+    lo, hi = stats.normalized_range(applied.modality("s1"), ms)
+    mean, std = np.asarray(st.mean("s1")), np.asarray(st.std("s1"))
+    np.testing.assert_allclose(lo, (s1.min(axis=1) - mean) / std, rtol=1e-5)
+    np.testing.assert_allclose(hi, (s1.max(axis=1) - mean) / std, rtol=1e-5)
+    assert (lo < 0).all() and (hi > 0).all()  # the mean lies inside
+
+
+def test_version_1_statistics_load_without_range_and_are_recomputed(tmp_path, mapinwild_root):
+    spec = _free_spec(mapinwild_root)
+    cache = tmp_path / "stats.json"
+    raw = stats.load_or_compute(spec, cache, progress=False).to_dict()
+    raw["version"] = 1
+    for entry in raw["modalities"].values():
+        entry.pop("min"), entry.pop("max")
+    raw["dataset"] = "old"
+    cache.write_text(json.dumps(raw))
+    old = stats.Statistics.load(cache)  # an old run folder still loads
+    assert not old.modalities["s1"].has_range
+    with pytest.raises(DataError, match="min/max"):
+        stats.normalized_range(spec.modality("s1"), old.modalities["s1"])
+    again = stats.load_or_compute(spec, cache, progress=False)
+    assert again.dataset == "mapinwild" and again.modalities["s1"].has_range

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from modalens.validation import average_ranks, kendall, pearson, shares, spearman
+from modalens.validation import average_ranks, kendall, kendall_w, pearson, shares, spearman
 
 
 def test_perfect_agreement_is_one() -> None:
@@ -98,3 +98,37 @@ def test_shares_sum_to_one() -> None:
 def test_shape_mismatch_is_refused() -> None:
     with pytest.raises(ValueError, match="same shape"):
         spearman([1, 2, 3], [1, 2])
+
+
+# ---------------------------------------------------------------------- Kendall's W
+def test_kendall_w_is_one_for_identical_rankings() -> None:
+    row = [0.4, 0.3, 0.2, 0.1]
+    assert kendall_w([row, row, row]) == pytest.approx(1.0)
+    # W only needs the same order, not the same values
+    assert kendall_w([row, [40, 30, 20, 10], [9, 8, 1, 0]]) == pytest.approx(1.0)
+
+
+def test_kendall_w_by_hand() -> None:
+    # rankings (1,2,3), (1,3,2), (2,1,3): rank sums 4, 6, 8, S = 8, W = 12*8 / (9 * 24)
+    assert kendall_w([[1, 2, 3], [1, 3, 2], [2, 1, 3]]) == pytest.approx(96 / 216)
+    # two opposite raters: every rank sum is 4, W = 0
+    assert kendall_w([[1, 2, 3], [3, 2, 1]]) == pytest.approx(0.0)
+    # ties: ranks (1,2,3) and (1.5,1.5,3): S = 6.5, T = 2^3 - 2 = 6, W = 78 / (4*24 - 2*6)
+    assert kendall_w([[1, 2, 3], [1, 1, 3]]) == pytest.approx(78 / 84)
+
+
+def test_kendall_w_matches_mean_spearman_and_stays_in_bounds() -> None:
+    rng = np.random.default_rng(3)
+    for m, n in [(2, 4), (4, 4), (6, 5), (3, 7)]:
+        r = rng.normal(size=(m, n))
+        w = kendall_w(r)
+        assert 0.0 <= w <= 1.0
+        rhos = [spearman(r[i], r[j]) for i in range(m) for j in range(i + 1, m)]
+        assert w == pytest.approx(((m - 1) * np.mean(rhos) + 1) / m)  # no ties: exact relation
+
+
+def test_kendall_w_undefined_cases_are_nan() -> None:
+    assert math.isnan(kendall_w([[1, 2, 3]]))  # one rater
+    assert math.isnan(kendall_w([[1], [2]]))  # one object
+    assert math.isnan(kendall_w([[1, 1], [2, 2]]))  # everything tied
+    assert kendall_w([[1, 2, 3], [np.nan, 1, 2], [1, 2, 3]]) == pytest.approx(1.0)  # NaN row out

@@ -69,6 +69,7 @@ class OcclusionEngine:
         self.groups = normalize_groups(groups, n_ch if isinstance(n_ch, int) else None)
         self.group_names = list(self.groups)
         self.mean = None if o.mean is None else torch.as_tensor(o.mean, dtype=torch.float32)
+        self.nodata = None if o.nodata is None else torch.as_tensor(o.nodata, dtype=torch.float32)
         self.loss_fn = o.loss_fn or masked_mse
         device = o.device
         if device is None:
@@ -173,7 +174,9 @@ class OcclusionEngine:
         """
         ax = self.axis(x)
         c = x.shape[ax]
-        ctx = FillContext(x, ax, ids, strategy, draw, self.options.seed, self.mean, generator)
+        ctx = FillContext(
+            x, ax, ids, strategy, draw, self.options.seed, self.mean, generator, self.nodata
+        )
         fill = STRATEGIES.get(strategy).fn(ctx)
         if fill.kind == "constant":
             assert fill.value is not None

@@ -30,7 +30,7 @@ from .engine import OcclusionEngine
 from .figures import occlusion_map_preview
 from .groups import Groups, groups_for
 from .options import AttributionOptions, resolve_options
-from .run import run_mean
+from .run import run_mean, run_nodata
 from .strategies import STRATEGIES, stable_seed
 
 REDUCTIONS = ("mean", "max")
@@ -182,8 +182,10 @@ def occlusion_maps(
     run = load_run(run_dir, data_root=data_root)
     out = Path(out) if out is not None else RunFolder(run_dir).occlusion_maps
     grp = groups_for(run.spec, groups)
-    if "mean" in opts.strategies and opts.mean is None:
+    if {"mean", "nodata"} & set(opts.strategies) and opts.mean is None:
         opts = opts.replace(mean=run_mean(run))
+    if "nodata" in opts.strategies and opts.nodata is None:
+        opts = opts.replace(nodata=run_nodata(run.spec, opts.mean))
     fns = {s: occlusion_map_fn(run.model, grp, s, opts) for s in opts.strategies}
     reader = run.reader()
     if ids is None:

@@ -107,6 +107,21 @@ def _shapley(value: Any) -> bool | str:
     )
 
 
+def _channel_values(value: Any, option: str) -> tuple[float, ...] | None:
+    """Per-channel fill values (``mean``, ``nodata``) as float32-rounded floats, or None."""
+    if value is None:
+        return None
+    try:
+        values = torch.as_tensor(value, dtype=torch.float32).flatten()
+    except (TypeError, ValueError, RuntimeError):
+        raise SpecError(
+            f"{option} must be numbers, got {value!r}",
+            where(option),
+            "give one normalised value per input channel",
+        ) from None
+    return tuple(float(v) for v in values)
+
+
 @dataclass(frozen=True)
 class AttributionOptions:
     """How occlusion scores are computed (see :mod:`modalens.attribution`).
@@ -115,7 +130,9 @@ class AttributionOptions:
     values are validated and normalised on construction.
 
     Attributes:
-        strategies: fills of the occluded channels (:data:`~.strategies.STRATEGIES`).
+        strategies: fills of the occluded channels (:data:`~.strategies.STRATEGIES`); default
+            ``mean`` (the train mean stays inside every continuous modality's train range; see
+            the README's "Strategies" section for the measurement).
         distances: distances of full vs occluded (:data:`~.distances.DISTANCES`).
         levels: where the distance is taken (:data:`~.levels.LEVELS`).
         embedding: ``"auto"`` (``encode()`` bottleneck, else ``embed()``), ``"encode"``,
@@ -125,6 +142,8 @@ class AttributionOptions:
         seed: seed of noise and permutations.
         mean: per-channel fill of the ``mean`` strategy in normalised space (stored as float32
             values; default 0).
+        nodata: per-channel fill of the ``nodata`` strategy in normalised space (a value no
+            class maps to on categorical channels, the mean elsewhere); required by it.
         loss_fn: ``loss_fn(pred, target, valid) -> [B]`` of the ``loss`` level (default MSE).
         precision: ``fp32`` or ``bf16`` (bf16 weights and inputs after folding).
         optimize: fold BatchNorm, fuse Conv+ReLU, channels-last (equal up to float rounding).
@@ -139,7 +158,7 @@ class AttributionOptions:
         max_players: most groups exact Shapley values may have.
     """
 
-    strategies: tuple[str, ...] = ("zeros",)
+    strategies: tuple[str, ...] = ("mean",)
     distances: tuple[str, ...] = ("euclidean",)
     levels: tuple[str, ...] = ("embedding",)
     embedding: str | Callable[..., Any] = "auto"
@@ -147,6 +166,7 @@ class AttributionOptions:
     draws: int = 1
     seed: int = 0
     mean: tuple[float, ...] | None = None
+    nodata: tuple[float, ...] | None = None
     loss_fn: Callable[..., Tensor] | None = None
     precision: str = "fp32"
     optimize: bool = True
@@ -174,16 +194,8 @@ class AttributionOptions:
             raise SpecError("the channel axis cannot be the batch axis (0)", where("channel_axis"))
         set_(self, "draws", _integer(self.draws, "draws", 1))
         set_(self, "seed", _integer(self.seed, "seed"))
-        if self.mean is not None:
-            try:
-                values = torch.as_tensor(self.mean, dtype=torch.float32).flatten()
-            except (TypeError, ValueError, RuntimeError):
-                raise SpecError(
-                    f"mean must be numbers, got {self.mean!r}",
-                    where("mean"),
-                    "give one normalised mean per input channel",
-                ) from None
-            set_(self, "mean", tuple(float(v) for v in values))
+        set_(self, "mean", _channel_values(self.mean, "mean"))
+        set_(self, "nodata", _channel_values(self.nodata, "nodata"))
         if self.loss_fn is not None and not callable(self.loss_fn):
             raise SpecError("loss_fn must be callable", where("loss_fn"))
         precision = parse_precision(self.precision, where("precision"), ("fp32", "bf16"))
@@ -236,6 +248,7 @@ class AttributionOptions:
         """The options a streamed result depends on (``parts/config.json``, without the
         groups, which the engine adds)."""
         emb = self.embedding
+        extra = {} if self.nodata is None else {"nodata": list(self.nodata)}  # older folders
         return {
             "strategies": list(self.strategies),
             "distances": list(self.distances),
@@ -249,6 +262,7 @@ class AttributionOptions:
             "include_all": self.include_all,
             "shapley": str(self.shapley),
             "permutations": self.permutations if self.shapley else None,
+            **extra,
         }
 
 

@@ -3,15 +3,18 @@
 :func:`attribute_run` loads the run (:func:`modalens.training.run.load_run`), reads the split's
 deterministic evaluation crops lazily (finished samples of a resumed attribution are not
 read), masks the inputs as in training, streams the scores to ``OUT/parts`` and writes
-``OUT/scores.parquet`` (long form), ``OUT/summary.csv`` and ``OUT/summary.txt`` (dataset level,
+``OUT/scores.parquet`` (long form), ``OUT/source.json`` (the run folder and split),
+``OUT/summary.csv`` and ``OUT/summary.txt`` (dataset level,
 :func:`~.aggregation.summarize`) and ``OUT/influence.png`` (:func:`~.figures.influence_bar_chart`).
-The ``mean`` strategy takes the train means from the run's statistics (:func:`run_mean`); the
-``loss`` level the task's per-sample loss.
+The ``mean`` strategy takes the train means from the run's statistics (:func:`run_mean`), the
+``nodata`` strategy its values from the spec (:func:`run_nodata`); the ``loss`` level the
+task's per-sample loss.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -23,8 +26,9 @@ import torch
 
 from ..data.dataset import collate
 from ..data.reader import normalize
+from ..data.spec import DatasetSpec, Modality
 from ..errors import ModalensError, SpecError
-from ..io import atomic_path, atomic_write_text
+from ..io import atomic_path, atomic_write_json, atomic_write_text
 from ..training.run import load_run
 from ..training.runfolder import RunFolder
 from .aggregation import format_summary, summarize
@@ -33,7 +37,9 @@ from .batches import Batch, LazyBatch
 from .figures import influence_bar_chart
 from .groups import Groups, groups_for
 from .options import AttributionOptions, resolve_options
-from .strategies import paper_strategies
+
+#: the file of an attribution folder naming the run and split it was made from
+SOURCE_FILE = "source.json"
 
 
 def run_mean(run: Any) -> list[float] | None:
@@ -67,6 +73,46 @@ def run_mean(run: Any) -> list[float] | None:
         return vals if len(vals) == run.spec.n_channels else None
     except Exception:  # noqa: BLE001 - statistics are optional for this strategy
         return None
+
+
+def nodata_code(m: Modality) -> float:
+    """The raw code of categorical modality ``m`` that no class maps to: its no-data value
+    when that is finite and no class uses it, else one class step (the smallest gap between
+    classes, 1 for a single class) below the smallest class."""
+    classes = sorted(float(c) for c in (m.classes or ()))
+    nd = m.nodata
+    if nd is not None and math.isfinite(nd) and nd not in classes:
+        return float(nd)
+    if not classes:
+        return -1.0
+    gaps = np.diff(classes)
+    return classes[0] - (float(gaps.min()) if len(gaps) else 1.0)
+
+
+def run_nodata(spec: DatasetSpec, mean: Sequence[float] | None) -> list[float]:
+    """Per-channel fill of the ``nodata`` strategy in normalised space (see
+    :func:`~.strategies.nodata`): categorical channels get :func:`nodata_code` normalised
+    (one-hot: 0 on every class channel), continuous channels the train mean ``mean`` (0 where
+    it is None).
+
+    Args:
+        spec: the run's spec (normalisation complete).
+        mean: the per-channel means (:func:`run_mean`) or None.
+
+    Returns:
+        One value per input channel.
+    """
+    values: list[float] = []
+    for m, sl in zip(spec.modalities, spec.channel_slices().values(), strict=True):
+        if not m.is_categorical:
+            part = mean[sl] if mean is not None else [0.0] * m.n_channels
+            values.extend(float(v) for v in part)
+        elif m.normalization.type == "onehot":
+            values.extend([0.0] * m.n_channels)
+        else:
+            raw = np.full((len(m.bands), 1, 1), nodata_code(m), dtype=np.float32)
+            values.extend(np.asarray(normalize(m, raw), dtype=np.float64).reshape(-1).tolist())
+    return values
 
 
 def lazy_batches(dataset: Any, batch_size: int) -> list[LazyBatch]:
@@ -113,8 +159,8 @@ def attribute_run(
     Args:
         run_dir: the run folder.
         split: ``train``, ``val`` or ``test``.
-        options: the :class:`~.options.AttributionOptions`; without one the strategies
-            default to the paper's four.
+        options: the :class:`~.options.AttributionOptions` (default: all defaults, strategy
+            ``mean``).
         groups: ``"modalities"``, ``"bands"`` or explicit channel groups.
         out: the result folder (default ``RUN/attribution/<split>``).
         batch_size: samples per batch.
@@ -141,18 +187,18 @@ def attribute_run(
             "batch_size",
             "pass a positive batch size, e.g. --batch-size 8",
         )
-    if options is None:
-        overrides.setdefault("strategies", paper_strategies())
     opts = resolve_options(options, **overrides)
     run = load_run(run_dir, data_root=data_root)
     out = Path(out) if out is not None else RunFolder(run_dir).attribution(split)
     grp = groups_for(run.spec, groups)
     levels_l = opts.levels
-    mean = opts.mean
-    if "mean" in opts.strategies and mean is None:
+    mean, nodata = opts.mean, opts.nodata
+    if {"mean", "nodata"} & set(opts.strategies) and mean is None:
         mean = run_mean(run)
         if mean is None:
             warnings.warn("no train statistics for the mean strategy; filling with 0", stacklevel=2)
+    if "nodata" in opts.strategies and nodata is None:
+        nodata = run_nodata(run.spec, mean)
     loss_fn = opts.loss_fn
     if loss_fn is None and "loss" in levels_l:
         loss_fn = run.task.loss
@@ -173,7 +219,7 @@ def attribute_run(
         run.model,
         lazy_batches(dataset, batch_size),
         grp,
-        opts.replace(mean=mean, loss_fn=loss_fn),
+        opts.replace(mean=mean, nodata=nodata, loss_fn=loss_fn),
         input_fn=prepare,
         out=out,
         resume=resume,
@@ -182,6 +228,7 @@ def attribute_run(
         resume_config={"split": split, "ids": ids_hash},
     )
     summary = summarize(scores, seed=opts.seed)
+    atomic_write_json(out / SOURCE_FILE, {"run": str(Path(run_dir).resolve()), "split": split})
     with atomic_path(out / "summary.csv") as tmp:
         summary.to_csv(tmp, index=False)
     atomic_write_text(out / "summary.txt", format_summary(summary) + "\n")

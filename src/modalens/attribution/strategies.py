@@ -2,9 +2,10 @@
 
 The fill lives in the model's *normalised* input space. The paper's four are ``zeros``,
 ``ones``, ``uniform`` (U[0,1)) and ``gaussian`` (N(0,1)); two more are built in: ``mean`` (a
-per-channel train-set mean in normalised space, the ``mean`` option; 0 where not given) and
-``permute`` (the group taken from another sample of the batch, a seeded derangement; NaN for a
-batch of one sample).
+per-channel train-set mean in normalised space, the ``mean`` option; 0 where not given),
+``nodata`` (the ``nodata`` option: on categorical channels a value no class maps to, elsewhere
+the mean -- see :func:`nodata`) and ``permute`` (the group taken from another sample of the
+batch, a seeded derangement; NaN for a batch of one sample).
 
 A strategy is a function ``fn(ctx: FillContext) -> Fill`` registered with
 :func:`register_strategy` and its properties: ``random`` (repeated ``draws`` times, ``draw``
@@ -70,6 +71,7 @@ class FillContext:
         mean: the ``mean`` option as a float32 tensor ``[C]``, or None.
         generator: maps only: one generator for the whole call, used instead of per-sample
             seeding.
+        nodata: the ``nodata`` option as a float32 tensor ``[C]``, or None.
     """
 
     x: Tensor
@@ -80,6 +82,7 @@ class FillContext:
     seed: int = 0
     mean: Tensor | None = None
     generator: torch.Generator | None = None
+    nodata: Tensor | None = None
 
     @property
     def n_channels(self) -> int:
@@ -232,16 +235,46 @@ def mean(ctx: FillContext) -> Fill:
         SpecError: the option has another number of values than the input has channels.
     """
     c = ctx.n_channels
-    vals = torch.zeros(c)
-    if ctx.mean is not None:
-        if ctx.mean.numel() != c:
-            raise SpecError(
-                f"mean has {ctx.mean.numel()} values for {c} channels",
-                "mean",
-                "give one normalised mean per input channel",
-            )
-        vals = ctx.mean.clone()
-    return Fill.constant(vals)
+    if ctx.mean is None:
+        return Fill.constant(torch.zeros(c))
+    return Fill.constant(_per_channel(ctx.mean, c, "mean"))
+
+
+def _per_channel(values: Tensor, c: int, option: str) -> Tensor:
+    if values.numel() != c:
+        raise SpecError(
+            f"{option} has {values.numel()} values for {c} channels",
+            option,
+            "give one normalised value per input channel",
+        )
+    return values.clone()
+
+
+@register_strategy(
+    "nodata", help="categorical: a code no class maps to; continuous: the train mean"
+)
+def nodata(ctx: FillContext) -> Fill:
+    """The ``nodata`` option per channel: what the model is shown when a modality is absent.
+
+    For a run, :func:`~modalens.attribution.run.run_nodata` derives it from the spec: on a
+    categorical modality with ordinal (or scaled) codes the normalised no-data value of the
+    spec when no class uses it, else the code one class step below the smallest class (so the
+    value lies outside the class list and below its range); on a one-hot modality 0 on every
+    class channel (no class active); on continuous modalities the train mean in normalised
+    space (the ``mean`` fill: a continuous band has no value "no class maps to", and the mean
+    stays inside the train range).
+
+    Raises:
+        SpecError: no ``nodata`` option (outside a run it cannot be guessed), or another number
+            of values than the input has channels.
+    """
+    if ctx.nodata is None:
+        raise SpecError(
+            "the nodata strategy needs per-channel no-data values",
+            "nodata=",
+            "attribute a run (its spec gives them) or pass nodata= (one value per channel)",
+        )
+    return Fill.constant(_per_channel(ctx.nodata, ctx.n_channels, "nodata"))
 
 
 @register_strategy(

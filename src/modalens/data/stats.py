@@ -1,4 +1,4 @@
-"""Train-split statistics: per-band mean/std, class frequencies and the target mean.
+"""Train-split statistics: per-band mean/std/min/max, class frequencies and the target mean.
 
 Statistics are computed over the *train* split only, on the sample grid (every modality
 resampled as it is fed to the model), excluding no-data, with streaming float64 accumulators
@@ -7,6 +7,10 @@ modality of one scene). They are saved as JSON and reused while they match the s
 
     stats = load_or_compute(spec, run_dir / "statistics.json")
     spec = apply_statistics(spec, stats)   # fills standard mean/std left empty in the spec
+
+Version 2 added the per-band ``min``/``max`` of the raw values (the train range that
+:func:`normalized_range` maps into the model's input space); a version-1 file still loads (its
+range is None) and is recomputed where statistics are computed.
 """
 
 from __future__ import annotations
@@ -25,11 +29,11 @@ from tqdm.auto import tqdm
 from ..errors import DataError
 from ..fingerprint import differences
 from ..io import atomic_write_json
-from .reader import SampleReader
+from .reader import SampleReader, normalize
 from .samples import sample_ids
 from .spec import DatasetSpec, Modality
 
-STATS_VERSION = 1
+STATS_VERSION = 2
 
 
 def ids_digest(ids: Iterable[str]) -> str:
@@ -42,12 +46,15 @@ def ids_digest(ids: Iterable[str]) -> str:
 
 
 class _Running:
-    """Streaming count / mean / M2 per band in float64 (Chan et al. parallel merge)."""
+    """Streaming count / mean / M2 / min / max per band in float64 (Chan et al. parallel
+    merge for the moments)."""
 
     def __init__(self, n_bands: int) -> None:
         self.n = np.zeros(n_bands, np.float64)
         self.mean = np.zeros(n_bands, np.float64)
         self.m2 = np.zeros(n_bands, np.float64)
+        self.min = np.full(n_bands, np.inf)
+        self.max = np.full(n_bands, -np.inf)
 
     def add(self, band: int, values: np.ndarray) -> None:
         x = values[~np.isnan(values)].astype(np.float64)
@@ -55,6 +62,8 @@ class _Running:
         if nb == 0:
             return
         mb = float(x.mean())
+        self.min[band] = min(self.min[band], float(x.min()))
+        self.max[band] = max(self.max[band], float(x.max()))
         m2b = float(np.square(x - mb).sum())
         na, ma = self.n[band], self.mean[band]
         n = na + nb
@@ -68,6 +77,12 @@ class _Running:
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.sqrt(np.where(self.n > 0, self.m2 / np.maximum(self.n, 1), np.nan))
 
+    @property
+    def range(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(min, max)`` per band (NaN for a band without values)."""
+        seen = self.n > 0
+        return np.where(seen, self.min, np.nan), np.where(seen, self.max, np.nan)
+
 
 @dataclass
 class ModalityStats:
@@ -80,6 +95,8 @@ class ModalityStats:
     count: list[int]
     class_frequencies: dict[str, float] | None = None  # categorical: code -> share of pixels
     source: str = ""  # fingerprint of the files and no-data the values were read with
+    min: list[float] | None = None  # raw per-band minimum (None: version-1 statistics)
+    max: list[float] | None = None  # raw per-band maximum
 
     def settings(self) -> dict[str, Any]:
         """The part of :func:`statistics_settings` these statistics were computed with."""
@@ -93,6 +110,9 @@ class ModalityStats:
             "std": [_num(v) for v in self.std],
             "count": [int(c) for c in self.count],
         }
+        if self.min is not None and self.max is not None:
+            d["min"] = [_num(v) for v in self.min]
+            d["max"] = [_num(v) for v in self.max]
         if self.class_frequencies is not None:
             d["class_frequencies"] = dict(self.class_frequencies)
         d["source"] = self.source
@@ -108,7 +128,14 @@ class ModalityStats:
             count=[int(c) for c in d.get("count", [0] * len(d["mean"]))],
             class_frequencies=d.get("class_frequencies"),
             source=str(d.get("source", "")),
+            min=None if d.get("min") is None else [_float(v) for v in d["min"]],
+            max=None if d.get("max") is None else [_float(v) for v in d["max"]],
         )
+
+    @property
+    def has_range(self) -> bool:
+        """True when the statistics hold the per-band min/max (version 2 and later)."""
+        return self.min is not None and self.max is not None
 
 
 def statistics_settings(spec: DatasetSpec, ids: Sequence[str] | None = None) -> dict[str, Any]:
@@ -277,6 +304,7 @@ def compute_statistics(
         if m.is_categorical:
             total = sum(class_counts[m.name].values()) or 1
             freq = {str(k): v / total for k, v in sorted(class_counts[m.name].items())}
+        lo, hi = r.range
         mods[m.name] = ModalityStats(
             bands=list(m.bands),
             kind=m.kind,
@@ -285,6 +313,8 @@ def compute_statistics(
             count=[int(v) for v in r.n],
             class_frequencies=freq,
             source=source_fingerprint(m),
+            min=[float(v) for v in lo],
+            max=[float(v) for v in hi],
         )
     target_stats: dict[str, Any] = {"kind": t.kind, "count": t_n}
     if t.is_continuous:
@@ -380,3 +410,35 @@ def with_statistics(
     except json.JSONDecodeError:
         raw = {}
     return spec, raw
+
+
+def normalized_range(m: Modality, ms: ModalityStats) -> tuple[np.ndarray, np.ndarray]:
+    """The train range of modality ``m`` per input channel, in the model's normalised space.
+
+    The raw per-band min/max are normalised as the reader normalises values (``m`` must carry
+    the statistics' mean/std where its normalisation is ``standard``: use the spec of a loaded
+    run or :func:`apply_statistics`); a one-hot modality's channels range over [0, 1].
+
+    Args:
+        m: the modality (with its normalisation complete).
+        ms: its statistics (version 2: with min/max).
+
+    Returns:
+        ``(low, high)``, float64 arrays of one value per channel (NaN where a band had no
+        valid pixel).
+
+    Raises:
+        DataError: the statistics have no range (version 1).
+    """
+    if m.normalization.type == "onehot":
+        n = m.n_channels
+        return np.zeros(n), np.ones(n)
+    if ms.min is None or ms.max is None:
+        raise DataError(
+            f"the statistics of modality {m.name!r} hold no min/max (an older statistics file)",
+            m.name,
+            "recompute them (delete the statistics JSON)",
+        )
+    raw = np.asarray([ms.min, ms.max], dtype=np.float32).T[:, :, None]  # [bands, 2, 1]
+    ends = np.asarray(normalize(m, raw.copy()), dtype=np.float64)[:, :, 0]
+    return ends.min(axis=1), ends.max(axis=1)

@@ -16,14 +16,19 @@ and the demo imports it.
 - :mod:`.agreement` -- :func:`agreement`: deviations vs influence with bootstrap intervals
   over test samples (``modalens agreement``).
 - :mod:`.figures` -- the Fig. 5-like agreement figure.
+- :mod:`.fills` -- fill sanity: each strategy's generated fill against the train range.
+- :mod:`.strategies` -- :func:`compare_strategies` (``modalens strategies``): shares, ranks,
+  Kendall's W and fill flags per strategy; :func:`describe_strategies` for reports.
+- :mod:`.strategy_figure` -- the Fig. 6-like strategy figure.
 """
 
 from .ablation import AblationResult, ablate
 from .agreement import AgreementResult, agreement, format_agreement
-from .correlation import average_ranks, kendall, pearson, shares, spearman
+from .correlation import average_ranks, kendall, kendall_w, pearson, shares, spearman
 from .measure import epoch_seconds, inference_seconds, measure_run
 from .runs import RunRecord
 from .settings import Setting, leave_one_out, parse_seeds, plan_settings
+from .strategies import StrategiesResult, compare_strategies, describe_strategies
 from .table import build_table, markdown_table
 
 __all__ = [
@@ -31,14 +36,18 @@ __all__ = [
     "AgreementResult",
     "RunRecord",
     "Setting",
+    "StrategiesResult",
     "ablate",
     "agreement",
     "average_ranks",
     "build_table",
+    "compare_strategies",
+    "describe_strategies",
     "epoch_seconds",
     "format_agreement",
     "inference_seconds",
     "kendall",
+    "kendall_w",
     "leave_one_out",
     "markdown_table",
     "measure_run",

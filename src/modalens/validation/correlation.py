@@ -12,6 +12,8 @@ axis, returning an array of shape ``[...]`` (a float for 1-D input).
 - :func:`kendall`: tau-b, ``(concordant - discordant) / sqrt((n0 - tx) (n0 - ty))`` with ``n0``
   the number of pairs and ``tx``, ``ty`` the pairs tied in ``x`` or in ``y``.
 - :func:`shares`: values divided by the sum of their magnitudes (non-negative values sum to 1).
+- :func:`kendall_w`: Kendall's coefficient of concordance W of ``m`` rankings of ``n`` objects
+  (rows = raters), with the tie correction.
 
 A correlation that is undefined (fewer than two values, a constant vector, a NaN in either
 vector) is NaN; every defined value lies in [-1, 1].
@@ -131,3 +133,40 @@ def shares(values: Any) -> np.ndarray:
     total = np.abs(v).sum(axis=-1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(total > 0, v / np.where(total > 0, total, 1.0), 0.0)
+
+
+def kendall_w(ratings: Any) -> float:
+    """Kendall's coefficient of concordance W of ``m`` raters over ``n`` objects, tie-corrected.
+
+    Each row is ranked by :func:`average_ranks` (the direction does not matter as long as it is
+    the same for every row). With ``R_i`` the rank sum of object ``i`` and ``S`` the sum of
+    squared deviations of the ``R_i`` from their mean,
+    ``W = 12 S / (m^2 (n^3 - n) - m * sum_j T_j)``, where ``T_j = sum (t^3 - t)`` over the
+    groups of ``t`` tied values of rater ``j``. W is 1 when every rater gives the same ranking
+    and 0 when the rank sums are all equal (no agreement); it lies in [0, 1].
+
+    Args:
+        ratings: array ``[m, n]`` (one row per rater, e.g. strategy; one column per object,
+            e.g. modality). Rows holding a NaN are left out.
+
+    Returns:
+        W, or NaN with fewer than two raters or objects or when every rater ties everything.
+    """
+    r = np.asarray(ratings, dtype=np.float64)
+    if r.ndim != 2:
+        raise ValueError(f"ratings must be a 2-D array [raters, objects], got shape {r.shape}")
+    r = r[~np.isnan(r).any(axis=1)]
+    m, n = r.shape
+    if m < 2 or n < 2:
+        return float("nan")
+    ranks = average_ranks(r)
+    sums = ranks.sum(axis=0)
+    s = float(np.square(sums - sums.mean()).sum())
+    ties = 0.0
+    for row in r:
+        _, counts = np.unique(row, return_counts=True)
+        ties += float((counts**3 - counts).sum())
+    den = m * m * (n**3 - n) - m * ties
+    if den <= 0:
+        return float("nan")
+    return float(np.clip(12.0 * s / den, 0.0, 1.0))
