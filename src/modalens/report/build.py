@@ -9,6 +9,8 @@ from .collect import collect
 from .render import render
 from .sections import build_sections
 
+#: findings of each section repeated in the reading at the top of the page
+READING_LINES = 3
 #: sections whose findings make up the reading at the top of the page
 READING_KINDS = (
     "attribution",
@@ -39,7 +41,7 @@ def build_report(
         f"{s.title}: {line}" if len(sections) > 1 else line
         for s in sections
         if s.id.split("-", 1)[0] in READING_KINDS
-        for line in s.findings
+        for line in s.findings[:READING_LINES]
     ]
     kinds = arts.kinds()
     subtitle = (

@@ -13,6 +13,8 @@ import jinja2
 from .blocks import Section, Table
 
 TEMPLATES = Path(__file__).parent / "templates"
+#: tables with more rows than this are folded (click to open)
+LONG_TABLE = 16
 #: packages whose versions the report lists (those that are installed)
 PACKAGES = (
     "modalens",
@@ -74,4 +76,5 @@ def render(
         root=root,
         versions=versions(),
         version=version,
+        long_table=LONG_TABLE,
     )

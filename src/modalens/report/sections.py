@@ -18,6 +18,7 @@ from ..data.checks import summarize as summarize_data
 from ..data.specfile import load_spec
 from ..errors import ModalensError
 from ..plotting import label
+from ..validation.strategies import describe_strategies
 from .blocks import Section, figure, table_from_frame
 from .collect import Artefacts
 from .reading import describe_ablation, describe_agreement, describe_attribution, headline_block
@@ -176,6 +177,72 @@ def attribution_section(folder: Path, arts: Artefacts) -> Section:
         )
     )
     sec.figures = _figures(folder, [("influence.png", "Influence per modality and fill")], arts)
+    return sec
+
+
+@register_section("strategies", "Occlusion strategies and fill sanity (Fig. 6)")
+def strategies_section(folder: Path, arts: Artefacts) -> Section:
+    """Strategies compared (Kendall's W per level) and each fill checked against the data."""
+    table = pd.read_csv(folder / "strategies.csv")
+    concordance = pd.read_csv(folder / "concordance.csv")
+    fill = pd.read_csv(folder / "fill_sanity.csv")
+    sec = Section(
+        _section_id("strategies", folder, arts), f"Strategies and fills: {_where(folder, arts)}"
+    )
+    sec.intro = (
+        "Do the occlusion strategies agree on the ranking (Kendall's W: 1 = the same ranking "
+        "from every fill, 0 = no agreement), and does each fill stay inside the values the "
+        "model saw in training? A fill outside the train range (or, for land cover, a value "
+        "that is a real class) asks the model something it never saw and can inflate a "
+        "modality it barely uses."
+    )
+    sec.findings = describe_strategies(table, concordance, fill)
+    sec.figures = _figures(
+        folder,
+        [
+            (
+                "strategies.png",
+                "Influence per modality and fill; hatched: the fill leaves the train range",
+            )
+        ],
+        arts,
+    )
+    sec.tables.append(
+        table_from_frame(
+            concordance,
+            "Rank concordance of the strategies (concordance.csv)",
+            source=arts.relative(folder / "concordance.csv"),
+        )
+    )
+    shown = fill.copy()
+    for c in ("outside_share", "below_share", "above_share", "class_code_share"):
+        shown[c] = shown[c] * 100
+    shown["group"] = shown["group"].map(label)
+    sec.tables.append(
+        table_from_frame(
+            shown,
+            "Fill sanity: share of filled values outside the train range, in % "
+            "(fill_sanity.csv); flagged rows are highlighted",
+            [
+                "strategy",
+                "group",
+                "outside_share",
+                "below_share",
+                "above_share",
+                "class_code_share",
+                "flagged",
+                "n_values",
+            ],
+            {
+                "group": "modality",
+                "outside_share": "outside (%)",
+                "below_share": "below (%)",
+                "above_share": "above (%)",
+                "class_code_share": "real class codes (%)",
+            },
+            arts.relative(folder / "fill_sanity.csv"),
+        )
+    )
     return sec
 
 
