@@ -1,10 +1,10 @@
 """``modalens demo``: the main job end to end on built-in synthetic data.
 
 synth (planted importances) -> data check -> fit a small U-Net -> test -> attribute with the
-paper's four occlusion strategies -> dataset-level table, bar figure, a comparison of the
-measured ranking with the planted one and an HTML report. Every step writes into one folder
-and is resumable: rerunning the demo reuses the data, continues an interrupted fit and skips
-attributed samples.
+paper's four occlusion strategies and three in-range fills -> dataset-level table, bar
+figure, a comparison of the measured ranking with the planted one, the strategies compared and
+their fills checked, and an HTML report. Every step writes into one folder and is resumable:
+rerunning the demo reuses the data, continues an interrupted fit and skips attributed samples.
 """
 
 from __future__ import annotations
@@ -28,11 +28,13 @@ from .report.build import build_report
 from .training.evaluate import test
 from .training.fit import fit
 from .training.runfolder import RunFolder
+from .validation.strategies import compare_strategies
 
 DEMO_IMPORTANCE = {"s2": 0.45, "s1": 0.3, "esa_wc": 0.15, "viirs": 0.1}
 
 
-STRATEGIES = ["zeros", "ones", "uniform", "gaussian"]
+#: the paper's four fills, then the in-range ones modalens adds (mean is the default)
+STRATEGIES = ["zeros", "ones", "uniform", "gaussian", "mean", "permute", "nodata"]
 
 
 def demo_config_path() -> Path:
@@ -70,7 +72,7 @@ def run_demo(
         print(f"[{time.perf_counter() - t0:6.1f}s] {msg}", flush=True)
 
     if _synth_matches(data, samples, size, seed):
-        step(f"1/6 synthetic data already in {data}")
+        step(f"1/7 synthetic data already in {data}")
     elif (data / "metadata.json").exists():
         raise DataError(
             "the demo folder holds a demo made with other --samples/--size/--seed",
@@ -78,7 +80,7 @@ def run_demo(
             "give another --out or delete the folder",
         )
     else:
-        step(f"1/6 writing {samples} synthetic samples of {size}x{size} px to {data}")
+        step(f"1/7 writing {samples} synthetic samples of {size}x{size} px to {data}")
         generate(
             data,
             samples=samples,
@@ -89,7 +91,7 @@ def run_demo(
         )
     planted = json.loads((data / "metadata.json").read_text())["importance"]
 
-    step("2/6 checking the dataset")
+    step("2/7 checking the dataset")
     spec = mapinwild_spec(data)
     problems = check_dataset(spec, progress=False)
     if has_errors(problems):
@@ -101,7 +103,7 @@ def run_demo(
 
     run_dir = out / "run"
     resume = RunFolder(run_dir).config.exists()
-    step(f"3/6 training a small U-Net ({'resuming' if resume else 'new run'}) in {run_dir}")
+    step(f"3/7 training a small U-Net ({'resuming' if resume else 'new run'}) in {run_dir}")
     fit(
         demo_config_path(),
         out=run_dir,
@@ -112,7 +114,7 @@ def run_demo(
     metrics = test(run_dir, split="test")
     step("test metrics:\n" + metrics.to_string(index=False))
 
-    step("4/6 occluding each modality with zeros, ones, uniform and Gaussian noise")
+    step("4/7 occluding each modality with the paper's four fills and mean, permute, nodata")
     attr_dir = out / "attribution"
     _scores, summary = attribute_run(
         run_dir,
@@ -125,7 +127,7 @@ def run_demo(
     )
     print(format_summary(summary))
 
-    step("5/6 figure and agreement with the planted importances")
+    step("5/7 figure and agreement with the planted importances")
     fig = influence_bar_chart(summary, attr_dir / "influence.png")
     planted_rank = sorted(planted, key=lambda k: -planted[k])
     print(
@@ -148,7 +150,10 @@ def run_demo(
             "positions as planted)"
         )
     print(f"figure: {fig}")
-    step("6/6 writing the HTML report")
+    step("6/7 do the fills agree, and do they stay inside the training data?")
+    strategies = compare_strategies(attr_dir, run_dir, progress=progress)
+    print("\n".join(strategies.lines))
+    step("7/7 writing the HTML report")
     report = build_report(out, title="modalens demo report")
     print(f"report: {report}  (open it in a browser; it needs no network)")
     step(f"done; everything is in {out}")
