@@ -269,7 +269,8 @@ def strategy_comparison(
     ax.set_xlabel("modality")
     ax.set_ylabel("occlusion fill (strategy)")
     fig.colorbar(im, ax=ax, label="share of the total influence")
-    head = title or f"Share and rank per strategy ({label(method)}, {label(level)}, {label(distance)})"
+    block = f"{label(method)}, {label(level)}, {label(distance)}"
+    head = title or f"Share and rank per strategy ({block})"
     ax.set_title(f"{head}; {n_text(s['n'])}", fontsize=9)
     return save_figures(fig, path)
 

@@ -227,7 +227,8 @@ def occlusion_maps(
                     occlusion_map_preview(
                         arr[gi],
                         png,
-                        title=f"Sensitivity to {label(name)}, sample {sid} ({label(strategy)} fill)",
+                        title=f"Sensitivity to {label(name)}, sample {sid} "
+                        f"({label(strategy)} fill)",
                         transform=grid.transform,
                         crs=grid.crs,
                         quantity=MAP_QUANTITY,
