@@ -111,3 +111,11 @@ def test_classification_view_on_bigearthnet(bigearthnet_root: Path, tmp_path: Pa
     index = pd.read_csv(tmp_path / "out" / "views" / "index.csv")
     assert len(index) == 1 and pd.isna(index.loc[0, "modality"])  # no attribution: no bars
     assert files[0].exists() and files[1].suffix == ".svg"
+
+
+def test_views_cli_error_is_one_line(tiny_run, tmp_path, capsys) -> None:
+    from modalens.cli import main
+
+    assert main(["views", str(tiny_run), "--ids", "nope", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("modalens: error: unknown sample id(s) nope") and "\n" not in err
