@@ -70,7 +70,9 @@ def n_text(n: pd.Series) -> str:
     if len(vals) == 0:
         return "n unknown"
     lo, hi = int(vals.min()), int(vals.max())
-    return f"n = {lo} samples" if lo == hi else f"n = {lo}-{hi} samples"
+    if lo == hi:
+        return f"n = {lo} sample{'s' if lo != 1 else ''}"
+    return f"n = {lo}-{hi} samples"
 
 
 def _select(
@@ -147,9 +149,8 @@ def influence_figure(
             mean = sub["mean"].to_numpy(dtype=float)
             lo = sub["ci_low"].to_numpy(dtype=float)
             hi = sub["ci_high"].to_numpy(dtype=float)
-            err = np.nan_to_num(
-                np.vstack([np.clip(mean - lo, 0, None), np.clip(hi - mean, 0, None)])
-            )
+            err = np.vstack([np.clip(mean - lo, 0, None), np.clip(hi - mean, 0, None)])
+            err = np.nan_to_num(err) if np.isfinite(err).any() else None  # n < 2: no interval
             handles[strat] = ax.bar(
                 x + (k - (len(strategies) - 1) / 2) * width,
                 mean,
