@@ -152,6 +152,26 @@ def cmd_maps(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_views(args: argparse.Namespace) -> int:
+    from .attribution.views import sample_views
+
+    paths = sample_views(
+        args.run,
+        args.scores,
+        ids=args.ids,
+        top_k=args.top_k,
+        out=args.out,
+        split=args.split,
+        strategy=args.strategy,
+        level=args.level,
+        tile=args.tile,
+        overlap=args.overlap,
+        progress=not args.quiet,
+    )
+    print(f"wrote {len(paths) - 1} figure files and {paths[-1]}")
+    return 0
+
+
 def cmd_ablate(args: argparse.Namespace) -> int:
     from .validation import ablate, format_agreement
 
@@ -376,6 +396,19 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
     maps.set_defaults(func=cmd_maps)
     if commands is None or {"attribute", "maps"} & set(commands):
         _attribution_arguments(attribute, maps)
+
+    s = sub.add_parser("views", help="sample views (Fig. 3/4): modalities, target, prediction")
+    s.add_argument("run", help="run folder")
+    s.add_argument("--ids", type=_csv, help="comma-separated sample ids")
+    s.add_argument("--top-k", type=int, help="also the K samples of highest influence per modality")
+    s.add_argument("--scores", help="attribution folder (default RUN/attribution/<split>)")
+    s.add_argument("--out", required=True, help="output folder (views go to OUT/views)")
+    s.add_argument("--split", default="test", choices=["train", "val", "test"])
+    s.add_argument("--strategy", help="strategy of the bars and maps (default zeros)")
+    s.add_argument("--level", help="level of the bars (default output)")
+    s.add_argument("--tile", type=int, default=256)
+    s.add_argument("--overlap", type=int, default=64)
+    s.set_defaults(func=cmd_views)
 
     s = sub.add_parser(
         "ablate", help="Table I: train all, single- and leave-one-out-modality runs (resumable)"

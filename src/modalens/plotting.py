@@ -1,8 +1,9 @@
 """Shared figure plumbing: matplotlib on the Agg backend, figures written atomically.
 
-Every stage that draws (attribution's influence charts and map previews today, the report's
-figures next) gets pyplot from :func:`pyplot` and writes through :func:`save_figure`, so figures
-look alike and a half-written PNG is never left behind.
+Every stage that draws (attribution's influence charts, map previews and sample views, the
+validation figures, the report's figures next) gets pyplot from :func:`pyplot` and writes
+through :func:`save_figures` (PNG + SVG) or :func:`save_figure`, so figures look alike and a
+half-written file is never left behind.
 """
 
 from __future__ import annotations
@@ -36,6 +37,18 @@ LABELS: dict[str, str] = {
     "euclidean": "Euclidean distance",
     "cosine": "cosine distance",
     "relative": "relative distance",
+    "mae": "mean absolute difference",
+    "delta": "signed mean difference",
+    "occlusion": "occlusion",
+    "shapley": "Shapley values",
+    "interaction": "Shapley interactions",
+    "zeros": "zeros",
+    "ones": "ones",
+    "uniform": "uniform noise",
+    "gaussian": "Gaussian noise",
+    "mean": "train mean",
+    "permute": "permuted across samples",
+    "NI": "naturalness index",
 }
 
 

@@ -74,6 +74,8 @@ _EXPORTS = {
     "format_summary": "aggregation",
     "groups_from_spec": "groups",
     "influence_bar_chart": "figures",
+    "influence_figure": "figures",
+    "map_figure": "figures",
     "modality_shapley": "api",
     "normalize_groups": "groups",
     "occlusion_map_fn": "maps",
@@ -86,6 +88,7 @@ _EXPORTS = {
     "register_strategy": "strategies",
     "resolve_options": "options",
     "sampled_shapley": "shapley",
+    "sample_views": "views",
     "sensitivity_map_fn": "maps",
     "strategy_comparison": "figures",
     "summarize": "aggregation",
@@ -97,7 +100,13 @@ if TYPE_CHECKING:  # static view of the lazy exports
     from .batches import Batch, Evaluation, LazyBatch, as_batch
     from .distances import DISTANCES, register_distance
     from .engine import OcclusionEngine
-    from .figures import influence_bar_chart, occlusion_map_preview, strategy_comparison
+    from .figures import (
+        influence_bar_chart,
+        influence_figure,
+        map_figure,
+        occlusion_map_preview,
+        strategy_comparison,
+    )
     from .groups import ALL, groups_from_spec, normalize_groups
     from .levels import LEVELS, LevelInputs, register_level
     from .maps import occlusion_map_fn, occlusion_maps, sensitivity_map_fn
@@ -106,6 +115,7 @@ if TYPE_CHECKING:  # static view of the lazy exports
     from .run import attribute_run
     from .shapley import ShapleyResult, exact_shapley, sampled_shapley
     from .strategies import STRATEGIES, Fill, FillContext, paper_strategies, register_strategy
+    from .views import sample_views
 
 __all__ = [
     "ALL",
@@ -129,6 +139,8 @@ __all__ = [
     "format_summary",
     "groups_from_spec",
     "influence_bar_chart",
+    "influence_figure",
+    "map_figure",
     "modality_shapley",
     "normalize_groups",
     "occlusion_map_fn",
@@ -141,6 +153,7 @@ __all__ = [
     "register_strategy",
     "resolve_options",
     "sampled_shapley",
+    "sample_views",
     "sensitivity_map_fn",
     "strategy_comparison",
     "summarize",

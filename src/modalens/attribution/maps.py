@@ -7,7 +7,7 @@ and noise comes from one generator seeded per strategy, so a fixed tiling is rep
 Strategies that need other samples (``permute``) have no meaning for single scenes.
 :func:`occlusion_map_fn` builds one for a model; :func:`occlusion_maps` writes whole-scene
 maps of a trained run through :func:`modalens.training.tiling.sliding_window` as georeferenced
-float32 GeoTIFFs (one band per group) with a PNG preview per group.
+float32 GeoTIFFs (one band per group) with a preview per group (PNG + SVG, on map coordinates).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from ..data.rasters import write_geotiff
 from ..data.samples import sample_ids
 from ..errors import SpecError
+from ..plotting import label
 from ..training.run import load_run
 from ..training.runfolder import RunFolder
 from ..training.tiling import sliding_window
@@ -34,6 +35,9 @@ from .run import run_mean, run_nodata
 from .strategies import STRATEGIES, stable_seed
 
 REDUCTIONS = ("mean", "max")
+
+#: the colour bar label of a sensitivity map
+MAP_QUANTITY = "|prediction - occluded prediction| (normalised units)"
 
 
 def sensitivity_map_fn(
@@ -157,7 +161,7 @@ def occlusion_maps(
     Per strategy, group and pixel ``|prediction - prediction with the group occluded|``, by
     sliding window (memory bounded by the tile), written as one georeferenced float32 GeoTIFF
     per scene and strategy (``<id>_occlusion_<strategy>.tif``, one band per group, NaN where
-    the scene is invalid) plus a PNG preview per group.
+    the scene is invalid) plus a preview per group (``..._<group>.png`` and ``.svg``).
 
     Args:
         run_dir: the run folder.
@@ -170,7 +174,7 @@ def occlusion_maps(
         tile: tile size of the sliding window.
         overlap: overlap of neighbouring tiles.
         batch_size: tiles per forward batch.
-        preview: write the PNG previews.
+        preview: write the previews (PNG + SVG).
         progress: show a progress bar.
         data_root: points the run's spec at another copy of the data.
         **overrides: fields of :class:`~.options.AttributionOptions`.
@@ -222,6 +226,14 @@ def occlusion_maps(
             if preview:
                 for gi, name in enumerate(names):
                     png = out / f"{sid}_occlusion_{strategy}_{name}.png"
-                    occlusion_map_preview(arr[gi], png, title=f"{sid}: {name} ({strategy})")
-                    written.append(png)
+                    occlusion_map_preview(
+                        arr[gi],
+                        png,
+                        title=f"Sensitivity to {label(name)}, sample {sid} "
+                        f"({label(strategy)} fill)",
+                        transform=grid.transform,
+                        crs=grid.crs,
+                        quantity=MAP_QUANTITY,
+                    )
+                    written.extend([png, png.with_suffix(".svg")])
     return written

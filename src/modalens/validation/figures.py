@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from ..plotting import pyplot, save_figure
+from ..plotting import label, pyplot, save_figure
 
 #: Okabe-Ito colours: vermillion for the deviation, then orange, blue, bluish green, sky blue,
 #: reddish purple for the influence bars
@@ -113,9 +113,9 @@ def agreement_figure(
                 yerr=_errors(rows, "influence_share"),
                 color=INFLUENCE_COLOURS[i % len(INFLUENCE_COLOURS)],
                 capsize=2,
-                label=f"influence, {level} level (Spearman ρ = {rho:+.2f})",
+                label=f"influence, {label(level)} (Spearman ρ = {rho:+.2f})",
             )
-        ax.set_xticks(x, modalities)
+        ax.set_xticks(x, [label(m) for m in modalities], fontsize=8)
         ax.set_xlabel("modality")
         ax.set_title(TITLES[kind], fontsize=10)
         ax.set_ylim(bottom=0)
@@ -126,7 +126,8 @@ def agreement_figure(
     if seeds:
         seed_text = f", seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
     fig.suptitle(
-        f"Performance deviation vs occlusion influence ({method}, {distance}, {strategy}); "
+        "Performance deviation vs occlusion influence "
+        f"({label(method)}, {label(distance)}, {label(strategy)} fill); "
         f"n = {n_samples} test samples{seed_text}",
         fontsize=10,
     )
