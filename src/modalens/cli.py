@@ -190,6 +190,17 @@ def cmd_agreement(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stratify(args: argparse.Namespace) -> int:
+    from .attribution.strata import describe_strata, stratify
+
+    table = stratify(
+        args.dir, args.run, args.by, min_samples=args.min_samples, out=args.dir, data_root=args.root
+    )
+    print("\n".join(describe_strata(table)))
+    print(f"wrote {os.path.join(args.dir, 'stratified.csv')} and stratified.png/.svg")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -384,6 +395,14 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
     s.add_argument("--boot", type=int, default=1000, help="bootstrap draws (default 1000)")
     s.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     s.set_defaults(func=cmd_agreement)
+
+    s = sub.add_parser("stratify", help="influence per stratum (index column or dominant class)")
+    s.add_argument("dir", help="attribution folder (modalens attribute --out)")
+    s.add_argument("--by", required=True, help="index-table COLUMN or dominant:MODALITY")
+    s.add_argument("--run", help="the attributed run folder (default: the one the folder names)")
+    s.add_argument("--min-samples", type=int, default=3, help="mark smaller strata (default 3)")
+    s.add_argument("--root", help="dataset root (default: the run's)")
+    s.set_defaults(func=cmd_stratify)
     return p
 
 

@@ -3,7 +3,8 @@
 :func:`attribute_run` loads the run (:func:`modalens.training.run.load_run`), reads the split's
 deterministic evaluation crops lazily (finished samples of a resumed attribution are not
 read), masks the inputs as in training, streams the scores to ``OUT/parts`` and writes
-``OUT/scores.parquet`` (long form), ``OUT/summary.csv`` and ``OUT/summary.txt`` (dataset level,
+``OUT/scores.parquet`` (long form), ``OUT/run.json`` (the run and split attributed),
+``OUT/summary.csv`` and ``OUT/summary.txt`` (dataset level,
 :func:`~.aggregation.summarize`) and ``OUT/influence.png`` (:func:`~.figures.influence_bar_chart`).
 The ``mean`` strategy takes the train means from the run's statistics (:func:`run_mean`); the
 ``loss`` level the task's per-sample loss.
@@ -24,7 +25,7 @@ import torch
 from ..data.dataset import collate
 from ..data.reader import normalize
 from ..errors import ModalensError, SpecError
-from ..io import atomic_path, atomic_write_text
+from ..io import atomic_path, atomic_write_json, atomic_write_text
 from ..training.run import load_run
 from ..training.runfolder import RunFolder
 from .aggregation import format_summary, summarize
@@ -181,6 +182,7 @@ def attribute_run(
         progress=progress,
         resume_config={"split": split, "ids": ids_hash},
     )
+    atomic_write_json(out / "run.json", {"run": str(Path(run_dir).resolve()), "split": split})
     summary = summarize(scores, seed=opts.seed)
     with atomic_path(out / "summary.csv") as tmp:
         summary.to_csv(tmp, index=False)
