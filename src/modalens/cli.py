@@ -201,6 +201,26 @@ def cmd_stratify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prune(args: argparse.Namespace) -> int:
+    from .validation import prune
+
+    block = {k: getattr(args, k) for k in ("method", "level", "distance", "strategy")}
+    result = prune(
+        args.config,
+        args.scores,
+        args.out,
+        tolerance=args.tolerance,
+        seeds=args.seeds,
+        overrides={"data": {"root": args.root}} if args.root else None,
+        reuse=args.reuse,
+        progress=not args.quiet,
+        **block,
+    )
+    print((result.out / "pruning.md").read_text().rstrip())
+    print(f"wrote {result.out / 'pruning.csv'}, pruning.md and pruning.png/.svg")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -403,6 +423,18 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
     s.add_argument("--min-samples", type=int, default=3, help="mark smaller strata (default 3)")
     s.add_argument("--root", help="dataset root (default: the run's)")
     s.set_defaults(func=cmd_stratify)
+
+    s = sub.add_parser("prune", help="retrain without the k least influential modalities")
+    s.add_argument("--config", required=True, help="base run config YAML (see configs/)")
+    s.add_argument("--scores", required=True, help="attribution folder or its summary.csv")
+    s.add_argument("--out", required=True, help="pruning folder (a rerun continues it)")
+    s.add_argument("--tolerance", type=float, default=0.05, help="relative, default 0.05")
+    s.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
+    s.add_argument("--root", help="override the dataset root of the config")
+    s.add_argument("--reuse", help="ablation folder whose finished runs may be reused")
+    for key in ("method", "level", "distance", "strategy"):
+        s.add_argument(f"--{key}", help=f"{key} of the ranking rows (default: chosen)")
+    s.set_defaults(func=cmd_prune)
     return p
 
 

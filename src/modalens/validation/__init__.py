@@ -16,25 +16,30 @@ and the demo imports it.
 - :mod:`.agreement` -- :func:`agreement`: deviations vs influence with bootstrap intervals
   over test samples (``modalens agreement``).
 - :mod:`.figures` -- the Fig. 5-like agreement figure.
+- :mod:`.pruning` -- :func:`prune`: retrain without the k least influential modalities, metric
+  change and speed-up per k (``modalens prune``); :mod:`.prunefigure` draws it.
 """
 
 from .ablation import AblationResult, ablate
 from .agreement import AgreementResult, agreement, format_agreement
 from .correlation import average_ranks, kendall, pearson, shares, spearman
 from .measure import epoch_seconds, inference_seconds, measure_run
+from .pruning import PruningResult, describe_pruning, prune
 from .runs import RunRecord
-from .settings import Setting, leave_one_out, parse_seeds, plan_settings
+from .settings import Setting, leave_one_out, parse_seeds, plan_settings, subset_setting
 from .table import build_table, markdown_table
 
 __all__ = [
     "AblationResult",
     "AgreementResult",
+    "PruningResult",
     "RunRecord",
     "Setting",
     "ablate",
     "agreement",
     "average_ranks",
     "build_table",
+    "describe_pruning",
     "epoch_seconds",
     "format_agreement",
     "inference_seconds",
@@ -45,6 +50,8 @@ __all__ = [
     "parse_seeds",
     "pearson",
     "plan_settings",
+    "prune",
     "shares",
     "spearman",
+    "subset_setting",
 ]
