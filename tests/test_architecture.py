@@ -89,11 +89,7 @@ def _stage(module: str) -> str:
 
 
 def test_modules_stay_small() -> None:
-    big = {
-        _where(m): n
-        for m, p in MODULES.items()
-        if (n := p.read_text().count("\n")) > MAX_LINES
-    }
+    big = {_where(m): n for m, p in MODULES.items() if (n := p.read_text().count("\n")) > MAX_LINES}
     assert not big, f"modules over {MAX_LINES} lines (split them by concept): {big}"
 
 

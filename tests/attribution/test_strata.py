@@ -145,7 +145,7 @@ def test_describe_strata_reads_the_shares() -> None:
     rows = []
     for stratum, n, shares in (("Built-up", 4, (0.31, 0.69)), ("Tree cover", 9, (0.06, 0.94))):
         for rank, (group, share) in enumerate(
-            sorted(zip(("viirs", "s2"), shares), key=lambda x: -x[1]), 1
+            sorted(zip(("viirs", "s2"), shares, strict=True), key=lambda x: -x[1]), 1
         ):
             rows.append(
                 {
