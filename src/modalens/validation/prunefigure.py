@@ -92,8 +92,10 @@ def pruning_figure(table: pd.DataFrame, path: str | Path) -> Path:
     bx.legend(handles, [str(h.get_label()) for h in handles], fontsize=8, loc="lower left")
     bx.set_title("(b) measured cost", fontsize=10)
     n_test, seeds = int(table["n_test"].max()), int(table["n_seeds"].max())
+    method, level, distance, strategy = (str(table["ranked_by"].iloc[0]).split("/") + [""] * 4)[:4]
     fig.suptitle(
-        f"Pruning by {table['ranked_by'].iloc[0]} (n = {n_test} test samples, "
+        f"Pruning the least influential modalities ({method}, {label(level)}, "
+        f"{label(distance)}, {strategy} fill; n = {n_test} test samples, "
         f"{seeds} seed{'s' if seeds > 1 else ''})",
         fontsize=11,
     )
