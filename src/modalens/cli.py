@@ -13,7 +13,8 @@ import traceback
 from collections.abc import Collection, Sequence
 
 from . import __version__
-from .errors import ModalensError, SpecError
+from . import commands as cmd
+from .errors import ModalensError
 
 
 def _csv(value: str) -> list[str]:
@@ -27,220 +28,6 @@ def _names_metavar(names: Sequence[str]) -> str:
 def _help(text: str) -> str:
     """Registry help text for argparse (which %-formats help strings)."""
     return text.replace("%", "%%")
-
-
-def _options(pairs: Sequence[str] | None) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise SpecError(
-                f"bad option {pair!r}", "--option", "write KEY=VALUE, e.g. --option target=mask"
-            )
-        out[key.strip()] = value.strip()
-    return out
-
-
-# ---------------------------------------------------------------------------- commands
-def cmd_synth(args: argparse.Namespace) -> int:
-    from .data.synthetic import generate, parse_importance
-
-    importance = parse_importance(args.importance) if args.importance else None
-    out = generate(
-        args.out,
-        samples=args.samples,
-        size=args.size,
-        seed=args.seed,
-        importance=importance,
-        progress=not args.quiet,
-    )
-    print(f"wrote synthetic MapInWild-layout dataset to {out}")
-    return 0
-
-
-def cmd_data_check(args: argparse.Namespace) -> int:
-    from .data.checks import check_dataset, format_problems, format_summary, has_errors, summarize
-    from .data.specfile import resolve_spec
-
-    spec = resolve_spec(
-        args.root, config=args.config, preset=args.preset, options=_options(args.option)
-    )
-    problems = check_dataset(spec, progress=not args.quiet)
-    print(format_summary(summarize(spec)))
-    print(format_problems(problems, spec.root))
-    return 2 if has_errors(problems) else 0
-
-
-def cmd_fit(args: argparse.Namespace) -> int:
-    from .training import fit
-
-    overrides = {"data": {"root": args.root}} if args.root else None
-    run = fit(
-        args.config, out=args.out, resume=args.resume, overrides=overrides, progress=not args.quiet
-    )
-    print(f"run folder: {run}")
-    return 0
-
-
-def cmd_test(args: argparse.Namespace) -> int:
-    from .training import test
-
-    table = test(args.run, split=args.split)
-    print(table.to_string(index=False))
-    return 0
-
-
-def cmd_predict(args: argparse.Namespace) -> int:
-    from .training import predict
-
-    paths = predict(
-        args.run,
-        data_root=args.data,
-        ids=args.ids,
-        out_dir=args.out,
-        tile=args.tile,
-        overlap=args.overlap,
-    )
-    for p in paths:
-        print(p)
-    return 0
-
-
-def cmd_attribute(args: argparse.Namespace) -> int:
-    from .attribution.aggregation import format_summary
-    from .attribution.options import AttributionOptions
-    from .attribution.run import attribute_run
-
-    options = AttributionOptions(
-        strategies=args.strategy,
-        distances=args.distance,
-        levels=args.level,
-        shapley=args.shapley,
-        draws=args.draws,
-        seed=args.seed,
-        precision=args.precision,
-    )
-    _scores, summary = attribute_run(
-        args.run,
-        split=args.split,
-        options=options,
-        groups=args.groups,
-        out=args.out,
-        batch_size=args.batch_size,
-        progress=not args.quiet,
-    )
-    print(format_summary(summary))
-    return 0
-
-
-def cmd_maps(args: argparse.Namespace) -> int:
-    from .attribution.maps import occlusion_maps
-    from .attribution.options import AttributionOptions
-
-    paths = occlusion_maps(
-        args.run,
-        ids=args.ids,
-        out=args.out,
-        options=AttributionOptions(strategies=args.strategy),
-        data_root=args.data,
-        tile=args.tile,
-        overlap=args.overlap,
-        progress=not args.quiet,
-    )
-    for p in paths:
-        print(p)
-    return 0
-
-
-def cmd_views(args: argparse.Namespace) -> int:
-    from .attribution.views import sample_views
-
-    paths = sample_views(
-        args.run,
-        args.scores,
-        ids=args.ids,
-        top_k=args.top_k,
-        out=args.out,
-        split=args.split,
-        strategy=args.strategy,
-        level=args.level,
-        tile=args.tile,
-        overlap=args.overlap,
-        progress=not args.quiet,
-    )
-    print(f"wrote {len(paths) - 1} figure files and {paths[-1]}")
-    return 0
-
-
-def cmd_ablate(args: argparse.Namespace) -> int:
-    from .validation import ablate, format_agreement
-
-    overrides = {"data": {"root": args.root}} if args.root else None
-    result = ablate(
-        args.config,
-        args.out,
-        seeds=args.seeds,
-        overrides=overrides,
-        progress=not args.quiet,
-        attribute=args.attribute,
-        timing_samples=args.timing_samples,
-    )
-    print(result.table_md.read_text().rstrip())
-    print(f"wrote {result.table_csv} and {result.table_md}")
-    if result.agreement is not None:
-        print(format_agreement(result.agreement.table))
-        print(f"wrote {', '.join(str(p) for p in result.agreement.paths.values())}")
-    return 0
-
-
-def cmd_agreement(args: argparse.Namespace) -> int:
-    from .validation import agreement, format_agreement
-
-    result = agreement(
-        args.dir,
-        attributions=args.attribution,
-        seeds=args.seeds,
-        metric=args.metric,
-        n_boot=args.boot,
-        seed=args.seed,
-        progress=not args.quiet,
-    )
-    print(format_agreement(result.table))
-    print(f"wrote {', '.join(str(p) for p in result.paths.values())}")
-    return 0
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    from .report import build_report
-
-    print(f"wrote {build_report(args.dir, out=args.out, title=args.title)}")
-    return 0
-
-
-def cmd_strategies(args: argparse.Namespace) -> int:
-    from .validation.strategies import compare_strategies
-
-    result = compare_strategies(
-        args.dir,
-        run=args.run,
-        split=args.split,
-        threshold=args.threshold,
-        samples=args.samples,
-        data_root=args.root,
-        progress=not args.quiet,
-    )
-    print("\n".join(result.lines))
-    print(f"wrote {', '.join(str(p) for p in result.paths.values())}")
-    return 0
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
-
-    run_demo(
-        args.out, samples=args.samples, size=args.size, seed=args.seed, progress=not args.quiet
-    )
-    return 0
 
 
 # ---------------------------------------------------------------------------- parser
@@ -340,7 +127,7 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
     s.add_argument("--samples", type=int, default=60)
     s.add_argument("--size", type=int, default=128)
     s.add_argument("--seed", type=int, default=0)
-    s.set_defaults(func=cmd_demo)
+    s.set_defaults(func=cmd.cmd_demo)
 
     s = sub.add_parser("synth", help="write a synthetic MapInWild-layout dataset")
     s.add_argument("out", help="output folder")
@@ -350,7 +137,7 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
     s.add_argument(
         "--importance", help="planted importances, e.g. s2=0.4,s1=0.3,esa_wc=0.2,viirs=0.1"
     )
-    s.set_defaults(func=cmd_synth)
+    s.set_defaults(func=cmd.cmd_synth)
 
     d = sub.add_parser("data", help="dataset tools")
     dsub = d.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
@@ -367,19 +154,19 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
         metavar="KEY=VALUE",
         help="preset option, e.g. target=mask or s2_folder=s2_summer",
     )
-    s.set_defaults(func=cmd_data_check)
+    s.set_defaults(func=cmd.cmd_data_check)
 
     s = sub.add_parser("fit", help="train a model and write a run folder")
     s.add_argument("--config", required=True, help="run config YAML (see configs/)")
     s.add_argument("--out", help="run folder (default runs/<config name>)")
     s.add_argument("--root", help="override the dataset root of the config")
     s.add_argument("--resume", action="store_true", help="continue an interrupted run")
-    s.set_defaults(func=cmd_fit)
+    s.set_defaults(func=cmd.cmd_fit)
 
     s = sub.add_parser("test", help="evaluate a run; writes metrics_<split>.csv")
     s.add_argument("run", help="run folder")
     s.add_argument("--split", default="test", choices=["train", "val", "test"])
-    s.set_defaults(func=cmd_test)
+    s.set_defaults(func=cmd.cmd_test)
 
     s = sub.add_parser("predict", help="sliding-window prediction of whole scenes to GeoTIFF")
     s.add_argument("run", help="run folder")
@@ -388,12 +175,12 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
     s.add_argument("--out", required=True, help="output folder")
     s.add_argument("--tile", type=int, default=256)
     s.add_argument("--overlap", type=int, default=64)
-    s.set_defaults(func=cmd_predict)
+    s.set_defaults(func=cmd.cmd_predict)
 
     attribute = sub.add_parser("attribute", help="modality occlusion attribution of a trained run")
-    attribute.set_defaults(func=cmd_attribute)
+    attribute.set_defaults(func=cmd.cmd_attribute)
     maps = sub.add_parser("maps", help="per-modality occlusion sensitivity maps as GeoTIFF + PNG")
-    maps.set_defaults(func=cmd_maps)
+    maps.set_defaults(func=cmd.cmd_maps)
     if commands is None or {"attribute", "maps"} & set(commands):
         _attribution_arguments(attribute, maps)
 
@@ -408,7 +195,7 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
     s.add_argument("--level", help="level of the bars (default output)")
     s.add_argument("--tile", type=int, default=256)
     s.add_argument("--overlap", type=int, default=64)
-    s.set_defaults(func=cmd_views)
+    s.set_defaults(func=cmd.cmd_views)
 
     s = sub.add_parser(
         "ablate", help="Table I: train all, single- and leave-one-out-modality runs (resumable)"
@@ -425,7 +212,7 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
     s.add_argument(
         "--timing-samples", type=int, help="time inference on this many test samples (all)"
     )
-    s.set_defaults(func=cmd_ablate)
+    s.set_defaults(func=cmd.cmd_ablate)
 
     s = sub.add_parser(
         "agreement", help="Fig. 5: ablation deviations vs occlusion influence, rank correlations"
@@ -440,7 +227,7 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
     s.add_argument("--metric", help="per-sample metric of metrics_test.csv (default mae)")
     s.add_argument("--boot", type=int, default=1000, help="bootstrap draws (default 1000)")
     s.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    s.set_defaults(func=cmd_agreement)
+    s.set_defaults(func=cmd.cmd_agreement)
 
     s = sub.add_parser(
         "report", help="one self-contained HTML page from every result found in a folder"
@@ -448,7 +235,7 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
     s.add_argument("dir", help="folder holding runs, attributions, ablations, benchmarks ...")
     s.add_argument("--out", help="HTML file to write (default DIR/report.html)")
     s.add_argument("--title", help="page title (default: modalens report: <folder name>)")
-    s.set_defaults(func=cmd_report)
+    s.set_defaults(func=cmd.cmd_report)
 
     s = sub.add_parser(
         "strategies", help="Fig. 6: strategies compared (Kendall's W) and their fills checked"
@@ -463,7 +250,27 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
     )
     s.add_argument("--samples", type=int, default=16, help="samples filled (default 16)")
     s.add_argument("--root", help="data root, if the run's data has moved")
-    s.set_defaults(func=cmd_strategies)
+    s.set_defaults(func=cmd.cmd_strategies)
+
+    s = sub.add_parser("stratify", help="influence per stratum (index column or dominant class)")
+    s.add_argument("dir", help="attribution folder (modalens attribute --out)")
+    s.add_argument("--by", required=True, help="index-table COLUMN or dominant:MODALITY")
+    s.add_argument("--run", help="the attributed run folder (default: the one the folder names)")
+    s.add_argument("--min-samples", type=int, default=3, help="mark smaller strata (default 3)")
+    s.add_argument("--root", help="dataset root (default: the run's)")
+    s.set_defaults(func=cmd.cmd_stratify)
+
+    s = sub.add_parser("prune", help="retrain without the k least influential modalities")
+    s.add_argument("--config", required=True, help="base run config YAML (see configs/)")
+    s.add_argument("--scores", required=True, help="attribution folder or its summary.csv")
+    s.add_argument("--out", required=True, help="pruning folder (a rerun continues it)")
+    s.add_argument("--tolerance", type=float, default=0.05, help="relative, default 0.05")
+    s.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
+    s.add_argument("--root", help="override the dataset root of the config")
+    s.add_argument("--reuse", help="ablation folder whose finished runs may be reused")
+    for key in ("method", "level", "distance", "strategy"):
+        s.add_argument(f"--{key}", help=f"{key} of the ranking rows (default: chosen)")
+    s.set_defaults(func=cmd.cmd_prune)
     return p
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from modalens.errors import DataError, SpecError
 from modalens.validation import AblationResult, agreement, plan_settings
-from modalens.validation.agreement import COLUMNS, aggregate
+from modalens.validation.agree import COLUMNS, aggregate
 
 MODALITIES = ["a", "b", "c", "d"]
 GAPS = {"a": 0.40, "b": 0.30, "c": 0.20, "d": 0.10}  # how much worse each single run is

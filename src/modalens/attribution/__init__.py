@@ -33,6 +33,7 @@ Data path::
       -> summarize (per-sample draw means, bootstrap CI,      aggregation.py
          share, rank)
       -> OUT/summary.csv (and summary.txt, influence.png)     run.py, figures.py
+      -> per stratum: OUT/stratified.csv (and .png)           strata.py
 
 Entry points: :func:`attribute` (any model, any batches), :func:`attribute_run` (a trained
 run folder on a split), :func:`modality_shapley` and :func:`precision_agreement` (bf16 vs
@@ -70,6 +71,8 @@ _EXPORTS = {
     "as_batch": "batches",
     "attribute": "api",
     "attribute_run": "run",
+    "choose_block": "aggregation",
+    "describe_strata": "strata",
     "exact_shapley": "shapley",
     "format_summary": "aggregation",
     "groups_from_spec": "groups",
@@ -91,11 +94,12 @@ _EXPORTS = {
     "sample_views": "views",
     "sensitivity_map_fn": "maps",
     "strategy_comparison": "figures",
+    "stratify": "strata",
     "summarize": "aggregation",
 }
 
 if TYPE_CHECKING:  # static view of the lazy exports
-    from .aggregation import format_summary, summarize
+    from .aggregation import choose_block, format_summary, summarize
     from .api import attribute, modality_shapley, precision_agreement
     from .batches import Batch, Evaluation, LazyBatch, as_batch
     from .distances import DISTANCES, register_distance
@@ -114,6 +118,7 @@ if TYPE_CHECKING:  # static view of the lazy exports
     from .rows import COLUMNS
     from .run import attribute_run
     from .shapley import ShapleyResult, exact_shapley, sampled_shapley
+    from .strata import describe_strata, stratify
     from .strategies import STRATEGIES, Fill, FillContext, paper_strategies, register_strategy
     from .views import sample_views
 
@@ -135,6 +140,8 @@ __all__ = [
     "as_batch",
     "attribute",
     "attribute_run",
+    "choose_block",
+    "describe_strata",
     "exact_shapley",
     "format_summary",
     "groups_from_spec",
@@ -156,6 +163,7 @@ __all__ = [
     "sample_views",
     "sensitivity_map_fn",
     "strategy_comparison",
+    "stratify",
     "summarize",
 ]
 

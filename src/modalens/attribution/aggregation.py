@@ -5,7 +5,8 @@
 percentile bootstrap interval of the mean (``ci_low``/``ci_high``, :func:`bootstrap_ci`), the
 group's ``share`` of the summed influence and its ``rank`` within its block (occlusion and
 Shapley rows; the ``ALL`` reference is neither shared nor ranked). :func:`format_summary`
-prints it as plain-text tables, one block per (method, level, distance, strategy).
+prints it as plain-text tables, one block per (method, level, distance, strategy);
+:func:`choose_block` picks one such block (for a ranking or a headline figure).
 """
 
 from __future__ import annotations
@@ -103,6 +104,62 @@ def summarize(
         out.loc[idx, "rank"] = sub.rank(ascending=False, method="min")
     out["rank"] = out["rank"].astype("Int64")
     return out[SUMMARY_COLUMNS]
+
+
+#: the value taken for a block key left open when several are present: the first present of
+#: these (the train-mean fill first, as recommended, then the paper's zeros), else the first seen
+PREFERRED: dict[str, tuple[str, ...]] = {
+    "method": ("occlusion", "shapley"),
+    "level": ("embedding", "output", "loss"),
+    "distance": ("euclidean",),
+    "strategy": ("mean", "zeros", "gaussian"),
+}
+
+
+def choose_block(
+    summary: pd.DataFrame,
+    method: str | None = None,
+    level: str | None = None,
+    distance: str | None = None,
+    strategy: str | None = None,
+    where: str = "summary",
+) -> dict[str, str]:
+    """One (method, level, distance, strategy) block of a summary.
+
+    A key given is required to be present; a key left open takes its only value, else the
+    first of :data:`PREFERRED` present, else the first seen (``ALL`` rows and methods without
+    shares, e.g. ``interaction``, are not candidates).
+
+    Args:
+        summary: a :func:`summarize` table (or any table with the :data:`BLOCK` columns).
+        method, level, distance, strategy: the wanted values (None: choose).
+        where: the file named in errors.
+
+    Returns:
+        ``{"method": ..., "level": ..., "distance": ..., "strategy": ...}``.
+
+    Raises:
+        DataError: a wanted value is absent (the error lists those present).
+    """
+    rows = summary[(summary["group"] != ALL) & summary["method"].isin(["occlusion", "shapley"])]
+    wanted = {"method": method, "level": level, "distance": distance, "strategy": strategy}
+    chosen: dict[str, str] = {}
+    for key in BLOCK:
+        present = list(dict.fromkeys(rows[key].astype(str)))
+        value = wanted[key]
+        if value is None:
+            value = next((p for p in PREFERRED.get(key, ()) if p in present), None)
+            value = value if value is not None else (present[0] if present else None)
+        if value is None or str(value) not in present:
+            raise DataError(
+                f"no {key} {value!r} among the attribution's rows (present: "
+                f"{', '.join(present) or 'none'})",
+                where,
+                f"choose --{key} from those present",
+            )
+        chosen[key] = str(value)
+        rows = rows[rows[key].astype(str) == chosen[key]]
+    return chosen
 
 
 def _fmt(v: Any, digits: int = 4) -> str:

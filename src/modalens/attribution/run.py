@@ -14,6 +14,7 @@ task's per-sample loss.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -40,6 +41,29 @@ from .options import AttributionOptions, resolve_options
 
 #: the file of an attribution folder naming the run and split it was made from
 SOURCE_FILE = "source.json"
+
+
+def recorded_run(attr_dir: str | Path) -> Path | None:
+    """The run an attribution folder was made from, when the folder says so.
+
+    Args:
+        attr_dir: an attribution folder.
+
+    Returns:
+        The run named in its ``source.json``, else the run folder around a default output
+        folder (``RUN/attribution/<split>``), else None.
+    """
+    attr_dir = Path(attr_dir)
+    try:
+        run = json.loads((attr_dir / SOURCE_FILE).read_text()).get("run")
+        if run:
+            return Path(run)
+    except (OSError, json.JSONDecodeError, AttributeError):
+        pass
+    parent = attr_dir.parent
+    if parent.name == "attribution" and (parent.parent / "config.yaml").is_file():
+        return parent.parent
+    return None
 
 
 def run_mean(run: Any) -> list[float] | None:

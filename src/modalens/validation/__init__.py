@@ -13,27 +13,69 @@ and the demo imports it.
 - :mod:`.table` -- Table I as CSV and Markdown (mean ± std over seeds).
 - :mod:`.ablation` -- :func:`ablate`: every run of the plan, resumable (``modalens ablate``).
 - :mod:`.correlation` -- Spearman, Kendall tau-b and Pearson in numpy (ties: average ranks).
-- :mod:`.agreement` -- :func:`agreement`: deviations vs influence with bootstrap intervals
+- :mod:`.agree` -- :func:`agreement`: deviations vs influence with bootstrap intervals
   over test samples (``modalens agreement``).
 - :mod:`.figures` -- the Fig. 5-like agreement figure.
 - :mod:`.fills` -- fill sanity: each strategy's generated fill against the train range.
 - :mod:`.strategies` -- :func:`compare_strategies` (``modalens strategies``): shares, ranks,
   Kendall's W and fill flags per strategy; :func:`describe_strategies` for reports.
 - :mod:`.strategy_figure` -- the Fig. 6-like strategy figure.
+- :mod:`.pruning` -- :func:`prune`: retrain without the k least influential modalities, metric
+  change and speed-up per k (``modalens prune``); :mod:`.prunefigure` draws it.
 """
 
-from .ablation import AblationResult, ablate
-from .agreement import AgreementResult, agreement, format_agreement
-from .correlation import average_ranks, kendall, kendall_w, pearson, shares, spearman
-from .measure import epoch_seconds, inference_seconds, measure_run
-from .runs import RunRecord
-from .settings import Setting, leave_one_out, parse_seeds, plan_settings
-from .strategies import StrategiesResult, compare_strategies, describe_strategies
-from .table import build_table, markdown_table
+from typing import TYPE_CHECKING
+
+from ..lazy import lazy_exports
+
+#: public name -> module of this package that defines it (imported on first access, so that
+#: reading a table, e.g. for the report, does not load torch and Lightning)
+_EXPORTS = {
+    "AblationResult": "ablation",
+    "ablate": "ablation",
+    "AgreementResult": "agree",
+    "agreement": "agree",
+    "format_agreement": "agree",
+    "average_ranks": "correlation",
+    "kendall": "correlation",
+    "kendall_w": "correlation",
+    "pearson": "correlation",
+    "shares": "correlation",
+    "spearman": "correlation",
+    "epoch_seconds": "measure",
+    "inference_seconds": "measure",
+    "measure_run": "measure",
+    "PruningResult": "pruning",
+    "describe_pruning": "pruning",
+    "prune": "pruning",
+    "RunRecord": "runs",
+    "Setting": "settings",
+    "leave_one_out": "settings",
+    "parse_seeds": "settings",
+    "plan_settings": "settings",
+    "subset_setting": "settings",
+    "StrategiesResult": "strategies",
+    "compare_strategies": "strategies",
+    "describe_strategies": "strategies",
+    "build_table": "table",
+    "markdown_table": "table",
+}
+
+if TYPE_CHECKING:  # pragma: no cover -- for type checkers and IDEs
+    from .ablation import AblationResult, ablate
+    from .agree import AgreementResult, agreement, format_agreement
+    from .correlation import average_ranks, kendall, kendall_w, pearson, shares, spearman
+    from .measure import epoch_seconds, inference_seconds, measure_run
+    from .pruning import PruningResult, describe_pruning, prune
+    from .runs import RunRecord
+    from .settings import Setting, leave_one_out, parse_seeds, plan_settings, subset_setting
+    from .strategies import StrategiesResult, compare_strategies, describe_strategies
+    from .table import build_table, markdown_table
 
 __all__ = [
     "AblationResult",
     "AgreementResult",
+    "PruningResult",
     "RunRecord",
     "Setting",
     "StrategiesResult",
@@ -42,6 +84,7 @@ __all__ = [
     "average_ranks",
     "build_table",
     "compare_strategies",
+    "describe_pruning",
     "describe_strategies",
     "epoch_seconds",
     "format_agreement",
@@ -54,6 +97,12 @@ __all__ = [
     "parse_seeds",
     "pearson",
     "plan_settings",
+    "prune",
     "shares",
     "spearman",
+    "subset_setting",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__, {k: f"{__name__}.{v}" for k, v in _EXPORTS.items()}, globals()
+)

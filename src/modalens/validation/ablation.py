@@ -12,7 +12,7 @@ modalities; see :mod:`.settings` for one or two modalities), tests each, and wri
 Every run is resumable on its own (:mod:`.runs`): a rerun of the same command skips finished runs,
 continues an interrupted one and trains the rest; a folder or record holding another
 configuration is refused with a one-line error. With ``attribute=True`` the agreement of
-:mod:`.agreement` follows.
+:mod:`.agree` follows.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import SpecError
-from .agreement import AgreementResult, agreement
+from .agree import AgreementResult, agreement
 from .record import check_record, write_record
 from .runs import RunRecord, is_finished, run_setting
 from .settings import (

@@ -1,5 +1,7 @@
 """``ablation.json``: what an ablation folder was made from, checked before its work is reused.
 
+A pruning folder keeps the same record as ``pruning.json`` (``record=PRUNING``).
+
 The record holds the base config (as :func:`~.settings.read_config` returns it: absolute paths,
 overrides merged), the modalities ablated, every seed asked for so far, the task and its metric
 columns. It is written once the first run of a call has accepted the config (so a config that
@@ -21,14 +23,16 @@ from ..fingerprint import plain, require_same
 from ..io import atomic_write_json
 
 RECORD = "ablation.json"
+PRUNING = "pruning.json"
 VERSION = 1
 
 
-def read_record(out: str | Path) -> dict[str, Any]:
+def read_record(out: str | Path, record: str = RECORD) -> dict[str, Any]:
     """The record of an ablation folder.
 
     Args:
         out: the ablation folder.
+        record: the record's file name (``pruning.json`` for a pruning folder).
 
     Returns:
         The parsed ``ablation.json`` (``config``, ``modalities``, ``seeds``, ``task``,
@@ -37,23 +41,23 @@ def read_record(out: str | Path) -> dict[str, Any]:
     Raises:
         DataError: ``out`` has no readable ``ablation.json``.
     """
-    path = Path(out) / RECORD
+    path = Path(out) / record
     if not path.is_file():
         raise DataError(
-            "not an ablation folder (no ablation.json)",
+            f"not {'an ablation' if record == RECORD else 'a ' + path.stem} folder (no {record})",
             str(out),
-            "give the --out folder of modalens ablate",
+            f"give the --out folder of modalens {'ablate' if record == RECORD else 'prune'}",
         )
     try:
         record = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise DataError(
-            f"cannot read ablation.json ({' '.join(str(exc).split())[:80]})",
+            f"cannot read {record} ({' '.join(str(exc).split())[:80]})",
             str(path),
-            "rerun modalens ablate with the same arguments to rewrite it",
+            "rerun the command with the same arguments to rewrite it",
         ) from None
     if not isinstance(record, dict) or "modalities" not in record:
-        raise DataError("ablation.json lacks 'modalities'", str(path), "rerun modalens ablate")
+        raise DataError(f"{record} lacks 'modalities'", str(path), "rerun the command")
     return record
 
 
@@ -62,27 +66,33 @@ def _runs_started(out: Path) -> bool:
     return runs.is_dir() and any(p.is_dir() and any(p.iterdir()) for p in runs.iterdir())
 
 
-def check_record(out: str | Path, config: Mapping[str, Any], modalities: Sequence[str]) -> None:
+def check_record(
+    out: str | Path,
+    config: Mapping[str, Any],
+    modalities: Sequence[str],
+    record: str = RECORD,
+) -> None:
     """Refuse to continue an ablation folder with another config or modality set.
 
     Args:
         out: the ablation folder.
         config: the base config of the new request.
         modalities: its modalities.
+        record: the record's file name.
 
     Raises:
         SpecError: a key differs (named with both values) while runs of the folder exist.
     """
     out = Path(out)
-    if not (out / RECORD).is_file() or not _runs_started(out):
+    if not (out / record).is_file() or not _runs_started(out):
         return
-    saved = read_record(out)
-    where = str(out / RECORD)
+    saved = read_record(out, record)
+    where = str(out / record)
     fix = "rerun with the config the ablation was started with, or give another --out"
     require_same(
         saved.get("config") or {},
         plain(config),
-        what="cannot continue the ablation: its config differs",
+        what=f"cannot continue the {Path(record).stem}: its config differs",
         where=where,
         fix=fix,
         ignore=("data.root",),
@@ -90,8 +100,8 @@ def check_record(out: str | Path, config: Mapping[str, Any], modalities: Sequenc
     )
     if list(saved.get("modalities") or []) != list(modalities):
         raise SpecError(
-            f"cannot continue the ablation: its modalities are {saved.get('modalities')}, "
-            f"the dataset now gives {list(modalities)}",
+            f"cannot continue the {Path(record).stem}: its modalities are "
+            f"{saved.get('modalities')}, the dataset now gives {list(modalities)}",
             where,
             fix,
         )
@@ -104,6 +114,8 @@ def write_record(
     seeds: Sequence[int],
     task: str | None = None,
     metrics: Sequence[str] | None = None,
+    record: str = RECORD,
+    extra: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write (or update) ``ablation.json``; seeds accumulate over calls, a known task and
     metric list are kept when not given.
@@ -115,27 +127,30 @@ def write_record(
         seeds: the seeds of this call.
         task: the runs' task, when known.
         metrics: the metric columns of Table I, when known.
+        record: the record's file name.
+        extra: more entries to record (e.g. pruning's ranking).
 
     Returns:
         The path of ``ablation.json``.
     """
     out = Path(out)
     old: dict[str, Any] = {}
-    if (out / RECORD).is_file():
+    if (out / record).is_file():
         try:
-            old = read_record(out)
+            old = read_record(out, record)
         except DataError:
             old = {}
         if old.get("modalities") != list(modalities):
             old = {}
     all_seeds = [int(s) for s in old.get("seeds", [])]
     all_seeds += [int(s) for s in seeds if int(s) not in all_seeds]
-    record = {
+    content = {
         "version": VERSION,
         "config": plain(config),
         "modalities": list(modalities),
         "seeds": all_seeds,
         "task": task if task is not None else old.get("task"),
         "metrics": list(metrics) if metrics is not None else old.get("metrics"),
+        **plain(dict(extra or {})),
     }
-    return atomic_write_json(out / RECORD, record)
+    return atomic_write_json(out / record, content)

@@ -10,9 +10,11 @@ An ablation starts from one run config (a YAML path or a dict like ``configs/dem
 
 With one modality only ``all`` is left; with two, leaving one out *is* using the other alone, so
 only ``all`` and the two single-modality settings are trained (:func:`leave_one_out` finds the
-run that stands for a leave-one-out setting). Every run gets the same config except ``use``
-(the setting's modalities, listed explicitly), ``drop`` (none) and ``train.seed``
-(:func:`run_config`).
+run that stands for a leave-one-out setting). :func:`subset_setting` names the setting of any
+subset of modalities (pruning's): one of the above where it is one, else ``subset-<a>+<b>``, so a
+run of the same modalities has the same folder name whichever plan asks for it. Every run gets
+the same config except ``use`` (the setting's modalities, listed explicitly), ``drop`` (none)
+and ``train.seed`` (:func:`run_config`).
 
 :func:`read_config` reads the config once, inlines a spec file named by ``data:`` and makes every
 path absolute, as :func:`modalens.training.config.read_raw_config` does for every run (so the dict
@@ -34,8 +36,8 @@ from ..data import spec_from_dict
 from ..errors import SpecError
 from ..training.config import read_raw_config
 
-#: the kinds of setting, in the order of the paper's Table I
-KINDS = ("all", "single", "leave_one_out")
+#: the kinds of setting, in the order of the paper's Table I (``subset``: any other subset)
+KINDS = ("all", "single", "leave_one_out", "subset")
 
 
 @dataclass(frozen=True)
@@ -43,8 +45,9 @@ class Setting:
     """One row of Table I: which modalities a model is trained on.
 
     Attributes:
-        name: folder-safe id: ``all``, ``single-<m>`` or ``leaveout-<m>``.
-        kind: ``all``, ``single`` or ``leave_one_out``.
+        name: folder-safe id: ``all``, ``single-<m>``, ``leaveout-<m>`` or
+            ``subset-<m1>+<m2>...``.
+        kind: ``all``, ``single``, ``leave_one_out`` or ``subset``.
         modality: the modality used alone or left out (None for ``all``).
         use: the modalities the model sees, in the dataset's order.
     """
@@ -59,6 +62,8 @@ class Setting:
         """Table I's wording: ``all modalities``, ``s1 only``, ``s1 left out``."""
         if self.kind == "all":
             return "all modalities"
+        if self.kind == "subset":
+            return f"{' + '.join(self.use)} only"
         return f"{self.modality} only" if self.kind == "single" else f"{self.modality} left out"
 
     @property
@@ -66,6 +71,8 @@ class Setting:
         """For progress lines: ``all``, ``single s1``, ``leave-out s1``."""
         if self.kind == "all":
             return "all"
+        if self.kind == "subset":
+            return f"subset {'+'.join(self.use)}"
         return f"{'single' if self.kind == 'single' else 'leave-out'} {self.modality}"
 
     def run_name(self, seed: int) -> str:
@@ -108,6 +115,39 @@ def plan_settings(modalities: Sequence[str]) -> list[Setting]:
             for m in names
         ]
     return out
+
+
+def subset_setting(modalities: Sequence[str], use: Sequence[str]) -> Setting:
+    """The setting that trains on ``use`` out of ``modalities``.
+
+    Args:
+        modalities: every modality, in the dataset's order.
+        use: the modalities kept (any order; returned in the dataset's order).
+
+    Returns:
+        ``all``, ``single-<m>`` or (three modalities or more) ``leaveout-<m>`` where the subset
+        is one of those (the names :func:`plan_settings` gives), else a ``subset`` setting.
+
+    Raises:
+        SpecError: ``use`` is empty or names a modality not in ``modalities``.
+    """
+    names = [str(m) for m in modalities]
+    unknown = [m for m in use if m not in names]
+    if not use or unknown:
+        raise SpecError(
+            f"cannot train on {list(use)} out of {names}",
+            "use",
+            "keep at least one of the dataset's modalities",
+        )
+    kept = tuple(m for m in names if m in set(use))
+    dropped = [m for m in names if m not in set(use)]
+    if not dropped:
+        return Setting("all", "all", None, kept)
+    if len(kept) == 1:
+        return Setting(f"single-{kept[0]}", "single", kept[0], kept)
+    if len(dropped) == 1:
+        return Setting(f"leaveout-{dropped[0]}", "leave_one_out", dropped[0], kept)
+    return Setting("subset-" + "+".join(kept), "subset", None, kept)
 
 
 def leave_one_out(settings: Sequence[Setting], modality: str) -> Setting | None:

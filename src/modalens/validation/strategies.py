@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..attribution.run import SOURCE_FILE
+from ..attribution.run import SOURCE_FILE, recorded_run
 from ..attribution.strategies import STRATEGIES
 from ..errors import DataError, SpecError
 from ..io import atomic_path
@@ -174,7 +174,8 @@ def compare_strategies(
 
     Args:
         attr_dir: the output folder of ``modalens attribute`` (with ``summary.csv``).
-        run: the run folder it was made from (default: the one its ``source.json`` names).
+        run: the run folder it was made from (default: the one its ``source.json`` names,
+            :func:`~modalens.attribution.run.recorded_run`).
         split: whose samples are filled (default: the attribution's split, else ``test``).
         threshold: an outside share above it flags a strategy x modality (0.01 = 1 %).
         samples: at most this many samples are filled (None: the whole split).
@@ -193,7 +194,7 @@ def compare_strategies(
     summary = read_summary(out)
     source = _source(out)
     if run is None:
-        run = source.get("run")
+        run = recorded_run(out)
         if run is None:
             raise DataError(
                 "the attribution folder does not record its run",

@@ -1,0 +1,259 @@
+"""What each ``modalens`` command does: one call into the Python API per command.
+
+:mod:`modalens.cli` builds the parser and handles errors; each ``cmd_*`` here imports its
+stage when it runs (so ``modalens --help`` does not load torch), calls the library once and
+prints the result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+
+from .errors import SpecError
+
+
+def parse_options(pairs: Sequence[str] | None) -> dict[str, str]:
+    """``--option KEY=VALUE`` pairs as a dict (a pair without ``=`` is a one-line error)."""
+    out: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SpecError(
+                f"bad option {pair!r}", "--option", "write KEY=VALUE, e.g. --option target=mask"
+            )
+        out[key.strip()] = value.strip()
+    return out
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from .data.synthetic import generate, parse_importance
+
+    importance = parse_importance(args.importance) if args.importance else None
+    out = generate(
+        args.out,
+        samples=args.samples,
+        size=args.size,
+        seed=args.seed,
+        importance=importance,
+        progress=not args.quiet,
+    )
+    print(f"wrote synthetic MapInWild-layout dataset to {out}")
+    return 0
+
+
+def cmd_data_check(args: argparse.Namespace) -> int:
+    from .data.checks import check_dataset, format_problems, format_summary, has_errors, summarize
+    from .data.specfile import resolve_spec
+
+    spec = resolve_spec(
+        args.root, config=args.config, preset=args.preset, options=parse_options(args.option)
+    )
+    problems = check_dataset(spec, progress=not args.quiet)
+    print(format_summary(summarize(spec)))
+    print(format_problems(problems, spec.root))
+    return 2 if has_errors(problems) else 0
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from .training import fit
+
+    overrides = {"data": {"root": args.root}} if args.root else None
+    run = fit(
+        args.config, out=args.out, resume=args.resume, overrides=overrides, progress=not args.quiet
+    )
+    print(f"run folder: {run}")
+    return 0
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    from .training import test
+
+    table = test(args.run, split=args.split)
+    print(table.to_string(index=False))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .training import predict
+
+    paths = predict(
+        args.run,
+        data_root=args.data,
+        ids=args.ids,
+        out_dir=args.out,
+        tile=args.tile,
+        overlap=args.overlap,
+    )
+    for p in paths:
+        print(p)
+    return 0
+
+
+def cmd_attribute(args: argparse.Namespace) -> int:
+    from .attribution.aggregation import format_summary
+    from .attribution.options import AttributionOptions
+    from .attribution.run import attribute_run
+
+    options = AttributionOptions(
+        strategies=args.strategy,
+        distances=args.distance,
+        levels=args.level,
+        shapley=args.shapley,
+        draws=args.draws,
+        seed=args.seed,
+        precision=args.precision,
+    )
+    _scores, summary = attribute_run(
+        args.run,
+        split=args.split,
+        options=options,
+        groups=args.groups,
+        out=args.out,
+        batch_size=args.batch_size,
+        progress=not args.quiet,
+    )
+    print(format_summary(summary))
+    return 0
+
+
+def cmd_maps(args: argparse.Namespace) -> int:
+    from .attribution.maps import occlusion_maps
+    from .attribution.options import AttributionOptions
+
+    paths = occlusion_maps(
+        args.run,
+        ids=args.ids,
+        out=args.out,
+        options=AttributionOptions(strategies=args.strategy),
+        data_root=args.data,
+        tile=args.tile,
+        overlap=args.overlap,
+        progress=not args.quiet,
+    )
+    for p in paths:
+        print(p)
+    return 0
+
+
+def cmd_views(args: argparse.Namespace) -> int:
+    from .attribution.views import sample_views
+
+    paths = sample_views(
+        args.run,
+        args.scores,
+        ids=args.ids,
+        top_k=args.top_k,
+        out=args.out,
+        split=args.split,
+        strategy=args.strategy,
+        level=args.level,
+        tile=args.tile,
+        overlap=args.overlap,
+        progress=not args.quiet,
+    )
+    print(f"wrote {len(paths) - 1} figure files and {paths[-1]}")
+    return 0
+
+
+def cmd_ablate(args: argparse.Namespace) -> int:
+    from .validation import ablate, format_agreement
+
+    overrides = {"data": {"root": args.root}} if args.root else None
+    result = ablate(
+        args.config,
+        args.out,
+        seeds=args.seeds,
+        overrides=overrides,
+        progress=not args.quiet,
+        attribute=args.attribute,
+        timing_samples=args.timing_samples,
+    )
+    print(result.table_md.read_text().rstrip())
+    print(f"wrote {result.table_csv} and {result.table_md}")
+    if result.agreement is not None:
+        print(format_agreement(result.agreement.table))
+        print(f"wrote {', '.join(str(p) for p in result.agreement.paths.values())}")
+    return 0
+
+
+def cmd_agreement(args: argparse.Namespace) -> int:
+    from .validation import agreement, format_agreement
+
+    result = agreement(
+        args.dir,
+        attributions=args.attribution,
+        seeds=args.seeds,
+        metric=args.metric,
+        n_boot=args.boot,
+        seed=args.seed,
+        progress=not args.quiet,
+    )
+    print(format_agreement(result.table))
+    print(f"wrote {', '.join(str(p) for p in result.paths.values())}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import build_report
+
+    print(f"wrote {build_report(args.dir, out=args.out, title=args.title)}")
+    return 0
+
+
+def cmd_strategies(args: argparse.Namespace) -> int:
+    from .validation.strategies import compare_strategies
+
+    result = compare_strategies(
+        args.dir,
+        run=args.run,
+        split=args.split,
+        threshold=args.threshold,
+        samples=args.samples,
+        data_root=args.root,
+        progress=not args.quiet,
+    )
+    print("\n".join(result.lines))
+    print(f"wrote {', '.join(str(p) for p in result.paths.values())}")
+    return 0
+
+
+def cmd_stratify(args: argparse.Namespace) -> int:
+    from .attribution.strata import describe_strata, stratify
+
+    table = stratify(
+        args.dir, args.run, args.by, min_samples=args.min_samples, out=args.dir, data_root=args.root
+    )
+    print("\n".join(describe_strata(table)))
+    print(f"wrote {os.path.join(args.dir, 'stratified.csv')} and stratified.png/.svg")
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    from .validation import prune
+
+    block = {k: getattr(args, k) for k in ("method", "level", "distance", "strategy")}
+    result = prune(
+        args.config,
+        args.scores,
+        args.out,
+        tolerance=args.tolerance,
+        seeds=args.seeds,
+        overrides={"data": {"root": args.root}} if args.root else None,
+        reuse=args.reuse,
+        progress=not args.quiet,
+        **block,
+    )
+    print((result.out / "pruning.md").read_text().rstrip())
+    print(f"wrote {result.out / 'pruning.csv'}, pruning.md and pruning.png/.svg")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    run_demo(
+        args.out, samples=args.samples, size=args.size, seed=args.seed, progress=not args.quiet
+    )
+    return 0
