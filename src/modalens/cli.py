@@ -53,6 +53,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
         seed=args.seed,
         importance=importance,
         progress=not args.quiet,
+        sparsity=args.sparsity,
+        decoy=args.decoy,
     )
     print(f"wrote synthetic MapInWild-layout dataset to {out}")
     return 0
@@ -304,8 +306,14 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
     s.add_argument("--size", type=int, default=256)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument(
-        "--importance", help="planted importances, e.g. s2=0.4,s1=0.3,esa_wc=0.2,viirs=0.1"
+        "--importance",
+        help="planted importances, e.g. s2=0.4,s1=0.3,esa_wc=0.2,viirs=0.1 (decoy=0 adds the "
+        "pure-noise decoy modality)",
     )
+    s.add_argument(
+        "--sparsity", help="share of pixels without a modality's own signal, e.g. viirs=0.75"
+    )
+    s.add_argument("--decoy", action="store_true", help="add DECOY/<id>.tif (pure noise)")
     s.set_defaults(func=cmd_synth)
 
     d = sub.add_parser("data", help="dataset tools")
