@@ -192,6 +192,24 @@ def cmd_agreement(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_faithfulness(args: argparse.Namespace) -> int:
+    from .validation import faithfulness
+
+    result = faithfulness(
+        args.out,
+        seeds=args.seeds,
+        importance=args.importance,
+        sparsity=args.sparsity,
+        samples=args.samples,
+        size=args.size,
+        epochs=args.epochs,
+        progress=not args.quiet,
+    )
+    print((result.out / "faithfulness.md").read_text().rstrip())
+    print(f"wrote {result.out}/faithfulness.csv, .md, .png, .svg in {result.seconds:.0f} s")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -392,6 +410,29 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
     s.add_argument("--boot", type=int, default=1000, help="bootstrap draws (default 1000)")
     s.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     s.set_defaults(func=cmd_agreement)
+
+    b = sub.add_parser("bench", help="benchmarks of the attribution methods")
+    bsub = b.add_subparsers(dest="bench_command", required=True, metavar="BENCH_COMMAND")
+    s = bsub.add_parser(
+        "faithfulness",
+        help="rank correlation of every method with planted importances and a noise decoy",
+    )
+    s.add_argument("--out", default="faithfulness", help="output folder (default faithfulness)")
+    s.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
+    s.add_argument(
+        "--importance",
+        default="s2=0.4,s1=0.3,esa_wc=0.2,viirs=0.1,decoy=0",
+        help="planted importances; decoy=0 adds the pure-noise decoy (default shown)",
+    )
+    s.add_argument(
+        "--sparsity",
+        default="s1=0.8,viirs=0.75",
+        help="share of pixels without a modality's own signal (default s1=0.8,viirs=0.75)",
+    )
+    s.add_argument("--samples", type=int, default=80, help="scenes per seed (default 80)")
+    s.add_argument("--size", type=int, default=64, help="scene size in px (default 64)")
+    s.add_argument("--epochs", type=int, default=12, help="epochs per run (default 12)")
+    s.set_defaults(func=cmd_bench_faithfulness)
     return p
 
 

@@ -16,11 +16,18 @@ and the demo imports it.
 - :mod:`.agreement` -- :func:`agreement`: deviations vs influence with bootstrap intervals
   over test samples (``modalens agreement``).
 - :mod:`.figures` -- the Fig. 5-like agreement figure.
+- :mod:`.faithfulness` -- :func:`faithfulness`: the benchmark on synthetic data with known
+  importances and a decoy (``modalens bench faithfulness``); :mod:`.faithfulness_scores` scores
+  every method against the truth (:func:`describe_faithfulness`), :mod:`.faithfulness_figure`
+  draws it.
 """
 
 from .ablation import AblationResult, ablate
 from .agreement import AgreementResult, agreement, format_agreement
 from .correlation import average_ranks, kendall, pearson, shares, spearman
+from .faithfulness import FaithfulnessResult, faithfulness
+from .faithfulness_figure import faithfulness_figure
+from .faithfulness_scores import describe_faithfulness, method_label
 from .measure import epoch_seconds, inference_seconds, measure_run
 from .runs import RunRecord
 from .settings import Setting, leave_one_out, parse_seeds, plan_settings
@@ -29,19 +36,24 @@ from .table import build_table, markdown_table
 __all__ = [
     "AblationResult",
     "AgreementResult",
+    "FaithfulnessResult",
     "RunRecord",
     "Setting",
     "ablate",
     "agreement",
     "average_ranks",
     "build_table",
+    "describe_faithfulness",
     "epoch_seconds",
+    "faithfulness",
+    "faithfulness_figure",
     "format_agreement",
     "inference_seconds",
     "kendall",
     "leave_one_out",
     "markdown_table",
     "measure_run",
+    "method_label",
     "parse_seeds",
     "pearson",
     "plan_settings",
