@@ -429,9 +429,9 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
         default="s1=0.8,viirs=0.75",
         help="share of pixels without a modality's own signal (default s1=0.8,viirs=0.75)",
     )
-    s.add_argument("--samples", type=int, default=80, help="scenes per seed (default 80)")
+    s.add_argument("--samples", type=int, default=60, help="scenes per seed (default 60)")
     s.add_argument("--size", type=int, default=64, help="scene size in px (default 64)")
-    s.add_argument("--epochs", type=int, default=12, help="epochs per run (default 12)")
+    s.add_argument("--epochs", type=int, default=8, help="epochs per run (default 8)")
     s.set_defaults(func=cmd_bench_faithfulness)
     return p
 

@@ -198,9 +198,9 @@ def faithfulness(
     seeds: str | int | Sequence[int] = (0, 1, 2),
     importance: str | Mapping[str, float] = DEFAULT_IMPORTANCE,
     sparsity: str | Mapping[str, float] | None = DEFAULT_SPARSITY,
-    samples: int = 80,
+    samples: int = 60,
     size: int = 64,
-    epochs: int = 12,
+    epochs: int = 8,
     progress: bool = True,
     config: str | Path | Mapping[str, Any] | None = None,
 ) -> FaithfulnessResult:

@@ -68,11 +68,19 @@ def faithfulness_figure(
         zorder=3,
         label="ρ with leave-one-out retraining (mean)",
     )
-    ax1.axvline(RECOVER_RHO, color="grey", ls="--", lw=0.8, label=f"ρ = {RECOVER_RHO:.1f}")
+    ax1.axvline(
+        RECOVER_RHO,
+        color="grey",
+        ls="--",
+        lw=0.8,
+        label=f"ρ = {RECOVER_RHO:.1f} (recovery threshold)",
+    )
     ax1.axvline(0, color="black", lw=0.6)
     ax1.set_xlim(-1.05, 1.05)
     ax1.set_yticks(y, labels, fontsize=7)
-    ax1.set_xlabel("Spearman ρ with the realised importance (unitless, mean ± std over seeds)")
+    ax1.set_xlabel(
+        "Spearman ρ with the realised importance\n(unitless; bars: mean ± std over seeds)"
+    )
     ax1.grid(axis="x", alpha=0.3)
     ax2.barh(
         y,
@@ -82,8 +90,10 @@ def faithfulness_figure(
         capsize=2,
         height=0.7,
     )
-    ax2.axvline(100 * RECOVER_DECOY, color="grey", ls="--", lw=0.8)
-    ax2.set_xlabel("decoy's share of the influence (%, mean ± std over seeds)")
+    ax2.axvline(
+        100 * RECOVER_DECOY, color="grey", ls=":", lw=1.0, label="decoy share 5 % (threshold)"
+    )
+    ax2.set_xlabel("decoy's share of the influence\n(%, mean ± std over seeds)")
     ax2.set_xlim(left=0)
     ax2.grid(axis="x", alpha=0.3)
     handles = [
@@ -97,8 +107,15 @@ def faithfulness_figure(
         for lv, i in LEVEL_COLOURS.items()
         if lv in set(t["level"])
     ]
-    h1, _ = ax1.get_legend_handles_labels()
-    ax2.legend(handles=handles + h1, fontsize=7, loc="lower right")
+    h1 = ax1.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
+    fig.legend(
+        handles=handles + h1,
+        fontsize=8,
+        loc="lower center",
+        ncol=4,
+        frameon=False,
+        bbox_to_anchor=(0.5, -0.01),
+    )
     parts = []
     if n_test:
         parts.append(f"n = {n_test} test scenes per seed")
@@ -109,5 +126,5 @@ def faithfulness_figure(
         + (f" ({', '.join(parts)}; ✓ = recovers the truth)" if parts else ""),
         fontsize=10,
     )
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     return save_figures(fig, path)
