@@ -135,8 +135,14 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
     s.add_argument("--size", type=int, default=256)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument(
-        "--importance", help="planted importances, e.g. s2=0.4,s1=0.3,esa_wc=0.2,viirs=0.1"
+        "--importance",
+        help="planted importances, e.g. s2=0.4,s1=0.3,esa_wc=0.2,viirs=0.1 (decoy=0 adds the "
+        "pure-noise decoy modality)",
     )
+    s.add_argument(
+        "--sparsity", help="share of pixels without a modality's own signal, e.g. viirs=0.75"
+    )
+    s.add_argument("--decoy", action="store_true", help="add DECOY/<id>.tif (pure noise)")
     s.set_defaults(func=cmd.cmd_synth)
 
     d = sub.add_parser("data", help="dataset tools")
@@ -228,6 +234,29 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
     s.add_argument("--boot", type=int, default=1000, help="bootstrap draws (default 1000)")
     s.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     s.set_defaults(func=cmd.cmd_agreement)
+
+    b = sub.add_parser("bench", help="benchmarks of the attribution methods")
+    bsub = b.add_subparsers(dest="bench_command", required=True, metavar="BENCH_COMMAND")
+    s = bsub.add_parser(
+        "faithfulness",
+        help="rank correlation of every method with planted importances and a noise decoy",
+    )
+    s.add_argument("--out", default="faithfulness", help="output folder (default faithfulness)")
+    s.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
+    s.add_argument(
+        "--importance",
+        default="s2=0.4,s1=0.3,esa_wc=0.2,viirs=0.1,decoy=0",
+        help="planted importances; decoy=0 adds the pure-noise decoy (default shown)",
+    )
+    s.add_argument(
+        "--sparsity",
+        default="s1=0.8,viirs=0.75",
+        help="share of pixels without a modality's own signal (default s1=0.8,viirs=0.75)",
+    )
+    s.add_argument("--samples", type=int, default=60, help="scenes per seed (default 60)")
+    s.add_argument("--size", type=int, default=64, help="scene size in px (default 64)")
+    s.add_argument("--epochs", type=int, default=8, help="epochs per run (default 8)")
+    s.set_defaults(func=cmd.cmd_bench_faithfulness)
 
     s = sub.add_parser(
         "report", help="one self-contained HTML page from every result found in a folder"

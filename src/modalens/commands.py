@@ -38,6 +38,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
         seed=args.seed,
         importance=importance,
         progress=not args.quiet,
+        sparsity=args.sparsity,
+        decoy=args.decoy,
     )
     print(f"wrote synthetic MapInWild-layout dataset to {out}")
     return 0
@@ -247,6 +249,24 @@ def cmd_prune(args: argparse.Namespace) -> int:
     )
     print((result.out / "pruning.md").read_text().rstrip())
     print(f"wrote {result.out / 'pruning.csv'}, pruning.md and pruning.png/.svg")
+    return 0
+
+
+def cmd_bench_faithfulness(args: argparse.Namespace) -> int:
+    from .validation import faithfulness
+
+    result = faithfulness(
+        args.out,
+        seeds=args.seeds,
+        importance=args.importance,
+        sparsity=args.sparsity,
+        samples=args.samples,
+        size=args.size,
+        epochs=args.epochs,
+        progress=not args.quiet,
+    )
+    print((result.out / "faithfulness.md").read_text().rstrip())
+    print(f"wrote {result.out}/faithfulness.csv, .md, .png, .svg in {result.seconds:.0f} s")
     return 0
 
 

@@ -225,7 +225,6 @@ def plan_read(dataset: Any, reference: RasterGrid, reference_name: str = "") -> 
                 return ReadPlan("direct", int(round(row)), int(round(col)))
         return ReadPlan("scale")
     if src_crs is not None and ref_crs is not None:
-
         try:
             b = transform_bounds(src_crs, ref_crs, *src.bounds)
         except Exception:  # noqa: BLE001 - projection failure means no usable overlap

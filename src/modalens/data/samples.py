@@ -24,7 +24,6 @@ from .spec import SPLIT_NAMES, DatasetSpec
 IndexBuilder = Callable[..., pd.DataFrame]
 
 
-
 #: Index-table builders by name (``DatasetSpec.index_builder`` is ``"name"`` or ``"name:arg"``);
 #: a dataset module registers its own with :func:`register_index_builder`.
 INDEX_BUILDERS: dict[str, Callable[..., pd.DataFrame]] = {}

@@ -33,6 +33,9 @@ from .specparts import (
     where_key,
 )
 
+#: a dataset folder may carry its own spec under this name (``resolve_spec`` then reads it)
+FOLDER_SPEC = "spec.yaml"
+
 
 def read_yaml(path: str | Path, what: str = "spec") -> Any:
     """Parse a YAML file; a missing file or bad syntax is a one-line :class:`SpecError`."""
@@ -167,9 +170,11 @@ def resolve_spec(
 ) -> DatasetSpec:
     """The dataset spec for a folder: from a YAML ``config``, a ``preset`` name, or guessed.
 
-    Without ``config`` or ``preset``, a folder with MapInWild's layout (``split_IDs.csv`` or an
-    ``s2_*`` folder) gets the ``mapinwild`` preset and one with ``BigEarthNet-S1-*`` the
-    ``bigearthnet`` preset; anything else is an error asking for ``--config`` or ``--preset``.
+    Without ``config`` or ``preset``, a folder that carries its own spec (:data:`FOLDER_SPEC`,
+    e.g. synthetic data with a decoy modality) is read with it; else a folder with MapInWild's
+    layout (``split_IDs.csv`` or an ``s2_*`` folder) gets the ``mapinwild`` preset and one with
+    ``BigEarthNet-S1-*`` the ``bigearthnet`` preset; anything else is an error asking for
+    ``--config`` or ``--preset``.
     """
 
     if config is not None:
@@ -185,6 +190,8 @@ def resolve_spec(
     root = Path(root)
     if not root.is_dir():
         raise DataError("dataset folder not found", str(root), "check the path")
+    if preset is None and not options and (root / FOLDER_SPEC).is_file():
+        return load_spec(root / FOLDER_SPEC, root=root)
     if preset is None:
         if (root / "split_IDs.csv").exists() or any(root.glob("s2_*")):
             preset = "mapinwild"

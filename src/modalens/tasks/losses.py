@@ -39,7 +39,6 @@ def broadcast_mask(valid: Tensor, ref: Tensor) -> Tensor | None:
     return valid.reshape(valid.shape[0], *([1] * (ref.ndim - valid.ndim)), *s).bool()
 
 
-
 def masked_errors(
     pred: Tensor, target: Tensor, mask: Tensor, absolute: bool = False
 ) -> tuple[Tensor, Tensor]:

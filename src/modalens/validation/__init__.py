@@ -22,6 +22,10 @@ and the demo imports it.
 - :mod:`.strategy_figure` -- the Fig. 6-like strategy figure.
 - :mod:`.pruning` -- :func:`prune`: retrain without the k least influential modalities, metric
   change and speed-up per k (``modalens prune``); :mod:`.prunefigure` draws it.
+- :mod:`.faithfulness` -- :func:`faithfulness`: the benchmark on synthetic data with known
+  importances and a decoy (``modalens bench faithfulness``); :mod:`.faithfulness_scores` scores
+  every method against the truth (:func:`describe_faithfulness`), :mod:`.faithfulness_figure`
+  draws it.
 """
 
 from typing import TYPE_CHECKING
@@ -57,6 +61,11 @@ _EXPORTS = {
     "StrategiesResult": "strategies",
     "compare_strategies": "strategies",
     "describe_strategies": "strategies",
+    "FaithfulnessResult": "faithfulness",
+    "faithfulness": "faithfulness",
+    "faithfulness_figure": "faithfulness_figure",
+    "describe_faithfulness": "faithfulness_scores",
+    "method_label": "faithfulness_scores",
     "build_table": "table",
     "markdown_table": "table",
 }
@@ -65,6 +74,9 @@ if TYPE_CHECKING:  # pragma: no cover -- for type checkers and IDEs
     from .ablation import AblationResult, ablate
     from .agree import AgreementResult, agreement, format_agreement
     from .correlation import average_ranks, kendall, kendall_w, pearson, shares, spearman
+    from .faithfulness import FaithfulnessResult, faithfulness
+    from .faithfulness_figure import faithfulness_figure
+    from .faithfulness_scores import describe_faithfulness, method_label
     from .measure import epoch_seconds, inference_seconds, measure_run
     from .pruning import PruningResult, describe_pruning, prune
     from .runs import RunRecord
@@ -76,6 +88,7 @@ __all__ = [
     "AblationResult",
     "AgreementResult",
     "PruningResult",
+    "FaithfulnessResult",
     "RunRecord",
     "Setting",
     "StrategiesResult",
@@ -86,7 +99,10 @@ __all__ = [
     "compare_strategies",
     "describe_pruning",
     "describe_strategies",
+    "describe_faithfulness",
     "epoch_seconds",
+    "faithfulness",
+    "faithfulness_figure",
     "format_agreement",
     "inference_seconds",
     "kendall",
@@ -94,6 +110,7 @@ __all__ = [
     "leave_one_out",
     "markdown_table",
     "measure_run",
+    "method_label",
     "parse_seeds",
     "pearson",
     "plan_settings",

@@ -29,11 +29,11 @@ Per modality ``m`` a latent score ``q_m = sigmoid(1.8 (rho N + sqrt(1 - rho^2) O
 ``shared``, default 0.6) drives the modality: the vegetation fraction of the S2 spectra, the
 cross-polarisation ratio of S1, the WorldCover class thresholds and the rural background radiance
 of VIIRS. A signal ``z_m`` in [0, 1] is then computed from the WRITTEN raster of modality ``m``
-alone (:func:`.scenes.modality_signals`):
+alone (:func:`.signals.modality_signals`):
 
 - ``s2``:     max(clip((NDVI - 0.1) / 0.7), 0.95 clip((MNDWI - 0.2) / 0.4)) (vegetation or water)
 - ``s1``:     clip((VH - VV + 11) / 7) (cross-polarisation ratio in dB: volume scattering)
-- ``esa_wc``: a per-class naturalness value (:data:`.scenes.WORLDCOVER_NATURALNESS`)
+- ``esa_wc``: a per-class naturalness value (:data:`.signals.WORLDCOVER_NATURALNESS`)
 - ``viirs``:  exp(-radiance / 0.6) (dark = natural)
 
 and the target is ``NI = clip(100 * sum_m w_m z_m + N(0, 1), 0, 100)`` with ``w`` the normalised
@@ -43,20 +43,55 @@ is uninformative beyond what it shares with the others (``N``, water, settlement
 still looking realistic. ``metadata.json`` records, per modality, the realised share of the
 target variance ``cov(100 w_m z_m, NI) / var(NI)`` and the correlations between the ``z_m``.
 
-Modules: :mod:`.scenes` draws one scene (latent fields, per-modality rasters, signals);
-:mod:`.generate` writes a dataset of them with the split file and ``metadata.json``.
+Known truth for faithfulness benchmarks
+---------------------------------------
+- *Realised importance* (``metadata.json`` -> ``realised_importance``, per sample and over the
+  dataset): how much NI changes when a modality's term is replaced by its dataset mean
+  (:mod:`.truth`). A planted weight is not a realised effect: a modality whose signal hardly
+  varies moves the target less than its weight.
+- *Sparse modalities* (``sparsity={"viirs": 0.75}``, ``--sparsity``): the modality's own latent
+  score falls back to a constant on about that share of pixels (whole scenes or parts of them),
+  so its signal varies only elsewhere and it realises less than its weight.
+- *Decoy* (``decoy=True`` or ``decoy=0`` in the importance): ``DECOY/<id>.tif``, one band of
+  noise independent of everything (planted importance 0), and ``spec.yaml``, a generic dataset
+  spec of all five modalities (:func:`.generate.synthetic_spec`; the ``mapinwild`` preset keeps
+  its fixed four). Any real modality can be made a decoy-like modality by giving it weight 0.
+
+Without sparsity and decoy, every raster and the split are those of the dense generator
+(byte for byte); only ``metadata.json`` gains the new keys.
+
+Modules: :mod:`.signals` (the modalities and their signals ``z_m``), :mod:`.scenes` draws one
+scene (latent fields, per-modality rasters, sparse presence, the decoy), :mod:`.planting` reads
+importances and sparsity, :mod:`.truth` measures realised importances and :mod:`.generate`
+writes a dataset with the split file and ``metadata.json``.
 """
 
-from .generate import DEFAULT_IMPORTANCE, generate, normalize_importance, parse_importance
-from .scenes import FOLDERS, MODALITIES, modality_signals, read_signals
+from .generate import SPEC_FILE, generate, synthetic_spec
+from .planting import (
+    DEFAULT_IMPORTANCE,
+    normalize_importance,
+    parse_importance,
+    parse_sparsity,
+    wants_decoy,
+)
+from .scenes import DECOY, DECOY_FOLDER
+from .signals import FOLDERS, MODALITIES, modality_signals, read_signals
+from .truth import RealisedImportance
 
 __all__ = [
+    "DECOY",
+    "DECOY_FOLDER",
     "DEFAULT_IMPORTANCE",
     "FOLDERS",
     "MODALITIES",
+    "SPEC_FILE",
+    "RealisedImportance",
     "generate",
     "modality_signals",
     "normalize_importance",
     "parse_importance",
+    "parse_sparsity",
     "read_signals",
+    "synthetic_spec",
+    "wants_decoy",
 ]

@@ -1,7 +1,8 @@
-"""Writing a synthetic dataset: planted importances, scenes as tiled GeoTIFFs, split and metadata.
+"""Writing a synthetic dataset: scenes as tiled GeoTIFFs, split, metadata and (with a decoy) spec.
 
-:func:`generate` is ``modalens synth``; :func:`parse_importance` reads the CLI's
-``s2=0.4,s1=0.3,...`` form and :func:`normalize_importance` checks and normalises the weights.
+:func:`generate` is ``modalens synth``; what it plants is read by :mod:`.planting`, the realised
+importances are measured by :mod:`.truth`, and :func:`synthetic_spec` is the dataset spec of a
+folder with the decoy modality (written to ``spec.yaml``).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,103 +20,60 @@ from tqdm.auto import tqdm
 
 from ...errors import SpecError
 from ...io import atomic_write_json, atomic_write_text
-from ..presets.mapinwild import S2_10_BANDS, WORLDCOVER_CLASSES, WORLDCOVER_NAMES
+from ..presets.mapinwild import S2_10_BANDS, WORLDCOVER_CLASSES, WORLDCOVER_NAMES, mapinwild_spec
 from ..rasters import write_geotiff
+from ..spec import DatasetSpec, Modality, Normalization, SourceFile
+from ..specfile import FOLDER_SPEC, spec_to_yaml
+from .planting import normalize_importance, parse_sparsity, wants_decoy
 from .scenes import (
+    DECOY,
+    DECOY_FOLDER,
     EPSG,
-    FOLDERS,
     GENERATOR_VERSION,
     ID_OFFSET,
-    MODALITIES,
     NOISE_STD,
     PIXEL_SIZE,
+    clear_field_cache,
+    decoy_raster,
+    make_scene,
+    seeded_rng,
+)
+from .signals import (
+    FOLDERS,
+    MODALITIES,
     S1_RATIO_LOW,
     S1_RATIO_SPAN,
     VIIRS_SCALE,
     WORLDCOVER_NATURALNESS,
-    clear_field_cache,
-    make_scene,
     modality_signals,
-    seeded_rng,
 )
+from .truth import RealisedImportance
 
-DEFAULT_IMPORTANCE = {"s2": 0.4, "s1": 0.3, "esa_wc": 0.2, "viirs": 0.1}
-
-
-def _importance_error(what: str, fix: str | None = None) -> SpecError:
-    return SpecError(
-        what,
-        "--importance",
-        fix or "write e.g. s2=0.4,s1=0.3,esa_wc=0.2,viirs=0.1 (keys s2, s1, esa_wc, viirs)",
-    )
+#: the spec file a synthetic folder with the decoy carries (read with ``load_spec``)
+SPEC_FILE = FOLDER_SPEC
 
 
-def parse_importance(text: str) -> dict[str, float]:
-    """Parse ``"s2=0.5,s1=0.5"`` into ``{"s2": 0.5, "s1": 0.5}`` (not normalised).
+def synthetic_spec(root: str | Path, decoy: bool = True) -> DatasetSpec:
+    """The dataset spec of a synthetic folder: the ``mapinwild`` preset's, plus the decoy.
 
-    Raises :class:`SpecError` on bad syntax, an unknown modality, a repeated key or a negative
-    or non-finite value.
+    Args:
+        root: the dataset folder.
+        decoy: add the ``decoy`` modality (``DECOY/<id>.tif``, one band of unit-variance noise,
+            standardised with mean 0 and std 1).
+
+    Returns:
+        The :class:`~modalens.data.spec.DatasetSpec` (named ``synthetic``).
     """
-    if not isinstance(text, str) or not text.strip():
-        raise _importance_error("empty importance string")
-    out: dict[str, float] = {}
-    for part in text.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        key, sep, value = part.partition("=")
-        key = key.strip().lower()
-        if not sep or not key or not value.strip():
-            raise _importance_error(f"bad importance item {part!r}: expected MODALITY=WEIGHT")
-        if key not in MODALITIES:
-            raise _importance_error(f"unknown modality {key!r} in importance")
-        if key in out:
-            raise _importance_error(f"modality {key!r} given twice in importance")
-        try:
-            out[key] = float(value)
-        except ValueError:
-            raise _importance_error(
-                f"importance of {key!r} is not a number: {value.strip()!r}"
-            ) from None
-        _check_weight(key, out[key])
-    if not out:
-        raise _importance_error("empty importance string")
-    return out
-
-
-def _check_weight(key: str, value: float) -> None:
-    if not math.isfinite(value):
-        raise _importance_error(f"importance of {key!r} is not finite: {value}")
-    if value < 0:
-        raise _importance_error(
-            f"importance of {key!r} is negative: {value}",
-            f"give {key} a weight >= 0, e.g. {key}=0.2 (0 plants no own information)",
-        )
-
-
-def normalize_importance(importance: Mapping[str, float] | str | None) -> dict[str, float]:
-    """Planted importances over all four modalities (missing -> 0), summing to 1."""
-    if importance is None:
-        importance = DEFAULT_IMPORTANCE
-    if isinstance(importance, str):
-        importance = parse_importance(importance)
-    if not isinstance(importance, Mapping):
-        raise _importance_error(f"importance must be a mapping, got {type(importance).__name__}")
-    raw: dict[str, float] = {}
-    for key, value in importance.items():
-        if key not in MODALITIES:
-            raise _importance_error(f"unknown modality {key!r} in importance")
-        try:
-            raw[key] = float(value)
-        except (TypeError, ValueError):
-            raise _importance_error(f"importance of {key!r} is not a number: {value!r}") from None
-        _check_weight(key, raw[key])
-    total = sum(raw.values())
-    if total <= 0:
-        raise _importance_error(
-            "importances sum to 0", "give at least one modality a positive weight, e.g. s2=1"
-        )
-    return {m: raw.get(m, 0.0) / total for m in MODALITIES}
+    spec = mapinwild_spec(root)
+    if not decoy:
+        return spec
+    noise = Modality(
+        name=DECOY,
+        bands=("noise",),
+        sources=(SourceFile(f"{DECOY_FOLDER}/{{id}}.tif", (1,)),),
+        normalization=Normalization("standard", mean=(0.0,), std=(1.0,)),
+    )
+    return replace(spec, name="synthetic", modalities=(*spec.modalities, noise))
 
 
 class _Moments:
@@ -159,12 +118,17 @@ def generate(
     importance: Mapping[str, float] | str | None = None,
     progress: bool = True,
     shared: float = 0.6,
+    *,
+    sparsity: Mapping[str, float] | str | None = None,
+    decoy: bool = False,
 ) -> Path:
     """Write a synthetic MapInWild-layout dataset with planted importances to ``out``.
 
-    Files of sample ``i`` depend only on ``(seed, i, size, shared)``, except ``NI`` which also
-    depends on the importances. ``metadata.json`` is removed first and written last, so its
-    presence marks a complete dataset.
+    Files of sample ``i`` depend only on ``(seed, i, size, shared, sparsity)``, except ``NI``
+    which also depends on the importances (without ``sparsity`` and ``decoy`` the files are
+    those of the dense four-modality generator). ``metadata.json`` is removed first and written
+    last, so its presence marks a complete dataset; it holds the planted weights
+    (``importance``) and the realised importances (``realised_importance``, :mod:`.truth`).
 
     Args:
         out: the dataset folder (created).
@@ -173,18 +137,26 @@ def generate(
         seed: the seed; the same seed gives the same bytes.
         importance: planted weights per modality (s2, s1, esa_wc, viirs; missing -> 0), >= 0,
             normalised to sum 1 (default s2=0.4, s1=0.3, esa_wc=0.2, viirs=0.1); a string such
-            as ``"s2=0.5,s1=0.5"`` is parsed with :func:`parse_importance`.
+            as ``"s2=0.5,s1=0.5"`` is parsed with :func:`parse_importance`; a ``decoy`` key
+            (weight 0) asks for the decoy like ``decoy=True``.
         progress: show a progress bar.
         shared: weight (0-1) of the shared naturalness latent in every modality's score (0: the
             modalities share only water, high ground, settlements and roads).
+        sparsity: per modality the share (0-1) of pixels where its own signal is absent (its
+            latent score falls back to a constant there: night lights go dark), e.g.
+            ``"viirs=0.75"``; a sparse modality realises less than its weight.
+        decoy: also write ``DECOY/<id>.tif``, a modality of pure noise (planted importance 0),
+            and ``spec.yaml`` (:func:`synthetic_spec`), the spec that reads all five modalities.
 
     Returns:
         ``out`` as a :class:`~pathlib.Path`.
 
     Raises:
-        SpecError: a bad count, size, seed, weight or ``shared``.
+        SpecError: a bad count, size, seed, weight, sparsity or ``shared``.
     """
     weights = normalize_importance(importance)
+    decoy = bool(decoy) or wants_decoy(importance)
+    sparse = parse_sparsity(sparsity)
     samples = _as_int(samples, "samples", 3, "at least 3 (one each for train, validation, test)")
     size = _as_int(size, "size", 16, "at least 16 px, e.g. --size 256")
     seed = _as_int(seed, "seed", 0, "an integer >= 0, e.g. --seed 0")
@@ -198,10 +170,12 @@ def generate(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "metadata.json").unlink(missing_ok=True)  # written last: marks a complete dataset
+    (out / SPEC_FILE).unlink(missing_ok=True)
     crs = CRS.from_epsg(EPSG)
     ids = [str(ID_OFFSET + i) for i in range(samples)]
     w = np.array([weights[m] for m in MODALITIES], np.float64)
     acc = _Moments()
+    realised = RealisedImportance([*MODALITIES, DECOY] if decoy else MODALITIES, weights)
     wc_counts = np.zeros(256, np.int64)
     names = {
         "s2": list(S2_10_BANDS),
@@ -213,7 +187,7 @@ def generate(
     tags = {"MODALENS_SYNTHETIC": GENERATOR_VERSION}
     for index in tqdm(range(samples), desc="synth", unit="sample", disable=not progress):
         sid = ids[index]
-        scene = make_scene(seed, index, size, shared)
+        scene = make_scene(seed, index, size, shared, sparse)
         z = modality_signals(scene["s2"], scene["s1"], scene["esa_wc"], scene["viirs"])
         zs = np.stack([z[m] for m in MODALITIES])  # [4, H, W]
         noise = scene["noise_rng"].normal(0.0, NOISE_STD, (size, size))
@@ -243,8 +217,19 @@ def generate(
             tags=tags,
         )
 
+        if decoy:
+            write_geotiff(
+                out / DECOY_FOLDER / f"{sid}.tif",
+                decoy_raster(seed, index, size),
+                crs,
+                tr,
+                band_names=["noise"],
+                tags=tags,
+            )
+
         # pooled moments over valid pixels
         valid = ~invalid
+        realised.add(sid, z, valid)
         # (no BLAS calls here: on a busy machine its spinning threads stall tiny products)
         zv = np.concatenate([zs[:, valid], ni[valid][None]]).astype(np.float64)
         gram = np.einsum("ip,jp->ij", zv, zv)
@@ -275,6 +260,16 @@ def generate(
     csv_text, parts = _split_csv(ids, seed)
     atomic_write_text(out / "split_IDs.csv", csv_text)
     meta = _metadata(acc, wc_counts, weights, samples, size, seed, shared, ids, parts)
+    meta["sparsity"] = {m: sparse.get(m, 0.0) for m in MODALITIES}
+    meta["decoy"] = {"folder": DECOY_FOLDER, "spec": SPEC_FILE} if decoy else None
+    meta["realised_importance"] = {
+        "definition": "mean |100 w_m (z_m - mean z_m)| over valid pixels, naturalness points: "
+        "how much NI changes when modality m's term is replaced by its dataset mean (before "
+        "noise and clipping); share = normalised to sum 1; the decoy's is 0 by construction",
+        **realised.result(),
+    }
+    if decoy:
+        atomic_write_text(out / SPEC_FILE, spec_to_yaml(replace(synthetic_spec("."), root=".")))
     atomic_write_json(out / "metadata.json", meta)
     clear_field_cache()
     return out

@@ -1,36 +1,37 @@
-"""One synthetic scene: shared latent fields, per-modality rasters and their signals.
+"""One synthetic scene: shared latent fields and the per-modality rasters.
 
-:func:`modality_signals` computes each modality's signal ``z_m`` in [0, 1] from its written
-raster alone (also used to measure realised importances); the scene generator draws the shared
-structure (naturalness latent, water, high ground, settlements, roads) and each modality's own
-latent from seeds that depend only on ``(seed, sample index)``. See :mod:`modalens.data.synthetic`
-for the recipe.
+The signals ``z_m`` computed from the rasters are in :mod:`.signals`. The scene generator
+draws the shared structure (naturalness latent, water, high ground, settlements, roads) and each
+modality's own latent from seeds that depend only on ``(seed, sample index)``; a sparse
+modality's presence mask and the decoy raster come from seed streams of their own. See
+:mod:`modalens.data.synthetic` for the recipe.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from pathlib import Path
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
-import rasterio
 from affine import Affine
+
+from .signals import MODALITIES, S1_RATIO_LOW, S1_RATIO_SPAN, VIIRS_SCALE
 
 GENERATOR_VERSION = "1.0"
 
 
-MODALITIES = ("s2", "s1", "esa_wc", "viirs")
+#: folder of the optional decoy modality: pure noise, independent of everything
+DECOY = "decoy"
 
 
-FOLDERS = {
-    "s2": "s2_temporal_subset",
-    "s1": "s1",
-    "esa_wc": "ESA_WC",
-    "viirs": "VIIRS",
-    "target": "NI",
-}
+DECOY_FOLDER = "DECOY"
+
+
+#: latent score a sparse modality's own signal falls back to where it is absent (the
+#: sigmoid's midpoint, near the median of the dense score: a flat, typical value)
+SPARSE_LEVEL = 0.5
 
 
 EPSG = 32633
@@ -40,27 +41,6 @@ PIXEL_SIZE = 10.0
 
 
 ID_OFFSET = 100000
-
-
-#: naturalness (0-1) the WorldCover signal gives each class
-WORLDCOVER_NATURALNESS = {
-    10: 0.90,  # tree cover
-    20: 0.75,  # shrubland
-    30: 0.55,  # grassland
-    40: 0.20,  # cropland
-    50: 0.00,  # built-up
-    60: 0.60,  # bare / sparse vegetation
-    70: 1.00,  # snow and ice
-    80: 0.95,  # permanent water
-    90: 0.90,  # herbaceous wetland
-    95: 1.00,  # mangroves
-    100: 0.95,  # moss and lichen
-}
-
-
-VIIRS_SCALE = 0.6  # radiance scale of the VIIRS signal exp(-rad / VIIRS_SCALE)
-
-S1_RATIO_LOW, S1_RATIO_SPAN = -11.0, 7.0  # VH - VV (dB) of z_s1 = 0 and its span to z_s1 = 1
 
 
 NOISE_STD = 1.0  # target noise, naturalness points
@@ -99,68 +79,6 @@ _TEXTURE = ((1.2, 1.0),)
 
 
 _SMOOTH = ((12.0, 0.2), (40.0, 0.6), (120.0, 1.0))  # water and high ground
-
-
-def s2_signal(s2: np.ndarray) -> np.ndarray:
-    """z_s2 in [0, 1] from S2 bands [10, H, W] (reflectance x 10000): vegetation or water."""
-    s2 = np.asarray(s2, dtype=np.float32)
-    b3, b4, b8, b11 = s2[1], s2[2], s2[6], s2[8]
-    ndvi = (b8 - b4) / np.maximum(b8 + b4, 1.0)
-    mndwi = (b3 - b11) / np.maximum(b3 + b11, 1.0)
-    veg = np.clip((ndvi - 0.1) / 0.7, 0.0, 1.0)
-    water = 0.95 * np.clip((mndwi - 0.2) / 0.4, 0.0, 1.0)
-    return np.maximum(veg, water).astype(np.float32)
-
-
-def s1_signal(s1: np.ndarray) -> np.ndarray:
-    """z_s1 in [0, 1] from S1 [2, H, W] (VV, VH in dB): the cross-polarisation ratio."""
-    s1 = np.asarray(s1, dtype=np.float32)
-    return np.clip((s1[1] - s1[0] - S1_RATIO_LOW) / S1_RATIO_SPAN, 0.0, 1.0).astype(np.float32)
-
-
-_WC_LUT = np.full(256, np.nan, np.float32)
-
-for _code, _value in WORLDCOVER_NATURALNESS.items():
-    _WC_LUT[_code] = _value
-
-
-def esa_wc_signal(wc: np.ndarray) -> np.ndarray:
-    """z_esa_wc in [0, 1] from WorldCover codes [H, W] (or [1, H, W]); NaN where no-data."""
-    wc = np.asarray(wc)
-    if wc.ndim == 3:
-        wc = wc[0]
-    return _WC_LUT[np.clip(wc, 0, 255).astype(np.uint8)]
-
-
-def viirs_signal(viirs: np.ndarray) -> np.ndarray:
-    """z_viirs in [0, 1] from radiance [H, W] (or [1, H, W]): dark is natural."""
-    v = np.asarray(viirs, dtype=np.float32)
-    if v.ndim == 3:
-        v = v[0]
-    return np.exp(-np.maximum(v, 0.0) / VIIRS_SCALE).astype(np.float32)
-
-
-def modality_signals(
-    s2: np.ndarray, s1: np.ndarray, esa_wc: np.ndarray, viirs: np.ndarray
-) -> dict[str, np.ndarray]:
-    """The per-modality signals ``z_m`` (each [H, W], in [0, 1]) the target is built from."""
-    return {
-        "s2": s2_signal(s2),
-        "s1": s1_signal(s1),
-        "esa_wc": esa_wc_signal(esa_wc),
-        "viirs": viirs_signal(viirs),
-    }
-
-
-def read_signals(root: str | Path, sample_id: str) -> dict[str, np.ndarray]:
-    """``z_m`` of one written sample, read back from its GeoTIFFs (for checks and tests)."""
-
-    root = Path(root)
-    arrays = {}
-    for m in MODALITIES:
-        with rasterio.open(root / FOLDERS[m] / f"{sample_id}.tif") as src:
-            arrays[m] = src.read()
-    return modality_signals(arrays["s2"], arrays["s1"], arrays["esa_wc"], arrays["viirs"])
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -317,8 +235,49 @@ def seeded_rng(seed: int, *key: int) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(_seed_seq(seed, *key)))
 
 
-def make_scene(seed: int, index: int, size: int, shared: float) -> dict[str, Any]:
-    """All input rasters of sample ``index`` (independent of importances)."""
+def presence(seed: int, index: int, size: int, modality: str, sparsity: float) -> np.ndarray:
+    """Where a sparse modality's own signal is present in sample ``index`` ([H, W] in [0, 1]).
+
+    A smooth field thresholded at the ``sparsity`` quantile of the unit normal (with a soft
+    edge): about a ``sparsity`` share of all pixels is 0 (absent), and since every scene keeps
+    its own mean of the field, some scenes lack the signal entirely and others have it
+    everywhere. Drawn from its own seed stream, so other rasters do not change.
+    """
+    if sparsity <= 0.0:
+        return np.ones((size, size), np.float32)
+    if sparsity >= 1.0:
+        return np.zeros((size, size), np.float32)
+    rng = seeded_rng(seed, 2, index, MODALITIES.index(modality))
+    f = _fields(size).field(rng, _SMOOTH)
+    t = NormalDist().inv_cdf(float(sparsity))
+    return np.clip((f - t) * 3.0 + 0.5, 0.0, 1.0).astype(np.float32)
+
+
+def decoy_raster(seed: int, index: int, size: int) -> np.ndarray:
+    """The decoy modality of sample ``index``: [1, H, W] float32 noise of about unit variance.
+
+    A smooth field plus white noise from its own seed stream: it looks like a continuous
+    raster but shares nothing with the scene or the target.
+    """
+    rng = seeded_rng(seed, 3, index)
+    smooth = _fields(size).field(rng)
+    white = rng.standard_normal((size, size), dtype=np.float32)
+    return ((0.8 * smooth + 0.6 * white)[None]).astype(np.float32)
+
+
+def make_scene(
+    seed: int,
+    index: int,
+    size: int,
+    shared: float,
+    sparsity: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """All input rasters of sample ``index`` (independent of importances).
+
+    ``sparsity`` (modality -> share 0-1) makes a modality's own latent score fall back to
+    :data:`SPARSE_LEVEL` where :func:`presence` says its signal is absent; without it the
+    scene is exactly the dense one.
+    """
     rngs = [seeded_rng(seed, 0, index, k) for k in range(12)]
     (r_struct, r_n, r_water, r_alt, r_s2, r_s1, r_wc, r_viirs, r_noise, r_geo, r_na, _) = rngs
     fields = _fields(size)
@@ -368,14 +327,21 @@ def make_scene(seed: int, index: int, size: int, shared: float) -> dict[str, Any
         _draw_polyline(roads, _path(r_struct, a, b, via), r_struct.uniform(1.0, 2.5))
     human = np.maximum(built, roads)
 
-    def score(rng: np.random.Generator, extra: float = 0.0) -> np.ndarray:
+    def score(rng: np.random.Generator, modality: str, extra: float = 0.0) -> np.ndarray:
         o = fields.field(rng)
         if extra:
             o = (o + extra * fields.field(rng, _TEXTURE)) / math.sqrt(1.0 + extra**2)
-        return _sigmoid(GAIN * (shared * nat + own * o))
+        q = _sigmoid(GAIN * (shared * nat + own * o))
+        share = (sparsity or {}).get(modality, 0.0)
+        if share > 0.0:
+            level = np.float32(SPARSE_LEVEL)
+            q = (level + (q - level) * presence(seed, index, size, modality, share)).astype(
+                np.float32
+            )
+        return q
 
     # ---- Sentinel-2: vegetation fraction from q_s2, soil/urban/water/snow mixing
-    q_s2 = score(r_s2, extra=0.25)
+    q_s2 = score(r_s2, "s2", extra=0.25)
     soil_b = 1.0 + 0.15 * fields.field(r_s2)
     vigour = 0.08 * fields.field(r_s2)
     urban_b = 1.0 + 0.15 * fields.field(r_s2, _TEXTURE)
@@ -393,7 +359,7 @@ def make_scene(seed: int, index: int, size: int, shared: float) -> dict[str, Any
     del q_s2, soil_b, vigour, urban_b, band
 
     # ---- Sentinel-1: VV level from nuisance and structure, VH - VV from q_s1
-    q_s1 = score(r_s1) * (1.0 - human)
+    q_s1 = score(r_s1, "s1") * (1.0 - human)
     nuis = fields.field(r_s1)
     vv = -10.4 + 2.3 * nuis + 2.0 * (q_s1 - 0.5) + 9.0 * human
     vv = vv * (1.0 - water) + water * (-21.0 + 1.5 * nuis)
@@ -404,7 +370,7 @@ def make_scene(seed: int, index: int, size: int, shared: float) -> dict[str, Any
     s1 += np.float32(0.4) * r_s1.standard_normal((2, size, size), dtype=np.float32)
 
     # ---- WorldCover: class thresholds on q_wc, shared water/built/snow, own aridity
-    q_wc = score(r_wc, extra=0.25)
+    q_wc = score(r_wc, "esa_wc", extra=0.25)
     arid = fields.field(r_wc)
     wc = np.full((size, size), 40, np.uint8)  # cropland
     wc[q_wc >= 0.28] = 30
@@ -421,7 +387,7 @@ def make_scene(seed: int, index: int, size: int, shared: float) -> dict[str, Any
     del q_wc, arid, wetland
 
     # ---- VIIRS: rural background from q_viirs, settlement and road lights
-    q_v = score(r_viirs)
+    q_v = score(r_viirs, "viirs")
     background = -VIIRS_SCALE * np.log(np.maximum(q_v, 1e-6)) * (1.0 - 0.7 * water)
     lights = fields.blur(light_src * (1.0 - water) + 3.0 * roads, 3.0)
     viirs = (background + lights).astype(np.float32)

@@ -1,0 +1,117 @@
+"""The faithfulness benchmark on tiny settings: artefacts, value ranges, resuming, scoring."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from modalens.errors import SpecError
+from modalens.validation import describe_faithfulness, faithfulness
+from modalens.validation.faithfulness_scores import (
+    SEED_COLUMNS,
+    TABLE_COLUMNS,
+    TRUTH_COLUMNS,
+    seed_rows,
+    summarize_seeds,
+)
+
+TINY = {"model": {"base_width": 4, "depth": 2}, "train": {"batch_size": 4, "lr": 1e-3}}
+SETTINGS = {"samples": 10, "size": 32, "epochs": 1, "config": TINY, "progress": False}
+MODS = ["s2", "s1", "esa_wc", "viirs", "decoy"]
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("faith") / "bench"
+    faithfulness(out, seeds="0", **SETTINGS)
+    return out
+
+
+def test_writes_every_artefact_with_its_columns(bench: Path) -> None:
+    truth = pd.read_csv(bench / "truth.csv")
+    assert list(truth.columns) == TRUTH_COLUMNS
+    assert list(truth["modality"]) == MODS
+    assert truth["realised"].sum() == pytest.approx(1.0, abs=1e-4)
+    assert truth.set_index("modality").loc["decoy", ["nominal", "realised"]].tolist() == [0, 0]
+    seeds = pd.read_csv(bench / "faithfulness_seeds.csv")
+    assert list(seeds.columns) == SEED_COLUMNS
+    table = pd.read_csv(bench / "faithfulness.csv")
+    assert list(table.columns) == TABLE_COLUMNS
+    methods = set(zip(table["method"], table["level"], strict=True))
+    assert {("occlusion", "embedding"), ("occlusion", "output"), ("occlusion", "loss")} <= methods
+    assert ("shapley", "output") in methods and ("leave_one_out", "retraining") in methods
+    assert {"zeros", "ones", "uniform", "gaussian", "mean"} <= set(table["strategy"].dropna())
+    for col in ("spearman_realised", "spearman_nominal", "spearman_loo"):
+        v = seeds[col].dropna()
+        assert len(v) and ((v >= -1 - 1e-9) & (v <= 1 + 1e-9)).all()
+    d = seeds["decoy_share"]
+    assert d.notna().all() and ((d >= 0) & (d <= 1)).all()
+    loo = seeds[seeds["method"] == "leave_one_out"]
+    assert loo["spearman_loo"].iloc[0] == pytest.approx(1.0)
+    for name in ("faithfulness.md", "faithfulness.png", "faithfulness.svg"):
+        assert (bench / name).stat().st_size > 0
+    assert "leave-one-out retraining" in (bench / "faithfulness.md").read_text()
+
+
+def test_rerun_reuses_finished_work(bench: Path) -> None:
+    ckpts = sorted(bench.glob("seed0/runs/*/checkpoints/best.ckpt"))
+    assert len(ckpts) == 6  # all + one leave-one-out run per modality (decoy included)
+    before = {p: p.stat().st_mtime_ns for p in ckpts}
+    parts = {p: p.stat().st_mtime_ns for p in bench.glob("seed0/attribution/parts/*.parquet")}
+    result = faithfulness(bench, seeds="0", **SETTINGS)
+    assert result.statuses == {"skipped": 6}
+    assert {p: p.stat().st_mtime_ns for p in ckpts} == before
+    assert {p: p.stat().st_mtime_ns for p in bench.glob("seed0/attribution/parts/*.parquet")} == (
+        parts
+    )
+    with pytest.raises(SpecError, match="other settings"):
+        faithfulness(bench, seeds="0", **{**SETTINGS, "samples": 12})
+
+
+def _truth(realised: list[float]) -> pd.DataFrame:
+    nominal = [0.4, 0.3, 0.2, 0.1, 0.0]
+    rows = zip(MODS, nominal, realised, strict=True)
+    return pd.DataFrame(
+        [{"seed": 0, "modality": m, "nominal": n, "realised": r} for m, n, r in rows]
+    )
+
+
+def _summary(values: dict[str, list[float]]) -> pd.DataFrame:
+    rows = []
+    for strategy, vals in values.items():
+        for m, v in zip([*MODS, "ALL"], [*vals, 9.0], strict=True):
+            rows.append(
+                {"method": "occlusion", "level": "output", "distance": "euclidean",
+                 "strategy": strategy, "group": m, "mean": v}
+            )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_scores_a_perfect_and_a_reversed_method() -> None:
+    truth = _truth([0.5, 0.2, 0.2, 0.1, 0.0])
+    truth.loc[1, "realised"] = 0.25  # s2 > s1 > esa_wc > viirs > decoy
+    summary = _summary({"mean": [5, 4, 3, 2, 0], "ones": [0, 2, 3, 4, 5]})
+    loo = dict(zip(MODS, [0.05, 0.04, 0.03, 0.01, -0.001], strict=True))
+    rows = seed_rows(
+        0, truth, loo, summary, levels={"occlusion": ["output"]}, decoy="decoy", metric="mae"
+    )
+    by = rows.set_index("strategy")
+    assert by.loc["mean", "spearman_realised"] == pytest.approx(1.0)
+    assert by.loc["mean", "decoy_share"] == 0.0
+    assert by.loc["ones", "spearman_realised"] == pytest.approx(-1.0)
+    assert by.loc["ones", "decoy_share"] == pytest.approx(5 / 14)
+    assert by.loc["", "spearman_loo"] == pytest.approx(1.0)  # leave-one-out itself
+    assert by.loc["", "decoy_share"] == 0.0  # better without the decoy -> no share
+    table = summarize_seeds(pd.concat([rows, rows.assign(seed=1)]))
+    best = table.iloc[0]
+    assert best["strategy"] == "mean" and bool(best["recovers"]) and best["n_exact"] == 2
+    assert not bool(table.set_index("strategy").loc["ones", "recovers"])
+    text = describe_faithfulness(table)
+    assert any("output-level occlusion with mean fill recovers" in s.lower() for s in text)
+    assert any("2/2 seeds" in s and "ρ = 1.00 ± 0.00" in s for s in text)
+    assert all(isinstance(s, str) and s.endswith(".") for s in text)
+    assert not math.isnan(np.float64(table["spearman_loo_mean"].iloc[0]))
