@@ -12,13 +12,11 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ..attribution.aggregation import BLOCK
+from ..attribution.aggregation import BLOCK, choose_block
 from ..attribution.groups import ALL
 from ..plotting import label
 from ..validation.table import LEADING, TRAILING
 
-#: fills that keep the data's range, in order of preference (see the fill sanity section)
-IN_RANGE_FILLS = ("mean", "permute", "zeros", "gaussian", "uniform", "ones")
 #: metrics where lower is better; every other metric is taken as higher-is-better
 LOWER_IS_BETTER = {"mae", "rmse", "mse", "loss", "nll"}
 
@@ -33,21 +31,12 @@ def _ranked(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def headline_block(summary: pd.DataFrame) -> tuple | None:
-    """The (method, level, distance, strategy) block a reader should look at first: output
-    level before embedding and loss level, in-range fills first (:data:`IN_RANGE_FILLS`),
-    occlusion before Shapley; ``None`` without ranked rows."""
-    s = _ranked(summary)
-    if len(s) == 0:
+    """The (method, level, distance, strategy) block a reader should look at first:
+    :func:`~modalens.attribution.aggregation.choose_block`'s choice; ``None`` without ranked
+    rows."""
+    if len(_ranked(summary)) == 0:
         return None
-    blocks = list(dict.fromkeys(s[BLOCK].itertuples(index=False, name=None)))
-    levels = {"output": 0, "loss": 1, "embedding": 2}
-    fills = {f: i for i, f in enumerate(IN_RANGE_FILLS)}
-
-    def key(b: tuple) -> tuple:
-        method, level, _distance, strategy = b
-        return (levels.get(level, 3), fills.get(strategy, len(fills)), method != "occlusion")
-
-    return min(blocks, key=key)
+    return tuple(choose_block(summary).values())
 
 
 def describe_attribution(summary: pd.DataFrame) -> list[str]:
