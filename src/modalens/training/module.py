@@ -392,8 +392,8 @@ def make_tile_fn(
         module: the trained module.
         precision: ``fp32`` or ``bf16`` (any spelling :func:`modalens.precision.parse_precision`
             accepts).
-        auxiliary: return every head's output, concatenated on the channel axis (main first,
-            then the auxiliary heads in order; :meth:`TaskModule.infer_all`).
+        auxiliary: return the auxiliary heads' outputs instead of the main one's,
+            concatenated on the channel axis in order (:meth:`TaskModule.infer_all`).
 
     Returns:
         ``fn(x [B,C,h,w]) -> [B,K,h,w]``.
@@ -406,7 +406,8 @@ def make_tile_fn(
 
     def fn(x: Tensor) -> Tensor:
         if auxiliary:
-            return torch.cat(list(module.infer_all(x.to(device), precision=precision).values()), 1)
+            outs = module.infer_all(x.to(device), precision=precision)
+            return torch.cat([v for k, v in outs.items() if k != MAIN_HEAD], 1)
         return module.infer(x.to(device), precision=precision)
 
     return fn
