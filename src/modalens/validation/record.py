@@ -24,11 +24,13 @@ RECORD = "ablation.json"
 VERSION = 1
 
 
-def read_record(out: str | Path) -> dict[str, Any]:
-    """The record of an ablation folder.
+def read_record(out: str | Path, record: str = RECORD) -> dict[str, Any]:
+    """The record of an ablation folder (or of another study kept the same way).
 
     Args:
         out: the ablation folder.
+        record: the record's file name (``ablation.json``; ``mtl_compare.json`` for
+            :func:`modalens.multitask.compare`).
 
     Returns:
         The parsed ``ablation.json`` (``config``, ``modalities``, ``seeds``, ``task``,
@@ -37,10 +39,10 @@ def read_record(out: str | Path) -> dict[str, Any]:
     Raises:
         DataError: ``out`` has no readable ``ablation.json``.
     """
-    path = Path(out) / RECORD
+    path = Path(out) / record
     if not path.is_file():
         raise DataError(
-            "not an ablation folder (no ablation.json)",
+            f"not an {'ablation' if record == RECORD else 'MTL comparison'} folder (no {record})",
             str(out),
             "give the --out folder of modalens ablate",
         )
@@ -62,22 +64,25 @@ def _runs_started(out: Path) -> bool:
     return runs.is_dir() and any(p.is_dir() and any(p.iterdir()) for p in runs.iterdir())
 
 
-def check_record(out: str | Path, config: Mapping[str, Any], modalities: Sequence[str]) -> None:
+def check_record(
+    out: str | Path, config: Mapping[str, Any], modalities: Sequence[str], record: str = RECORD
+) -> None:
     """Refuse to continue an ablation folder with another config or modality set.
 
     Args:
         out: the ablation folder.
         config: the base config of the new request.
         modalities: its modalities.
+        record: the record's file name.
 
     Raises:
         SpecError: a key differs (named with both values) while runs of the folder exist.
     """
     out = Path(out)
-    if not (out / RECORD).is_file() or not _runs_started(out):
+    if not (out / record).is_file() or not _runs_started(out):
         return
-    saved = read_record(out)
-    where = str(out / RECORD)
+    saved = read_record(out, record)
+    where = str(out / record)
     fix = "rerun with the config the ablation was started with, or give another --out"
     require_same(
         saved.get("config") or {},
@@ -104,6 +109,7 @@ def write_record(
     seeds: Sequence[int],
     task: str | None = None,
     metrics: Sequence[str] | None = None,
+    record: str = RECORD,
 ) -> Path:
     """Write (or update) ``ablation.json``; seeds accumulate over calls, a known task and
     metric list are kept when not given.
@@ -115,22 +121,23 @@ def write_record(
         seeds: the seeds of this call.
         task: the runs' task, when known.
         metrics: the metric columns of Table I, when known.
+        record: the record's file name.
 
     Returns:
-        The path of ``ablation.json``.
+        The path of the record.
     """
     out = Path(out)
     old: dict[str, Any] = {}
-    if (out / RECORD).is_file():
+    if (out / record).is_file():
         try:
-            old = read_record(out)
+            old = read_record(out, record)
         except DataError:
             old = {}
         if old.get("modalities") != list(modalities):
             old = {}
     all_seeds = [int(s) for s in old.get("seeds", [])]
     all_seeds += [int(s) for s in seeds if int(s) not in all_seeds]
-    record = {
+    content = {
         "version": VERSION,
         "config": plain(config),
         "modalities": list(modalities),
@@ -138,4 +145,4 @@ def write_record(
         "task": task if task is not None else old.get("task"),
         "metrics": list(metrics) if metrics is not None else old.get("metrics"),
     }
-    return atomic_write_json(out / RECORD, record)
+    return atomic_write_json(out / record, content)
