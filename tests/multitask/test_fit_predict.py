@@ -124,4 +124,5 @@ def test_decoder_choice(decoder):
                                                         (1, 5, 16, 16)]
     counts = model.parameter_counts()
     assert ("decoder:a" in counts) == (decoder == "separate")
-    assert torch.equal(model(torch.ones(1, 3, 16, 16)), model.forward_all(torch.ones(1, 3, 16, 16))["main"])
+    x = torch.ones(1, 3, 16, 16)
+    assert torch.equal(model(x), model.forward_all(x)["main"])

@@ -21,7 +21,8 @@ def test_fixed_weights_combine_losses_as_configured():
 def test_module_total_loss_uses_the_config_weights(mapinwild_root):
     cfg = load_config(mtl_config(mapinwild_root, weight=0.25, targets={"s1": {"weight": 3.0},
                                                                        "viirs": {}}))
-    assert cfg.auxiliary.targets["s1"].weight == 3.0 and cfg.auxiliary.targets["viirs"].weight == 0.25
+    targets = cfg.auxiliary.targets
+    assert targets["s1"].weight == 3.0 and targets["viirs"].weight == 0.25
     assert cfg.auxiliary.targets["viirs"].loss == "mae"
     module = build_module(cfg, spec_from_config(cfg))
     losses = {"main": torch.tensor(2.0), "s1": torch.tensor(1.0), "viirs": torch.tensor(4.0)}

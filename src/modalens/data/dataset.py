@@ -4,8 +4,9 @@
 (the sample dict of :mod:`modalens.data.reader`); random windows and augmentations are seeded
 by ``(seed, epoch, draw, index)``, so a resumed run sees the same crops. Crops whose target is
 all no-data are redrawn. A spec's auxiliary modalities are added to each item as targets
-(:mod:`modalens.data.auxiliary`), flipped with the image. :func:`make_weighted_sampler` draws patches with probability
-~ 1 / mean target (continuous targets); :func:`collate` stacks items into a batch.
+(:mod:`modalens.data.auxiliary`), flipped with the image. :func:`make_weighted_sampler` draws
+patches with probability ~ 1 / mean target (continuous targets); :func:`collate` stacks items
+into a batch.
 """
 
 from __future__ import annotations

@@ -118,7 +118,9 @@ def spec_from_dict(
     modalities = tuple(parse_modality(m, i, source) for i, m in enumerate(mods_raw))
     aux_raw = data.get("auxiliary") or []
     if not isinstance(aux_raw, list):
-        raise SpecError("auxiliary must be a list of modalities", where_key("auxiliary", source), "")
+        raise SpecError(
+            "auxiliary must be a list of modalities", where_key("auxiliary", source), ""
+        )
     auxiliary = tuple(parse_modality(m, i, source, "auxiliary") for i, m in enumerate(aux_raw))
     names = [m.name for m in (*modalities, *auxiliary)]
     dup = {n for n in names if names.count(n) > 1}

@@ -5,8 +5,8 @@
 - :mod:`.optimize` -- BatchNorm folding, Conv+ReLU fusion and :func:`prepare_model`.
 """
 
-from .optimize import fold_batchnorm, fuse_conv_relu, prepare_model
 from .multitask import DECODERS, MAIN_HEAD, MultiTaskUNet
+from .optimize import fold_batchnorm, fuse_conv_relu, prepare_model
 from .unet import UNet, count_parameters
 
 __all__ = [

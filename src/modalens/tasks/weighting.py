@@ -85,4 +85,5 @@ class LossWeighting(nn.Module):
         """The learned log-variances ``s_t`` by task (empty for fixed weights)."""
         if self.log_var is None:
             return {}
-        return {n: float(v) for n, v in zip(self.names, self.log_var.detach().tolist(), strict=True)}
+        values = self.log_var.detach().tolist()
+        return {n: float(v) for n, v in zip(self.names, values, strict=True)}

@@ -41,8 +41,8 @@ from ..data.sampling import derive_seed
 from ..data.spec import DatasetSpec
 from ..errors import ModelError
 from ..fingerprint import plain
-from ..precision import parse_precision
 from ..models.multitask import MAIN_HEAD
+from ..precision import parse_precision
 from ..tasks.losses import valid_pixels
 from ..tasks.registry import get_task, task_for_modality, task_for_target
 from ..tasks.weighting import LossWeighting
