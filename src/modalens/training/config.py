@@ -256,8 +256,9 @@ class RunConfig(_Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict[str, Any]:
-        """The config as plain nested data (what :meth:`to_yaml` writes)."""
-        return plain(self.model_dump())
+        """The config as plain nested data (what :meth:`to_yaml` writes; no ``auxiliary``
+        key for a single-task run)."""
+        return plain(self.model_dump(exclude={"auxiliary"} if self.auxiliary is None else None))
 
     def to_yaml(self) -> str:
         """YAML text of the config (reads back with :func:`load_config`)."""
