@@ -127,3 +127,12 @@ def tiny_config(root: Path, **train: object) -> dict:
     }
     cfg["train"].update(train)
     return cfg
+
+
+def mtl_config(root: Path, **auxiliary: object) -> dict:
+    """A tiny multitask regression config: s2 in; s1, viirs and esa_wc auxiliary; one epoch
+    (``auxiliary`` keys override the section)."""
+    cfg = tiny_config(root, epochs=1)
+    cfg["inputs"] = ["s2"]
+    cfg["auxiliary"] = {"targets": ["s1", "viirs", "esa_wc"], **auxiliary}
+    return cfg

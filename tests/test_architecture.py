@@ -18,7 +18,16 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "modalens"
 MAX_LINES = 500
 
 #: the pipeline, upstream first: a stage may import the stages before it, never those after
-STAGES = ["data", "models", "tasks", "training", "attribution", "validation", "report"]
+STAGES = [
+    "data",
+    "models",
+    "tasks",
+    "training",
+    "attribution",
+    "validation",
+    "multitask",
+    "report",
+]
 #: top-level utility modules every stage may use; they import no stage
 UTILITIES = {"errors", "io", "precision", "fingerprint", "plotting", "lazy"}
 #: orchestration on top of all stages

@@ -181,6 +181,11 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
     s.add_argument("--out", required=True, help="output folder")
     s.add_argument("--tile", type=int, default=256)
     s.add_argument("--overlap", type=int, default=64)
+    s.add_argument(
+        "--auxiliary",
+        action="store_true",
+        help="multitask runs: also write the auxiliary reconstructions (OUT/auxiliary/<m>/)",
+    )
     s.set_defaults(func=cmd.cmd_predict)
 
     attribute = sub.add_parser("attribute", help="modality occlusion attribution of a trained run")
@@ -219,6 +224,21 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
         "--timing-samples", type=int, help="time inference on this many test samples (all)"
     )
     s.set_defaults(func=cmd.cmd_ablate)
+
+    mtl = sub.add_parser("mtl", help="modalities as auxiliary tasks (multitask models)")
+    msub = mtl.add_subparsers(dest="mtl_command", required=True, metavar="MTL_COMMAND")
+    s = msub.add_parser("fit", help="train, test a multitask run; parameters per head")
+    s.add_argument("--config", required=True, help="multitask run config (configs/mtl-*.yaml)")
+    s.add_argument("--out", help="run folder (default runs/<config name>)")
+    s.add_argument("--root", help="override the dataset root of the config")
+    s.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    s.set_defaults(func=cmd.cmd_mtl_fit)
+    s = msub.add_parser("compare", help="multitask vs unimodal and input-fusion baselines")
+    s.add_argument("--config", required=True, help="multitask run config (configs/mtl-*.yaml)")
+    s.add_argument("--out", required=True, help="comparison folder (a rerun continues it)")
+    s.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2 (default 0)")
+    s.add_argument("--root", help="override the dataset root of the config")
+    s.set_defaults(func=cmd.cmd_mtl_compare)
 
     s = sub.add_parser(
         "agreement", help="Fig. 5: ablation deviations vs occlusion influence, rank correlations"

@@ -87,6 +87,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         out_dir=args.out,
         tile=args.tile,
         overlap=args.overlap,
+        auxiliary=args.auxiliary,
     )
     for p in paths:
         print(p)
@@ -177,6 +178,28 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     if result.agreement is not None:
         print(format_agreement(result.agreement.table))
         print(f"wrote {', '.join(str(p) for p in result.agreement.paths.values())}")
+    return 0
+
+
+def cmd_mtl_fit(args: argparse.Namespace) -> int:
+    from .multitask import fit_multitask
+
+    run = fit_multitask(
+        args.config, out=args.out, root=args.root, resume=args.resume, progress=not args.quiet
+    )
+    print(f"run folder: {run} (metrics_test.csv, parameters.csv)")
+    return 0
+
+
+def cmd_mtl_compare(args: argparse.Namespace) -> int:
+    from .multitask import compare
+
+    overrides = {"data": {"root": args.root}} if args.root else None
+    result = compare(
+        args.config, args.out, seeds=args.seeds, overrides=overrides, progress=not args.quiet
+    )
+    print((result.out / "mtl_compare.md").read_text().rstrip())
+    print(f"wrote {result.out / 'mtl_compare.csv'}, mtl_compare.md and mtl_tests.csv")
     return 0
 
 

@@ -22,6 +22,7 @@ The data path, module by module:
 """
 
 from .augment import Augmentation
+from .auxiliary import AuxiliaryReader, aux_key, aux_valid_key, denormalize
 from .checks import Problem, check_dataset, format_problems, has_errors
 from .datamodule import RunData
 from .dataset import MultimodalDataset, collate, make_weighted_sampler
@@ -37,6 +38,10 @@ from .synthetic import generate, parse_importance
 from .targets import TargetSpec
 
 __all__ = [
+    "AuxiliaryReader",
+    "aux_key",
+    "aux_valid_key",
+    "denormalize",
     "PRESETS",
     "Augmentation",
     "DatasetSpec",

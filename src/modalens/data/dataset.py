@@ -3,8 +3,10 @@
 :class:`MultimodalDataset` gives (random or centre) crops of a split's samples as tensors
 (the sample dict of :mod:`modalens.data.reader`); random windows and augmentations are seeded
 by ``(seed, epoch, draw, index)``, so a resumed run sees the same crops. Crops whose target is
-all no-data are redrawn. :func:`make_weighted_sampler` draws patches with probability
-~ 1 / mean target (continuous targets); :func:`collate` stacks items into a batch.
+all no-data are redrawn. A spec's auxiliary modalities are added to each item as targets
+(:mod:`modalens.data.auxiliary`), flipped with the image. :func:`make_weighted_sampler` draws
+patches with probability ~ 1 / mean target (continuous targets); :func:`collate` stacks items
+into a batch.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from torch.utils.data import Dataset, WeightedRandomSampler
 
 from ..errors import DataError, SpecError
 from .augment import Augmentation
+from .auxiliary import AuxiliaryReader, aux_key, aux_valid_key
 from .rasters import RasterGrid, WindowTuple
 from .reader import SampleReader, assemble
 from .samples import sample_ids
@@ -56,7 +59,7 @@ class MultimodalDataset(Dataset):
     ) -> None:
         if split not in SPLIT_NAMES:
             raise SpecError(f"unknown split {split!r}", None, f"use {', '.join(SPLIT_NAMES)}")
-        for m in spec.modalities:
+        for m in (*spec.modalities, *spec.auxiliary):
             if m.normalization.needs_statistics:
                 raise SpecError(
                     f"modality {m.name!r} needs train statistics (standard normalisation "
@@ -77,6 +80,7 @@ class MultimodalDataset(Dataset):
         self.draw = 0
         self.max_tries = max(1, int(max_tries))
         self.reader = SampleReader(spec)
+        self.aux_reader = AuxiliaryReader(spec)
 
     def set_epoch(self, epoch: int, draw: int = 0) -> None:
         """Select the crops and augmentations of ``epoch``; ``draw`` counts repeated draws of
@@ -134,11 +138,24 @@ class MultimodalDataset(Dataset):
         img = torch.from_numpy(item["image"])
         tgt = torch.from_numpy(item["target"])
         valid = torch.from_numpy(item["valid"])
+        aux = {
+            k: torch.from_numpy(v)
+            for k, v in self.aux_reader.read(sid, win, reader.grid(sid)).items()
+        }
         if self.augment is not None:
             seed = int(_rng(self.seed, self.epoch, self.draw, index, 0xA06).integers(0, 2**62))
+            raw_img = img
             a_img, a_tgt, a_valid = self.augment(img[None], tgt[None], valid[None], seed=seed)
             img, tgt, valid = a_img[0], a_tgt[0], a_valid[0]
-        return {"image": img, "target": tgt, "valid": valid, "id": sid, "window": tuple(win)}
+            for name in self.spec.auxiliary_names:
+                # the same seed draws the same flips (geometric ops run first)
+                _, a_aux, a_ok = self.augment(
+                    raw_img[None], aux[aux_key(name)][None], aux[aux_valid_key(name)][None], seed
+                )
+                aux[aux_key(name)], aux[aux_valid_key(name)] = a_aux[0], a_ok[0]
+        return {
+            "image": img, "target": tgt, "valid": valid, "id": sid, "window": tuple(win), **aux
+        }
 
 
 def target_means(reader: SampleReader, ids: Sequence[str], max_size: int = 128) -> np.ndarray:

@@ -33,6 +33,12 @@ A spec may name several targets instead (``targets: {ni: {...}, mask: {...}}``, 
 first is the *main* target (:attr:`DatasetSpec.target`) that readers and training use. A single
 ``target:`` is the target named ``main``.
 
+*Auxiliary* modalities (:attr:`DatasetSpec.auxiliary`, ``auxiliary: [...]`` in YAML, usually
+made by :meth:`DatasetSpec.with_auxiliary` from a run config) are modalities the model does not
+see but predicts from its shared encoder (:mod:`modalens.data.auxiliary` reads them as targets).
+They are not part of the input layout (:attr:`~DatasetSpec.modalities`, channel slices,
+``layout()``), so a model trained with them runs on data where they are absent.
+
 Targets (:class:`~modalens.data.targets.TargetSpec`) and source files
 (:class:`~modalens.data.sources.SourceFile`) live in their own modules and are re-exported here.
 
@@ -203,6 +209,7 @@ class DatasetSpec:
     index_builder: str | None
     crop_size: int
     source_file: str | None
+    auxiliary: tuple[Modality, ...]
 
     def __init__(
         self,
@@ -217,6 +224,7 @@ class DatasetSpec:
         source_file: str | None = None,
         *,
         targets: Mapping[str, TargetSpec] | None = None,
+        auxiliary: Sequence[Modality] = (),
     ) -> None:
         named = dict(targets or {})
         if target is not None:
@@ -246,6 +254,7 @@ class DatasetSpec:
             "index_builder": index_builder,
             "crop_size": crop_size,
             "source_file": source_file,
+            "auxiliary": tuple(auxiliary),
         }
         for key, value in values.items():
             object.__setattr__(self, key, value)
@@ -324,6 +333,45 @@ class DatasetSpec:
     def with_root(self, root: str | Path) -> DatasetSpec:
         return replace(self, root=Path(root))
 
+    @property
+    def auxiliary_names(self) -> list[str]:
+        """The auxiliary modalities' names in order (empty for an ordinary spec)."""
+        return [m.name for m in self.auxiliary]
+
+    def with_auxiliary(self, names: Sequence[str], key: str = "auxiliary") -> DatasetSpec:
+        """A spec where the modalities ``names`` are auxiliary targets instead of inputs.
+
+        Args:
+            names: modality names (inputs or already auxiliary), in the order wanted.
+            key: the config key named in errors.
+
+        Raises:
+            SpecError: an unknown name, or no input modality left.
+        """
+        pool = {m.name: m for m in (*self.modalities, *self.auxiliary)}
+        for n in names:
+            if n not in pool:
+                raise SpecError(
+                    f"unknown modality {n!r} as auxiliary target",
+                    f"key '{key}' in {self.source_file}" if self.source_file else f"key '{key}'",
+                    f"choose from {', '.join(pool)}",
+                )
+        inputs = tuple(m for m in (*self.modalities, *self.auxiliary) if m.name not in names)
+        if not inputs:
+            raise SpecError(
+                "every modality is auxiliary: the model has no input",
+                f"key '{key}'",
+                "keep at least one modality as input",
+            )
+        return replace(self, modalities=inputs, auxiliary=tuple(pool[n] for n in names))
+
+    def flat(self) -> DatasetSpec:
+        """The spec with the auxiliary modalities as ordinary modalities after the inputs (for
+        statistics over every modality the run reads)."""
+        if not self.auxiliary:
+            return self
+        return replace(self, modalities=(*self.modalities, *self.auxiliary), auxiliary=())
+
     # ------------------------------------------------------------------ (de)serialisation
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -335,6 +383,7 @@ class DatasetSpec:
             "modalities": [m.to_dict() for m in self.modalities],
             **self.targets_to_dict(),
             "split": self.split.to_dict(),
+            **({"auxiliary": [m.to_dict() for m in self.auxiliary]} if self.auxiliary else {}),
         }
 
     def targets_to_dict(self) -> dict[str, Any]:

@@ -81,6 +81,7 @@ _DATASET_KEYS = {
     "crop_size",
     "preset",
     "preset_options",
+    "auxiliary",
 }
 
 
@@ -118,7 +119,13 @@ def spec_from_dict(
     if not isinstance(mods_raw, list) or not mods_raw:
         raise SpecError("modalities must be a non-empty list", where_key("modalities", source), "")
     modalities = tuple(parse_modality(m, i, source) for i, m in enumerate(mods_raw))
-    names = [m.name for m in modalities]
+    aux_raw = data.get("auxiliary") or []
+    if not isinstance(aux_raw, list):
+        raise SpecError(
+            "auxiliary must be a list of modalities", where_key("auxiliary", source), ""
+        )
+    auxiliary = tuple(parse_modality(m, i, source, "auxiliary") for i, m in enumerate(aux_raw))
+    names = [m.name for m in (*modalities, *auxiliary)]
     dup = {n for n in names if names.count(n) > 1}
     if dup:
         raise SpecError(
@@ -143,6 +150,7 @@ def spec_from_dict(
         index_builder=data.get("index_builder"),
         crop_size=crop,
         source_file=source,
+        auxiliary=auxiliary,
     )
 
 

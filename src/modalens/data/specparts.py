@@ -199,16 +199,17 @@ def parse_normalization(
     )
 
 
-def parse_modality(d: Any, i: int, source: str | None) -> Modality:
-    """The ``i``-th entry of ``modalities`` as a :class:`Modality`."""
-    where = f"modalities[{i}]"
+def parse_modality(d: Any, i: int, source: str | None, key: str = "modalities") -> Modality:
+    """The ``i``-th entry of ``modalities`` (or of another list ``key``) as a
+    :class:`Modality`."""
+    where = f"{key}[{i}]"
     if not isinstance(d, Mapping):
         raise SpecError(
             "each modality must be a mapping", where_key(where, source), "see the README"
         )
     check_keys(d, _MODALITY_KEYS, where, source)
     name = str(require_key(d, "name", where, source, "give the modality a name, e.g. s2"))
-    where = f"modalities[{i}] ({name})"
+    where = f"{key}[{i}] ({name})"
     bands = require_key(d, "bands", where, source, "list the band names in order")
     if isinstance(bands, str):
         bands = [bands]

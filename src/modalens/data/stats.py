@@ -384,6 +384,8 @@ def with_statistics(
     """``spec`` with the train-split statistics cached at ``cache`` applied, and the content of
     that file (what a run's checkpoint and the ``mean`` occlusion strategy keep).
 
+    Statistics cover the spec's auxiliary modalities too (:meth:`DatasetSpec.flat`).
+
     Args:
         spec: the dataset spec.
         cache: the statistics JSON (a run's ``stats.json``).
@@ -398,13 +400,17 @@ def with_statistics(
         DataError: the statistics do not fit the spec or the file is invalid.
     """
     cache = Path(cache)
+    auxiliary = spec.auxiliary_names  # statistics cover them too (their normalised values)
+    flat = spec.flat()
     if compute:
-        statistics = load_or_compute(spec, cache, progress=progress)
+        statistics = load_or_compute(flat, cache, progress=progress)
     elif cache.exists():
         statistics = Statistics.load(cache)
     else:
         return spec, {}
-    spec = apply_statistics(spec, statistics)
+    spec = apply_statistics(flat, statistics)
+    if auxiliary:
+        spec = spec.with_auxiliary(auxiliary)
     try:
         raw = json.loads(cache.read_text()) if cache.exists() else {}
     except json.JSONDecodeError:

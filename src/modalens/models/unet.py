@@ -114,14 +114,8 @@ class UNet(nn.Module):
             self.ups = nn.ModuleList()
             self.head = nn.Linear(bottleneck, out_channels)
         else:
-            ups = []
-            ch = bottleneck
-            for i in reversed(range(depth)):
-                out = widths[i] // 2 if i > 0 else widths[0]
-                ups.append(Up(ch + widths[i], out))
-                ch = out
-            self.ups = nn.ModuleList(ups)
-            self.head = nn.Conv2d(ch, out_channels, kernel_size=1)
+            self.ups = build_decoder(base_width, depth)
+            self.head = nn.Conv2d(widths[0], out_channels, kernel_size=1)
         self.activation = activation if activation is not None else nn.Identity()
 
     @property
@@ -141,10 +135,7 @@ class UNet(nn.Module):
         if self.head_type == SCENE_HEAD:
             pooled = features[-1].mean(dim=(-2, -1))
             return self.head(pooled)
-        x = features[-1]
-        for up, skip in zip(self.ups, reversed(features[:-1]), strict=True):
-            x = up(x, skip)
-        return self.activation(self.head(x))
+        return self.activation(self.head(run_decoder(self.ups, features)))
 
     def embed(self, x: Tensor) -> Tensor:
         """The bottleneck embedding only (what the occlusion framework compares)."""
@@ -152,6 +143,28 @@ class UNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.decode(self.encode(x))
+
+
+def build_decoder(base_width: int, depth: int) -> nn.ModuleList:
+    """The up blocks of a U-Net of ``base_width`` and ``depth`` (bottleneck to ``base_width``
+    channels at input resolution)."""
+    widths = [base_width * 2**i for i in range(depth)]
+    ups = []
+    ch = widths[-1]
+    for i in reversed(range(depth)):
+        out = widths[i] // 2 if i > 0 else widths[0]
+        ups.append(Up(ch + widths[i], out))
+        ch = out
+    return nn.ModuleList(ups)
+
+
+def run_decoder(ups: nn.ModuleList, features: list[Tensor]) -> Tensor:
+    """The last decoder features (``base_width`` channels at input resolution) from the
+    encoder's ``features``."""
+    x = features[-1]
+    for up, skip in zip(ups, reversed(features[:-1]), strict=True):
+        x = up(x, skip)
+    return x
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -27,7 +27,7 @@ Subclasses live one per module (:mod:`.regression`, :mod:`.segmentation`,
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -37,6 +37,7 @@ from torchmetrics import Metric, MetricCollection
 
 from ..data.spec import TargetSpec
 from ..errors import ModelError
+from ..models.multitask import MultiTaskUNet
 from ..models.unet import DENSE_HEAD, UNet
 
 
@@ -116,9 +117,29 @@ class Task(ABC):
         """The module applied to the model's head output (identity unless the task says)."""
         return nn.Identity()
 
-    def build_model(self, in_channels: int, base_width: int = 64, depth: int = 4) -> UNet:
+    def build_model(
+        self,
+        in_channels: int,
+        base_width: int = 64,
+        depth: int = 4,
+        auxiliary: Mapping[str, int] | None = None,
+        decoder: str = "shared",
+    ) -> UNet:
         """The :class:`~modalens.models.UNet` this task trains: :attr:`n_outputs` channels,
-        the task's :attr:`head` and :meth:`activation`."""
+        the task's :attr:`head` and :meth:`activation`; with ``auxiliary`` (output channels
+        per auxiliary task) a :class:`~modalens.models.MultiTaskUNet` whose auxiliary heads
+        sit on a ``shared`` or ``separate`` decoder."""
+        if auxiliary:
+            return MultiTaskUNet(
+                in_channels,
+                self.n_outputs,
+                base_width,
+                depth,
+                head=self.head,
+                activation=self.activation(),
+                auxiliary=auxiliary,
+                decoder=decoder,
+            )
         return UNet(
             in_channels,
             self.n_outputs,

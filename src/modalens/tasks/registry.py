@@ -4,12 +4,14 @@ Tasks are registered by name (:data:`TASKS`); the task of a dataset follows its 
 kind: ``continuous`` -> ``regression``, ``classes`` -> ``segmentation``, ``scene_labels`` ->
 ``classification``. :func:`task_for_target` builds the task of a target (outputs and default
 loss from the target); :func:`get_task` rebuilds one from a checkpoint's saved name, output
-count and loss.
+count and loss. :func:`task_for_modality` is the task of an auxiliary modality predicted as a
+target (regression of its normalised bands, or segmentation into its classes).
 """
 
 from __future__ import annotations
 
-from ..data.spec import TargetSpec
+from ..data.auxiliary import auxiliary_outputs
+from ..data.spec import Modality, TargetSpec
 from ..errors import ModelError
 from .base import Task
 from .classification import ClassificationTask
@@ -84,3 +86,29 @@ def task_for_target(target: TargetSpec, loss: str | None = None) -> Task:
     """
     cls = task_class_for_target(target)
     return cls(cls.outputs_for(target), loss if loss is not None else cls.default_loss(target))
+
+
+def task_for_modality(modality: Modality, loss: str | None = None) -> Task:
+    """The task that predicts an auxiliary modality from the shared encoder.
+
+    Args:
+        modality: the auxiliary modality.
+        loss: ``mae`` (default) or ``mse`` for a continuous modality (on its normalised
+            values), ``ce`` for a categorical one.
+
+    Returns:
+        A :class:`RegressionTask` with one output per band, or a :class:`SegmentationTask` with
+        one output per class.
+
+    Raises:
+        ModelError: ``loss`` does not fit the modality's kind.
+    """
+    cls = SegmentationTask if modality.is_categorical else RegressionTask
+    loss = loss if loss is not None else ("ce" if modality.is_categorical else "mae")
+    if loss not in cls.losses:
+        raise ModelError(
+            f"loss {loss!r} does not fit the {modality.kind} modality {modality.name!r}",
+            f"auxiliary.targets.{modality.name}.loss",
+            f"choose from {', '.join(cls.losses)}",
+        )
+    return cls(auxiliary_outputs(modality), loss)

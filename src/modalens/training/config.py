@@ -5,6 +5,7 @@ A *run config* (YAML or dict, see ``configs/demo.yaml``) says what to train::
     name: demo
     data: {preset: mapinwild, root: /data/mapinwild}     # or a full dataset spec, or a spec path
     use: [s2, s1]            # optional modality selection (or drop: [viirs]); order is kept
+    auxiliary: {targets: [esa_wc]}   # optional: modalities predicted, not seen (.auxconfig)
     model: {base_width: 64, depth: 4}
     train: {epochs: 100, batch_size: 16, lr: 1.0e-4, loss: mse, patience: 40, ...}
 
@@ -37,7 +38,9 @@ from ..data.specfile import merge_dicts, read_yaml, spec_from_dict
 from ..errors import ModalensError, SpecError
 from ..fingerprint import plain
 from ..precision import parse_precision
-from ..tasks.registry import task_class_for_target
+from ..tasks.registry import task_class_for_target, task_for_modality
+from .auxconfig import AuxiliaryConfig
+from .configvalues import ConfigValueError
 
 CONFIG_VERSION = 1
 
@@ -46,16 +49,6 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 
 
 SCHEDULERS = ("cosine_warm_restarts", "none")
-
-
-class ConfigValueError(ValueError):
-    """A bad config value, raised inside a validator: ``{key}`` in the message is replaced by
-    the dotted key, and ``fix`` says what to write instead."""
-
-    def __init__(self, message: str, fix: str = "fix it") -> None:
-        super().__init__(message)
-        self.message = message
-        self.fix = fix
 
 
 # ------------------------------------------------------------------------------ value checks
@@ -257,12 +250,15 @@ class RunConfig(_Section):
     use: Annotated[list[str] | None, BeforeValidator(_names)] = None
     drop: Annotated[list[str] | None, BeforeValidator(_names)] = None
     task: Annotated[str | None, BeforeValidator(_optional_str)] = None
+    #: modalities predicted as auxiliary tasks (:mod:`.auxconfig`); None: a single-task run
+    auxiliary: AuxiliaryConfig | None = None
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict[str, Any]:
-        """The config as plain nested data (what :meth:`to_yaml` writes)."""
-        return plain(self.model_dump())
+        """The config as plain nested data (what :meth:`to_yaml` writes; no ``auxiliary``
+        key for a single-task run)."""
+        return plain(self.model_dump(exclude={"auxiliary"} if self.auxiliary is None else None))
 
     def to_yaml(self) -> str:
         """YAML text of the config (reads back with :func:`load_config`)."""
@@ -336,6 +332,16 @@ def spec_from_config(cfg: RunConfig, source: str | None = None) -> DatasetSpec:
         )
     base = Path(source).parent if source else None
     spec = spec_from_dict(cfg.data, source=source, base_dir=base)
+    if cfg.auxiliary is not None:
+        aux = cfg.auxiliary.names
+        both = [n for n in (cfg.use or []) if n in aux]
+        if both:
+            raise SpecError(
+                f"modality {both[0]!r} is both an input and an auxiliary target",
+                _where("inputs", source),
+                "remove it from inputs (use) or from auxiliary.targets",
+            )
+        spec = spec.with_auxiliary(aux, key="auxiliary.targets")
     if cfg.use or cfg.drop:
         spec = spec.select(use=cfg.use, drop=cfg.drop)
     return spec
@@ -444,6 +450,13 @@ def load_config(
             or an invalid dataset spec; the message names the key and the file.
     """
     raw, source = read_raw_config(config, overrides)
+    if "inputs" in raw:  # the multitask spelling of ``use``
+        inputs = raw.pop("inputs")
+        if raw.get("use") is not None and inputs is not None and raw["use"] != inputs:
+            raise SpecError(
+                "give either 'inputs' or 'use', not both", _where("inputs", source), "keep one"
+            )
+        raw["use"] = raw.get("use") if inputs is None else inputs
     try:
         cfg = RunConfig.model_validate(raw)
     except ValidationError as exc:
@@ -464,6 +477,16 @@ def load_config(
             _where("train.loss", source),
             f"choose from {', '.join(task.losses)}",
         )
+    if cfg.auxiliary is not None:
+        for m in spec.auxiliary:
+            loss_k, weight = cfg.auxiliary.head_settings(m.name, m.is_categorical)
+            try:
+                task_for_modality(m, loss_k)
+            except ModalensError as exc:
+                key = f"auxiliary.targets.{m.name}.loss"
+                raise SpecError(exc.what, _where(key, source), exc.fix) from None
+            cfg.auxiliary.targets[m.name].loss = loss_k
+            cfg.auxiliary.targets[m.name].weight = weight
     cfg.task = task.name
     cfg.name = cfg.name or spec.name
     cfg.train.loss = loss

@@ -4,7 +4,9 @@ The best checkpoint is run once per batch over the split's deterministic evaluat
 sample is then scored on its own (its valid pixel count ``n``, ``loss`` and the task's per-sample
 metrics, :meth:`~modalens.tasks.Task.sample_metrics`) and feeds the task's metric collection,
 whose values make the pooled first row ``id = "all"`` (over every valid pixel -- sample for
-classification -- of the split; its loss is the ``n``-weighted mean).
+classification -- of the split; its loss is the ``n``-weighted mean). A multitask run's table
+adds, per auxiliary modality ``<m>``, ``aux_<m>_n``, ``aux_<m>_loss`` and its task's metrics
+``aux_<m>_<metric>`` (per sample; pooled in the ``all`` row).
 """
 
 from __future__ import annotations
@@ -57,16 +59,18 @@ def test(
     bs = batch_size or run.config.train.batch_size
     dl = DataLoader(ds, batch_size=bs, shuffle=False, collate_fn=collate, num_workers=0)
     pooled = task.metrics().to(device)
+    aux_pooled = {n: t.metrics(f"aux_{n}_").to(device) for n, t in module.aux_tasks.items()}
+    aux_tot = {n: [0.0, 0.0] for n in module.aux_tasks}
     rows: list[dict[str, Any]] = []
     tot_loss = tot_n = 0.0
     it: Any = tqdm(dl, desc=f"test {split}", unit="batch") if progress else dl
     with torch.inference_mode():
         for batch in it:
             batch = {k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in batch.items()}
-            output = module.predict_batch(batch)  # one forward per batch, scored per sample
+            outputs = module.predict_all(batch)  # one forward per batch, scored per sample
             for i, sid in enumerate(batch["id"]):
                 one = {k: (v[i : i + 1] if isinstance(v, Tensor) else v) for k, v in batch.items()}
-                res = module.compute(one, output=output[i : i + 1])
+                res = module.compute(one, output={k: v[i : i + 1] for k, v in outputs.items()})
                 n = float(res["n"])
                 row: dict[str, Any] = {"id": str(sid), "n": int(n), "loss": float(res["loss"])}
                 row.update(task.sample_metrics(res["preds"], res["targets"]))
@@ -75,11 +79,28 @@ def test(
                 tot_n += n
                 if res["preds"].shape[0] > 0:
                     pooled.update(res["preds"], res["targets"])
+                for name, r in res["aux"].items():
+                    a_n = float(r["n"])
+                    row[f"aux_{name}_n"] = int(a_n)
+                    row[f"aux_{name}_loss"] = float(r["loss"])
+                    sample = module.aux_tasks[name].sample_metrics(r["preds"], r["targets"])
+                    row.update({f"aux_{name}_{k}": v for k, v in sample.items()})
+                    aux_tot[name][0] += float(r["loss"]) * a_n
+                    aux_tot[name][1] += a_n
+                    if r["preds"].shape[0] > 0:
+                        aux_pooled[name].update(r["preds"], r["targets"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         values = {k: float(v) for k, v in pooled.compute().items()} if tot_n > 0 else {}
     all_row = {"id": "all", "n": int(tot_n), "loss": tot_loss / tot_n if tot_n else math.nan}
     all_row.update(values)
+    for name, (a_loss, a_n) in aux_tot.items():
+        all_row[f"aux_{name}_n"] = int(a_n)
+        all_row[f"aux_{name}_loss"] = a_loss / a_n if a_n else math.nan
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if a_n > 0:
+                all_row.update({k: float(v) for k, v in aux_pooled[name].compute().items()})
     table = pd.DataFrame([all_row] + rows)
     with atomic_path(RunFolder(run_dir).test_metrics(split)) as tmp:
         table.to_csv(tmp, index=False)

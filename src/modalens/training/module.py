@@ -14,25 +14,38 @@ a metric, and the model input is zeroed there (``mask_invalid_inputs``), so thei
 change anything; a batch without valid pixels adds zero loss. :func:`build_module` makes the
 module a run config describes; checkpoints carry the modality layout, statistics, task and
 model hyper-parameters.
+
+A run with auxiliary targets (``auxiliary`` hyper-parameter, from the config's ``auxiliary:``
+section) trains a :class:`~modalens.models.MultiTaskUNet`: each auxiliary modality gets its own
+task (:func:`~modalens.tasks.task_for_modality`), head, loss (masked by that modality's
+validity and the inputs'), loss mean and metrics (``<stage>_aux_<name>_loss``,
+``<stage>_aux_<name>_<metric>``), and the losses are combined by a
+:class:`~modalens.tasks.LossWeighting` (``<stage>_total_loss`` is what is minimised; the
+per-task ``weight_<task>`` and, when learned, ``log_var_<task>`` are logged every epoch).
+``<stage>_loss`` stays the *main* task's loss, so early stopping and the best checkpoint follow
+the main task, as for a single-task run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
+from ..data.auxiliary import aux_key, aux_valid_key
 from ..data.sampling import derive_seed
 from ..data.spec import DatasetSpec
 from ..errors import ModelError
 from ..fingerprint import plain
+from ..models.multitask import MAIN_HEAD
 from ..precision import parse_precision
 from ..tasks.losses import valid_pixels
-from ..tasks.registry import get_task, task_for_target
+from ..tasks.registry import get_task, task_for_modality, task_for_target
+from ..tasks.weighting import LossWeighting
 from .config import CONFIG_VERSION, RunConfig
 
 
@@ -63,6 +76,9 @@ class TaskModule(pl.LightningModule):
         mask_invalid_inputs: bool = True,
         seed: int = 0,
         meta: Mapping[str, Any] | None = None,
+        auxiliary: Sequence[Mapping[str, Any]] | None = None,
+        weighting: str = "fixed",
+        decoder: str = "shared",
     ) -> None:
         super().__init__()
         task_def = get_task(task, out_channels, loss)  # unknown task or loss: ModelError
@@ -72,7 +88,27 @@ class TaskModule(pl.LightningModule):
         self.task = task_def
         self.loss_name = task_def.loss_name
         self.multilabel = task_def.multilabel
-        self.model = task_def.build_model(in_channels, base_width, depth)
+        #: auxiliary tasks by modality name (empty for a single-task run)
+        self.aux_tasks = {
+            str(a["name"]): get_task(a["task"], int(a["outputs"]), a["loss"])
+            for a in (auxiliary or [])
+        }
+        self.model = task_def.build_model(
+            in_channels,
+            base_width,
+            depth,
+            auxiliary={n: t.n_outputs for n, t in self.aux_tasks.items()},
+            decoder=decoder,
+        )
+        self.weighting = (
+            LossWeighting(
+                [MAIN_HEAD, *self.aux_tasks],
+                {str(a["name"]): float(a.get("weight", 1.0)) for a in auxiliary or []},
+                weighting,
+            )
+            if self.aux_tasks
+            else None
+        )
         self.channels_last = channels_last
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -82,6 +118,20 @@ class TaskModule(pl.LightningModule):
         self.val_metrics = task_def.metrics("val_")
         self.train_loss_mean = MeanMetric()
         self.val_loss_mean = MeanMetric()
+        # per stage and auxiliary task: its metrics and loss mean; the total loss mean
+        self.aux_metrics = nn.ModuleDict(
+            {
+                f"{stage}_{n}": t.metrics(f"{stage}_aux_{n}_")
+                for stage in ("train", "val")
+                for n, t in self.aux_tasks.items()
+            }
+        )
+        self.aux_loss_means = nn.ModuleDict(
+            {f"{st}_{n}": MeanMetric() for st in ("train", "val") for n in self.aux_tasks}
+        )
+        self.total_loss_means = nn.ModuleDict(
+            {f"{st}_total": MeanMetric() for st in ("train", "val")} if self.aux_tasks else {}
+        )
 
     # ---------------------------------------------------------------- forward
     def prepare_input(self, image: Tensor, valid: Tensor | None = None) -> Tensor:
@@ -103,6 +153,25 @@ class TaskModule(pl.LightningModule):
         image = batch["image"]
         return self(self.prepare_input(image, valid_pixels(batch.get("valid"), image))).float()
 
+    def predict_all(self, batch: Mapping[str, Any]) -> dict[str, Tensor]:
+        """Every head's float output for a batch: ``{"main": ..., <auxiliary name>: ...}``."""
+        image = batch["image"]
+        x = self.prepare_input(image, valid_pixels(batch.get("valid"), image))
+        if not self.aux_tasks:
+            return {MAIN_HEAD: self(x).float()}
+        return {k: v.float() for k, v in self.model.forward_all(x).items()}
+
+    def infer_all(
+        self, x: Tensor, valid: Tensor | None = None, precision: str = "fp32"
+    ) -> dict[str, Tensor]:
+        """Every head's post-processed float output (:meth:`infer` for each task)."""
+        x = self.prepare_input(x, valid)
+        bf16 = parse_precision(precision, "--precision") == "bf16"
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+            outs = self.model.forward_all(x) if self.aux_tasks else {MAIN_HEAD: self(x)}
+        tasks = {MAIN_HEAD: self.task, **self.aux_tasks}
+        return {k: tasks[k].postprocess(v.float()) for k, v in outs.items()}
+
     def infer(self, x: Tensor, valid: Tensor | None = None, precision: str = "fp32") -> Tensor:
         """The task's post-processed float output for inputs ``x``.
 
@@ -120,27 +189,42 @@ class TaskModule(pl.LightningModule):
             y = self(x)
         return self.task.postprocess(y.float())
 
-    def compute(self, batch: Mapping[str, Any], output: Tensor | None = None) -> dict[str, Tensor]:
+    def compute(
+        self, batch: Mapping[str, Any], output: Tensor | Mapping[str, Tensor] | None = None
+    ) -> dict[str, Any]:
         """Loss and metric inputs of a batch.
 
         Args:
-            batch: ``image`` [B,C,H,W], ``target`` and (optionally) ``valid`` [B,H,W].
-            output: the model's float output for the batch; None runs the model.
+            batch: ``image`` [B,C,H,W], ``target`` and (optionally) ``valid`` [B,H,W]; the
+                auxiliary targets and validities of a multitask run.
+            output: the model's float output for the batch (the main head's tensor, or
+                :meth:`predict_all`'s dict); None runs the model.
 
         Returns:
-            ``loss``, ``n`` (valid units), ``preds`` and ``targets`` (flattened over valid
-            pixels or samples, see :meth:`Task.score`) and the raw ``output``.
+            The main task's ``loss``, ``n`` (valid units), ``preds`` and ``targets``
+            (flattened over valid pixels or samples, see :meth:`Task.score`), its raw
+            ``output``, and ``aux``: each auxiliary task's :meth:`Task.score` (scored when the
+            output holds its head).
         """
         image, target = batch["image"], batch["target"]
         valid = valid_pixels(batch.get("valid"), image)
-        out = self.predict_batch(batch) if output is None else output
-        return {**self.task.score(out, target, valid), "output": out}
+        if output is None:
+            output = self.predict_all(batch)
+        outs = dict(output) if isinstance(output, Mapping) else {MAIN_HEAD: output}
+        out = outs[MAIN_HEAD]
+        aux = {}
+        for name, task in self.aux_tasks.items():
+            if name in outs:
+                ok = valid & batch[aux_valid_key(name)].to(torch.bool)
+                aux[name] = task.score(outs[name], batch[aux_key(name)], ok)
+        return {**self.task.score(out, target, valid), "output": out, "aux": aux}
 
     # ---------------------------------------------------------------- steps
     def _step(self, batch: Mapping[str, Any], stage: str) -> Tensor:
         res = self.compute(batch)
         loss, n = res["loss"], res["n"]
         bs = int(batch["image"].shape[0])
+        total = self._log_auxiliary(res, stage, bs)
         # epoch loss = mean over valid pixels (samples for classification), not over batches
         getattr(self, f"{stage}_loss_mean").update(loss.detach(), weight=n.clamp_min(1e-12).float())
         self.log(
@@ -156,7 +240,37 @@ class TaskModule(pl.LightningModule):
             coll.update(res["preds"], res["targets"])
             # the collection is computed and reset by Lightning at the epoch end
             self.log_dict(coll, on_step=False, on_epoch=True, batch_size=bs)
-        return loss
+        return loss if total is None else total
+
+    def _log_auxiliary(self, res: Mapping[str, Any], stage: str, bs: int) -> Tensor | None:
+        """Log every auxiliary task's loss and metrics and the weights; the total loss."""
+        if self.weighting is None:
+            return None
+        losses = {MAIN_HEAD: res["loss"]}
+        for name, r in res["aux"].items():
+            losses[name] = r["loss"]
+            mean = self.aux_loss_means[f"{stage}_{name}"]
+            mean.update(r["loss"].detach(), weight=r["n"].clamp_min(1e-12).float())
+            self.log(f"{stage}_aux_{name}_loss", mean, on_step=False, on_epoch=True, batch_size=bs)
+            if r["preds"].shape[0] > 0:
+                coll = self.aux_metrics[f"{stage}_{name}"]
+                coll.update(r["preds"], r["targets"])
+                self.log_dict(coll, on_step=False, on_epoch=True, batch_size=bs)
+        total = self.weighting(losses)
+        self.total_loss_means[f"{stage}_total"].update(total.detach())
+        self.log(
+            f"{stage}_total_loss",
+            self.total_loss_means[f"{stage}_total"],
+            on_step=False,
+            on_epoch=True,
+            batch_size=bs,
+        )
+        if stage == "train":
+            for name, w in self.weighting.weights().items():
+                self.log(f"weight_{name}", w, on_step=False, on_epoch=True, batch_size=bs)
+            for name, s in self.weighting.log_vars().items():
+                self.log(f"log_var_{name}", s, on_step=False, on_epoch=True, batch_size=bs)
+        return total
 
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
         return self._step(batch, "train")
@@ -171,7 +285,9 @@ class TaskModule(pl.LightningModule):
     # ---------------------------------------------------------------- optimisation
     def configure_optimizers(self) -> Any:
         hp = self.hparams
-        params = self.model.parameters()
+        params = list(self.model.parameters())
+        if self.weighting is not None:
+            params += list(self.weighting.parameters())
         if hp.optimizer == "adam":
             opt = torch.optim.Adam(params, lr=hp.lr, weight_decay=hp.weight_decay)
         elif hp.optimizer == "adamw":
@@ -205,6 +321,7 @@ class TaskModule(pl.LightningModule):
                 "base_width": self.hparams.base_width,
                 "depth": self.hparams.depth,
             },
+            "auxiliary": plain(list(self.hparams.auxiliary or [])),
         }
 
 
@@ -220,6 +337,20 @@ def build_module(
     """
     t, m = cfg.train, cfg.model
     task = task_for_target(spec.target, t.loss)
+    auxiliary = []
+    for mod in spec.auxiliary:
+        assert cfg.auxiliary is not None
+        loss, weight = cfg.auxiliary.head_settings(mod.name, mod.is_categorical)
+        aux_task = task_for_modality(mod, loss)
+        auxiliary.append(
+            {
+                "name": mod.name,
+                "task": aux_task.name,
+                "outputs": aux_task.n_outputs,
+                "loss": aux_task.loss_name,
+                "weight": weight,
+            }
+        )
     meta = {
         "layout": plain(spec.layout()),
         "spec": plain(spec.to_dict()),
@@ -244,10 +375,15 @@ def build_module(
         mask_invalid_inputs=t.mask_invalid_inputs,
         seed=t.seed,
         meta=meta,
+        auxiliary=auxiliary or None,
+        weighting=cfg.auxiliary.weighting if cfg.auxiliary else "fixed",
+        decoder=cfg.auxiliary.decoder if cfg.auxiliary else "shared",
     )
 
 
-def make_tile_fn(module: TaskModule, precision: str = "fp32") -> Callable[[Tensor], Tensor]:
+def make_tile_fn(
+    module: TaskModule, precision: str = "fp32", auxiliary: bool = False
+) -> Callable[[Tensor], Tensor]:
     """A tile function for :func:`modalens.training.tiling.sliding_window`: moves the tile to
     the module's device and returns :meth:`TaskModule.infer` (memory format, optional bf16
     autocast, float32 outputs; probabilities for segmentation).
@@ -256,6 +392,8 @@ def make_tile_fn(module: TaskModule, precision: str = "fp32") -> Callable[[Tenso
         module: the trained module.
         precision: ``fp32`` or ``bf16`` (any spelling :func:`modalens.precision.parse_precision`
             accepts).
+        auxiliary: return the auxiliary heads' outputs instead of the main one's,
+            concatenated on the channel axis in order (:meth:`TaskModule.infer_all`).
 
     Returns:
         ``fn(x [B,C,h,w]) -> [B,K,h,w]``.
@@ -267,6 +405,9 @@ def make_tile_fn(module: TaskModule, precision: str = "fp32") -> Callable[[Tenso
     precision = parse_precision(precision, "--precision")
 
     def fn(x: Tensor) -> Tensor:
+        if auxiliary:
+            outs = module.infer_all(x.to(device), precision=precision)
+            return torch.cat([v for k, v in outs.items() if k != MAIN_HEAD], 1)
         return module.infer(x.to(device), precision=precision)
 
     return fn

@@ -6,6 +6,10 @@ memory bounded by the tile) and write a GeoTIFF on the scene's grid
 (:meth:`~modalens.tasks.Task.prediction_raster`: scaled values for regression, class codes for
 segmentation); scene classification runs the whole scene once and writes a JSON of label
 probabilities (:meth:`~modalens.tasks.Task.scene_prediction`).
+
+A multitask run needs only its input modalities: its auxiliary modalities are never read, so
+it predicts on data where they are absent. ``auxiliary=True`` also writes each auxiliary head's
+reconstruction of a scene (:func:`write_auxiliary`).
 """
 
 from __future__ import annotations
@@ -18,9 +22,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..data.auxiliary import auxiliary_outputs, denormalize
 from ..data.rasters import write_geotiff
 from ..data.reader import SampleReader
 from ..data.samples import discover_ids, sample_ids
+from ..data.spec import TargetSpec
+from ..errors import ModelError
 from ..io import atomic_write_json
 from .module import make_tile_fn
 from .run import Run, load_run
@@ -58,6 +65,7 @@ def predict(
     device: str | torch.device | None = None,
     precision: str = "fp32",
     progress: bool = False,
+    auxiliary: bool = False,
 ) -> list[Path]:
     """Predict whole scenes by sliding window and write one file per scene into ``out_dir``.
 
@@ -84,12 +92,15 @@ def predict(
         device: where to run (default: CUDA when available).
         precision: ``fp32`` or ``bf16`` (autocast).
         progress: show a progress bar over scenes.
+        auxiliary: also write the auxiliary reconstructions of a multitask run
+            (:func:`write_auxiliary`: ``<out_dir>/auxiliary/<modality>/<id>.tif``).
 
     Returns:
-        The files written, one per scene.
+        The main prediction files written, one per scene.
 
     Raises:
-        ModelError: a bad tile/overlap or a model that does not fit the data.
+        ModelError: a bad tile/overlap, a model that does not fit the data, or ``auxiliary``
+            for a run without auxiliary heads.
     """
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -101,9 +112,15 @@ def predict(
     ids = [str(i) for i in ids]
     reader = InputReader(SampleReader(spec))
     fn = make_tile_fn(run.module, precision)
+    if auxiliary and not run.spec.auxiliary:
+        raise ModelError(
+            "the run has no auxiliary heads", str(run_dir), "predict without --auxiliary"
+        )
     paths: list[Path] = []
     it: Any = tqdm(ids, desc="predict", unit="scene") if progress else ids
     for sid in it:
+        if auxiliary:
+            write_auxiliary(run, reader, sid, out_dir, tile, overlap, batch_size, precision)
         if not task.dense:
             paths.append(_predict_scene_labels(run, reader, sid, out_dir, precision))
             continue
@@ -145,3 +162,72 @@ def _predict_scene_labels(
         probs = run.module.infer(image.to(device), valid.to(device), precision=precision)[0]
     labels = run.task.scene_prediction(probs, run.spec.target.classes)
     return atomic_write_json(Path(out_dir) / f"{sid}.json", {"id": sid, **labels})
+
+
+def write_auxiliary(
+    run: Run,
+    reader: InputReader,
+    sample_id: str,
+    out_dir: str | Path,
+    tile: int = 256,
+    overlap: int = 64,
+    batch_size: int = 4,
+    precision: str = "fp32",
+) -> list[Path]:
+    """Write every auxiliary head's reconstruction of a scene from its inputs alone.
+
+    Continuous modalities are written in their raw units (the normalisation undone, float32,
+    one band per modality band, NaN where the inputs are invalid); categorical ones as class
+    codes (as segmentation predictions are). Files: ``<out_dir>/auxiliary/<modality>/<id>.tif``
+    on the scene's grid (CRS and transform of its first input modality).
+
+    Args:
+        run: a loaded multitask run.
+        reader: reads the scene's inputs.
+        sample_id: the scene.
+        out_dir: the prediction folder.
+        tile: tile edge in pixels.
+        overlap: pixels shared by neighbouring tiles.
+        batch_size: tiles per forward pass.
+        precision: ``fp32`` or ``bf16``.
+
+    Returns:
+        The files written, one per auxiliary modality.
+    """
+    modalities = run.spec.auxiliary
+    grid = reader.grid(sample_id)
+    scores, valid = sliding_window(
+        make_tile_fn(run.module, precision, auxiliary=True),
+        reader,
+        sample_id,
+        tile=tile,
+        overlap=overlap,
+        out_channels=sum(auxiliary_outputs(m) for m in modalities),
+        batch_size=batch_size,
+        multiple=run.downsampling,
+        return_valid=True,
+    )
+    paths: list[Path] = []
+    start = 0
+    for m in modalities:
+        part = scores[start : start + auxiliary_outputs(m)]
+        start += auxiliary_outputs(m)
+        if m.is_categorical:
+            target = TargetSpec(kind="classes", classes=m.classes)
+            raster = run.module.aux_tasks[m.name].prediction_raster(part, valid, target)
+            array, nodata, names, tags = raster.array, raster.nodata, raster.band_names, raster.tags
+        else:
+            array = denormalize(m, np.array(part, np.float32))
+            array[:, ~valid] = np.nan
+            nodata, names, tags = float("nan"), list(m.bands), {}
+        path = write_geotiff(
+            Path(out_dir) / "auxiliary" / m.name / f"{sample_id}.tif",
+            array,
+            grid.crs,
+            grid.transform,
+            nodata=nodata,
+            band_names=names,
+            tags={"modalens_run": str(Path(run.run_dir).resolve()), "auxiliary": m.name, **tags},
+        )
+        paths.append(path)
+    return paths

@@ -50,16 +50,21 @@ class Setting:
         kind: ``all``, ``single``, ``leave_one_out`` or ``subset``.
         modality: the modality used alone or left out (None for ``all``).
         use: the modalities the model sees, in the dataset's order.
+        title: the row's wording in another study's table (None: Table I's).
     """
 
     name: str
     kind: str
     modality: str | None
     use: tuple[str, ...]
+    title: str | None = None
 
     @property
     def label(self) -> str:
-        """Table I's wording: ``all modalities``, ``s1 only``, ``s1 left out``."""
+        """Table I's wording: ``all modalities``, ``s1 only``, ``s1 left out`` (or the
+        ``title`` of a setting of another study)."""
+        if self.title is not None:
+            return self.title
         if self.kind == "all":
             return "all modalities"
         if self.kind == "subset":
