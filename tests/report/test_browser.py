@@ -136,3 +136,15 @@ def test_report_renders_in_chromium(results: Path, tmp_path: Path) -> None:
     width, height = struct.unpack(">II", data[16:24])
     assert (width, height) == (1280, 2000)
     assert len(data) > 20_000  # a rendered page, not a blank one
+
+
+def test_report_of_every_study_renders_in_chromium(tmp_path: Path) -> None:
+    studies = Path(__file__).parent / "fixtures" / "studies"
+    folder = tmp_path / "studies"
+    shutil.copytree(studies, folder)
+    text = build_report(folder).read_text()
+    state = _probe(text, tmp_path)
+    assert state["errors"] == []
+    assert state["broken"] == 0 and state["images"] == 1
+    assert state["sections"] == text.count("<section ")
+    assert state["sorted"] is True

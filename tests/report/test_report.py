@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from html import unescape
 from pathlib import Path
 
 import pandas as pd
@@ -153,3 +154,52 @@ def test_runs_of_an_ablation_are_not_separate_runs(tmp_path: Path) -> None:
     arts = collect(tmp_path)
     assert arts.kinds() == ["ablation"]
     assert arts["ablation"] == [abl.resolve()]
+
+
+STUDIES = Path(__file__).parent / "fixtures" / "studies"
+
+
+def test_every_study_becomes_a_section_with_findings_and_tables(tmp_path: Path) -> None:
+    """Artefacts as the commands write them (copied from real runs of strategies, stratify,
+    ablate, agreement, prune, bench faithfulness, mtl compare and views) each give a section."""
+    folder = tmp_path / "studies"
+    shutil.copytree(STUDIES, folder)
+    arts = collect(folder)
+    assert arts.kinds() == [
+        "attribution",
+        "strategies",
+        "views",
+        "strata",
+        "ablation",
+        "agreement",
+        "pruning",
+        "faithfulness",
+        "mtl_compare",
+    ]
+    html = build_report(folder).read_text()
+    text = unescape(html)
+    for kind in arts.kinds():
+        assert f'<section id="{kind}-' in html, kind
+    for heading in (
+        "Strategies and fills",
+        "Sample views",
+        "Strata",
+        "Table I",
+        "Agreement",
+        "Pruning",
+        "Faithfulness",
+        "Multitask comparison",
+    ):
+        assert f"<h2>{heading}: " in html, heading
+    # findings read the tables (numbers from the copied CSVs)
+    assert "Kendall's W = 0.92" in text
+    assert "Leaving out Sentinel-1 hurts most (MAE 0.136, +86 %)" in text
+    assert "p = 0.00049" in text
+    assert (
+        "Sentinel-2 carries most of the influence: 40 % at output level with the mean fill" in text
+    )
+    # one embedded image: the only view PNG that exists (a missing one is skipped, not broken)
+    assert html.count("<img ") == 1
+    # the fill sanity rows that are flagged are highlighted
+    fill = pd.read_csv(folder / "attribution" / "fill_sanity.csv")
+    assert html.count('<tr class="flagged">') == int(fill["flagged"].sum())

@@ -8,7 +8,9 @@ figures, and writes ``DIR/report.html``, which opens offline.
 - :mod:`.collect` -- find the artefacts by the files that mark them.
 - :mod:`.blocks` -- sections, tables, figures (images embedded as data URIs).
 - :mod:`.reading` -- plain-language sentences from the attribution, ablation and agreement tables.
-- :mod:`.sections` -- one section builder per artefact kind.
+- :mod:`.sections` -- one section builder per artefact kind (runs, attributions, views, strata).
+- :mod:`.studies` -- the sections of the validation studies (Table I, agreement, strategies,
+  pruning, faithfulness, multitask comparison).
 - :mod:`.render` -- the jinja2 template and package versions.
 - :mod:`.build` -- :func:`build_report`.
 """

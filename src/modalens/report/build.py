@@ -8,9 +8,10 @@ from ..io import atomic_write_text
 from .collect import collect
 from .render import render
 from .sections import build_sections
+from .studies import register_studies
 
 #: findings of each section repeated in the reading at the top of the page
-READING_LINES = 3
+READING_LINES = 2
 #: sections whose findings make up the reading at the top of the page
 READING_KINDS = (
     "attribution",
@@ -35,6 +36,7 @@ def build_report(
     Returns:
         The path of the written page.
     """
+    register_studies()
     arts = collect(folder)
     sections = build_sections(arts)
     reading = [

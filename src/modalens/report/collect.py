@@ -6,8 +6,8 @@ artefact by the file that marks it (an attribution folder by ``summary.csv`` bes
 ``metrics.csv`` ...). Each kind of artefact is one entry of :data:`MARKERS`; a new artefact
 kind is one more entry (and a section builder in :mod:`.sections`).
 
-The runs an ablation, a pruning or a benchmark trains live under its ``runs/`` folder; they are
-part of that artefact and are not listed again as runs of their own.
+The runs an ablation, a pruning, a benchmark or a multitask comparison trains live in its
+sub-folders; they are part of that study and are not listed again as runs of their own.
 """
 
 from __future__ import annotations
@@ -31,12 +31,14 @@ MARKERS: dict[str, Callable[[set[str]], bool]] = {
     "agreement": lambda f: "agreement.csv" in f,
     "pruning": lambda f: "pruning.csv" in f,
     "faithfulness": lambda f: "faithfulness.csv" in f,
+    "mtl_compare": lambda f: "mtl_compare.csv" in f,
 }
 
 #: folders that never hold an artefact of their own (result parts, checkpoints, caches)
 SKIP = {"parts", "checkpoints", "__pycache__", ".git"}
-#: artefacts whose ``runs/`` folder belongs to them
-OWNS_RUNS = {"ablation", "pruning", "faithfulness"}
+#: studies whose sub-folders (their runs, per-seed data and attributions) belong to them: the
+#: report does not descend into them (a study's section reaches in for what it shows)
+OWNS_RUNS = {"ablation", "pruning", "faithfulness", "mtl_compare"}
 
 
 @dataclass
@@ -84,7 +86,7 @@ def collect(root: str | Path) -> Artefacts:
         kinds = [kind for kind, test in MARKERS.items() if test(names)]
         for kind in kinds:
             result.found.setdefault(kind, []).append(Path(dirpath))
-        if any(k in OWNS_RUNS for k in kinds) and "runs" in dirnames:
-            dirnames.remove("runs")
+        if any(k in OWNS_RUNS for k in kinds):
+            dirnames[:] = []
         dirnames[:] = sorted(d for d in dirnames if d not in SKIP and not d.startswith("."))
     return result

@@ -1,4 +1,6 @@
-"""One report section per artefact kind, each built from the files its command wrote.
+"""One report section per artefact kind, each built from the files its command wrote
+(the runs, attributions, sample views and strata here; the validation studies in
+:mod:`.studies`).
 
 :data:`BUILDERS` maps an artefact kind of :mod:`.collect` to the function that turns one
 folder of that kind into a :class:`~.blocks.Section`: its plain-language findings, tables and
@@ -14,14 +16,14 @@ from pathlib import Path
 import pandas as pd
 
 from ..attribution.groups import ALL
+from ..attribution.strata import describe_strata
 from ..data.checks import summarize as summarize_data
 from ..data.specfile import load_spec
 from ..errors import ModalensError
 from ..plotting import label
-from ..validation.strategies import describe_strategies
 from .blocks import Section, figure, table_from_frame
 from .collect import Artefacts
-from .reading import describe_ablation, describe_agreement, describe_attribution, headline_block
+from .reading import describe_attribution, headline_block
 
 Builder = Callable[[Path, Artefacts], Section]
 BUILDERS: dict[str, Builder] = {}
@@ -40,7 +42,8 @@ def register_section(kind: str, title: str) -> Callable[[Builder], Builder]:
     return wrap
 
 
-def _figures(folder: Path, names: list[tuple[str, str]], arts: Artefacts) -> list:
+def figures_of(folder: Path, names: list[tuple[str, str]], arts: Artefacts) -> list:
+    """Embedded figures for the (file name, caption) pairs that exist in ``folder``."""
     return [
         figure(folder / name, caption, arts.relative(folder / name))
         for name, caption in names
@@ -48,13 +51,14 @@ def _figures(folder: Path, names: list[tuple[str, str]], arts: Artefacts) -> lis
     ]
 
 
-def _where(folder: Path, arts: Artefacts) -> str:
+def where(folder: Path, arts: Artefacts) -> str:
     """How a section title names its folder: relative to the report root, or the root's name."""
     rel = arts.relative(folder)
     return arts.root.name if rel == "." else rel
 
 
-def _section_id(kind: str, folder: Path, arts: Artefacts) -> str:
+def section_id(kind: str, folder: Path, arts: Artefacts) -> str:
+    """The HTML id of the section of ``kind`` for ``folder`` (``kind-relative-path``)."""
     rel = arts.relative(folder)
     return kind if rel == "." else f"{kind}-" + "".join(c if c.isalnum() else "-" for c in rel)
 
@@ -63,7 +67,7 @@ def _section_id(kind: str, folder: Path, arts: Artefacts) -> str:
 def dataset_section(folder: Path, arts: Artefacts) -> Section:
     """The generator's metadata: samples, split and the planted (and realised) importances."""
     meta = json.loads((folder / "metadata.json").read_text())
-    sec = Section(_section_id("dataset", folder, arts), f"Dataset: {_where(folder, arts)}")
+    sec = Section(section_id("dataset", folder, arts), f"Dataset: {where(folder, arts)}")
     split = meta.get("split", {})
     sec.intro = (
         f"Synthetic data from {meta.get('generator', '?')} (seed {meta.get('seed')}): "
@@ -92,7 +96,7 @@ def dataset_section(folder: Path, arts: Artefacts) -> Section:
 @register_section("run", "Trained runs")
 def run_section(folder: Path, arts: Artefacts) -> Section:
     """A run folder: its test metrics, dataset summary and config."""
-    sec = Section(_section_id("run", folder, arts), f"Run: {_where(folder, arts)}")
+    sec = Section(section_id("run", folder, arts), f"Run: {where(folder, arts)}")
     test = folder / "metrics_test.csv"
     if test.is_file():
         metrics = pd.read_csv(test, dtype={"id": str})
@@ -133,7 +137,7 @@ def attribution_section(folder: Path, arts: Artefacts) -> Section:
     """An attribution folder: the reading, the summary table and the influence figure."""
     summary = pd.read_csv(folder / "summary.csv")
     sec = Section(
-        _section_id("attribution", folder, arts), f"Modality influence: {_where(folder, arts)}"
+        section_id("attribution", folder, arts), f"Modality influence: {where(folder, arts)}"
     )
     sec.intro = (
         "Each modality is occluded (its channels replaced by a fill) and the change of the "
@@ -176,138 +180,63 @@ def attribution_section(folder: Path, arts: Artefacts) -> Section:
             arts.relative(folder / "summary.csv"),
         )
     )
-    sec.figures = _figures(folder, [("influence.png", "Influence per modality and fill")], arts)
+    sec.figures = figures_of(folder, [("influence.png", "Influence per modality and fill")], arts)
     return sec
 
 
-@register_section("strategies", "Occlusion strategies and fill sanity (Fig. 6)")
-def strategies_section(folder: Path, arts: Artefacts) -> Section:
-    """Strategies compared (Kendall's W per level) and each fill checked against the data."""
-    table = pd.read_csv(folder / "strategies.csv")
-    concordance = pd.read_csv(folder / "concordance.csv")
-    fill = pd.read_csv(folder / "fill_sanity.csv")
-    sec = Section(
-        _section_id("strategies", folder, arts), f"Strategies and fills: {_where(folder, arts)}"
-    )
+@register_section("views", "Sample views (Fig. 3/4)")
+def views_section(folder: Path, arts: Artefacts) -> Section:
+    """Sample views: one figure per chosen or top-k sample (``views/index.csv``)."""
+    index = pd.read_csv(folder / "index.csv", dtype={"sample_id": str})
+    base = folder.parent  # index paths are relative to the folder that holds views/
+    sec = Section(section_id("views", folder, arts), f"Sample views: {where(folder, arts)}")
     sec.intro = (
-        "Do the occlusion strategies agree on the ranking (Kendall's W: 1 = the same ranking "
-        "from every fill, 0 = no agreement), and does each fill stay inside the values the "
-        "model saw in training? A fill outside the train range (or, for land cover, a value "
-        "that is a real class) asks the model something it never saw and can inflate a "
-        "modality it barely uses."
+        "Per sample: its influence bars beside the modalities, the target and the prediction, "
+        "and the per-modality sensitivity maps."
     )
-    sec.findings = describe_strategies(table, concordance, fill)
-    sec.figures = _figures(
-        folder,
-        [
-            (
-                "strategies.png",
-                "Influence per modality and fill; hatched: the fill leaves the train range",
-            )
-        ],
-        arts,
-    )
-    sec.tables.append(
-        table_from_frame(
-            concordance,
-            "Rank concordance of the strategies (concordance.csv)",
-            source=arts.relative(folder / "concordance.csv"),
-        )
-    )
-    shown = fill.copy()
-    for c in ("outside_share", "below_share", "above_share", "class_code_share"):
-        shown[c] = shown[c] * 100
+    reasons = index.groupby("sample_id", sort=False)["reason"].apply(lambda r: "; ".join(r))
+    for sid, why in reasons.items():
+        png = base / index.loc[index["sample_id"] == sid, "png"].iloc[0]
+        if png.is_file():
+            sec.figures.append(figure(png, f"Sample {sid} ({why})", arts.relative(png)))
+    sec.findings.append(f"{len(reasons)} samples shown.")
+    return sec
+
+
+@register_section("strata", "Stratified influence")
+def strata_section(folder: Path, arts: Artefacts) -> Section:
+    """Influence per stratum (an index column or the dominant class of a modality)."""
+    table = pd.read_csv(folder / "stratified.csv", dtype={"stratum": str})
+    sec = Section(section_id("strata", folder, arts), f"Strata: {where(folder, arts)}")
+    by = ", ".join(dict.fromkeys(table["by"].astype(str))) if len(table) else "?"
+    sec.intro = f"The influence summarised per stratum ({by}); small strata are marked."
+    sec.findings = describe_strata(table) if len(table) else ["No strata."]
+    sec.figures = figures_of(folder, [("stratified.png", "Share of influence per stratum")], arts)
+    shown = table.copy()
     shown["group"] = shown["group"].map(label)
+    shown["share"] = shown["share"] * 100
     sec.tables.append(
         table_from_frame(
             shown,
-            "Fill sanity: share of filled values outside the train range, in % "
-            "(fill_sanity.csv); flagged rows are highlighted",
+            "Influence per stratum (stratified.csv); share in %",
             [
+                "by",
+                "stratum",
+                "n",
+                "few_samples",
+                "level",
                 "strategy",
                 "group",
-                "outside_share",
-                "below_share",
-                "above_share",
-                "class_code_share",
-                "flagged",
-                "n_values",
+                "mean",
+                "ci_low",
+                "ci_high",
+                "share",
+                "rank",
             ],
-            {
-                "group": "modality",
-                "outside_share": "outside (%)",
-                "below_share": "below (%)",
-                "above_share": "above (%)",
-                "class_code_share": "real class codes (%)",
-            },
-            arts.relative(folder / "fill_sanity.csv"),
+            {"group": "modality", "share": "share (%)", "few_samples": "few samples"},
+            arts.relative(folder / "stratified.csv"),
         )
     )
-    return sec
-
-
-@register_section("ablation", "Retraining ablation (Table I)")
-def ablation_section(folder: Path, arts: Artefacts) -> Section:
-    """Table I: all, single-modality and leave-one-out runs."""
-    table = pd.read_csv(folder / "table1.csv")
-    sec = Section(_section_id("ablation", folder, arts), f"Table I: {_where(folder, arts)}")
-    sec.intro = (
-        "The paper's validation: the model retrained with all modalities, with each modality "
-        "alone and with each one left out, same seed and schedule, tested on the test split."
-    )
-    sec.findings = describe_ablation(table)
-    drop = [c for c in ("run", "label", "n_seeds") if c in table.columns]
-    sec.tables.append(
-        table_from_frame(
-            table.drop(columns=drop),
-            "Table I (table1.csv): test metrics, training seconds per epoch, inference seconds "
-            "per sample, parameters",
-            source=arts.relative(folder / "table1.csv"),
-        )
-    )
-    return sec
-
-
-@register_section("agreement", "Agreement of influence and retraining (Fig. 5)")
-def agreement_section(folder: Path, arts: Artefacts) -> Section:
-    """Rank agreement of the performance deviations with every influence variant."""
-    table = pd.read_csv(folder / "agreement.csv")
-    sec = Section(_section_id("agreement", folder, arts), f"Agreement: {_where(folder, arts)}")
-    sec.intro = (
-        "Per modality, the performance deviation of the retrained models (|all − single| and "
-        "|all − leave-one-out|) against the dataset-level influence, as rank correlations "
-        "with bootstrap intervals over test samples."
-    )
-    sec.findings = describe_agreement(table)
-    sec.tables.append(
-        table_from_frame(
-            table,
-            "Rank agreement (agreement.csv)",
-            [
-                "deviation",
-                "metric",
-                "level",
-                "distance",
-                "strategy",
-                "n_samples",
-                "spearman",
-                "spearman_low",
-                "spearman_high",
-                "kendall",
-                "pearson",
-            ],
-            source=arts.relative(folder / "agreement.csv"),
-        )
-    )
-    sec.figures = _figures(
-        folder, [("agreement.png", "Normalised deviation against normalised influence")], arts
-    )
-    # the influence the agreement used: the all-modality runs' attributions
-    for attr in sorted(folder.glob("runs/all-seed*/attribution")):
-        name = attr.parent.name
-        sec.figures += _figures(
-            attr, [("influence.png", f"Influence of the all-modality run ({name})")], arts
-        )
     return sec
 
 

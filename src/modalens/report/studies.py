@@ -1,0 +1,279 @@
+"""Report sections of the validation studies: Table I, agreement, strategies and fills,
+pruning, the faithfulness benchmark and the multitask comparison.
+
+Each is one builder registered with :func:`~.sections.register_section`; importing this module
+registers them (:mod:`.build` does).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ..plotting import label
+from ..validation.faithfulness_scores import describe_faithfulness, method_label
+from ..validation.pruning import describe_pruning
+from ..validation.strategies import describe_strategies
+from .blocks import Section, table_from_frame
+from .collect import Artefacts
+from .reading import describe_ablation, describe_agreement
+from .sections import figures_of, register_section, section_id, where
+
+
+@register_section("strategies", "Occlusion strategies and fill sanity (Fig. 6)")
+def strategies_section(folder: Path, arts: Artefacts) -> Section:
+    """Strategies compared (Kendall's W per level) and each fill checked against the data."""
+    table = pd.read_csv(folder / "strategies.csv")
+    concordance = pd.read_csv(folder / "concordance.csv")
+    fill = pd.read_csv(folder / "fill_sanity.csv")
+    sec = Section(
+        section_id("strategies", folder, arts), f"Strategies and fills: {where(folder, arts)}"
+    )
+    sec.intro = (
+        "Do the occlusion strategies agree on the ranking (Kendall's W: 1 = the same ranking "
+        "from every fill, 0 = no agreement), and does each fill stay inside the values the "
+        "model saw in training? A fill outside the train range (or, for land cover, a value "
+        "that is a real class) asks the model something it never saw and can inflate a "
+        "modality it barely uses."
+    )
+    sec.findings = describe_strategies(table, concordance, fill)
+    sec.figures = figures_of(
+        folder,
+        [
+            (
+                "strategies.png",
+                "Influence per modality and fill; hatched: the fill leaves the train range",
+            )
+        ],
+        arts,
+    )
+    sec.tables.append(
+        table_from_frame(
+            concordance,
+            "Rank concordance of the strategies (concordance.csv)",
+            source=arts.relative(folder / "concordance.csv"),
+        )
+    )
+    shown = fill.copy()
+    for c in ("outside_share", "below_share", "above_share", "class_code_share"):
+        shown[c] = shown[c] * 100
+    shown["group"] = shown["group"].map(label)
+    sec.tables.append(
+        table_from_frame(
+            shown,
+            "Fill sanity: share of filled values outside the train range, in % "
+            "(fill_sanity.csv); flagged rows are highlighted",
+            [
+                "strategy",
+                "group",
+                "outside_share",
+                "below_share",
+                "above_share",
+                "class_code_share",
+                "flagged",
+                "n_values",
+            ],
+            {
+                "group": "modality",
+                "outside_share": "outside (%)",
+                "below_share": "below (%)",
+                "above_share": "above (%)",
+                "class_code_share": "real class codes (%)",
+            },
+            arts.relative(folder / "fill_sanity.csv"),
+        )
+    )
+    return sec
+
+
+@register_section("ablation", "Retraining ablation (Table I)")
+def ablation_section(folder: Path, arts: Artefacts) -> Section:
+    """Table I: all, single-modality and leave-one-out runs."""
+    table = pd.read_csv(folder / "table1.csv")
+    sec = Section(section_id("ablation", folder, arts), f"Table I: {where(folder, arts)}")
+    sec.intro = (
+        "The paper's validation: the model retrained with all modalities, with each modality "
+        "alone and with each one left out, same seed and schedule, tested on the test split."
+    )
+    sec.findings = describe_ablation(table)
+    drop = [c for c in ("run", "label", "n_seeds") if c in table.columns]
+    sec.tables.append(
+        table_from_frame(
+            table.drop(columns=drop),
+            "Table I (table1.csv): test metrics, training seconds per epoch, inference seconds "
+            "per sample, parameters",
+            source=arts.relative(folder / "table1.csv"),
+        )
+    )
+    return sec
+
+
+@register_section("agreement", "Agreement of influence and retraining (Fig. 5)")
+def agreement_section(folder: Path, arts: Artefacts) -> Section:
+    """Rank agreement of the performance deviations with every influence variant."""
+    table = pd.read_csv(folder / "agreement.csv")
+    sec = Section(section_id("agreement", folder, arts), f"Agreement: {where(folder, arts)}")
+    sec.intro = (
+        "Per modality, the performance deviation of the retrained models (|all − single| and "
+        "|all − leave-one-out|) against the dataset-level influence, as rank correlations "
+        "with bootstrap intervals over test samples."
+    )
+    sec.findings = describe_agreement(table)
+    sec.tables.append(
+        table_from_frame(
+            table,
+            "Rank agreement (agreement.csv)",
+            [
+                "deviation",
+                "metric",
+                "level",
+                "distance",
+                "strategy",
+                "n_samples",
+                "spearman",
+                "spearman_low",
+                "spearman_high",
+                "kendall",
+                "pearson",
+            ],
+            source=arts.relative(folder / "agreement.csv"),
+        )
+    )
+    sec.figures = figures_of(
+        folder, [("agreement.png", "Normalised deviation against normalised influence")], arts
+    )
+    # the influence the agreement used: the all-modality runs' attributions
+    for attr in sorted(folder.glob("runs/all-seed*/attribution")):
+        name = attr.parent.name
+        sec.figures += figures_of(
+            attr, [("influence.png", f"Influence of the all-modality run ({name})")], arts
+        )
+    return sec
+
+
+@register_section("pruning", "Pruning the least influential modalities")
+def pruning_section(folder: Path, arts: Artefacts) -> Section:
+    """Retraining without the k least influential modalities."""
+    table = pd.read_csv(folder / "pruning.csv")
+    sec = Section(section_id("pruning", folder, arts), f"Pruning: {where(folder, arts)}")
+    ranked = table["ranked_by"].iloc[0] if "ranked_by" in table and len(table) else "?"
+    sec.intro = (
+        f"The modalities ranked by {ranked} and the model retrained without the k least "
+        "influential ones: metric change, training and inference time against all modalities."
+    )
+    sec.findings = describe_pruning(table)
+    sec.figures = figures_of(folder, [("pruning.png", "Metric and cost against k")], arts)
+    shown = table.drop(columns=[c for c in ("runs", "ranked_by") if c in table.columns])
+    sec.tables.append(
+        table_from_frame(
+            shown, "Pruning (pruning.csv)", source=arts.relative(folder / "pruning.csv")
+        )
+    )
+    return sec
+
+
+@register_section("faithfulness", "Faithfulness benchmark")
+def faithfulness_section(folder: Path, arts: Artefacts) -> Section:
+    """Every method against planted (realised) importances and a pure-noise decoy."""
+    table = pd.read_csv(folder / "faithfulness.csv")
+    sec = Section(section_id("faithfulness", folder, arts), f"Faithfulness: {where(folder, arts)}")
+    sec.intro = (
+        "Synthetic data with known importances and a modality of pure noise: does each method "
+        "rank the modalities by their realised effect on the target (Spearman ρ, mean ± std "
+        "over seeds), and how much influence does it give the decoy?"
+    )
+    sec.findings = describe_faithfulness(table)
+    sec.figures = figures_of(
+        folder, [("faithfulness.png", "Rank correlation and decoy share")], arts
+    )
+    shown = table.copy()
+    shown.insert(0, "name", [method_label(r) for _, r in table.iterrows()])
+    for c in ("decoy_share_mean", "decoy_share_std"):
+        shown[c] = shown[c] * 100
+    sec.tables.append(
+        table_from_frame(
+            shown,
+            "Faithfulness per method (faithfulness.csv); decoy share in %",
+            [
+                "name",
+                "n_seeds",
+                "spearman_realised_mean",
+                "spearman_realised_std",
+                "spearman_loo_mean",
+                "spearman_loo_std",
+                "decoy_share_mean",
+                "decoy_share_std",
+                "recovers",
+            ],
+            {
+                "name": "method",
+                "spearman_realised_mean": "ρ realised",
+                "spearman_realised_std": "± std",
+                "spearman_loo_mean": "ρ leave-one-out",
+                "spearman_loo_std": "± std ",
+                "decoy_share_mean": "decoy (%)",
+                "decoy_share_std": "± std  ",
+            },
+            arts.relative(folder / "faithfulness.csv"),
+        )
+    )
+    truth = folder / "truth.csv"
+    if truth.is_file():
+        t = pd.read_csv(truth).groupby("modality", sort=False)[["nominal", "realised"]].mean()
+        t.index = [label(m) for m in t.index]
+        sec.tables.append(
+            table_from_frame(
+                t.reset_index(names="modality"),
+                "The truth: nominal weights and realised importances (mean over seeds)",
+                source=arts.relative(truth),
+            )
+        )
+    return sec
+
+
+@register_section("mtl_compare", "Modalities as auxiliary tasks: comparison")
+def mtl_compare_section(folder: Path, arts: Artefacts) -> Section:
+    """The multitask model against the unimodal and input-fusion baselines."""
+    table = pd.read_csv(folder / "mtl_compare.csv")
+    sec = Section(
+        section_id("mtl_compare", folder, arts), f"Multitask comparison: {where(folder, arts)}"
+    )
+    sec.intro = (
+        "Same seed and schedule: the model on the input modalities alone, with the auxiliary "
+        "modalities as inputs (fusion), and with them as auxiliary targets (multitask)."
+    )
+    for _, r in table.iterrows():
+        sec.findings.append(
+            f"{r['label']}: {str(r['metric']).upper()} {r['mean']:.3g}"
+            + (f" ± {r['std']:.2g}" if pd.notna(r.get("std")) else "")
+            + f" over {int(r['n_seeds'])} seed(s), {int(r['parameters_main']):,} parameters "
+            "at deployment."
+        )
+    tests = folder / "mtl_tests.csv"
+    if tests.is_file():
+        paired = pd.read_csv(tests)
+        for _, r in paired.iterrows():
+            verdict = "differs from" if r["p_value"] < 0.05 else "does not differ from"
+            sec.findings.append(
+                f"The multitask model {verdict} the {r['baseline']} baseline (paired Wilcoxon "
+                f"over {int(r['n_pairs'])} sample×seed pairs, p = {r['p_value']:.2g})."
+            )
+        sec.tables.append(
+            table_from_frame(paired, "Paired tests (mtl_tests.csv)", source=arts.relative(tests))
+        )
+    sec.tables.insert(
+        0,
+        table_from_frame(
+            table.drop(columns=[c for c in ("values",) if c in table.columns]),
+            "Comparison (mtl_compare.csv)",
+            source=arts.relative(folder / "mtl_compare.csv"),
+        ),
+    )
+    return sec
+
+
+def register_studies() -> list[str]:
+    """The study kinds this module registers (importing it registers them; calling this makes
+    the dependency explicit where the report is built)."""
+    return ["strategies", "ablation", "agreement", "pruning", "faithfulness", "mtl_compare"]
