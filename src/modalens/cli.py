@@ -127,6 +127,11 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
     s.add_argument("--samples", type=int, default=60)
     s.add_argument("--size", type=int, default=128)
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument(
+        "--validate",
+        action="store_true",
+        help="also the 9-run ablation, pruning and the faithfulness benchmark (~15 min)",
+    )
     s.set_defaults(func=cmd.cmd_demo)
 
     s = sub.add_parser("synth", help="write a synthetic MapInWild-layout dataset")

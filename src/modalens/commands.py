@@ -297,6 +297,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     run_demo(
-        args.out, samples=args.samples, size=args.size, seed=args.seed, progress=not args.quiet
+        args.out,
+        samples=args.samples,
+        size=args.size,
+        seed=args.seed,
+        progress=not args.quiet,
+        validate=args.validate,
     )
     return 0

@@ -3,7 +3,9 @@
 synth (planted importances) -> data check -> fit a small U-Net -> test -> attribute with the
 paper's four occlusion strategies and three in-range fills -> dataset-level table, bar
 figure, a comparison of the measured ranking with the planted one, the strategies compared and
-their fills checked, and an HTML report. Every step writes into one folder and is resumable:
+their fills checked, sample views, influence per land-cover class and an HTML report (with
+``--validate`` also the ablation, pruning and the faithfulness benchmark). Every step writes
+into one folder and is resumable:
 rerunning the demo reuses the data, continues an interrupted fit and skips attributed samples.
 """
 
@@ -17,6 +19,8 @@ from typing import Any
 from .attribution.aggregation import format_summary
 from .attribution.figures import influence_bar_chart
 from .attribution.run import attribute_run
+from .attribution.strata import describe_strata, stratify
+from .attribution.views import sample_views
 from .data.checks import check_dataset, has_errors
 from .data.checks import format_summary as format_data_summary
 from .data.checks import summarize as summarize_data
@@ -28,6 +32,9 @@ from .report.build import build_report
 from .training.evaluate import test
 from .training.fit import fit
 from .training.runfolder import RunFolder
+from .validation.ablation import ablate
+from .validation.faithfulness import faithfulness
+from .validation.pruning import describe_pruning, prune
 from .validation.strategies import compare_strategies
 
 DEMO_IMPORTANCE = {"s2": 0.45, "s1": 0.3, "esa_wc": 0.15, "viirs": 0.1}
@@ -60,19 +67,30 @@ def run_demo(
     size: int = 128,
     seed: int = 0,
     progress: bool = True,
+    validate: bool = False,
 ) -> dict[str, Any]:
-    """Run the demo into ``out`` and return its key results (metrics, summary, ranking)."""
+    """Run the demo into ``out`` and return its key results (metrics, summary, ranking).
+
+    With ``validate`` it also runs the paper's validation on the demo data -- the 9-run
+    ablation (Table I) with its agreement, pruning (reusing the ablation's runs) and the
+    faithfulness benchmark -- before the report (about 15 minutes on 2 idle CPU cores).
+    """
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     data = out / "data"
     t0 = time.perf_counter()
+    total = 8 + (3 if validate else 0)
+    done = [0]
 
-    def step(msg: str) -> None:
+    def step(msg: str, numbered: bool = True) -> None:
+        if numbered:
+            done[0] += 1
+            msg = f"{done[0]}/{total} {msg}"
         print(f"[{time.perf_counter() - t0:6.1f}s] {msg}", flush=True)
 
     if _synth_matches(data, samples, size, seed):
-        step(f"1/7 synthetic data already in {data}")
+        step(f"synthetic data already in {data}")
     elif (data / "metadata.json").exists():
         raise DataError(
             "the demo folder holds a demo made with other --samples/--size/--seed",
@@ -80,7 +98,7 @@ def run_demo(
             "give another --out or delete the folder",
         )
     else:
-        step(f"1/7 writing {samples} synthetic samples of {size}x{size} px to {data}")
+        step(f"writing {samples} synthetic samples of {size}x{size} px to {data}")
         generate(
             data,
             samples=samples,
@@ -91,7 +109,7 @@ def run_demo(
         )
     planted = json.loads((data / "metadata.json").read_text())["importance"]
 
-    step("2/7 checking the dataset")
+    step("checking the dataset")
     spec = mapinwild_spec(data)
     problems = check_dataset(spec, progress=False)
     if has_errors(problems):
@@ -103,7 +121,7 @@ def run_demo(
 
     run_dir = out / "run"
     resume = RunFolder(run_dir).config.exists()
-    step(f"3/7 training a small U-Net ({'resuming' if resume else 'new run'}) in {run_dir}")
+    step(f"training a small U-Net ({'resuming' if resume else 'new run'}) in {run_dir}")
     fit(
         demo_config_path(),
         out=run_dir,
@@ -112,9 +130,9 @@ def run_demo(
         progress=progress,
     )
     metrics = test(run_dir, split="test")
-    step("test metrics:\n" + metrics.to_string(index=False))
+    step("test metrics:\n" + metrics.to_string(index=False), numbered=False)
 
-    step("4/7 occluding each modality with the paper's four fills and mean, permute, nodata")
+    step("occluding each modality with the paper's four fills and mean, permute, nodata")
     attr_dir = out / "attribution"
     _scores, summary = attribute_run(
         run_dir,
@@ -127,7 +145,7 @@ def run_demo(
     )
     print(format_summary(summary))
 
-    step("5/7 figure and agreement with the planted importances")
+    step("figure and agreement with the planted importances")
     fig = influence_bar_chart(summary, attr_dir / "influence.png")
     planted_rank = sorted(planted, key=lambda k: -planted[k])
     print(
@@ -150,13 +168,39 @@ def run_demo(
             "positions as planted)"
         )
     print(f"figure: {fig}")
-    step("6/7 do the fills agree, and do they stay inside the training data?")
+    step("do the fills agree, and do they stay inside the training data?")
     strategies = compare_strategies(attr_dir, run_dir, progress=progress)
     print("\n".join(strategies.lines))
-    step("7/7 writing the HTML report")
+    step("sample views of the most influenced test scenes and influence per land-cover class")
+    views = sample_views(run_dir, attr_dir, top_k=1, out=out)
+    print(f"views: {len(views)} figures in {out / 'views'}")
+    strata = stratify(attr_dir, run_dir, "dominant:esa_wc", out=attr_dir)
+    print("\n".join(describe_strata(strata)))
+    if validate:
+        step("validation: ablation (Table I, 9 runs) and its agreement with the influence")
+        config = demo_config_path()
+        overrides = {"data": {"root": str(data)}}
+        ablation = ablate(
+            config, out / "validation", overrides=overrides, attribute=True, progress=progress
+        )
+        print(ablation.table_md.read_text().rstrip())
+        step("validation: pruning the least influential modalities (reusing the ablation)")
+        pruning = prune(
+            config,
+            attr_dir,
+            out / "pruning",
+            overrides=overrides,
+            reuse=out / "validation",
+            progress=progress,
+        )
+        print("\n".join(describe_pruning(pruning.table)))
+        step("validation: faithfulness benchmark (3 seeds, planted truth and a noise decoy)")
+        faith = faithfulness(out / "faithfulness", progress=progress)
+        print("\n".join(faith.sentences))
+    step("writing the HTML report")
     report = build_report(out, title="modalens demo report")
     print(f"report: {report}  (open it in a browser; it needs no network)")
-    step(f"done; everything is in {out}")
+    step(f"done; everything is in {out}", numbered=False)
     return {
         "metrics": metrics,
         "summary": summary,
