@@ -35,6 +35,7 @@ from ..plotting import color, label, pyplot, save_figures
 from ..training.run import Run, load_run
 from ..training.runfolder import RunFolder
 from ..training.tiling import sliding_window
+from .aggregation import PREFERRED
 from .figures import value_label
 from .groups import ALL, groups_for
 from .maps import occlusion_map_fn
@@ -84,7 +85,8 @@ def influence_block(
     Args:
         scores: long-form scores.
         level: the level (default ``output`` when present, as the sensitivity maps).
-        strategy: the strategy (default ``zeros`` when present).
+        strategy: the strategy (default: the first of
+            :data:`~.aggregation.PREFERRED` present, the train mean first).
 
     Returns:
         ``(table indexed by sample id with one column per modality, the block's keys)``.
@@ -100,7 +102,7 @@ def influence_block(
     s = s[s["level"] == lv]
     distance = _pick(list(dict.fromkeys(s["distance"])), None, ("euclidean",), "distance")
     s = s[s["distance"] == distance]
-    st = _pick(list(dict.fromkeys(s["strategy"])), strategy, ("zeros",), "strategy")
+    st = _pick(list(dict.fromkeys(s["strategy"])), strategy, PREFERRED["strategy"], "strategy")
     s = s[s["strategy"] == st]
     groups = list(dict.fromkeys(s["group"]))
     table = s.pivot_table(index="sample_id", columns="group", values="value", aggfunc="mean")
@@ -330,7 +332,7 @@ def sample_views(
         top_k: also the ``top_k`` samples per modality by influence (needs scores).
         out: the output folder (views go to ``OUT/views``; default ``RUN``).
         split: the split whose attribution is the default.
-        strategy: strategy of the bars and maps (default ``zeros`` when attributed).
+        strategy: strategy of the bars and maps (default: as :func:`influence_block` picks).
         level: level of the bars (default ``output`` when attributed).
         tile: sliding-window tile (a multiple of the model's downsampling).
         overlap: sliding-window overlap.
