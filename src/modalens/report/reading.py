@@ -154,9 +154,13 @@ def describe_agreement(table: pd.DataFrame) -> list[str]:
         verb = "agrees best" if best["spearman"] > 0 else "comes closest, without agreeing"
         text = (
             f"Against the {words.get(dev, dev)} deviations, {label(best['level'])} with the "
-            f"{best['strategy']} fill {verb} (Spearman {best['spearman']:.2f}, 95 % interval "
-            f"{best['spearman_low']:.2f} to {best['spearman_high']:.2f}, {int(best['n_samples'])} "
-            "test samples)"
+            f"{best['strategy']} fill {verb} (Spearman {best['spearman']:.2f}, "
+            + (
+                f"95 % interval {best['spearman_low']:.2f} to {best['spearman_high']:.2f}"
+                if np.isfinite(best["spearman_low"]) and np.isfinite(best["spearman_high"])
+                else "no interval: too few test samples"
+            )
+            + f", {int(best['n_samples'])} test samples)"
         )
         emb = grp[grp["level"] == "embedding"]
         if len(emb) and best["level"] != "embedding":

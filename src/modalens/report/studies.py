@@ -144,10 +144,11 @@ def agreement_section(folder: Path, arts: Artefacts) -> Section:
         folder, [("agreement.png", "Normalised deviation against normalised influence")], arts
     )
     # the influence the agreement used: the all-modality runs' attributions
-    for attr in sorted(folder.glob("runs/all-seed*/attribution")):
-        name = attr.parent.name
+    # (RUN/attribution/<split>/, or RUN/attribution/ when given as --out)
+    for png in sorted(folder.glob("runs/all-seed*/attribution/**/influence.png")):
+        run = png.relative_to(folder).parts[1]
         sec.figures += figures_of(
-            attr, [("influence.png", f"Influence of the all-modality run ({name})")], arts
+            png.parent, [("influence.png", f"Influence of the all-modality run ({run})")], arts
         )
     return sec
 
