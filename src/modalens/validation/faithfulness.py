@@ -198,9 +198,9 @@ def faithfulness(
     seeds: str | int | Sequence[int] = (0, 1, 2),
     importance: str | Mapping[str, float] = DEFAULT_IMPORTANCE,
     sparsity: str | Mapping[str, float] | None = DEFAULT_SPARSITY,
-    samples: int = 60,
+    samples: int = 100,
     size: int = 64,
-    epochs: int = 8,
+    epochs: int = 20,
     progress: bool = True,
     config: str | Path | Mapping[str, Any] | None = None,
 ) -> FaithfulnessResult:
