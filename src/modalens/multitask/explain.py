@@ -121,6 +121,15 @@ def explain(
         }
     )
     main = errors["main_error"].to_numpy(float)
+    units = {
+        head: {"regression": "mean |error|"}.get(t.name, "mean cross-entropy")
+        for head, t in {MAIN_HEAD: run.task, **run.module.aux_tasks}.items()
+    }
+    if run.task.name == "regression" and run.spec.target.scale != 1:
+        units[MAIN_HEAD] = f"mean |error|, target / {run.spec.target.scale:g}"
+    for n in names:
+        if units[n] == "mean |error|":
+            units[n] = "mean |error|, normalised"
     aux = {n: errors[f"aux_{n}_error"].to_numpy(float) for n in names}
     pixel_rows = [
         {
@@ -144,7 +153,7 @@ def explain(
         )
     for key, table in tables.items():
         _write(table, out / TABLES[key])
-    figures = [scatter_figure(errors, tables["correlation"], out / "mtl_scatter.png")]
+    figures = [scatter_figure(errors, tables["correlation"], out / "mtl_scatter.png", units)]
     if len(tables["pixel"]):
         figures.append(pixel_figure(tables["pixel"], out / "mtl_pixel_correlation.png"))
     if with_sensitivity:
@@ -156,7 +165,9 @@ def explain(
         s = samples[int(i)]
         write_error_maps(s, out / "maps", run_dir)
         figures.append(
-            preview_figure(s.sample_id, s.maps, s.errors, s.grid, out / "maps" / f"{s.sample_id}")
+            preview_figure(
+                s.sample_id, s.maps, s.errors, s.grid, out / "maps" / s.sample_id, units=units
+            )
         )
     return Explanation(out, tables, figures)
 

@@ -30,8 +30,15 @@ def head_label(head: str) -> str:
     return MAIN_LABEL if head == "main" else label(head)
 
 
-def scatter_figure(errors: pd.DataFrame, correlation: pd.DataFrame, path: str | Path) -> Path:
-    """Main error against each auxiliary error (``errors``: ``mtl_errors.csv``)."""
+def scatter_figure(
+    errors: pd.DataFrame,
+    correlation: pd.DataFrame,
+    path: str | Path,
+    units: Mapping[str, str] | None = None,
+) -> Path:
+    """Main error against each auxiliary error (``errors``: ``mtl_errors.csv``; ``units``:
+    head -> how its error is measured)."""
+    units = units or {}
     plt = pyplot()
     aux = [c[4:-6] for c in errors.columns if c.startswith("aux_") and c.endswith("_error")]
     fig, axes = plt.subplots(1, max(1, len(aux)), figsize=(4.2 * max(1, len(aux)), 3.8))
@@ -58,8 +65,10 @@ def scatter_figure(errors: pd.DataFrame, correlation: pd.DataFrame, path: str | 
             r = row.iloc[0]
             stats = f"\nr = {r['pearson']:.2f}, ρ = {r['spearman']:.2f}, n = {int(r['n'])}"
         ax.set_title(f"{label(name)}{stats}", fontsize=10)
-        ax.set_xlabel(f"{label(name)} reconstruction error (mean per sample)")
-        ax.set_ylabel("main-task error (mean per sample)" if i == 0 else "")
+        ax.set_xlabel(f"{label(name)} error per sample\n({units.get(name, 'mean')})")
+        ax.set_ylabel(
+            f"main-task error per sample\n({units.get('main', 'mean')})" if i == 0 else ""
+        )
         ax.legend(fontsize=7, loc="upper left")
     fig.suptitle("Does the main task fail where the auxiliary reconstructions fail?")
     fig.tight_layout()
@@ -124,7 +133,7 @@ def sensitivity_figure(table: pd.DataFrame, path: str | Path, n: int | None = No
     fig.colorbar(
         im, ax=ax, label="share of the head's sensitivity (%)", format=lambda v, _: f"{100 * v:.0f}"
     )
-    n_text = f", n = {n} samples" if n else ""
+    n_text = f" (n = {n} samples)" if n else ""
     ax.set_title(f"Which inputs does each head rely on?{n_text}", fontsize=10)
     fig.tight_layout()
     return save_figures(fig, path)
@@ -137,8 +146,10 @@ def preview_figure(
     grid: RasterGrid | None,
     path: str | Path,
     heads: Sequence[str] | None = None,
+    units: Mapping[str, str] | None = None,
 ) -> Path:
     """One sample's error maps side by side (each with its own colour scale)."""
+    units = units or {}
     plt = pyplot()
     heads = list(heads or maps)
     fig, axes = plt.subplots(1, len(heads), figsize=(3.3 * len(heads), 3.3))
@@ -155,7 +166,9 @@ def preview_figure(
         ax.set_xlabel("easting (km)" if extent else "column (px)")
         if i == 0:
             ax.set_ylabel("northing (km)" if extent else "row (px)")
-        fig.colorbar(im, ax=ax, fraction=0.046, label="error (white: no data)")
+        fig.colorbar(
+            im, ax=ax, fraction=0.046, label=f"{units.get(head, 'error')} (white: no data)"
+        )
         ax.tick_params(labelsize=6)
     fig.suptitle(f"Error maps of sample {sample_id}", fontsize=11)
     fig.tight_layout()
