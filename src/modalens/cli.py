@@ -150,6 +150,7 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
         "--sparsity", help="share of pixels without a modality's own signal, e.g. viirs=0.75"
     )
     s.add_argument("--decoy", action="store_true", help="add DECOY/<id>.tif (pure noise)")
+    s.add_argument("--error-link", help="latent shared by target noise and s1, e.g. s1=1")
     s.set_defaults(func=cmd.cmd_synth)
 
     d = sub.add_parser("data", help="dataset tools")
@@ -246,6 +247,12 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
     s.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2 (default 0)")
     s.add_argument("--root", help="override the dataset root of the config")
     s.set_defaults(func=cmd.cmd_mtl_compare)
+    s = msub.add_parser("explain", help="do auxiliary errors explain the main task's errors?")
+    s.add_argument("run", help="multitask run folder")
+    s.add_argument("--split", default="test", choices=["train", "val", "test"])
+    s.add_argument("--out", help="output folder (default RUN/mtl_explain/<split>)")
+    s.add_argument("--worst", type=int, default=4, help="error maps of the N worst samples")
+    s.set_defaults(func=cmd.cmd_mtl_explain)
 
     s = sub.add_parser(
         "agreement", help="Fig. 5: ablation deviations vs occlusion influence, rank correlations"

@@ -40,6 +40,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         sparsity=args.sparsity,
         decoy=args.decoy,
+        error_link=args.error_link,
     )
     print(f"wrote synthetic MapInWild-layout dataset to {out}")
     return 0
@@ -200,6 +201,15 @@ def cmd_mtl_compare(args: argparse.Namespace) -> int:
     )
     print((result.out / "mtl_compare.md").read_text().rstrip())
     print(f"wrote {result.out / 'mtl_compare.csv'}, mtl_compare.md and mtl_tests.csv")
+    return 0
+
+
+def cmd_mtl_explain(args: argparse.Namespace) -> int:
+    from .multitask import describe_explanation, explain
+
+    result = explain(args.run, args.split, args.out, worst=args.worst, progress=not args.quiet)
+    print("\n".join(describe_explanation(result.tables)))
+    print(f"wrote tables, figures and maps/ to {result.out}")
     return 0
 
 

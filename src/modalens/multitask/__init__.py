@@ -15,9 +15,15 @@ multitask runs. This stage builds on all of that and on the ablation's run machi
 - :mod:`.table` -- ``mtl_compare.csv`` / ``.md``.
 - :mod:`.compare` -- :func:`compare` (``modalens mtl compare``): every model over seeds,
   resumable, with paired tests (``mtl_tests.csv``).
+- :mod:`.errormaps`, :mod:`.errorstats`, :mod:`.sensitivity`, :mod:`.explain_figures` and
+  :mod:`.explain` -- :func:`explain` (``modalens mtl explain``): do the auxiliary tasks' errors
+  explain the main task's? Correlations, pixel correlations, worst-decile AUROC, error maps and
+  per-head occlusion sensitivity; :func:`describe_explanation` in words.
 """
 
 from .compare import CompareResult, compare, paired_tests, sample_errors
+from .errorstats import auroc, auroc_table, correlation_table, pixel_correlation
+from .explain import Explanation, describe_explanation, explain
 from .fit import fit_multitask, parameter_table
 from .paired import PairedTest, paired_test, wilcoxon_signed_rank
 from .plan import MODELS, main_metric, model_config, plan_models
@@ -26,15 +32,22 @@ from .table import build_compare_table, markdown_compare
 __all__ = [
     "MODELS",
     "CompareResult",
+    "Explanation",
     "PairedTest",
+    "auroc",
+    "auroc_table",
     "build_compare_table",
     "compare",
+    "correlation_table",
+    "describe_explanation",
+    "explain",
     "fit_multitask",
     "main_metric",
     "markdown_compare",
     "model_config",
     "paired_test",
     "paired_tests",
+    "pixel_correlation",
     "parameter_table",
     "plan_models",
     "sample_errors",

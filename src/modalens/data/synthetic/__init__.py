@@ -60,13 +60,20 @@ Known truth for faithfulness benchmarks
 Without sparsity and decoy, every raster and the split are those of the dense generator
 (byte for byte); only ``metadata.json`` gains the new keys.
 
+*Error link* (``error_link={"s1": 1}``, ``--error-link s1=1``; :mod:`.linking`): a smooth
+field shared by the target's noise and S1 (the same dB offset on VV and VH, so ``z_s1`` is
+unchanged), with a per-sample amplitude recorded in ``metadata.json``; the known truth of
+``modalens mtl explain``. Off by default: no file changes.
+
 Modules: :mod:`.signals` (the modalities and their signals ``z_m``), :mod:`.scenes` draws one
 scene (latent fields, per-modality rasters, sparse presence, the decoy), :mod:`.planting` reads
-importances and sparsity, :mod:`.truth` measures realised importances and :mod:`.generate`
-writes a dataset with the split file and ``metadata.json``.
+importances and sparsity, :mod:`.truth` measures realised importances, :mod:`.linking`
+plants the error link and :mod:`.generate` writes a dataset with the split file and
+``metadata.json``.
 """
 
 from .generate import SPEC_FILE, generate, synthetic_spec
+from .linking import LINK_DB, LINK_POINTS, parse_error_link
 from .planting import (
     DEFAULT_IMPORTANCE,
     normalize_importance,
@@ -83,12 +90,15 @@ __all__ = [
     "DECOY_FOLDER",
     "DEFAULT_IMPORTANCE",
     "FOLDERS",
+    "LINK_DB",
+    "LINK_POINTS",
     "MODALITIES",
     "SPEC_FILE",
     "RealisedImportance",
     "generate",
     "modality_signals",
     "normalize_importance",
+    "parse_error_link",
     "parse_importance",
     "parse_sparsity",
     "read_signals",

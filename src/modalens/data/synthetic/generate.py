@@ -24,6 +24,7 @@ from ..presets.mapinwild import S2_10_BANDS, WORLDCOVER_CLASSES, WORLDCOVER_NAME
 from ..rasters import write_geotiff
 from ..spec import DatasetSpec, Modality, Normalization, SourceFile
 from ..specfile import FOLDER_SPEC, spec_to_yaml
+from .linking import LINK_DB, LINK_POINTS, apply_link, link_field, parse_error_link
 from .planting import normalize_importance, parse_sparsity, wants_decoy
 from .scenes import (
     DECOY,
@@ -121,6 +122,7 @@ def generate(
     *,
     sparsity: Mapping[str, float] | str | None = None,
     decoy: bool = False,
+    error_link: Mapping[str, float] | str | None = None,
 ) -> Path:
     """Write a synthetic MapInWild-layout dataset with planted importances to ``out``.
 
@@ -147,6 +149,9 @@ def generate(
             ``"viirs=0.75"``; a sparse modality realises less than its weight.
         decoy: also write ``DECOY/<id>.tif``, a modality of pure noise (planted importance 0),
             and ``spec.yaml`` (:func:`synthetic_spec`), the spec that reads all five modalities.
+        error_link: strength (0-1) per modality of a latent field shared by the target's noise
+            and that modality (:mod:`.linking`, e.g. ``"s1=1"``); recorded with every sample's
+            amplitude in ``metadata.json`` (``error_link``). None: no file changes.
 
     Returns:
         ``out`` as a :class:`~pathlib.Path`.
@@ -157,6 +162,8 @@ def generate(
     weights = normalize_importance(importance)
     decoy = bool(decoy) or wants_decoy(importance)
     sparse = parse_sparsity(sparsity)
+    link = parse_error_link(error_link)
+    amplitudes: dict[str, float] = {}
     samples = _as_int(samples, "samples", 3, "at least 3 (one each for train, validation, test)")
     size = _as_int(size, "size", 16, "at least 16 px, e.g. --size 256")
     seed = _as_int(seed, "seed", 0, "an integer >= 0, e.g. --seed 0")
@@ -188,11 +195,16 @@ def generate(
     for index in tqdm(range(samples), desc="synth", unit="sample", disable=not progress):
         sid = ids[index]
         scene = make_scene(seed, index, size, shared, sparse)
+        linked = None
+        if link:
+            field, amplitudes[sid] = link_field(seed, index, size)
+            linked = apply_link(scene, field, link)
         z = modality_signals(scene["s2"], scene["s1"], scene["esa_wc"], scene["viirs"])
         zs = np.stack([z[m] for m in MODALITIES])  # [4, H, W]
         noise = scene["noise_rng"].normal(0.0, NOISE_STD, (size, size))
         mix = sum(np.float32(100.0 * w[k]) * zs[k] for k in range(len(MODALITIES)))
-        ni = np.clip(mix + noise, 0.0, 100.0).astype(np.float32)
+        ni = np.clip(mix + noise if linked is None else mix + noise + linked, 0.0, 100.0)
+        ni = ni.astype(np.float32)
         invalid = scene["invalid"] | ~np.isfinite(ni)
         ni[invalid] = np.nan
 
@@ -268,6 +280,13 @@ def generate(
         "noise and clipping); share = normalised to sum 1; the decoy's is 0 by construction",
         **realised.result(),
     }
+    if link:
+        meta["error_link"] = {
+            "strength": link,
+            "amplitude": {k: round(v, 6) for k, v in amplitudes.items()},
+            "definition": f"NI += k * {LINK_POINTS} * a_i * E_i (points); s1 VV and VH += "
+            f"k * {LINK_DB} * a_i * E_i (dB); E_i a smooth field, mean 0 and std 1 per scene",
+        }
     if decoy:
         atomic_write_text(out / SPEC_FILE, spec_to_yaml(replace(synthetic_spec("."), root=".")))
     atomic_write_json(out / "metadata.json", meta)

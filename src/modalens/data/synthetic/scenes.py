@@ -253,6 +253,17 @@ def presence(seed: int, index: int, size: int, modality: str, sparsity: float) -
     return np.clip((f - t) * 3.0 + 0.5, 0.0, 1.0).astype(np.float32)
 
 
+#: scales of the error-link field (:mod:`.linking`): blobs of a few tens of pixels
+_ERROR = ((6.0, 0.5), (20.0, 1.0))
+
+
+def error_field(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A smooth [H, W] float32 field standardised within the scene (mean 0, std 1), drawn
+    from ``rng`` (the error link of :mod:`.linking`)."""
+    f = _fields(size).field(rng, _ERROR).astype(np.float64)
+    return ((f - f.mean()) / max(float(f.std()), 1e-6)).astype(np.float32)
+
+
 def decoy_raster(seed: int, index: int, size: int) -> np.ndarray:
     """The decoy modality of sample ``index``: [1, H, W] float32 noise of about unit variance.
 
