@@ -8,6 +8,8 @@ import pandas as pd
 import pytest
 from helpers import tiny_config
 
+from modalens.data.presets import mapinwild_spec
+from modalens.data.stats import with_statistics
 from modalens.errors import DataError
 from modalens.training import fit
 
@@ -30,7 +32,7 @@ def test_fit_refuses_train_test_leakage(mapinwild_root, tmp_path):
 
 def test_fit_reports_masking_and_normalisation(mapinwild_root, tmp_path, capsys):
     _leak(mapinwild_root)
-    cfg = tiny_config(mapinwild_root, epochs=1)
+    cfg = tiny_config(mapinwild_root, epochs=1, limit_train_batches=1, limit_val_batches=1)
     cfg["data"]["allow_leakage"] = True
     run = fit(cfg, out=tmp_path / "run", progress=True)
     err = capsys.readouterr().err
@@ -51,8 +53,10 @@ def test_fit_reports_masking_and_normalisation(mapinwild_root, tmp_path, capsys)
     assert 0.05 < table["masked"].iloc[0] < 0.15 and (table["inputs_invalid"] == 0).all()
     stats = json.loads((run / "stats.json").read_text())
     assert stats["normalization"] == {"s1": "train split", "viirs": "train split"}
-    published = tiny_config(mapinwild_root, epochs=1)
-    published["data"].update(allow_leakage=True, preset_options={"stats": "published"})
-    run2 = fit(published, out=tmp_path / "run2", progress=False)
-    stats2 = json.loads((run2 / "stats.json").read_text())
+    # the published constants are used (and recorded) only when asked for
+    published = mapinwild_spec(mapinwild_root, stats="published")
+    spec, _ = with_statistics(published, tmp_path / "stats.json", progress=False)
+    assert spec.modality("viirs").normalization.mean == (2.0382,)
+    stats2 = json.loads((tmp_path / "stats.json").read_text())
     assert stats2["normalization"] == {"s1": "given constants", "viirs": "given constants"}
+    assert stats2["modalities"]["viirs"]["mean"] == stats["modalities"]["viirs"]["mean"]
