@@ -168,6 +168,12 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
         metavar="KEY=VALUE",
         help="preset option, e.g. target=mask or s2_folder=s2_summer",
     )
+    s.add_argument(
+        "--min-coverage",
+        type=float,
+        default=0.9,
+        help="report a modality whose valid values cover less of a sample (default 0.9)",
+    )
     s.set_defaults(func=cmd.cmd_data_check)
 
     s = sub.add_parser("fit", help="train a model and write a run folder")

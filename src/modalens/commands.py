@@ -53,7 +53,7 @@ def cmd_data_check(args: argparse.Namespace) -> int:
     spec = resolve_spec(
         args.root, config=args.config, preset=args.preset, options=parse_options(args.option)
     )
-    problems = check_dataset(spec, progress=not args.quiet)
+    problems = check_dataset(spec, progress=not args.quiet, min_coverage=args.min_coverage)
     print(format_summary(summarize(spec)))
     print(format_problems(problems, spec.root))
     return 2 if has_errors(problems) else 0

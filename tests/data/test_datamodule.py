@@ -10,7 +10,7 @@ from modalens.data.sampling import EpochDataset, EpochSampler
 
 
 def test_train_and_evaluation_datasets(mapinwild_root: Path) -> None:
-    spec = presets.mapinwild_spec(mapinwild_root)
+    spec = presets.mapinwild_spec(mapinwild_root, stats="published")
     data = RunData(spec, batch_size=2, crop_size=32, augment={"hflip": 0.5}, seed=3)
     train = data.dataset("train", train=True)
     assert train.random_crop and train.crop_size == 32 and train.augment is not None
@@ -21,7 +21,7 @@ def test_train_and_evaluation_datasets(mapinwild_root: Path) -> None:
 
 
 def test_fit_loaders_are_seeded_and_weighted_when_asked(mapinwild_root: Path) -> None:
-    spec = presets.mapinwild_spec(mapinwild_root)
+    spec = presets.mapinwild_spec(mapinwild_root, stats="published")
     train_dl, val_dl = RunData(
         spec, batch_size=2, crop_size=16, weighted_sampling=True
     ).fit_loaders()

@@ -25,7 +25,7 @@ def _raw(path, window=None):
 
 
 def test_sample_dict_continuous_target(mapinwild_root):
-    spec = presets.mapinwild_spec(mapinwild_root)
+    spec = presets.mapinwild_spec(mapinwild_root, stats="published")
     reader = data.SampleReader(spec)
     grid = reader.grid("1")
     assert (grid.width, grid.height) == (64, 64)
@@ -42,7 +42,7 @@ def test_sample_dict_continuous_target(mapinwild_root):
 
 
 def test_normalisation_by_hand(mapinwild_root):
-    spec = presets.mapinwild_spec(mapinwild_root)
+    spec = presets.mapinwild_spec(mapinwild_root, stats="published")
     win = (10, 3, 20, 20)
     img = data.SampleReader(spec).read("2", win)["image"].astype(np.float64)
     s2 = _raw(mapinwild_root / "s2_temporal_subset" / "2.tif", win)
@@ -57,7 +57,7 @@ def test_normalisation_by_hand(mapinwild_root):
 
 
 def test_classes_target_mask(mapinwild_root):
-    spec = presets.mapinwild_spec(mapinwild_root, target="mask")
+    spec = presets.mapinwild_spec(mapinwild_root, target="mask", stats="published")
     s = data.SampleReader(spec).read("3")
     assert s["target"].dtype == np.int64 and s["target"].shape == (64, 64)
     mask = _raw(mapinwild_root / "mask" / "3.tif")[0]
@@ -68,7 +68,7 @@ def test_classes_target_mask(mapinwild_root):
     assert item["window"] == (16, 16, 32, 32)  # centre crop for val
 
 
-def test_nodata_inputs_filled_with_zero_and_invalid(make_mapinwild):
+def test_nodata_inputs_filled_with_zero_per_channel(make_mapinwild):
     root = make_mapinwild(ni_nan_fraction=0.0)
     wc = _raw(root / "ESA_WC" / "1.tif").astype(np.uint8)
     wc[0, :5, :] = 0  # WorldCover 0 = no-data in the preset
@@ -78,12 +78,14 @@ def test_nodata_inputs_filled_with_zero_and_invalid(make_mapinwild):
     s1 = _raw(root / "s1" / "1.tif").astype(np.float32)
     s1[1, 10, 10] = np.nan
     write_geotiff(root / "s1" / "1.tif", s1, crs, t)
-    s = data.SampleReader(presets.mapinwild_spec(root)).read("1")
-    assert not s["valid"][:5].any() and s["valid"][5:10].all()
-    assert (s["image"][12, :5] == 0).all()
-    assert s["image"][11, 10, 10] == 0 and not s["valid"][10, 10]
+    s = data.SampleReader(presets.mapinwild_spec(root, stats="published")).read("1")
+    # an invalid channel is filled with 0; the other channels keep their values and the
+    # pixel stays valid (only the target, or every input channel, invalid removes it)
+    assert s["valid"].all()
+    assert (s["image"][12, :5] == 0).all() and (s["image"][12, 5:] != 0).any()
+    assert s["image"][11, 10, 10] == 0 and s["image"][10, 10, 10] != 0
+    assert (s["image"][:10, :5] != 0).any()
     assert np.isfinite(s["image"]).all()
-    assert s["valid"].sum() == 64 * 64 - 5 * 64 - 1
 
 
 def test_all_nodata_crop_is_redrawn_then_error(make_mapinwild):
@@ -92,7 +94,7 @@ def test_all_nodata_crop_is_redrawn_then_error(make_mapinwild):
         ni, crs, t = ds.read(), ds.crs, ds.transform
     ni[:, :, :48] = np.nan  # only the right quarter has target values
     write_geotiff(root / "NI" / "1.tif", ni, crs, t, nodata=float("nan"))
-    spec = presets.mapinwild_spec(root)
+    spec = presets.mapinwild_spec(root, stats="published")
     ds = data.MultimodalDataset(spec, "train", ids=["1"], crop_size=16, seed=3)
     for epoch in range(5):
         ds.set_epoch(epoch)
@@ -110,7 +112,7 @@ def test_all_nodata_crop_is_redrawn_then_error(make_mapinwild):
 
 
 def test_random_crops_reproducible_and_epoch_dependent(mapinwild_root):
-    spec = presets.mapinwild_spec(mapinwild_root)
+    spec = presets.mapinwild_spec(mapinwild_root, stats="published")
     a = data.MultimodalDataset(spec, "train", crop_size=16, seed=1)
     b = data.MultimodalDataset(spec, "train", crop_size=16, seed=1)
     wins = [a[i]["window"] for i in range(len(a))]
@@ -124,7 +126,7 @@ def test_random_crops_reproducible_and_epoch_dependent(mapinwild_root):
 
 
 def test_dataset_with_augmentation_and_pickle(mapinwild_root):
-    spec = presets.mapinwild_spec(mapinwild_root)
+    spec = presets.mapinwild_spec(mapinwild_root, stats="published")
     ds = data.MultimodalDataset(spec, "train", crop_size=16, augment={"hflip": 1.0})
     item = ds[0]
     plain = data.MultimodalDataset(spec, "train", crop_size=16)[0]
@@ -138,12 +140,12 @@ def test_split_file_with_nan_padding(tmp_path, mapinwild_root):
     (mapinwild_root / "split_IDs.csv").write_text(
         "train,validation,test\n1.0,7.0,9.0\n2.0,8.0,\n3.0,,\n4,,\n"
     )
-    ids = data.sample_ids(presets.mapinwild_spec(mapinwild_root))
+    ids = data.sample_ids(presets.mapinwild_spec(mapinwild_root, stats="published"))
     assert ids == {"train": ["1", "2", "3", "4"], "val": ["7", "8"], "test": ["9"]}
 
 
 def test_ratio_split_deterministic_by_seed(mapinwild_root):
-    spec = presets.mapinwild_spec(mapinwild_root)
+    spec = presets.mapinwild_spec(mapinwild_root, stats="published")
     d = spec.to_dict()
     d["split"] = {"file": None, "seed": 7}
     no_file = spec_from_dict(d)
@@ -158,7 +160,7 @@ def test_ratio_split_deterministic_by_seed(mapinwild_root):
 
 
 def test_onehot_normalisation(mapinwild_root):
-    d = presets.mapinwild_spec(mapinwild_root).to_dict()
+    d = presets.mapinwild_spec(mapinwild_root, stats="published").to_dict()
     d["modalities"][2]["normalization"] = {"type": "onehot"}
     spec = spec_from_dict(d)
     assert spec.n_channels == 13 + 11
@@ -171,7 +173,7 @@ def test_onehot_normalisation(mapinwild_root):
 
 
 def test_weighted_sampler_inverse_mean(mapinwild_root):
-    spec = presets.mapinwild_spec(mapinwild_root)
+    spec = presets.mapinwild_spec(mapinwild_root, stats="published")
     ds = data.MultimodalDataset(spec, "train")
     sampler = data.make_weighted_sampler(ds, seed=0)
     means = []
@@ -185,7 +187,7 @@ def test_weighted_sampler_inverse_mean(mapinwild_root):
 
 
 def test_needs_statistics_error(mapinwild_root):
-    spec = presets.mapinwild_spec(mapinwild_root)
+    spec = presets.mapinwild_spec(mapinwild_root, stats="published")
     m = spec.modality("s1")
     from dataclasses import replace
 

@@ -146,8 +146,15 @@ def test_mapinwild_preset_matches_reference() -> None:
         "esa_wc": slice(12, 13),
         "viirs": slice(13, 14),
     }
-    s1 = spec.modality("s1").normalization
+    # default: S1 and VIIRS are standardised with the train split's statistics
+    for name in ("s1", "viirs"):
+        assert spec.modality(name).normalization.needs_statistics
+    published = mapinwild_spec("/x", stats="published")
+    s1 = published.modality("s1").normalization
     assert s1.mean == (-11.0578, -18.3627) and s1.std == (3.7392, 4.6393)
+    assert published.modality("viirs").normalization.mean == (2.0382,)
+    with pytest.raises(SpecError, match="unknown MapInWild stats option 'paper'"):
+        mapinwild_spec("/x", stats="paper")
     wc = spec.modality("esa_wc").normalization
     assert (wc.offset, wc.divisor) == (10.0, 90.0)
     assert spec.target.source.template == "NI/{id}.tif" and spec.target.scale == 100
@@ -272,7 +279,7 @@ def test_target_kind_properties() -> None:
 
 
 def test_reader_reads_the_main_target(mapinwild_root: Path) -> None:
-    base = mapinwild_spec(mapinwild_root)
+    base = mapinwild_spec(mapinwild_root, stats="published")
     mask = mapinwild_spec(mapinwild_root, target="mask").target
     first_mask = base.__class__(
         base.name, base.root, base.modalities, targets={"mask": mask, "ni": base.target}

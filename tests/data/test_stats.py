@@ -75,8 +75,8 @@ def test_json_roundtrip_cache_and_apply(tmp_path, mapinwild_root):
     applied = stats.apply_statistics(spec, st)
     assert applied.modality("s1").normalization.mean == pytest.approx(st.mean("s1"))
     assert applied.modality("viirs").normalization.std == pytest.approx(st.std("viirs"))
-    # preset constants are kept
-    preset = presets.mapinwild_spec(mapinwild_root)
+    # constants given in the spec (the preset's published ones) are kept
+    preset = presets.mapinwild_spec(mapinwild_root, stats="published")
     kept = stats.apply_statistics(preset, st)
     assert kept.modality("s1").normalization.mean == mapinwild.S1_MEAN
     # the dataset accepts the filled spec

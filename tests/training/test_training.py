@@ -212,7 +212,7 @@ def test_repeated_weighted_draws_get_their_own_crops(mapinwild_root):
     from modalens.data import MultimodalDataset, presets
     from modalens.data.sampling import EpochDataset, EpochSampler
 
-    spec = presets.mapinwild_spec(mapinwild_root)
+    spec = presets.mapinwild_spec(mapinwild_root, stats="published")
     n = len(MultimodalDataset(spec, "train", crop_size=16))
     weights = torch.zeros(n)
     weights[0] = 1.0  # every draw picks item 0

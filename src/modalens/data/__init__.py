@@ -18,6 +18,8 @@ The data path, module by module:
 - :mod:`.datamodule` -- :class:`RunData`: the datasets and loaders of a run.
 - :mod:`.augment` -- kornia augmentations applied identically to image and target.
 - :mod:`.checks` -- ``modalens data check``: every sample and modality opened and validated.
+- :mod:`.coverage` -- how much of a sample each modality covers; how much of a split is masked.
+- :mod:`.leakage` -- ids repeated inside a split or shared by splits; ``fit``'s leakage rule.
 - :mod:`.synthetic` -- synthetic MapInWild-layout data with planted modality importances.
 """
 

@@ -2,8 +2,14 @@
 
 For each file: it exists, opens as a raster, has the bands the spec wants, a plausible dtype,
 a grid that can be put onto the sample grid, a no-data share below ``max_nodata`` (warning
-above), and (categorical) only values from the class list. The target is checked the same way
-(scene-label JSONs: readable, only known labels). Problems come back as a list; nothing raises.
+above), non-finite values per band (NaN not declared as no-data, +-inf: a warning with counts and
+shares; they are read as invalid), and (categorical) only values from the class list. Per sample
+and modality, the share of the sample grid it covers with valid values must reach
+``min_coverage`` (warning below, :mod:`modalens.data.coverage`). The target is checked the same
+way (scene-label JSONs: readable, only known labels). Ids repeated inside a split are warnings;
+ids shared by train and val/test are errors unless the spec allows leakage
+(:mod:`modalens.data.leakage`), val/test sharing is a warning. Problems come back as a list;
+nothing raises.
 
     problems = check_dataset(spec)
     print(format_summary(summarize(spec)))
@@ -13,6 +19,7 @@ above), and (categorical) only values from the class list. The target is checked
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,6 +29,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..errors import DataError, ModalensError
+from .coverage import COVERAGE_SIZE, MIN_COVERAGE, modality_coverage
+from .leakage import LEAKAGE_PAIRS, overlap_of, split_overlap
 from .rasters import (
     check_band_indices,
     mask_nodata,
@@ -63,21 +72,20 @@ def check_dataset(
     progress: bool = True,
     max_nodata: float = 0.5,
     splits: Mapping[str, Sequence[str]] | None = None,
+    min_coverage: float = MIN_COVERAGE,
 ) -> list[Problem]:
     """Check every sample of every split (or of ``splits``); see the module docstring."""
     problems: list[Problem] = []
-    if splits is None:
-        try:
+    try:
+        overlap = overlap_of(splits) if splits is not None else split_overlap(spec)
+        if splits is None:
             splits = sample_ids(spec, check_files=False)
-        except ModalensError as exc:
-            return [Problem(None, None, None, ERROR, str(exc))]
+    except ModalensError as exc:
+        return [Problem(None, None, None, ERROR, str(exc))]
+    problems.extend(_split_problems(spec, overlap))
     seen: dict[str, str] = {}
     for split in SPLIT_NAMES:
         for sid in splits.get(split, []):
-            if sid in seen and seen[sid] != split:
-                problems.append(
-                    Problem(sid, None, None, WARNING, f"id is in both {seen[sid]} and {split}")
-                )
             seen.setdefault(sid, split)
     ids = list(seen)
     reader = SampleReader(spec, cache_size=8)
@@ -86,15 +94,70 @@ def check_dataset(
         iterator = tqdm(ids, desc="checking", unit="sample")
     try:
         for sid in iterator:
-            problems.extend(_check_sample(spec, reader, sid, max_nodata))
+            problems.extend(_check_sample(spec, reader, sid, max_nodata, min_coverage))
             reader.close()
     finally:
         reader.close()
     return problems
 
 
+def _split_problems(spec: DatasetSpec, overlap: Any) -> list[Problem]:
+    """Duplicates (warnings) and ids shared by splits (errors where they leak train ids)."""
+    out = []
+    for split, dup in overlap.duplicates.items():
+        for sid, count in dup.items():
+            out.append(
+                Problem(sid, None, None, WARNING, f"listed {count} times in the {split} split")
+            )
+    for (a, b), ids in overlap.shared.items():
+        leak = (a, b) in LEAKAGE_PAIRS and not spec.split.allow_leakage
+        what = f"id is in both {a} and {b}" + (
+            " (leakage: remove it from one split or set allow_leakage: true)" if leak else ""
+        )
+        out.extend(Problem(sid, None, None, ERROR if leak else WARNING, what) for sid in ids)
+    return out
+
+
+def _nonfinite_problem(
+    sid: str, name: str, path: str, arr: np.ndarray, bands: Sequence[str], nan_is_nodata: bool
+) -> list[Problem]:
+    """Counts and shares of undeclared NaN and of +-inf per band (one warning per file)."""
+    parts = []
+    n = arr[0].size
+    for b, band in enumerate(bands):
+        counts = {"+inf": int(np.isposinf(arr[b]).sum()), "-inf": int(np.isneginf(arr[b]).sum())}
+        if not nan_is_nodata:
+            counts = {"NaN": int(np.isnan(arr[b]).sum()), **counts}
+        parts += [f"{band} {c:,} {k} ({c / n:.1%})" for k, c in counts.items() if c]
+    if not parts:
+        return []
+    return [
+        Problem(sid, name, path, WARNING, "non-finite values read as invalid: " + ", ".join(parts))
+    ]
+
+
+def _coverage_problems(reader: SampleReader, sid: str, min_coverage: float) -> list[Problem]:
+    try:
+        cover = modality_coverage(reader, sid, COVERAGE_SIZE)
+    except ModalensError:
+        return []  # the per-file checks say why
+    return [
+        Problem(
+            sid,
+            name,
+            None,
+            WARNING,
+            f"valid values cover {math.floor(share * 1000) / 10:g}% of the sample "
+            f"(< {min_coverage:.0%}); the rest is "
+            "filled (and leaves the loss where every input is invalid)",
+        )
+        for name, share in cover.items()
+        if share < min_coverage
+    ]
+
+
 def _check_sample(
-    spec: DatasetSpec, reader: SampleReader, sid: str, max_nodata: float
+    spec: DatasetSpec, reader: SampleReader, sid: str, max_nodata: float, min_coverage: float
 ) -> list[Problem]:
     out: list[Problem] = []
     try:
@@ -136,10 +199,18 @@ def _check_sample(
             except Exception as exc:  # noqa: BLE001 - any read failure is a finding
                 out.append(Problem(sid, m.name, p, ERROR, str(read_error(p, exc))))
                 continue
+            nd = ds.nodata
+            nan_nodata = (nd is not None and np.isnan(nd)) or (
+                m.nodata is not None and np.isnan(m.nodata)
+            )
+            names = list(m.bands[src.channels])
+            out.extend(_nonfinite_problem(sid, m.name, p, arr, names, nan_nodata))
             invalid = np.isnan(mask_nodata(arr, nodata_values(ds, m.nodata)))
             out.extend(_nodata_problem(sid, m.name, p, invalid.mean(), max_nodata, is_target=False))
             if m.is_categorical and m.classes is not None:
                 out.extend(_class_problems(arr[0], m.classes, sid, m.name, p))
+    if grid is not None and not has_errors(out):
+        out.extend(_coverage_problems(reader, sid, min_coverage))
     out.extend(_check_target(spec, reader, sid, grid, max_nodata))
     return out
 
@@ -179,6 +250,7 @@ def _check_target(
             arr = ds.read(bands[:1], out_dtype="float32")
         except Exception as exc:  # noqa: BLE001 - any read failure is a finding
             return [Problem(sid, "target", p, ERROR, str(read_error(p, exc)))]
+        out.extend(_nonfinite_problem(sid, "target", p, arr, ["target"], nan_is_nodata=True))
         invalid = np.isnan(mask_nodata(arr, nodata_values(ds, t.nodata)))
         out.extend(_nodata_problem(sid, "target", p, invalid.mean(), max_nodata, is_target=True))
         if t.class_codes is not None:

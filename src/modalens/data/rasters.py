@@ -172,9 +172,14 @@ def nodata_values(dataset: Any, declared: float | None = None) -> list[float]:
 
 
 def mask_nodata(arr: np.ndarray, nodata: Sequence[float]) -> np.ndarray:
-    """Set pixels equal to any no-data value to NaN, in place (float array)."""
+    """Set pixels equal to any no-data value, and +-inf, to NaN, in place (float array).
+
+    Infinite values are invalid like no-data: they would otherwise reach the statistics and
+    the loss as inf (and NaN after normalisation).
+    """
     for v in nodata:
         arr[arr == v] = np.nan
+    arr[np.isinf(arr)] = np.nan
     return arr
 
 

@@ -7,8 +7,12 @@ spec's main target: a continuous raster divided by its scale, a class raster loo
 indices (:class:`ClassLookup`, codes outside the class list are a one-line DataError) or a
 scene's label set from JSON. :func:`assemble` combines inputs and target into the sample dict:
 
-- ``image``: float32 [C,H,W], normalised, NaN/no-data -> 0 *after* normalisation;
-- ``valid``: bool [H,W], target valid AND every input channel valid;
+- ``image``: float32 [C,H,W], normalised; an invalid value (no-data, NaN, +-inf, outside the
+  source) is filled *per channel* with 0 *after* normalisation (:data:`INPUT_FILL`: the train
+  mean of a standardised band, 0 of a scaled one, "no class" of a one-hot modality); the pixel's
+  other channels keep their values;
+- ``valid``: bool [H,W], target valid AND at least one input channel valid (a pixel leaves the
+  loss and the metrics only where the target is invalid or *every* input channel is);
 - ``target``: continuous float32 [1,H,W] = value/scale (invalid -> 0); classes int64 [H,W]
   class index (invalid -> -1); scene labels float32 [K] multi-hot;
 - ``id`` and ``window`` (row_off, col_off, height, width) on the sample grid.
@@ -36,6 +40,20 @@ from .rasters import (
 )
 from .samples import index_table, template_fields
 from .spec import DatasetSpec, Modality, SourceFile
+
+#: the value (in normalised space) that replaces an invalid input value, channel by channel
+INPUT_FILL = 0.0
+
+
+def fill_invalid(image: np.ndarray) -> np.ndarray:
+    """Fill the invalid (non-finite) values of a normalised image [C,h,w] with
+    :data:`INPUT_FILL` in place, channel by channel, and return the input validity [h,w]:
+    True where at least one channel was valid."""
+    invalid = ~np.isfinite(image)
+    if not invalid.any():
+        return np.ones(image.shape[1:], bool)
+    image[invalid] = INPUT_FILL
+    return ~invalid.all(axis=0)
 
 
 def source_band_counts(m: Modality) -> list[int]:
@@ -249,7 +267,8 @@ class SampleReader:
     def read_inputs(
         self, sample_id: str, window: WindowTuple | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Normalised image float32 [C,h,w] (no-data -> 0) and input validity bool [h,w]."""
+        """Normalised image float32 [C,h,w] (invalid values filled per channel, see
+        :func:`fill_invalid`) and input validity bool [h,w] (any channel valid)."""
         grid = self.grid(sample_id)
         win = window if window is not None else grid.full_window
         image = np.empty((self.spec.n_channels, win[2], win[3]), np.float32)
@@ -261,11 +280,7 @@ class SampleReader:
                 if src.modality is m:
                     self._read_source(sample_id, src, grid, win, raw[src.channels])
             normalize(m, raw, out=image[sl] if onehot else None)
-        invalid = np.isnan(image)
-        bad_pixels = invalid.any(axis=0)
-        if bad_pixels.any():
-            image[invalid] = 0.0
-        return image, ~bad_pixels
+        return image, fill_invalid(image)
 
     # ------------------------------------------------------------------ target
     def read_target(

@@ -175,7 +175,13 @@ def _clean_id(value: Any) -> str | None:
 
 
 def read_split_file(spec: DatasetSpec) -> dict[str, list[str]]:
-    """Ids per split from the spec's split CSV (one column per split, NaN-padded)."""
+    """Ids per split from the spec's split CSV (one column per split, NaN-padded); an id
+    listed twice in a column is used once (:func:`split_file_columns` keeps repeats)."""
+    return {k: list(dict.fromkeys(v)) for k, v in split_file_columns(spec).items()}
+
+
+def split_file_columns(spec: DatasetSpec) -> dict[str, list[str]]:
+    """Ids per split as listed in the spec's split CSV, repeats kept."""
     assert spec.split.file is not None
     path = Path(spec.split.file)
     path = path if path.is_absolute() else Path(spec.root) / path
@@ -207,7 +213,7 @@ def read_split_file(spec: DatasetSpec) -> dict[str, list[str]]:
                 f"column {col!r} of {path}",
                 "put sample ids in it or remove split.file to split 80/10/10 by seed",
             )
-        out[split] = list(dict.fromkeys(ids))
+        out[split] = ids
     return out
 
 

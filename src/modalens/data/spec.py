@@ -168,7 +168,8 @@ class SplitSpec:
 
     ``file``: a CSV with one column per split (MapInWild's ``split_IDs.csv``: ``train``,
     ``validation``, ``test``, NaN-padded); ``columns`` maps our split names to its columns.
-    Without a file, ids are split ``ratios`` (80/10/10) by ``seed``.
+    Without a file, ids are split ``ratios`` (80/10/10) by ``seed``. ``allow_leakage``: ids
+    of the train split may also be in val or test (an error in ``fit`` otherwise).
     """
 
     file: str | None = None
@@ -179,17 +180,22 @@ class SplitSpec:
     )
     ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
     seed: int = 0
+    #: train ids may also be val/test ids (``fit`` refuses such leakage otherwise)
+    allow_leakage: bool = False
 
     def column(self, split: str) -> str:
         return dict(self.columns)[split]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "file": self.file,
             "columns": dict(self.columns),
             "ratios": list(self.ratios),
             "seed": self.seed,
         }
+        if self.allow_leakage:
+            d["allow_leakage"] = True
+        return d
 
 
 @dataclass(frozen=True, init=False)

@@ -24,6 +24,7 @@ from ..errors import DataError, SpecError
 from .presets import get_preset
 from .spec import DatasetSpec
 from .specparts import (
+    as_flag,
     as_number,
     check_keys,
     parse_modality,
@@ -82,6 +83,7 @@ _DATASET_KEYS = {
     "preset",
     "preset_options",
     "auxiliary",
+    "allow_leakage",
 }
 
 
@@ -102,7 +104,9 @@ def spec_from_dict(
     if not isinstance(data, Mapping):
         raise SpecError("a dataset spec must be a mapping", source, "see the README")
     if "preset" in data:
-        check_keys(data, {"preset", "preset_options", "root", "crop_size"}, "", source)
+        check_keys(
+            data, {"preset", "preset_options", "root", "crop_size", "allow_leakage"}, "", source
+        )
         root = data.get("root")
         if root is None:
             raise SpecError("a preset needs a root", where_key("root", source), "give root: FOLDER")
@@ -113,7 +117,7 @@ def spec_from_dict(
         spec = get_preset(str(data["preset"]), root_path, **opts)
         if "crop_size" in data:
             spec = replace(spec, crop_size=int(data["crop_size"]))
-        return replace(spec, source_file=source)
+        return _with_leakage(replace(spec, source_file=source), data, source)
     check_keys(data, _DATASET_KEYS, "", source)
     mods_raw = require_key(data, "modalities", "", source, "list the input modalities")
     if not isinstance(mods_raw, list) or not mods_raw:
@@ -140,7 +144,7 @@ def spec_from_dict(
         raise SpecError(
             "crop_size must be >= 8", where_key("crop_size", source), "e.g. crop_size: 256"
         )
-    return DatasetSpec(
+    spec = DatasetSpec(
         name=str(data.get("name", "dataset")),
         root=root_path,
         modalities=modalities,
@@ -152,6 +156,15 @@ def spec_from_dict(
         source_file=source,
         auxiliary=auxiliary,
     )
+    return _with_leakage(spec, data, source)
+
+
+def _with_leakage(spec: DatasetSpec, data: Mapping[str, Any], source: str | None) -> DatasetSpec:
+    """``spec`` with ``split.allow_leakage`` set by the top-level ``allow_leakage`` key."""
+    if "allow_leakage" not in data:
+        return spec
+    allow = as_flag(data["allow_leakage"], "allow_leakage", source)
+    return replace(spec, split=replace(spec.split, allow_leakage=allow or spec.split.allow_leakage))
 
 
 def spec_to_yaml(spec: DatasetSpec) -> str:

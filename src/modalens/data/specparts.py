@@ -85,7 +85,7 @@ _MODALITY_KEYS = {
 _TARGET_KEYS = {"kind", "source", "scale", "nodata", "classes", "key", "multilabel"}
 
 
-_SPLIT_KEYS = {"file", "columns", "ratios", "seed"}
+_SPLIT_KEYS = {"file", "columns", "ratios", "seed", "allow_leakage"}
 
 
 _NORM_KEYS = {"type", "divisor", "offset", "mean", "std"}
@@ -425,4 +425,16 @@ def parse_split(d: Any, source: str | None) -> SplitSpec:
         columns=tuple((k, columns[k]) for k in SPLIT_NAMES),
         ratios=tuple(float(r) for r in ratios),
         seed=as_number(d.get("seed", 0), "split.seed", source, int),
+        allow_leakage=as_flag(d.get("allow_leakage", False), "split.allow_leakage", source),
     )
+
+
+def as_flag(value: Any, key: str, source: str | None) -> bool:
+    """A YAML boolean (``true``/``false``) or a one-line SpecError naming ``key``."""
+    if not isinstance(value, bool):
+        raise SpecError(
+            f"{key.rsplit('.', 1)[-1]} must be true or false, got {value!r}",
+            where_key(key, source),
+            f"write {key.rsplit('.', 1)[-1]}: true",
+        )
+    return value

@@ -177,6 +177,8 @@ class Statistics:
     ids_digest: str = ""
     dataset: str = ""
     version: int = STATS_VERSION
+    #: standardised modality -> where its mean/std came from (:func:`normalization_sources`)
+    normalization: dict[str, str] = field(default_factory=dict)
 
     def mean(self, modality: str) -> tuple[float, ...]:
         return tuple(self.modalities[modality].mean)
@@ -206,6 +208,7 @@ class Statistics:
             "ids_digest": self.ids_digest,
             "modalities": {k: v.to_dict() for k, v in self.modalities.items()},
             "target": self.target,
+            **({"normalization": dict(self.normalization)} if self.normalization else {}),
         }
 
     @classmethod
@@ -219,6 +222,7 @@ class Statistics:
             ids_digest=str(d.get("ids_digest", "")),
             dataset=str(d.get("dataset", "")),
             version=int(d.get("version", 0)),
+            normalization={str(k): str(v) for k, v in (d.get("normalization") or {}).items()},
         )
 
     def save(self, path: str | Path) -> Path:
@@ -378,13 +382,30 @@ def apply_statistics(spec: DatasetSpec, stats: Statistics) -> DatasetSpec:
     return spec
 
 
+#: values of :func:`normalization_sources`
+TRAIN_SPLIT, GIVEN = "train split", "given constants"
+
+
+def normalization_sources(spec: DatasetSpec) -> dict[str, str]:
+    """Where each standardised modality's mean/std come from: ``"train split"`` (left empty in
+    the spec, computed here) or ``"given constants"`` (written in the spec, e.g. the
+    ``mapinwild`` preset's ``stats=published``)."""
+    return {
+        m.name: TRAIN_SPLIT if m.normalization.needs_statistics else GIVEN
+        for m in spec.modalities
+        if m.normalization.type == "standard"
+    }
+
+
 def with_statistics(
     spec: DatasetSpec, cache: str | Path, compute: bool = True, progress: bool = True
 ) -> tuple[DatasetSpec, dict[str, Any]]:
     """``spec`` with the train-split statistics cached at ``cache`` applied, and the content of
     that file (what a run's checkpoint and the ``mean`` occlusion strategy keep).
 
-    Statistics cover the spec's auxiliary modalities too (:meth:`DatasetSpec.flat`).
+    Statistics cover the spec's auxiliary modalities too (:meth:`DatasetSpec.flat`). When
+    computing, the file also records which standardisation each modality used
+    (``normalization``: :func:`normalization_sources`).
 
     Args:
         spec: the dataset spec.
@@ -404,6 +425,10 @@ def with_statistics(
     flat = spec.flat()
     if compute:
         statistics = load_or_compute(flat, cache, progress=progress)
+        sources = normalization_sources(flat)
+        if statistics.normalization != sources:
+            statistics.normalization = sources
+            statistics.save(cache)
     elif cache.exists():
         statistics = Statistics.load(cache)
     else:

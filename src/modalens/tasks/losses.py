@@ -1,7 +1,8 @@
 """The masked losses of every task, each written once with its two reductions.
 
 A loss is computed only where the sample is *valid* (``valid`` ``[B, H, W]``: target valid and
-every input channel valid): values at invalid pixels, even NaN, change neither the loss nor its
+at least one input channel valid; an invalid channel alone is filled by the reader, see
+:mod:`modalens.data.reader`): values at invalid pixels, even NaN, change neither the loss nor its
 gradient. Each loss comes in two reductions of the same per-pixel (or per-sample) terms:
 
 - *per sample* ``-> [B]`` (mean over a sample's valid pixels): what the ``loss`` level of the

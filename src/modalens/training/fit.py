@@ -3,7 +3,9 @@
 :func:`fit` resolves the config (:func:`~modalens.training.config.load_config`), computes or
 reuses the train-split statistics, builds the datasets and loaders
 (:class:`~modalens.data.datamodule.RunData`) and the :class:`~modalens.training.module.TaskModule`
-and trains with Lightning: early stopping on the validation loss, ``best.ckpt`` (lowest
+and trains with Lightning (before that it refuses train/val and train/test leakage,
+:func:`~modalens.data.leakage.check_leakage`, and reports how much of each split is masked,
+``masking.csv``): early stopping on the validation loss, ``best.ckpt`` (lowest
 validation loss) and ``last.ckpt`` (every epoch) written atomically, one ``metrics.csv`` row per
 epoch. It writes the run folder described in :mod:`modalens.training.runfolder`.
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 import logging
 import shutil
 import signal
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,8 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
+from ..data.coverage import masking_lines, masking_report
+from ..data.leakage import check_leakage
 from ..data.samples import sample_ids
 from ..data.spec import DatasetSpec
 from ..data.specfile import spec_to_yaml
@@ -93,7 +98,8 @@ def fit(
 
     Raises:
         SpecError: an invalid config, or a resume request whose config differs.
-        DataError: the dataset root is missing or a split is empty.
+        DataError: the dataset root is missing, a split is empty, or train ids are also val
+            or test ids (unless the spec sets ``allow_leakage: true``).
         ModelError: the folder is not empty (without ``resume``) or has nothing to resume.
     """
     cfg = load_config(config, overrides)
@@ -132,10 +138,17 @@ def fit(
     for split in ("train", "val"):
         if not splits.get(split):
             raise DataError(f"the {split} split is empty", str(spec.root), "check the split file")
+    for line in check_leakage(spec).lines():
+        _say(f"warning: {line}", progress)
     folder.checkpoints.mkdir(parents=True, exist_ok=True)
     atomic_write_text(folder.config, cfg.to_yaml())
     spec, stats_dict = with_statistics(spec, folder.stats, progress=progress)
     atomic_write_text(folder.dataset, spec_to_yaml(spec))
+    if not (resume and folder.masking.exists()):
+        masking = masking_report(spec, splits, progress=progress)
+        atomic_write_text(folder.masking, masking.to_csv(index=False))
+        for line in masking_lines(masking):
+            _say(f"masked: {line}", progress)
     train_dl, val_dl = t.run_data(spec).fit_loaders()
     module = build_module(cfg, spec, stats_dict)
     trainer = _trainer(t, folder, progress)
@@ -153,6 +166,13 @@ def fit(
         with atomic_path(folder.best) as tmp:
             shutil.copyfile(folder.last, tmp)
     return folder.path
+
+
+def _say(line: str, progress: bool) -> None:
+    """Log ``line``; with ``progress`` also print it to stderr (before the progress bars)."""
+    log.info(line)
+    if progress:
+        print(line, file=sys.stderr, flush=True)
 
 
 def _trainer(t: TrainConfig, folder: RunFolder, progress: bool) -> pl.Trainer:

@@ -9,8 +9,9 @@ epoch loss (a mean over valid pixels -- samples for classification -- not over b
 reseeds the global RNGs per batch so a resumed run draws the same augmentations, and builds
 the optimiser and scheduler.
 
-Invalid pixels (``valid`` False: target no-data or any input no-data) never reach the loss or
-a metric, and the model input is zeroed there (``mask_invalid_inputs``), so their values cannot
+Invalid pixels (``valid`` False: target invalid, or every input channel invalid -- a single
+invalid channel is filled by the reader and the pixel stays) never reach the loss or a metric,
+and the model input is zeroed there (``mask_invalid_inputs``), so their values cannot
 change anything; a batch without valid pixels adds zero loss. :func:`build_module` makes the
 module a run config describes; checkpoints carry the modality layout, statistics, task and
 model hyper-parameters.

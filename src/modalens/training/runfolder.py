@@ -4,7 +4,9 @@
 
     config.yaml                 the resolved run config (defaults filled in)
     dataset.yaml                the dataset spec after modality selection
-    stats.json                  train-split normalisation statistics
+    stats.json                  train-split normalisation statistics (``normalization``: which
+                                standardisation each modality used: train split or constants)
+    masking.csv                 per split: shares of pixels that leave the loss, values filled
     checkpoints/best.ckpt       lowest validation loss
     checkpoints/last.ckpt       the end of the last finished epoch (resume point)
     metrics.csv                 one row per epoch: train/val loss and metrics, learning rate
@@ -69,6 +71,12 @@ class RunFolder:
     def stats(self) -> Path:
         """``stats.json``: train-split normalisation statistics."""
         return self.path / "stats.json"
+
+    @property
+    def masking(self) -> Path:
+        """``masking.csv``: per split, how much training masks and fills
+        (:func:`modalens.data.coverage.masking_report`)."""
+        return self.path / "masking.csv"
 
     @property
     def checkpoints(self) -> Path:

@@ -1,8 +1,11 @@
-"""The ``mapinwild`` preset: the paper's 14 channels and normalisation constants.
+"""The ``mapinwild`` preset: the paper's 14 channels and their normalisation.
 
-S2 B2-B12 (10 bands, / 10000), S1 VV/VH (standardised with the published train-split
-statistics), ESA WorldCover (ordinal (code - 10) / 90 over its 11 classes) and VIIRS (standardised),
-target naturalness ``NI`` (0-100 -> / 100) or the WDPA ``mask`` classes; ``split_IDs.csv``.
+S2 B2-B12 (10 bands, / 10000), S1 VV/VH (standardised), ESA WorldCover (ordinal (code - 10) / 90
+over its 11 classes) and VIIRS (standardised), target naturalness ``NI`` (0-100 -> / 100) or the
+WDPA ``mask`` classes; ``split_IDs.csv``. S1 and VIIRS are standardised with statistics of the
+*train split of the data at hand* (``stats="train"``, the default, computed and cached in the
+run's ``stats.json`` as for any spec); ``stats="published"`` uses the constants of the reference
+code (:data:`S1_MEAN` ..., the original MapInWild's train split) instead.
 """
 
 from __future__ import annotations
@@ -67,6 +70,10 @@ VIIRS_STD = 12.6409
 MAPINWILD_TARGETS = ("NI", "mask")
 
 
+#: where the preset's standardisation statistics come from (the ``stats`` option)
+MAPINWILD_STATS = ("train", "published")
+
+
 @register_preset("mapinwild")
 def mapinwild_spec(
     root: str | Path,
@@ -74,6 +81,7 @@ def mapinwild_spec(
     target: str = "NI",
     s1_folder: str = "s1",
     crop_size: int = 256,
+    stats: str = "train",
 ) -> DatasetSpec:
     """The paper's setup on a MapInWild folder: S2 (10) + S1 (2) + WorldCover (1) + VIIRS (1).
 
@@ -84,9 +92,12 @@ def mapinwild_spec(
             NaN = no-data); ``"mask"`` the WDPA protected-area classes 0-3 from ``mask``.
         s1_folder: the S1 folder (``s1`` in the public release, ``S1`` in the paper's code).
         crop_size: training crop in pixels (the paper's 256).
+        stats: ``"train"`` standardises S1 and VIIRS with the train split's statistics (the
+            paper's rule, computed on the data at hand); ``"published"`` with the reference
+            code's constants for the original MapInWild.
 
     Raises:
-        SpecError: an unknown S2 folder or target.
+        SpecError: an unknown S2 folder, target or stats option.
     """
     if s2_folder not in MAPINWILD_S2_FOLDERS:
         raise SpecError(
@@ -100,6 +111,21 @@ def mapinwild_spec(
             "preset_options.target",
             "choose NI (naturalness) or mask (protected-area classes)",
         )
+    if stats not in MAPINWILD_STATS:
+        raise SpecError(
+            f"unknown MapInWild stats option {stats!r}",
+            "preset_options.stats",
+            "choose train (statistics of the train split) or published (the paper's constants)",
+        )
+    published = stats == "published"
+    s1_norm = Normalization(
+        "standard", mean=S1_MEAN if published else None, std=S1_STD if published else None
+    )
+    viirs_norm = Normalization(
+        "standard",
+        mean=(VIIRS_MEAN,) if published else None,
+        std=(VIIRS_STD,) if published else None,
+    )
     modalities = (
         Modality(
             name="s2",
@@ -111,7 +137,7 @@ def mapinwild_spec(
             name="s1",
             bands=("VV", "VH"),
             sources=(SourceFile(f"{s1_folder}/{{id}}.tif", (1, 2)),),
-            normalization=Normalization("standard", mean=S1_MEAN, std=S1_STD),
+            normalization=s1_norm,
         ),
         Modality(
             name="esa_wc",
@@ -126,7 +152,7 @@ def mapinwild_spec(
             name="viirs",
             bands=("avg_rad",),
             sources=(SourceFile("VIIRS/{id}.tif", (1,)),),
-            normalization=Normalization("standard", mean=(VIIRS_MEAN,), std=(VIIRS_STD,)),
+            normalization=viirs_norm,
         ),
     )
     if target == "NI":
