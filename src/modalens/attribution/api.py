@@ -9,6 +9,7 @@ fields as keywords (turned into one options object by :func:`~.options.resolve_o
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from tqdm.auto import tqdm
 
 from ..errors import SpecError
 from .aggregation import summarize
-from .batches import Batch, LazyBatch, as_batch
+from .batches import Batch, LazyBatch, as_batch, mask_inputs
 from .coalitions import ValueFunction
 from .engine import OcclusionEngine
 from .groups import ALL, Groups
@@ -30,6 +31,10 @@ from .shapley import ShapleyResult
 from .store import ScoreStore
 
 
+class NonFiniteInputWarning(UserWarning):
+    """NaN or inf values reached :func:`attribute` and were set to 0."""
+
+
 def attribute(
     model: nn.Module,
     batches: Iterable[Any],
@@ -37,6 +42,7 @@ def attribute(
     options: AttributionOptions | None = None,
     *,
     input_fn: Callable[[Batch], Batch] | None = None,
+    mask_invalid: bool = False,
     out: str | Path | None = None,
     resume: bool = True,
     on_batch: Callable[[int, pd.DataFrame], None] | None = None,
@@ -55,6 +61,11 @@ def attribute(
         options: the :class:`~.options.AttributionOptions` (default: all defaults).
         input_fn: ``input_fn(batch) -> batch`` prepares each batch (e.g. masks invalid input
             pixels).
+        mask_invalid: also zero the input where ``valid`` is False, as training does by
+            default (``mask_invalid_inputs``; :func:`~.attribute_run` passes the run's
+            setting). NaN/inf input values are always set to 0 (the normalised train mean):
+            a model fed NaN returns NaN scores. Those at pixels ``valid`` does not mark
+            invalid give one :class:`NonFiniteInputWarning` per call.
         out: stream every batch's rows to ``out/parts`` atomically; ``out/scores.parquet``
             holds the rows of the samples of ``batches`` at the end.
         resume: with ``out``, skip samples already written (a configuration change is
@@ -93,6 +104,7 @@ def attribute(
         total = len(batches) if hasattr(batches, "__len__") else None  # type: ignore[arg-type]
         bar = tqdm(total=total, desc="attribute", unit="batch")
     seen = 0
+    warned = False
     seen_ids: list[str] = []
     try:
         for index, raw in enumerate(batches):
@@ -118,6 +130,17 @@ def attribute(
                 batch = batch.subset(keep)
             if input_fn is not None:
                 batch = input_fn(batch)
+            batch, n_bad = mask_inputs(batch, mask_invalid)
+            if n_bad and not warned:
+                warned = True
+                warnings.warn(
+                    f"{n_bad} NaN/inf input values in batch {index} (samples "
+                    f"{', '.join(batch.ids[:3])}{', ...' if len(batch.ids) > 3 else ''}) "
+                    "were set to 0, the normalised train mean; mark them invalid with a "
+                    "'valid' mask or clean the input",
+                    NonFiniteInputWarning,
+                    stacklevel=2,
+                )
             rows = engine.score_batch(batch)
             if store is not None:
                 store.write(index, rows)
