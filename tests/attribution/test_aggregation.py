@@ -109,7 +109,7 @@ def test_signed_shares_are_over_magnitudes_and_labelled() -> None:
     assert shares.abs().sum() == pytest.approx(1.0) and shares.abs().max() <= 1.0
     text = format_summary(s.reset_index())
     assert "share*" in text and "81.2%" in text and ("-18.7%" in text or "-18.8%" in text)
-    assert "130" not in text and "sum of |mean|" in text and "negative share" in text
+    assert "130" not in text and "sum of |mean|" in text and "negative:" in text
     # non-negative influences: shares sum to 1 and no negative footnote
     plain = format_summary(summarize(scores(), n_boot=0))
-    assert "sum of |mean|" in plain and "negative share" not in plain
+    assert "sum of |mean|" in plain and "negative:" not in plain

@@ -221,7 +221,7 @@ def format_summary(
         if "share" in columns and grp["share"].notna().any():
             note = "* share = mean / sum of |mean| over the groups (magnitudes sum to 100 %)"
             if (grp["share"] < 0).any():
-                note += "; a negative share: the score falls when the group is occluded (loss: it hurt)"
+                note += "; negative: the score falls when the group is occluded (loss: it hurt)"
             lines.append(note)
         lines.append("")
     return "\n".join(lines).rstrip()

@@ -109,6 +109,12 @@ def as_batch(obj: Any, start: int = 0) -> Batch:
             "batches",
             "yield dicts with 'image', tensors or (image, target) tuples",
         )
+    if isinstance(image, Mapping):
+        raise DataError(
+            "the batch's image is a dict of modality tensors",
+            "batches",
+            "pass dict batches to attribute() or modality_shapley(), which pack them",
+        )
     image = torch.as_tensor(image)
     if not image.is_floating_point():
         image = image.float()
