@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -90,3 +91,16 @@ def test_missing_s1_folder_names_the_accepted_names(tmp_path):
     with pytest.raises(DataError) as e:
         data.sample_ids(spec)
     assert "BigEarthNet-S1-v1.0" in str(e.value)
+
+
+def test_scene_labels_are_never_cropped(spec):
+    # a 64 px random crop of a 120 px scene-labelled patch would no longer be what the label names
+    ds = data.MultimodalDataset(spec, "train", crop_size=64)
+    with pytest.warns(UserWarning, match="crop_size 64 ignored: a scene label"):
+        item = ds[0]
+    assert item["image"].shape[-2:] == (120, 120) and tuple(item["window"]) == (0, 0, 120, 120)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # one warning per dataset, none for whole patches
+        ds[1]
+        data.MultimodalDataset(spec, "train", crop_size=0)[0]
+        data.MultimodalDataset(spec, "train")[0]  # the preset's 120 px
