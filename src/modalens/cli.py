@@ -96,6 +96,9 @@ def _attribution_arguments(
     )
     s.add_argument("--tile", type=int, default=256)
     s.add_argument("--overlap", type=int, default=64)
+    s.add_argument(
+        "--window", type=int, help="scene classifiers: occluded window in px (default side/8)"
+    )
 
 
 def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentParser:

@@ -135,6 +135,7 @@ def cmd_maps(args: argparse.Namespace) -> int:
         tile=args.tile,
         overlap=args.overlap,
         progress=not args.quiet,
+        window=args.window,
     )
     for p in paths:
         print(p)

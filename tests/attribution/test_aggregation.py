@@ -93,3 +93,23 @@ def test_format_and_figures(tmp_path) -> None:
     p = occlusion_map_preview(arr, tmp_path / "map.png", title="t")
     assert p.exists()
     assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_signed_shares_are_over_magnitudes_and_labelled() -> None:
+    # a loss-level block: occluding s1 lowers the loss (negative mean)
+    df = scores()
+    df = df[df["strategy"] == "zeros"].copy()
+    df["level"] = "loss"
+    df.loc[df["group"] == "s2", "value"] = 1.3
+    df.loc[df["group"] == "s1", "value"] = -0.3
+    s = summarize(df, n_boot=0).set_index("group")
+    assert s.loc["s2", "share"] == pytest.approx(1.3 / 1.6)
+    assert s.loc["s1", "share"] == pytest.approx(-0.3 / 1.6)
+    shares = s.loc[["s2", "s1"], "share"]
+    assert shares.abs().sum() == pytest.approx(1.0) and shares.abs().max() <= 1.0
+    text = format_summary(s.reset_index())
+    assert "share*" in text and "81.2%" in text and ("-18.7%" in text or "-18.8%" in text)
+    assert "130" not in text and "sum of |mean|" in text and "negative:" in text
+    # non-negative influences: shares sum to 1 and no negative footnote
+    plain = format_summary(summarize(scores(), n_boot=0))
+    assert "sum of |mean|" in plain and "negative:" not in plain

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import rasterio
 
 import modalens.data as data
 from modalens.data import checks, presets, stats
+from modalens.errors import DataError
 
 ROOT = Path(__file__).resolve().parents[3] / "shared" / "data" / "bigearthnet-example"
 pytestmark = pytest.mark.skipif(
@@ -67,3 +69,38 @@ def test_bands_resampled_onto_the_10m_grid_and_s1_paired(spec):
 def test_data_check_passes_on_the_real_example():
     spec = presets.bigearthnet_spec(ROOT)
     assert not checks.has_errors(checks.check_dataset(spec, progress=False))
+
+
+def test_official_folder_names_are_found(bigearthnet_root, tmp_path):
+    # the official archives unpack to BigEarthNet-v1.0 (S2) and BigEarthNet-S1-v1.0 (links,
+    # not copies, of the example)
+    (tmp_path / "BigEarthNet-v1.0").symlink_to(bigearthnet_root / "BigEarthNet-S2-Example")
+    (tmp_path / "BigEarthNet-S1-v1.0").symlink_to(bigearthnet_root / "BigEarthNet-S1-Example")
+    spec = presets.bigearthnet_spec(tmp_path)
+    ids = data.sample_ids(spec)
+    assert sum(len(v) for v in ids.values()) == 6
+    spec = stats.apply_statistics(
+        spec, stats.compute_statistics(spec, ids["train"][:1], progress=False)
+    )
+    assert data.SampleReader(spec).read(ids["test"][0])["image"].shape == (14, 120, 120)
+
+
+def test_missing_s1_folder_names_the_accepted_names(tmp_path):
+    (tmp_path / "BigEarthNet-v1.0").mkdir()
+    spec = presets.bigearthnet_spec(tmp_path)
+    with pytest.raises(DataError) as e:
+        data.sample_ids(spec)
+    assert "BigEarthNet-S1-v1.0" in str(e.value)
+
+
+def test_scene_labels_are_never_cropped(spec):
+    # a 64 px random crop of a 120 px scene-labelled patch would no longer be what the label names
+    ds = data.MultimodalDataset(spec, "train", crop_size=64)
+    with pytest.warns(UserWarning, match="crop_size 64 ignored: a scene label"):
+        item = ds[0]
+    assert item["image"].shape[-2:] == (120, 120) and tuple(item["window"]) == (0, 0, 120, 120)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # one warning per dataset, none for whole patches
+        ds[1]
+        data.MultimodalDataset(spec, "train", crop_size=0)[0]
+        data.MultimodalDataset(spec, "train")[0]  # the preset's 120 px

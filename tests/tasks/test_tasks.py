@@ -186,8 +186,26 @@ def test_metrics_and_sample_metrics() -> None:
     assert set(bce.metric_dict()) == {"map", "map_micro", "f1"}
     assert set(ce.metric_dict()) == {"map", "f1", "accuracy"}
     probs = torch.tensor([[0.9, 0.2], [0.4, 0.7]])
-    assert bce.sample_metrics(probs, torch.tensor([[1, 1], [0, 1]])) == {"label_accuracy": 0.75}
-    assert ce.sample_metrics(probs, torch.tensor([0, 0])) == {"accuracy": 0.5}
+    # per sample over its labels: row 1 predicts {0} of {0, 1} (F1 2/3, AP 1), row 2 {1} of {1}
+    assert bce.sample_metrics(probs, torch.tensor([[1, 1], [0, 1]])) == pytest.approx(
+        {"label_accuracy": 0.75, "f1": (2 / 3 + 1) / 2, "map": 1.0, "map_micro": 1.0}
+    )
+    # row 2: the true class 0 ranks second -> AP 1/2
+    assert ce.sample_metrics(probs, torch.tensor([0, 0])) == pytest.approx(
+        {"accuracy": 0.5, "f1": 0.5, "map": (1 + 0.5) / 2}
+    )
+
+
+def test_scene_sample_metrics_defined_per_sample() -> None:
+    bce = get_task("classification", 4, "bce")
+    p = torch.tensor([[0.9, 0.6, 0.3, 0.1]])
+    # truth {0, 2}: predicted {0, 1} -> F1 = 2*1/(2+2); ranking 0 (P=1), 2 at rank 3 (P=2/3)
+    got = bce.sample_metrics(p, torch.tensor([[1, 0, 1, 0]]))
+    assert got == pytest.approx(
+        {"f1": 0.5, "map": (1 + 2 / 3) / 2, "map_micro": (1 + 2 / 3) / 2, "label_accuracy": 0.5}
+    )
+    none = bce.sample_metrics(torch.tensor([[0.1, 0.2, 0.3, 0.4]]), torch.tensor([[0, 0, 0, 0]]))
+    assert math.isnan(none["map"]) and math.isnan(none["f1"]) and none["label_accuracy"] == 1.0
 
 
 # ------------------------------------------------------------------------------ outputs

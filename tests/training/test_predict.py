@@ -12,7 +12,7 @@ import torch
 
 from modalens.data import synthetic
 from modalens.errors import ModelError
-from modalens.training import fit, predict
+from modalens.training import evaluate, fit, predict
 from modalens.training.tiling import ArrayReader, blend_weights, sliding_window, tile_starts
 
 
@@ -118,3 +118,10 @@ def test_predict_scene_labels_json(bigearthnet_root: Path, tmp_path: Path) -> No
     info = json.loads(path.read_text())
     assert path.suffix == ".json" and len(info["probabilities"]) == 43
     assert all(0 <= p <= 1 for p in info["probabilities"].values())
+    assert set(info) >= {"probabilities", "predicted"}
+    # per-sample scene metrics are defined per sample (over its labels), not NaN
+    table = evaluate.test(run_dir)
+    per = table[table["id"] != "all"]
+    assert len(per) > 0
+    for col in ("f1", "map", "label_accuracy"):
+        assert per[col].notna().all() and per[col].between(0, 1).all(), col

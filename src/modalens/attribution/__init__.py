@@ -96,12 +96,16 @@ _EXPORTS = {
     "strategy_comparison": "figures",
     "stratify": "strata",
     "summarize": "aggregation",
+    "DictLayout": "dictinput",
+    "NonFiniteInputWarning": "api",
+    "mask_inputs": "batches",
 }
 
 if TYPE_CHECKING:  # static view of the lazy exports
     from .aggregation import choose_block, format_summary, summarize
-    from .api import attribute, modality_shapley, precision_agreement
-    from .batches import Batch, Evaluation, LazyBatch, as_batch
+    from .api import NonFiniteInputWarning, attribute, modality_shapley, precision_agreement
+    from .batches import Batch, Evaluation, LazyBatch, as_batch, mask_inputs
+    from .dictinput import DictLayout
     from .distances import DISTANCES, register_distance
     from .engine import OcclusionEngine
     from .figures import (
@@ -128,11 +132,13 @@ __all__ = [
     "Batch",
     "COLUMNS",
     "DISTANCES",
+    "DictLayout",
     "Evaluation",
     "Fill",
     "FillContext",
     "LEVELS",
     "LazyBatch",
+    "NonFiniteInputWarning",
     "LevelInputs",
     "OcclusionEngine",
     "STRATEGIES",
@@ -148,6 +154,7 @@ __all__ = [
     "influence_bar_chart",
     "influence_figure",
     "map_figure",
+    "mask_inputs",
     "modality_shapley",
     "normalize_groups",
     "occlusion_map_fn",

@@ -3,8 +3,11 @@
 :func:`summarize` averages each sample's draws first (:func:`per_sample`), then gives per
 (method, level, distance, strategy, group): ``n`` samples, ``mean``, ``median``, ``std``, a
 percentile bootstrap interval of the mean (``ci_low``/``ci_high``, :func:`bootstrap_ci`), the
-group's ``share`` of the summed influence and its ``rank`` within its block (occlusion and
-Shapley rows; the ``ALL`` reference is neither shared nor ranked). :func:`format_summary`
+group's ``share`` of the block's summed influence *magnitude* (``mean / sum(|mean|)``: the
+shares of non-negative influences sum to 1; a negative one -- a loss-level score or Shapley
+value whose occlusion helps -- keeps its sign, and the magnitudes sum to 1, so no share leaves
+[-1, 1]) and its ``rank`` within its block (largest mean first; occlusion and Shapley rows;
+the ``ALL`` reference is neither shared nor ranked). :func:`format_summary`
 prints it as plain-text tables, one block per (method, level, distance, strategy);
 :func:`choose_block` picks one such block (for a ranking or a headline figure).
 """
@@ -98,7 +101,7 @@ def summarize(
     ranked = (out["group"] != ALL) & (out["method"].isin(["occlusion", "shapley"]))
     for _, idx in out[ranked].groupby(BLOCK, sort=False).groups.items():
         sub = out.loc[idx, "mean"]
-        total = sub.sum(min_count=1)
+        total = sub.abs().sum(min_count=1)
         if total is not None and np.isfinite(total) and total != 0:
             out.loc[idx, "share"] = sub / total
         out.loc[idx, "rank"] = sub.rank(ascending=False, method="min")
@@ -177,14 +180,18 @@ def format_summary(
     columns: Sequence[str] = ("mean", "ci_low", "ci_high", "median", "std", "share", "rank", "n"),
     digits: int = 4,
 ) -> str:
-    """Plain-text table of a summary, one block per (method, level, distance, strategy)."""
+    """Plain-text table of a summary, one block per (method, level, distance, strategy).
+
+    The share column is headed ``share*``; a footnote says that shares are signed means over
+    the summed magnitudes (and, in a block with a negative mean, what a negative share means).
+    """
     if len(summary) == 0:
         return "(no scores)"
     lines: list[str] = []
     for key, grp in summary.groupby(BLOCK, sort=False):
         method, level, distance, strategy = key
         lines.append(f"{method} | level={level} | distance={distance} | strategy={strategy}")
-        header = ["group", *columns]
+        header = ["group", *("share*" if c == "share" else c for c in columns)]
         body = []
         for _, r in grp.iterrows():
             cells = [str(r["group"])]
@@ -211,5 +218,10 @@ def format_summary(
                     for i, (c, w) in enumerate(zip(b, widths, strict=True))
                 )
             )
+        if "share" in columns and grp["share"].notna().any():
+            note = "* share = mean / sum of |mean| over the groups (magnitudes sum to 100 %)"
+            if (grp["share"] < 0).any():
+                note += "; negative: the score falls when the group is occluded (loss: it hurt)"
+            lines.append(note)
         lines.append("")
     return "\n".join(lines).rstrip()

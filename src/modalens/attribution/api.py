@@ -8,8 +8,10 @@ fields as keywords (turned into one options object by :func:`~.options.resolve_o
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Callable, Iterable, Mapping
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +22,9 @@ from tqdm.auto import tqdm
 
 from ..errors import SpecError
 from .aggregation import summarize
-from .batches import Batch, LazyBatch, as_batch
+from .batches import Batch, LazyBatch, as_batch, mask_inputs
 from .coalitions import ValueFunction
+from .dictinput import adapt_to_dict, is_dict_batch, pack_batch
 from .engine import OcclusionEngine
 from .groups import ALL, Groups
 from .options import AttributionOptions, resolve_options
@@ -30,13 +33,33 @@ from .shapley import ShapleyResult
 from .store import ScoreStore
 
 
+class NonFiniteInputWarning(UserWarning):
+    """NaN or inf values reached :func:`attribute` and were set to 0."""
+
+
+def _peek(batches: Iterable[Any]) -> tuple[Iterable[Any], Any]:
+    """``(batches, first batch or None)`` without consuming a one-pass iterable; a lazy first
+    batch is not read (None)."""
+    if isinstance(batches, Sequence):
+        first = batches[0] if len(batches) else None
+    else:
+        it = iter(batches)
+        try:
+            first = next(it)
+        except StopIteration:
+            return [], None
+        batches = itertools.chain([first], it)
+    return batches, None if isinstance(first, LazyBatch) else first
+
+
 def attribute(
     model: nn.Module,
     batches: Iterable[Any],
-    groups: Groups,
+    groups: Groups | str | None,
     options: AttributionOptions | None = None,
     *,
     input_fn: Callable[[Batch], Batch] | None = None,
+    mask_invalid: bool = False,
     out: str | Path | None = None,
     resume: bool = True,
     on_batch: Callable[[int, pd.DataFrame], None] | None = None,
@@ -48,13 +71,22 @@ def attribute(
     """Occlusion scores (and Shapley values) of ``model`` over an iterable of batches.
 
     Args:
-        model: any ``nn.Module`` taking the stacked input.
+        model: any ``nn.Module`` taking the stacked input, or (with dict images) the dict of
+            modality tensors.
         batches: dicts (``image``, optional ``target``, ``valid``, ``id``, ``window``),
-            tensors, ``(image, target)`` tuples or :class:`~.batches.LazyBatch`.
-        groups: channel groups (see :func:`~.groups.normalize_groups`).
+            tensors, ``(image, target)`` tuples or :class:`~.batches.LazyBatch`; ``image``
+            may be a dict ``{modality: [B, C, ...]}`` (:mod:`~.dictinput`).
+        groups: channel groups (see :func:`~.groups.normalize_groups`); with dict images
+            None/``"keys"`` (one group per key), ``"bands"``, ``{name: [keys]}`` or
+            ``{name: {key: [channels]}}``.
         options: the :class:`~.options.AttributionOptions` (default: all defaults).
         input_fn: ``input_fn(batch) -> batch`` prepares each batch (e.g. masks invalid input
             pixels).
+        mask_invalid: also zero the input where ``valid`` is False, as training does by
+            default (``mask_invalid_inputs``; :func:`~.attribute_run` passes the run's
+            setting). NaN/inf input values are always set to 0 (the normalised train mean):
+            a model fed NaN returns NaN scores. Those at pixels ``valid`` does not mark
+            invalid give one :class:`NonFiniteInputWarning` per call.
         out: stream every batch's rows to ``out/parts`` atomically; ``out/scores.parquet``
             holds the rows of the samples of ``batches`` at the end.
         resume: with ``out``, skip samples already written (a configuration change is
@@ -73,8 +105,14 @@ def attribute(
     Raises:
         SpecError: invalid options, or an engine with other options.
     """
+    total = len(batches) if hasattr(batches, "__len__") else None  # type: ignore[arg-type]
+    layout = None
     if engine is None:
-        engine = OcclusionEngine(model, groups, resolve_options(options, **overrides))
+        opts = resolve_options(options, **overrides)
+        batches, first = _peek(batches)
+        if is_dict_batch(first):
+            model, groups, opts, layout = adapt_to_dict(model, groups, opts, first)
+        engine = OcclusionEngine(model, groups, opts)
     elif options is not None or overrides:
         if resolve_options(options, **overrides) != engine.options:
             raise SpecError(
@@ -90,9 +128,9 @@ def attribute(
     frames: list[pd.DataFrame] = []
     bar = None
     if progress:
-        total = len(batches) if hasattr(batches, "__len__") else None  # type: ignore[arg-type]
         bar = tqdm(total=total, desc="attribute", unit="batch")
     seen = 0
+    warned = False
     seen_ids: list[str] = []
     try:
         for index, raw in enumerate(batches):
@@ -105,6 +143,8 @@ def attribute(
                         bar.update(1)
                     continue
                 raw = raw.load()
+            if layout is not None and is_dict_batch(raw):
+                raw = pack_batch(raw, layout)
             batch = as_batch(raw, start=seen)
             if not lazy:
                 seen_ids.extend(str(i) for i in batch.ids)
@@ -118,6 +158,17 @@ def attribute(
                 batch = batch.subset(keep)
             if input_fn is not None:
                 batch = input_fn(batch)
+            batch, n_bad = mask_inputs(batch, mask_invalid)
+            if n_bad and not warned:
+                warned = True
+                warnings.warn(
+                    f"{n_bad} NaN/inf input values in batch {index} (samples "
+                    f"{', '.join(batch.ids[:3])}{', ...' if len(batch.ids) > 3 else ''}) "
+                    "were set to 0, the normalised train mean; mark them invalid with a "
+                    "'valid' mask or clean the input",
+                    NonFiniteInputWarning,
+                    stacklevel=2,
+                )
             rows = engine.score_batch(batch)
             if store is not None:
                 store.write(index, rows)
@@ -196,7 +247,7 @@ def precision_agreement(
 def modality_shapley(
     model: nn.Module,
     x: Any,
-    groups: Groups,
+    groups: Groups | str | None,
     options: AttributionOptions | None = None,
     *,
     value_fn: ValueFunction | None = None,
@@ -214,7 +265,8 @@ def modality_shapley(
 
     Args:
         model: the model.
-        x: one batch.
+        x: one batch (its ``image`` may be a dict of modality tensors, as in
+            :func:`attribute`).
         groups: channel groups (the players).
         options: the :class:`~.options.AttributionOptions` (default: all defaults).
         value_fn: replaces ``v(S) = -score``.
@@ -230,4 +282,7 @@ def modality_shapley(
     first = opts.replace(
         strategies=opts.strategies[:1], levels=opts.levels[:1], distances=opts.distances[:1]
     )
+    if is_dict_batch(x):
+        model, groups, first, layout = adapt_to_dict(model, groups, first, x)
+        x = pack_batch(x, layout)
     return OcclusionEngine(model, groups, first).shapley(x, value_fn=value_fn)

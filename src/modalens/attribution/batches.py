@@ -8,6 +8,8 @@ skips finished samples without reading them (:func:`~.run.lazy_batches` makes th
 dataset).
 :class:`Evaluation` is the model evaluation of some inputs as levels and user value functions
 see it; :class:`Unoccluded` is that of a batch's full inputs with the levels' references.
+:func:`mask_inputs` prepares inputs as training does: zero at invalid pixels and at
+non-finite values (the API and the run-level path share it).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch
 from torch import Tensor
 
 from ..errors import DataError
+from ..tasks.losses import broadcast_mask
 
 
 def _window_str(w: Any) -> str:
@@ -106,6 +109,12 @@ def as_batch(obj: Any, start: int = 0) -> Batch:
             "batches",
             "yield dicts with 'image', tensors or (image, target) tuples",
         )
+    if isinstance(image, Mapping):
+        raise DataError(
+            "the batch's image is a dict of modality tensors",
+            "batches",
+            "pass dict batches to attribute() or modality_shapley(), which pack them",
+        )
     image = torch.as_tensor(image)
     if not image.is_floating_point():
         image = image.float()
@@ -122,6 +131,41 @@ def as_batch(obj: Any, start: int = 0) -> Batch:
     if target is not None:
         target = torch.as_tensor(target)
     return Batch(image, target, valid, ids, _windows_of(windows, n))
+
+
+def mask_inputs(batch: Batch, use_valid: bool = True) -> tuple[Batch, int]:
+    """The batch's inputs made safe for the model, and how many unexpected NaN/inf values
+    were replaced.
+
+    NaN and inf input values are set to 0 (the normalised train mean) everywhere, so they
+    never reach the model; with ``use_valid`` (the training option ``mask_invalid_inputs``)
+    the image is also zeroed where ``valid`` is False, as training does.
+
+    Args:
+        batch: a normalised batch.
+        use_valid: zero the input at invalid pixels (when the image ends in ``valid``'s
+            spatial shape).
+
+    Returns:
+        ``(batch, n_unexpected)``: the masked batch and the count of non-finite values at
+        pixels ``valid`` does not mark invalid (all of them without ``valid``).
+    """
+    img = batch.image
+    zero = torch.zeros((), dtype=img.dtype, device=img.device)
+    v = batch.valid
+    mask = broadcast_mask(v, img) if v is not None else None
+    if mask is not None:
+        mask = mask.to(img.device)
+    if use_valid and mask is not None:
+        img = torch.where(mask, img, zero)
+    bad = ~torch.isfinite(img)
+    if not bool(bad.any()):
+        if img is batch.image:
+            return batch, 0
+        return Batch(img, batch.target, batch.valid, batch.ids, batch.windows), 0
+    n_bad = int((bad & mask).sum()) if mask is not None else int(bad.sum())
+    img = torch.where(bad, zero, img)
+    return Batch(img, batch.target, batch.valid, batch.ids, batch.windows), n_bad
 
 
 @dataclass

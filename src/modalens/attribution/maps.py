@@ -7,7 +7,8 @@ and noise comes from one generator seeded per strategy, so a fixed tiling is rep
 Strategies that need other samples (``permute``) have no meaning for single scenes.
 :func:`occlusion_map_fn` builds one for a model; :func:`occlusion_maps` writes whole-scene
 maps of a trained run through :func:`modalens.training.tiling.sliding_window` as georeferenced
-float32 GeoTIFFs (one band per group) with a preview per group (PNG + SVG, on map coordinates).
+float32 GeoTIFFs (one band per group) with a preview per group (PNG + SVG, on map coordinates);
+for scene classifiers, which predict no map, per window (:mod:`~.scenemaps`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from .figures import occlusion_map_preview
 from .groups import Groups, groups_for
 from .options import AttributionOptions, resolve_options
 from .run import run_mean, run_nodata
+from .scenemaps import SCENE_MAP_QUANTITY, scene_sensitivity
 from .strategies import STRATEGIES, stable_seed
 
 REDUCTIONS = ("mean", "max")
@@ -154,6 +156,7 @@ def occlusion_maps(
     preview: bool = True,
     progress: bool = False,
     data_root: str | Path | None = None,
+    window: int | None = None,
     **overrides: Any,
 ) -> list[Path]:
     """Spatial occlusion sensitivity maps of whole scenes of a trained run.
@@ -161,7 +164,10 @@ def occlusion_maps(
     Per strategy, group and pixel ``|prediction - prediction with the group occluded|``, by
     sliding window (memory bounded by the tile), written as one georeferenced float32 GeoTIFF
     per scene and strategy (``<id>_occlusion_<strategy>.tif``, one band per group, NaN where
-    the scene is invalid) plus a preview per group (``..._<group>.png`` and ``.svg``).
+    the scene is invalid) plus a preview per group (``..._<group>.png`` and ``.svg``). A scene
+    classifier's map gives each square window of ``window`` px (default: 8 windows along the
+    shorter side) the mean change of the class probabilities when the group is occluded in it
+    (:func:`~.scenemaps.window_map_fn`; tag ``window`` in the GeoTIFF).
 
     Args:
         run_dir: the run folder.
@@ -177,6 +183,7 @@ def occlusion_maps(
         preview: write the previews (PNG + SVG).
         progress: show a progress bar.
         data_root: points the run's spec at another copy of the data.
+        window: window side in pixels of a scene classifier's map.
         **overrides: fields of :class:`~.options.AttributionOptions`.
 
     Returns:
@@ -190,27 +197,39 @@ def occlusion_maps(
         opts = opts.replace(mean=run_mean(run))
     if "nodata" in opts.strategies and opts.nodata is None:
         opts = opts.replace(nodata=run_nodata(run.spec, opts.mean))
-    fns = {s: occlusion_map_fn(run.model, grp, s, opts) for s in opts.strategies}
+    dense = run.task.dense
+    if dense:
+        fns = {s: occlusion_map_fn(run.model, grp, s, opts) for s in opts.strategies}
+    else:
+        engines = {
+            s: OcclusionEngine(run.model, grp, opts.replace(strategies=(s,), levels=("output",)))
+            for s in opts.strategies
+        }
     reader = run.reader()
     if ids is None:
         ids = sample_ids(run.spec)[split]
     written: list[Path] = []
     names = list(grp)
     for sid in ids:
-        for strategy, fn in fns.items():
-            arr, valid = sliding_window(
-                fn,
-                reader,
-                str(sid),
-                tile=tile,
-                overlap=overlap,
-                out_channels=len(names),
-                batch_size=batch_size,
-                progress=progress,
-                multiple=run.model.downsampling,
-                return_valid=True,
-                fill=float("nan"),
-            )
+        for strategy in opts.strategies:
+            tags = {"strategy": strategy, "groups": ",".join(names)}
+            if dense:
+                arr = sliding_window(
+                    fns[strategy],
+                    reader,
+                    str(sid),
+                    tile=tile,
+                    overlap=overlap,
+                    out_channels=len(names),
+                    batch_size=batch_size,
+                    progress=progress,
+                    multiple=run.model.downsampling,
+                    fill=float("nan"),
+                )
+            else:
+                eng = engines[strategy]
+                arr, used = scene_sensitivity(run, str(sid), reader, eng, strategy, window)
+                tags["window"] = str(used)
             grid = reader.grid(str(sid))
             path = out / f"{sid}_occlusion_{strategy}.tif"
             write_geotiff(
@@ -220,7 +239,7 @@ def occlusion_maps(
                 grid.transform,
                 nodata=float("nan"),
                 band_names=names,
-                tags={"strategy": strategy, "groups": ",".join(names)},
+                tags=tags,
             )
             written.append(path)
             if preview:
@@ -233,7 +252,7 @@ def occlusion_maps(
                         f"({label(strategy)} fill)",
                         transform=grid.transform,
                         crs=grid.crs,
-                        quantity=MAP_QUANTITY,
+                        quantity=MAP_QUANTITY if dense else SCENE_MAP_QUANTITY,
                     )
                     written.extend([png, png.with_suffix(".svg")])
     return written

@@ -192,6 +192,7 @@ def draw_picture(fig: Any, ax: Any, pic: Picture, title: str | None = None) -> A
         cb = fig.colorbar(im, cax=cax, orientation="horizontal")
         cb.set_label(pic.quantity, fontsize=7)
         cb.ax.tick_params(labelsize=6)
+        cb.ax.xaxis.get_offset_text().set(fontsize=6, y=1.0, va="bottom")  # not on the label
     if pic.legend:
         import matplotlib.patches as mpatches
 

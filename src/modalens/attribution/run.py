@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from ..data.dataset import collate
 from ..data.reader import normalize
@@ -34,7 +33,7 @@ from ..training.run import load_run
 from ..training.runfolder import RunFolder
 from .aggregation import format_summary, summarize
 from .api import attribute
-from .batches import Batch, LazyBatch
+from .batches import LazyBatch
 from .figures import influence_bar_chart
 from .groups import Groups, groups_for
 from .options import AttributionOptions, resolve_options
@@ -231,20 +230,12 @@ def attribute_run(
     ids_hash = hashlib.sha256("\n".join(requested).encode()).hexdigest()[:16]
     mask_inputs = bool(getattr(getattr(run.module, "hparams", {}), "mask_invalid_inputs", True))
 
-    def prepare(batch: Batch) -> Batch:
-        if mask_inputs and batch.valid is not None and batch.image.ndim == 4:
-            img = torch.where(
-                batch.valid[:, None], batch.image, torch.zeros((), dtype=batch.image.dtype)
-            )
-            return Batch(img, batch.target, batch.valid, batch.ids, batch.windows)
-        return batch
-
     scores = attribute(
         run.model,
         lazy_batches(dataset, batch_size),
         grp,
         opts.replace(mean=mean, nodata=nodata, loss_fn=loss_fn),
-        input_fn=prepare,
+        mask_invalid=mask_inputs,
         out=out,
         resume=resume,
         on_batch=on_batch,

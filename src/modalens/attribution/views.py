@@ -9,7 +9,8 @@ that modality's influence in an attribution folder's ``scores.parquet``), one fi
   most probable labels against the true ones;
 - middle row: every modality as :mod:`.render` draws it (S2 RGB, S1 VH in dB, WorldCover in its
   official colours, night lights, generic bands for other datasets);
-- bottom row (map tasks): each modality's occlusion sensitivity map under its image, computed by
+- bottom row: each modality's occlusion sensitivity map under its image (scene classifiers:
+  per window, :mod:`.scenemaps`), computed by
   :func:`~.maps.occlusion_map_fn` through the sliding window, on one colour scale.
 
 Files: ``OUT/views/<sample_id>.png`` and ``.svg``, and ``OUT/views/index.csv`` with
@@ -36,18 +37,23 @@ from ..training.run import Run, load_run
 from ..training.runfolder import RunFolder
 from ..training.tiling import sliding_window
 from .aggregation import PREFERRED
+from .engine import OcclusionEngine
 from .figures import value_label
 from .groups import ALL, groups_for
 from .maps import occlusion_map_fn
 from .options import AttributionOptions
 from .render import Picture, class_picture, draw_picture, limits, modality_picture
 from .run import run_mean
+from .scenemaps import scene_sensitivity
 from .strategies import STRATEGIES
 
 INDEX_COLUMNS = ["sample_id", "reason", "modality", "influence", "png", "svg"]
 
 #: colour bar label of the sensitivity maps (|prediction - occluded prediction|)
 SHORT_QUANTITY = "|Δ prediction| (normalised units)"
+
+#: the colour bar label of a scene classifier's (per window) sensitivity map
+SCENE_SHORT_QUANTITY = "mean |Δ class probability| per window"
 
 
 def read_scores(attr_dir: str | Path) -> pd.DataFrame:
@@ -183,6 +189,10 @@ def _target_panels(run: Run, sid: str, reader: Any, tile: int, overlap: int) -> 
 def _sensitivity(run: Run, sid: str, reader: Any, strategy: str, tile: int, overlap: int) -> Any:
     grp = groups_for(run.spec, "modalities")
     mean = run_mean(run) if strategy == "mean" else None
+    if not run.task.dense:  # a scene classifier: per window (scenemaps)
+        opts = AttributionOptions(strategies=strategy, levels="output", mean=mean)
+        engine = OcclusionEngine(run.model, grp, opts)
+        return scene_sensitivity(run, sid, reader, engine, strategy)[0]
     fn = occlusion_map_fn(run.model, grp, strategy, AttributionOptions(mean=mean))
     return sliding_window(
         fn, reader, sid, tile=tile, overlap=overlap, out_channels=len(grp),
@@ -276,9 +286,9 @@ def view_figure(
     mods = run.spec.modalities
     dense = run.task.dense
     ncols = max(len(mods), 3 if dense else 2)
-    nrows = 3 if dense else 2
+    nrows = 3
     fig = plt.figure(figsize=(3.1 * ncols if dense else 4.2 * ncols, 3.5 * nrows + 0.8))
-    gs = fig.add_gridspec(nrows, ncols, hspace=0.55 if dense else 0.4, wspace=0.25)
+    gs = fig.add_gridspec(nrows, ncols, hspace=0.55 if dense else 0.45, wspace=0.25)
     span = ncols - 2 if dense else -(-ncols // 2)
     values = table.loc[sid] if table is not None and sid in table.index else None
     _bars(fig.add_subplot(gs[0, :span]), values, table, keys or {})
@@ -290,13 +300,13 @@ def view_figure(
     raw = reader.read_raw(sid)
     for j, m in enumerate(mods):
         draw_picture(fig, fig.add_subplot(gs[1, j]), modality_picture(m, raw[m.name]))
-    if dense:
-        maps = _sensitivity(run, sid, reader, strategy, tile, overlap)
-        lo, hi = limits(maps, lo=0.0, hi=99.0)
-        for j, m in enumerate(mods):
-            pic = Picture(maps[j], "", "magma", 0.0, hi or 1.0, SHORT_QUANTITY)
-            title = f"sensitivity to {label(m.name)} ({label(strategy)} fill)"
-            draw_picture(fig, fig.add_subplot(gs[2, j]), pic, title=title)
+    maps = _sensitivity(run, sid, reader, strategy, tile, overlap)
+    lo, hi = limits(maps, lo=0.0, hi=99.0)
+    quantity = SHORT_QUANTITY if dense else SCENE_SHORT_QUANTITY
+    for j, m in enumerate(mods):
+        pic = Picture(maps[j], "", "magma", 0.0, hi or 1.0, quantity)
+        title = f"sensitivity to {label(m.name)} ({label(strategy)} fill)"
+        draw_picture(fig, fig.add_subplot(gs[2, j]), pic, title=title)
     grid = reader.grid(sid)
     crs = grid.crs.to_string() if grid.crs is not None else "no CRS"
     res = abs(grid.transform.a)
@@ -304,7 +314,7 @@ def view_figure(
         f"Sample {sid}: {grid.height} x {grid.width} px, {res:g} m pixels, {crs}\n{reason}",
         fontsize=10,
     )
-    fig.subplots_adjust(top=0.92 if dense else 0.88, bottom=0.08)
+    fig.subplots_adjust(top=0.92 if dense else 0.9, bottom=0.08)
     return fig
 
 

@@ -11,6 +11,7 @@ into a batch.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -26,6 +27,7 @@ from .rasters import RasterGrid, WindowTuple
 from .reader import SampleReader, assemble
 from .samples import sample_ids
 from .spec import SPLIT_NAMES, DatasetSpec
+from .targets import TARGET_KIND_INFO
 
 MAX_CROP_TRIES = 20
 
@@ -38,7 +40,8 @@ class MultimodalDataset(Dataset):
     """Crops of samples as torch tensors (see the module docstring for the item dict).
 
     ``crop_size=None`` takes ``spec.crop_size``; ``0`` or larger than the scene means the whole
-    scene. ``random_crop=None`` means random crops for ``split='train'`` and centre crops
+    scene; scene-label targets are never cropped (a smaller crop gives one warning).
+    ``random_crop=None`` means random crops for ``split='train'`` and centre crops
     otherwise. Random windows come from an RNG seeded by ``(seed, epoch, index)`` (call
     :meth:`set_epoch` every epoch). Crops whose target is all no-data are redrawn up to
     ``max_tries`` times, then a DataError names the sample. ``augment`` is an
@@ -72,6 +75,9 @@ class MultimodalDataset(Dataset):
         self.ids = [str(i) for i in ids] if ids is not None else sample_ids(spec)[split]
         self.crop_size = spec.crop_size if crop_size is None else int(crop_size)
         self.random_crop = (split == "train") if random_crop is None else bool(random_crop)
+        #: scene-level targets are never cropped (see :meth:`_size`)
+        self.scene_target = not TARGET_KIND_INFO[spec.target.kind].dense
+        self.crop_warned = False
         if isinstance(augment, Mapping):
             augment = Augmentation(augment)
         self.augment = augment
@@ -95,6 +101,16 @@ class MultimodalDataset(Dataset):
     def _size(self, grid: RasterGrid) -> tuple[int, int]:
         c = self.crop_size
         if c <= 0:
+            return grid.height, grid.width
+        if self.scene_target and (c < grid.height or c < grid.width):
+            if not self.crop_warned:
+                self.crop_warned = True
+                warnings.warn(
+                    f"crop_size {c} ignored: a scene label describes the whole "
+                    f"{grid.height}x{grid.width} patch, a crop would not be what it names; "
+                    "using whole patches (set crop_size: 0 to silence this)",
+                    stacklevel=3,
+                )
             return grid.height, grid.width
         return min(c, grid.height), min(c, grid.width)
 

@@ -3,13 +3,15 @@
 Losses ``bce`` (binary cross-entropy with logits, multi-label) or ``ce`` (single-label
 cross-entropy); the default follows the target's ``multilabel``. A sample counts when it has at
 least one valid input pixel. Metrics: macro (and micro) mean average precision and macro F1
-(multi-label); macro mAP, macro F1 and micro accuracy (single-label). The model pools its
+(multi-label); macro mAP, macro F1 and micro accuracy (single-label); per sample the same names
+over that sample's labels (:meth:`ClassificationTask.sample_metric_values`). The model pools its
 bottleneck into scene logits; outputs are reported as probabilities (sigmoid, or softmax for
 single-label) and a prediction is a JSON of label probabilities and predicted labels.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,6 +30,24 @@ from ..data.spec import TargetSpec
 from ..models.unet import SCENE_HEAD
 from .base import Task
 from .losses import pooled_scene_loss, scene_losses
+
+
+def _average_precision(scores: Tensor, truth: Tensor) -> float:
+    """Average precision of ranking labels by ``scores`` against the bool ``truth`` (NaN
+    without a true label); tied scores rank pessimistically."""
+    n_true = int(truth.sum())
+    if n_true == 0:
+        return math.nan
+    precisions = []
+    for k in torch.nonzero(truth).flatten().tolist():
+        above = scores >= scores[k]  # labels ranked at or above this true one
+        precisions.append(int((above & truth).sum()) / int(above.sum()))
+    return float(sum(precisions) / n_true)
+
+
+def _nanmean(values: list[float]) -> float:
+    ok = [v for v in values if not math.isnan(v)]
+    return sum(ok) / len(ok) if ok else math.nan
 
 
 class ClassificationTask(Task):
@@ -82,10 +102,31 @@ class ClassificationTask(Task):
         }
 
     def sample_metric_values(self, preds: Tensor, targets: Tensor) -> dict[str, float]:
-        """Label accuracy at 0.5 (multi-label) or whether the top class is right."""
+        """One sample's metrics over its labels (example-based), under the pooled metrics'
+        names: ``f1`` (predicted labels -- >= 0.5, or the top class -- against the true ones;
+        single-label: whether the top class is right), ``map`` (and ``map_micro``): the
+        average precision of the sample's label ranking (single-label: 1 / rank of the true
+        class); multi-label also ``label_accuracy`` at 0.5. A multi-label sample without true
+        labels has NaN ``map`` (no ranking to score) and, predicting none either, NaN ``f1``.
+        """
+        rows = [self._one_sample(p.float(), t) for p, t in zip(preds, targets, strict=True)]
+        return {k: _nanmean([r[k] for r in rows]) for k in rows[0]}
+
+    def _one_sample(self, p: Tensor, target: Tensor) -> dict[str, float]:
         if self.multilabel:
-            return {"label_accuracy": float(((preds >= 0.5).long() == targets).float().mean())}
-        return {"accuracy": float((preds.argmax(1) == targets).float().mean())}
+            t = target.bool()
+            hit = p >= 0.5
+            denom = int(hit.sum()) + int(t.sum())
+            f1 = 2 * int((hit & t).sum()) / denom if denom else math.nan
+            ap = _average_precision(p, t)
+            return {
+                "f1": f1,
+                "map": ap,
+                "map_micro": ap,
+                "label_accuracy": float((hit == t).float().mean()),
+            }
+        rank = 1 + int((p > p[int(target)]).sum())
+        return {"f1": float(rank == 1), "map": 1.0 / rank, "accuracy": float(rank == 1)}
 
     def postprocess(self, output: Tensor) -> Tensor:
         """Label probabilities ``[B, K]``: sigmoid (multi-label) or softmax."""

@@ -80,11 +80,36 @@ BIGEARTHNET_43_LABELS = (
 )
 
 
+#: S2 patch folder names looked for under the root, in order: the official archive's
+#: (``BigEarthNet-v1.0``), the S2 one of BigEarthNet-MM releases and the example's
+S2_FOLDERS = ("BigEarthNet-v1.0", "BigEarthNet-S2-v1.0", "BigEarthNet-S2", "BigEarthNet-S2-Example")
+
+#: S1 patch folder names looked for under the root, in order
+S1_FOLDERS = ("BigEarthNet-S1-v1.0", "BigEarthNet-S1", "BigEarthNet-S1-Example")
+
+
+def find_folder(root: str | Path, candidates: tuple[str, ...]) -> str:
+    """The first of ``candidates`` that is a folder under ``root`` (the last when none is, so
+    that a later read names the expected place).
+
+    Args:
+        root: the dataset root.
+        candidates: folder names, most official first.
+
+    Returns:
+        One folder name.
+    """
+    for name in candidates:
+        if (Path(root) / name).is_dir():
+            return name
+    return candidates[-1]
+
+
 @register_preset("bigearthnet")
 def bigearthnet_spec(
     root: str | Path,
-    s2_folder: str = "BigEarthNet-S2-Example",
-    s1_folder: str = "BigEarthNet-S1-Example",
+    s2_folder: str | None = None,
+    s1_folder: str | None = None,
     crop_size: int = 120,
 ) -> DatasetSpec:
     """BigEarthNet-MM: S2 (12 bands, one file per band, resampled onto the 10 m grid) and S1
@@ -93,10 +118,15 @@ def bigearthnet_spec(
 
     Args:
         root: folder holding the S2 and S1 patch folders.
-        s2_folder: the S2 patches' folder under ``root``.
-        s1_folder: the S1 patches' folder under ``root``.
-        crop_size: training crop in pixels (a whole 120 px patch by default).
+        s2_folder: the S2 patches' folder under ``root`` (default: the first present of
+            :data:`S2_FOLDERS`, e.g. the official ``BigEarthNet-v1.0``).
+        s1_folder: the S1 patches' folder under ``root`` (default: the first present of
+            :data:`S1_FOLDERS`, e.g. ``BigEarthNet-S1-v1.0``).
+        crop_size: training crop in pixels: the whole 120 px patch (a scene label describes
+            the whole patch; smaller crops are refused for scene-label targets).
     """
+    s2_folder = s2_folder or find_folder(root, S2_FOLDERS)
+    s1_folder = s1_folder or find_folder(root, S1_FOLDERS)
     s2 = Modality(
         name="s2",
         bands=BIGEARTHNET_S2_BANDS,
@@ -140,7 +170,8 @@ def build_bigearthnet_index(root: Path, s1_folder: str) -> pd.DataFrame:
         raise DataError(
             "BigEarthNet S1 folder not found",
             str(folder),
-            "check root and preset_options.s1_folder",
+            f"point root at the folder holding {' or '.join(S1_FOLDERS)} (or set "
+            "preset_options.s1_folder)",
         )
     rows = []
     for meta in sorted(folder.glob("*/*_labels_metadata.json")):
