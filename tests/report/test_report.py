@@ -175,6 +175,7 @@ def test_every_study_becomes_a_section_with_findings_and_tables(tmp_path: Path) 
         "pruning",
         "faithfulness",
         "mtl_compare",
+        "mtl_explain",
     ]
     html = build_report(folder).read_text()
     text = unescape(html)
@@ -189,6 +190,7 @@ def test_every_study_becomes_a_section_with_findings_and_tables(tmp_path: Path) 
         "Pruning",
         "Faithfulness",
         "Multitask comparison",
+        "Multitask explanation",
     ):
         assert f"<h2>{heading}: " in html, heading
     # findings read the tables (numbers from the copied CSVs)

@@ -12,16 +12,9 @@ from .studies import register_studies
 
 #: findings of each section repeated in the reading at the top of the page
 READING_LINES = 2
-#: sections whose findings make up the reading at the top of the page
-READING_KINDS = (
-    "attribution",
-    "ablation",
-    "agreement",
-    "strategies",
-    "strata",
-    "pruning",
-    "faithfulness",
-)
+#: sections whose findings are not repeated in the reading at the top of the page (they
+#: describe inputs, not results)
+NOT_READ = ("dataset", "run", "views")
 
 
 def build_report(
@@ -42,7 +35,7 @@ def build_report(
     reading = [
         f"{s.title}: {line}" if len(sections) > 1 else line
         for s in sections
-        if s.id.split("-", 1)[0] in READING_KINDS
+        if s.id.split("-", 1)[0] not in NOT_READ
         for line in s.findings[:READING_LINES]
     ]
     kinds = arts.kinds()

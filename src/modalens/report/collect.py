@@ -32,6 +32,7 @@ MARKERS: dict[str, Callable[[set[str]], bool]] = {
     "pruning": lambda f: "pruning.csv" in f,
     "faithfulness": lambda f: "faithfulness.csv" in f,
     "mtl_compare": lambda f: "mtl_compare.csv" in f,
+    "mtl_explain": lambda f: "mtl_correlation.csv" in f,
 }
 
 #: folders that never hold an artefact of their own (result parts, checkpoints, caches)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..multitask.explain import describe_explanation
 from ..plotting import label
 from ..validation.faithfulness_scores import describe_faithfulness, method_label
 from ..validation.pruning import describe_pruning
@@ -274,7 +275,53 @@ def mtl_compare_section(folder: Path, arts: Artefacts) -> Section:
     return sec
 
 
+@register_section("mtl_explain", "Modalities as auxiliary tasks: why the main task fails")
+def mtl_explain_section(folder: Path, arts: Artefacts) -> Section:
+    """Main-task errors against the auxiliary heads' errors, and what each head relies on."""
+    sec = Section(
+        section_id("mtl_explain", folder, arts), f"Multitask explanation: {where(folder, arts)}"
+    )
+    sec.intro = (
+        "Do the auxiliary reconstructions fail where the main task fails? Per sample and per "
+        "pixel correlations of the errors, how well a high auxiliary error flags the worst "
+        "decile of main-task errors (AUROC; 0.5 is a random flag), and which inputs each head "
+        "relies on (occlusion of each input on each head)."
+    )
+    sec.findings = describe_explanation(folder)
+    sec.figures = figures_of(
+        folder,
+        [
+            ("mtl_scatter.png", "Main-task error against each auxiliary error, per sample"),
+            ("mtl_pixel_correlation.png", "Pixel-wise correlation of the error maps"),
+            ("mtl_sensitivity.png", "Occlusion sensitivity of each head to each input"),
+        ],
+        arts,
+    )
+    for name, caption in (
+        ("mtl_correlation.csv", "Error correlation across samples"),
+        ("mtl_auroc.csv", "Worst-decile AUROC per auxiliary head"),
+        ("mtl_sensitivity.csv", "Sensitivity of each head to each input"),
+    ):
+        if (folder / name).is_file():
+            sec.tables.append(
+                table_from_frame(
+                    pd.read_csv(folder / name),
+                    f"{caption} ({name})",
+                    source=arts.relative(folder / name),
+                )
+            )
+    return sec
+
+
 def register_studies() -> list[str]:
     """The study kinds this module registers (importing it registers them; calling this makes
     the dependency explicit where the report is built)."""
-    return ["strategies", "ablation", "agreement", "pruning", "faithfulness", "mtl_compare"]
+    return [
+        "strategies",
+        "ablation",
+        "agreement",
+        "pruning",
+        "faithfulness",
+        "mtl_compare",
+        "mtl_explain",
+    ]
