@@ -173,7 +173,7 @@ def run_demo(
     print("\n".join(strategies.lines))
     step("sample views of the most influenced test scenes and influence per land-cover class")
     views = sample_views(run_dir, attr_dir, top_k=1, out=out)
-    print(f"views: {len(views)} figures in {out / 'views'}")
+    print(f"views: {len({p.stem for p in views})} samples drawn in {out / 'views'}")
     strata = stratify(attr_dir, run_dir, "dominant:esa_wc", out=attr_dir)
     print("\n".join(describe_strata(strata)))
     if validate:
