@@ -115,7 +115,7 @@ def test_realised_importance_matches_a_direct_computation() -> None:
     [
         (lambda: parse_importance("s2=1,decoy=0.2"), "pure noise"),
         (lambda: parse_sparsity("viirs=1.5"), "must be in"),
-        (lambda: parse_sparsity("lidar=0.5"), "unknown modality"),
+        (lambda: parse_sparsity("lidar=0.5"), "'lidar' is not allowed in the sparsity"),
     ],
 )
 def test_bad_truth_options(call, needle: str) -> None:

@@ -108,7 +108,7 @@ def test_error_link_plants_a_shared_latent(tmp_path):
     ok &= (read(base, "NI")[0] > 0) & (read(base, "NI")[0] < 100)
     ratio = synthetic.LINK_POINTS / synthetic.LINK_DB
     np.testing.assert_allclose(d_ni[ok], ratio * d_s1[0][ok], atol=1e-3)
-    with pytest.raises(SpecError, match="cannot carry an error link"):
+    with pytest.raises(SpecError, match="'esa_wc' is not allowed in the error link"):
         synthetic.generate(tmp_path / "bad", samples=3, size=32, error_link="esa_wc=1")
 
 

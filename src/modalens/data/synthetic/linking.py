@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import SpecError
+from .planting import parse_fractions
 from .scenes import error_field, seeded_rng
 
 #: modalities an error link can be planted in
@@ -54,31 +55,7 @@ def parse_error_link(link: Mapping[str, float] | str | None) -> dict[str, float]
     Raises:
         SpecError: an unknown or unlinkable modality, a repeat or a value outside [0, 1].
     """
-    if link is None:
-        return {}
-    items: list[tuple[str, Any]]
-    if isinstance(link, str):
-        items = [tuple(p.split("=", 1)) for p in link.split(",") if p.strip()]  # type: ignore[misc]
-        if not items or any(len(i) != 2 for i in items):
-            raise _error(f"bad error link {link!r}: expected MODALITY=STRENGTH")
-    elif isinstance(link, Mapping):
-        items = list(link.items())
-    else:
-        raise _error(f"the error link must be a mapping, got {type(link).__name__}")
-    out: dict[str, float] = {}
-    for key, value in items:
-        key = str(key).strip().lower()
-        if key not in LINKABLE:
-            raise _error(f"modality {key!r} cannot carry an error link")
-        if key in out:
-            raise _error(f"modality {key!r} given twice in the error link")
-        try:
-            out[key] = float(value)
-        except (TypeError, ValueError):
-            raise _error(f"strength of {key!r} is not a number: {value!r}") from None
-        if not 0.0 <= out[key] <= 1.0:
-            raise _error(f"strength of {key!r} must be in [0, 1], got {value}")
-    return {m: s for m, s in out.items() if s > 0.0}
+    return parse_fractions(link, LINKABLE, "error link", "strength", _error)
 
 
 def link_field(seed: int, index: int, size: int) -> tuple[np.ndarray, float]:

@@ -9,7 +9,7 @@ is absent) and :func:`wants_decoy` tells whether an importance names the decoy.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ...errors import SpecError
@@ -124,6 +124,56 @@ def _sparsity_error(what: str) -> SpecError:
     )
 
 
+def parse_fractions(
+    value: Mapping[str, float] | str | None,
+    allowed: Sequence[str],
+    option: str,
+    noun: str,
+    error: Callable[[str], SpecError],
+) -> dict[str, float]:
+    """A ``MODALITY=FRACTION`` option (``"viirs=0.75"``, a mapping or None) as a dict.
+
+    The one parser of the generator's per-modality fractions (sparsity, error-link strength).
+
+    Args:
+        value: the option's value.
+        allowed: the modalities it may name, in the order of the result.
+        option: its name in messages (``sparsity``).
+        noun: what a value is (``sparsity``, ``strength``).
+        error: builds the one-line error of a message.
+
+    Returns:
+        Only the modalities with a value above 0, in ``allowed`` order.
+
+    Raises:
+        SpecError: an unknown modality, a repeated key or a value outside [0, 1].
+    """
+    if value is None:
+        return {}
+    items: list[tuple[str, Any]]
+    if isinstance(value, str):
+        items = _items(value, option, error)
+    elif isinstance(value, Mapping):
+        items = [(str(k).strip().lower(), v) for k, v in value.items()]
+    else:
+        raise error(f"{option} must be a mapping, got {type(value).__name__}")
+    out: dict[str, float] = {}
+    for key, raw in items:
+        if key not in allowed:
+            raise error(
+                f"modality {key!r} is not allowed in the {option} (allowed: {', '.join(allowed)})"
+            )
+        if key in out:
+            raise error(f"modality {key!r} given twice in the {option}")
+        try:
+            out[key] = float(raw)
+        except (TypeError, ValueError):
+            raise error(f"{noun} of {key!r} is not a number: {raw!r}") from None
+        if not 0.0 <= out[key] <= 1.0:
+            raise error(f"{noun} of {key!r} must be in [0, 1], got {raw}")
+    return {m: out[m] for m in allowed if out.get(m, 0.0) > 0.0}
+
+
 def parse_sparsity(sparsity: Mapping[str, float] | str | None) -> dict[str, float]:
     """Sparsity per modality (0: dense, the default; 1: its own signal absent everywhere).
 
@@ -136,25 +186,4 @@ def parse_sparsity(sparsity: Mapping[str, float] | str | None) -> dict[str, floa
     Raises:
         SpecError: an unknown modality, a repeated key or a value outside [0, 1].
     """
-    if sparsity is None:
-        return {}
-    items: list[tuple[str, Any]]
-    if isinstance(sparsity, str):
-        items = _items(sparsity, "sparsity", _sparsity_error)
-    elif isinstance(sparsity, Mapping):
-        items = [(str(k).lower(), v) for k, v in sparsity.items()]
-    else:
-        raise _sparsity_error(f"sparsity must be a mapping, got {type(sparsity).__name__}")
-    out: dict[str, float] = {}
-    for key, value in items:
-        if key not in MODALITIES:
-            raise _sparsity_error(f"unknown modality {key!r} in sparsity")
-        if key in out:
-            raise _sparsity_error(f"modality {key!r} given twice in sparsity")
-        try:
-            out[key] = float(value)
-        except (TypeError, ValueError):
-            raise _sparsity_error(f"sparsity of {key!r} is not a number: {value!r}") from None
-        if not 0.0 <= out[key] <= 1.0:
-            raise _sparsity_error(f"sparsity of {key!r} must be in [0, 1], got {value}")
-    return {m: out[m] for m in MODALITIES if out.get(m, 0.0) > 0.0}
+    return parse_fractions(sparsity, MODALITIES, "sparsity", "sparsity", _sparsity_error)
