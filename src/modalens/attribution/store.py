@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..errors import ModalensError
 from ..fingerprint import require_same
-from ..io import atomic_path, atomic_write_json
+from ..io import atomic_path, atomic_write_json, make_folder
 from .rows import empty_rows
 
 
@@ -38,7 +38,7 @@ class ScoreStore:
         self.out = Path(out)
         self.parts = self.out / "parts"
         try:
-            self.parts.mkdir(parents=True, exist_ok=True)
+            make_folder(self.parts)
         except (FileExistsError, NotADirectoryError):
             raise ModalensError(
                 "the output folder is a file (or lies below one)",

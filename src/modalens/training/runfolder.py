@@ -114,8 +114,9 @@ class RunFolder:
 
     # ------------------------------------------------------------------ state
     def is_empty(self) -> bool:
-        """True when the folder does not exist or holds nothing."""
-        return not self.path.exists() or not any(self.path.iterdir())
+        """True when the folder does not exist or holds no file (empty sub-folders, e.g. those
+        a run that failed at its first write left, hold no work)."""
+        return not self.path.exists() or not any(p.is_file() for p in self.path.rglob("*"))
 
     def saved_config(self) -> RunConfig:
         """The run's ``config.yaml``, loaded and validated.
