@@ -76,7 +76,10 @@ def _attribution_arguments(
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--batch-size", type=int, default=8)
     s.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
-    s.add_argument("--out", help="output folder (default RUN/attribution/<split>)")
+    s.add_argument(
+        "--out", help="output folder (default RUN/attribution/<split>[-<non-default options>])"
+    )
+    s.add_argument("--overwrite", action="store_true", help="replace the scores in the folder")
 
     single = STRATEGIES.names(lambda e: not e.needs_batch)
     s = maps

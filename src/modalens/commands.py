@@ -119,6 +119,7 @@ def cmd_attribute(args: argparse.Namespace) -> int:
         out=args.out,
         batch_size=args.batch_size,
         progress=not args.quiet,
+        resume=not args.overwrite,
     )
     print(format_summary(summary))
     return 0

@@ -54,7 +54,7 @@ class ScoreStore:
                 cfg,
                 what=f"{self.parts} holds scores of another configuration",
                 where=str(cfg_path),
-                fix="use another --out folder or delete its parts/ to start over",
+                fix="pass --overwrite (resume=False) to replace them, or use another --out folder",
                 error=ModalensError,
             )
         if not resume:

@@ -103,9 +103,25 @@ class RunFolder:
         """``predictions/``: the default output folder of ``predict``."""
         return self.path / "predictions"
 
-    def attribution(self, split: str = "test") -> Path:
-        """``attribution/<split>/``: the default output folder of ``attribute``."""
-        return self.path / "attribution" / split
+    def attribution(self, split: str = "test", label: str = "") -> Path:
+        """``attribution/<split>/``: the default output folder of ``attribute`` with its default
+        options; ``attribution/<split>-<label>/`` for other options (``label`` names them)."""
+        return self.path / "attribution" / (f"{split}-{label}" if label else split)
+
+    def attributions(self, split: str = "test") -> list[Path]:
+        """The finished attributions of ``split`` (folders with ``scores.parquet``): the one of
+        the default options first, then the others, newest first."""
+        default = self.attribution(split)
+        others = sorted(
+            (
+                p
+                for p in self.path.glob(f"attribution/{split}-*")
+                if (p / "scores.parquet").is_file()
+            ),
+            key=lambda p: (p / "scores.parquet").stat().st_mtime,
+            reverse=True,
+        )
+        return ([default] if (default / "scores.parquet").is_file() else []) + others
 
     @property
     def occlusion_maps(self) -> Path:
