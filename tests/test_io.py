@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,6 +16,7 @@ import pandas as pd
 import pytest
 import torch
 
+from modalens import errors
 from modalens.errors import OutputError, output_error
 from modalens.io import atomic_path, atomic_write_text, make_folder, require_free_space
 
@@ -115,10 +117,31 @@ def test_torch_save_disk_full_is_an_output_error(tmp_path, monkeypatch):
         )
 
     monkeypatch.setattr(callbacks.torch, "save", full)
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(errors.shutil, "disk_usage", lambda p: usage._replace(free=4096))
     with pytest.raises(OutputError, match="disk is full") as info:
         _checkpoint(tmp_path / "last.ckpt")
     assert str(tmp_path / "last.ckpt") in str(info.value)
     assert list(tmp_path.iterdir()) == []  # no half-written checkpoint under any name
+
+
+def test_write_failed_is_a_full_disk_only_when_the_disk_is_nearly_full(tmp_path, monkeypatch):
+    class RasterioLike(OSError):  # rasterio.errors.RasterioIOError, errno unset
+        pass
+
+    try:
+        try:
+            raise RuntimeError("TIFFAppendToStrip:Write error at scanline 512")
+        except RuntimeError as gdal:
+            raise RasterioLike("Write failed. See previous exception for details.") from gdal
+    except OSError as caught:
+        exc = caught
+    assert output_error(exc, tmp_path / "a.tif") is None  # plenty of space: not a full disk
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(errors.shutil, "disk_usage", lambda p: usage._replace(free=0))
+    err = output_error(exc, tmp_path / "a.tif")
+    assert err is not None and "disk is full, 0 MiB free" in str(err)
+    assert str(tmp_path / "a.tif") in str(err)
 
 
 def test_unrelated_errors_pass_unchanged(tmp_path):

@@ -54,8 +54,12 @@ class OutputError(ModalensError):
 PERMISSION_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
 SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 WRITE_ERRNOS = PERMISSION_ERRNOS | SPACE_ERRNOS
-#: how a library reports a full disk without an errno (torch.save, GDAL)
-SPACE_MESSAGES = ("file write failed", "no space left", "free disk space", "disk quota")
+#: how a library reports a full disk without an errno (GDAL, the C library's text)
+SPACE_MESSAGES = ("no space left", "free disk space", "disk quota")
+#: how a library reports a failed write of any cause (torch.save, rasterio): a full disk only
+#: when the disk has less than :data:`NEARLY_FULL` bytes free
+WRITE_MESSAGES = ("write failed", "write error")
+NEARLY_FULL = 2**20
 
 
 def output_error(
@@ -65,19 +69,26 @@ def output_error(
 
     Args:
         exc: the exception a write raised (an :class:`OSError` with errno EACCES, EPERM, EROFS,
-            ENOSPC or EDQUOT, or a library error whose message says the disk is full).
+            ENOSPC or EDQUOT, a library error whose message says the disk is full, or one
+            that says a write failed while the disk is nearly full).
         path: the file or folder being written (default: the one the exception names).
 
     Returns:
         The error to raise instead, naming the path and the fix; None for other exceptions.
     """
     code = getattr(exc, "errno", None) if isinstance(exc, OSError) else None
-    text = str(exc).lower()
-    if code is None and not any(m in text for m in SPACE_MESSAGES):
-        return None
     if code is not None and code not in WRITE_ERRNOS:
         return None
     where = str(path if path is not None else getattr(exc, "filename", None) or "output")
+    chain, cause = [], exc
+    while cause is not None and len(chain) < 5:  # rasterio: the GDAL error is the cause
+        chain.append(str(cause).lower())
+        cause = cause.__cause__ or cause.__context__
+    text = " ".join(chain)
+    if code is None and not any(m in text for m in SPACE_MESSAGES):
+        free = _free_bytes(where)
+        if not any(m in text for m in WRITE_MESSAGES) or free is None or free >= NEARLY_FULL:
+            return None
     if code in PERMISSION_ERRNOS:
         what = "read-only file system" if code == errno.EROFS else "no permission to write"
         return OutputError(
