@@ -13,6 +13,7 @@ import pytest
 from modalens.attribution.options import AttributionOptions
 from modalens.attribution.run import folder_label, recorded_run
 from modalens.cli import main
+from modalens.training.runfolder import RunFolder
 
 
 @pytest.fixture
@@ -51,6 +52,8 @@ def test_readme_sequence_keeps_results_side_by_side(run: Path, capsys) -> None:
         assert recorded_run(run / "attribution" / name) == run.resolve()
     found = {p.name for p in collect(run)["attribution"]}
     assert found == set(folders)
+    listed = RunFolder(run).attributions("test")  # what views takes by default: the first
+    assert listed[0] == run / "attribution" / "test" and {p.name for p in listed} == set(folders)
     # a rerun of one of them resumes it (nothing recomputed, same numbers)
     assert main(["-q", "attribute", str(run), "--shapley"]) == 0
     capsys.readouterr()
