@@ -204,3 +204,22 @@ def test_fit_reruns_after_failing_at_its_first_write(tiny_run, tmp_path, monkeyp
     monkeypatch.undo()
     assert main(argv) == 0, capsys.readouterr().err  # no "folder is not empty"
     assert (tmp_path / "r" / "checkpoints" / "best.ckpt").is_file()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores folder permissions (patched above)")
+@pytest.mark.parametrize("command", ["synth", "fit", "attribute", "test", "predict", "report"])
+def test_read_only_folder_is_one_line(command, tiny_run, attr_dir, tmp_path, capsys) -> None:
+    """The same with a real chmod 0500 folder (CI runners that are not root)."""
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    argv = ["-q", *COMMANDS[command](tiny_run, attr_dir, ro)]
+    ro.chmod(0o500)
+    try:
+        rc = main(argv)
+    finally:
+        ro.chmod(0o700)
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert "Traceback" not in err
+    assert "modalens: error: cannot write: no permission to write" in err
+    assert str(ro / "out") in err
