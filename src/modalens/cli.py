@@ -14,7 +14,7 @@ from collections.abc import Collection, Sequence
 
 from . import __version__
 from . import commands as cmd
-from .errors import ModalensError
+from .errors import ModalensError, output_error
 
 
 def _csv(value: str) -> list[str]:
@@ -78,7 +78,10 @@ def _attribution_arguments(
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--batch-size", type=int, default=8)
     s.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
-    s.add_argument("--out", help="output folder (default RUN/attribution/<split>)")
+    s.add_argument(
+        "--out", help="output folder (default RUN/attribution/<split>[-<non-default options>])"
+    )
+    s.add_argument("--overwrite", action="store_true", help="replace the scores in the folder")
 
     single = STRATEGIES.names(lambda e: not e.needs_batch)
     s = maps
@@ -189,6 +192,7 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
     s = sub.add_parser("test", help="evaluate a run; writes metrics_<split>.csv")
     s.add_argument("run", help="run folder")
     s.add_argument("--split", default="test", choices=["train", "val", "test"])
+    s.add_argument("--out", help="metrics CSV (default RUN/metrics_<split>.csv; printed anyway)")
     s.set_defaults(func=cmd.cmd_test)
 
     s = sub.add_parser("predict", help="sliding-window prediction of whole scenes to GeoTIFF")
@@ -370,6 +374,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
+    except (OSError, RuntimeError) as exc:  # a write no writer translated: permissions, space
+        err = output_error(exc)
+        if err is None:
+            raise
+        if args.debug:
+            traceback.print_exc()
+        print(f"modalens: error: {err}", file=sys.stderr)
+        return err.exit_code
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Sequence
 
 from .errors import SpecError
@@ -73,8 +74,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
 def cmd_test(args: argparse.Namespace) -> int:
     from .training import test
 
-    table = test(args.run, split=args.split)
+    table = test(args.run, split=args.split, out=args.out)
     print(table.to_string(index=False))
+    if "not_saved" in table.attrs:  # e.g. a read-only run folder: the metrics are printed
+        print(f"modalens: warning: metrics not saved: {table.attrs['not_saved']}", file=sys.stderr)
     return 0
 
 
@@ -117,6 +120,7 @@ def cmd_attribute(args: argparse.Namespace) -> int:
         out=args.out,
         batch_size=args.batch_size,
         progress=not args.quiet,
+        resume=not args.overwrite,
     )
     print(format_summary(summary))
     return 0

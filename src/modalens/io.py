@@ -2,54 +2,136 @@
 
 Every file modalens writes goes through :func:`atomic_path`: the content is written to a
 temporary file in the same folder and moved into place with :func:`os.replace`, so a reader
-sees either the old file or the complete new one, never a truncated one.
+sees either the old file or the complete new one, never a truncated one. The file gets the
+mode a plain ``open()`` would give it (``0o666`` less the umask), and a write that fails for a
+reason the user can fix (no permission, read-only file system, full disk) is raised as a
+one-line :class:`~modalens.errors.OutputError` naming the target path
+(:func:`~modalens.errors.output_error`). :func:`make_folder` and :func:`require_free_space`
+check an output folder before long work starts.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .errors import OutputError, output_error
+
+
+def umask() -> int:
+    """The process's current umask (read without changing it for longer than a call)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """The mode of a new file as ``open()`` creates it: ``0o666`` less the umask."""
+    return 0o666 & ~umask()
+
+
+@contextmanager
+def translated(path: str | Path) -> Iterator[None]:
+    """Raise permission and disk-space failures inside the block as an
+    :class:`~modalens.errors.OutputError` naming ``path``; other exceptions pass unchanged."""
+    try:
+        yield
+    except OutputError:
+        raise
+    except (OSError, RuntimeError) as exc:
+        err = output_error(exc, path)
+        if err is None:
+            raise
+        raise err from exc
+
+
+def make_folder(path: str | Path) -> Path:
+    """Create the output folder ``path`` (and its parents) or say in one line why not.
+
+    Raises:
+        OutputError: no permission, a read-only file system or a full disk.
+    """
+    path = Path(path)
+    with translated(path):
+        path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def require_free_space(path: str | Path, nbytes: float, what: str = "the output") -> None:
+    """Refuse to start a write of about ``nbytes`` into ``path`` when its disk has less free.
+
+    Args:
+        path: the output file or folder (need not exist yet).
+        nbytes: the expected size of what will be written.
+        what: what is written, for the message.
+
+    Raises:
+        OutputError: the disk holding ``path`` has less than ``nbytes`` free.
+    """
+    p = Path(path).absolute()
+    folder = next((f for f in (p, *p.parents) if f.exists()), None)
+    if folder is None:
+        return
+    free = shutil.disk_usage(folder).free
+    if free < nbytes:
+        raise OutputError(
+            f"not enough free space for {what}: needs about {nbytes / 2**20:.0f} MiB, "
+            f"{free / 2**20:.0f} MiB free",
+            str(path),
+            "free space on that disk or write to another disk (e.g. --out DIR)",
+        )
+
 
 @contextmanager
 def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically.
 
-    On an exception the temporary file is removed and ``path`` is left untouched.
+    On an exception the temporary file is removed and ``path`` is left untouched. The new file
+    has mode ``0o666`` less the umask.
+
+    Raises:
+        OutputError: the folder cannot be written (permissions, read-only, disk full).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.",
-        suffix=suffix if suffix is not None else path.suffix + ".tmp",
-        dir=path.parent,
-    )
-    os.close(fd)
+    with translated(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{path.name}.",
+            suffix=suffix if suffix is not None else path.suffix + ".tmp",
+            dir=path.parent,
+        )
+        os.close(fd)
     tmp_path = Path(tmp)
     try:
-        yield tmp_path
-        os.replace(tmp_path, path)
+        with translated(path):
+            yield tmp_path
+            os.chmod(tmp_path, file_mode())
+            os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return Path(path)
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
     return Path(path)
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> Path:
+    """Write ``obj`` as indented JSON to ``path`` atomically."""
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")

@@ -2,7 +2,9 @@
 
 :func:`attribute_run` loads the run (:func:`modalens.training.run.load_run`), reads the split's
 deterministic evaluation crops lazily (finished samples of a resumed attribution are not
-read), masks the inputs as in training, streams the scores to ``OUT/parts`` and writes
+read), masks the inputs as in training, streams the scores to ``OUT/parts`` (by default
+``RUN/attribution/<split>``, or ``<split>-<label>`` naming non-default options,
+:func:`folder_label`) and writes
 ``OUT/scores.parquet`` (long form), ``OUT/source.json`` (the run folder and split),
 ``OUT/summary.csv`` and ``OUT/summary.txt`` (dataset level,
 :func:`~.aggregation.summarize`) and ``OUT/influence.png`` (:func:`~.figures.influence_bar_chart`).
@@ -50,7 +52,7 @@ def recorded_run(attr_dir: str | Path) -> Path | None:
 
     Returns:
         The run named in its ``source.json``, else the run folder around a default output
-        folder (``RUN/attribution/<split>``), else None.
+        folder (``RUN/attribution/<split>[-<label>]``), else None.
     """
     attr_dir = Path(attr_dir)
     try:
@@ -63,6 +65,45 @@ def recorded_run(attr_dir: str | Path) -> Path | None:
     if parent.name == "attribution" and (parent.parent / "config.yaml").is_file():
         return parent.parent
     return None
+
+
+def folder_label(options: AttributionOptions, groups: str | Groups = "modalities") -> str:
+    """A readable name of the options that differ from the defaults, for the default output
+    folder ``RUN/attribution/<split>-<label>`` (empty for the default options), e.g.
+    ``zeros+mean-output-shapley-bands``; options without a short name (and labels longer than
+    60 characters) add a fingerprint, ``cfg-<8 hex digits>``.
+
+    Args:
+        options: the resolved options.
+        groups: ``"modalities"``, ``"bands"`` or explicit channel groups.
+    """
+    default = AttributionOptions()
+    tokens = [
+        "+".join(getattr(options, f))
+        for f in ("strategies", "distances", "levels")
+        if getattr(options, f) != getattr(default, f)
+    ]
+    if options.shapley:
+        tokens.append("shapley" if options.shapley is True else f"shapley-{options.shapley}")
+    tokens += [
+        f"{f}{getattr(options, f)}"
+        for f in ("draws", "seed")
+        if getattr(options, f) != getattr(default, f)
+    ]
+    if options.precision != default.precision:
+        tokens.append(options.precision)
+    if groups == "bands":
+        tokens.append("bands")
+    named = ("strategies", "distances", "levels", "draws", "seed", "precision", "mean", "nodata")
+    same = options.replace(**{f: getattr(default, f) for f in named}).fingerprint()
+    unnamed = same != default.replace(shapley=options.shapley).fingerprint()
+    unnamed = unnamed or not isinstance(groups, str)
+    label = "-".join(tokens)
+    if unnamed or len(label) > 60:
+        key = json.dumps([options.fingerprint(), str(groups)], sort_keys=True, default=str)
+        short = "cfg-" + hashlib.sha256(key.encode()).hexdigest()[:8]
+        label = f"{label}-{short}" if label and len(label) <= 60 else short
+    return label
 
 
 def run_mean(run: Any) -> list[float] | None:
@@ -185,12 +226,15 @@ def attribute_run(
         options: the :class:`~.options.AttributionOptions` (default: all defaults, strategy
             ``mean``).
         groups: ``"modalities"``, ``"bands"`` or explicit channel groups.
-        out: the result folder (default ``RUN/attribution/<split>``).
+        out: the result folder (default ``RUN/attribution/<split>`` for the default options,
+            ``RUN/attribution/<split>-<label>`` for others, :func:`folder_label`: results of
+            different options are kept side by side).
         batch_size: samples per batch.
         progress: show a progress bar.
         ids: only these samples of the split.
         resume: keep the samples of an earlier run of the same configuration (see
-            :func:`~.api.attribute`).
+            :func:`~.api.attribute`); False replaces the folder's scores (``--overwrite``),
+            whatever configuration they had.
         figure: write ``influence.png``.
         on_batch: ``on_batch(index, rows)`` after every scored batch.
         data_root: points the run's spec at another copy of the data.
@@ -212,7 +256,12 @@ def attribute_run(
         )
     opts = resolve_options(options, **overrides)
     run = load_run(run_dir, data_root=data_root)
-    out = Path(out) if out is not None else RunFolder(run_dir).attribution(split)
+    if out is None:
+        out = RunFolder(run_dir).attribution(split, folder_label(opts, groups))
+    out = Path(out)
+    if not resume:  # replacing: an earlier result must not look like this one's
+        for name in (SOURCE_FILE, "scores.parquet", "summary.csv", "summary.txt"):
+            (out / name).unlink(missing_ok=True)
     grp = groups_for(run.spec, groups)
     levels_l = opts.levels
     mean, nodata = opts.mean, opts.nodata

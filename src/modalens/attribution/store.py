@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..errors import ModalensError
 from ..fingerprint import require_same
-from ..io import atomic_path, atomic_write_json
+from ..io import atomic_path, atomic_write_json, make_folder
 from .rows import empty_rows
 
 
@@ -38,7 +38,7 @@ class ScoreStore:
         self.out = Path(out)
         self.parts = self.out / "parts"
         try:
-            self.parts.mkdir(parents=True, exist_ok=True)
+            make_folder(self.parts)
         except (FileExistsError, NotADirectoryError):
             raise ModalensError(
                 "the output folder is a file (or lies below one)",
@@ -54,7 +54,7 @@ class ScoreStore:
                 cfg,
                 what=f"{self.parts} holds scores of another configuration",
                 where=str(cfg_path),
-                fix="use another --out folder or delete its parts/ to start over",
+                fix="pass --overwrite (resume=False) to replace them, or use another --out folder",
                 error=ModalensError,
             )
         if not resume:

@@ -337,7 +337,8 @@ def sample_views(
 
     Args:
         run: the run folder.
-        attr_dir: its attribution folder (default ``RUN/attribution/<split>`` when it exists).
+        attr_dir: its attribution folder (default: ``RUN/attribution/<split>`` when attributed,
+            else the newest ``RUN/attribution/<split>-*``).
         ids: samples to draw.
         top_k: also the ``top_k`` samples per modality by influence (needs scores).
         out: the output folder (views go to ``OUT/views``; default ``RUN``).
@@ -360,8 +361,8 @@ def sample_views(
         raise SpecError("no samples chosen", "--ids/--top-k", "pass --ids a,b or --top-k K")
     loaded = load_run(run, data_root=data_root)
     out = Path(out) if out is not None else Path(run)
-    if attr_dir is None and RunFolder(run).attribution(split).exists():
-        attr_dir = RunFolder(run).attribution(split)
+    if attr_dir is None and RunFolder(run).attributions(split):
+        attr_dir = RunFolder(run).attributions(split)[0]
     table, keys = None, None
     if attr_dir is not None:
         table, keys = influence_block(read_scores(attr_dir), level, strategy)

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from ..data.dataset import collate
+from ..errors import OutputError
 from ..io import atomic_path
 from .run import load_run
 from .runfolder import RunFolder
@@ -34,6 +35,7 @@ def test(
     batch_size: int | None = None,
     device: str | torch.device | None = None,
     progress: bool = False,
+    out: str | Path | None = None,
 ) -> pd.DataFrame:
     """Evaluate the best checkpoint on ``split`` and write ``metrics_<split>.csv`` atomically.
 
@@ -48,9 +50,16 @@ def test(
         batch_size: samples per forward pass (default: the run's).
         device: where to run (default: CUDA when available).
         progress: show a progress bar.
+        out: the CSV file to write (default ``RUN/metrics_<split>.csv``). When the default
+            cannot be written (a read-only run folder, a full disk) the table is still returned,
+            with the reason in ``table.attrs["not_saved"]``; an explicit ``out`` that cannot be
+            written raises.
 
     Returns:
-        The table written.
+        The table (``table.attrs["saved"]``: the file written).
+
+    Raises:
+        OutputError: ``out`` was given and cannot be written.
     """
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     run = load_run(run_dir, device=device)
@@ -102,8 +111,15 @@ def test(
             if a_n > 0:
                 all_row.update({k: float(v) for k, v in aux_pooled[name].compute().items()})
     table = pd.DataFrame([all_row] + rows)
-    with atomic_path(RunFolder(run_dir).test_metrics(split)) as tmp:
-        table.to_csv(tmp, index=False)
+    target = Path(out) if out is not None else RunFolder(run_dir).test_metrics(split)
+    try:
+        with atomic_path(target) as tmp:
+            table.to_csv(tmp, index=False)
+        table.attrs["saved"] = str(target)
+    except OutputError as err:
+        if out is not None:
+            raise
+        table.attrs["not_saved"] = str(err)
     return table
 
 

@@ -36,7 +36,7 @@ from ..data.spec import DatasetSpec
 from ..data.specfile import spec_to_yaml
 from ..data.stats import with_statistics
 from ..errors import DataError, ModelError
-from ..io import atomic_path, atomic_write_text
+from ..io import atomic_path, atomic_write_text, make_folder, require_free_space
 from ..precision import lightning_precision
 from .callbacks import EpochCSV, atomic_checkpoint_io, quiet_lightning
 from .config import RunConfig, TrainConfig, load_config, spec_from_config
@@ -140,7 +140,7 @@ def fit(
             raise DataError(f"the {split} split is empty", str(spec.root), "check the split file")
     for line in check_leakage(spec).lines():
         _say(f"warning: {line}", progress)
-    folder.checkpoints.mkdir(parents=True, exist_ok=True)
+    make_folder(folder.checkpoints)
     atomic_write_text(folder.config, cfg.to_yaml())
     spec, stats_dict = with_statistics(spec, folder.stats, progress=progress)
     atomic_write_text(folder.dataset, spec_to_yaml(spec))
@@ -151,6 +151,9 @@ def fit(
             _say(f"masked: {line}", progress)
     train_dl, val_dl = t.run_data(spec).fit_loaders()
     module = build_module(cfg, spec, stats_dict)
+    # best.ckpt and last.ckpt (weights + two Adam moments each) and one temporary copy
+    weights = sum(p.numel() * p.element_size() for p in module.parameters())
+    require_free_space(folder.checkpoints, 9 * weights + 2**20, "the checkpoints")
     trainer = _trainer(t, folder, progress)
     try:
         trainer.fit(module, train_dl, val_dl, ckpt_path=str(folder.last) if resume else None)

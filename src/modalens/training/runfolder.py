@@ -111,9 +111,25 @@ class RunFolder:
         """``predictions/``: the default output folder of ``predict``."""
         return self.path / "predictions"
 
-    def attribution(self, split: str = "test") -> Path:
-        """``attribution/<split>/``: the default output folder of ``attribute``."""
-        return self.path / "attribution" / split
+    def attribution(self, split: str = "test", label: str = "") -> Path:
+        """``attribution/<split>/``: the default output folder of ``attribute`` with its default
+        options; ``attribution/<split>-<label>/`` for other options (``label`` names them)."""
+        return self.path / "attribution" / (f"{split}-{label}" if label else split)
+
+    def attributions(self, split: str = "test") -> list[Path]:
+        """The finished attributions of ``split`` (folders with ``scores.parquet``): the one of
+        the default options first, then the others, newest first."""
+        default = self.attribution(split)
+        others = sorted(
+            (
+                p
+                for p in self.path.glob(f"attribution/{split}-*")
+                if (p / "scores.parquet").is_file()
+            ),
+            key=lambda p: (p / "scores.parquet").stat().st_mtime,
+            reverse=True,
+        )
+        return ([default] if (default / "scores.parquet").is_file() else []) + others
 
     @property
     def occlusion_maps(self) -> Path:
@@ -122,8 +138,9 @@ class RunFolder:
 
     # ------------------------------------------------------------------ state
     def is_empty(self) -> bool:
-        """True when the folder does not exist or holds nothing."""
-        return not self.path.exists() or not any(self.path.iterdir())
+        """True when the folder does not exist or holds no file (empty sub-folders, e.g. those
+        a run that failed at its first write left, hold no work)."""
+        return not self.path.exists() or not any(p.is_file() for p in self.path.rglob("*"))
 
     def saved_config(self) -> RunConfig:
         """The run's ``config.yaml``, loaded and validated.

@@ -25,6 +25,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import SpecError
+from ..io import make_folder
 from .agree import AgreementResult, agreement
 from .record import check_record, write_record
 from .runs import RunRecord, is_finished, run_setting
@@ -150,7 +151,7 @@ def ablate(
     settings = plan_settings(modalities)
     configs = {(s.name, k): run_config(cfg, s, k) for k in seeds for s in settings}
     check_record(out, cfg, modalities)
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     note = plan_note(modalities)
     if note:
         _say(progress, f"note: {note}")

@@ -172,6 +172,7 @@ def _seed_scores(out: Path, seed: int, progress: bool) -> pd.DataFrame:
         strategies=PAPER_STRATEGIES,
         distances=("euclidean",),
         levels=PAPER_LEVELS,
+        out=existing.parent,
         progress=progress,
     )
     return scores

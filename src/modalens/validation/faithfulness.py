@@ -47,7 +47,7 @@ from ..data.synthetic import (
 )
 from ..errors import SpecError
 from ..fingerprint import differences
-from ..io import atomic_path, atomic_write_json, atomic_write_text
+from ..io import atomic_path, atomic_write_json, atomic_write_text, make_folder
 from .faithfulness_figure import faithfulness_figure
 from .faithfulness_scores import (
     TRUTH_COLUMNS,
@@ -231,7 +231,7 @@ def faithfulness(
     seeds = parse_seeds(seeds)
     s = _settings(importance, sparsity, samples, size, epochs)
     _check_record(out, s)
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     atomic_write_json(out / "faithfulness.json", {"settings": s, "seeds": list(seeds)})
     decoy = DECOY if s["decoy"] else None
     truths, rows, statuses = [], [], {}

@@ -33,7 +33,7 @@ import pandas as pd
 from ..attribution.aggregation import choose_block, summarize
 from ..errors import DataError, SpecError
 from ..fingerprint import differences, plain
-from ..io import atomic_path, atomic_write_text
+from ..io import atomic_path, atomic_write_text, make_folder
 from ..plotting import label
 from .prunefigure import pruning_figure
 from .record import PRUNING, RECORD, check_record, read_record, write_record
@@ -399,7 +399,7 @@ def prune(
     )
     ranked_by = "/".join(block[k] for k in ("method", "level", "distance", "strategy"))
     check_record(out, cfg, modalities, record=PRUNING)
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     reuse_dir = Path(reuse) if reuse is not None else None
     can_reuse = _reusable(reuse_dir, cfg, modalities)
     if reuse_dir is not None and not can_reuse:

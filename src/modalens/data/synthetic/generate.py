@@ -19,7 +19,7 @@ from rasterio.crs import CRS
 from tqdm.auto import tqdm
 
 from ...errors import SpecError
-from ...io import atomic_write_json, atomic_write_text
+from ...io import atomic_write_json, atomic_write_text, make_folder, require_free_space
 from ..presets.mapinwild import S2_10_BANDS, WORLDCOVER_CLASSES, WORLDCOVER_NAMES, mapinwild_spec
 from ..rasters import write_geotiff
 from ..spec import DatasetSpec, Modality, Normalization, SourceFile
@@ -174,10 +174,11 @@ def generate(
     if not 0.0 <= shared <= 1.0:
         raise SpecError(f"shared must be in [0, 1], got {shared!r}", "shared", "use e.g. 0.6")
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "metadata.json").unlink(missing_ok=True)  # written last: marks a complete dataset
-    (out / SPEC_FILE).unlink(missing_ok=True)
+    out = make_folder(out)
+    # metadata.json is written last and marks a complete dataset; a split file or spec of an
+    # earlier dataset in this folder must not make an unfinished one look complete
+    for name in ("metadata.json", SPEC_FILE, "split_IDs.csv"):
+        (out / name).unlink(missing_ok=True)
     crs = CRS.from_epsg(EPSG)
     ids = [str(ID_OFFSET + i) for i in range(samples)]
     w = np.array([weights[m] for m in MODALITIES], np.float64)
@@ -239,6 +240,9 @@ def generate(
                 tags=tags,
             )
 
+        if index == 0 and samples > 1:  # the size of one sample is known now
+            one = sum(f.stat().st_size for f in out.glob(f"**/{sid}.tif"))
+            require_free_space(out, one * (samples - 1) + 2**20, f"{samples} samples")
         # pooled moments over valid pixels
         valid = ~invalid
         realised.add(sid, z, valid)

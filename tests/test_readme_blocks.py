@@ -1,0 +1,204 @@
+"""Every code block of the README runs: its YAML parses (the dataset spec loads), its
+``modalens`` commands run and its Python executes, top to bottom in one temporary folder, on
+tiny data. Demo sizes are shrunk by :data:`BASH_SIZES`/:data:`PYTHON_SIZES` (the configs in
+``configs/`` by :func:`_tiny_config`). A block the README marks
+``<!-- test: skip (reason) -->`` is not run (its imports are still checked by
+tests/test_readme.py); ``<!-- test: parse (reason) -->`` only parses its commands with the CLI's
+parser, and ``<!-- test: parse PREFIX (reason) -->`` does so for the commands starting with
+``modalens PREFIX`` and runs the others. ``modalens-demo/`` (what ``modalens demo`` writes) is
+made by a tiny synth, fit and attribute. Blocks depend on earlier ones: run the whole file."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from torch import nn
+
+from modalens.cli import build_parser, main
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+SHARED = ROOT.parent / "shared"
+#: demo-size values of the README's commands -> tiny ones
+BASH_SIZES = {r"--samples \d+ --size \d+": "--samples 30 --size 32"}
+PYTHON_SIZES = {"crop_size=128": "crop_size=32", 'out="runs/demo"': 'out="runs/demo-api"'}
+BLOCK = re.compile(
+    r"(?:<!-- test: (skip|parse)(?: ([a-z ]+?))? \([^)]*\) -->\n)?```(\w+)\n(.*?)```", re.S
+)
+
+
+@dataclass
+class Block:
+    line: int
+    lang: str
+    code: str
+    mode: str  # run, skip or parse
+    prefix: str | None  # with mode parse: only commands starting with this are parsed
+
+    def __str__(self) -> str:
+        return f"README.md:{self.line}:{self.lang}"
+
+
+def _blocks() -> list[Block]:
+    return [
+        Block(README[: m.start(3)].count("\n") + 1, m[3], m[4], m[1] or "run", m[2])
+        for m in BLOCK.finditer(README)
+    ]
+
+
+BLOCKS = _blocks()
+
+
+def _tiny_config(src: Path, dst: Path) -> None:
+    cfg = yaml.safe_load(src.read_text())
+    cfg["model"].update(base_width=4, depth=2)
+    t = cfg["train"]
+    t.update(epochs=1, batch_size=2, patience=1)
+    if t.get("crop_size"):
+        t["crop_size"] = 32
+    if isinstance(t.get("scheduler"), dict) and "T_0" in t["scheduler"]:
+        t["scheduler"]["T_0"] = 1
+    dst.write_text(yaml.safe_dump(cfg))
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder the README runs in: tiny configs/ and a tiny modalens-demo/."""
+    from modalens.attribution import attribute_run
+    from modalens.data import synthetic
+    from modalens.training import fit
+
+    work = tmp_path_factory.mktemp("readme")
+    (work / "configs").mkdir()
+    for src in (ROOT / "configs").glob("*.yaml"):
+        _tiny_config(src, work / "configs" / src.name)
+    demo = work / "modalens-demo"
+    synthetic.generate(demo / "data", samples=10, size=32, seed=0, progress=False)
+    run = fit(
+        work / "configs" / "demo.yaml",
+        out=demo / "run",
+        overrides={"data": {"root": str(demo / "data")}},
+        progress=False,
+    )
+    attribute_run(
+        run,
+        strategies=["zeros", "ones", "uniform", "gaussian", "mean"],
+        levels=["embedding", "output"],
+        out=demo / "attribution",
+        progress=False,
+    )
+    return work
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _commands(code: str) -> list[str]:
+    out = []
+    for line in code.splitlines():
+        line = re.sub(r"\s+#.*$", "", line)
+        out += [p.strip() for p in line.split("&&") if p.strip().startswith("modalens ")]
+    return out
+
+
+class _Backbone(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer4 = nn.Conv2d(5, 4, 3, padding=1)
+
+
+class _MyModel(nn.Module):
+    """The README's ``my_model``: 5 input channels, an embedding at ``backbone.layer4``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.backbone = _Backbone()
+        self.head = nn.Conv2d(4, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.backbone.layer4(x)))
+
+
+def _namespace() -> dict:
+    torch.manual_seed(0)
+    loader = [torch.randn(2, 5, 8, 8) for _ in range(2)]
+    return {"my_model": _MyModel().eval(), "loader": loader}
+
+
+def test_readme_has_blocks_of_each_kind() -> None:
+    kinds = {(b.lang, b.mode) for b in BLOCKS}
+    assert {("bash", "run"), ("python", "run"), ("yaml", "run"), ("bash", "skip")} <= kinds
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=str)
+def test_readme_block(block: Block, workspace: Path, monkeypatch, capsys) -> None:
+    if block.mode == "skip":
+        pytest.skip(f"{block} is marked skip in the README")
+    monkeypatch.chdir(workspace)
+    if block.lang == "yaml":
+        data = yaml.safe_load(block.code)
+        assert isinstance(data, dict)
+        if "modalities" in data:  # a dataset spec
+            from modalens.data.specfile import spec_from_dict
+
+            spec = spec_from_dict(data, source=str(block))
+            assert [m.name for m in spec.modalities] == [m["name"] for m in data["modalities"]]
+        elif "auxiliary" in data:  # the multitask section of a run config
+            from modalens.training.config import load_config
+
+            cfg = yaml.safe_load((workspace / "configs" / "mtl-regression.yaml").read_text())
+            cfg.update(data, data={"preset": "mapinwild", "root": "modalens-demo/data"})
+            assert load_config(cfg).auxiliary is not None
+        return
+    if block.lang == "python":
+        code = block.code
+        for old, new in PYTHON_SIZES.items():
+            code = code.replace(old, new)
+        from modalens.attribution.distances import DISTANCES
+        from modalens.attribution.levels import LEVELS
+        from modalens.attribution.strategies import STRATEGIES
+
+        before = {r: set(r.names()) for r in (STRATEGIES, DISTANCES, LEVELS)}
+        try:
+            exec(compile(code, str(block), "exec"), _namespace())
+        finally:  # what a block registers (the README's "half" fill) is not left to others
+            for registry, names in before.items():
+                for name in set(registry.names()) - names:
+                    registry.remove(name)
+        return
+    assert block.lang == "bash", f"{block}: no runner for {block.lang} blocks"
+    parser = build_parser()
+    for command in _commands(block.code):
+        for pattern, new in BASH_SIZES.items():
+            command = re.sub(pattern, new, command)
+        command = command.replace("deployed-data", "demo-data")  # an S2-only copy in the README
+        if "../shared/" in command:
+            if not SHARED.exists():
+                continue  # the shared example data is absent here
+            command = command.replace("../shared/", f"{SHARED}/")
+        argv = shlex.split(command)[1:]
+        if block.mode == "parse" and (
+            block.prefix is None or command.startswith(f"modalens {block.prefix}")
+        ):
+            parser.parse_args(argv)  # exits on an unknown flag or a bad value
+            continue
+        rc = main(["-q", *argv])
+        assert rc == 0, f"{block}: `{command}` exited {rc}: {capsys.readouterr().err}"
+
+
+def test_readme_yaml_spec_example_is_valid_yaml() -> None:
+    spec = next(b for b in BLOCKS if b.lang == "yaml" and "modalities:" in b.code)
+    data = yaml.safe_load(spec.code)
+    assert data["modalities"][1]["source"]["path"] == "s1/{id}.tif"
+    assert data["target"]["source"] == "NI/{id}.tif"
