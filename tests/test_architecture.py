@@ -29,7 +29,7 @@ STAGES = [
     "report",
 ]
 #: top-level utility modules every stage may use; they import no stage
-UTILITIES = {"errors", "io", "precision", "fingerprint", "plotting", "lazy"}
+UTILITIES = {"errors", "io", "precision", "fingerprint", "plotting", "lazy", "threads"}
 #: orchestration on top of all stages
 ORCHESTRATION = {"demo", "cli", "commands", "__init__"}
 
@@ -205,7 +205,7 @@ def test_every_module_has_a_docstring() -> None:
 
 def test_import_sets_passive_openmp_wait_unless_the_user_chose() -> None:
     code = "import os, modalens; print(os.environ['OMP_WAIT_POLICY'])"
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
     env["PYTHONPATH"] = str(SRC.parent)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.stdout.strip() == "PASSIVE", out.stderr

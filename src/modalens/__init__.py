@@ -13,10 +13,8 @@ The package is laid out as the pipeline it runs, one sub-package per stage:
 - :mod:`modalens.validation` -- the paper's validation (Table I, Fig. 5), strategies and fills.
 - :mod:`modalens.report` -- one self-contained HTML page from a results folder.
 
-Threads: importing modalens sets ``OMP_WAIT_POLICY=PASSIVE`` unless it is already set (it must
-be set before torch starts its OpenMP pool). OpenMP's default spin-waiting made training 4-14x
-slower whenever another process kept a core busy (measured on a 2-core machine: 10 steps of
-the demo U-Net took 14-43 s instead of 3.6-6 s); set ``OMP_WAIT_POLICY=ACTIVE`` to restore it.
+Threads: importing modalens sets ``OMP_WAIT_POLICY=PASSIVE`` and ``OMP_NUM_THREADS`` (the
+CPUs the process may use) unless they are already set (:mod:`modalens.threads`).
 
 Shared utilities: :mod:`modalens.errors` (one-line user errors), :mod:`modalens.io` (atomic
 writes), :mod:`modalens.precision` (one precision vocabulary), :mod:`modalens.plotting`.
@@ -28,13 +26,13 @@ loaded on first use, so ``import modalens`` and the command line start fast.
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
-
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from .errors import DataError, ModalensError, ModelError, SpecError
 from .lazy import lazy_exports
+from .threads import configure_threads
+
+configure_threads()
 
 __version__ = "0.1.0"
 

@@ -1,0 +1,46 @@
+"""Thread settings that hold up on a shared machine, applied when modalens is imported.
+
+OpenMP (torch's CPU thread pool) reads its settings once, when torch starts it, so they are
+set as environment defaults before torch is imported; a value the user set always wins.
+
+- ``OMP_WAIT_POLICY=PASSIVE``: idle threads sleep instead of spinning. With the default
+  spin-waiting, 10 training steps of the demo U-Net took 14-43 s instead of 3.6-6 s whenever
+  another process kept one of the 2 cores busy.
+- ``OMP_NUM_THREADS`` = the CPUs this process may actually use (:func:`available_cpus`: its CPU
+  affinity, e.g. ``taskset`` or a cgroup cpuset, and a cgroup CPU quota such as a container's
+  ``--cpus``), not the machine's core count, which oversubscribes a restricted process.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import MutableMapping
+from pathlib import Path
+
+#: cgroup v2 CPU quota file ("max 100000" or "200000 100000")
+CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+
+
+def available_cpus(cpu_max: Path = CPU_MAX) -> int:
+    """CPUs this process may use: its affinity, capped by a cgroup v2 CPU quota (at least 1)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    try:
+        quota, period = cpu_max.read_text().split()[:2]
+        if quota != "max" and float(period) > 0:
+            cpus = min(cpus, math.ceil(float(quota) / float(period)))
+    except (OSError, ValueError):
+        pass
+    return max(1, cpus)
+
+
+def configure_threads(environ: MutableMapping[str, str] | None = None) -> dict[str, str]:
+    """Set ``OMP_WAIT_POLICY`` and ``OMP_NUM_THREADS`` defaults (see the module docstring)
+    in ``environ`` (default ``os.environ``); values already set are kept. Returns both."""
+    env = os.environ if environ is None else environ
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    env.setdefault("OMP_NUM_THREADS", str(available_cpus()))
+    return {k: env[k] for k in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
