@@ -1,6 +1,9 @@
-"""Property-based tests (hypothesis) of occlusion and aggregation: occluding a group changes
-only that group's channels (besides the ALL reference, which occludes every group), every group is occluded, bootstrap intervals contain the mean and
-shares of non-negative influences sum to 1."""
+"""Property-based tests (hypothesis) of occlusion and aggregation.
+
+Occluding a group changes only that group's channels (besides the ALL reference, which
+occludes every group), every group is occluded, bootstrap intervals contain the mean and
+shares of non-negative influences sum to 1.
+"""
 
 from __future__ import annotations
 
