@@ -25,18 +25,17 @@ from .blocks import Section, figure, table_from_frame
 from .collect import Artefacts
 from .reading import describe_attribution, headline_block
 
-Builder = Callable[[Path, Artefacts], Section]
-BUILDERS: dict[str, Builder] = {}
-#: section titles per kind (in report order, which is the order of collect.MARKERS)
-TITLES: dict[str, str] = {}
+Builder = Callable[[Section, Path, Artefacts], Section]
+#: artefact kind -> (heading of its sections, the builder that fills one)
+BUILDERS: dict[str, tuple[str, Builder]] = {}
 
 
-def register_section(kind: str, title: str) -> Callable[[Builder], Builder]:
-    """Decorator: ``fn(folder, artefacts) -> Section`` builds the sections of ``kind``."""
+def register_section(kind: str, heading: str) -> Callable[[Builder], Builder]:
+    """Decorator: ``fn(section, folder, artefacts) -> Section`` fills the section of one folder
+    of ``kind``, which arrives with its id and its title (``"<heading>: <folder>"``)."""
 
     def wrap(fn: Builder) -> Builder:
-        BUILDERS[kind] = fn
-        TITLES[kind] = title
+        BUILDERS[kind] = (heading, fn)
         return fn
 
     return wrap
@@ -63,11 +62,10 @@ def section_id(kind: str, folder: Path, arts: Artefacts) -> str:
     return kind if rel == "." else f"{kind}-" + "".join(c if c.isalnum() else "-" for c in rel)
 
 
-@register_section("dataset", "Synthetic dataset")
-def dataset_section(folder: Path, arts: Artefacts) -> Section:
+@register_section("dataset", "Dataset")
+def dataset_section(sec: Section, folder: Path, arts: Artefacts) -> Section:
     """The generator's metadata: samples, split and the planted (and realised) importances."""
     meta = json.loads((folder / "metadata.json").read_text())
-    sec = Section(section_id("dataset", folder, arts), f"Dataset: {where(folder, arts)}")
     split = meta.get("split", {})
     sec.intro = (
         f"Synthetic data from {meta.get('generator', '?')} (seed {meta.get('seed')}): "
@@ -93,10 +91,9 @@ def dataset_section(folder: Path, arts: Artefacts) -> Section:
     return sec
 
 
-@register_section("run", "Trained runs")
-def run_section(folder: Path, arts: Artefacts) -> Section:
+@register_section("run", "Run")
+def run_section(sec: Section, folder: Path, arts: Artefacts) -> Section:
     """A run folder: its test metrics, dataset summary and config."""
-    sec = Section(section_id("run", folder, arts), f"Run: {where(folder, arts)}")
     test = folder / "metrics_test.csv"
     if test.is_file():
         metrics = pd.read_csv(test, dtype={"id": str})
@@ -132,13 +129,10 @@ def run_section(folder: Path, arts: Artefacts) -> Section:
     return sec
 
 
-@register_section("attribution", "Modality influence (occlusion)")
-def attribution_section(folder: Path, arts: Artefacts) -> Section:
+@register_section("attribution", "Modality influence")
+def attribution_section(sec: Section, folder: Path, arts: Artefacts) -> Section:
     """An attribution folder: the reading, the summary table and the influence figure."""
     summary = pd.read_csv(folder / "summary.csv")
-    sec = Section(
-        section_id("attribution", folder, arts), f"Modality influence: {where(folder, arts)}"
-    )
     sec.intro = (
         "Each modality is occluded (its channels replaced by a fill) and the change of the "
         "model's embedding (the paper's score), output or loss is measured per test sample; "
@@ -184,12 +178,11 @@ def attribution_section(folder: Path, arts: Artefacts) -> Section:
     return sec
 
 
-@register_section("views", "Sample views (Fig. 3/4)")
-def views_section(folder: Path, arts: Artefacts) -> Section:
+@register_section("views", "Sample views")
+def views_section(sec: Section, folder: Path, arts: Artefacts) -> Section:
     """Sample views: one figure per chosen or top-k sample (``views/index.csv``)."""
     index = pd.read_csv(folder / "index.csv", dtype={"sample_id": str})
     base = folder.parent  # index paths are relative to the folder that holds views/
-    sec = Section(section_id("views", folder, arts), f"Sample views: {where(folder, arts)}")
     sec.intro = (
         "Per sample: its influence bars beside the modalities, the target and the prediction, "
         "and the per-modality sensitivity maps."
@@ -203,11 +196,10 @@ def views_section(folder: Path, arts: Artefacts) -> Section:
     return sec
 
 
-@register_section("strata", "Stratified influence")
-def strata_section(folder: Path, arts: Artefacts) -> Section:
+@register_section("strata", "Strata")
+def strata_section(sec: Section, folder: Path, arts: Artefacts) -> Section:
     """Influence per stratum (an index column or the dominant class of a modality)."""
     table = pd.read_csv(folder / "stratified.csv", dtype={"stratum": str})
-    sec = Section(section_id("strata", folder, arts), f"Strata: {where(folder, arts)}")
     by = ", ".join(dict.fromkeys(table["by"].astype(str))) if len(table) else "?"
     sec.intro = f"The influence summarised per stratum ({by}); small strata are marked."
     sec.findings = describe_strata(table) if len(table) else ["No strata."]
@@ -242,9 +234,12 @@ def strata_section(folder: Path, arts: Artefacts) -> Section:
 
 def build_sections(arts: Artefacts) -> list[Section]:
     """Every section of every artefact found, in the order of the artefact kinds."""
-    return [
-        BUILDERS[kind](folder, arts)
-        for kind in arts.kinds()
-        if kind in BUILDERS
-        for folder in arts[kind]
-    ]
+    sections = []
+    for kind in arts.kinds():
+        if kind not in BUILDERS:
+            continue
+        heading, build = BUILDERS[kind]
+        for folder in arts[kind]:
+            start = Section(section_id(kind, folder, arts), f"{heading}: {where(folder, arts)}")
+            sections.append(build(start, folder, arts))
+    return sections

@@ -19,18 +19,15 @@ from ..validation.strategies import describe_strategies
 from .blocks import Section, table_from_frame
 from .collect import Artefacts
 from .reading import describe_ablation, describe_agreement
-from .sections import figures_of, register_section, section_id, where
+from .sections import BUILDERS, figures_of, register_section
 
 
-@register_section("strategies", "Occlusion strategies and fill sanity (Fig. 6)")
-def strategies_section(folder: Path, arts: Artefacts) -> Section:
+@register_section("strategies", "Strategies and fills")
+def strategies_section(sec: Section, folder: Path, arts: Artefacts) -> Section:
     """Strategies compared (Kendall's W per level) and each fill checked against the data."""
     table = pd.read_csv(folder / "strategies.csv")
     concordance = pd.read_csv(folder / "concordance.csv")
     fill = pd.read_csv(folder / "fill_sanity.csv")
-    sec = Section(
-        section_id("strategies", folder, arts), f"Strategies and fills: {where(folder, arts)}"
-    )
     sec.intro = (
         "Do the occlusion strategies agree on the ranking (Kendall's W: 1 = the same ranking "
         "from every fill, 0 = no agreement), and does each fill stay inside the values the "
@@ -88,11 +85,10 @@ def strategies_section(folder: Path, arts: Artefacts) -> Section:
     return sec
 
 
-@register_section("ablation", "Retraining ablation (Table I)")
-def ablation_section(folder: Path, arts: Artefacts) -> Section:
+@register_section("ablation", "Table I")
+def ablation_section(sec: Section, folder: Path, arts: Artefacts) -> Section:
     """Table I: all, single-modality and leave-one-out runs."""
     table = pd.read_csv(folder / "table1.csv")
-    sec = Section(section_id("ablation", folder, arts), f"Table I: {where(folder, arts)}")
     sec.intro = (
         "The paper's validation: the model retrained with all modalities, with each modality "
         "alone and with each one left out, same seed and schedule, tested on the test split."
@@ -110,11 +106,10 @@ def ablation_section(folder: Path, arts: Artefacts) -> Section:
     return sec
 
 
-@register_section("agreement", "Agreement of influence and retraining (Fig. 5)")
-def agreement_section(folder: Path, arts: Artefacts) -> Section:
+@register_section("agreement", "Agreement")
+def agreement_section(sec: Section, folder: Path, arts: Artefacts) -> Section:
     """Rank agreement of the performance deviations with every influence variant."""
     table = pd.read_csv(folder / "agreement.csv")
-    sec = Section(section_id("agreement", folder, arts), f"Agreement: {where(folder, arts)}")
     sec.intro = (
         "Per modality, the performance deviation of the retrained models (|all − single| and "
         "|all − leave-one-out|) against the dataset-level influence, as rank correlations "
@@ -154,11 +149,10 @@ def agreement_section(folder: Path, arts: Artefacts) -> Section:
     return sec
 
 
-@register_section("pruning", "Pruning the least influential modalities")
-def pruning_section(folder: Path, arts: Artefacts) -> Section:
+@register_section("pruning", "Pruning")
+def pruning_section(sec: Section, folder: Path, arts: Artefacts) -> Section:
     """Retraining without the k least influential modalities."""
     table = pd.read_csv(folder / "pruning.csv")
-    sec = Section(section_id("pruning", folder, arts), f"Pruning: {where(folder, arts)}")
     ranked = table["ranked_by"].iloc[0] if "ranked_by" in table and len(table) else "?"
     sec.intro = (
         f"The modalities ranked by {ranked} and the model retrained without the k least "
@@ -175,11 +169,10 @@ def pruning_section(folder: Path, arts: Artefacts) -> Section:
     return sec
 
 
-@register_section("faithfulness", "Faithfulness benchmark")
-def faithfulness_section(folder: Path, arts: Artefacts) -> Section:
+@register_section("faithfulness", "Faithfulness")
+def faithfulness_section(sec: Section, folder: Path, arts: Artefacts) -> Section:
     """Every method against planted (realised) importances and a pure-noise decoy."""
     table = pd.read_csv(folder / "faithfulness.csv")
-    sec = Section(section_id("faithfulness", folder, arts), f"Faithfulness: {where(folder, arts)}")
     sec.intro = (
         "Synthetic data with known importances and a modality of pure noise: does each method "
         "rank the modalities by their realised effect on the target (Spearman ρ, mean ± std "
@@ -234,13 +227,10 @@ def faithfulness_section(folder: Path, arts: Artefacts) -> Section:
     return sec
 
 
-@register_section("mtl_compare", "Modalities as auxiliary tasks: comparison")
-def mtl_compare_section(folder: Path, arts: Artefacts) -> Section:
+@register_section("mtl_compare", "Multitask comparison")
+def mtl_compare_section(sec: Section, folder: Path, arts: Artefacts) -> Section:
     """The multitask model against the unimodal and input-fusion baselines."""
     table = pd.read_csv(folder / "mtl_compare.csv")
-    sec = Section(
-        section_id("mtl_compare", folder, arts), f"Multitask comparison: {where(folder, arts)}"
-    )
     sec.intro = (
         "Same seed and schedule: the model on the input modalities alone, with the auxiliary "
         "modalities as inputs (fusion), and with them as auxiliary targets (multitask)."
@@ -275,12 +265,9 @@ def mtl_compare_section(folder: Path, arts: Artefacts) -> Section:
     return sec
 
 
-@register_section("mtl_explain", "Modalities as auxiliary tasks: why the main task fails")
-def mtl_explain_section(folder: Path, arts: Artefacts) -> Section:
+@register_section("mtl_explain", "Multitask explanation")
+def mtl_explain_section(sec: Section, folder: Path, arts: Artefacts) -> Section:
     """Main-task errors against the auxiliary heads' errors, and what each head relies on."""
-    sec = Section(
-        section_id("mtl_explain", folder, arts), f"Multitask explanation: {where(folder, arts)}"
-    )
     sec.intro = (
         "Do the auxiliary reconstructions fail where the main task fails? Per sample and per "
         "pixel correlations of the errors, how well a high auxiliary error flags the worst "
@@ -316,12 +303,4 @@ def mtl_explain_section(folder: Path, arts: Artefacts) -> Section:
 def register_studies() -> list[str]:
     """The study kinds this module registers (importing it registers them; calling this makes
     the dependency explicit where the report is built)."""
-    return [
-        "strategies",
-        "ablation",
-        "agreement",
-        "pruning",
-        "faithfulness",
-        "mtl_compare",
-        "mtl_explain",
-    ]
+    return [kind for kind, (_, fn) in BUILDERS.items() if fn.__module__ == __name__]
