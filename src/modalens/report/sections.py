@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..attribution.groups import ALL
-from ..attribution.strata import describe_strata
+from ..attribution.strata import STRATA_COLUMNS, describe_strata
 from ..data.checks import summarize as summarize_data
 from ..data.specfile import load_spec
 from ..errors import ModalensError
@@ -211,20 +211,7 @@ def strata_section(sec: Section, folder: Path, arts: Artefacts) -> Section:
         table_from_frame(
             shown,
             "Influence per stratum (stratified.csv); share in %",
-            [
-                "by",
-                "stratum",
-                "n",
-                "few_samples",
-                "level",
-                "strategy",
-                "group",
-                "mean",
-                "ci_low",
-                "ci_high",
-                "share",
-                "rank",
-            ],
+            [c for c in STRATA_COLUMNS if c not in ("method", "distance")],
             {"group": "modality", "share": "share (%)", "few_samples": "few samples"},
             arts.relative(folder / "stratified.csv"),
         )

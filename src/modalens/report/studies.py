@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..attribution.aggregation import BLOCK
 from ..multitask.explain import describe_explanation
 from ..plotting import label
-from ..validation.faithfulness_scores import describe_faithfulness, method_label
+from ..validation.faithfulness_scores import TABLE_COLUMNS, describe_faithfulness, method_label
+from ..validation.fills import FILL_COLUMNS
 from ..validation.pruning import describe_pruning
 from ..validation.strategies import describe_strategies
 from .blocks import Section, table_from_frame
@@ -62,16 +64,7 @@ def strategies_section(sec: Section, folder: Path, arts: Artefacts) -> Section:
             shown,
             "Fill sanity: share of filled values outside the train range, in % "
             "(fill_sanity.csv); flagged rows are highlighted",
-            [
-                "strategy",
-                "group",
-                "outside_share",
-                "below_share",
-                "above_share",
-                "class_code_share",
-                "flagged",
-                "n_values",
-            ],
+            [c for c in FILL_COLUMNS if c != "threshold"],
             {
                 "group": "modality",
                 "outside_share": "outside (%)",
@@ -190,17 +183,7 @@ def faithfulness_section(sec: Section, folder: Path, arts: Artefacts) -> Section
         table_from_frame(
             shown,
             "Faithfulness per method (faithfulness.csv); decoy share in %",
-            [
-                "name",
-                "n_seeds",
-                "spearman_realised_mean",
-                "spearman_realised_std",
-                "spearman_loo_mean",
-                "spearman_loo_std",
-                "decoy_share_mean",
-                "decoy_share_std",
-                "recovers",
-            ],
+            ["name", *(c for c in TABLE_COLUMNS if c not in (*BLOCK, "n_exact"))],
             {
                 "name": "method",
                 "spearman_realised_mean": "ρ realised",
