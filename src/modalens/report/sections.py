@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..attribution.aggregation import BLOCK
 from ..attribution.groups import ALL
 from ..attribution.strata import STRATA_COLUMNS, describe_strata
 from ..data.checks import summarize as summarize_data
@@ -144,7 +145,7 @@ def attribution_section(sec: Section, folder: Path, arts: Artefacts) -> Section:
     shown = summary[summary["group"] != ALL].copy()
     shown["share"] = shown["share"] * 100
     if block is not None:
-        key = pd.Series(block, index=["method", "level", "distance", "strategy"])
+        key = pd.Series(block, index=BLOCK)
         first = (shown[key.index] == key).all(axis=1)
         shown = pd.concat([shown[first], shown[~first]])
     shown["group"] = shown["group"].map(label)

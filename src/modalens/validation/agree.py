@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from ..attribution import attribute_run
+from ..attribution.aggregation import BLOCK
 from ..errors import DataError, SpecError
 from ..io import atomic_path
 from .correlation import kendall, pearson, shares, spearman
@@ -55,7 +56,6 @@ from .settings import Setting, leave_one_out, parse_seeds, plan_settings
 #: the paper's occlusion strategies and the levels attributed when no attribution exists
 PAPER_STRATEGIES = ("zeros", "ones", "uniform", "gaussian")
 PAPER_LEVELS = ("embedding", "output")
-BLOCK = ["method", "level", "distance", "strategy"]
 DEVIATIONS = ("single", "leave_one_out")
 STATISTICS = {"spearman": spearman, "kendall": kendall, "pearson": pearson}
 COLUMNS = [

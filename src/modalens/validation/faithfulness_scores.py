@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..attribution.aggregation import BLOCK
 from .correlation import shares, spearman
 
 #: a method recovers the truth when rho >= this in every seed ...
@@ -28,7 +29,6 @@ RECOVER_RHO = 0.9
 #: ... and it gives the decoy less than this share of its influence on average
 RECOVER_DECOY = 0.05
 
-BLOCK = ["method", "level", "distance", "strategy"]
 
 TRUTH_COLUMNS = ["seed", "modality", "nominal", "realised"]
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..attribution.aggregation import choose_block, summarize
+from ..attribution.aggregation import BLOCK, choose_block, summarize
 from ..errors import DataError, SpecError
 from ..fingerprint import differences, plain
 from ..io import atomic_path, atomic_write_text, make_folder
@@ -397,7 +397,7 @@ def prune(
         distance=distance,
         strategy=strategy,
     )
-    ranked_by = "/".join(block[k] for k in ("method", "level", "distance", "strategy"))
+    ranked_by = "/".join(block[k] for k in BLOCK)
     check_record(out, cfg, modalities, record=PRUNING)
     make_folder(out)
     reuse_dir = Path(reuse) if reuse is not None else None
