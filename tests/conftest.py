@@ -55,3 +55,14 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "train": {"epochs": 1, "batch_size": 2, "lr": 1e-3, "crop_size": 32, "patience": 5},
     }
     return fit(cfg, out=base / "run", progress=False)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread for the test (tiny models run faster so on a busy 2-core machine)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
