@@ -102,6 +102,10 @@ def _attribution_arguments(
     s.add_argument(
         "--window", type=int, help="scene classifiers: occluded window in px (default side/8)"
     )
+    for s in (attribute, maps):  # sharded attribution (docs/scaling.md)
+        s.add_argument("--devices", type=int, default=1, help="processes per node (default 1)")
+        s.add_argument("--num-nodes", type=int, default=1, help="machines (default 1)")
+        s.add_argument("--accelerator", default="auto", help="auto, cpu, gpu or mps")
 
 
 def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentParser:

@@ -99,7 +99,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_attribute(args: argparse.Namespace) -> int:
-    from .attribution.aggregation import format_summary
     from .attribution.options import AttributionOptions
     from .attribution.run import attribute_run
 
@@ -112,7 +111,7 @@ def cmd_attribute(args: argparse.Namespace) -> int:
         seed=args.seed,
         precision=args.precision,
     )
-    _scores, summary = attribute_run(
+    attribute_run(
         args.run,
         split=args.split,
         options=options,
@@ -121,8 +120,11 @@ def cmd_attribute(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         progress=not args.quiet,
         resume=not args.overwrite,
+        devices=args.devices,
+        num_nodes=args.num_nodes,
+        accelerator=args.accelerator,
+        report=print,
     )
-    print(format_summary(summary))
     return 0
 
 
@@ -140,6 +142,9 @@ def cmd_maps(args: argparse.Namespace) -> int:
         overlap=args.overlap,
         progress=not args.quiet,
         window=args.window,
+        devices=args.devices,
+        num_nodes=args.num_nodes,
+        accelerator=args.accelerator,
     )
     for p in paths:
         print(p)

@@ -20,6 +20,8 @@ from pathlib import Path
 
 #: cgroup v2 CPU quota file ("max 100000" or "200000 100000")
 CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+#: set beside ``OMP_NUM_THREADS`` when modalens chose that value (the user did not)
+DEFAULT_MARK = "MODALENS_DEFAULT_THREADS"
 
 
 def available_cpus(cpu_max: Path = CPU_MAX) -> int:
@@ -42,5 +44,24 @@ def configure_threads(environ: MutableMapping[str, str] | None = None) -> dict[s
     in ``environ`` (default ``os.environ``); values already set are kept. Returns both."""
     env = os.environ if environ is None else environ
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    env.setdefault("OMP_NUM_THREADS", str(available_cpus()))
+    if "OMP_NUM_THREADS" not in env:
+        env["OMP_NUM_THREADS"] = env[DEFAULT_MARK] = str(available_cpus())
     return {k: env[k] for k in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
+
+
+def threads_per_process(processes: int, environ: MutableMapping[str, str] | None = None) -> int:
+    """Threads for each of ``processes`` processes sharing this machine: ``OMP_NUM_THREADS``
+    when the user set it, else :func:`available_cpus` divided among the processes (at least
+    1). Sets ``OMP_NUM_THREADS`` in ``environ`` (default ``os.environ``) to the result, so
+    processes started from it inherit it."""
+    env = os.environ if environ is None else environ
+    value = env.get("OMP_NUM_THREADS")
+    chosen = value is None or env.get(DEFAULT_MARK) == value
+    try:
+        n = max(1, available_cpus() // max(1, processes)) if chosen else max(1, int(value or 1))
+    except ValueError:
+        n = 1
+    env["OMP_NUM_THREADS"] = str(n)
+    if chosen:
+        env[DEFAULT_MARK] = str(n)
+    return n

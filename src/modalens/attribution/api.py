@@ -30,7 +30,8 @@ from .groups import ALL, Groups
 from .options import AttributionOptions, resolve_options
 from .rows import empty_rows
 from .shapley import ShapleyResult
-from .store import ScoreStore
+from .sharding import Shard
+from .store import ScoreStore, check_store
 
 
 class NonFiniteInputWarning(UserWarning):
@@ -52,6 +53,17 @@ def _peek(batches: Iterable[Any]) -> tuple[Iterable[Any], Any]:
     return batches, None if isinstance(first, LazyBatch) else first
 
 
+def _owned(batches: Iterable[Any], done: set[str], shard: Shard) -> set[int] | None:
+    """The global indices of ``shard``'s batches: round robin over the lazy batches with
+    samples still to do (None for other batches: every ``world``-th index instead)."""
+    if not shard.sharded or not isinstance(batches, Sequence):
+        return None
+    if not all(isinstance(b, LazyBatch) for b in batches):
+        return None
+    todo = [k for k, b in enumerate(batches) if not all(i in done for i in b.ids)]
+    return set(shard.pick(todo))
+
+
 def attribute(
     model: nn.Module,
     batches: Iterable[Any],
@@ -66,6 +78,7 @@ def attribute(
     progress: bool = False,
     engine: OcclusionEngine | None = None,
     resume_config: Mapping[str, Any] | None = None,
+    shard: Shard | None = None,
     **overrides: Any,
 ) -> pd.DataFrame:
     """Occlusion scores (and Shapley values) of ``model`` over an iterable of batches.
@@ -97,14 +110,25 @@ def attribute(
             an error).
         resume_config: entries added to the configuration a rerun must match (e.g. the
             split).
+        shard: this process's share of a sharded run (:func:`~.sharding.launch`; needs
+            ``out``): it scores only its batches -- round robin over the batches with
+            samples still to do, for lazy batches, else every ``world``-th batch -- and
+            writes them as parts named by their global index; after all ranks are done rank
+            0 assembles ``scores.parquet`` and returns it, the other ranks return no rows.
         **overrides: fields of :class:`~.options.AttributionOptions`.
 
     Returns:
         The long-form DataFrame (:data:`~.rows.COLUMNS`).
 
     Raises:
-        SpecError: invalid options, or an engine with other options.
+        SpecError: invalid options, an engine with other options, or a shard without
+            ``out``.
     """
+    shard = shard or Shard()
+    if shard.sharded and out is None:
+        raise SpecError(
+            "a sharded attribution needs an output folder", "out", "pass out= (a shared folder)"
+        )
     total = len(batches) if hasattr(batches, "__len__") else None  # type: ignore[arg-type]
     layout = None
     if engine is None:
@@ -123,23 +147,36 @@ def attribute(
     store = None
     if out is not None:
         cfg = {**engine.config(), **(resume_config or {})}
-        store = ScoreStore(Path(out), cfg, resume)
+        if not shard.main:  # the same one-line error on every rank
+            check_store(Path(out), cfg, resume)
+        store = ScoreStore(Path(out), cfg, resume) if shard.main else None
+        shard.barrier()  # rank 0 has created (or cleared) the folder
+        if store is None:
+            store = ScoreStore(Path(out), cfg, resume, create=False)
+        shard.barrier()  # every rank knows what was done before any writes
     done = store.done if store is not None else set()
+    owned = _owned(batches, done, shard)
     frames: list[pd.DataFrame] = []
     bar = None
     if progress:
-        bar = tqdm(total=total, desc="attribute", unit="batch")
+        desc = f"attribute (rank {shard.rank}/{shard.world})" if shard.sharded else "attribute"
+        if owned is not None:
+            total = sum(1 for k in owned if not all(i in done for i in batches[k].ids))  # type: ignore[index]
+        elif shard.sharded and total is not None:
+            total = len(range(shard.rank, total, shard.world))
+        bar = tqdm(total=total, desc=desc, unit="batch")
     seen = 0
     warned = False
     seen_ids: list[str] = []
     try:
         for index, raw in enumerate(batches):
+            mine = index in owned if owned is not None else index % shard.world == shard.rank
             lazy = isinstance(raw, LazyBatch)
             if lazy:
                 seen_ids.extend(str(i) for i in raw.ids)
-                if all(i in done for i in raw.ids):
+                if not mine or all(i in done for i in raw.ids):
                     seen += len(raw.ids)
-                    if bar is not None:
+                    if bar is not None and mine and owned is None:
                         bar.update(1)
                     continue
                 raw = raw.load()
@@ -149,6 +186,8 @@ def attribute(
             if not lazy:
                 seen_ids.extend(str(i) for i in batch.ids)
             seen += len(batch.ids)
+            if not mine:
+                continue
             keep = [i for i, sid in enumerate(batch.ids) if sid not in done]
             if not keep:
                 if bar is not None:
@@ -182,7 +221,8 @@ def attribute(
         if bar is not None:
             bar.close()
     if store is not None:
-        return store.assemble(seen_ids)
+        shard.barrier()  # every rank has written its parts
+        return store.assemble(seen_ids) if shard.main else empty_rows()
     if not frames:
         return empty_rows()
     return pd.concat(frames, ignore_index=True)

@@ -8,7 +8,10 @@ Strategies that need other samples (``permute``) have no meaning for single scen
 :func:`occlusion_map_fn` builds one for a model; :func:`occlusion_maps` writes whole-scene
 maps of a trained run through :func:`modalens.training.tiling.sliding_window` as georeferenced
 float32 GeoTIFFs (one band per group) with a preview per group (PNG + SVG, on map coordinates);
-for scene classifiers, which predict no map, per window (:mod:`~.scenemaps`).
+for scene classifiers, which predict no map, per window (:mod:`~.scenemaps`). The noise of a
+scene's map restarts from the same seed for every scene, so a scene's map does not depend on
+the scenes before it; with several processes (:mod:`~.sharding`) each rank maps its share of
+the scenes.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from .groups import Groups, groups_for
 from .options import AttributionOptions, resolve_options
 from .run import run_mean, run_nodata
 from .scenemaps import SCENE_MAP_QUANTITY, scene_sensitivity
+from .sharding import launch
 from .strategies import STRATEGIES, stable_seed
 
 REDUCTIONS = ("mean", "max")
@@ -157,6 +161,9 @@ def occlusion_maps(
     progress: bool = False,
     data_root: str | Path | None = None,
     window: int | None = None,
+    devices: int = 1,
+    num_nodes: int = 1,
+    accelerator: str = "auto",
     **overrides: Any,
 ) -> list[Path]:
     """Spatial occlusion sensitivity maps of whole scenes of a trained run.
@@ -184,12 +191,21 @@ def occlusion_maps(
         progress: show a progress bar.
         data_root: points the run's spec at another copy of the data.
         window: window side in pixels of a scene classifier's map.
+        devices: processes per node; above 1 (or with ``num_nodes`` above 1) the scenes are
+            shared round robin among the ranks (:func:`~.sharding.launch`), each writing its
+            own scenes' files.
+        num_nodes: machines.
+        accelerator: ``auto``, ``cpu``, ``gpu``/``cuda`` or ``mps``.
         **overrides: fields of :class:`~.options.AttributionOptions`.
 
     Returns:
-        The files written.
+        The files written, in scene order (on ranks other than 0 of a sharded run: none;
+        rank 0 returns every rank's files once all are written).
     """
     opts = resolve_options(options, **overrides)
+    shard = launch(devices, num_nodes, accelerator)
+    if shard.device is not None and opts.device is None:
+        opts = opts.replace(device=str(shard.device))
     run = load_run(run_dir, data_root=data_root)
     out = Path(out) if out is not None else RunFolder(run_dir).occlusion_maps
     grp = groups_for(run.spec, groups)
@@ -198,24 +214,21 @@ def occlusion_maps(
     if "nodata" in opts.strategies and opts.nodata is None:
         opts = opts.replace(nodata=run_nodata(run.spec, opts.mean))
     dense = run.task.dense
-    if dense:
-        fns = {s: occlusion_map_fn(run.model, grp, s, opts) for s in opts.strategies}
-    else:
-        engines = {
-            s: OcclusionEngine(run.model, grp, opts.replace(strategies=(s,), levels=("output",)))
-            for s in opts.strategies
-        }
+    engines = {
+        s: OcclusionEngine(run.model, grp, opts.replace(strategies=(s,), levels=("output",)))
+        for s in opts.strategies
+    }
     reader = run.reader()
     if ids is None:
         ids = sample_ids(run.spec)[split]
     written: list[Path] = []
     names = list(grp)
-    for sid in ids:
+    for sid in shard.pick(list(ids)):
         for strategy in opts.strategies:
             tags = {"strategy": strategy, "groups": ",".join(names)}
             if dense:
                 arr = sliding_window(
-                    fns[strategy],
+                    sensitivity_map_fn(engines[strategy], strategy),
                     reader,
                     str(sid),
                     tile=tile,
@@ -255,4 +268,23 @@ def occlusion_maps(
                         quantity=MAP_QUANTITY if dense else SCENE_MAP_QUANTITY,
                     )
                     written.extend([png, png.with_suffix(".svg")])
-    return written
+    if not shard.sharded:
+        return written
+    shard.barrier()  # every rank's scenes are written
+    if not shard.main:
+        return []
+    return [p for sid in ids for p in map_files(out, str(sid), opts.strategies, names, preview)]
+
+
+def map_files(
+    out: Path, sid: str, strategies: Sequence[str], names: Sequence[str], preview: bool = True
+) -> list[Path]:
+    """The files :func:`occlusion_maps` writes for scene ``sid``, in its order."""
+    files: list[Path] = []
+    for strategy in strategies:
+        files.append(out / f"{sid}_occlusion_{strategy}.tif")
+        if preview:
+            for name in names:
+                png = out / f"{sid}_occlusion_{strategy}_{name}.png"
+                files.extend([png, png.with_suffix(".svg")])
+    return files

@@ -39,6 +39,8 @@ from .batches import LazyBatch
 from .figures import influence_bar_chart
 from .groups import Groups, groups_for
 from .options import AttributionOptions, resolve_options
+from .rows import empty_rows
+from .sharding import launch
 
 #: the file of an attribution folder naming the run and split it was made from
 SOURCE_FILE = "source.json"
@@ -216,9 +218,18 @@ def attribute_run(
     figure: bool = True,
     on_batch: Callable[[int, pd.DataFrame], None] | None = None,
     data_root: str | Path | None = None,
+    devices: int = 1,
+    num_nodes: int = 1,
+    accelerator: str = "auto",
+    report: Callable[[str], None] | None = None,
     **overrides: Any,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Attribute a trained run on a split (see the module docstring).
+
+    With ``devices`` x ``num_nodes`` above 1 the attribution is sharded
+    (:mod:`~.sharding`): Fabric starts the processes (or joins those of ``torchrun`` /
+    ``srun``), each scores its share of the batches into the shared ``OUT/parts``, and rank
+    0 alone writes the dataset-level files -- the same files and rows as one process.
 
     Args:
         run_dir: the run folder.
@@ -238,13 +249,17 @@ def attribute_run(
         figure: write ``influence.png``.
         on_batch: ``on_batch(index, rows)`` after every scored batch.
         data_root: points the run's spec at another copy of the data.
+        devices: processes per node (GPUs, or CPU processes); 1 runs in this process.
+        num_nodes: machines of a sharded run.
+        accelerator: ``auto``, ``cpu``, ``gpu``/``cuda`` or ``mps``.
+        report: ``report(text)`` on rank 0 with the summary table (the CLI prints it).
         **overrides: fields of :class:`~.options.AttributionOptions`.
 
     Returns:
-        ``(scores, summary)``.
+        ``(scores, summary)`` (on ranks other than 0 of a sharded run: empty tables).
 
     Raises:
-        SpecError: invalid options or batch size.
+        SpecError: invalid options, batch size, devices or accelerator.
         ModalensError: the run or its data cannot be read, or ``out`` holds another
             configuration.
     """
@@ -255,11 +270,14 @@ def attribute_run(
             "pass a positive batch size, e.g. --batch-size 8",
         )
     opts = resolve_options(options, **overrides)
+    shard = launch(devices, num_nodes, accelerator)
+    if shard.device is not None and opts.device is None:
+        opts = opts.replace(device=str(shard.device))
     run = load_run(run_dir, data_root=data_root)
     if out is None:
         out = RunFolder(run_dir).attribution(split, folder_label(opts, groups))
     out = Path(out)
-    if not resume:  # replacing: an earlier result must not look like this one's
+    if not resume and shard.main:  # replacing: an earlier result must not look like this one's
         for name in (SOURCE_FILE, "scores.parquet", "summary.csv", "summary.txt"):
             (out / name).unlink(missing_ok=True)
     grp = groups_for(run.spec, groups)
@@ -290,7 +308,10 @@ def attribute_run(
         on_batch=on_batch,
         progress=progress,
         resume_config={"split": split, "ids": ids_hash},
+        shard=shard,
     )
+    if not shard.main:
+        return empty_rows(), summarize(empty_rows(), n_boot=0)
     summary = summarize(scores, seed=opts.seed)
     atomic_write_json(out / SOURCE_FILE, {"run": str(Path(run_dir).resolve()), "split": split})
     with atomic_path(out / "summary.csv") as tmp:
@@ -301,4 +322,6 @@ def attribute_run(
             influence_bar_chart(summary, out / "influence.png")
         except ModalensError:
             pass
+    if report is not None:
+        report(format_summary(summary))
     return scores, summary

@@ -5,6 +5,11 @@ Results stream to ``OUT/parts/part-NNNNNN.parquet`` (one atomic file per batch) 
 configuration skips the samples already there (a different one is refused through
 :func:`modalens.fingerprint.require_same`; ``resume=False`` deletes the parts and starts over),
 and ``OUT/scores.parquet`` is assembled from the parts at the end.
+
+Several processes may share one store (:mod:`~.sharding`): rank 0 opens it first (creating,
+checking and clearing the folder, writing ``config.json``), the others with ``create=False``
+only read which samples are done; each writes its batches as parts named by the global batch
+index, and rank 0 assembles them.
 """
 
 from __future__ import annotations
@@ -29,14 +34,23 @@ class ScoreStore:
         out: the result folder.
         config: the settings the scores depend on (written to ``parts/config.json``).
         resume: keep the parts of an earlier run with the same ``config``.
+        create: create, check and clear the folder and write ``config.json`` (False: another
+            process did; only read which samples are done).
 
     Raises:
         ModalensError: ``out`` is a file, or its parts hold another configuration.
     """
 
-    def __init__(self, out: Path, config: Mapping[str, Any], resume: bool = True) -> None:
+    def __init__(
+        self, out: Path, config: Mapping[str, Any], resume: bool = True, create: bool = True
+    ) -> None:
         self.out = Path(out)
         self.parts = self.out / "parts"
+        self.done: set[str] = set()
+        if not create:
+            self._read_done(sorted(self.parts.glob("part-*.parquet")))
+            return
+        check_store(self.out, config, resume)
         try:
             make_folder(self.parts)
         except (FileExistsError, NotADirectoryError):
@@ -48,22 +62,15 @@ class ScoreStore:
         cfg_path = self.parts / "config.json"
         cfg = json.loads(json.dumps(config, default=str))
         existing = sorted(self.parts.glob("part-*.parquet"))
-        if cfg_path.exists() and existing and resume:
-            require_same(
-                json.loads(cfg_path.read_text()),
-                cfg,
-                what=f"{self.parts} holds scores of another configuration",
-                where=str(cfg_path),
-                fix="pass --overwrite (resume=False) to replace them, or use another --out folder",
-                error=ModalensError,
-            )
         if not resume:
             for p in existing:
                 p.unlink()
             existing = []
         atomic_write_json(cfg_path, cfg)
-        self.done: set[str] = set()
-        for p in existing:
+        self._read_done(existing)
+
+    def _read_done(self, parts: Iterable[Path]) -> None:
+        for p in parts:
             ids = pd.read_parquet(p, columns=["sample_id"])["sample_id"]
             self.done.update(ids.astype(str).unique().tolist())
 
@@ -90,6 +97,37 @@ class ScoreStore:
             df = empty_rows()
         write_parquet(df, self.out / "scores.parquet")
         return df
+
+
+def check_store(out: Path, config: Mapping[str, Any], resume: bool = True) -> None:
+    """Refuse an output folder :class:`ScoreStore` cannot use, without changing anything
+    (every rank of a sharded run checks, so each fails with the same one-line error).
+
+    Raises:
+        ModalensError: ``out`` is a file (or lies below one), or its parts hold another
+            configuration and ``resume`` is set.
+    """
+    out = Path(out)
+    parts = out / "parts"
+    for p in (out, *out.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise ModalensError(
+                    "the output folder is a file (or lies below one)",
+                    str(out),
+                    "pass a folder path to --out/out, or move that file away",
+                )
+            break
+    cfg_path = parts / "config.json"
+    if resume and cfg_path.exists() and any(parts.glob("part-*.parquet")):
+        require_same(
+            json.loads(cfg_path.read_text()),
+            json.loads(json.dumps(config, default=str)),
+            what=f"{parts} holds scores of another configuration",
+            where=str(cfg_path),
+            fix="pass --overwrite (resume=False) to replace them, or use another --out folder",
+            error=ModalensError,
+        )
 
 
 def write_parquet(df: pd.DataFrame, path: str | Path) -> Path:
