@@ -112,7 +112,7 @@ def cmd_attribute(args: argparse.Namespace) -> int:
         seed=args.seed,
         precision=args.precision,
     )
-    _scores, summary = attribute_run(
+    scores, summary = attribute_run(
         args.run,
         split=args.split,
         options=options,
@@ -123,6 +123,12 @@ def cmd_attribute(args: argparse.Namespace) -> int:
         resume=not args.overwrite,
     )
     print(format_summary(summary))
+    used = scores.attrs.get("precision", {})
+    if "fp32_share" in used:
+        print(f"precision auto: {used['fp32']} of {used['bf16']} bf16 occlusions re-evaluated in "
+              f"fp32 ({100 * used['fp32_share']:.1f} %)")
+    elif args.precision == "auto":
+        print(f"precision auto: no native bf16 here, ran {used.get('used', 'fp32')}")
     return 0
 
 

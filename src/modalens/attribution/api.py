@@ -100,7 +100,9 @@ def attribute(
         **overrides: fields of :class:`~.options.AttributionOptions`.
 
     Returns:
-        The long-form DataFrame (:data:`~.rows.COLUMNS`).
+        The long-form DataFrame (:data:`~.rows.COLUMNS`); ``attrs["precision"]`` is the
+        engine's :meth:`~.engine.OcclusionEngine.precision_report` (with ``auto``: the share
+        of occluded inputs re-evaluated in fp32 in this call).
 
     Raises:
         SpecError: invalid options, or an engine with other options.
@@ -182,10 +184,11 @@ def attribute(
         if bar is not None:
             bar.close()
     if store is not None:
-        return store.assemble(seen_ids)
-    if not frames:
-        return empty_rows()
-    return pd.concat(frames, ignore_index=True)
+        result = store.assemble(seen_ids)
+    else:
+        result = pd.concat(frames, ignore_index=True) if frames else empty_rows()
+    result.attrs["precision"] = engine.precision_report()
+    return result
 
 
 def precision_agreement(

@@ -5,7 +5,7 @@ deterministic evaluation crops lazily (finished samples of a resumed attribution
 read), masks the inputs as in training, streams the scores to ``OUT/parts`` (by default
 ``RUN/attribution/<split>``, or ``<split>-<label>`` naming non-default options,
 :func:`folder_label`) and writes
-``OUT/scores.parquet`` (long form), ``OUT/source.json`` (the run folder and split),
+``OUT/scores.parquet`` (long form), ``OUT/source.json`` (the run folder, split and precision),
 ``OUT/summary.csv`` and ``OUT/summary.txt`` (dataset level,
 :func:`~.aggregation.summarize`) and ``OUT/influence.png`` (:func:`~.figures.influence_bar_chart`).
 The ``mean`` strategy takes the train means from the run's statistics (:func:`run_mean`), the
@@ -292,7 +292,9 @@ def attribute_run(
         resume_config={"split": split, "ids": ids_hash},
     )
     summary = summarize(scores, seed=opts.seed)
-    atomic_write_json(out / SOURCE_FILE, {"run": str(Path(run_dir).resolve()), "split": split})
+    source = {"run": str(Path(run_dir).resolve()), "split": split}
+    source["precision"] = scores.attrs.get("precision", {"requested": opts.precision})
+    atomic_write_json(out / SOURCE_FILE, source)
     with atomic_path(out / "summary.csv") as tmp:
         summary.to_csv(tmp, index=False)
     atomic_write_text(out / "summary.txt", format_summary(summary) + "\n")
