@@ -341,6 +341,7 @@ class OcclusionEngine:
                 kinds = error_distances(self.options.distances)
                 rows = torch.arange(b)
                 bounds = error_bounds(self._scores(e16, o16, rows, full, batch, kinds))
+                self.auto_bounds = bounds  # [B, M] of the last batch (tests, diagnostics)
                 z = [None if t is None else torch.zeros_like(t) for t in (f_emb, f_out)]
                 scales = self._scores(*z, rows, full, batch, kinds)
             # tasks: (row, fill index, mask index)
