@@ -123,6 +123,7 @@ def check(name: str, model: torch.nn.Module, groups: Any, batches: list[Any], kw
         "bf16_max_rel": float(np.nanmax(rel_raw[above])),
         "bf16_dataset_rank_equal": dataset_raw,
         "auto_max_rel": float(np.nanmax(rel[above])) if above.any() else float("nan"),
+        "tolerance": kw["tolerance"],
         "below_floor": int((~above).sum()),
         "auto_dataset_rank_equal": dataset,
         "auto_sample_rank_equal": sample,
@@ -143,6 +144,7 @@ def main() -> None:
     ap.add_argument("--distances", default="euclidean,cosine,relative")
     ap.add_argument("--levels", default="embedding,output")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--tolerance", type=float, default=0.01, help="auto's relative tolerance")
     ap.add_argument("--quick", action="store_true", help="4 samples of 64x64, width 16")
     args = ap.parse_args()
     if args.quick:
@@ -151,6 +153,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     kw = {"strategies": args.strategies, "distances": args.distances, "levels": args.levels}
+    kw["tolerance"] = args.tolerance
     rows = []
     model = UNet(14, base_width=args.width, depth=4).eval()
     x = synthetic(args.samples, args.size)

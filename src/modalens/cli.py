@@ -84,6 +84,9 @@ def _attribution_arguments(
         help="auto: bf16 where the hardware has it, scores it cannot resolve redone in fp32",
     )
     s.add_argument(
+        "--tolerance", type=float, default=0.01, help="auto: relative error a bf16 score may keep"
+    )
+    s.add_argument(
         "--out", help="output folder (default RUN/attribution/<split>[-<non-default options>])"
     )
     s.add_argument("--overwrite", action="store_true", help="replace the scores in the folder")

@@ -111,6 +111,7 @@ def cmd_attribute(args: argparse.Namespace) -> int:
         draws=args.draws,
         seed=args.seed,
         precision=args.precision,
+        tolerance=args.tolerance,
     )
     scores, summary = attribute_run(
         args.run,
@@ -125,8 +126,10 @@ def cmd_attribute(args: argparse.Namespace) -> int:
     print(format_summary(summary))
     used = scores.attrs.get("precision", {})
     if "fp32_share" in used:
-        print(f"precision auto: {used['fp32']} of {used['bf16']} bf16 occlusions re-evaluated in "
-              f"fp32 ({100 * used['fp32_share']:.1f} %)")
+        print(
+            f"precision auto: {used['fp32']} of {used['occlusions']} occlusions evaluated in "
+            f"fp32 ({100 * used['fp32_share']:.1f} %), the others in bf16"
+        )
     elif args.precision == "auto":
         print(f"precision auto: no native bf16 here, ran {used.get('used', 'fp32')}")
     return 0

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from modalens.attribution import AttributionOptions, OcclusionEngine, groups_from_spec, summarize
-from modalens.attribution.autoprec import needs_fp32, noise_floor, score_bounds
+from modalens.attribution.autoprec import hopeless, needs_fp32, noise_floor, score_bounds
 from modalens.cli import build_parser
 from modalens.errors import SpecError
 from modalens.models import UNet
@@ -140,7 +140,7 @@ def test_auto_matches_fp32_untrained(monkeypatch: pytest.MonkeyPatch) -> None:
     x = _inputs(4)
     batches = [{"image": x[s : s + 2], "id": [f"s{s}", f"s{s + 1}"]} for s in (0, 2)]
     rep = _check_against_fp32(model, GROUPS, batches, monkeypatch)
-    assert rep["used"] == "bf16+fp32" and rep["bf16"] > 0
+    assert rep["used"] == "bf16+fp32" and rep["occlusions"] > 0
     assert 0 <= rep["fp32_share"] <= 1
 
 
@@ -178,7 +178,7 @@ def test_shapley_runs_in_fp32_under_auto(monkeypatch: pytest.MonkeyPatch) -> Non
     a = OcclusionEngine(model, GROUPS, strategies="zeros", shapley=True).score_batch(x)
     eng = OcclusionEngine(model, GROUPS, strategies="zeros", shapley=True, precision="auto")
     b = eng.score_batch(x)
-    assert eng.auto_counts == {"bf16": 0, "fp32": 0}
+    assert eng.auto_counts == {"occlusions": 0, "bf16": 0, "fp32": 0}
     np.testing.assert_allclose(b["value"], a["value"], rtol=1e-4, atol=1e-6)
 
 
@@ -190,3 +190,14 @@ def test_options_and_cli_accept_auto() -> None:
     args = build_parser(["attribute"]).parse_args(["attribute", "RUN", "--precision", "auto"])
     assert args.precision == "auto"
     assert TrainConfig(precision="auto").precision == "auto"
+
+
+def test_hopeless_samples_go_to_fp32_at_once() -> None:
+    bounds = np.array([[0.02, 0.5], [0.001, 0.5], [np.nan, np.nan]])
+    scales = np.array([[1.0, 10.0], [1.0, 10.0], [1.0, 1.0]])
+    # sample 0: 2 % and 5 % of the scale >= 1 % -> every score would be redone
+    assert hopeless(bounds, scales, 0.01).tolist() == [True, False, False]
+    # consistent with the rule: every score of a hopeless sample is flagged
+    s = np.random.default_rng(0).uniform(0, 50, (1, 2, 3, 2))
+    flag = needs_fp32(s, np.zeros((1, 2, 3), bool), bounds[:1], np.ones(3, bool), 0.01, scales[:1])
+    assert flag.all()

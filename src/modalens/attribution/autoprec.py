@@ -18,6 +18,11 @@ error. Then :func:`needs_fp32` marks for an fp32 re-evaluation (batched) exactly
   distance and fill) is within their bounds (``|s_j - s_k| <= b_j + b_k``, ``b = 0`` for
   scores already in fp32): a per-sample ranking could flip.
 
+A sample whose relative bound ``SAFETY * e / scale`` already reaches the tolerance for every
+metric would have every score redone (``b * (1 + |s| / scale) > tolerance * |s|`` for all
+``s``): its occlusions go to fp32 at once (:func:`hopeless`), with the same result, so
+``auto`` costs at most one bf16 evaluation of the unoccluded input more than fp32.
+
 What is left in bf16 is then within the tolerance of fp32 (as far as the bound holds), and no
 per-sample order of two groups differs from fp32's: a bf16 score is more than its own bound
 away from any other score, re-evaluated or not.
@@ -40,6 +45,7 @@ so a 1 % bound on each score bounds no Shapley value. Sensitivity maps run in fp
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -75,6 +81,30 @@ def score_bounds(scores: np.ndarray, bounds: np.ndarray, scales: np.ndarray) -> 
     sc = np.where(np.isnan(sc) | (sc <= 0), 1.0, sc)[:, None, None, :]
     b = np.asarray(bounds, dtype=np.float64)[:, None, None, :]
     return b * (1.0 + np.abs(np.asarray(scores, dtype=np.float64)) / sc)
+
+
+def hopeless(bounds: np.ndarray, scales: np.ndarray, relative: float = RELATIVE) -> np.ndarray:
+    """Bool ``[B]``: samples none of whose bf16 scores could be kept (``bounds / scale >=
+    relative`` for every metric with a finite bound; False where there is none)."""
+    b = np.asarray(bounds, dtype=np.float64)
+    sc = np.asarray(scales, dtype=np.float64)
+    sc = np.where(np.isnan(sc) | (sc <= 0), 1.0, sc)
+    finite = np.isfinite(b)
+    with np.errstate(invalid="ignore"):
+        lost = (b / sc >= relative) | ~finite
+    return lost.all(1) & finite.any(1)
+
+
+def precision_report(requested: str, used: str, counts: dict[str, int]) -> dict[str, Any]:
+    """What an engine's precision did: ``requested``, ``used`` (``fp32``, ``bf16`` or
+    ``bf16+fp32``) and, for ``bf16+fp32``, the counts of occluded inputs (``occlusions``,
+    those evaluated in ``bf16``, those evaluated in ``fp32`` -- sent there at once or
+    re-evaluated after bf16) and ``fp32_share`` (fp32 / occlusions)."""
+    if used != "bf16+fp32":
+        return {"requested": requested, "used": used}
+    n = counts.get("occlusions", 0)
+    share = counts.get("fp32", 0) / n if n else 0.0
+    return {"requested": requested, "used": used, **counts, "fp32_share": share}
 
 
 def noise_floor(bounds: np.ndarray, safety: float = SAFETY) -> np.ndarray:

@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from ..errors import SpecError
 from ..precision import native_bf16
 from ..tasks import masked_mse
-from .autoprec import error_bounds, error_distances, needs_fp32
+from .autoprec import error_bounds, error_distances, hopeless, needs_fp32, precision_report
 from .batches import Batch, Evaluation, Unoccluded, as_batch
 from .coalitions import CoalitionPlan, Scorer, ValueFunction, batch_shapley, shapley_method
 from .forward import Runner, balanced_chunk
@@ -91,7 +91,7 @@ class OcclusionEngine:
         if o.precision == "auto" and native_bf16(self.device):
             self.fast = Runner(model, o.embedding, *needs, "bf16", o.optimize, self.device)
         #: ``precision="auto"``: occluded inputs evaluated in bf16 / re-evaluated in fp32
-        self.auto_counts = {"bf16": 0, "fp32": 0}
+        self.auto_counts = {"occlusions": 0, "bf16": 0, "fp32": 0}
         self._all_cache: dict[Any, tuple[Tensor | None, Tensor | None]] = {}
         self._gmat: Tensor | None = None
 
@@ -123,20 +123,9 @@ class OcclusionEngine:
             self.fast.prepare(x, self.options.channel_axis)
 
     def precision_report(self) -> dict[str, Any]:
-        """The precision used: ``requested``, ``used`` (``fp32``, ``bf16`` or ``bf16+fp32``
-        for ``auto`` with native bf16) and, for the latter, the occluded inputs evaluated in
-        bf16, those re-evaluated in fp32 and ``fp32_share`` (their ratio)."""
-        o = self.options
-        if self.fast is None:
-            return {"requested": o.precision, "used": self.runner.precision}
-        n, k = self.auto_counts["bf16"], self.auto_counts["fp32"]
-        share = k / n if n else 0.0
-        return {
-            "requested": o.precision,
-            "used": "bf16+fp32",
-            **self.auto_counts,
-            "fp32_share": share,
-        }
+        """The precision used (:func:`~.autoprec.precision_report`)."""
+        used = "bf16+fp32" if self.fast is not None else self.runner.precision
+        return precision_report(self.options.precision, used, self.auto_counts)
 
     def axis(self, x: Tensor) -> int:
         """The non-negative channel axis of ``x``.
@@ -389,13 +378,19 @@ class OcclusionEngine:
             if fast is None:
                 self._run_tasks(self.runner, tasks, *run)
                 return result
-            self._run_tasks(fast, tasks, *run)
             tol = self.options.tolerance
+            lost = hopeless(bounds, scales, tol)  # every score would be redone: fp32 at once
+            direct = [t for t in tasks if lost[t[0]]]
+            quick = [t for t in tasks if not lost[t[0]]]
+            self._run_tasks(self.runner, direct, *run)
+            exact[lost] = True
+            self._run_tasks(fast, quick, *run)
             redo = needs_fp32(result, exact, bounds, occluded.sum(1) == 1, tol, scales)
-            again = [t for t in tasks if redo[t]]
+            again = [t for t in quick if redo[t]]
             self._run_tasks(self.runner, again, *run)  # batched fp32 re-evaluations
-            self.auto_counts["bf16"] += len(tasks)
-            self.auto_counts["fp32"] += len(again)
+            counts = (len(tasks), len(quick), len(direct) + len(again))
+            for key, n in zip(("occlusions", "bf16", "fp32"), counts, strict=True):
+                self.auto_counts[key] += n
         return result
 
     def _run_tasks(

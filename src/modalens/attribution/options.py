@@ -42,6 +42,7 @@ FLAGS = {
     "draws": "--draws",
     "seed": "--seed",
     "precision": "--precision",
+    "tolerance": "--tolerance",
     "shapley": "--shapley",
 }
 SHAPLEY_METHODS = ("auto", "exact", "sampled")
