@@ -137,7 +137,10 @@ def main() -> None:
     ap.add_argument("--run", default=None, help="trained run folder for the bf16 agreement")
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--json", default=None, help="write the results here")
+    ap.add_argument("--quick", action="store_true", help="1 round, 8 samples, 4 agreement samples")
     args = ap.parse_args()
+    if args.quick:
+        args.rounds, args.samples, args.matmuls, args.agree_samples = 1, 8, 5, 4
 
     os.environ.setdefault("MODALENS_NATIVE_BF16", "1")  # (e): the bf16 path on any CPU
     torch.set_num_threads(args.threads)

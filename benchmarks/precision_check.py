@@ -56,13 +56,14 @@ def raw_bf16(model: torch.nn.Module, groups: Any, batches: list[Any], kw: dict) 
     """bf16 scores before any fp32 re-evaluation, with each sample's observed bf16 error
     (``observed``) and scale (``scale``) per level and distance."""
     seen: list[tuple[np.ndarray, np.ndarray]] = []
-    saved = engine_module.needs_fp32
+    saved = engine_module.needs_fp32, engine_module.hopeless
 
     def keep(scores, exact, bounds, ranked, tol, scales):  # type: ignore[no-untyped-def]
         seen.append((np.asarray(bounds) / SAFETY, np.asarray(scales)))
         return np.zeros_like(exact)
 
     engine_module.needs_fp32 = keep
+    engine_module.hopeless = lambda bounds, scales, tol: np.zeros(len(bounds), dtype=bool)
     try:
         eng = OcclusionEngine(model, groups, precision="auto", **kw)
         frames = []
@@ -78,7 +79,7 @@ def raw_bf16(model: torch.nn.Module, groups: Any, batches: list[Any], kw: dict) 
                     )
             frames.append(rows)
     finally:
-        engine_module.needs_fp32 = saved
+        engine_module.needs_fp32, engine_module.hopeless = saved
     return pd.concat(frames, ignore_index=True)
 
 
@@ -141,7 +142,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=128, help="side of the synthetic inputs")
     ap.add_argument("--width", type=int, default=64, help="base width of the untrained U-Net")
     ap.add_argument("--strategies", default="zeros,ones,mean,gaussian")
-    ap.add_argument("--distances", default="euclidean,cosine,relative")
+    ap.add_argument("--distances", default="euclidean,relative")
     ap.add_argument("--levels", default="embedding,output")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--tolerance", type=float, default=0.01, help="auto's relative tolerance")
@@ -157,7 +158,10 @@ def main() -> None:
     rows = []
     model = UNet(14, base_width=args.width, depth=4).eval()
     x = synthetic(args.samples, args.size)
-    batches = [x[s : s + 4] for s in range(0, len(x), 4)]
+    batches = [
+        {"image": x[s : s + 4], "id": [f"x{i}" for i in range(s, min(s + 4, len(x)))]}
+        for s in range(0, len(x), 4)
+    ]
     rows.append(check(f"untrained UNet(14) w{args.width}", model, GROUPS, batches, kw))
     print(rows[-1], flush=True)
     if args.run:
