@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import torch
 
 from modalens.attribution import AttributionOptions, OcclusionEngine, groups_from_spec, summarize
 from modalens.attribution.autoprec import hopeless, needs_fp32, noise_floor, score_bounds
-from modalens.cli import build_parser
+from modalens.cli import build_parser, main
 from modalens.errors import SpecError
 from modalens.models import UNet
 from modalens.precision import NATIVE_BF16_ENV, native_bf16, resolve_auto
@@ -201,3 +202,30 @@ def test_hopeless_samples_go_to_fp32_at_once() -> None:
     s = np.random.default_rng(0).uniform(0, 50, (1, 2, 3, 2))
     flag = needs_fp32(s, np.zeros((1, 2, 3), bool), bounds[:1], np.ones(3, bool), 0.01, scales[:1])
     assert flag.all()
+
+
+def test_paper_width_unet_auto_matches_fp32(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(NATIVE_BF16_ENV, "1")
+    torch.manual_seed(0)
+    model = UNet(14).eval()  # the paper's: width 64, depth 4
+    x = _inputs(2, 32)
+    a = OcclusionEngine(model, GROUPS, strategies="zeros").score_batch(x)
+    b = OcclusionEngine(model, GROUPS, strategies="zeros", precision="auto").score_batch(x)
+    rel = (a["value"] - b["value"]).abs() / a["value"].abs()
+    assert (rel <= 0.01).all(), rel.max()
+    ga, gb = (t[t.group != "ALL"] for t in (a, b))
+    per = ["strategy", "sample_id"]
+    assert (ga.groupby(per)["value"].rank() == gb.groupby(per)["value"].rank()).all()
+
+
+def test_cli_attribute_auto_records_the_share(
+    tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    monkeypatch.setenv(NATIVE_BF16_ENV, "1")
+    out = tmp_path / "attr"
+    assert main(["-q", "attribute", str(tiny_run), "--precision", "auto", "--out", str(out)]) == 0
+    assert "precision auto: " in capsys.readouterr().out
+    rec = json.loads((out / "source.json").read_text())["precision"]
+    assert rec["requested"] == "auto" and rec["used"] == "bf16+fp32"
+    assert rec["occlusions"] > 0 and 0 <= rec["fp32_share"] <= 1
+    assert rec["fp32"] == round(rec["fp32_share"] * rec["occlusions"])
