@@ -12,6 +12,7 @@ import torch
 
 from modalens.attribution import AttributionOptions, OcclusionEngine, groups_from_spec, summarize
 from modalens.attribution.autoprec import hopeless, needs_fp32, noise_floor, score_bounds
+from modalens.attribution.run import folder_label
 from modalens.cli import build_parser, main
 from modalens.errors import SpecError
 from modalens.models import UNet
@@ -229,3 +230,8 @@ def test_cli_attribute_auto_records_the_share(
     assert rec["requested"] == "auto" and rec["used"] == "bf16+fp32"
     assert rec["occlusions"] > 0 and 0 <= rec["fp32_share"] <= 1
     assert rec["fp32"] == round(rec["fp32_share"] * rec["occlusions"])
+
+
+def test_folder_label_names_auto_and_its_tolerance() -> None:
+    assert folder_label(AttributionOptions(precision="auto")) == "auto"
+    assert folder_label(AttributionOptions(precision="auto", tolerance=0.05)) == "auto-tol0.05"

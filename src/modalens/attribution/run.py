@@ -92,6 +92,8 @@ def folder_label(options: AttributionOptions, groups: str | Groups = "modalities
     ]
     if options.precision != default.precision:
         tokens.append(options.precision)
+    if options.precision == "auto" and options.tolerance != default.tolerance:
+        tokens.append(f"tol{options.tolerance:g}")
     if groups == "bands":
         tokens.append("bands")
     named = ("strategies", "distances", "levels", "draws", "seed", "precision", "mean", "nodata")
