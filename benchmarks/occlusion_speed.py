@@ -10,7 +10,11 @@ samples over total time, so load from other processes hurts every method alike:
       forward returning the distance to the unoccluded embedding (batch 8);
   (c) modalens fp32 (``attribute``: encoder only, BatchNorm folded, channels-last, batched
       occlusions, ALL computed once);
-  (d) modalens bf16, and its agreement with fp32 (:func:`modalens.attribution.precision_agreement`).
+  (d) modalens bf16, and its agreement with fp32 (:func:`modalens.attribution.precision_agreement`);
+  (e) modalens ``precision="auto"`` (bf16 with fp32 re-evaluation of what bf16 cannot resolve;
+      bf16 forced on where the CPU lacks it) and its share of fp32 re-evaluations; with
+      ``--run`` also (f) fp32 and (g) auto on the trained run's model on its test samples
+      (same input size), and whether auto's rankings equal fp32's there.
 
 It also times 2048x2048 fp32 matmuls in the same rounds (the reachable peak under the same
 conditions) and reports the FLOP/s that (c) achieves on the forwards it executes (encoder
@@ -18,7 +22,7 @@ conditions) and reports the FLOP/s that (c) achieves on the forwards it executes
 operators of one modalens batch (torch.profiler).
 ``--run RUN_DIR`` measures the bf16 agreement with a trained run's model on its test split.
 
-    python benchmarks/occlusion_speed.py --rounds 4
+    python benchmarks/occlusion_speed.py --rounds 4 --run /tmp/demo/run
 """
 
 from __future__ import annotations
@@ -32,9 +36,10 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
-from modalens.attribution import OcclusionEngine, groups_from_spec, precision_agreement
+from modalens.attribution import OcclusionEngine, groups_from_spec, precision_agreement, summarize
 from modalens.models import UNet
 from modalens.training import load_run
 
@@ -132,8 +137,12 @@ def main() -> None:
     ap.add_argument("--run", default=None, help="trained run folder for the bf16 agreement")
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--json", default=None, help="write the results here")
+    ap.add_argument("--quick", action="store_true", help="1 round, 8 samples, 4 agreement samples")
     args = ap.parse_args()
+    if args.quick:
+        args.rounds, args.samples, args.matmuls, args.agree_samples = 1, 8, 5, 4
 
+    os.environ.setdefault("MODALENS_NATIVE_BF16", "1")  # (e): the bf16 path on any CPU
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model = UNet(14).eval()
@@ -150,9 +159,21 @@ def main() -> None:
     # machine then hurts every method alike. Engines persist across units, as over a dataset.
     eng32 = OcclusionEngine(model, GROUPS, strategies="zeros", precision="fp32")
     eng16 = OcclusionEngine(model, GROUPS, strategies="zeros", precision="bf16")
+    engauto = OcclusionEngine(model, GROUPS, strategies="zeros", precision="auto")
+    engines = {"(c)": eng32, "(d)": eng16, "(e)": engauto}
+    trained = None
+    if args.run:  # (f), (g): the trained model on its own test samples
+        run = load_run(args.run)
+        tgroups = groups_from_spec(run.spec, "modalities")
+        tds = run.dataset("test")
+        titems = [tds[i] for i in range(min(len(tds), args.samples))]
+        tx = torch.stack([it["image"] * it["valid"][None] for it in titems])
+        engines["(f)"] = OcclusionEngine(run.model, tgroups, strategies="zeros")
+        engines["(g)"] = OcclusionEngine(run.model, tgroups, strategies="zeros", precision="auto")
+        trained = (tx, [it["id"] for it in titems])
     mm = torch.randn(2048, 2048)
     totals: dict[str, dict[str, float]] = {}
-    outputs: dict[str, list[Any]] = {"(a)": [], "(b)": [], "(c)": [], "(d)": []}
+    outputs: dict[str, list[Any]] = {k: [] for k in ["(a)", "(b)", *engines]}
     bs = args.batch
 
     def unit(name: str, r: int) -> None:
@@ -170,10 +191,18 @@ def main() -> None:
             n, gflop = len(xb), len(xb) * 6 * ENC_GFLOP
             outputs[name].append((xb, out))
         else:
-            eng = eng32 if name == "(c)" else eng16
-            before = eng.forwards
+            eng = engines[name]
+            if name in ("(f)", "(g)"):
+                assert trained is not None
+                tx, tids = trained
+                start = (r * bs) % len(tx)
+                xb = {"image": tx[start:][:bs], "id": tids[start:][:bs]}
+            before = eng.forwards + (eng.fast.forwards if eng.fast else 0)
             w, c, out = timed(lambda: eng.score_batch(xb))
-            n, gflop = len(xb), (eng.forwards - before) * ENC_GFLOP
+            after = eng.forwards + (eng.fast.forwards if eng.fast else 0)
+            n = len(xb["id"]) if isinstance(xb, dict) else len(xb)
+            # GFLOP of the paper's U-Net; (f), (g) run the trained run's (smaller) model
+            gflop = (after - before) * ENC_GFLOP if name not in ("(f)", "(g)") else 0.0
             outputs[name].append((xb, out))
         t = totals.setdefault(name, {"n": 0, "wall": 0.0, "cpu": 0.0, "gflop": 0.0})
         t["n"] += n
@@ -182,10 +211,11 @@ def main() -> None:
         t["gflop"] += gflop
 
     # warm-up (first-call set-up of every path), not timed
-    eng32.score_batch(x[:2])
-    eng16.score_batch(x[:2])
+    for name, eng in engines.items():
+        warm = x[:2] if trained is None or name not in ("(f)", "(g)") else trained[0][:2]
+        eng.score_batch(warm)
     captum_run(model, x[:2], 2)
-    order = ["(a)", "(b)", "(c)", "(d)", "matmul"]
+    order = ["(a)", "(b)", *engines, "matmul"]
     for r in range(args.rounds):
         for name in order[r % len(order) :] + order[: r % len(order)]:
             unit(name, r)
@@ -196,7 +226,11 @@ def main() -> None:
         "(b)": "(b) captum FeatureAblation",
         "(c)": "(c) modalens fp32",
         "(d)": "(d) modalens bf16",
+        "(e)": "(e) modalens auto",
+        "(f)": "(f) trained fp32",
+        "(g)": "(g) trained auto",
     }
+    labels = {k: v for k, v in labels.items() if k in engines or k in ("(a)", "(b)")}
     best = {labels[k]: totals[k] for k in labels}
     peak_ref = mm_avg
 
@@ -242,6 +276,31 @@ def main() -> None:
         f"{peak32:.0f})"
     )
     print(f"fp32 distances vs (a): max rel diff {err_a:.1e}; vs (b): {err_b:.1e}")
+    auto_rows = {}
+    for base, auto in (("(c)", "(e)"), ("(f)", "(g)")):
+        if auto not in engines:
+            continue
+        rep = engines[auto].precision_report()
+        fa = pd.concat([o for _, o in outputs[base]])
+        fb = pd.concat([o for _, o in outputs[auto]])
+        sa, sb = summarize(fa, n_boot=0), summarize(fb, n_boot=0)
+        keys = ["method", "level", "distance", "strategy", "group"]
+        sm = sa.merge(sb, on=keys)
+        same = bool((sm["rank_x"].fillna(-1) == sm["rank_y"].fillna(-1)).all())
+        ratio = (totals[auto]["n"] / totals[auto]["wall"]) / (
+            totals[base]["n"] / totals[base]["wall"]
+        )
+        auto_rows[auto] = {
+            "fp32_share": rep.get("fp32_share"),
+            "vs_fp32": ratio,
+            "same_ranks": same,
+        }
+        print(
+            f"{labels[auto]}: {ratio:.2f}x {labels[base]}, fp32 re-evaluations "
+            f"{100 * rep.get('fp32_share', float('nan')):.1f} % of {rep.get('bf16', 0)} "
+            "occlusions, "
+            f"dataset ranking equal to fp32: {same}"
+        )
 
     # bf16 agreement
     if args.run:
@@ -279,6 +338,9 @@ def main() -> None:
         "(c) >= 60% of matmul fp32": c["pct_matmul_fp32"] >= 60,
         "(d) >= 8x (a)": d["vs_a"] >= 8,
     }
+    if "(g)" in auto_rows:
+        g = auto_rows["(g)"]
+        targets["(g) >= 3x (f), same ranks"] = g["vs_fp32"] >= 3 and g["same_ranks"]
     print("targets: " + ", ".join(f"{k}: {'met' if v else 'MISSED'}" for k, v in targets.items()))
 
     if args.profile:
@@ -300,6 +362,7 @@ def main() -> None:
             "rows": rows,
             "targets": targets,
             "bf16_agreement": {k: v for k, v in agree.items() if not hasattr(v, "shape")},
+            "auto": auto_rows,
             "load_average": load,
         }
         with open(args.json, "w") as f:

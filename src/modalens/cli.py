@@ -77,7 +77,15 @@ def _attribution_arguments(
     s.add_argument("--draws", type=int, default=1, help="noise draws per sample")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--batch-size", type=int, default=8)
-    s.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    s.add_argument(
+        "--precision",
+        default="fp32",
+        choices=["fp32", "bf16", "auto"],
+        help="auto: bf16 where the hardware has it, scores it cannot resolve redone in fp32",
+    )
+    s.add_argument(
+        "--tolerance", type=float, default=0.01, help="auto: relative error a bf16 score may keep"
+    )
     s.add_argument(
         "--out", help="output folder (default RUN/attribution/<split>[-<non-default options>])"
     )

@@ -110,8 +110,9 @@ def cmd_attribute(args: argparse.Namespace) -> int:
         draws=args.draws,
         seed=args.seed,
         precision=args.precision,
+        tolerance=args.tolerance,
     )
-    attribute_run(
+    scores, _ = attribute_run(
         args.run,
         split=args.split,
         options=options,
@@ -125,6 +126,14 @@ def cmd_attribute(args: argparse.Namespace) -> int:
         accelerator=args.accelerator,
         report=print,
     )
+    used = scores.attrs.get("precision") or {}  # none on ranks other than 0
+    if "fp32_share" in used:
+        print(
+            f"precision auto: {used['fp32']} of {used['occlusions']} occlusions evaluated in "
+            f"fp32 ({100 * used['fp32_share']:.1f} %), the others in bf16"
+        )
+    elif used and args.precision == "auto":
+        print(f"precision auto: no native bf16 here, ran {used.get('used', 'fp32')}")
     return 0
 
 

@@ -118,7 +118,9 @@ def attribute(
         **overrides: fields of :class:`~.options.AttributionOptions`.
 
     Returns:
-        The long-form DataFrame (:data:`~.rows.COLUMNS`).
+        The long-form DataFrame (:data:`~.rows.COLUMNS`); ``attrs["precision"]`` is the
+        engine's :meth:`~.engine.OcclusionEngine.precision_report` (with ``auto``: the share
+        of occluded inputs re-evaluated in fp32 in this call).
 
     Raises:
         SpecError: invalid options, an engine with other options, or a shard without
@@ -222,10 +224,12 @@ def attribute(
             bar.close()
     if store is not None:
         shard.barrier()  # every rank has written its parts
-        return store.assemble(seen_ids) if shard.main else empty_rows()
-    if not frames:
-        return empty_rows()
-    return pd.concat(frames, ignore_index=True)
+        result = store.assemble(seen_ids) if shard.main else empty_rows()
+    else:
+        result = pd.concat(frames, ignore_index=True) if frames else empty_rows()
+    # with several ranks: this rank's own occlusions
+    result.attrs["precision"] = engine.precision_report()
+    return result
 
 
 def precision_agreement(

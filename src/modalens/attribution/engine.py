@@ -15,7 +15,9 @@ the ``ALL`` input is the same for every sample, so it runs once per input shape;
 fills (``permute``) it is another sample's full input, whose evaluation is reused. bf16 keeps
 about 3 significant digits per activation, so it resolves influences only when they are well
 above ~1 % of the embedding norm (the ``relative`` distance); check with
-:func:`~.api.precision_agreement` before using it.
+:func:`~.api.precision_agreement` before using it. ``precision="auto"`` runs the occlusions in
+bf16 where the hardware has it and redoes in fp32 every score bf16 cannot resolve
+(:mod:`~.autoprec`); without native bf16 it is fp32.
 
 Shapley values come from the same forwards (:mod:`~.coalitions`).
 """
@@ -32,7 +34,9 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import SpecError
+from ..precision import native_bf16
 from ..tasks import masked_mse
+from .autoprec import error_bounds, error_distances, hopeless, needs_fp32, precision_report
 from .batches import Batch, Evaluation, Unoccluded, as_batch
 from .coalitions import CoalitionPlan, Scorer, ValueFunction, batch_shapley, shapley_method
 from .forward import Runner, balanced_chunk
@@ -79,15 +83,15 @@ class OcclusionEngine:
         self.metrics = o.metrics()
         self.levels = [LEVELS.get(lv) for lv in o.levels]
         self.need_target = any(lv.needs_target for lv in self.levels)
-        self.runner = Runner(
-            model,
-            o.embedding,
-            any(lv.needs == "embedding" for lv in self.levels),
-            any(lv.needs == "output" for lv in self.levels),
-            o.precision,
-            o.optimize,
-            self.device,
-        )
+        needs = [any(lv.needs == k for lv in self.levels) for k in ("embedding", "output")]
+        base = "fp32" if o.precision == "auto" else o.precision
+        self.runner = Runner(model, o.embedding, *needs, base, o.optimize, self.device)
+        #: the bf16 runner of ``precision="auto"`` where bf16 is native (else None: fp32)
+        self.fast: Runner | None = None
+        if o.precision == "auto" and native_bf16(self.device):
+            self.fast = Runner(model, o.embedding, *needs, "bf16", o.optimize, self.device)
+        #: ``precision="auto"``: occluded inputs evaluated in bf16 / re-evaluated in fp32
+        self.auto_counts = {"occlusions": 0, "bf16": 0, "fp32": 0}
         self._all_cache: dict[Any, tuple[Tensor | None, Tensor | None]] = {}
         self._gmat: Tensor | None = None
 
@@ -115,6 +119,13 @@ class OcclusionEngine:
     def prepare(self, x: Tensor) -> None:
         """Build the inference copy for inputs like ``x`` (once)."""
         self.runner.prepare(x, self.options.channel_axis)
+        if self.fast is not None:
+            self.fast.prepare(x, self.options.channel_axis)
+
+    def precision_report(self) -> dict[str, Any]:
+        """The precision used (:func:`~.autoprec.precision_report`)."""
+        used = "bf16+fp32" if self.fast is not None else self.runner.precision
+        return precision_report(self.options.precision, used, self.auto_counts)
 
     def axis(self, x: Tensor) -> int:
         """The non-negative channel axis of ``x``.
@@ -240,8 +251,10 @@ class OcclusionEngine:
         rows: Tensor,
         full: Unoccluded,
         batch: Batch,
+        kinds: Sequence[str] | None = None,
     ) -> np.ndarray:
-        """Scores ``[n, len(metrics)]`` of evaluated inputs of batch rows ``rows``."""
+        """Scores ``[n, len(metrics)]`` of evaluated inputs of batch rows ``rows`` (with the
+        distances ``kinds`` instead of the options' when given)."""
         res = np.full((rows.shape[0], len(self.metrics)), np.nan)
         dev = out.device if out is not None else "cpu"
         valid = None if batch.valid is None else batch.valid.to(dev)[rows]
@@ -255,7 +268,7 @@ class OcclusionEngine:
                 full.evaluation,
                 occ,
                 full.references[lv.name],
-                self.options.distances,
+                self.options.distances if kinds is None else kinds,
                 self.loss_fn,
             )
             k = len(self.options.distances) if lv.uses_distances else 1
@@ -269,6 +282,7 @@ class OcclusionEngine:
         occluded: np.ndarray,
         scorer: Scorer | None = None,
         n_metrics: int | None = None,
+        auto: bool = False,
     ) -> np.ndarray:
         """Scores ``[B, F, K, M]`` of batch rows x fills (:meth:`fill_keys`) x occlusion masks.
 
@@ -278,6 +292,9 @@ class OcclusionEngine:
             scorer: ``scorer(emb, out, rows, full, batch) -> [n, M]`` replacing the level
                 scores (``full`` = the unoccluded evaluation).
             n_metrics: ``M`` of ``scorer`` (default: the options' metrics).
+            auto: with ``precision="auto"`` and native bf16, evaluate the occlusions in bf16
+                and redo in fp32 what bf16 cannot resolve (:mod:`~.autoprec`; level scores
+                only, ``scorer`` must be None); else everything runs in the base precision.
 
         Returns:
             float64 scores, NaN where a fill is missing.
@@ -298,6 +315,8 @@ class OcclusionEngine:
         score = scorer or self._scores
         m = n_metrics if n_metrics is not None else len(self.metrics)
         result = np.full((b, len(keys), k_masks, m), np.nan)
+        fast = self.fast if auto and not user else None
+        exact = np.zeros((b, len(keys), k_masks), dtype=bool)
 
         with torch.inference_mode():
             if user:
@@ -306,6 +325,14 @@ class OcclusionEngine:
             else:
                 full = self._full(batch, x)
             f_emb, f_out = full.evaluation.embedding, full.evaluation.output
+            if fast is not None:  # the observed bf16 error of every sample and metric
+                e16, o16 = fast.evaluate(x, fast.chunk_length(x, self.options.chunk_size))
+                kinds = error_distances(self.options.distances)
+                rows = torch.arange(b)
+                bounds = error_bounds(self._scores(e16, o16, rows, full, batch, kinds))
+                self.auto_bounds = bounds  # [B, M] of the last batch (tests, diagnostics)
+                z = [None if t is None else torch.zeros_like(t) for t in (f_emb, f_out)]
+                scales = self._scores(*z, rows, full, batch, kinds)
             # tasks: (row, fill index, mask index)
             tasks: list[tuple[int, int, int]] = []
             fills: list[Fill] = []
@@ -334,6 +361,7 @@ class OcclusionEngine:
                         e = None if cached[0] is None else cached[0].expand(b, *cached[0].shape[1:])
                         o = None if cached[1] is None else cached[1].expand(b, *cached[1].shape[1:])
                         result[:, fi, k] = score(e, o, rows, full, batch)
+                        exact[:, fi, k] = True
                         continue
                     if all_row[k] and covers and fill.kind == "donor":
                         assert fill.donor is not None
@@ -342,19 +370,53 @@ class OcclusionEngine:
                         e = None if f_emb is None else f_emb[d]
                         o = None if f_out is None else f_out[d]
                         result[:, fi, k] = score(e, o, rows, full, batch)
+                        exact[:, fi, k] = True
                         continue
                     tasks.extend((i, fi, k) for i in range(b))
 
-            step = balanced_chunk(len(tasks), self.chunk_length(x))
-            for s in range(0, len(tasks), step):
-                chunk = tasks[s : s + step]
-                xc = self._build(x, chunk, fills, cmask, c)
-                e, o = self.runner.run(xc)
-                rows = torch.as_tensor([t[0] for t in chunk], dtype=torch.long)
-                sc = score(e, o, rows, full, batch)
-                for j, (i, fi, k) in enumerate(chunk):
-                    result[i, fi, k] = sc[j]
+            run = (x, fills, cmask, c, score, full, batch, result)
+            if fast is None:
+                self._run_tasks(self.runner, tasks, *run)
+                return result
+            tol = self.options.tolerance
+            lost = hopeless(bounds, scales, tol)  # every score would be redone: fp32 at once
+            direct = [t for t in tasks if lost[t[0]]]
+            quick = [t for t in tasks if not lost[t[0]]]
+            self._run_tasks(self.runner, direct, *run)
+            exact[lost] = True
+            self._run_tasks(fast, quick, *run)
+            redo = needs_fp32(result, exact, bounds, occluded.sum(1) == 1, tol, scales)
+            again = [t for t in quick if redo[t]]
+            self._run_tasks(self.runner, again, *run)  # batched fp32 re-evaluations
+            counts = (len(tasks), len(quick), len(direct) + len(again))
+            for key, n in zip(("occlusions", "bf16", "fp32"), counts, strict=True):
+                self.auto_counts[key] += n
         return result
+
+    def _run_tasks(
+        self,
+        runner: Runner,
+        tasks: Sequence[tuple[int, int, int]],
+        x: Tensor,
+        fills: Sequence[Fill],
+        cmask: Tensor,
+        c: int,
+        score: Scorer,
+        full: Unoccluded,
+        batch: Batch,
+        result: np.ndarray,
+    ) -> None:
+        """Evaluate ``(row, fill, mask)`` tasks with ``runner`` in balanced chunks and write
+        their scores into ``result``."""
+        step = balanced_chunk(len(tasks), runner.chunk_length(x, self.options.chunk_size))
+        for s in range(0, len(tasks), step):
+            chunk = tasks[s : s + step]
+            xc = self._build(x, chunk, fills, cmask, c)
+            e, o = runner.run(xc)
+            rows = torch.as_tensor([t[0] for t in chunk], dtype=torch.long)
+            sc = score(e, o, rows, full, batch)
+            for j, (i, fi, k) in enumerate(chunk):
+                result[i, fi, k] = sc[j]
 
     def _build(
         self,
@@ -412,7 +474,8 @@ class OcclusionEngine:
             plan = CoalitionPlan.create(method, len(self.group_names), o.permutations, o.seed)
             all_masks = np.concatenate([occ, plan.occlusions()])
         uniq_masks, inverse = unique_masks(all_masks)
-        scores = self.compute(batch, uniq_masks)  # [B, F, U, M]
+        # Shapley values are differences of coalition scores: fp32 under "auto" (autoprec)
+        scores = self.compute(batch, uniq_masks, auto=plan is None)  # [B, F, U, M]
         keys = self.fill_keys()
         occ_scores = scores[:, :, inverse[: len(names)]]
         frames = [long_rows(batch, keys, self.metrics, names, occ_scores, "occlusion")]

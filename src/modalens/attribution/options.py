@@ -42,6 +42,7 @@ FLAGS = {
     "draws": "--draws",
     "seed": "--seed",
     "precision": "--precision",
+    "tolerance": "--tolerance",
     "shapley": "--shapley",
 }
 SHAPLEY_METHODS = ("auto", "exact", "sampled")
@@ -145,7 +146,11 @@ class AttributionOptions:
         nodata: per-channel fill of the ``nodata`` strategy in normalised space (a value no
             class maps to on categorical channels, the mean elsewhere); required by it.
         loss_fn: ``loss_fn(pred, target, valid) -> [B]`` of the ``loss`` level (default MSE).
-        precision: ``fp32`` or ``bf16`` (bf16 weights and inputs after folding).
+        precision: ``fp32``, ``bf16`` (bf16 weights and inputs after folding) or ``auto``
+            (bf16 where native, with fp32 re-evaluation of every score bf16 cannot resolve:
+            :mod:`~.autoprec`; fp32 elsewhere).
+        tolerance: with ``auto``, the relative error a bf16 score may keep (default 0.01);
+            scores whose bound exceeds it are redone in fp32 (rankings are kept at any value).
         optimize: fold BatchNorm, fuse Conv+ReLU, channels-last (equal up to float rounding).
         chunk_size: inputs per forward; None: cache-sized on CPU (``2**20`` input elements in
             fp32, ``2**21`` in bf16), ``2**24`` on GPUs.
@@ -169,6 +174,7 @@ class AttributionOptions:
     nodata: tuple[float, ...] | None = None
     loss_fn: Callable[..., Tensor] | None = None
     precision: str = "fp32"
+    tolerance: float = 0.01
     optimize: bool = True
     chunk_size: int | None = None
     include_all: bool = True
@@ -198,8 +204,16 @@ class AttributionOptions:
         set_(self, "nodata", _channel_values(self.nodata, "nodata"))
         if self.loss_fn is not None and not callable(self.loss_fn):
             raise SpecError("loss_fn must be callable", where("loss_fn"))
-        precision = parse_precision(self.precision, where("precision"), ("fp32", "bf16"))
+        precision = parse_precision(self.precision, where("precision"), ("fp32", "bf16", "auto"))
         set_(self, "precision", precision)
+        tol = self.tolerance
+        if isinstance(tol, bool) or not isinstance(tol, int | float) or not 0 < tol < 1:
+            raise SpecError(
+                f"tolerance must be a number in (0, 1), got {tol!r}",
+                where("tolerance"),
+                "e.g. 0.01 (1 %)",
+            )
+        set_(self, "tolerance", float(tol))
         set_(self, "optimize", bool(self.optimize))
         chunk = self.chunk_size
         set_(self, "chunk_size", _integer(chunk, "chunk_size", 1) if chunk else None)
@@ -248,7 +262,9 @@ class AttributionOptions:
         """The options a streamed result depends on (``parts/config.json``, without the
         groups, which the engine adds)."""
         emb = self.embedding
-        extra = {} if self.nodata is None else {"nodata": list(self.nodata)}  # older folders
+        extra: dict[str, Any] = {} if self.nodata is None else {"nodata": list(self.nodata)}
+        if self.precision == "auto":  # absent otherwise: older folders stay resumable
+            extra["tolerance"] = self.tolerance
         return {
             "strategies": list(self.strategies),
             "distances": list(self.distances),

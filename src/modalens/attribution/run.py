@@ -5,7 +5,7 @@ deterministic evaluation crops lazily (finished samples of a resumed attribution
 read), masks the inputs as in training, streams the scores to ``OUT/parts`` (by default
 ``RUN/attribution/<split>``, or ``<split>-<label>`` naming non-default options,
 :func:`folder_label`) and writes
-``OUT/scores.parquet`` (long form), ``OUT/source.json`` (the run folder and split),
+``OUT/scores.parquet`` (long form), ``OUT/source.json`` (the run folder, split and precision),
 ``OUT/summary.csv`` and ``OUT/summary.txt`` (dataset level,
 :func:`~.aggregation.summarize`) and ``OUT/influence.png`` (:func:`~.figures.influence_bar_chart`).
 The ``mean`` strategy takes the train means from the run's statistics (:func:`run_mean`), the
@@ -94,6 +94,8 @@ def folder_label(options: AttributionOptions, groups: str | Groups = "modalities
     ]
     if options.precision != default.precision:
         tokens.append(options.precision)
+    if options.precision == "auto" and options.tolerance != default.tolerance:
+        tokens.append(f"tol{options.tolerance:g}")
     if groups == "bands":
         tokens.append("bands")
     named = ("strategies", "distances", "levels", "draws", "seed", "precision", "mean", "nodata")
@@ -313,7 +315,9 @@ def attribute_run(
     if not shard.main:
         return empty_rows(), summarize(empty_rows(), n_boot=0)
     summary = summarize(scores, seed=opts.seed)
-    atomic_write_json(out / SOURCE_FILE, {"run": str(Path(run_dir).resolve()), "split": split})
+    source = {"run": str(Path(run_dir).resolve()), "split": split}
+    source["precision"] = scores.attrs.get("precision", {"requested": opts.precision})
+    atomic_write_json(out / SOURCE_FILE, source)
     with atomic_path(out / "summary.csv") as tmp:
         summary.to_csv(tmp, index=False)
     atomic_write_text(out / "summary.txt", format_summary(summary) + "\n")

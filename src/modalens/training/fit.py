@@ -37,7 +37,7 @@ from ..data.specfile import spec_to_yaml
 from ..data.stats import with_statistics
 from ..errors import DataError, ModelError
 from ..io import atomic_path, atomic_write_text, make_folder, require_free_space
-from ..precision import lightning_precision
+from ..precision import lightning_precision, resolve_auto
 from .callbacks import EpochCSV, atomic_checkpoint_io, quiet_lightning
 from .config import RunConfig, TrainConfig, load_config, spec_from_config
 from .module import build_module
@@ -103,6 +103,10 @@ def fit(
         ModelError: the folder is not empty (without ``resume``) or has nothing to resume.
     """
     cfg = load_config(config, overrides)
+    if cfg.train.precision == "auto":  # bf16-mixed where native; config.yaml keeps the result
+        device = "cuda" if _device_is_gpu(cfg.train.accelerator) else "cpu"
+        train = cfg.train.model_copy(update={"precision": resolve_auto("auto", device)})
+        cfg = cfg.model_copy(update={"train": train})
     folder = RunFolder(out if out is not None else Path("runs") / str(cfg.name))
     if resume:
         if not folder.last.exists() and not folder.config.exists():

@@ -43,7 +43,7 @@ from ..data.spec import DatasetSpec
 from ..errors import ModelError
 from ..fingerprint import plain
 from ..models.multitask import MAIN_HEAD
-from ..precision import parse_precision
+from ..precision import parse_precision, resolve_auto
 from ..tasks.losses import valid_pixels
 from ..tasks.registry import get_task, task_for_modality, task_for_target
 from ..tasks.weighting import LossWeighting
@@ -167,7 +167,7 @@ class TaskModule(pl.LightningModule):
     ) -> dict[str, Tensor]:
         """Every head's post-processed float output (:meth:`infer` for each task)."""
         x = self.prepare_input(x, valid)
-        bf16 = parse_precision(precision, "--precision") == "bf16"
+        bf16 = resolve_auto(precision, x.device) == "bf16"
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
             outs = self.model.forward_all(x) if self.aux_tasks else {MAIN_HEAD: self(x)}
         tasks = {MAIN_HEAD: self.task, **self.aux_tasks}
@@ -179,13 +179,13 @@ class TaskModule(pl.LightningModule):
         Args:
             x: inputs [B,C,H,W] on the module's device.
             valid: bool [B,H,W]; inputs are zeroed where False (when the run masks inputs).
-            precision: ``fp32`` or ``bf16`` (autocast).
+            precision: ``fp32``, ``bf16`` (autocast) or ``auto`` (bf16 where native).
 
         Returns:
             :meth:`Task.postprocess` of the float32 output (probabilities for class tasks).
         """
         x = self.prepare_input(x, valid)
-        bf16 = parse_precision(precision, "--precision") == "bf16"
+        bf16 = resolve_auto(precision, x.device) == "bf16"
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
             y = self(x)
         return self.task.postprocess(y.float())

@@ -1,0 +1,191 @@
+"""Does ``precision="auto"`` keep fp32's scores and rankings? (and calibrates its safety factor)
+
+For each model -- the paper's U-Net untrained (UNet(14), width 64, depth 4) on synthetic
+MapInWild-like inputs, and optionally a trained run (``--run``, e.g. the demo run) on its test
+split -- it attributes the same samples in fp32 and with ``auto`` (bf16 forced on with
+``MODALENS_NATIVE_BF16=1`` where the CPU lacks it) and prints:
+
+- ``ratio``: the bf16 error of each occluded score (bf16 occluded vs fp32 base, before any
+  fp32 re-evaluation) over the bf16-vs-fp32 distance of its sample's unoccluded evaluation;
+  the safety factor (:data:`modalens.attribution.autoprec.SAFETY`) must exceed its maximum;
+- the max relative error of auto against fp32 over the scores above the noise floor;
+- whether every dataset-level ranking (and every per-sample ranking) equals fp32's;
+- the share of occluded inputs re-evaluated in fp32.
+
+    python benchmarks/precision_check.py --run /tmp/demo/run
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from modalens.attribution import OcclusionEngine, groups_from_spec, summarize
+from modalens.attribution import engine as engine_module
+from modalens.attribution.aggregation import BLOCK
+from modalens.attribution.autoprec import SAFETY, noise_floor
+from modalens.models import UNet
+from modalens.training import load_run
+
+GROUPS = {"s2": list(range(10)), "s1": [10, 11], "esa_wc": [12], "viirs": [13]}
+KEYS = ["sample_id", "method", "level", "distance", "strategy", "group", "draw"]
+
+
+def synthetic(n: int, size: int, seed: int = 1) -> torch.Tensor:
+    """Inputs shaped like normalised MapInWild crops."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.empty(n, 14, size, size)
+    x[:, :10] = torch.rand(n, 10, size, size, generator=g) * 0.4
+    x[:, 10:12] = torch.randn(n, 2, size, size, generator=g)
+    x[:, 12] = torch.randint(0, 11, (n, size, size), generator=g).float() / 10
+    x[:, 13] = torch.randn(n, size, size, generator=g).abs()
+    return x
+
+
+def run_batches(eng: OcclusionEngine, batches: list[Any]) -> pd.DataFrame:
+    """Scores of every batch with one engine."""
+    return pd.concat([eng.score_batch(b) for b in batches], ignore_index=True)
+
+
+def raw_bf16(model: torch.nn.Module, groups: Any, batches: list[Any], kw: dict) -> pd.DataFrame:
+    """bf16 scores before any fp32 re-evaluation, with each sample's observed bf16 error
+    (``observed``) and scale (``scale``) per level and distance."""
+    seen: list[tuple[np.ndarray, np.ndarray]] = []
+    saved = engine_module.needs_fp32, engine_module.hopeless
+
+    def keep(scores, exact, bounds, ranked, tol, scales):  # type: ignore[no-untyped-def]
+        seen.append((np.asarray(bounds) / SAFETY, np.asarray(scales)))
+        return np.zeros_like(exact)
+
+    engine_module.needs_fp32 = keep
+    engine_module.hopeless = lambda bounds, scales, tol: np.zeros(len(bounds), dtype=bool)
+    try:
+        eng = OcclusionEngine(model, groups, precision="auto", **kw)
+        frames = []
+        for b in batches:
+            rows = eng.score_batch(b)
+            obs, scale = seen[-1]
+            sids = list(dict.fromkeys(rows["sample_id"]))
+            for j, (lv, dist) in enumerate(eng.metrics):
+                sel = (rows.level == lv) & (rows.distance == dist)
+                for name, arr in (("observed", obs), ("scale", scale)):
+                    rows.loc[sel, name] = rows.loc[sel, "sample_id"].map(
+                        dict(zip(sids, arr[:, j], strict=True))
+                    )
+            frames.append(rows)
+    finally:
+        engine_module.needs_fp32, engine_module.hopeless = saved
+    return pd.concat(frames, ignore_index=True)
+
+
+def rankings_equal(a: pd.DataFrame, b: pd.DataFrame) -> tuple[bool, bool]:
+    """(dataset-level rankings equal, per-sample rankings equal) of occlusion scores."""
+    sa, sb = summarize(a, n_boot=0), summarize(b, n_boot=0)
+    sm = sa.merge(sb, on=[*BLOCK, "group"], suffixes=("_a", "_b"))
+    sm = sm[(sm["group"] != "ALL") & (sm["method"] == "occlusion")]
+    dataset = bool((sm["rank_a"] == sm["rank_b"]).all())
+    m = a.merge(b, on=KEYS, suffixes=("_a", "_b"))
+    m = m[(m["group"] != "ALL") & (m["method"] == "occlusion")]
+    per = [*BLOCK, "sample_id", "draw"]
+    ra = m.groupby(per)["value_a"].rank(method="min")
+    rb = m.groupby(per)["value_b"].rank(method="min")
+    return dataset, bool((ra == rb).all())
+
+
+def check(name: str, model: torch.nn.Module, groups: Any, batches: list[Any], kw: dict) -> dict:
+    """The figures of one model (see the module docstring)."""
+    fp32 = run_batches(OcclusionEngine(model, groups, precision="fp32", **kw), batches)
+    raw = raw_bf16(model, groups, batches, kw)
+    eng = OcclusionEngine(model, groups, precision="auto", **kw)
+    auto = run_batches(eng, batches)
+    m = fp32.merge(raw[[*KEYS, "value", "observed", "scale"]], on=KEYS, suffixes=("", "_raw"))
+    m = m.merge(auto[[*KEYS, "value"]], on=KEYS, suffixes=("", "_auto"))
+    m = m[m["method"] == "occlusion"]
+    err_raw = (m["value_raw"] - m["value"]).abs()
+    grow = 1 + m["value_raw"].abs() / m["scale"].where(m["scale"] > 0, 1.0)
+    ratio = (err_raw / (m["observed"] * grow)).replace([np.inf], np.nan)
+    floor = noise_floor(m["observed"].to_numpy() * SAFETY)
+    above = m["value"].abs().to_numpy() > floor
+    rel = ((m["value_auto"] - m["value"]).abs() / m["value"].abs()).to_numpy()
+    rel_raw = (err_raw / m["value"].abs()).to_numpy()
+    dataset, sample = rankings_equal(fp32, auto)
+    dataset_raw, _ = rankings_equal(fp32, raw)
+    rep = eng.precision_report()
+    out = {
+        "model": name,
+        "scores": len(m),
+        "ratio_max": float(np.nanmax(ratio)),
+        "ratio_p99": float(np.nanquantile(ratio, 0.99)),
+        "bf16_max_rel": float(np.nanmax(rel_raw[above])),
+        "bf16_dataset_rank_equal": dataset_raw,
+        "auto_max_rel": float(np.nanmax(rel[above])) if above.any() else float("nan"),
+        "tolerance": kw["tolerance"],
+        "below_floor": int((~above).sum()),
+        "auto_dataset_rank_equal": dataset,
+        "auto_sample_rank_equal": sample,
+        "fp32_share": rep.get("fp32_share", float("nan")),
+    }
+    worst = m.assign(ratio=ratio).groupby(["level", "distance"])["ratio"].max()
+    out["worst_ratio_by_metric"] = {f"{a}/{b}": round(float(v), 2) for (a, b), v in worst.items()}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--run", default=None, help="a trained run folder (e.g. the demo run)")
+    ap.add_argument("--samples", type=int, default=8)
+    ap.add_argument("--size", type=int, default=128, help="side of the synthetic inputs")
+    ap.add_argument("--width", type=int, default=64, help="base width of the untrained U-Net")
+    ap.add_argument("--strategies", default="zeros,ones,mean,gaussian")
+    ap.add_argument("--distances", default="euclidean,relative")
+    ap.add_argument("--levels", default="embedding,output")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--tolerance", type=float, default=0.01, help="auto's relative tolerance")
+    ap.add_argument("--quick", action="store_true", help="4 samples of 64x64, width 16")
+    args = ap.parse_args()
+    if args.quick:
+        args.samples, args.size, args.width = 4, 64, 16
+    os.environ.setdefault("MODALENS_NATIVE_BF16", "1")  # the bf16 path on any CPU
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    kw = {"strategies": args.strategies, "distances": args.distances, "levels": args.levels}
+    kw["tolerance"] = args.tolerance
+    rows = []
+    model = UNet(14, base_width=args.width, depth=4).eval()
+    x = synthetic(args.samples, args.size)
+    batches = [
+        {"image": x[s : s + 4], "id": [f"x{i}" for i in range(s, min(s + 4, len(x)))]}
+        for s in range(0, len(x), 4)
+    ]
+    rows.append(check(f"untrained UNet(14) w{args.width}", model, GROUPS, batches, kw))
+    print(rows[-1], flush=True)
+    if args.run:
+        run = load_run(args.run)
+        ds = run.dataset("test")
+        items = [ds[i] for i in range(min(args.samples, len(ds)))]
+        tb = [
+            {
+                "image": torch.stack([it["image"] * it["valid"][None] for it in items[s : s + 4]]),
+                "valid": torch.stack([it["valid"] for it in items[s : s + 4]]),
+                "id": [it["id"] for it in items[s : s + 4]],
+            }
+            for s in range(0, len(items), 4)
+        ]
+        groups = groups_from_spec(run.spec, "modalities")
+        rows.append(check(f"trained {args.run}", run.model.eval(), groups, tb, kw))
+        print(rows[-1], flush=True)
+    cols = [c for c in rows[0] if c != "worst_ratio_by_metric"]
+    print("\n| " + " | ".join(cols) + " |")
+    print("|" + "---|" * len(cols))
+    for r in rows:
+        cells = [f"{r[c]:.3g}" if isinstance(r[c], float) else str(r[c]) for c in cols]
+        print("| " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
