@@ -65,6 +65,7 @@ def worker(args: argparse.Namespace) -> None:
         out=args.out,
         batch_size=args.batch_size,
         strategies=["zeros"],
+        chunk_size=args.chunk_size,
         progress=False,
         devices=args.devices,
         on_batch=lambda _i, rows: stamps.append((time.time(), rows["sample_id"].nunique())),
@@ -74,7 +75,9 @@ def worker(args: argparse.Namespace) -> None:
     Path(f"{args.out}.rank{rank}.json").write_text(json.dumps(record))
 
 
-def measure(run: Path, out: Path, devices: int, threads: str | None, batch: int) -> dict:
+def measure(
+    run: Path, out: Path, devices: int, threads: str | None, batch: int, chunk: int | None
+) -> dict:
     """Run one configuration in fresh processes and read its timings."""
     shutil.rmtree(out, ignore_errors=True)
     env = {k: v for k, v in os.environ.items() if k != DEFAULT_MARK}
@@ -83,6 +86,7 @@ def measure(run: Path, out: Path, devices: int, threads: str | None, batch: int)
         env["OMP_NUM_THREADS"] = threads
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--run", str(run)]
     cmd += ["--out", str(out), "--devices", str(devices), "--batch-size", str(batch)]
+    cmd += ["--chunk-size", str(chunk)] if chunk else []
     t = time.time()
     subprocess.run(cmd, env=env, check=True, capture_output=True)
     wall = time.time() - t
@@ -106,6 +110,7 @@ def main() -> None:
     p.add_argument("--samples", type=int, help="synthetic scenes (default 40; quick 24)")
     p.add_argument("--rounds", type=int, help="rounds (default 2; quick 1)")
     p.add_argument("--batch-size", type=int, help="samples per batch (default 4; quick 2)")
+    p.add_argument("--chunk-size", type=int, help="inputs per forward (default: cache-sized)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--run", help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
@@ -127,14 +132,17 @@ def main() -> None:
             for name in order:
                 devices, threads = CONFIGS[name]
                 out = base / f"attr-{devices}"
-                results[name].append(measure(run, out, devices, threads, args.batch_size))
+                results[name].append(
+                    measure(run, out, devices, threads, args.batch_size, args.chunk_size)
+                )
         same = pd.read_parquet(base / "attr-1" / "scores.parquet").equals(
             pd.read_parquet(base / "attr-2" / "scores.parquet")
         )
         n = results[list(CONFIGS)[0]][0]["samples"]
         print(
             f"\nSharded attribution, paper U-Net (width 64, depth 4), {size}x{size} scenes, "
-            f"{n} samples, batch {args.batch_size}, zeros, fp32, {rounds} round(s)\n"
+            f"{n} samples, batch {args.batch_size}, chunk {args.chunk_size or 'cache-sized'}, "
+            f"zeros, fp32, {rounds} round(s)\n"
         )
         print("| configuration | samples/s | end-to-end wall (s) | merge (s) |")
         print("|---|---|---|---|")
