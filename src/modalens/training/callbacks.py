@@ -7,7 +7,8 @@
 - :func:`atomic_checkpoint_io` makes Lightning write checkpoints to a temporary file and move
   them into place, so an interrupted save never leaves a truncated ``last.ckpt``.
 - :func:`quiet_lightning` turns off Lightning's info logs and warnings that do not concern a
-  modalens user.
+  modalens user; :class:`QuietLightning` does it again in processes the ``ddp_spawn``
+  strategy starts (they do not inherit the filters).
 """
 
 from __future__ import annotations
@@ -112,3 +113,13 @@ def quiet_lightning(progress: bool) -> None:
         ".*overridden `on_after_batch_transfer` in `LightningModule` but have passed in a.*",
     ):
         warnings.filterwarnings("ignore", message=pattern)
+
+
+class QuietLightning(pl.Callback):
+    """Calls :func:`quiet_lightning` when the trainer sets up (in every DDP process)."""
+
+    def __init__(self, progress: bool) -> None:
+        self.progress = progress
+
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        quiet_lightning(self.progress)

@@ -47,7 +47,7 @@ from ..data.stats import with_statistics
 from ..errors import DataError, ModelError, SpecError
 from ..io import atomic_path, atomic_write_text, make_folder, require_free_space
 from ..precision import lightning_precision
-from .callbacks import EpochCSV, atomic_checkpoint_io, quiet_lightning
+from .callbacks import EpochCSV, QuietLightning, atomic_checkpoint_io, quiet_lightning
 from .config import RunConfig, TrainConfig, load_config, spec_from_config
 from .fitdata import FitDataModule
 from .module import build_module
@@ -253,6 +253,7 @@ def _trainer(t: TrainConfig, folder: RunFolder, progress: bool) -> pl.Trainer:
             auto_insert_metric_name=False,
         ),
         EpochCSV(folder.metrics),
+        QuietLightning(progress),
     ]
     return pl.Trainer(
         default_root_dir=folder.path,
