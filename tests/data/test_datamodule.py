@@ -55,3 +55,7 @@ def test_fit_loaders_share_the_global_batch_between_ranks(mapinwild_root: Path) 
     assert sorted(val_ids) == sorted(i for b in one_val for i in b["id"])
     with pytest.raises(SpecError, match="train.batch_size 4 .* not divisible by the 3 training"):
         data.fit_loaders(rank=0, world_size=3)
+    # 6 items on 4 ranks: the last step's 2 items, then 2 wrap-around items counting for nothing
+    last = [list(iter(data.fit_loaders(rank=r, world_size=4)[0]))[1] for r in range(4)]
+    assert sorted(w for b in last[:2] for w in b["window"]) == sorted(list(one)[1]["window"])
+    assert [bool(b["valid"].any()) for b in last] == [True, True, False, False]

@@ -7,7 +7,9 @@ wrapped dataset before reading the item, so crops and augmentation seeds follow 
 inside DataLoader workers. Under DDP rank ``r`` of ``W`` takes positions ``r, r+W, r+2W, ...``
 of that one global order (padded by wrapping to a multiple of ``W``, like torch's
 DistributedSampler): with a per-process batch of ``B / W`` every optimisation step of W
-processes covers exactly the items of the same step of one process with batch ``B``.
+processes covers exactly the items of the same step of one process with batch ``B``. A padding
+key carries a fourth element (``(epoch, draw, index, 1)``): :class:`EpochDataset` reads the item
+but marks all its pixels invalid, so it adds nothing to the loss or the metrics.
 :class:`RankShard` splits an evaluation set the same way without padding. :func:`derive_seed`
 turns a tuple of integers into one well-mixed seed.
 """
@@ -83,14 +85,14 @@ class EpochSampler(Sampler):
         """The epoch's keys as one process draws them (before the split across ranks)."""
         return list(self._keys())
 
-    def __iter__(self) -> Iterator[tuple[int, int, int]]:
+    def __iter__(self) -> Iterator[tuple[int, ...]]:
         keys = self.global_order()
         if self.world_size == 1:
             yield from keys
             return
         need = len(self) * self.world_size
-        padded = [keys[i % len(keys)] for i in range(need)] if keys else []
-        yield from padded[self.rank :: self.world_size]
+        pad = [(*keys[i % len(keys)], 1) for i in range(need - len(keys))] if keys else []
+        yield from [*keys, *pad][self.rank :: self.world_size]
 
     def _keys(self) -> Iterator[tuple[int, int, int]]:
         gen = torch.Generator()
@@ -109,7 +111,8 @@ class EpochSampler(Sampler):
 
 
 class EpochDataset(Dataset):
-    """Wraps a dataset with ``set_epoch`` so that items are indexed by ``(epoch, draw, index)``."""
+    """Wraps a dataset with ``set_epoch`` so that items are indexed by ``(epoch, draw, index)``
+    (a padding key ``(epoch, draw, index, 1)`` gives the item with every pixel invalid)."""
 
     def __init__(self, dataset: Any) -> None:
         self.dataset = dataset
@@ -117,13 +120,16 @@ class EpochDataset(Dataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, key: tuple[int, int, int] | int) -> Any:
-        if isinstance(key, tuple):
-            epoch, draw, index = key
-            if hasattr(self.dataset, "set_epoch"):
-                self.dataset.set_epoch(epoch, draw)
-            return self.dataset[index]
-        return self.dataset[key]
+    def __getitem__(self, key: tuple[int, ...] | int) -> Any:
+        if not isinstance(key, tuple):
+            return self.dataset[key]
+        epoch, draw, index = key[:3]
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch, draw)
+        item = self.dataset[index]
+        if len(key) > 3 and key[3]:  # wrap-around padding of a DDP rank: counts for nothing
+            item = {**item, "valid": torch.zeros_like(item["valid"], dtype=torch.bool)}
+        return item
 
 
 class RankShard(Sampler):
