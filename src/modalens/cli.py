@@ -199,6 +199,13 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
     s.add_argument("--out", help="run folder (default runs/<config name>)")
     s.add_argument("--root", help="override the dataset root of the config")
     s.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    # several devices / nodes (Lightning DDP): overrides of train.devices, strategy, num_nodes
+    s.add_argument("--devices", help="processes per node: N or auto (train.devices)")
+    s.add_argument("--strategy", help="auto | ddp | ddp_spawn | ddp_notebook (train.strategy)")
+    s.add_argument("--num-nodes", type=int, help="nodes (train.num_nodes)")
+    s.add_argument(
+        "--sync-batchnorm", action="store_true", default=None, help="train.sync_batchnorm: true"
+    )
     s.set_defaults(func=cmd.cmd_fit)
 
     s = sub.add_parser("test", help="evaluate a run; writes metrics_<split>.csv")

@@ -63,9 +63,14 @@ def cmd_data_check(args: argparse.Namespace) -> int:
 def cmd_fit(args: argparse.Namespace) -> int:
     from .training import fit
 
-    overrides = {"data": {"root": args.root}} if args.root else None
+    overrides: dict = {"data": {"root": args.root}} if args.root else {}
+    keys = ("devices", "strategy", "num_nodes", "sync_batchnorm")
+    train = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+    if train:
+        overrides["train"] = train
     run = fit(
-        args.config, out=args.out, resume=args.resume, overrides=overrides, progress=not args.quiet
+        args.config, out=args.out, resume=args.resume, overrides=overrides or None,
+        progress=not args.quiet,
     )
     print(f"run folder: {run}")
     return 0

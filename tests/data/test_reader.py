@@ -125,15 +125,20 @@ def test_random_crops_reproducible_and_epoch_dependent(mapinwild_root):
     assert data.MultimodalDataset(spec, "test", crop_size=500)[0]["image"].shape == (14, 64, 64)
 
 
-def test_dataset_with_augmentation_and_pickle(mapinwild_root):
+def test_train_items_carry_augmentation_seeds_and_pickle(mapinwild_root):
     spec = presets.mapinwild_spec(mapinwild_root, stats="published")
-    ds = data.MultimodalDataset(spec, "train", crop_size=16, augment={"hflip": 1.0})
-    item = ds[0]
-    plain = data.MultimodalDataset(spec, "train", crop_size=16)[0]
-    torch.testing.assert_close(item["image"], plain["image"].flip(-1))
-    torch.testing.assert_close(item["target"], plain["target"].flip(-1))
+    ds = data.MultimodalDataset(spec, "train", crop_size=16)
+    batch = data.collate([ds[0], ds[1]])
+    flipped = data.augment_batch(data.Augmentation({"hflip": 1.0}), batch)
+    torch.testing.assert_close(flipped["image"], batch["image"].flip(-1))
+    torch.testing.assert_close(flipped["target"], batch["target"].flip(-1))
+    assert torch.equal(flipped["valid"], batch["valid"].flip(-1))
+    # the seed depends on (seed, epoch, draw, index): not on the item's batch or position
+    assert ds[1]["aug_seed"] == batch["aug_seed"][1] and ds[0]["aug_seed"] != ds[1]["aug_seed"]
+    ds.set_epoch(1)
+    assert ds[0]["aug_seed"] != batch["aug_seed"][0]
     clone = pickle.loads(pickle.dumps(ds))
-    torch.testing.assert_close(clone[0]["image"], item["image"])
+    torch.testing.assert_close(clone[0]["image"], ds[0]["image"])
 
 
 def test_split_file_with_nan_padding(tmp_path, mapinwild_root):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -11,10 +12,10 @@ import rasterio
 import torch
 from helpers import mtl_config
 
-from modalens.data import MultimodalDataset, aux_key, aux_valid_key
+from modalens.data import MultimodalDataset, aux_key, aux_valid_key, collate
 from modalens.models import MultiTaskUNet
 from modalens.multitask import fit_multitask
-from modalens.training import load_config, load_run, predict, spec_from_config
+from modalens.training import build_module, load_config, load_run, predict, spec_from_config
 
 
 def _deployment_copy(root: Path, dest: Path, keep: tuple[str, ...]) -> Path:
@@ -107,8 +108,13 @@ def test_auxiliary_targets_are_flipped_with_the_image(mapinwild_root):
 
     spec, _ = with_statistics(spec_from_config(cfg), mapinwild_root / "stats.json",
                               progress=False)
-    plain = MultimodalDataset(spec, "train", crop_size=0)[0]
-    flipped = MultimodalDataset(spec, "train", crop_size=0, augment={"hflip": 1.0})[0]
+    plain = collate([MultimodalDataset(spec, "train", crop_size=0)[0]])
+    module = build_module(cfg.model_copy(update={"train": cfg.train.model_copy(
+        update={"augment": {"hflip": 1.0}})}), spec)
+    module.trainer = SimpleNamespace(training=True)  # what on_after_batch_transfer asks
+    flipped = {k: v[0] if isinstance(v, torch.Tensor) else v
+               for k, v in module.on_after_batch_transfer(plain, 0).items()}
+    plain = {k: v[0] if isinstance(v, torch.Tensor) else v for k, v in plain.items()}
     assert torch.equal(flipped["image"], plain["image"].flip(-1))
     assert torch.equal(flipped[aux_key("s1")], plain[aux_key("s1")].flip(-1))
     assert torch.equal(flipped[aux_key("esa_wc")], plain[aux_key("esa_wc")].flip(-1))

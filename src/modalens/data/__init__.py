@@ -13,17 +13,18 @@ The data path, module by module:
 - :mod:`.rasters` -- windowed GeoTIFF reads onto a reference grid, atomic GeoTIFF writes.
 - :mod:`.reader` -- :class:`SampleReader`: every modality of a sample on one grid, normalised.
 - :mod:`.stats` -- train-split normalisation statistics (streaming, cached JSON).
-- :mod:`.dataset` -- :class:`MultimodalDataset` (crops, augmentation), sample weights, collate.
-- :mod:`.sampling` -- seeded per-epoch samplers (resumable runs draw the same samples).
+- :mod:`.dataset` -- :class:`MultimodalDataset` (crops, augmentation seeds), weights, collate.
+- :mod:`.sampling` -- seeded per-epoch samplers (resumable, rank-aware for DDP).
 - :mod:`.datamodule` -- :class:`RunData`: the datasets and loaders of a run.
-- :mod:`.augment` -- kornia augmentations applied identically to image and target.
+- :mod:`.augment` -- kornia augmentations applied identically to image and target; per item
+  on a batch (:func:`augment_batch`).
 - :mod:`.checks` -- ``modalens data check``: every sample and modality opened and validated.
 - :mod:`.coverage` -- how much of a sample each modality covers; how much of a split is masked.
 - :mod:`.leakage` -- ids repeated inside a split or shared by splits; ``fit``'s leakage rule.
 - :mod:`.synthetic` -- synthetic MapInWild-layout data with planted modality importances.
 """
 
-from .augment import Augmentation
+from .augment import Augmentation, augment_batch
 from .auxiliary import AuxiliaryReader, aux_key, aux_valid_key, denormalize
 from .checks import Problem, check_dataset, format_problems, has_errors
 from .datamodule import RunData
@@ -46,6 +47,7 @@ __all__ = [
     "denormalize",
     "PRESETS",
     "Augmentation",
+    "augment_batch",
     "DatasetSpec",
     "Modality",
     "MultimodalDataset",

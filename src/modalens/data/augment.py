@@ -12,17 +12,26 @@ gives each op's probability (a value may also be a dict with ``p`` and the op's 
 
 Augmentation is for training; the caller leaves it off for val/test. Pass ``seed=`` to a call
 (or to the constructor, for a reproducible stream of calls) for the same result on CPU.
+
+Training augments each batch after it reached the device (the Lightning module's
+``on_after_batch_transfer``): :func:`augment_batch` applies the augmentation to every item with
+the item's own seed (``aug_seed``, set by the dataset from ``(seed, epoch, draw, index)``), so the
+result depends neither on the batch composition nor on the number of processes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import kornia.augmentation as K
 import torch
 
 from ..errors import SpecError
+
+#: the item (and batch) key of a training crop's augmentation seed
+AUG_SEED = "aug_seed"
+
 
 DEFAULT_AUGMENT = {"hflip": 0.5, "vflip": 0.5, "sharpness": 0.2, "erasing": 0.2, "blur": 0.2}
 
@@ -185,3 +194,49 @@ def _sharpness(op: Any, image: torch.Tensor) -> torch.Tensor:
     span = (hi - lo).clamp_min(1e-12)
     out = op((image - lo) / span)
     return out * span + lo
+
+
+def augment_batch(
+    augmentation: Augmentation,
+    batch: Mapping[str, Any],
+    maps: Sequence[tuple[str, str]] = (),
+) -> dict[str, Any]:
+    """Augment every item of a collated training batch with its own seed (``aug_seed``).
+
+    The image, the target (when it is a map) and the validity mask get one draw per item;
+    each ``(value key, validity key)`` pair in ``maps`` (a multitask run's auxiliary targets)
+    gets the same geometric draw (same seed; geometric ops run first).
+
+    Args:
+        augmentation: the run's augmentation.
+        batch: ``image`` [B,C,H,W], ``target``, ``valid`` [B,H,W] and ``aug_seed`` [B].
+        maps: auxiliary target keys augmented with the image.
+
+    Returns:
+        A new batch dict (the input batch when it has no seeds or nothing is enabled).
+    """
+    if not augmentation.enabled or AUG_SEED not in batch:
+        return dict(batch)
+    out = dict(batch)
+    seeds = [int(s) for s in batch[AUG_SEED].tolist()]
+    image, target, valid = batch["image"], batch["target"], batch.get("valid")
+    images, targets, valids = [], [], []
+    extra: dict[str, list[torch.Tensor]] = {k: [] for pair in maps for k in pair}
+    for i, seed in enumerate(seeds):
+        one = slice(i, i + 1)
+        img, tgt, ok = augmentation(
+            image[one], target[one], None if valid is None else valid[one], seed=seed
+        )
+        images.append(img)
+        targets.append(tgt)  # type: ignore[arg-type]
+        valids.append(ok)  # type: ignore[arg-type]
+        for key, vkey in maps:
+            _, a_val, a_ok = augmentation(image[one], batch[key][one], batch[vkey][one], seed)
+            extra[key].append(a_val)  # type: ignore[arg-type]
+            extra[vkey].append(a_ok)  # type: ignore[arg-type]
+    out["image"], out["target"] = torch.cat(images), torch.cat(targets)
+    if valid is not None:
+        out["valid"] = torch.cat(valids)
+    for key, parts in extra.items():
+        out[key] = torch.cat(parts)
+    return out

@@ -1,10 +1,12 @@
-"""The torch dataset of a split: crops of samples, augmentation, sample weights, collation.
+"""The torch dataset of a split: crops of samples, augmentation seeds, sample weights, collation.
 
 :class:`MultimodalDataset` gives (random or centre) crops of a split's samples as tensors
-(the sample dict of :mod:`modalens.data.reader`); random windows and augmentations are seeded
-by ``(seed, epoch, draw, index)``, so a resumed run sees the same crops. Crops whose target is
-all no-data are redrawn. A spec's auxiliary modalities are added to each item as targets
-(:mod:`modalens.data.auxiliary`), flipped with the image. :func:`make_weighted_sampler` draws
+(the sample dict of :mod:`modalens.data.reader`); random windows and the items' augmentation
+seeds (``aug_seed``, applied to the batch on the device by
+:func:`~modalens.data.augment.augment_batch`) are derived from ``(seed, epoch, draw, index)``,
+so a resumed run, or one on more processes, sees the same crops and augmentations. Crops whose
+target is all no-data are redrawn. A spec's auxiliary modalities are added to each item as
+targets (:mod:`modalens.data.auxiliary`). :func:`make_weighted_sampler` draws
 patches with probability ~ 1 / mean target (continuous targets); :func:`collate` stacks items
 into a batch.
 """
@@ -21,8 +23,8 @@ from torch import Tensor
 from torch.utils.data import Dataset, WeightedRandomSampler
 
 from ..errors import DataError, SpecError
-from .augment import Augmentation
-from .auxiliary import AuxiliaryReader, aux_key, aux_valid_key
+from .augment import AUG_SEED
+from .auxiliary import AuxiliaryReader
 from .rasters import RasterGrid, WindowTuple
 from .reader import SampleReader, assemble
 from .samples import sample_ids
@@ -44,9 +46,8 @@ class MultimodalDataset(Dataset):
     ``random_crop=None`` means random crops for ``split='train'`` and centre crops
     otherwise. Random windows come from an RNG seeded by ``(seed, epoch, index)`` (call
     :meth:`set_epoch` every epoch). Crops whose target is all no-data are redrawn up to
-    ``max_tries`` times, then a DataError names the sample. ``augment`` is an
-    :class:`~modalens.augment.Augmentation` or its config dict, applied per item with a seed
-    derived the same way.
+    ``max_tries`` times, then a DataError names the sample. Random-crop items carry
+    ``aug_seed`` (:data:`AUG_SEED`), their augmentation seed derived the same way.
     """
 
     def __init__(
@@ -56,7 +57,6 @@ class MultimodalDataset(Dataset):
         ids: Sequence[str] | None = None,
         crop_size: int | None = None,
         random_crop: bool | None = None,
-        augment: Any = None,
         seed: int = 0,
         max_tries: int = MAX_CROP_TRIES,
     ) -> None:
@@ -78,9 +78,6 @@ class MultimodalDataset(Dataset):
         #: scene-level targets are never cropped (see :meth:`_size`)
         self.scene_target = not TARGET_KIND_INFO[spec.target.kind].dense
         self.crop_warned = False
-        if isinstance(augment, Mapping):
-            augment = Augmentation(augment)
-        self.augment = augment
         self.seed = int(seed)
         self.epoch = 0
         self.draw = 0
@@ -158,20 +155,11 @@ class MultimodalDataset(Dataset):
             k: torch.from_numpy(v)
             for k, v in self.aux_reader.read(sid, win, reader.grid(sid)).items()
         }
-        if self.augment is not None:
+        out = {"image": img, "target": tgt, "valid": valid, "id": sid, "window": tuple(win)}
+        if self.random_crop:
             seed = int(_rng(self.seed, self.epoch, self.draw, index, 0xA06).integers(0, 2**62))
-            raw_img = img
-            a_img, a_tgt, a_valid = self.augment(img[None], tgt[None], valid[None], seed=seed)
-            img, tgt, valid = a_img[0], a_tgt[0], a_valid[0]
-            for name in self.spec.auxiliary_names:
-                # the same seed draws the same flips (geometric ops run first)
-                _, a_aux, a_ok = self.augment(
-                    raw_img[None], aux[aux_key(name)][None], aux[aux_valid_key(name)][None], seed
-                )
-                aux[aux_key(name)], aux[aux_valid_key(name)] = a_aux[0], a_ok[0]
-        return {
-            "image": img, "target": tgt, "valid": valid, "id": sid, "window": tuple(win), **aux
-        }
+            out[AUG_SEED] = torch.tensor(seed, dtype=torch.int64)
+        return {**out, **aux}
 
 
 def target_means(reader: SampleReader, ids: Sequence[str], max_size: int = 128) -> np.ndarray:

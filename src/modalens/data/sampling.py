@@ -1,9 +1,17 @@
-"""Seeded per-epoch sampling: a resumed run draws the same samples as an uninterrupted one.
+"""Seeded per-epoch sampling: a resumed run draws the same samples as an uninterrupted one,
+and W processes draw what one process draws.
 
 :class:`EpochSampler` yields ``(epoch, draw, index)`` keys -- a shuffle or weighted draw that
 depends only on ``(seed, epoch)`` -- and :class:`EpochDataset` passes the epoch and draw to the
-wrapped dataset before reading the item, so crops and augmentations follow the key even inside
-DataLoader workers. :func:`derive_seed` turns a tuple of integers into one well-mixed seed.
+wrapped dataset before reading the item, so crops and augmentation seeds follow the key even
+inside DataLoader workers. Under DDP rank ``r`` of ``W`` takes positions ``r, r+W, r+2W, ...``
+of that one global order (padded by wrapping to a multiple of ``W``, like torch's
+DistributedSampler): with a per-process batch of ``B / W`` every optimisation step of W
+processes covers exactly the items of the same step of one process with batch ``B``. A padding
+key carries a fourth element (``(epoch, draw, index, 1)``): :class:`EpochDataset` reads the item
+but marks all its pixels invalid, so it adds nothing to the loss or the metrics.
+:class:`RankShard` splits an evaluation set the same way without padding. :func:`derive_seed`
+turns a tuple of integers into one well-mixed seed.
 """
 
 from __future__ import annotations
@@ -31,7 +39,9 @@ def derive_seed(*keys: int) -> int:
 
 class EpochSampler(Sampler):
     """Yields ``(epoch, draw, index)``: a seeded shuffle (or weighted draw) per epoch, ``draw``
-    counting earlier draws of the same index in the epoch.
+    counting earlier draws of the same index in the epoch; rank ``rank`` of ``world_size``
+    processes gets every ``world_size``-th key of that global order (see the module
+    docstring).
 
     Lightning calls :meth:`set_epoch` before every epoch; the order depends only on
     ``(seed, epoch)``, so a resumed run draws the same samples as an uninterrupted one, and
@@ -45,21 +55,46 @@ class EpochSampler(Sampler):
         shuffle: bool = True,
         weights: Tensor | None = None,
         num_samples: int | None = None,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is not in [0, {world_size})")
         self.n = n
         self.seed = seed
         self.shuffle = shuffle
         self.weights = weights
         self.num_samples = num_samples or n
+        self.rank = int(rank)
+        self.world_size = int(world_size)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
+        """Select the order of ``epoch``."""
         self.epoch = int(epoch)
 
-    def __len__(self) -> int:
+    @property
+    def total(self) -> int:
+        """Keys in the global (one-process) order of an epoch."""
         return self.num_samples if self.weights is not None else self.n
 
-    def __iter__(self) -> Iterator[tuple[int, int]]:
+    def __len__(self) -> int:
+        return -(-self.total // self.world_size)
+
+    def global_order(self) -> list[tuple[int, int, int]]:
+        """The epoch's keys as one process draws them (before the split across ranks)."""
+        return list(self._keys())
+
+    def __iter__(self) -> Iterator[tuple[int, ...]]:
+        keys = self.global_order()
+        if self.world_size == 1:
+            yield from keys
+            return
+        need = len(self) * self.world_size
+        pad = [(*keys[i % len(keys)], 1) for i in range(need - len(keys))] if keys else []
+        yield from [*keys, *pad][self.rank :: self.world_size]
+
+    def _keys(self) -> Iterator[tuple[int, int, int]]:
         gen = torch.Generator()
         gen.manual_seed(derive_seed(self.seed, self.epoch, 0x5A3))
         if self.weights is not None:
@@ -76,7 +111,8 @@ class EpochSampler(Sampler):
 
 
 class EpochDataset(Dataset):
-    """Wraps a dataset with ``set_epoch`` so that items are indexed by ``(epoch, draw, index)``."""
+    """Wraps a dataset with ``set_epoch`` so that items are indexed by ``(epoch, draw, index)``
+    (a padding key ``(epoch, draw, index, 1)`` gives the item with every pixel invalid)."""
 
     def __init__(self, dataset: Any) -> None:
         self.dataset = dataset
@@ -84,10 +120,29 @@ class EpochDataset(Dataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, key: tuple[int, int, int] | int) -> Any:
-        if isinstance(key, tuple):
-            epoch, draw, index = key
-            if hasattr(self.dataset, "set_epoch"):
-                self.dataset.set_epoch(epoch, draw)
-            return self.dataset[index]
-        return self.dataset[key]
+    def __getitem__(self, key: tuple[int, ...] | int) -> Any:
+        if not isinstance(key, tuple):
+            return self.dataset[key]
+        epoch, draw, index = key[:3]
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch, draw)
+        item = self.dataset[index]
+        if len(key) > 3 and key[3]:  # wrap-around padding of a DDP rank: counts for nothing
+            item = {**item, "valid": torch.zeros_like(item["valid"], dtype=torch.bool)}
+        return item
+
+
+class RankShard(Sampler):
+    """Indices ``rank, rank + world_size, ...`` of ``range(n)``: one process's share of an
+    evaluation set under DDP (no padding, so no item is counted twice)."""
+
+    def __init__(self, n: int, rank: int = 0, world_size: int = 1) -> None:
+        self.n = int(n)
+        self.rank = int(rank)
+        self.world_size = int(world_size)
+
+    def __len__(self) -> int:
+        return len(range(self.rank, self.n, self.world_size))
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.rank, self.n, self.world_size))

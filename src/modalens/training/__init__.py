@@ -4,7 +4,10 @@
 - :mod:`.runfolder` -- every artefact of a run folder and the resume rule (:class:`RunFolder`).
 - :mod:`.module` -- :class:`TaskModule`, the Lightning module that asks its task.
 - :mod:`.callbacks` -- per-epoch metrics table, atomic checkpoints, quiet logs.
-- :mod:`.fit` -- :func:`fit`: config -> trained run folder (resumable).
+- :mod:`.fit` -- :func:`fit`: config -> trained run folder (resumable; DDP on several
+  devices and nodes).
+- :mod:`.fitdata` -- :class:`FitDataModule`: the run's loaders for the trainer's rank.
+- :mod:`.ranks` -- the process's rank before the trainer exists; waiting for rank 0's files.
 - :mod:`.run` -- :func:`load_run`, :class:`Run`, checkpoints checked against the data.
 - :mod:`.evaluate` -- :func:`test`: ``metrics_<split>.csv``.
 - :mod:`.tiling` -- :func:`sliding_window` over whole scenes.
@@ -21,6 +24,7 @@ from .config import (
 )
 from .evaluate import test
 from .fit import fit
+from .fitdata import FitDataModule
 from .module import TaskModule, build_module, make_tile_fn
 from .predict import InputReader, predict
 from .run import Run, check_layout, load_checkpoint, load_run, read_checkpoint
@@ -40,6 +44,7 @@ __all__ = [
     "build_module",
     "check_layout",
     "fit",
+    "FitDataModule",
     "load_checkpoint",
     "load_config",
     "load_run",

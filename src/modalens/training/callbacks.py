@@ -2,11 +2,13 @@
 
 - :class:`EpochCSV` writes ``metrics.csv`` (one row per finished epoch: step, learning rate,
   train/val loss and metrics, seconds) atomically after every epoch; a resumed run keeps the
-  rows of the epochs it does not retrain.
+  rows of the epochs it does not retrain. Under DDP only global rank 0 writes it (the metrics
+  are reduced over all ranks).
 - :func:`atomic_checkpoint_io` makes Lightning write checkpoints to a temporary file and move
   them into place, so an interrupted save never leaves a truncated ``last.ckpt``.
 - :func:`quiet_lightning` turns off Lightning's info logs and warnings that do not concern a
-  modalens user.
+  modalens user; :class:`QuietLightning` does it again in processes the ``ddp_spawn``
+  strategy starts (they do not inherit the filters).
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ class EpochCSV(pl.Callback):
         row["seconds"] = round(time.perf_counter() - self._t0, 3)
         # rows of later epochs are left-overs of an interrupted run past its last checkpoint
         self.rows = [r for r in self.rows if int(r["epoch"]) < epoch] + [row]
+        if not trainer.is_global_zero:
+            return
         cols: list[str] = []
         for r in self.rows:
             cols += [c for c in r if c not in cols]
@@ -106,5 +110,16 @@ def quiet_lightning(progress: bool) -> None:
         ".*treespec.*",
         ".*You're resuming from a checkpoint that ended before the epoch ended.*",
         ".*`isinstance\\(treespec, LeafSpec\\)` is deprecated.*",
+        ".*overridden `on_after_batch_transfer` in `LightningModule` but have passed in a.*",
     ):
         warnings.filterwarnings("ignore", message=pattern)
+
+
+class QuietLightning(pl.Callback):
+    """Calls :func:`quiet_lightning` when the trainer sets up (in every DDP process)."""
+
+    def __init__(self, progress: bool) -> None:
+        self.progress = progress
+
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        quiet_lightning(self.progress)

@@ -27,152 +27,36 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
-import torch
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from ..data.augment import Augmentation
 from ..data.datamodule import RunData
 from ..data.spec import DatasetSpec
 from ..data.specfile import merge_dicts, read_yaml, spec_from_dict
 from ..errors import ModalensError, SpecError
 from ..fingerprint import plain
-from ..precision import parse_precision
 from ..tasks.registry import task_class_for_target, task_for_modality
 from .auxconfig import AuxiliaryConfig
-from .configvalues import ConfigValueError
+from .configvalues import (
+    Bool,
+    ConfigValueError,
+    Int0,
+    Int1,
+    augment_options,
+    batches,
+    data_section,
+    device_count,
+    names,
+    number,
+    optimizer_name,
+    optional_int,
+    optional_str,
+    precision_name,
+    scheduler_name,
+    strategy_name,
+)
 
 CONFIG_VERSION = 1
-
-
-OPTIMIZERS = ("adam", "adamw", "sgd")
-
-
-SCHEDULERS = ("cosine_warm_restarts", "none")
-
-
-# ------------------------------------------------------------------------------ value checks
-def _integer(minimum: int) -> BeforeValidator:
-    def check(value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
-            raise ConfigValueError(f"{{key}} must be an integer, got {value!r}")
-        if int(value) < minimum:
-            raise ConfigValueError(f"{{key}} must be >= {minimum}, got {value}")
-        return int(value)
-
-    return BeforeValidator(check)
-
-
-def _number(positive: bool = False) -> BeforeValidator:
-    def check(value: Any) -> float:
-        try:
-            out = float(value)
-        except (TypeError, ValueError):
-            raise ConfigValueError(f"{{key}} must be a number, got {value!r}") from None
-        if positive and not out > 0:
-            raise ConfigValueError(f"{{key}} must be > 0, got {value}")
-        return out
-
-    return BeforeValidator(check)
-
-
-def _boolean(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigValueError("{key} must be true or false", "write true or false")
-    return value
-
-
-def _batches(value: Any) -> Any:
-    if value is not None and not (
-        isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
-    ):
-        raise ConfigValueError(
-            "{key} must be a positive number of batches (or a fraction)", "e.g. 50 or 0.25"
-        )
-    return value
-
-
-def _optional_int(minimum: int) -> BeforeValidator:
-    inner = _integer(minimum).func
-    return BeforeValidator(lambda value: None if value is None else inner(value))
-
-
-def _names(value: Any) -> Any:
-    return [value] if isinstance(value, str) else value
-
-
-def _optional_str(value: Any) -> Any:
-    return None if value is None else str(value)
-
-
-def _optimizer(value: Any) -> str:
-    name = str(value).lower()
-    if name not in OPTIMIZERS:
-        raise ConfigValueError(
-            f"unknown optimizer {name!r}", f"choose from {', '.join(OPTIMIZERS)}"
-        )
-    return name
-
-
-def _scheduler(value: Any) -> str:
-    if value is None or str(value).lower() in ("none", "null"):
-        return "none"
-    if value not in SCHEDULERS:
-        raise ConfigValueError(
-            f"unknown scheduler {value!r}", f"choose from {', '.join(SCHEDULERS)}"
-        )
-    return str(value)
-
-
-def _precision(value: Any) -> str:
-    try:
-        return parse_precision(value, "train.precision")
-    except SpecError as exc:
-        raise ConfigValueError(exc.what, exc.fix or "fix it") from None
-
-
-def _devices(value: Any) -> Any:
-    if str(value) != "1":
-        raise ConfigValueError(
-            f"train.devices must be 1, got {value!r} (multi-device training is not supported: "
-            "the seeded epoch sampler is not distributed)",
-            "use devices: 1",
-        )
-    return value
-
-
-def _augment(value: Any) -> Any:
-    if value is None:
-        return None
-    if not isinstance(value, Mapping):
-        raise ConfigValueError(
-            "train.augment must be a mapping of augmentation options",
-            "e.g. augment: {hflip: 0.5, vflip: 0.5}",
-        )
-    try:
-        # run it once on a dummy batch: kornia checks some options only when applied
-        Augmentation(dict(value))(torch.zeros(1, 2, 32, 32), seed=0)
-    except ModalensError as exc:
-        raise ConfigValueError(str(exc), "") from None
-    except Exception as exc:  # noqa: BLE001 - kornia's own validation errors
-        raise ConfigValueError(
-            f"invalid augmentation option: {exc}", "see modalens.augment for options"
-        ) from None
-    return dict(value)
-
-
-def _data(value: Any) -> Any:
-    if value is not None and not isinstance(value, Mapping):
-        raise ConfigValueError(
-            "'data' must be a dataset spec mapping or the path of a spec YAML",
-            "see configs/demo.yaml",
-        )
-    return value
-
-
-Int1 = Annotated[int, _integer(1)]
-Int0 = Annotated[int, _integer(0)]
-Bool = Annotated[bool, BeforeValidator(_boolean)]
 
 
 # ------------------------------------------------------------------------------ the models
@@ -190,39 +74,46 @@ class ModelConfig(_Section):
 class SchedulerConfig(_Section):
     """``train.scheduler:`` cosine annealing with warm restarts (the paper: T_0 3) or none."""
 
-    name: Annotated[str, BeforeValidator(_scheduler)] = "cosine_warm_restarts"
+    name: Annotated[str, BeforeValidator(scheduler_name)] = "cosine_warm_restarts"
     T_0: Int1 = 3
     T_mult: Int1 = 1
-    eta_min: Annotated[float, _number()] = 0.0
+    eta_min: Annotated[float, number()] = 0.0
 
 
 class TrainConfig(_Section):
     """``train:`` optimisation, data loading and hardware settings."""
 
     epochs: Int1 = 100
+    #: the GLOBAL batch: each of W processes takes batch_size / W items of every step
     batch_size: Int1 = 16
-    lr: Annotated[float, _number(positive=True)] = 1.0e-4
+    lr: Annotated[float, number(positive=True)] = 1.0e-4
     #: regression: mse (paper) | mae; segmentation: ce; classification: bce | ce
-    loss: Annotated[str | None, BeforeValidator(_optional_str)] = None
-    optimizer: Annotated[str, BeforeValidator(_optimizer)] = "adam"
-    weight_decay: Annotated[float, _number()] = 0.0
+    loss: Annotated[str | None, BeforeValidator(optional_str)] = None
+    optimizer: Annotated[str, BeforeValidator(optimizer_name)] = "adam"
+    weight_decay: Annotated[float, number()] = 0.0
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     patience: Int0 = 40
-    precision: Annotated[str, BeforeValidator(_precision)] = "fp32"
+    precision: Annotated[str, BeforeValidator(precision_name)] = "fp32"
     channels_last: Bool = False
     seed: Int0 = 0
     num_workers: Int0 = 0
-    augment: Annotated[dict[str, Any] | None, BeforeValidator(_augment)] = None
+    augment: Annotated[dict[str, Any] | None, BeforeValidator(augment_options)] = None
     weighted_sampling: Bool = False
     #: None: the dataset spec's crop_size; 0: whole scenes
-    crop_size: Annotated[int | None, _optional_int(0)] = None
+    crop_size: Annotated[int | None, optional_int(0)] = None
     #: val/test crops (centre); None: same as crop_size
-    eval_crop_size: Annotated[int | None, _optional_int(0)] = None
-    limit_train_batches: Annotated[int | float | None, BeforeValidator(_batches)] = None
-    limit_val_batches: Annotated[int | float | None, BeforeValidator(_batches)] = None
+    eval_crop_size: Annotated[int | None, optional_int(0)] = None
+    limit_train_batches: Annotated[int | float | None, BeforeValidator(batches)] = None
+    limit_val_batches: Annotated[int | float | None, BeforeValidator(batches)] = None
     gradient_clip_val: float | None = None
     accelerator: str = "auto"
-    devices: Annotated[int | str, BeforeValidator(_devices)] = 1
+    #: processes per node (int or "auto"); more than one trains with DDP
+    devices: Annotated[int | str, BeforeValidator(device_count)] = 1
+    #: auto (Lightning's choice) | ddp | ddp_spawn | ddp_notebook
+    strategy: Annotated[str, BeforeValidator(strategy_name)] = "auto"
+    num_nodes: Int1 = 1
+    #: BatchNorm statistics over the global batch (GPUs only: torch has no CPU SyncBatchNorm)
+    sync_batchnorm: Bool = False
     #: True on CPU; "warn" on GPU (bilinear backward)
     deterministic: bool | str | None = "auto"
     mask_invalid_inputs: Bool = True
@@ -234,7 +125,6 @@ class TrainConfig(_Section):
             batch_size=self.batch_size,
             crop_size=self.crop_size,
             eval_crop_size=self.eval_crop_size,
-            augment=self.augment,
             seed=self.seed,
             num_workers=self.num_workers,
             weighted_sampling=self.weighted_sampling,
@@ -244,12 +134,12 @@ class TrainConfig(_Section):
 class RunConfig(_Section):
     """A resolved run config (see the module docstring); build it with :func:`load_config`."""
 
-    name: Annotated[str | None, BeforeValidator(_optional_str)] = None
+    name: Annotated[str | None, BeforeValidator(optional_str)] = None
     #: the dataset spec mapping (a preset with its root, or a full spec)
-    data: Annotated[dict[str, Any] | None, BeforeValidator(_data)] = None
-    use: Annotated[list[str] | None, BeforeValidator(_names)] = None
-    drop: Annotated[list[str] | None, BeforeValidator(_names)] = None
-    task: Annotated[str | None, BeforeValidator(_optional_str)] = None
+    data: Annotated[dict[str, Any] | None, BeforeValidator(data_section)] = None
+    use: Annotated[list[str] | None, BeforeValidator(names)] = None
+    drop: Annotated[list[str] | None, BeforeValidator(names)] = None
+    task: Annotated[str | None, BeforeValidator(optional_str)] = None
     #: modalities predicted as auxiliary tasks (:mod:`.auxconfig`); None: a single-task run
     auxiliary: AuxiliaryConfig | None = None
     model: ModelConfig = Field(default_factory=ModelConfig)

@@ -14,6 +14,14 @@ the same as an uninterrupted run (per-epoch crops, sampling order and augmentati
 by ``(seed, epoch, index)``; Lightning restores weights, optimiser, scheduler, early stopping
 and checkpoint state). Only :data:`~modalens.training.runfolder.RESUMABLE_KEYS` may differ from
 the saved config (:meth:`RunFolder.check_resumable`).
+
+Several devices or nodes (``train.devices``, ``train.num_nodes``, ``train.strategy``) train with
+Lightning's DDP; ``train.batch_size`` stays the global batch (:class:`FitDataModule` gives each
+rank its share). Under the subprocess launcher, ``torchrun`` or ``srun`` this whole function runs
+in every process: only global rank 0 (:func:`~modalens.training.ranks.is_global_zero`) checks
+that the folder is new and writes ``config.yaml``, ``stats.json``, ``dataset.yaml`` and
+``masking.csv``; the other ranks wait for those files and read them. Checkpoints and
+``metrics.csv`` are written by global rank 0 only.
 """
 
 from __future__ import annotations
@@ -30,17 +38,20 @@ import lightning.pytorch as pl
 import torch
 
 from ..data.coverage import masking_lines, masking_report
+from ..data.datamodule import per_process_batch
 from ..data.leakage import check_leakage
 from ..data.samples import sample_ids
 from ..data.spec import DatasetSpec
 from ..data.specfile import spec_to_yaml
 from ..data.stats import with_statistics
-from ..errors import DataError, ModelError
+from ..errors import DataError, ModelError, SpecError
 from ..io import atomic_path, atomic_write_text, make_folder, require_free_space
 from ..precision import lightning_precision, resolve_auto
-from .callbacks import EpochCSV, atomic_checkpoint_io, quiet_lightning
+from .callbacks import EpochCSV, QuietLightning, atomic_checkpoint_io, quiet_lightning
 from .config import RunConfig, TrainConfig, load_config, spec_from_config
+from .fitdata import FitDataModule
 from .module import build_module
+from .ranks import is_global_zero, wait_for_files
 from .run import check_layout, read_checkpoint
 from .runfolder import RunFolder
 
@@ -108,6 +119,8 @@ def fit(
         train = cfg.train.model_copy(update={"precision": resolve_auto("auto", device)})
         cfg = cfg.model_copy(update={"train": train})
     folder = RunFolder(out if out is not None else Path("runs") / str(cfg.name))
+    zero = is_global_zero()
+    _check_processes(cfg.train)
     if resume:
         if not folder.last.exists() and not folder.config.exists():
             raise ModelError(
@@ -118,7 +131,7 @@ def fit(
         folder.check_resumable(cfg)
         # interrupted before the first epoch ended: start again in the same folder
         resume = folder.last.exists()
-    elif not folder.is_empty():
+    elif zero and not folder.is_empty():
         raise ModelError(
             "the run folder already exists and is not empty",
             str(folder.path),
@@ -142,6 +155,56 @@ def fit(
     for split in ("train", "val"):
         if not splits.get(split):
             raise DataError(f"the {split} split is empty", str(spec.root), "check the split file")
+    if zero:
+        spec, stats_dict = _prepare_folder(cfg, spec, splits, folder, resume, progress)
+    else:  # rank 0 writes the folder's files; wait for them and read them
+        wait_for_files([folder.config, folder.stats, folder.dataset, folder.masking])
+        spec, stats_dict = with_statistics(spec, folder.stats, compute=False, progress=False)
+    module = build_module(cfg, spec, stats_dict)
+    if zero:
+        # best.ckpt and last.ckpt (weights + two Adam moments each) and one temporary copy
+        weights = sum(p.numel() * p.element_size() for p in module.parameters())
+        require_free_space(folder.checkpoints, 9 * weights + 2**20, "the checkpoints")
+    trainer = _trainer(t, folder, progress)
+    data = FitDataModule(t.run_data(spec))
+    try:
+        trainer.fit(module, datamodule=data, ckpt_path=str(folder.last) if resume else None)
+    except SystemExit:
+        # Lightning turns Ctrl+C into sys.exit(1) and leaves SIGINT ignored: give the caller a
+        # KeyboardInterrupt (finished epochs are in last.ckpt; rerun with --resume)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        if trainer.interrupted:
+            raise KeyboardInterrupt from None
+        raise
+    if zero and not folder.best.exists() and folder.last.exists():
+        # e.g. val_loss was NaN every epoch: keep the last weights as the best ones
+        with atomic_path(folder.best) as tmp:
+            shutil.copyfile(folder.last, tmp)
+    return folder.path
+
+
+def _check_processes(t: TrainConfig) -> None:
+    """Refuse a global batch that the processes cannot share, and SyncBatchNorm on CPU."""
+    if isinstance(t.devices, int):
+        per_process_batch(t.batch_size, t.devices * t.num_nodes)
+    if t.sync_batchnorm and not _device_is_gpu(str(t.accelerator)):
+        raise SpecError(
+            "train.sync_batchnorm needs GPUs (torch's SyncBatchNorm does not run on CPU)",
+            "key 'train.sync_batchnorm'",
+            "set sync_batchnorm: false (or drop --sync-batchnorm) on CPU",
+        )
+
+
+def _prepare_folder(
+    cfg: RunConfig,
+    spec: DatasetSpec,
+    splits: Mapping[str, list[str]],
+    folder: RunFolder,
+    resume: bool,
+    progress: bool,
+) -> tuple[DatasetSpec, dict[str, Any]]:
+    """Rank 0's part: warn about leakage and write ``config.yaml``, ``stats.json``,
+    ``dataset.yaml`` and ``masking.csv``; the spec with statistics and the statistics."""
     for line in check_leakage(spec).lines():
         _say(f"warning: {line}", progress)
     make_folder(folder.checkpoints)
@@ -153,26 +216,7 @@ def fit(
         atomic_write_text(folder.masking, masking.to_csv(index=False))
         for line in masking_lines(masking):
             _say(f"masked: {line}", progress)
-    train_dl, val_dl = t.run_data(spec).fit_loaders()
-    module = build_module(cfg, spec, stats_dict)
-    # best.ckpt and last.ckpt (weights + two Adam moments each) and one temporary copy
-    weights = sum(p.numel() * p.element_size() for p in module.parameters())
-    require_free_space(folder.checkpoints, 9 * weights + 2**20, "the checkpoints")
-    trainer = _trainer(t, folder, progress)
-    try:
-        trainer.fit(module, train_dl, val_dl, ckpt_path=str(folder.last) if resume else None)
-    except SystemExit:
-        # Lightning turns Ctrl+C into sys.exit(1) and leaves SIGINT ignored: give the caller a
-        # KeyboardInterrupt (finished epochs are in last.ckpt; rerun with --resume)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        if trainer.interrupted:
-            raise KeyboardInterrupt from None
-        raise
-    if not folder.best.exists() and folder.last.exists():
-        # e.g. val_loss was NaN every epoch: keep the last weights as the best ones
-        with atomic_path(folder.best) as tmp:
-            shutil.copyfile(folder.last, tmp)
-    return folder.path
+    return spec, stats_dict
 
 
 def _say(line: str, progress: bool) -> None:
@@ -213,12 +257,16 @@ def _trainer(t: TrainConfig, folder: RunFolder, progress: bool) -> pl.Trainer:
             auto_insert_metric_name=False,
         ),
         EpochCSV(folder.metrics),
+        QuietLightning(progress),
     ]
     return pl.Trainer(
         default_root_dir=folder.path,
         max_epochs=t.epochs,
         accelerator=t.accelerator,
         devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy=t.strategy,
+        sync_batchnorm=t.sync_batchnorm,
         precision=lightning_precision(t.precision),
         deterministic=deterministic,
         benchmark=False,

@@ -6,8 +6,15 @@ tasks: the model's head and output activation, the pooled training loss and the 
 (:meth:`TaskModule.compute`), the metric collections and the output post-processing
 (:meth:`TaskModule.infer`, :func:`make_tile_fn`). The module itself masks inputs, logs the
 epoch loss (a mean over valid pixels -- samples for classification -- not over batches),
-reseeds the global RNGs per batch so a resumed run draws the same augmentations, and builds
-the optimiser and scheduler.
+augments training batches on the device (:meth:`TaskModule.on_after_batch_transfer`, each
+item with its own seed), reseeds the global RNGs per batch, and builds the optimiser and
+scheduler.
+
+Under DDP (W processes, each with its share of the global batch) the loss a process
+back-propagates is its pooled loss times ``W * n_rank / n_global`` (valid units of this rank
+and of all ranks), so DDP's gradient average is the gradient of the loss pooled over the
+global batch -- what one process computes for the same step. Epoch metrics are torchmetrics
+states reduced over all processes, so every rank sees the same ``val_loss``.
 
 Invalid pixels (``valid`` False: target invalid, or every input channel invalid -- a single
 invalid channel is filled by the reader and the pixel stays) never reach the loss or a metric,
@@ -37,6 +44,7 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
+from ..data.augment import Augmentation, augment_batch
 from ..data.auxiliary import aux_key, aux_valid_key
 from ..data.sampling import derive_seed
 from ..data.spec import DatasetSpec
@@ -80,6 +88,7 @@ class TaskModule(pl.LightningModule):
         auxiliary: Sequence[Mapping[str, Any]] | None = None,
         weighting: str = "fixed",
         decoder: str = "shared",
+        augment: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         task_def = get_task(task, out_channels, loss)  # unknown task or loss: ModelError
@@ -110,6 +119,8 @@ class TaskModule(pl.LightningModule):
             if self.aux_tasks
             else None
         )
+        #: training augmentation, applied to batches on the device (None: off)
+        self.augmentation = Augmentation(dict(augment)) if augment else None
         self.channels_last = channels_last
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -241,7 +252,22 @@ class TaskModule(pl.LightningModule):
             coll.update(res["preds"], res["targets"])
             # the collection is computed and reset by Lightning at the epoch end
             self.log_dict(coll, on_step=False, on_epoch=True, batch_size=bs)
+        if stage == "train" and self._world_size() > 1:
+            return self._global_loss(res)
         return loss if total is None else total
+
+    def _world_size(self) -> int:
+        trainer = getattr(self, "_trainer", None)
+        return int(trainer.world_size) if trainer is not None else 1
+
+    def _global_loss(self, res: Mapping[str, Any]) -> Tensor:
+        """This rank's share of the loss pooled over the global batch (module docstring)."""
+        parts = {MAIN_HEAD: res, **res["aux"]}
+        counts = torch.stack([r["n"].detach().float().reshape(()) for r in parts.values()])
+        totals = self.trainer.strategy.reduce(counts.clone(), reduce_op="sum")
+        share = counts * self._world_size() / totals.clamp_min(1e-12)
+        losses = {k: r["loss"] * share[i] for i, (k, r) in enumerate(parts.items())}
+        return losses[MAIN_HEAD] if self.weighting is None else self.weighting(losses)
 
     def _log_auxiliary(self, res: Mapping[str, Any], stage: str, bs: int) -> Tensor | None:
         """Log every auxiliary task's loss and metrics and the weights; the total loss."""
@@ -268,9 +294,14 @@ class TaskModule(pl.LightningModule):
         )
         if stage == "train":
             for name, w in self.weighting.weights().items():
-                self.log(f"weight_{name}", w, on_step=False, on_epoch=True, batch_size=bs)
+                self.log(
+                    f"weight_{name}", w, on_step=False, on_epoch=True, batch_size=bs, sync_dist=True
+                )
             for name, s in self.weighting.log_vars().items():
-                self.log(f"log_var_{name}", s, on_step=False, on_epoch=True, batch_size=bs)
+                self.log(
+                    f"log_var_{name}", s, on_step=False, on_epoch=True, batch_size=bs,
+                    sync_dist=True,
+                )
         return total
 
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
@@ -278,6 +309,16 @@ class TaskModule(pl.LightningModule):
 
     def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
         return self._step(batch, "val")
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Augment a training batch on the device, each item with its own ``aug_seed``
+        (:func:`~modalens.data.augment.augment_batch`; auxiliary targets get the image's
+        geometric draw); other batches pass unchanged."""
+        trainer = getattr(self, "_trainer", None)
+        if self.augmentation is None or trainer is None or not trainer.training:
+            return batch
+        maps = [(aux_key(n), aux_valid_key(n)) for n in self.aux_tasks]
+        return augment_batch(self.augmentation, batch, maps)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         # reseed the global RNGs from (seed, epoch, batch): resuming gives the same draws
@@ -379,6 +420,7 @@ def build_module(
         auxiliary=auxiliary or None,
         weighting=cfg.auxiliary.weighting if cfg.auxiliary else "fixed",
         decoder=cfg.auxiliary.decoder if cfg.auxiliary else "shared",
+        augment=t.augment,
     )
 
 

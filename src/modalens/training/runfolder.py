@@ -38,6 +38,8 @@ RESUMABLE_KEYS = frozenset(
         "train.limit_val_batches",
         "train.accelerator",
         "train.devices",
+        "train.num_nodes",
+        "train.strategy",
         "data.root",
     }
 )
