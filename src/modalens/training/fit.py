@@ -31,6 +31,7 @@ import torch
 
 from ..data.coverage import masking_lines, masking_report
 from ..data.leakage import check_leakage
+from ..data.remote import is_remote
 from ..data.samples import sample_ids
 from ..data.spec import DatasetSpec
 from ..data.specfile import spec_to_yaml
@@ -121,7 +122,7 @@ def fit(
             "pass --resume to continue it or --out to start a new run elsewhere",
         )
     spec = spec_from_config(cfg)
-    if not Path(spec.root).exists():
+    if not is_remote(spec.root) and not spec.root.exists():  # a URL: its files are checked
         raise DataError(
             "dataset root not found",
             str(spec.root),
