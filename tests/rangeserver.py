@@ -1,16 +1,27 @@
 """A loopback HTTP server for a folder that honours ``Range: bytes=a-b`` and counts what it serves.
 
-:class:`RangeServer` serves the files under a folder on ``127.0.0.1`` (a free port) from a
-thread: ``HEAD`` answers the size, ``GET`` with one byte range answers ``206 Partial Content``
-with exactly those bytes, ``GET`` without a range the whole file; a missing file is 404 and a
-path in :attr:`RangeServer.deny` is 403. Every request is logged (:attr:`RangeServer.log`) so
-tests and benchmarks can count requests and bytes served per file. Nothing leaves loopback.
+:class:`RangeServer` serves the files under a folder on ``127.0.0.1`` (a free port): ``HEAD``
+answers the size, ``GET`` with one byte range answers ``206 Partial Content`` with exactly those
+bytes, ``GET`` without a range the whole file; a missing file is 404 and a path given to
+:meth:`RangeServer.deny` is 403. Every request is logged so tests and benchmarks can count
+requests and bytes served per file (:meth:`~RangeServer.requests`,
+:meth:`~RangeServer.bytes_served`). Nothing leaves loopback.
+
+The :class:`~http.server.ThreadingHTTPServer` runs in a thread of a *child process*: GDAL calls
+made through rasterio can hold the GIL while they wait for the network (e.g. a folder listing
+during ``rasterio.open``), which would deadlock a server thread in the reading process. The
+parent talks to the child through control paths under ``/__control__/`` (not logged).
 """
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 import threading
+import urllib.parse
+import urllib.request
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -18,6 +29,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)\Z")
+CONTROL = "__control__/"
 
 
 @dataclass(frozen=True)
@@ -32,35 +44,32 @@ class Served:
 
 
 class RangeServer:
-    """Serve ``root`` on ``http://127.0.0.1:PORT/`` (a context manager; see the module doc)."""
+    """Serve ``root`` on ``http://127.0.0.1:PORT`` from a child process (a context manager)."""
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).resolve()
-        self.log: list[Served] = []
-        self.deny: set[str] = set()
-        self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._proc: subprocess.Popen[str] | None = None
+        self._port = 0
 
     @property
     def url(self) -> str:
         """The server's base URL (no trailing slash)."""
-        assert self._server is not None, "start the server first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        assert self._proc is not None, "start the server first"
+        return f"http://127.0.0.1:{self._port}"
 
     def start(self) -> RangeServer:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        server.daemon_threads = True
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, daemon=True)
-        self._thread.start()
+        self._proc = subprocess.Popen(
+            [sys.executable, __file__, str(self.root)], stdout=subprocess.PIPE, text=True
+        )
+        assert self._proc.stdout is not None
+        self._port = int(self._proc.stdout.readline())
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        if self._proc is not None:
+            self._proc.terminate()
+            self._proc.wait(timeout=10)
+            self._proc = None
 
     def __enter__(self) -> RangeServer:
         return self.start()
@@ -68,38 +77,36 @@ class RangeServer:
     def __exit__(self, *exc: Any) -> None:
         self.stop()
 
-    def record(self, entry: Served) -> None:
-        with self._lock:
-            self.log.append(entry)
+    def _control(self, what: str, arg: str = "") -> Any:
+        query = "?" + urllib.parse.urlencode({"arg": arg}) if arg else ""
+        with urllib.request.urlopen(f"{self.url}/{CONTROL}{what}{query}", timeout=10) as r:
+            return json.loads(r.read())
 
     def reset(self) -> None:
         """Forget the requests served so far."""
-        with self._lock:
-            self.log.clear()
+        self._control("reset")
+
+    def deny(self, path: str) -> None:
+        """Answer 403 for ``path`` (below the root) from now on."""
+        self._control("deny", path)
 
     def requests(self, path: str | None = None) -> list[Served]:
         """Requests served (for one path below the root when given)."""
-        with self._lock:
-            return [e for e in self.log if path is None or e.path == path]
+        return [Served(*e) for e in self._control("log") if path is None or e[1] == path]
 
     def bytes_served(self, path: str | None = None) -> int:
         """Body bytes served (for one path when given)."""
         return sum(e.nbytes for e in self.requests(path))
 
 
-def _handler(server: RangeServer) -> type[BaseHTTPRequestHandler]:
+def _handler(root: Path, log: list[Served], deny: set[str]) -> type[BaseHTTPRequestHandler]:
+    lock = threading.Lock()
+
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
             pass
-
-        def _file(self) -> tuple[str, Path | None]:
-            rel = unquote(urlsplit(self.path).path).lstrip("/")
-            path = (server.root / rel).resolve()
-            if server.root not in path.parents or not path.is_file():
-                return rel, None
-            return rel, path
 
         def _reply(self, status: int, body: bytes, headers: dict[str, str], head: bool) -> None:
             self.send_response(status)
@@ -110,14 +117,31 @@ def _handler(server: RangeServer) -> type[BaseHTTPRequestHandler]:
             if not head:
                 self.wfile.write(body)
             rel = unquote(urlsplit(self.path).path).lstrip("/")
-            rng = self.headers.get("Range")
-            server.record(Served(self.command, rel, rng, status, 0 if head else len(body)))
+            if not rel.startswith(CONTROL):
+                entry = Served(
+                    self.command, rel, self.headers.get("Range"), status, 0 if head else len(body)
+                )
+                with lock:
+                    log.append(entry)
+
+        def _control(self, what: str) -> None:
+            arg = urllib.parse.parse_qs(urlsplit(self.path).query).get("arg", [""])[0]
+            with lock:
+                if what == "reset":
+                    log.clear()
+                elif what == "deny":
+                    deny.add(arg)
+                body = json.dumps([list(e.__dict__.values()) for e in log]).encode()
+            self._reply(200, body, {"Content-Type": "application/json"}, False)
 
         def _serve(self, head: bool) -> None:
-            rel, path = self._file()
-            if rel in server.deny:
+            rel = unquote(urlsplit(self.path).path).lstrip("/")
+            if rel.startswith(CONTROL):
+                return self._control(rel[len(CONTROL) :])
+            if rel in deny:
                 return self._reply(403, b"forbidden", {}, head)
-            if path is None:
+            path = (root / rel).resolve()
+            if root not in path.parents or not path.is_file():
                 return self._reply(404, b"not found", {}, head)
             data = path.read_bytes()
             size = len(data)
@@ -145,3 +169,16 @@ def _handler(server: RangeServer) -> type[BaseHTTPRequestHandler]:
             self._serve(head=False)
 
     return Handler
+
+
+def serve(root: str | Path) -> None:
+    """Serve ``root`` until killed (the child process of :class:`RangeServer`): print the port,
+    then answer requests in threads."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(Path(root).resolve(), [], set()))
+    server.daemon_threads = True
+    print(server.server_address[1], flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1])
