@@ -40,7 +40,7 @@ from .rasters import (
     read_error,
 )
 from .reader import ClassLookup, SampleReader
-from .remote import is_remote
+from .remote import as_location, is_remote
 from .samples import sample_ids
 from .spec import SPLIT_NAMES, DatasetSpec
 
@@ -275,7 +275,7 @@ def _class_problems(
 ) -> list[Problem]:
     """Codes (NaN = no-data) outside the class list, judged as reading judges them."""
     try:
-        ClassLookup(classes).check(codes, sid, Path(path), f"{name!r}")
+        ClassLookup(classes).check(codes, sid, as_location(path), f"{name!r}")
     except DataError as exc:
         return [Problem(sid, name, path, ERROR, str(exc))]
     return []
