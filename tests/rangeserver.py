@@ -112,7 +112,8 @@ def _handler(root: Path, log: list[Served], deny: set[str]) -> type[BaseHTTPRequ
             self.send_response(status)
             for k, v in headers.items():
                 self.send_header(k, v)
-            self.send_header("Content-Length", str(len(body)))
+            if "Content-Length" not in headers:
+                self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             if not head:
                 self.wfile.write(body)
@@ -143,12 +144,13 @@ def _handler(root: Path, log: list[Served], deny: set[str]) -> type[BaseHTTPRequ
             path = (root / rel).resolve()
             if root not in path.parents or not path.is_file():
                 return self._reply(404, b"not found", {}, head)
-            data = path.read_bytes()
-            size = len(data)
+            size = path.stat().st_size
             rng = self.headers.get("Range")
             base = {"Accept-Ranges": "bytes", "Content-Type": "application/octet-stream"}
-            if rng is None or head:
-                return self._reply(200, data, base, head)
+            if head:  # the size only (Content-Length of the whole file)
+                return self._reply(200, b"", {**base, "Content-Length": str(size)}, head)
+            if rng is None:
+                return self._reply(200, path.read_bytes(), base, head)
             m = _RANGE.match(rng.strip())
             if m is None or (not m.group(1) and not m.group(2)):
                 return self._reply(416, b"", {"Content-Range": f"bytes */{size}"}, head)
@@ -160,7 +162,10 @@ def _handler(root: Path, log: list[Served], deny: set[str]) -> type[BaseHTTPRequ
             if start >= size or end < start:
                 return self._reply(416, b"", {"Content-Range": f"bytes */{size}"}, head)
             headers = {**base, "Content-Range": f"bytes {start}-{end}/{size}"}
-            return self._reply(206, data[start : end + 1], headers, head)
+            with path.open("rb") as f:  # only the range is read from disk
+                f.seek(start)
+                body = f.read(end - start + 1)
+            return self._reply(206, body, headers, head)
 
         def do_HEAD(self) -> None:  # noqa: N802 - http.server's names
             self._serve(head=True)
