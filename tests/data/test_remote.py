@@ -122,6 +122,9 @@ def test_denied_file_asks_for_credentials_in_the_environment(server: RangeServer
     server.deny("split_IDs.csv")
     with pytest.raises(DataError, match=r"access denied \(HTTP 403\).*environment"):
         sample_ids(mapinwild_spec(server.url))
+    server.deny("NI/100001.tif")
+    with pytest.raises(DataError, match=r"access denied.*NI/100001\.tif.*environment"):
+        read_raster(f"{server.url}/NI/100001.tif")
 
 
 def test_refused_connection_is_a_one_line_error() -> None:
