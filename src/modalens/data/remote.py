@@ -175,18 +175,22 @@ class RemotePath:
 
     @property
     def name(self) -> str:
+        """The file name (last path part, unquoted)."""
         return urllib.parse.unquote(self._path.name)
 
     @property
     def suffix(self) -> str:
+        """The file extension, e.g. ``.tif``."""
         return self._path.suffix
 
     @property
     def stem(self) -> str:
+        """The file name without its extension."""
         return urllib.parse.unquote(self._path.stem)
 
     @property
     def parent(self) -> RemotePath:
+        """The URL one level up."""
         parts = urllib.parse.urlsplit(self.url)
         return RemotePath(f"{parts.scheme}://{parts.netloc}{str(self._path.parent).rstrip('/')}")
 
@@ -195,6 +199,7 @@ class RemotePath:
         return True
 
     def as_posix(self) -> str:
+        """The URL."""
         return self.url
 
     def relative_to(self, other: Any) -> PurePosixPath:
@@ -230,6 +235,7 @@ class RemotePath:
             raise _storage_error(self.url, exc) from None
 
     def is_file(self) -> bool:
+        """Same as :meth:`exists`."""
         return self.exists()
 
     def is_dir(self) -> bool:
@@ -256,6 +262,7 @@ class RemotePath:
             raise _storage_error(self.url, exc) from None
 
     def read_text(self, encoding: str = "utf-8") -> str:
+        """The whole file decoded as text."""
         return self.read_bytes().decode(encoding)
 
     def glob(self, pattern: str) -> Iterator[RemotePath]:
