@@ -169,6 +169,8 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
     )
     s.add_argument("--decoy", action="store_true", help="add DECOY/<id>.tif (pure noise)")
     s.add_argument("--error-link", help="latent shared by target noise and s1, e.g. s1=1")
+    s.add_argument("--cog", action="store_true", help="write Cloud-Optimized GeoTIFFs")
+    s.add_argument("--cog-blocksize", type=int, default=128, help="COG tile size (default 128)")
     s.set_defaults(func=cmd.cmd_synth)
 
     d = sub.add_parser("data", help="dataset tools")

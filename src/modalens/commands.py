@@ -42,6 +42,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
         sparsity=args.sparsity,
         decoy=args.decoy,
         error_link=args.error_link,
+        cog=args.cog,
+        cog_blocksize=args.cog_blocksize,
     )
     print(f"wrote synthetic MapInWild-layout dataset to {out}")
     return 0

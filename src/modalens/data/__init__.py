@@ -11,6 +11,7 @@ The data path, module by module:
 - :mod:`.presets` -- built-in specs, one module per dataset (``mapinwild``, ``bigearthnet``).
 - :mod:`.samples` -- which samples exist: ids, index tables, split files.
 - :mod:`.rasters` -- windowed GeoTIFF reads onto a reference grid, atomic GeoTIFF writes.
+- :mod:`.remote` -- dataset roots that are URLs (https, s3, gs) read through GDAL's VSI.
 - :mod:`.reader` -- :class:`SampleReader`: every modality of a sample on one grid, normalised.
 - :mod:`.stats` -- train-split normalisation statistics (streaming, cached JSON).
 - :mod:`.dataset` -- :class:`MultimodalDataset` (crops, augmentation seeds), weights, collate.
@@ -32,6 +33,7 @@ from .dataset import MultimodalDataset, collate, make_weighted_sampler
 from .presets import PRESETS, bigearthnet_spec, get_preset, mapinwild_spec, register_preset
 from .rasters import RasterGrid, read_raster, write_geotiff
 from .reader import SampleReader, normalize
+from .remote import RemotePath, as_location, is_remote
 from .samples import discover_ids, register_index_builder, sample_ids
 from .sources import SourceFile
 from .spec import DatasetSpec, Modality, Normalization, SplitSpec
@@ -41,6 +43,9 @@ from .synthetic import generate, parse_importance
 from .targets import TargetSpec
 
 __all__ = [
+    "RemotePath",
+    "as_location",
+    "is_remote",
     "AuxiliaryReader",
     "aux_key",
     "aux_valid_key",

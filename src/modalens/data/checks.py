@@ -40,6 +40,7 @@ from .rasters import (
     read_error,
 )
 from .reader import ClassLookup, SampleReader
+from .remote import as_location, is_remote
 from .samples import sample_ids
 from .spec import SPLIT_NAMES, DatasetSpec
 
@@ -274,7 +275,7 @@ def _class_problems(
 ) -> list[Problem]:
     """Codes (NaN = no-data) outside the class list, judged as reading judges them."""
     try:
-        ClassLookup(classes).check(codes, sid, Path(path), f"{name!r}")
+        ClassLookup(classes).check(codes, sid, as_location(path), f"{name!r}")
     except DataError as exc:
         return [Problem(sid, name, path, ERROR, str(exc))]
     return []
@@ -288,10 +289,14 @@ def format_problems(problems: Sequence[Problem], root: str | Path | None = None)
     for pr in sorted(problems, key=lambda q: (q.severity != ERROR, str(q.sample_id))):
         path = pr.path or ""
         if root is not None and path:
-            try:
-                path = str(Path(path).relative_to(root))
-            except ValueError:
-                pass
+            base = str(root).rstrip("/") + "/"
+            if is_remote(root) and path.startswith(base):
+                path = path[len(base) :]
+            elif not is_remote(root):
+                try:
+                    path = str(Path(path).relative_to(root))
+                except ValueError:
+                    pass
         rows.append((pr.severity, pr.sample_id or "-", pr.modality or "-", path or "-", pr.message))
     header = ("severity", "sample", "modality", "file", "message")
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(4)]

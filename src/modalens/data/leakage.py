@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ..errors import DataError
 from .samples import sample_ids, split_file_columns
@@ -96,7 +95,7 @@ def check_leakage(spec: DatasetSpec) -> SplitOverlap:
     leaked = overlap.leaked
     if leaked and not spec.split.allow_leakage:
         (a, b), ids = next(iter(leaked.items()))
-        where = str(Path(spec.root) / spec.split.file) if spec.split.file else str(spec.root)
+        where = str(spec.root / spec.split.file) if spec.split.file else str(spec.root)
         raise DataError(
             f"{len(ids)} id(s) are in both the {a} and {b} splits (leakage): {_shown(ids, 3)}",
             where,

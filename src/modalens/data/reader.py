@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,6 +37,7 @@ from .rasters import (
     plan_read,
     read_onto,
 )
+from .remote import Location
 from .samples import index_table, template_fields
 from .spec import DatasetSpec, Modality, SourceFile
 
@@ -69,7 +69,7 @@ def source_band_counts(m: Modality) -> list[int]:
 class _Source:
     modality: Modality
     source: SourceFile
-    path: Path
+    path: Location
     bands: list[int]
     channels: slice  # raw band slice within the modality
 
@@ -125,7 +125,7 @@ class SampleReader:
         self._files = RasterCache(cache_size)
         self._index: dict[str, dict[str, str]] | None = None
         self._index_loaded = False
-        self._grids: dict[str, tuple[RasterGrid, Path]] = {}
+        self._grids: dict[str, tuple[RasterGrid, Location]] = {}
         self._plans: dict[tuple[str, str], ReadPlan] = {}
         self._checked: set[str] = set()
         self._sources: dict[str, list[_Source]] = {}
@@ -161,25 +161,25 @@ class SampleReader:
                 bands = list(s.bands) if s.bands is not None else list(range(1, n + 1))
                 out.append(
                     _Source(
-                        m, s, s.path(Path(self.spec.root), fields), bands, slice(start, start + n)
+                        m, s, s.path(self.spec.root, fields), bands, slice(start, start + n)
                     )
                 )
                 start += n
         self._sources[sample_id] = out
         return out
 
-    def paths(self, sample_id: str) -> dict[str, list[Path]]:
+    def paths(self, sample_id: str) -> dict[str, list[Location]]:
         """Input file paths per modality."""
-        out: dict[str, list[Path]] = {}
+        out: dict[str, list[Location]] = {}
         for src in self.sources(sample_id):
             out.setdefault(src.modality.name, []).append(src.path)
         return out
 
-    def target_path(self, sample_id: str) -> Path | None:
+    def target_path(self, sample_id: str) -> Location | None:
         t = self.spec.target
         if t.source is None:
             return None
-        return t.source.path(Path(self.spec.root), self.fields(sample_id))
+        return t.source.path(self.spec.root, self.fields(sample_id))
 
     def _open(self, src: _Source) -> Any:
         ds = self._files.get(src.path)
@@ -195,12 +195,12 @@ class SampleReader:
         """The sample grid: the finest-resolution source of the first modality."""
         return self._grid(sample_id)[0]
 
-    def _grid(self, sample_id: str) -> tuple[RasterGrid, Path]:
+    def _grid(self, sample_id: str) -> tuple[RasterGrid, Location]:
         got = self._grids.get(sample_id)
         if got is not None:
             return got
         first = self.spec.modalities[0].name
-        best: tuple[float, RasterGrid, Path] | None = None
+        best: tuple[float, RasterGrid, Location] | None = None
         for src in self.sources(sample_id):
             if src.modality.name != first:
                 break
@@ -212,7 +212,7 @@ class SampleReader:
         self._grids[sample_id] = (best[1], best[2])
         return best[1], best[2]
 
-    def _plan(self, sample_id: str, path: Path, ds: Any) -> ReadPlan:
+    def _plan(self, sample_id: str, path: Location, ds: Any) -> ReadPlan:
         key = (sample_id, str(path))
         plan = self._plans.get(key)
         if plan is None:
@@ -405,7 +405,7 @@ class ClassLookup:
             self.table = np.full(hi + 1, -1, np.int64)
             self.table[self.classes] = np.arange(len(self.classes))
 
-    def index(self, codes: np.ndarray, sample_id: str, path: Path, what: str) -> np.ndarray:
+    def index(self, codes: np.ndarray, sample_id: str, path: Location, what: str) -> np.ndarray:
         """Class index per pixel (-1 where NaN); codes outside the list raise a DataError."""
         if codes.dtype.kind == "f":
             nan = np.isnan(codes)
@@ -429,7 +429,7 @@ class ClassLookup:
             self._raise(codes[bad], sample_id, path, what)
         return idx
 
-    def check(self, codes: np.ndarray, sample_id: str, path: Path, what: str) -> None:
+    def check(self, codes: np.ndarray, sample_id: str, path: Location, what: str) -> None:
         finite = codes[~np.isnan(codes)] if codes.dtype.kind == "f" else codes.ravel()
         if finite.size == 0:
             return
@@ -437,7 +437,7 @@ class ClassLookup:
         if uniq.size and not np.isin(uniq, self.classes).all():
             self._raise(uniq[~np.isin(uniq, self.classes)], sample_id, path, what)
 
-    def _raise(self, values: np.ndarray, sample_id: str, path: Path, what: str) -> None:
+    def _raise(self, values: np.ndarray, sample_id: str, path: Location, what: str) -> None:
         bad = np.unique(values)
         shown = ", ".join(_fmt_code(v) for v in bad[:8]) + (" ..." if bad.size > 8 else "")
         raise DataError(

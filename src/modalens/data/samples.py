@@ -9,16 +9,17 @@
 
 from __future__ import annotations
 
+import io
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..errors import DataError, SpecError
+from .remote import Location, RemotePath, as_location, needs_local
 from .spec import SPLIT_NAMES, DatasetSpec
 
 IndexBuilder = Callable[..., pd.DataFrame]
@@ -51,12 +52,11 @@ def build_index(spec: DatasetSpec) -> pd.DataFrame | None:
             )
         return INDEX_BUILDERS[name](spec.root, arg) if arg else INDEX_BUILDERS[name](spec.root)
     if spec.index:
-        p = Path(spec.index)
-        p = p if p.is_absolute() else spec.root / p
+        p = _under_root(spec, spec.index)
         if not p.exists():
             raise DataError("index table not found", str(p), "check the spec's 'index' key")
         try:
-            df = pd.read_csv(p, dtype=str)
+            df = read_csv(p, dtype=str)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
             raise DataError(
                 "index table is not a readable CSV", str(p), "write it as CSV with an id column"
@@ -74,16 +74,18 @@ def _index_key(spec: DatasetSpec) -> tuple[str, ...] | None:
     """Cache key of a spec's index table: its source and that source's modification time."""
     if spec.index_builder:
         _, _, arg = spec.index_builder.partition(":")
-        src = Path(spec.root) / arg if arg else Path(spec.root)
+        src = spec.root / arg if arg else spec.root
     elif spec.index:
-        p = Path(spec.index)
-        src = p if p.is_absolute() else Path(spec.root) / p
+        src = _under_root(spec, spec.index)
     else:
         return None
-    try:
-        mtime = str(src.stat().st_mtime_ns)
-    except OSError:
-        return None
+    if isinstance(src, RemotePath):
+        mtime = "remote"  # read once per process
+    else:
+        try:
+            mtime = str(src.stat().st_mtime_ns)
+        except OSError:
+            return None
     return (str(spec.root), str(spec.index_builder), str(spec.index), str(src), mtime)
 
 
@@ -144,7 +146,9 @@ def discover_ids(spec: DatasetSpec, index: Mapping[str, Any] | None = None) -> l
             "put {id} in the first modality's path template",
         )
     pattern, rx = _template_regex(template)
-    root = Path(spec.root)
+    root = spec.root
+    if isinstance(root, RemotePath):
+        raise needs_local("discovering sample ids without a split file or index table", str(root))
     ids = set()
     for p in root.glob(pattern):
         m = rx.match(p.relative_to(root).as_posix())
@@ -183,14 +187,13 @@ def read_split_file(spec: DatasetSpec) -> dict[str, list[str]]:
 def split_file_columns(spec: DatasetSpec) -> dict[str, list[str]]:
     """Ids per split as listed in the spec's split CSV, repeats kept."""
     assert spec.split.file is not None
-    path = Path(spec.split.file)
-    path = path if path.is_absolute() else Path(spec.root) / path
+    path = _under_root(spec, spec.split.file)
     if not path.exists():
         raise DataError(
             "split file not found", str(path), "check split.file or remove it to split 80/10/10"
         )
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=True)
+        df = read_csv(path, dtype=str, keep_default_na=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise DataError(
             f"cannot parse split file ({' '.join(str(exc).split())[:80]})",
@@ -215,6 +218,19 @@ def split_file_columns(spec: DatasetSpec) -> dict[str, list[str]]:
             )
         out[split] = ids
     return out
+
+
+def _under_root(spec: DatasetSpec, name: str) -> Location:
+    """A file the spec names (split file, index table): absolute, a URL, or under the root."""
+    p = as_location(name)
+    return p if p.is_absolute() else spec.root / name
+
+
+def read_csv(path: Location, **kwargs: Any) -> pd.DataFrame:
+    """:func:`pandas.read_csv` of a local file or a URL (read whole, :mod:`.remote`)."""
+    if isinstance(path, RemotePath):
+        return pd.read_csv(io.BytesIO(path.read_bytes()), **kwargs)
+    return pd.read_csv(path, **kwargs)
 
 
 def split_by_ratio(ids: Sequence[str], ratios: Sequence[float], seed: int) -> dict[str, list[str]]:
@@ -266,13 +282,16 @@ def _check_ids_have_files(
     spec: DatasetSpec, splits: Mapping[str, list[str]], index: Mapping[str, Any] | None
 ) -> None:
     src = spec.modalities[0].sources[0]
+    remote = isinstance(spec.root, RemotePath)
     for split, ids in splits.items():
-        missing: list[tuple[str, Path | None]] = []
-        for i in ids:
+        missing: list[tuple[str, Location | None]] = []
+        # a URL root: one request per file is slow, so only the first id of each split is
+        # checked here (a missing file of another sample fails when it is read)
+        for i in ids[:1] if remote else ids:
             if index is not None and i not in index:
                 missing.append((i, None))
                 continue
-            p = src.path(Path(spec.root), template_fields(i, index))
+            p = src.path(spec.root, template_fields(i, index))
             if not p.exists():
                 missing.append((i, p))
         if missing:

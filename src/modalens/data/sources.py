@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SpecError
+from .remote import Location
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,9 @@ class SourceFile:
     template: str
     bands: tuple[int, ...] | None = None
 
-    def path(self, root: Path, fields: Mapping[str, Any]) -> Path:
+    def path(self, root: Location, fields: Mapping[str, Any]) -> Location:
+        """The file of a sample: the template formatted with ``fields`` under ``root`` (a local
+        folder or a URL, :mod:`modalens.data.remote`)."""
         try:
             rel = self.template.format(**fields)
         except KeyError as exc:

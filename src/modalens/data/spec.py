@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SpecError
+from .remote import Location, RemotePath, as_location
 from .sources import SourceFile, nodata_to_spec
 from .targets import MAIN_TARGET, TargetSpec
 
@@ -207,7 +208,7 @@ class DatasetSpec:
     """
 
     name: str
-    root: Path
+    root: Location
     modalities: tuple[Modality, ...]
     targets: dict[str, TargetSpec] = field(hash=False)
     split: SplitSpec
@@ -220,7 +221,7 @@ class DatasetSpec:
     def __init__(
         self,
         name: str,
-        root: str | Path,
+        root: str | Path | RemotePath,
         modalities: tuple[Modality, ...],
         target: TargetSpec | None = None,
         split: SplitSpec | None = None,
@@ -252,7 +253,7 @@ class DatasetSpec:
                 )
         values = {
             "name": name,
-            "root": Path(root),
+            "root": as_location(root),
             "modalities": tuple(modalities),
             "targets": named,
             "split": split if split is not None else SplitSpec(),
@@ -336,8 +337,9 @@ class DatasetSpec:
             modalities=tuple(modality if m.name == modality.name else m for m in self.modalities),
         )
 
-    def with_root(self, root: str | Path) -> DatasetSpec:
-        return replace(self, root=Path(root))
+    def with_root(self, root: str | Path | RemotePath) -> DatasetSpec:
+        """The spec rooted in another folder or URL (:mod:`modalens.data.remote`)."""
+        return replace(self, root=as_location(root))
 
     @property
     def auxiliary_names(self) -> list[str]:

@@ -22,6 +22,7 @@ import yaml
 
 from ..errors import DataError, SpecError
 from .presets import get_preset
+from .remote import Location, RemotePath, as_location, is_remote, refuse_credentials
 from .spec import DatasetSpec
 from .specparts import (
     as_flag,
@@ -38,9 +39,10 @@ from .specparts import (
 FOLDER_SPEC = "spec.yaml"
 
 
-def read_yaml(path: str | Path, what: str = "spec") -> Any:
-    """Parse a YAML file; a missing file or bad syntax is a one-line :class:`SpecError`."""
-    path = Path(path)
+def read_yaml(path: str | Path | RemotePath, what: str = "spec") -> Any:
+    """Parse a YAML file (local or a URL); a missing file or bad syntax is a one-line
+    :class:`SpecError`."""
+    path = as_location(path)
     if not path.exists():
         raise SpecError(f"{what} file not found: {path}", None, "check the path given to --config")
     try:
@@ -51,12 +53,14 @@ def read_yaml(path: str | Path, what: str = "spec") -> Any:
         raise SpecError(f"{what} file is not valid YAML", at, "fix the YAML syntax") from None
 
 
-def load_spec(path: str | Path, root: str | Path | None = None) -> DatasetSpec:
+def load_spec(
+    path: str | Path | RemotePath, root: str | Path | RemotePath | None = None
+) -> DatasetSpec:
     """Load and validate a dataset spec from YAML. ``root`` overrides the file's ``root``.
 
     A config file that holds the spec under a ``data:`` key (as run configs do) is accepted too.
     """
-    path = Path(path)
+    path = as_location(path)
     data = read_yaml(path, "spec")
     if not isinstance(data, Mapping):
         raise SpecError("spec file must hold a mapping", str(path), "see the README for an example")
@@ -88,7 +92,7 @@ _DATASET_KEYS = {
 
 
 def spec_from_dict(
-    data: Mapping[str, Any], source: str | None = None, base_dir: Path | None = None
+    data: Mapping[str, Any], source: str | None = None, base_dir: Location | None = None
 ) -> DatasetSpec:
     """A :class:`DatasetSpec` from a plain dict (the content of a spec YAML).
 
@@ -103,6 +107,7 @@ def spec_from_dict(
     """
     if not isinstance(data, Mapping):
         raise SpecError("a dataset spec must be a mapping", source, "see the README")
+    refuse_credentials(data, source)
     if "preset" in data:
         check_keys(
             data, {"preset", "preset_options", "root", "crop_size", "allow_leakage"}, "", source
@@ -110,9 +115,7 @@ def spec_from_dict(
         root = data.get("root")
         if root is None:
             raise SpecError("a preset needs a root", where_key("root", source), "give root: FOLDER")
-        root_path = Path(root)
-        if not root_path.is_absolute() and base_dir is not None:
-            root_path = base_dir / root_path
+        root_path = _root(root, base_dir)
         opts = dict(data.get("preset_options") or {})
         spec = get_preset(str(data["preset"]), root_path, **opts)
         if "crop_size" in data:
@@ -135,10 +138,7 @@ def spec_from_dict(
         raise SpecError(
             f"modality name {min(dup)!r} repeats", where_key("modalities", source), "rename one"
         )
-    root = data.get("root", ".")
-    root_path = Path(str(root))
-    if not root_path.is_absolute() and base_dir is not None:
-        root_path = base_dir / root_path
+    root_path = _root(data.get("root", "."), base_dir)
     crop = as_number(data.get("crop_size", 256), "crop_size", source, int)
     if crop < 8:
         raise SpecError(
@@ -157,6 +157,14 @@ def spec_from_dict(
         auxiliary=auxiliary,
     )
     return _with_leakage(spec, data, source)
+
+
+def _root(root: Any, base_dir: Location | None) -> Location:
+    """A spec's root: a URL as it is, a relative folder under ``base_dir`` when given."""
+    root_path = as_location(str(root))
+    if not root_path.is_absolute() and base_dir is not None:
+        root_path = base_dir / root_path
+    return root_path
 
 
 def _with_leakage(spec: DatasetSpec, data: Mapping[str, Any], source: str | None) -> DatasetSpec:
@@ -208,6 +216,8 @@ def resolve_spec(
         return load_spec(config, root=root)
     if root is None:
         raise SpecError("no dataset root given", None, "pass the dataset folder")
+    if is_remote(root):
+        return _resolve_remote(as_location(root), preset, options)
     root = Path(root)
     if not root.is_dir():
         raise DataError("dataset folder not found", str(root), "check the path")
@@ -229,4 +239,22 @@ def resolve_spec(
             s1 = sorted(root.glob("BigEarthNet-S1*"))
             if s2 and s1:
                 options = {"s2_folder": s2[0].name, "s1_folder": s1[0].name}
+    return get_preset(preset, root, **(options or {}))
+
+
+def _resolve_remote(
+    root: Location, preset: str | None, options: dict[str, Any] | None
+) -> DatasetSpec:
+    """:func:`resolve_spec` for a URL root: its own spec file, a preset, or MapInWild's layout
+    when it has ``split_IDs.csv`` (a URL cannot be listed to guess more)."""
+    if preset is None and not options and (root / FOLDER_SPEC).exists():
+        return load_spec(root / FOLDER_SPEC, root=root)
+    if preset is None:
+        if not (root / "split_IDs.csv").exists():
+            raise SpecError(
+                "cannot tell the dataset layout of a URL (no spec.yaml or split_IDs.csv there)",
+                str(root),
+                "pass --config SPEC.yaml or --preset mapinwild|bigearthnet",
+            )
+        preset = "mapinwild"
     return get_preset(preset, root, **(options or {}))

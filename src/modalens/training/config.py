@@ -31,6 +31,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from ..data.datamodule import RunData
+from ..data.remote import refuse_credentials, resolve_root
 from ..data.spec import DatasetSpec
 from ..data.specfile import merge_dicts, read_yaml, spec_from_dict
 from ..errors import ModalensError, SpecError
@@ -254,8 +255,7 @@ def _inline_spec_file(raw: dict[str, Any], source: str | None) -> dict[str, Any]
             f"the spec file {path} must hold a mapping", _where("data", source), "see the README"
         )
     spec = dict(spec)
-    root = Path(str(spec.get("root") or ".")).expanduser()
-    spec["root"] = str(root if root.is_absolute() else (path.parent / root).resolve())
+    spec["root"] = resolve_root(str(spec.get("root") or "."), path.parent)
     return {**raw, "data": spec}
 
 
@@ -304,16 +304,16 @@ def read_raw_config(
         if isinstance(data_over, Mapping) and data_over.get("root") is not None:
             # a root given on the command line is relative to the working directory
             data_over = dict(data_over)
-            data_over["root"] = str(Path(str(data_over["root"])).expanduser().resolve())
+            data_over["root"] = resolve_root(str(data_over["root"]))
             overrides["data"] = data_over
         raw = merge_dicts(raw, overrides)
     # the data section: a relative root is relative to the config file's folder (or the
     # working directory for a dict config); the resolved config holds absolute paths
     data = raw.get("data")
     if isinstance(data, Mapping) and data.get("root") is not None:
-        root = Path(str(data["root"])).expanduser()
         base = Path(source).parent if source else Path.cwd()
-        raw["data"] = {**data, "root": str(root if root.is_absolute() else (base / root).resolve())}
+        raw["data"] = {**data, "root": resolve_root(str(data["root"]), base)}
+    refuse_credentials(raw, source)
     return raw, source
 
 

@@ -40,6 +40,7 @@ import torch
 from ..data.coverage import masking_lines, masking_report
 from ..data.datamodule import per_process_batch
 from ..data.leakage import check_leakage
+from ..data.remote import is_remote
 from ..data.samples import sample_ids
 from ..data.spec import DatasetSpec
 from ..data.specfile import spec_to_yaml
@@ -138,7 +139,7 @@ def fit(
             "pass --resume to continue it or --out to start a new run elsewhere",
         )
     spec = spec_from_config(cfg)
-    if not Path(spec.root).exists():
+    if not is_remote(spec.root) and not spec.root.exists():  # a URL: its files are checked
         raise DataError(
             "dataset root not found",
             str(spec.root),

@@ -213,7 +213,7 @@ def load_run(
     if spec is None:
         spec = load_spec(folder.dataset)
     if data_root is not None:
-        spec = spec.with_root(Path(data_root))
+        spec = spec.with_root(data_root)
     spec, stats = with_statistics(spec, folder.stats, compute=False)
     module = load_checkpoint(ckpt, spec=spec, device=device)
     return Run(

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from ...errors import DataError
+from ..remote import as_location
 from ..samples import register_index_builder
 from ..spec import DatasetSpec, Modality, Normalization, SourceFile, SplitSpec, TargetSpec
 from .registry import register_preset
@@ -100,7 +101,7 @@ def find_folder(root: str | Path, candidates: tuple[str, ...]) -> str:
         One folder name.
     """
     for name in candidates:
-        if (Path(root) / name).is_dir():
+        if (as_location(root) / name).is_dir():
             return name
     return candidates[-1]
 
@@ -153,7 +154,7 @@ def bigearthnet_spec(
     )
     return DatasetSpec(
         name="bigearthnet",
-        root=Path(root),
+        root=root,
         modalities=(s2, s1),
         target=target,
         split=SplitSpec(file=None),
@@ -165,7 +166,7 @@ def bigearthnet_spec(
 @register_index_builder("bigearthnet")
 def build_bigearthnet_index(root: Path, s1_folder: str) -> pd.DataFrame:
     """Index table (id = S2 patch, s1 = S1 patch) from the S1 JSONs' ``corresponding_s2_patch``."""
-    folder = Path(root) / s1_folder
+    folder = as_location(root) / s1_folder
     if not folder.is_dir():
         raise DataError(
             "BigEarthNet S1 folder not found",

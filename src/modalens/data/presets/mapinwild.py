@@ -171,7 +171,7 @@ def mapinwild_spec(
         )
     return DatasetSpec(
         name="mapinwild",
-        root=Path(root),
+        root=root,
         modalities=modalities,
         target=tgt,
         split=SplitSpec(file="split_IDs.csv"),

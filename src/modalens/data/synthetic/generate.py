@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from ...errors import SpecError
 from ...io import atomic_write_json, atomic_write_text, make_folder, require_free_space
 from ..presets.mapinwild import S2_10_BANDS, WORLDCOVER_CLASSES, WORLDCOVER_NAMES, mapinwild_spec
-from ..rasters import write_geotiff
+from ..rasters import COG_BLOCKSIZE, write_geotiff
 from ..spec import DatasetSpec, Modality, Normalization, SourceFile
 from ..specfile import FOLDER_SPEC, spec_to_yaml
 from .linking import LINK_DB, LINK_POINTS, apply_link, link_field, parse_error_link
@@ -123,6 +123,8 @@ def generate(
     sparsity: Mapping[str, float] | str | None = None,
     decoy: bool = False,
     error_link: Mapping[str, float] | str | None = None,
+    cog: bool = False,
+    cog_blocksize: int = COG_BLOCKSIZE,
 ) -> Path:
     """Write a synthetic MapInWild-layout dataset with planted importances to ``out``.
 
@@ -152,6 +154,10 @@ def generate(
         error_link: strength (0-1) per modality of a latent field shared by the target's noise
             and that modality (:mod:`.linking`, e.g. ``"s1=1"``); recorded with every sample's
             amplitude in ``metadata.json`` (``error_link``). None: no file changes.
+        cog: write Cloud-Optimized GeoTIFFs (GDAL's COG driver, ``cog_blocksize`` tiles, no
+            overviews) for reading from object storage; the pixel values are the same.
+        cog_blocksize: tile size of the COGs (a multiple of 16; default
+            :data:`~modalens.data.rasters.COG_BLOCKSIZE`).
 
     Returns:
         ``out`` as a :class:`~pathlib.Path`.
@@ -167,6 +173,12 @@ def generate(
     samples = _as_int(samples, "samples", 3, "at least 3 (one each for train, validation, test)")
     size = _as_int(size, "size", 16, "at least 16 px, e.g. --size 256")
     seed = _as_int(seed, "seed", 0, "an integer >= 0, e.g. --seed 0")
+    cog_blocksize = _as_int(cog_blocksize, "cog-blocksize", 16, "a multiple of 16, e.g. 128")
+    if cog_blocksize % 16:
+        raise SpecError(
+            f"cog-blocksize must be a multiple of 16, got {cog_blocksize}", "--cog-blocksize", "128"
+        )
+    fmt: dict[str, Any] = {"cog": True, "blocksize": cog_blocksize} if cog else {}
     try:
         shared = float(shared)
     except (TypeError, ValueError):
@@ -219,6 +231,7 @@ def generate(
                 nodata=nodata,
                 band_names=names[m],
                 tags=tags,
+                **fmt,
             )
         write_geotiff(
             out / FOLDERS["target"] / f"{sid}.tif",
@@ -228,6 +241,7 @@ def generate(
             nodata=float("nan"),
             band_names=names["target"],
             tags=tags,
+            **fmt,
         )
 
         if decoy:
@@ -238,6 +252,7 @@ def generate(
                 tr,
                 band_names=["noise"],
                 tags=tags,
+                **fmt,
             )
 
         if index == 0 and samples > 1:  # the size of one sample is known now
@@ -277,6 +292,8 @@ def generate(
     atomic_write_text(out / "split_IDs.csv", csv_text)
     meta = _metadata(acc, wc_counts, weights, samples, size, seed, shared, ids, parts)
     meta["sparsity"] = {m: sparse.get(m, 0.0) for m in MODALITIES}
+    if cog:
+        meta["cog"] = {"blocksize": cog_blocksize, "overviews": None}
     meta["decoy"] = {"folder": DECOY_FOLDER, "spec": SPEC_FILE} if decoy else None
     meta["realised_importance"] = {
         "definition": "mean |100 w_m (z_m - mean z_m)| over valid pixels, naturalness points: "
