@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from occlusion_speed import make_data  # this folder's benchmark: the same inputs
 
 from modalens.attribution import OcclusionEngine, groups_from_spec, summarize
 from modalens.attribution import engine as engine_module
@@ -34,17 +35,6 @@ from modalens.training import load_run
 
 GROUPS = {"s2": list(range(10)), "s1": [10, 11], "esa_wc": [12], "viirs": [13]}
 KEYS = ["sample_id", "method", "level", "distance", "strategy", "group", "draw"]
-
-
-def synthetic(n: int, size: int, seed: int = 1) -> torch.Tensor:
-    """Inputs shaped like normalised MapInWild crops."""
-    g = torch.Generator().manual_seed(seed)
-    x = torch.empty(n, 14, size, size)
-    x[:, :10] = torch.rand(n, 10, size, size, generator=g) * 0.4
-    x[:, 10:12] = torch.randn(n, 2, size, size, generator=g)
-    x[:, 12] = torch.randint(0, 11, (n, size, size), generator=g).float() / 10
-    x[:, 13] = torch.randn(n, size, size, generator=g).abs()
-    return x
 
 
 def run_batches(eng: OcclusionEngine, batches: list[Any]) -> pd.DataFrame:
@@ -157,7 +147,7 @@ def main() -> None:
     kw["tolerance"] = args.tolerance
     rows = []
     model = UNet(14, base_width=args.width, depth=4).eval()
-    x = synthetic(args.samples, args.size)
+    x = make_data(args.samples, args.size, seed=1)
     batches = [
         {"image": x[s : s + 4], "id": [f"x{i}" for i in range(s, min(s + 4, len(x)))]}
         for s in range(0, len(x), 4)

@@ -100,14 +100,18 @@ def optional_str(value: Any) -> Any:
     return None if value is None else str(value)
 
 
+def one_of(value: Any, choices: tuple[str, ...], what: str) -> str:
+    """``value`` in lower case when it is one of ``choices``, else a ConfigValueError naming
+    ``what`` and the choices."""
+    name = str(value).lower()
+    if name not in choices:
+        raise ConfigValueError(f"unknown {what} {name!r}", f"choose from {', '.join(choices)}")
+    return name
+
+
 def optimizer_name(value: Any) -> str:
     """One of :data:`OPTIMIZERS` (lower case)."""
-    name = str(value).lower()
-    if name not in OPTIMIZERS:
-        raise ConfigValueError(
-            f"unknown optimizer {name!r}", f"choose from {', '.join(OPTIMIZERS)}"
-        )
-    return name
+    return one_of(value, OPTIMIZERS, "optimizer")
 
 
 def scheduler_name(value: Any) -> str:
@@ -144,12 +148,7 @@ def device_count(value: Any) -> int | str:
 
 def strategy_name(value: Any) -> str:
     """``train.strategy``: one of :data:`STRATEGIES`."""
-    name = str(value).lower()
-    if name not in STRATEGIES:
-        raise ConfigValueError(
-            f"unknown strategy {value!r}", f"choose from {', '.join(STRATEGIES)}"
-        )
-    return name
+    return one_of(value, STRATEGIES, "strategy")
 
 
 def augment_options(value: Any) -> Any:
