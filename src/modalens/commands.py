@@ -64,6 +64,7 @@ def cmd_data_check(args: argparse.Namespace) -> int:
 
 def cmd_fit(args: argparse.Namespace) -> int:
     from .training import fit
+    from .training.ranks import is_global_zero
 
     overrides: dict = {"data": {"root": args.root}} if args.root else {}
     keys = ("devices", "strategy", "num_nodes", "sync_batchnorm")
@@ -74,7 +75,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
         args.config, out=args.out, resume=args.resume, overrides=overrides or None,
         progress=not args.quiet,
     )
-    print(f"run folder: {run}")
+    if is_global_zero():  # every rank of a multi-process run returns here
+        print(f"run folder: {run}")
     return 0
 
 
