@@ -6,6 +6,7 @@ command for rank 1); the 1-process references run in this process with one torch
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -261,3 +262,20 @@ def test_a_shard_needs_an_output_folder() -> None:
         attribute(
             torch.nn.Conv2d(2, 1, 1), [torch.zeros(1, 2, 4, 4)], {"a": [0]}, shard=Shard(0, 2)
         )
+
+
+def test_sharded_auto_precision_counts_are_summed_over_the_ranks(
+    tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--precision auto`` with bf16 forced on: the fp32/bf16 counts in source.json of a
+    2-process run are those of the whole split (what one process counts), not rank 0's."""
+    monkeypatch.setenv("MODALENS_NATIVE_BF16", "1")
+    args = ["attribute", str(tiny_run), *ARGS, "--precision", "auto"]
+    cli(*args, "--out", str(tmp_path / "one"))
+    cli(*args, "--out", str(tmp_path / "two"), "--devices", "2")
+    one = json.loads((tmp_path / "one" / "source.json").read_text())["precision"]
+    two = json.loads((tmp_path / "two" / "source.json").read_text())["precision"]
+    assert one["used"] == "bf16+fp32" and one["occlusions"] > 0
+    n_parts = len(parts(tmp_path / "two"))
+    assert n_parts >= 3  # both ranks scored batches, so rank 0 alone would count fewer
+    assert two == one

@@ -227,8 +227,8 @@ def attribute(
         result = store.assemble(seen_ids) if shard.main else empty_rows()
     else:
         result = pd.concat(frames, ignore_index=True) if frames else empty_rows()
-    # with several ranks: this rank's own occlusions
-    result.attrs["precision"] = engine.precision_report()
+    # with several ranks: summed over them (every rank takes part in the sum)
+    result.attrs["precision"] = engine.precision_report(shard.total(engine.auto_counts))
     return result
 
 

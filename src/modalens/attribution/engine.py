@@ -122,10 +122,11 @@ class OcclusionEngine:
         if self.fast is not None:
             self.fast.prepare(x, self.options.channel_axis)
 
-    def precision_report(self) -> dict[str, Any]:
-        """The precision used (:func:`~.autoprec.precision_report`)."""
+    def precision_report(self, counts: dict[str, int] | None = None) -> dict[str, Any]:
+        """The precision used (:func:`~.autoprec.precision_report`; ``counts``: instead of this
+        engine's own, e.g. summed over the ranks of a sharded run)."""
         used = "bf16+fp32" if self.fast is not None else self.runner.precision
-        return precision_report(self.options.precision, used, self.auto_counts)
+        return precision_report(self.options.precision, used, counts or self.auto_counts)
 
     def axis(self, x: Tensor) -> int:
         """The non-negative channel axis of ``x``.

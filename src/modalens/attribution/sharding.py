@@ -17,7 +17,7 @@ per dataset; the others only write their own per-batch or per-sample files.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TypeVar
@@ -56,6 +56,9 @@ class Shard:
     world: int = 1
     device: torch.device | None = None
     sync: Callable[[], None] = field(default=_nothing, repr=False, compare=False)
+    reduce: Callable[[torch.Tensor], torch.Tensor] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     @property
     def main(self) -> bool:
@@ -71,6 +74,13 @@ class Shard:
         """Wait for every rank (nothing to wait for with one process)."""
         if self.sharded:
             self.sync()
+
+    def total(self, counts: Mapping[str, int]) -> dict[str, int]:
+        """``counts`` summed over the ranks (every rank must call it; one process: a copy)."""
+        if not self.sharded or self.reduce is None:
+            return dict(counts)
+        summed = self.reduce(torch.tensor([int(v) for v in counts.values()], dtype=torch.int64))
+        return {k: int(v) for k, v in zip(counts, summed.tolist(), strict=True)}
 
     def pick(self, items: Sequence[T]) -> list[T]:
         """This rank's share of ``items``: every ``world``-th one from position ``rank``
@@ -141,4 +151,7 @@ def launch(devices: int = 1, num_nodes: int = 1, accelerator: str = "auto") -> S
     )
     fabric.launch()
     torch.set_num_threads(threads)
-    return Shard(fabric.global_rank, fabric.world_size, fabric.device, fabric.barrier)
+    def add(t: torch.Tensor) -> torch.Tensor:
+        return fabric.all_reduce(t.to(fabric.device), reduce_op="sum").cpu()
+
+    return Shard(fabric.global_rank, fabric.world_size, fabric.device, fabric.barrier, add)
