@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -51,6 +52,14 @@ def parts(folder: Path) -> dict[str, int]:
     return {p.name: p.stat().st_mtime_ns for p in sorted((folder / "parts").glob("part-*"))}
 
 
+def one_process_run(run: Path, out: Path, **kwargs: Any) -> None:
+    """The attribution :data:`ARGS` describe, in this process (``kwargs`` to attribute_run)."""
+    attribute_run(
+        run, "train", out=out, batch_size=1, strategies=STRATEGIES.split(","), progress=False,
+        **kwargs,
+    )
+
+
 @pytest.fixture(scope="module")
 def one_process(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The 1-process attribution of the tiny run's train split (one batch per sample)."""
@@ -58,14 +67,7 @@ def one_process(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        attribute_run(
-            tiny_run,
-            "train",
-            out=out,
-            batch_size=1,
-            strategies=STRATEGIES.split(","),
-            progress=False,
-        )
+        one_process_run(tiny_run, out)
     finally:
         torch.set_num_threads(before)
     assert len(parts(out)) >= 3  # enough batches for both ranks and a resume
@@ -122,15 +124,7 @@ def test_sharded_resume_computes_only_missing_batches(
     for name in gone:
         (out / "parts" / name).unlink()
     scored: list[int] = []
-    attribute_run(
-        tiny_run,
-        "train",
-        out=out,
-        batch_size=1,
-        strategies=STRATEGIES.split(","),
-        progress=False,
-        on_batch=lambda i, _rows: scored.append(i),
-    )
+    one_process_run(tiny_run, out, on_batch=lambda i, _rows: scored.append(i))
     assert [f"part-{i:06d}.parquet" for i in scored] == gone
     pd.testing.assert_frame_equal(pd.read_parquet(out / "scores.parquet"), expected)
 
