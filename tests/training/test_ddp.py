@@ -21,6 +21,7 @@ import torch
 import yaml
 from helpers import tiny_config, write_mapinwild
 
+from modalens import threads
 from modalens.cli import main
 from modalens.errors import ModelError, SpecError
 from modalens.training import fit
@@ -151,6 +152,32 @@ def test_a_global_batch_the_processes_cannot_share_is_one_line(tmp_path: Path, c
         fit(config, out=tmp_path / "r", overrides={"train": {"sync_batchnorm": True,
                                                             "accelerator": "cpu"}})
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(("user", "expected"), [(None, 4), ("3", 3)])
+def test_cpu_processes_share_the_cores_unless_the_user_set_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, user: str | None, expected: int
+) -> None:
+    """``fit`` with 2 CPU processes on an 8-core machine gives each 4 threads (inherited by the
+    ranks Lightning starts through OMP_NUM_THREADS); a user's OMP_NUM_THREADS is kept."""
+    monkeypatch.setattr(threads, "available_cpus", lambda *a: 8)
+    monkeypatch.delenv(threads.DEFAULT_MARK, raising=False)
+    if user is None:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("OMP_NUM_THREADS", user)
+    root = write_mapinwild(tmp_path / "data", n=4, splits=(2, 1, 1))
+    config = tmp_path / "cfg.yaml"
+    config.write_text(yaml.safe_dump(tiny_config(root, batch_size=4)))
+    before = torch.get_num_threads()
+    try:
+        with pytest.raises(ModelError, match="nothing to resume"):  # stops right after
+            fit(config, out=tmp_path / "none", resume=True,
+                overrides={"train": {"devices": 2, "accelerator": "cpu"}})
+        assert torch.get_num_threads() == expected
+        assert os.environ["OMP_NUM_THREADS"] == str(expected)
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_rank_from_the_launchers_variables(monkeypatch: pytest.MonkeyPatch) -> None:

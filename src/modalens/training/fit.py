@@ -48,6 +48,7 @@ from ..data.stats import with_statistics
 from ..errors import DataError, ModelError, SpecError
 from ..io import atomic_path, atomic_write_text, make_folder, require_free_space
 from ..precision import lightning_precision, resolve_auto
+from ..threads import threads_per_process
 from .callbacks import EpochCSV, QuietLightning, atomic_checkpoint_io, quiet_lightning
 from .config import RunConfig, TrainConfig, load_config, spec_from_config
 from .fitdata import FitDataModule
@@ -122,6 +123,7 @@ def fit(
     folder = RunFolder(out if out is not None else Path("runs") / str(cfg.name))
     zero = is_global_zero()
     _check_processes(cfg.train)
+    _share_cores(cfg.train)
     if resume:
         if not folder.last.exists() and not folder.config.exists():
             raise ModelError(
@@ -194,6 +196,13 @@ def _check_processes(t: TrainConfig) -> None:
             "key 'train.sync_batchnorm'",
             "set sync_batchnorm: false (or drop --sync-batchnorm) on CPU",
         )
+
+
+def _share_cores(t: TrainConfig) -> None:
+    """Several CPU processes on this machine: each gets its share of the cores (unless the user
+    set ``OMP_NUM_THREADS``), as sharded attribution does; ranks started later inherit it."""
+    if isinstance(t.devices, int) and t.devices > 1 and not _device_is_gpu(str(t.accelerator)):
+        torch.set_num_threads(threads_per_process(t.devices))
 
 
 def _prepare_folder(
