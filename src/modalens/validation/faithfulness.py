@@ -32,30 +32,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
 
 from ..attribution import attribute_run
 from ..attribution.strategies import STRATEGIES
-from ..data.synthetic import (
-    DECOY,
-    SPEC_FILE,
-    generate,
-    normalize_importance,
-    parse_sparsity,
-    wants_decoy,
-)
+from ..attribution.options import as_names
+from ..data.synthetic import DECOY, normalize_importance, parse_sparsity, wants_decoy
+from ..data.synthetic.worlds import WORLDS, make_world
 from ..errors import SpecError
 from ..fingerprint import differences
 from ..io import atomic_path, atomic_write_json, atomic_write_text, make_folder
 from .faithfulness_figure import faithfulness_figure
 from .faithfulness_scores import (
-    TRUTH_COLUMNS,
+    across_worlds,
     describe_faithfulness,
     loo_deviation,
     markdown,
     seed_rows,
     summarize_seeds,
+    truth_table,
 )
 from .runs import run_setting
 from .settings import config_modalities, parse_seeds, plan_settings, read_config, run_config
@@ -103,11 +100,21 @@ def _say(progress: bool, text: str) -> None:
 
 
 def _settings(
-    importance: str | Mapping[str, float], sparsity: Any, samples: int, size: int, epochs: int
+    importance: str | Mapping[str, float],
+    sparsity: Any,
+    samples: int,
+    size: int,
+    epochs: int,
+    worlds: Sequence[str],
 ) -> dict[str, Any]:
     weights = normalize_importance(importance)
     if int(epochs) < 1:
         raise SpecError(f"epochs must be >= 1, got {epochs}", "--epochs", "e.g. --epochs 12")
+    for w in worlds:
+        if w not in WORLDS:
+            raise SpecError(f"unknown world {w!r}", "--worlds", f"use {', '.join(WORLDS)}")
+    if not worlds:
+        raise SpecError("no world given", "--worlds", f"use {', '.join(WORLDS)}")
     return {
         "importance": {m: round(w, 6) for m, w in weights.items()},
         "decoy": wants_decoy(importance),
@@ -115,6 +122,7 @@ def _settings(
         "samples": int(samples),
         "size": int(size),
         "epochs": int(epochs),
+        "worlds": list(worlds),
     }
 
 
@@ -132,27 +140,8 @@ def _check_record(out: Path, settings: Mapping[str, Any]) -> None:
         )
 
 
-def _data(folder: Path, seed: int, s: Mapping[str, Any], progress: bool) -> Path:
-    meta = folder / "metadata.json"
-    if meta.is_file():
-        info = json.loads(meta.read_text())
-        made = {k: info.get(k) for k in ("seed", "samples", "size", "importance")}
-        if not differences(made, {"seed": seed, **{k: s[k] for k in made if k != "seed"}}):
-            return folder
-    generate(
-        folder,
-        samples=s["samples"],
-        size=s["size"],
-        seed=seed,
-        importance={**s["importance"], **({DECOY: 0.0} if s["decoy"] else {})},
-        sparsity=s["sparsity"],
-        progress=progress,
-    )
-    return folder
-
-
 def _base_config(
-    data: Path, s: Mapping[str, Any], config: str | Path | Mapping[str, Any] | None
+    spec: Path, s: Mapping[str, Any], config: str | Path | Mapping[str, Any] | None
 ) -> dict[str, Any]:
     if config is None or not isinstance(config, Mapping):
         path = Path(config) if config is not None else DEMO_CONFIG
@@ -163,8 +152,7 @@ def _base_config(
         raw = copy.deepcopy(dict(config))
     if not isinstance(raw, Mapping):
         raise SpecError("the run config is not a mapping", str(config), "see configs/demo.yaml")
-    spec = data / SPEC_FILE
-    raw["data"] = str(spec) if spec.is_file() else {"preset": "mapinwild", "root": str(data)}
+    raw["data"] = str(spec)
     epochs, crop = s["epochs"], min(64, s["size"])
     raw["train"] = {
         **(raw.get("train") or {}),
@@ -176,21 +164,50 @@ def _base_config(
     return cfg
 
 
-def _truth(seed: int, data: Path) -> pd.DataFrame:
-    meta = json.loads((data / "metadata.json").read_text())
-    realised = meta["realised_importance"]["share"]
-    return pd.DataFrame(
-        [
-            {"seed": seed, "modality": m, "nominal": meta["importance"].get(m, 0.0), "realised": r}
-            for m, r in realised.items()
-        ],
-        columns=TRUTH_COLUMNS,
-    )
-
-
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)
+
+
+def _one_seed(
+    world: str, seed: int, folder: Path, s: Mapping[str, Any], config: Any, progress: bool
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
+    """Data, runs, attribution and scores of one world and seed: ``(truth, rows, statuses)``."""
+    _say(progress, f"{world} seed {seed}: data")
+    planted = {"importance": {**s["importance"], **({DECOY: 0.0} if s["decoy"] else {})},
+               "sparsity": s["sparsity"]}
+    data = make_world(world, folder / "data", seed, s["samples"], s["size"], planted=planted)
+    cfg = _base_config(data.spec, s, config)
+    mods = config_modalities(cfg)
+    plan = [p for p in plan_settings(mods) if p.kind in ("all", "leave_one_out")]
+    records, statuses = {}, {}
+    for i, setting in enumerate(plan, 1):
+        rec = run_setting(setting, seed, run_config(cfg, setting, seed), folder, timing_samples=1)
+        records[setting.modality] = rec
+        statuses[rec.status] = statuses.get(rec.status, 0) + 1
+        _say(progress, f"{world} seed {seed}: [{i}/{len(plan)}] {setting.short}: {rec.status}")
+    metric = records[None].metrics[0]
+    loo = {m: loo_deviation(records[None].row, records[m].row, metric) for m in mods}
+    _say(progress, f"{world} seed {seed}: attributing the all-modality run")
+    scores, summary = attribute_run(
+        records[None].path,
+        "test",
+        out=folder / "attribution",
+        strategies=STRATEGIES.names(),
+        levels=LEVELS["occlusion"],
+        distances=("euclidean",),
+        shapley="exact",
+        draws=DRAWS,
+        seed=seed,
+        progress=False,
+        figure=False,
+    )
+    ids = sorted(str(i) for i in scores["sample_id"].unique())
+    per_sample = np.array([[data.per_sample[i][m] for m in mods] for i in ids], float)
+    truth = truth_table(world, seed, per_sample, mods, s["importance"] if world == "planted"
+                        else {}, data.null)
+    rows = seed_rows(world, seed, truth, per_sample, loo, summary, levels=LEVELS, metric=metric)
+    return truth, rows, statuses
 
 
 def faithfulness(
@@ -198,77 +215,56 @@ def faithfulness(
     seeds: str | int | Sequence[int] = (0, 1, 2),
     importance: str | Mapping[str, float] = DEFAULT_IMPORTANCE,
     sparsity: str | Mapping[str, float] | None = DEFAULT_SPARSITY,
-    samples: int = 100,
-    size: int = 64,
-    epochs: int = 20,
+    samples: int = 120,
+    size: int = 32,
+    epochs: int = 15,
     progress: bool = True,
     config: str | Path | Mapping[str, Any] | None = None,
+    worlds: str | Sequence[str] = WORLDS,
 ) -> FaithfulnessResult:
     """Run the faithfulness benchmark into ``out`` (see the module docstring).
 
     Args:
         out: the benchmark folder (created; a rerun continues it).
         seeds: seeds (data, training and attribution), e.g. ``"0,1,2"``.
-        importance: planted weights (``decoy=0`` adds the pure-noise decoy modality; a real
-            modality at 0 is a decoy too).
-        sparsity: share of pixels without each modality's own signal (``"viirs=0.75"``).
-        samples: scenes per seed (10 % are the test split that is attributed).
-        size: scene size in pixels.
+        importance: planted weights of the ``planted`` world (``decoy=0`` adds the pure-noise
+            decoy modality; a real modality at 0 is a decoy too).
+        sparsity: share of pixels without each modality's own signal in the ``planted`` world
+            (``"viirs=0.75"``).
+        samples: scenes per synthetic world and seed.
+        size: scene (and real tile) size in pixels.
         epochs: training epochs of every run (the demo's schedule, shortened).
         progress: print a line per step.
         config: the run config trained (default: the demo's, ``configs/demo.yaml``); its data
             section, epochs, scheduler length and crop size are set by the benchmark.
+        worlds: the worlds (:data:`~modalens.data.synthetic.worlds.WORLDS`), a list or a
+            comma-separated string; ``real`` needs the Sen1Floods11 chip in ``../shared``.
 
     Returns:
         The :class:`FaithfulnessResult`.
 
     Raises:
-        SpecError: bad seeds, importances, sparsity or sizes, or ``out`` made with other
-            settings.
+        SpecError: bad seeds, importances, sparsity, sizes or worlds, or ``out`` made with
+            other settings.
     """
     start = time.perf_counter()
     out = Path(out)
     seeds = parse_seeds(seeds)
-    s = _settings(importance, sparsity, samples, size, epochs)
+    names = as_names(worlds)
+    s = _settings(importance, sparsity, samples, size, epochs, names)
     _check_record(out, s)
     make_folder(out)
     atomic_write_json(out / "faithfulness.json", {"settings": s, "seeds": list(seeds)})
-    decoy = DECOY if s["decoy"] else None
     truths, rows, statuses = [], [], {}
-    for seed in seeds:
-        folder = out / f"seed{seed}"
-        _say(progress, f"seed {seed}: data")
-        data = _data(folder / "data", seed, s, progress=False)
-        cfg = _base_config(data, s, config)
-        mods = config_modalities(cfg)
-        plan = [p for p in plan_settings(mods) if p.kind in ("all", "leave_one_out")]
-        records = {}
-        for i, setting in enumerate(plan, 1):
-            rec = run_setting(
-                setting, seed, run_config(cfg, setting, seed), folder, timing_samples=1
+    for world in names:
+        for seed in seeds:
+            truth, seed_table, st = _one_seed(
+                world, seed, out / world / f"seed{seed}", s, config, progress
             )
-            records[setting.modality] = rec
-            statuses[rec.status] = statuses.get(rec.status, 0) + 1
-            _say(progress, f"seed {seed}: [{i}/{len(plan)}] {setting.short}: {rec.status}")
-        metric = records[None].metrics[0]
-        loo = {m: loo_deviation(records[None].row, records[m].row, metric) for m in mods}
-        _say(progress, f"seed {seed}: attributing the all-modality run")
-        _scores, summary = attribute_run(
-            records[None].path,
-            "test",
-            out=folder / "attribution",
-            strategies=STRATEGIES.names(),
-            levels=LEVELS["occlusion"],
-            distances=("euclidean",),
-            shapley="exact",
-            draws=DRAWS,
-            seed=seed,
-            progress=False,
-            figure=False,
-        )
-        truth = _truth(seed, data)
-        truths.append(truth)
-        rows.append(seed_rows(seed, truth, loo, summary, levels=LEVELS, decoy=decoy, metric=metric))
+            truths.append(truth)
+            rows.append(seed_table)
+            for k, v in st.items():
+                statuses[k] = statuses.get(k, 0) + v
     truth_all = pd.concat(truths, ignore_index=True)
     seed_table = pd.concat(rows, ignore_index=True)
     table = summarize_seeds(seed_table)
@@ -276,9 +272,9 @@ def faithfulness(
     _write_csv(truth_all, out / "truth.csv")
     _write_csv(seed_table, out / "faithfulness_seeds.csv")
     _write_csv(table, out / "faithfulness.csv")
-    n_test = max(1, round(0.1 * s["samples"]))
+    _write_csv(across_worlds(table), out / "faithfulness_worlds.csv")
     atomic_write_text(out / "faithfulness.md", markdown(table, sentences))
-    faithfulness_figure(table, out / "faithfulness.png", n_test=n_test, n_seeds=len(seeds))
+    faithfulness_figure(table, out / "faithfulness.png", n_seeds=len(seeds))
     return FaithfulnessResult(
         out, truth_all, seed_table, table, sentences, statuses, time.perf_counter() - start
     )
