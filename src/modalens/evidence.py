@@ -20,13 +20,14 @@ def enough_samples(n: int) -> bool:
     return int(n) >= MIN_FINDING
 
 
-def sample_caveat(n: int, sentence: bool = False) -> str:
+def sample_caveat(n: int, sentence: bool = False, noun: str = "sample") -> str:
     """The caveat a reading from ``n`` samples carries, empty from :data:`FEW_SAMPLES` on.
 
     Args:
         n: the number of samples the statement rests on.
         sentence: capitalised and ending with a full stop (a sentence of its own), else a
             lower-case clause.
+        noun: what is counted, singular (``"test sample"``: "only 6 test samples: ...").
 
     Returns:
         ``"only 6 samples: too few for a finding, at least 10 are needed"`` below
@@ -36,7 +37,7 @@ def sample_caveat(n: int, sentence: bool = False) -> str:
     n = int(n)
     if n >= FEW_SAMPLES:
         return ""
-    what = f"only {n} sample{'' if n == 1 else 's'}: "
+    what = f"only {n} {noun}{'' if n == 1 else 's'}: "
     if n < MIN_FINDING:
         what += f"too few for a finding, at least {MIN_FINDING} are needed"
     else:
