@@ -29,7 +29,16 @@ STAGES = [
     "report",
 ]
 #: top-level utility modules every stage may use; they import no stage
-UTILITIES = {"errors", "io", "precision", "fingerprint", "plotting", "lazy", "threads"}
+UTILITIES = {
+    "errors",
+    "evidence",
+    "io",
+    "precision",
+    "fingerprint",
+    "plotting",
+    "lazy",
+    "threads",
+}
 #: orchestration on top of all stages
 ORCHESTRATION = {"demo", "cli", "commands", "__init__"}
 

@@ -444,8 +444,14 @@ def test_attribute_run_writes_scores_summary_and_resumes(tiny_run, tmp_path) -> 
     kw = {"strategies": "zeros,gaussian,mean", "levels": "embedding,output,loss", "out": out}
     scores, summary = attribute_run(tiny_run, shapley=True, progress=False, **kw)
     assert list(scores.columns) == COLUMNS
-    for name in ("scores.parquet", "summary.csv", "summary.txt", "influence.png"):
+    for name in ("scores.parquet", "summary.csv", "summary.txt", "pairwise.csv", "influence.png"):
         assert (out / name).exists()
+    pairs = pd.read_csv(out / "pairwise.csv")
+    # every ordered pair of the four modalities in every occlusion and Shapley block
+    ranked = summary[(summary["group"] != ALL) & summary["method"].isin(["occlusion", "shapley"])]
+    blocks = ranked.groupby(["method", "level", "strategy"]).ngroups
+    assert len(pairs) == blocks * 4 * 3 and ALL not in set(pairs["group_a"])
+    assert summary["tier"].notna().sum() == blocks * 4
     occ = scores[scores["method"] == "occlusion"]
     assert set(occ["group"]) == {"s2", "s1", "esa_wc", "viirs", ALL}
     assert occ["window"].str.count(",").eq(3).all()

@@ -16,18 +16,22 @@ from modalens.report.blocks import format_value
 from modalens.report.reading import describe_agreement, headline_block
 
 
-def _summary(rows: list[tuple[str, str, str, float]]) -> pd.DataFrame:
-    """A summary.csv-like frame from (level, strategy, group, mean) rows; shares and ranks
-    per block computed as attribution's summarize does."""
+def _summary(
+    rows: list[tuple[str, str, str, float]], n: int = 30, tiers: list[int] | None = None
+) -> pd.DataFrame:
+    """A summary.csv-like frame from (level, strategy, group, mean) rows of ``n`` samples;
+    shares and ranks per block computed as attribution's summarize does; tiers as given (in
+    row order), else every group its own tier (all separated)."""
     frame = pd.DataFrame(rows, columns=["level", "strategy", "group", "mean"])
     frame.insert(0, "method", "occlusion")
     frame.insert(2, "distance", "euclidean")
-    frame["n"] = 5
+    frame["n"] = n
     for c in ("median", "std", "ci_low", "ci_high"):
         frame[c] = frame["mean"]
     block = frame.groupby(["level", "strategy"])["mean"]
     frame["share"] = frame["mean"] / block.transform("sum")
     frame["rank"] = block.rank(ascending=False, method="min").astype(int)
+    frame["tier"] = frame["rank"] if tiers is None else tiers
     return frame
 
 
@@ -66,6 +70,142 @@ def test_reading_prefers_in_range_fill_and_reports_agreeing_levels() -> None:
     assert any("fills disagree on the most influential modality" in line for line in lines)
 
 
+ROWS = [
+    ("output", "mean", "s2", 4.0),
+    ("output", "mean", "s1", 3.0),
+    ("output", "mean", "viirs", 3.0),
+]
+
+
+def test_reading_states_the_order_with_its_ties_and_words_match_shares() -> None:
+    # 40 % is the largest share, not "most"; s1 and viirs cannot be separated
+    lines = describe_attribution(_summary(ROWS, tiers=[1, 2, 2]))
+    assert lines[0].startswith(
+        "Sentinel-2 carries the largest share of the influence: 40 % at output level"
+    )
+    assert (
+        "the order is Sentinel-2 > Sentinel-1 ≈ VIIRS night lights (>: bootstrap P ≥ 0.95"
+        in (lines[0])
+    )
+    assert "most of the influence" not in lines[0] and "Only" not in lines[0]
+    # a tie at the top is named
+    tied = describe_attribution(_summary(ROWS, tiers=[1, 1, 2]))[0]
+    assert "40 % at output level" in tied and "cannot separate it from Sentinel-1;" in tied
+    assert "Sentinel-2 ≈ Sentinel-1 > VIIRS night lights" in tied
+    # above 50 %: "most"; exactly 50 % is not above
+    most = [("output", "mean", "s2", 6.0), ("output", "mean", "s1", 4.0)]
+    assert (
+        "Sentinel-2 carries most of the influence: 60 %" in describe_attribution(_summary(most))[0]
+    )
+    half = [("output", "mean", "s2", 5.0), ("output", "mean", "s1", 5.0)]
+    assert (
+        "carries the largest share of the influence: 50 %"
+        in describe_attribution(_summary(half, tiers=[1, 1]))[0]
+    )
+
+
+def test_reading_from_few_samples_says_so() -> None:
+    # fewer than 10: the caveat instead of a finding, no order with > or ≈
+    few = describe_attribution(_summary(ROWS, n=6, tiers=[1, 2, 2]))[0]
+    assert few.startswith(
+        "Only 6 samples: too few for a finding, at least 10 are needed. By mean alone, "
+        "Sentinel-2 carries the largest share"
+    )
+    assert few.endswith("in the order of the means: Sentinel-2, Sentinel-1, VIIRS night lights.")
+    assert ">" not in few and "≈" not in few
+    # 10 to 19: the order, with a caveat
+    some = describe_attribution(_summary(ROWS, n=15, tiers=[1, 2, 2]))[0]
+    assert "Sentinel-2 > Sentinel-1 ≈ VIIRS night lights" in some
+    assert some.endswith(
+        "Only 15 samples: read with care, intervals from fewer than 20 samples are rough."
+    )
+    # 20 and more: no caveat
+    assert "Only" not in describe_attribution(_summary(ROWS, n=20, tiers=[1, 2, 2]))[0]
+    # a summary.csv of an earlier version (no tier column): no order claimed
+    old = describe_attribution(_summary(ROWS).drop(columns="tier"))[0]
+    assert (
+        "by mean the order is Sentinel-2, Sentinel-1, VIIRS night lights (this summary has no tiers"
+        in old
+    )
+
+
+def _agreement(n: int) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "deviation": ["single", "leave_one_out"],
+            "level": ["output", "output"],
+            "strategy": ["zeros"] * 2,
+            "spearman": [-0.4, 0.8],
+            "spearman_low": [-1.0, 0.6],
+            "spearman_high": [0.2, 1.0],
+            "n_samples": [n] * 2,
+        }
+    )
+
+
+def test_agreement_from_few_samples_is_not_a_finding() -> None:
+    few = describe_agreement(_agreement(6))
+    assert few == [
+        "Against the single-modality deviations: only 6 test samples: too few for a finding, at "
+        "least 10 are needed; the correlations are in the table, not read here.",
+        "Against the leave-one-out deviations: only 6 test samples: too few for a finding, at "
+        "least 10 are needed; the correlations are in the table, not read here.",
+    ]
+    some = describe_agreement(_agreement(12))
+    assert any("agrees best (Spearman 0.80" in line for line in some)
+    caveat = "Only 12 test samples: read with care, intervals from fewer than 20 samples are rough."
+    findings = [line for line in some if "Spearman" in line]
+    assert len(findings) == 2 and all(line.endswith(caveat) for line in findings)
+    assert not any("Only" in line for line in describe_agreement(_agreement(25)))
+
+
+def test_explanation_correlation_from_few_samples_is_not_a_finding() -> None:
+    from modalens.multitask import describe_explanation
+
+    def tables(n: int) -> dict[str, pd.DataFrame]:
+        corr = pd.DataFrame(
+            {
+                "auxiliary": ["s1"],
+                "pearson": [0.92],
+                "pearson_low": [0.92],
+                "pearson_high": [1.0],
+                "spearman": [1.0],
+                "spearman_low": [1.0],
+                "spearman_high": [1.0],
+                "n": [n],
+            }
+        )
+        auroc = pd.DataFrame(
+            {
+                "auxiliary": ["s1"],
+                "auroc": [1.0],
+                "random_low": [0.0],
+                "random_high": [0.9],
+                "n_worst": [1],
+            }
+        )
+        return {"correlation": corr, "auroc": auroc}
+
+    three = describe_explanation(tables(3))
+    assert three == [
+        "The main-task error against the Sentinel-1 reconstruction error: only 3 samples: too "
+        "few for a finding, at least 10 are needed; the correlation is in the table, not read "
+        "here.",
+        "A high Sentinel-1 error as a flag of the worst main errors: only 3 samples: too few for "
+        "a finding, at least 10 are needed; the AUROC is in the table, not read here.",
+    ]
+    assert not any("Pearson r = 0.92" in line for line in three)
+    fifteen = describe_explanation(tables(15))
+    assert "Pearson r = 0.92 [0.92, 1.00]" in fifteen[0]
+    assert all(
+        line.endswith(
+            "Only 15 samples: read with care, intervals from fewer than 20 samples are rough."
+        )
+        for line in fifteen
+    )
+    assert not any("Only" in line for line in describe_explanation(tables(40)))
+
+
 def test_ablation_reading() -> None:
     table = pd.DataFrame(
         {
@@ -93,7 +233,7 @@ def test_agreement_reading_says_when_nothing_agrees() -> None:
             "spearman": [-0.4, -0.8, 0.8],
             "spearman_low": [-1.0, -1.0, 0.6],
             "spearman_high": [0.2, -0.6, 1.0],
-            "n_samples": [6] * 3,
+            "n_samples": [30] * 3,
         }
     )
     lines = describe_agreement(table)
@@ -124,9 +264,14 @@ def test_report_of_a_run_and_its_attribution(results: Path, tmp_path: Path) -> N
     # every figure embedded, none linked
     images = re.findall(r'<img src="([^"]+)"', html)
     assert len(images) == 1 and images[0].startswith("data:image/png;base64,")
-    assert "Test MAE" in html and "carries most of the influence" in html
-    assert html.count('<table class="sortable">') == 4  # metrics, dataset, summary, versions
+    assert "Test MAE" in html
+    # metrics, dataset, summary, pairwise probabilities, versions
+    assert html.count('<table class="sortable">') == 5
     summary = pd.read_csv(folder / "attribution" / "summary.csv")
+    # the tiny run's test split is too small for a finding, and the reading says so first
+    n = int(summary["n"].max())
+    assert n < 10 and f"Only {n} sample" in html and "too few for a finding" in html
+    assert '<th scope="col">tier</th>' in html and "P(a &gt; b)" in html
     ranked = summary[summary["group"] != "ALL"]
     body = html.split('id="attribution')[1]
     assert body.count("<tr>") >= len(ranked)  # every ranked summary row is in the table
@@ -197,9 +342,13 @@ def test_every_study_becomes_a_section_with_findings_and_tables(tmp_path: Path) 
     assert "Kendall's W = 0.92" in text
     assert "Leaving out Sentinel-1 hurts most (MAE 0.136, +86 %)" in text
     assert "p = 0.00049" in text
+    # six samples: the caveat comes first, and a 40 % share is "the largest", not "most"
     assert (
-        "Sentinel-2 carries most of the influence: 40 % at output level with the mean fill" in text
+        "Only 6 samples: too few for a finding, at least 10 are needed. By mean alone, "
+        "Sentinel-2 carries the largest share of the influence: 40 % at output level with the "
+        "mean fill" in text
     )
+    assert "carries most of the influence" not in text
     # one embedded image: the only view PNG that exists (a missing one is skipped, not broken)
     assert html.count("<img ") == 1
     # the fill sanity rows that are flagged are highlighted

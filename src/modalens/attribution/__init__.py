@@ -31,8 +31,9 @@ Data path::
       -> parts: OUT/parts/part-NNNNNN.parquet, resumable      store.py
       -> OUT/scores.parquet
       -> summarize (per-sample draw means, bootstrap CI,      aggregation.py
-         share, rank)
-      -> OUT/summary.csv (and summary.txt, influence.png)     run.py, figures.py
+         share, rank, tier: the order with ties)              ranking.py
+      -> OUT/summary.csv (and summary.txt, pairwise.csv,      run.py, figures.py
+         influence.png)
       -> per stratum: OUT/stratified.csv (and .png)           strata.py
 
 Entry points: :func:`attribute` (any model, any batches), :func:`attribute_run` (a trained
@@ -71,9 +72,11 @@ _EXPORTS = {
     "as_batch": "batches",
     "attribute": "api",
     "attribute_run": "run",
+    "block_order": "aggregation",
     "choose_block": "aggregation",
     "describe_strata": "strata",
     "exact_shapley": "shapley",
+    "format_order": "ranking",
     "format_summary": "aggregation",
     "groups_from_spec": "groups",
     "influence_bar_chart": "figures",
@@ -84,6 +87,8 @@ _EXPORTS = {
     "occlusion_map_fn": "maps",
     "occlusion_map_preview": "figures",
     "occlusion_maps": "maps",
+    "pairwise": "aggregation",
+    "pairwise_probabilities": "ranking",
     "paper_strategies": "strategies",
     "precision_agreement": "api",
     "register_distance": "distances",
@@ -96,13 +101,14 @@ _EXPORTS = {
     "strategy_comparison": "figures",
     "stratify": "strata",
     "summarize": "aggregation",
+    "tiers": "ranking",
     "DictLayout": "dictinput",
     "NonFiniteInputWarning": "api",
     "mask_inputs": "batches",
 }
 
 if TYPE_CHECKING:  # static view of the lazy exports
-    from .aggregation import choose_block, format_summary, summarize
+    from .aggregation import block_order, choose_block, format_summary, pairwise, summarize
     from .api import NonFiniteInputWarning, attribute, modality_shapley, precision_agreement
     from .batches import Batch, Evaluation, LazyBatch, as_batch, mask_inputs
     from .dictinput import DictLayout
@@ -119,6 +125,7 @@ if TYPE_CHECKING:  # static view of the lazy exports
     from .levels import LEVELS, LevelInputs, register_level
     from .maps import occlusion_map_fn, occlusion_maps, sensitivity_map_fn
     from .options import AttributionOptions, resolve_options
+    from .ranking import format_order, pairwise_probabilities, tiers
     from .rows import COLUMNS
     from .run import attribute_run
     from .shapley import ShapleyResult, exact_shapley, sampled_shapley
@@ -146,9 +153,11 @@ __all__ = [
     "as_batch",
     "attribute",
     "attribute_run",
+    "block_order",
     "choose_block",
     "describe_strata",
     "exact_shapley",
+    "format_order",
     "format_summary",
     "groups_from_spec",
     "influence_bar_chart",
@@ -160,6 +169,8 @@ __all__ = [
     "occlusion_map_fn",
     "occlusion_map_preview",
     "occlusion_maps",
+    "pairwise",
+    "pairwise_probabilities",
     "paper_strategies",
     "precision_agreement",
     "register_distance",
@@ -172,6 +183,7 @@ __all__ = [
     "strategy_comparison",
     "stratify",
     "summarize",
+    "tiers",
 ]
 
 

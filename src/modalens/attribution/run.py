@@ -6,8 +6,10 @@ read), masks the inputs as in training, streams the scores to ``OUT/parts`` (by 
 ``RUN/attribution/<split>``, or ``<split>-<label>`` naming non-default options,
 :func:`folder_label`) and writes
 ``OUT/scores.parquet`` (long form), ``OUT/source.json`` (the run folder, split and precision),
-``OUT/summary.csv`` and ``OUT/summary.txt`` (dataset level,
-:func:`~.aggregation.summarize`) and ``OUT/influence.png`` (:func:`~.figures.influence_bar_chart`).
+``OUT/summary.csv`` and ``OUT/summary.txt`` (dataset level, with the tiered order of every
+block, :func:`~.aggregation.summarize`), ``OUT/pairwise.csv`` (the bootstrap probability that
+one group has more influence than another, behind the tiers, :func:`~.aggregation.pairwise`)
+and ``OUT/influence.png`` (:func:`~.figures.influence_bar_chart`).
 The ``mean`` strategy takes the train means from the run's statistics (:func:`run_mean`), the
 ``nodata`` strategy its values from the spec (:func:`run_nodata`); the ``loss`` level the
 task's per-sample loss.
@@ -30,10 +32,10 @@ from ..data.dataset import collate
 from ..data.reader import normalize
 from ..data.spec import DatasetSpec, Modality
 from ..errors import ModalensError, SpecError
-from ..io import atomic_path, atomic_write_json, atomic_write_text
+from ..io import atomic_write_csv, atomic_write_json, atomic_write_text
 from ..training.run import load_run
 from ..training.runfolder import RunFolder
-from .aggregation import format_summary, summarize
+from .aggregation import format_summary, pairwise, summarize
 from .api import attribute
 from .batches import LazyBatch
 from .figures import influence_bar_chart
@@ -280,7 +282,7 @@ def attribute_run(
         out = RunFolder(run_dir).attribution(split, folder_label(opts, groups))
     out = Path(out)
     if not resume and shard.main:  # replacing: an earlier result must not look like this one's
-        for name in (SOURCE_FILE, "scores.parquet", "summary.csv", "summary.txt"):
+        for name in (SOURCE_FILE, "scores.parquet", "summary.csv", "summary.txt", "pairwise.csv"):
             (out / name).unlink(missing_ok=True)
     grp = groups_for(run.spec, groups)
     levels_l = opts.levels
@@ -318,8 +320,8 @@ def attribute_run(
     source = {"run": str(Path(run_dir).resolve()), "split": split}
     source["precision"] = scores.attrs.get("precision", {"requested": opts.precision})
     atomic_write_json(out / SOURCE_FILE, source)
-    with atomic_path(out / "summary.csv") as tmp:
-        summary.to_csv(tmp, index=False)
+    atomic_write_csv(out / "summary.csv", summary)
+    atomic_write_csv(out / "pairwise.csv", pairwise(scores, seed=opts.seed))
     atomic_write_text(out / "summary.txt", format_summary(summary) + "\n")
     if figure and len(summary):
         try:

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import SpecError
+from ..evidence import enough_samples, sample_caveat
 from ..io import atomic_path
 from ..models.multitask import MAIN_HEAD
 from ..training.run import load_run
@@ -191,10 +192,16 @@ def _ci(lo: float, hi: float) -> str:
     return f" [{lo:.2f}, {hi:.2f}]" if np.isfinite(lo) and np.isfinite(hi) else ""
 
 
+def _then(sentence: str) -> str:
+    return f" {sentence}" if sentence else ""
+
+
 def describe_explanation(source: str | Path | Mapping[str, Any]) -> list[str]:
     """Plain-language sentences about an explanation (its folder, or :class:`Explanation`'s
     ``tables``): error correlations, pixel correlations, worst-decile AUROCs and the inputs
-    each head relies on most.
+    each head relies on most. A correlation or AUROC from fewer than 10 samples is not read
+    (the sentence says there are too few); from fewer than 20 it carries a caveat
+    (:func:`modalens.evidence.sample_caveat`).
 
     Raises:
         SpecError: a folder without explanation tables.
@@ -208,6 +215,12 @@ def describe_explanation(source: str | Path | Mapping[str, Any]) -> list[str]:
                 f"The {name} error cannot be correlated with the main error ({n} samples)."
             )
             continue
+        if not enough_samples(n):
+            lines.append(
+                f"The main-task error against the {name} reconstruction error: "
+                f"{sample_caveat(n)}; the correlation is in the table, not read here."
+            )
+            continue
         lo, hi = float(r["pearson_low"]), float(r["pearson_high"])
         if np.isfinite(lo) and lo > 0:
             how = "rises with"
@@ -219,6 +232,7 @@ def describe_explanation(source: str | Path | Mapping[str, Any]) -> list[str]:
             f"Across {n} samples the main-task error {how} the {name} reconstruction error: "
             f"Pearson r = {r['pearson']:.2f}{_ci(lo, hi)}, Spearman ρ = {r['spearman']:.2f}"
             f"{_ci(float(r['spearman_low']), float(r['spearman_high']))}."
+            + _then(sample_caveat(n, sentence=True))
         )
     pix = t.get("pixel", pd.DataFrame())
     for name, g in pix.groupby("auxiliary", sort=False) if len(pix) else []:
@@ -229,9 +243,18 @@ def describe_explanation(source: str | Path | Mapping[str, Any]) -> list[str]:
                 f"pixels to a median Pearson r of {np.median(v):.2f} (positive in "
                 f"{int((v > 0).sum())} of {v.size} samples)."
             )
+    corr = t.get("correlation", pd.DataFrame())
+    sizes = dict(zip(corr["auxiliary"], corr["n"], strict=True)) if len(corr) else {}
     for _, r in t.get("auroc", pd.DataFrame()).iterrows():
         name, a = head_label(str(r["auxiliary"])), float(r["auroc"])
         if not np.isfinite(a):
+            continue
+        n = sizes.get(r["auxiliary"])
+        if n is not None and not enough_samples(n):
+            lines.append(
+                f"A high {name} error as a flag of the worst main errors: {sample_caveat(n)}; "
+                "the AUROC is in the table, not read here."
+            )
             continue
         lo, hi = float(r["random_low"]), float(r["random_high"])
         verdict = "better than" if np.isfinite(hi) and a > hi else "not clearly better than"
@@ -239,6 +262,7 @@ def describe_explanation(source: str | Path | Mapping[str, Any]) -> list[str]:
             f"A high {name} error flags the worst {int(r['n_worst'])} samples of main error "
             f"with AUROC {a:.2f}, {verdict} a random flag (0.5; 95% of random flags give "
             f"{lo:.2f} to {hi:.2f})."
+            + (_then(sample_caveat(n, sentence=True)) if n is not None else "")
         )
     sens = t.get("sensitivity", pd.DataFrame())
     for head, g in sens.groupby("head", sort=False) if len(sens) else []:

@@ -2,7 +2,11 @@
 
 Each function takes the table a command wrote and returns a few sentences that say what the
 numbers mean ("Sentinel-2 carries most of the influence ..."). They state only what the table
-shows; where methods disagree they say so instead of choosing silently.
+shows; where methods disagree they say so instead of choosing silently. Words match numbers:
+"most of the influence" only above a 50 % share, else "the largest share"; an order is stated
+with its ties (``>`` only where the data separate two modalities); and a reading from fewer
+than :data:`~modalens.evidence.FEW_SAMPLES` samples says how few, below
+:data:`~modalens.evidence.MIN_FINDING` instead of a finding (:mod:`modalens.evidence`).
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import pandas as pd
 
 from ..attribution.aggregation import BLOCK, choose_block
 from ..attribution.groups import ALL
+from ..attribution.ranking import TIER_CONFIDENCE, format_order
+from ..evidence import enough_samples, sample_caveat
 from ..plotting import label
 from ..validation.table import LEADING, TRAILING
 
@@ -39,23 +45,59 @@ def headline_block(summary: pd.DataFrame) -> tuple | None:
     return tuple(choose_block(summary).values())
 
 
+def share_words(share: float) -> str:
+    """How a reading names the top share: "carries most of the influence" only above 50 %,
+    else "carries the largest share of the influence"."""
+    if np.isfinite(share) and share > 0.5:
+        return "carries most of the influence"
+    return "carries the largest share of the influence"
+
+
+def _headline(rows: pd.DataFrame, block: tuple) -> str:
+    """The first sentence on the headline block's ranked rows (largest mean first): the top
+    modality's share in words that match it, and the order with its ties."""
+    method, level, _distance, strategy = block
+    top = rows.iloc[0]
+    n = int(rows["n"].max())
+    where = f"{label(level)} with the {strategy} fill ({method}, {n} sample{'' if n == 1 else 's'})"
+    head = (
+        f"{label(top['group'])} {share_words(float(top['share']))}: {_pct(top['share'])} at {where}"
+    )
+    names = [label(g) for g in rows["group"]]
+    if not enough_samples(n):
+        return (
+            f"{sample_caveat(n, sentence=True)} By mean alone, {head}; in the order of the "
+            f"means: {', '.join(names)}."
+        )
+    tier = rows["tier"] if "tier" in rows.columns else pd.Series(dtype=float)
+    if len(tier) != len(rows) or tier.isna().any():
+        return (
+            f"{head}; by mean the order is {', '.join(names)} (this summary has no tiers: rerun "
+            "modalens attribute to see which modalities the data can separate)."
+        )
+    tiers_ = [int(t) for t in tier]
+    tied = [name for name, t in zip(names[1:], tiers_[1:], strict=True) if t == tiers_[0]]
+    if tied:
+        head += f", but the data cannot separate it from {', '.join(tied)}"
+    text = (
+        f"{head}; the order is {format_order(names, tiers_)} (>: bootstrap P ≥ "
+        f"{TIER_CONFIDENCE:g} for every pair across it; ≈: the data cannot separate them)."
+    )
+    caveat = sample_caveat(n, sentence=True)
+    return f"{text} {caveat}" if caveat else text
+
+
 def describe_attribution(summary: pd.DataFrame) -> list[str]:
-    """Sentences on a ``summary.csv``: who carries the influence, and where levels or
-    strategies disagree on the ranking."""
+    """Sentences on a ``summary.csv``: who carries the influence and the order the data
+    support (with ties, from its ``tier`` column), and where levels or strategies disagree on
+    the ranking."""
     s = _ranked(summary)
     block = headline_block(summary)
     if block is None:
         return ["No ranked influence rows in this summary."]
     method, level, distance, strategy = block
     rows = s[(s[BLOCK] == pd.Series(block, index=BLOCK)).all(axis=1)]
-    top = rows.iloc[0]
-    n = int(rows["n"].max())
-    out = [
-        f"{label(top['group'])} carries most of the influence: {_pct(top['share'])} at "
-        f"{label(level)} with the {strategy} fill ({method}, {n} samples); the ranking is "
-        + " > ".join(label(g) for g in rows["group"])
-        + "."
-    ]
+    out = [_headline(rows, block)]
     # levels that disagree for the same method, distance and strategy
     ranks = s.pivot_table(
         index=["method", "distance", "strategy", "group"],
@@ -143,7 +185,8 @@ def describe_ablation(table: pd.DataFrame) -> list[str]:
 
 def describe_agreement(table: pd.DataFrame) -> list[str]:
     """Sentences on ``agreement.csv``: per deviation kind, the influence that agrees best with
-    retraining and how the paper's embedding-level score does."""
+    retraining and how the paper's embedding-level score does (from fewer than 10 test samples
+    only that they are too few, from fewer than 20 with a caveat)."""
     out: list[str] = []
     words = {"single": "single-modality", "leave_one_out": "leave-one-out"}
     for dev, grp in table.groupby("deviation", sort=False):
@@ -151,6 +194,14 @@ def describe_agreement(table: pd.DataFrame) -> list[str]:
         if not len(grp):
             continue
         best = grp.sort_values("spearman", ascending=False).iloc[0]
+        n = int(best["n_samples"])
+        if not enough_samples(n):
+            out.append(
+                f"Against the {words.get(dev, dev)} deviations: "
+                f"{sample_caveat(n, noun='test sample')}; the correlations are in the table, "
+                "not read here."
+            )
+            continue
         verb = "agrees best" if best["spearman"] > 0 else "comes closest, without agreeing"
         text = (
             f"Against the {words.get(dev, dev)} deviations, {label(best['level'])} with the "
@@ -160,12 +211,13 @@ def describe_agreement(table: pd.DataFrame) -> list[str]:
                 if np.isfinite(best["spearman_low"]) and np.isfinite(best["spearman_high"])
                 else "no interval: too few test samples"
             )
-            + f", {int(best['n_samples'])} test samples)"
+            + f", {n} test samples)"
         )
         emb = grp[grp["level"] == "embedding"]
         if len(emb) and best["level"] != "embedding":
             text += f"; the embedding level reaches at most {emb['spearman'].max():.2f}"
-        out.append(text + ".")
+        caveat = sample_caveat(n, sentence=True, noun="test sample")
+        out.append(text + "." + (f" {caveat}" if caveat else ""))
         if dev == "single" and np.nanmax(grp["spearman"]) < 0:
             out.append(
                 "Every single-modality correlation is negative: a modality's own strength alone "

@@ -22,7 +22,7 @@ from ..data.checks import summarize as summarize_data
 from ..data.specfile import load_spec
 from ..errors import ModalensError
 from ..plotting import label
-from .blocks import Section, figure, table_from_frame
+from .blocks import Section, Table, figure, table_from_frame
 from .collect import Artefacts
 from .reading import describe_attribution, headline_block
 
@@ -137,8 +137,11 @@ def attribution_section(sec: Section, folder: Path, arts: Artefacts) -> Section:
     sec.intro = (
         "Each modality is occluded (its channels replaced by a fill) and the change of the "
         "model's embedding (the paper's score), output or loss is measured per test sample; "
-        "the table gives the dataset mean with a bootstrap 95 % interval and each modality's "
-        "share of the summed influence."
+        "the table gives the dataset mean with a bootstrap 95 % interval, each modality's "
+        "share of the summed influence, its rank by mean and its tier: modalities in one tier "
+        "cannot be separated by the data (a new tier needs a bootstrap probability of at least "
+        "0.95 that every modality above beats every one below, from at least 10 samples; "
+        "pairwise.csv holds the probabilities)."
     )
     sec.findings = describe_attribution(summary)
     block = headline_block(summary)
@@ -165,6 +168,7 @@ def attribution_section(sec: Section, folder: Path, arts: Artefacts) -> Section:
                 "ci_high",
                 "share",
                 "rank",
+                "tier",
             ],
             {
                 "group": "modality",
@@ -175,8 +179,33 @@ def attribution_section(sec: Section, folder: Path, arts: Artefacts) -> Section:
             arts.relative(folder / "summary.csv"),
         )
     )
+    if block is not None and (folder / "pairwise.csv").is_file():
+        sec.tables.append(pairwise_table(folder, block, arts))
     sec.figures = figures_of(folder, [("influence.png", "Influence per modality and fill")], arts)
     return sec
+
+
+def pairwise_table(folder: Path, block: tuple, arts: Artefacts) -> Table:
+    """The headline block's rows of ``pairwise.csv``, one per pair (the larger mean as ``a``),
+    the most clearly separated first."""
+    pairs = pd.read_csv(folder / "pairwise.csv")
+    key = pd.Series(block, index=BLOCK)
+    first = (pairs["mean_diff"] > 0) | (
+        (pairs["mean_diff"] == 0) & (pairs["group_a"].astype(str) < pairs["group_b"].astype(str))
+    )
+    rows = pairs[(pairs[BLOCK].astype(str) == key).all(axis=1) & first]
+    rows = rows.sort_values("p_greater", ascending=False, kind="stable").copy()
+    for c in ("group_a", "group_b"):
+        rows[c] = rows[c].map(label)
+    method, level, _distance, strategy = block
+    return table_from_frame(
+        rows,
+        f"Can the data separate two modalities? {label(level)}, {strategy} fill ({method}): "
+        "bootstrap probability that a has more influence than b (pairwise.csv)",
+        ["group_a", "group_b", "n", "mean_diff", "p_greater"],
+        {"group_a": "a", "group_b": "b", "mean_diff": "mean a − b", "p_greater": "P(a > b)"},
+        arts.relative(folder / "pairwise.csv"),
+    )
 
 
 @register_section("views", "Sample views")
