@@ -16,7 +16,7 @@ from ..attribution.aggregation import BLOCK, choose_block
 from ..attribution.groups import ALL
 from ..plotting import label
 from ..tasks.headline import lower_is_better
-from ..validation.agree import MIN_FINDING, metric_note
+from ..validation.agreement_text import MIN_FINDING, metric_note
 from ..validation.table import LEADING, TRAILING
 
 
@@ -196,7 +196,7 @@ def _negative_importance(values: pd.DataFrame) -> str | None:
 def describe_agreement(table: pd.DataFrame, values: pd.DataFrame | None = None) -> list[str]:
     """Sentences on ``agreement.csv``: what each deviation measures and which influence ranking
     comes closest to it, stated only as precisely as the numbers of modalities and test
-    samples allow (:data:`~modalens.validation.agree.MIN_FINDING`).
+    samples allow (:data:`~modalens.validation.agreement_text.MIN_FINDING`).
 
     Args:
         table: ``agreement.csv``.
