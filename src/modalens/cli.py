@@ -298,7 +298,11 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
         help="attribute output folder of the all-modality run (default: attributed as needed)",
     )
     s.add_argument("--seeds", help="comma-separated seeds (default: every finished seed)")
-    s.add_argument("--metric", help="per-sample metric of metrics_test.csv (default mae)")
+    s.add_argument(
+        "--metric",
+        help="per-sample metric of metrics_test.csv (default: the task's headline metric, "
+        "e.g. mae, iou_positive, map)",
+    )
     s.add_argument("--boot", type=int, default=1000, help="bootstrap draws (default 1000)")
     s.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     s.set_defaults(func=cmd.cmd_agreement)

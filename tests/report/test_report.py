@@ -129,36 +129,6 @@ def test_reading_from_few_samples_says_so() -> None:
     )
 
 
-def _agreement(n: int) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "deviation": ["single", "leave_one_out"],
-            "level": ["output", "output"],
-            "strategy": ["zeros"] * 2,
-            "spearman": [-0.4, 0.8],
-            "spearman_low": [-1.0, 0.6],
-            "spearman_high": [0.2, 1.0],
-            "n_samples": [n] * 2,
-        }
-    )
-
-
-def test_agreement_from_few_samples_is_not_a_finding() -> None:
-    few = describe_agreement(_agreement(6))
-    assert few == [
-        "Against the single-modality deviations: only 6 test samples: too few for a finding, at "
-        "least 10 are needed; the correlations are in the table, not read here.",
-        "Against the leave-one-out deviations: only 6 test samples: too few for a finding, at "
-        "least 10 are needed; the correlations are in the table, not read here.",
-    ]
-    some = describe_agreement(_agreement(12))
-    assert any("agrees best (Spearman 0.80" in line for line in some)
-    caveat = "Only 12 test samples: read with care, intervals from fewer than 20 samples are rough."
-    findings = [line for line in some if "Spearman" in line]
-    assert len(findings) == 2 and all(line.endswith(caveat) for line in findings)
-    assert not any("Only" in line for line in describe_agreement(_agreement(25)))
-
-
 def test_explanation_correlation_from_few_samples_is_not_a_finding() -> None:
     from modalens.multitask import describe_explanation
 
@@ -224,24 +194,73 @@ def test_ablation_reading() -> None:
     assert any(line.startswith("Leaving out b (-10 %) does not worsen MAE") for line in lines)
 
 
-def test_agreement_reading_says_when_nothing_agrees() -> None:
-    table = pd.DataFrame(
+def _agreement_table(n_modalities: int, n_samples: int) -> pd.DataFrame:
+    return pd.DataFrame(
         {
-            "deviation": ["single", "single", "leave_one_out"],
-            "level": ["embedding", "output", "output"],
-            "strategy": ["zeros"] * 3,
-            "spearman": [-0.4, -0.8, 0.8],
-            "spearman_low": [-1.0, -1.0, 0.6],
-            "spearman_high": [0.2, -0.6, 1.0],
-            "n_samples": [30] * 3,
+            "deviation": ["single", "single", "leave_one_out", "leave_one_out"],
+            "metric": ["mae"] * 4,
+            "headline": ["mae"] * 4,
+            "method": ["occlusion"] * 4,
+            "level": ["embedding", "output", "embedding", "output"],
+            "distance": ["euclidean"] * 4,
+            "strategy": ["zeros"] * 4,
+            "n_modalities": [n_modalities] * 4,
+            "n_samples": [n_samples] * 4,
+            "spearman": [-0.4, -0.8, 0.2, 0.8],
+            "spearman_low": [-1.0, -1.0, -0.4, 0.6],
+            "spearman_high": [0.2, -0.6, 0.6, 1.0],
+            "pairs_alike": [2, 1, 3, 5],
+            "pairs": [n_modalities * (n_modalities - 1) // 2] * 4,
         }
     )
-    lines = describe_agreement(table)
-    assert "comes closest, without agreeing (Spearman -0.40" in lines[0]
-    assert any("Every single-modality correlation is negative" in line for line in lines)
-    assert any(
-        "leave-one-out deviations, output level with the zeros fill agrees best" in line
-        for line in lines
+
+
+def test_agreement_reading_says_what_each_deviation_measures() -> None:
+    lines = describe_agreement(_agreement_table(12, 40))
+    assert lines[0].startswith(
+        "Leave-one-out deviations measure what the model loses without each modality, given "
+        "the others (MAE; negative where it does better without it). Closest to them: the "
+        "influence at output level with the zeros fill (Spearman ρ = 0.80, bootstrap interval "
+        "0.60 to 1.00 over 40 test samples); the embedding level reaches at most ρ = 0.20."
+    )
+    assert lines[1].startswith(
+        "Single-modality deviations measure how far a model trained on each modality alone "
+        "falls short of all modalities: how well each modality alone predicts the target, not "
+        "what the full model relies on. Closest to them: the influence at embedding level"
+    )
+    assert "Every correlation with the single-modality deviations is negative" in lines[2]
+    assert not any("agrees best" in line or "too few" in line for line in lines)
+
+
+def test_agreement_reading_of_few_modalities_and_samples_states_no_finding() -> None:
+    lines = describe_agreement(_agreement_table(4, 6))
+    assert (
+        "Closest to them: the influence at output level with the zeros fill (5 of the 6 "
+        "modality pairs ordered alike; Spearman ρ = 0.80 over 4 modalities: too few for a "
+        "finding; 6 test samples: too few for an interval)"
+    ) in lines[0]
+    assert not any("bootstrap interval" in line for line in lines)
+
+
+def test_agreement_reading_names_a_substitute_metric_and_negative_importance() -> None:
+    table = _agreement_table(4, 40).assign(metric="accuracy", headline="iou_positive")
+    values = pd.DataFrame(
+        {
+            "deviation": ["leave_one_out"] * 2,
+            "metric": ["accuracy"] * 2,
+            "method": ["occlusion"] * 2,
+            "level": ["output"] * 2,
+            "distance": ["euclidean"] * 2,
+            "strategy": ["zeros"] * 2,
+            "modality": ["s1", "s2"],
+            "deviation_value": [-0.02, 0.1],
+        }
+    )
+    lines = describe_agreement(table, values)
+    assert lines[0] == "Deviations in accuracy, not the task's headline metric iou_positive."
+    assert lines[-1] == (
+        "Retrained without Sentinel-1 (accuracy 0.02 higher), the model does better than with "
+        "every modality: a negative leave-one-out importance."
     )
 
 

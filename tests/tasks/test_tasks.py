@@ -18,7 +18,10 @@ from modalens.tasks import (
     RegressionTask,
     SegmentationTask,
     get_task,
+    headline_metric,
+    lower_is_better,
     task_for_target,
+    worse_by,
 )
 from modalens.tasks.losses import masked_regression_loss, pooled_cross_entropy
 
@@ -180,8 +183,9 @@ def test_metrics_and_sample_metrics() -> None:
     assert reg.sample_metrics(preds[:0], targets[:0]) == {}
     seg = get_task("segmentation", 3)
     assert set(seg.metric_dict()) == {"iou", "f1", "accuracy"}
-    acc = seg.sample_metrics(torch.tensor([0, 1, 2, 2]), torch.tensor([0, 1, 1, 2]))
-    assert acc == {"accuracy": 0.75}
+    # per class (pred, true): 0 -> IoU 1/1, F1 1; 1 -> 1/2, 2/3; 2 -> 1/2, 2/3
+    per_sample = seg.sample_metrics(torch.tensor([0, 1, 2, 2]), torch.tensor([0, 1, 1, 2]))
+    assert per_sample == pytest.approx({"accuracy": 0.75, "iou": 2 / 3, "f1": 7 / 9})
     bce, ce = get_task("classification", 2, "bce"), get_task("classification", 2, "ce")
     assert set(bce.metric_dict()) == {"map", "map_micro", "f1"}
     assert set(ce.metric_dict()) == {"map", "f1", "accuracy"}
@@ -206,6 +210,55 @@ def test_scene_sample_metrics_defined_per_sample() -> None:
     )
     none = bce.sample_metrics(torch.tensor([[0.1, 0.2, 0.3, 0.4]]), torch.tensor([[0, 0, 0, 0]]))
     assert math.isnan(none["map"]) and math.isnan(none["f1"]) and none["label_accuracy"] == 1.0
+
+
+def test_segmentation_iou_is_defined_per_sample() -> None:
+    seg3, binary = get_task("segmentation", 3), get_task("segmentation", 2)
+    # 3 classes, class 2 absent from truth and prediction: the mean over classes 0 and 1
+    # (IoU 2/4 and 1/3; F1 4/6 and 2/4), not NaN and not dragged down by class 2
+    got = seg3.sample_metrics(torch.tensor([0, 0, 1, 1, 0]), torch.tensor([0, 0, 1, 0, 1]))
+    assert got == pytest.approx({"accuracy": 0.6, "iou": 5 / 12, "f1": 7 / 12})
+    # binary: the positive class (index 1, e.g. water) alone, besides the macro mean
+    pred, true = torch.tensor([1, 1, 0, 0, 0, 1]), torch.tensor([1, 0, 0, 0, 1, 1])
+    got = binary.sample_metrics(pred, true)
+    assert got["iou_positive"] == pytest.approx(2 / 4) and got["f1_positive"] == pytest.approx(
+        4 / 6
+    )
+    assert got["iou"] == pytest.approx((2 / 4 + 2 / 4) / 2)
+    # a dry tile predicted dry: nothing to find, nothing found
+    dry = binary.sample_metrics(torch.zeros(4, dtype=torch.long), torch.zeros(4, dtype=torch.long))
+    assert dry == {"accuracy": 1.0, "iou": 1.0, "f1": 1.0, "iou_positive": 1.0, "f1_positive": 1.0}
+    # the pooled positive-class scores are the same counts over the split
+    coll = binary.metrics()
+    coll.update(pred, true)
+    pooled = {k: float(v) for k, v in coll.compute().items()}
+    assert pooled["iou_positive"] == pytest.approx(0.5)
+    assert pooled["f1_positive"] == pytest.approx(2 / 3)
+
+
+def test_headline_metric_per_task() -> None:
+    assert get_task("regression").headline == "mae"
+    assert get_task("segmentation", 2).headline == "iou_positive"
+    assert get_task("segmentation", 4).headline == "iou"
+    assert get_task("classification", 3, "ce").headline == "map"
+    assert get_task("classification", 3, "bce").headline == "map"
+    # from a table's columns: the most specific candidate present
+    assert headline_metric("segmentation", ["accuracy", "iou", "iou_positive"]) == "iou_positive"
+    assert headline_metric("segmentation", ["accuracy", "f1", "iou"]) == "iou"
+    assert headline_metric("regression", ["rmse", "mae"]) == "mae"
+    assert headline_metric("segmentation", ["accuracy"]) is None
+    assert headline_metric(None, ["mae"]) is None and headline_metric("other", ["mae"]) is None
+
+
+def test_worse_by_is_signed_for_both_directions() -> None:
+    assert lower_is_better("mae") and lower_is_better("aux_s1_rmse") and lower_is_better("loss")
+    assert not lower_is_better("iou") and not lower_is_better("map_micro")
+    # MAE 0.30 -> 0.25 and IoU 0.70 -> 0.75: both better, so both negative
+    assert worse_by(0.25, 0.30, "mae") == pytest.approx(-0.05)
+    assert worse_by(0.75, 0.70, "iou") == pytest.approx(-0.05)
+    assert worse_by(0.40, 0.30, "rmse") == pytest.approx(0.10)
+    assert worse_by(0.60, 0.70, "accuracy") == pytest.approx(0.10)
+    np.testing.assert_allclose(worse_by(np.array([0.5, 0.9]), 0.7, "f1"), [0.2, -0.2])
 
 
 # ------------------------------------------------------------------------------ outputs

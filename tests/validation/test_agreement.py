@@ -3,39 +3,63 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from modalens.errors import DataError, SpecError
-from modalens.validation import AblationResult, agreement, plan_settings
+from modalens.validation import (
+    AblationResult,
+    ablate,
+    agreement,
+    format_agreement,
+    plan_settings,
+)
 from modalens.validation.agree import COLUMNS, aggregate
 
 MODALITIES = ["a", "b", "c", "d"]
 GAPS = {"a": 0.40, "b": 0.30, "c": 0.20, "d": 0.10}  # how much worse each single run is
 
 
-def _fake_ablation(out: Path, n_samples: int = 6) -> Path:
+def _fake_ablation(
+    out: Path,
+    n_samples: int = 6,
+    *,
+    single: dict[str, float] | None = None,
+    loo: dict[str, float] | None = None,
+    metric: str = "mae",
+    task: str = "regression",
+    per_sample_nan: tuple[str, ...] = (),
+) -> Path:
     """An ablation folder by hand: ablation.json and one metrics_test.csv per setting, where
-    the single run of m is worse than all by GAPS[m] (its leave-one-out run by half that)."""
+    the single run of m is worse than all by ``single[m]`` (default GAPS) and its leave-one-out
+    run by ``loo[m]`` (default half that), "worse" in ``metric``'s direction (higher for mae,
+    lower for iou). ``per_sample_nan`` columns are pooled-only (NaN per sample)."""
+    single = GAPS if single is None else single
+    loo = {m: g / 2 for m, g in single.items()} if loo is None else loo
+    sign = 1.0 if metric in ("mae", "rmse") else -1.0
     ids = [f"s{i}" for i in range(n_samples)]
     rng = np.random.default_rng(0)
-    base = 0.1 + 0.02 * rng.random(n_samples)
+    base = 0.5 + 0.02 * rng.random(n_samples)
     for setting in plan_settings(MODALITIES):
-        gap = 0.0 if setting.kind == "all" else GAPS[setting.modality]
-        gap = gap / 2 if setting.kind == "leave_one_out" else gap
-        mae = base + gap
+        gaps = {"all": {}, "single": single, "leave_one_out": loo}[setting.kind]
+        value = base + sign * gaps.get(setting.modality, 0.0)
         rows = [
-            {"id": i, "n": 100, "loss": m, "mae": m, "rmse": m * 1.2}
-            for i, m in zip(ids, mae, strict=True)
+            {"id": i, "n": 100, "loss": v, metric: v, "rmse": v * 1.2, "accuracy": 0.9}
+            for i, v in zip(ids, value, strict=True)
         ]
-        pooled = {"id": "all", "n": 100 * n_samples, "loss": mae.mean(), "mae": mae.mean()}
+        pooled = {"id": "all", "n": 100 * n_samples, "loss": value.mean(), metric: value.mean()}
+        pooled.update({c: 0.5 for c in per_sample_nan})
+        for row in rows:
+            row.update({c: np.nan for c in per_sample_nan})
         folder = out / "runs" / setting.run_name(0)
         folder.mkdir(parents=True)
         pd.DataFrame([pooled, *rows]).to_csv(folder / "metrics_test.csv", index=False)
-    record = {"config": {}, "modalities": MODALITIES, "seeds": [0], "task": "regression"}
+    record = {"config": {}, "modalities": MODALITIES, "seeds": [0], "task": task}
     (out / "ablation.json").write_text(json.dumps(record))
     return out
 
@@ -151,3 +175,139 @@ def test_agreement_errors(tmp_path: Path, ablation: AblationResult) -> None:
     (out / "runs" / "single-c-seed0" / "metrics_test.csv").unlink()
     with pytest.raises(DataError, match="not finished"):
         agreement(out, [scores], seeds=(0,), progress=False)
+
+
+def _deviation(values: pd.DataFrame, kind: str) -> dict[str, float]:
+    first = values[(values["deviation"] == kind) & (values["level"] == "output")]
+    return dict(zip(first["modality"], first["deviation_value"], strict=True))
+
+
+@pytest.mark.parametrize(
+    ("metric", "task"), [("mae", "regression"), ("iou", "segmentation")], ids=["mae", "iou"]
+)
+def test_deviations_keep_their_sign(tmp_path: Path, metric: str, task: str) -> None:
+    # leaving out d *improves* the metric by 0.05 (lower MAE / higher IoU); c alone beats all
+    single = {"a": 0.40, "b": 0.30, "c": -0.02, "d": 0.10}
+    loo = {"a": 0.20, "b": 0.15, "c": 0.10, "d": -0.05}
+    out = _fake_ablation(tmp_path / "abl", single=single, loo=loo, metric=metric, task=task)
+    influence = {"a": 4.0, "b": 2.5, "c": 1.0, "d": 0.2}
+    result = agreement(out, [_scores(influence)], n_boot=0, figure=False, progress=False)
+    assert result.metric == metric and result.headline == metric
+    for kind, expected in (("leave_one_out", loo), ("single", single)):
+        got = _deviation(result.values, kind)
+        assert got == pytest.approx(expected, abs=1e-9)  # signed: d (loo) and c (single) < 0
+    row = result.table[
+        (result.table["deviation"] == "leave_one_out") & (result.table["level"] == "output")
+    ].iloc[0]
+    # d's share is negative; the magnitudes (0.20 + 0.15 + 0.10 + 0.05) sum to 1
+    shares = result.values[
+        (result.values["deviation"] == "leave_one_out") & (result.values["level"] == "output")
+    ].set_index("modality")["deviation_share"]
+    assert shares["d"] == pytest.approx(-0.05 / 0.50)
+    assert shares.abs().sum() == pytest.approx(1.0)
+    assert row["spearman"] == pytest.approx(1.0) and row["pairs_alike"] == row["pairs"] == 6
+
+
+def test_a_negative_deviation_changes_the_ranking(tmp_path: Path) -> None:
+    # the magnitudes |0.3|, |-0.4| would rank b first; signed, b is last
+    loo = {"a": 0.30, "b": -0.40, "c": 0.20, "d": 0.10}
+    out = _fake_ablation(tmp_path / "abl", loo=loo)
+    influence = {"a": 4.0, "b": 0.1, "c": 2.0, "d": 1.0}  # the signed order a > c > d > b
+    result = agreement(out, [_scores(influence)], n_boot=0, progress=False)
+    row = result.table[result.table["deviation"] == "leave_one_out"].iloc[0]
+    assert row["spearman"] == pytest.approx(1.0) and row["pairs_alike"] == 6
+    assert result.paths["png"].stat().st_size > 1000  # the figure draws a bar below zero
+
+
+@pytest.mark.parametrize(
+    ("task", "columns", "headline"),
+    [
+        ("regression", ("rmse", "mae"), "mae"),
+        ("classification", ("f1", "map"), "map"),
+        ("segmentation", ("iou", "iou_positive"), "iou_positive"),
+        ("segmentation", ("f1", "iou"), "iou"),
+    ],
+)
+def test_the_task_headline_metric_is_used(
+    tmp_path: Path, task: str, columns: tuple[str, ...], headline: str
+) -> None:
+    out = _fake_ablation(tmp_path / "abl", metric=columns[0], task=task)
+    for path in (out / "runs").glob("*/metrics_test.csv"):
+        table = pd.read_csv(path)
+        for c in columns[1:]:
+            table[c] = table[columns[0]]
+        table.to_csv(path, index=False)
+    scores = _scores({"a": 4.0, "b": 2.5, "c": 1.0, "d": 0.2})
+    result = agreement(out, [scores], n_boot=0, figure=False, progress=False)
+    assert result.metric == result.headline == headline
+    assert set(result.table["metric"]) == set(result.table["headline"]) == {headline}
+    assert "headline" not in format_agreement(result.table)  # nothing to note
+    # another metric asked for by name is used, and the table says it is not the headline
+    other = agreement(out, [scores], metric="accuracy", n_boot=0, figure=False, progress=False)
+    assert other.metric == "accuracy" and other.headline == headline
+    assert f"not the task's headline metric {headline}" in format_agreement(other.table)
+
+
+def test_no_silent_fallback_from_the_headline(tmp_path: Path) -> None:
+    # a segmentation whose IoU exists only pooled (as before per-sample IoU was defined)
+    out = _fake_ablation(
+        tmp_path / "abl", metric="accuracy", task="segmentation", per_sample_nan=("iou",)
+    )
+    scores = _scores({"a": 4.0, "b": 2.5, "c": 1.0, "d": 0.2})
+    with pytest.warns(
+        UserWarning,
+        match="headline metric 'iou' has no per-sample values.*"
+        "the deviations use 'accuracy' instead",
+    ):
+        result = agreement(out, [scores], n_boot=0, figure=False, progress=False)
+    assert result.metric == "accuracy" and result.headline == "iou"
+    saved = pd.read_csv(out / "agreement.csv")
+    assert set(saved["headline"]) == {"iou"} and set(saved["metric"]) == {"accuracy"}
+    text = format_agreement(saved)
+    assert "Note: deviations in accuracy, not the task's headline metric iou." in text
+    # a task without a known headline says so too
+    record = json.loads((out / "ablation.json").read_text())
+    (out / "ablation.json").write_text(json.dumps({**record, "task": None}))
+    with pytest.warns(UserWarning, match="no headline metric of task None is known"):
+        agreement(out, [scores], n_boot=0, figure=False, progress=False)
+
+
+def test_few_modalities_and_samples_are_not_findings(tmp_path: Path) -> None:
+    out = _fake_ablation(tmp_path / "abl")
+    table = agreement(
+        out,
+        [_scores({"a": 4.0, "b": 2.5, "c": 1.0, "d": 0.2})],
+        n_boot=50,
+        figure=False,
+        progress=False,
+    ).table
+    text = format_agreement(table)
+    assert "pairs alike 6/6" in text
+    assert "each correlation is over 4 modalities only" in text
+    assert "the intervals resample 6 test samples: too few to be a finding" in text
+
+
+def test_segmentation_ablation_uses_the_per_sample_iou(
+    tmp_path: Path, make_mapinwild: Any, make_config: Any
+) -> None:
+    cfg = make_config(use=["s2", "s1"])
+    cfg["data"]["root"] = str(make_mapinwild(n=8, size=32, splits=(4, 1, 3)))
+    cfg["data"]["preset_options"] = {"target": "mask"}  # protected-area classes 0-3
+    result = ablate(cfg, tmp_path / "abl", seeds=(0,), progress=False)
+    tested = pd.read_csv(result.run_dir("all") / "metrics_test.csv", dtype={"id": str})
+    per_sample = tested[tested["id"] != "all"]
+    assert per_sample[["iou", "f1", "accuracy"]].notna().all().all()  # iou was NaN per sample
+    ids = list(per_sample["id"])
+    scores = pd.DataFrame(
+        [
+            {"sample_id": i, "method": "occlusion", "level": "output", "distance": "euclidean",
+             "strategy": "mean", "group": g, "value": v}
+            for i in ids
+            for g, v in (("s2", 2.0), ("s1", 1.0))
+        ]
+    )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the headline is there: no substitute, no warning
+        got = agreement(result.out, [scores], n_boot=0, figure=False, progress=False)
+    assert got.metric == got.headline == "iou"  # not accuracy, as before
+    assert set(got.values["metric"]) == {"iou"}

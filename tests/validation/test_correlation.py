@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from modalens.validation import average_ranks, kendall, kendall_w, pearson, shares, spearman
+from modalens.validation.correlation import pairs_alike
 
 
 def test_perfect_agreement_is_one() -> None:
@@ -93,6 +94,19 @@ def test_shares_sum_to_one() -> None:
     np.testing.assert_allclose(shares([1.0, 3.0]), [0.25, 0.75])
     np.testing.assert_allclose(shares([[0.0, 0.0], [2.0, 2.0]]), [[0.0, 0.0], [0.5, 0.5]])
     assert shares([0.2, 0.5, 0.3]).sum() == pytest.approx(1.0)
+
+
+def test_shares_keep_the_sign() -> None:
+    np.testing.assert_allclose(shares([3.0, -1.0]), [0.75, -0.25])
+
+
+def test_pairs_alike_by_hand() -> None:
+    assert pairs_alike([1, 2, 3, 4], [10, 20, 30, 40]) == 6
+    assert pairs_alike([1, 2, 3, 4], [10, 30, 20, 40]) == 5  # one swap
+    assert pairs_alike([1, 2, 3, 4], [40, 30, 20, 10]) == 0
+    assert pairs_alike([1, 1, 3], [1, 2, 3]) == 2  # the tied pair counts for neither
+    assert pairs_alike([1, 2, math.nan], [1, 2, 3]) == 0
+    np.testing.assert_array_equal(pairs_alike([[1, 2, 3], [3, 2, 1]], [[1, 2, 3]] * 2), [3, 0])
 
 
 def test_shape_mismatch_is_refused() -> None:

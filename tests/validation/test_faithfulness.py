@@ -15,6 +15,7 @@ from modalens.validation.faithfulness_scores import (
     SEED_COLUMNS,
     TABLE_COLUMNS,
     TRUTH_COLUMNS,
+    loo_deviation,
     seed_rows,
     summarize_seeds,
 )
@@ -89,6 +90,13 @@ def _summary(values: dict[str, list[float]]) -> pd.DataFrame:
                  "strategy": strategy, "group": m, "mean": v}
             )  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def test_loo_deviation_is_negative_when_better_without() -> None:
+    # without the modality: MAE 0.30 -> 0.25 (better), IoU 0.70 -> 0.60 (worse)
+    assert loo_deviation({"mae": 0.30}, {"mae": 0.25}, "mae") == pytest.approx(-0.05)
+    assert loo_deviation({"iou": 0.70}, {"iou": 0.60}, "iou") == pytest.approx(0.10)
+    assert loo_deviation({"iou": 0.70}, {"iou": 0.75}, "iou") == pytest.approx(-0.05)
 
 
 def test_scores_a_perfect_and_a_reversed_method() -> None:

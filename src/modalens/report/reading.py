@@ -21,10 +21,9 @@ from ..attribution.groups import ALL
 from ..attribution.ranking import TIER_CONFIDENCE, format_order
 from ..evidence import enough_samples, sample_caveat
 from ..plotting import label
+from ..tasks.headline import lower_is_better
+from ..validation.agreement_text import MIN_FINDING, metric_note
 from ..validation.table import LEADING, TRAILING
-
-#: metrics where lower is better; every other metric is taken as higher-is-better
-LOWER_IS_BETTER = {"mae", "rmse", "mse", "loss", "nll"}
 
 
 def _pct(x: float) -> str:
@@ -150,7 +149,7 @@ def describe_ablation(table: pd.DataFrame) -> list[str]:
     if not metrics or not (table["kind"] == "all").any():
         return ["Table I has no all-modality row yet (the ablation is not finished)."]
     m = metrics[0]
-    lower = m.lower() in LOWER_IS_BETTER
+    lower = lower_is_better(m)
     base = float(table.loc[table["kind"] == "all", m].iloc[0])
     name = m.upper() if lower else m
 
@@ -183,44 +182,101 @@ def describe_ablation(table: pd.DataFrame) -> list[str]:
     return out
 
 
-def describe_agreement(table: pd.DataFrame) -> list[str]:
-    """Sentences on ``agreement.csv``: per deviation kind, the influence that agrees best with
-    retraining and how the paper's embedding-level score does (from fewer than 10 test samples
-    only that they are too few, from fewer than 20 with a caveat)."""
+def _block_words(row: pd.Series) -> str:
+    method = "" if row["method"] == "occlusion" else f"{row['method']} at "
+    return f"{method}{label(row['level'])} with the {row['strategy']} fill"
+
+
+def _closest(grp: pd.DataFrame) -> str:
+    """Which influence ranking comes closest, with no more precision than the numbers of
+    modalities and test samples allow."""
+    best = grp.sort_values("spearman", ascending=False, kind="stable").iloc[0]
+    n_mod, n = int(best["n_modalities"]), int(best["n_samples"])
+    rho = f"Spearman ρ = {best['spearman']:.2f}"
+    parts = []
+    if n_mod < MIN_FINDING:
+        if "pairs_alike" in best.index and pd.notna(best["pairs_alike"]):
+            pairs = f"{int(best['pairs_alike'])} of the {int(best['pairs'])}"
+            parts.append(f"{pairs} modality pairs ordered alike")
+        parts.append(f"{rho} over {n_mod} modalities: too few for a finding")
+    else:
+        parts.append(rho)
+    lo, hi = best.get("spearman_low", np.nan), best.get("spearman_high", np.nan)
+    if n < MIN_FINDING:
+        parts.append(f"{n} test samples: too few for an interval")
+    elif np.isfinite(lo) and np.isfinite(hi):
+        parts[-1] += f", bootstrap interval {lo:.2f} to {hi:.2f} over {n} test samples"
+    text = f"Closest to them: the influence at {_block_words(best)} ({'; '.join(parts)})"
+    emb = grp[grp["level"] == "embedding"]
+    if len(emb) and best["level"] != "embedding":
+        text += f"; the embedding level reaches at most ρ = {emb['spearman'].max():.2f}"
+    return text
+
+
+def _negative_importance(values: pd.DataFrame) -> str | None:
+    """The modalities the model does better without (negative leave-one-out deviation)."""
+    loo = values[values["deviation"] == "leave_one_out"]
+    if not len(loo):
+        return None
+    first = loo[(loo[BLOCK] == loo[BLOCK].iloc[0]).all(axis=1)]
+    neg = first[first["deviation_value"] < 0]
+    if not len(neg):
+        return None
+    metric = str(first["metric"].iloc[0])
+    name = metric.upper() if lower_is_better(metric) else metric
+    way = "lower" if lower_is_better(metric) else "higher"
+    names = ", ".join(
+        f"{label(r['modality'])} ({name} {abs(r['deviation_value']):.3g} {way})"
+        for _, r in neg.iterrows()
+    )
+    return (
+        f"Retrained without {names}, the model does better than with every modality: a "
+        "negative leave-one-out importance."
+    )
+
+
+def describe_agreement(table: pd.DataFrame, values: pd.DataFrame | None = None) -> list[str]:
+    """Sentences on ``agreement.csv``: what each deviation measures and which influence ranking
+    comes closest to it, stated only as precisely as the numbers of modalities and test
+    samples allow (:data:`~modalens.validation.agreement_text.MIN_FINDING`).
+
+    Args:
+        table: ``agreement.csv``.
+        values: ``agreement_values.csv``, to name modalities with a negative leave-one-out
+            importance (optional).
+
+    Returns:
+        The sentences (leave-one-out first: it is the test of what the model relies on).
+    """
     out: list[str] = []
-    words = {"single": "single-modality", "leave_one_out": "leave-one-out"}
-    for dev, grp in table.groupby("deviation", sort=False):
-        grp = grp.dropna(subset=["spearman"])
+    note = metric_note(table)
+    if note:
+        out.append(f"{note[0].upper()}{note[1:]}.")
+    metric = str(table["metric"].iloc[0]) if len(table) else "the metric"
+    metric = metric.upper() if lower_is_better(metric) else metric
+    intro = {
+        "leave_one_out": (
+            "Leave-one-out deviations measure what the model loses without each modality, "
+            f"given the others ({metric}; negative where it does better without it)."
+        ),
+        "single": (
+            "Single-modality deviations measure how far a model trained on each modality "
+            "alone falls short of all modalities: how well each modality alone predicts the "
+            "target, not what the full model relies on."
+        ),
+    }
+    for dev in ("leave_one_out", "single"):
+        grp = table[table["deviation"] == dev].dropna(subset=["spearman"])
         if not len(grp):
             continue
-        best = grp.sort_values("spearman", ascending=False).iloc[0]
-        n = int(best["n_samples"])
-        if not enough_samples(n):
-            out.append(
-                f"Against the {words.get(dev, dev)} deviations: "
-                f"{sample_caveat(n, noun='test sample')}; the correlations are in the table, "
-                "not read here."
-            )
-            continue
-        verb = "agrees best" if best["spearman"] > 0 else "comes closest, without agreeing"
-        text = (
-            f"Against the {words.get(dev, dev)} deviations, {label(best['level'])} with the "
-            f"{best['strategy']} fill {verb} (Spearman {best['spearman']:.2f}, "
-            + (
-                f"95 % interval {best['spearman_low']:.2f} to {best['spearman_high']:.2f}"
-                if np.isfinite(best["spearman_low"]) and np.isfinite(best["spearman_high"])
-                else "no interval: too few test samples"
-            )
-            + f", {n} test samples)"
-        )
-        emb = grp[grp["level"] == "embedding"]
-        if len(emb) and best["level"] != "embedding":
-            text += f"; the embedding level reaches at most {emb['spearman'].max():.2f}"
-        caveat = sample_caveat(n, sentence=True, noun="test sample")
-        out.append(text + "." + (f" {caveat}" if caveat else ""))
+        out.append(f"{intro[dev]} {_closest(grp)}.")
         if dev == "single" and np.nanmax(grp["spearman"]) < 0:
             out.append(
-                "Every single-modality correlation is negative: a modality's own strength alone "
-                "is not what occlusion measures (the leave-one-out deviation is the closer test)."
+                "Every correlation with the single-modality deviations is negative: the "
+                "influence ranks highest the modalities that predict best on their own."
             )
+    if values is not None and len(values) and "deviation_value" in values.columns:
+        negative = _negative_importance(values)
+        if negative:
+            out.append(negative)
     return out or ["No agreement rows with a correlation."]

@@ -103,12 +103,16 @@ def ablation_section(sec: Section, folder: Path, arts: Artefacts) -> Section:
 def agreement_section(sec: Section, folder: Path, arts: Artefacts) -> Section:
     """Rank agreement of the performance deviations with every influence variant."""
     table = pd.read_csv(folder / "agreement.csv")
+    values_file = folder / "agreement_values.csv"
+    values = pd.read_csv(values_file) if values_file.is_file() else None
     sec.intro = (
-        "Per modality, the performance deviation of the retrained models (|all − single| and "
-        "|all − leave-one-out|) against the dataset-level influence, as rank correlations "
-        "with bootstrap intervals over test samples."
+        "Per modality, how much worse each retrained model is than the all-modality model "
+        "(signed: negative where it does better), against the dataset-level influence, as rank "
+        "correlations with bootstrap intervals over test samples. Leave-one-out runs show what "
+        "the model loses without a modality given the others; single-modality runs show how "
+        "well each modality alone predicts the target."
     )
-    sec.findings = describe_agreement(table)
+    sec.findings = describe_agreement(table, values)
     sec.tables.append(
         table_from_frame(
             table,
@@ -116,6 +120,7 @@ def agreement_section(sec: Section, folder: Path, arts: Artefacts) -> Section:
             [
                 "deviation",
                 "metric",
+                "headline",
                 "level",
                 "distance",
                 "strategy",
@@ -125,6 +130,8 @@ def agreement_section(sec: Section, folder: Path, arts: Artefacts) -> Section:
                 "spearman_high",
                 "kendall",
                 "pearson",
+                "pairs_alike",
+                "pairs",
             ],
             source=arts.relative(folder / "agreement.csv"),
         )

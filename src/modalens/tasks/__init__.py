@@ -6,10 +6,13 @@
   :func:`task_for_target`).
 - :mod:`.losses` -- the masked losses, per sample and pooled.
 - :mod:`.weighting` -- :class:`LossWeighting`: fixed or learned (uncertainty) task weights.
+- :mod:`.headline` -- which way a metric improves (:func:`lower_is_better`, :func:`worse_by`)
+  and a task's headline metric (:func:`headline_metric`).
 """
 
 from .base import PredictionRaster, Task
 from .classification import ClassificationTask
+from .headline import LOWER_IS_BETTER, headline_metric, lower_is_better, worse_by
 from .losses import masked_cross_entropy, masked_mae, masked_mse
 from .registry import (
     TASKS,
@@ -24,6 +27,7 @@ from .segmentation import SegmentationTask
 from .weighting import WEIGHTINGS, LossWeighting
 
 __all__ = [
+    "LOWER_IS_BETTER",
     "TASKS",
     "WEIGHTINGS",
     "LossWeighting",
@@ -33,6 +37,8 @@ __all__ = [
     "SegmentationTask",
     "Task",
     "get_task",
+    "headline_metric",
+    "lower_is_better",
     "masked_cross_entropy",
     "masked_mae",
     "masked_mse",
@@ -40,4 +46,5 @@ __all__ = [
     "task_class_for_target",
     "task_for_modality",
     "task_for_target",
+    "worse_by",
 ]

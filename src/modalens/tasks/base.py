@@ -14,7 +14,7 @@ A :class:`Task` knows, for one kind of target:
   targets its metrics consume;
 - its metrics: a torchmetrics collection for train/val and the pooled test row
   (:meth:`~Task.metrics`), plain per-sample values for the test table
-  (:meth:`~Task.sample_metrics`);
+  (:meth:`~Task.sample_metrics`), and the :attr:`~Task.headline` metric among them;
 - output post-processing: :meth:`~Task.postprocess` (probabilities for class tasks, used by
   the tile function and prediction) and what :func:`modalens.training.predict` writes
   (:meth:`~Task.prediction_raster` for dense tasks, :meth:`~Task.scene_prediction` for scene
@@ -77,6 +77,9 @@ class Task(ABC):
     losses: ClassVar[tuple[str, ...]]
     #: the model head: a dense per-pixel map or pooled scene logits (:mod:`modalens.models.unet`)
     head: ClassVar[str]
+    #: candidates for the headline metric, most specific first: the headline is the first one
+    #: the task's metrics hold (:attr:`headline`, :func:`~.headline.headline_metric`)
+    headlines: ClassVar[tuple[str, ...]]
 
     def __init__(self, n_outputs: int = 1, loss: str | None = None) -> None:
         loss = self.default_loss() if loss is None else loss
@@ -174,6 +177,13 @@ class Task(ABC):
     @abstractmethod
     def metric_dict(self) -> dict[str, Metric]:
         """Fresh torchmetrics metrics by name."""
+
+    @property
+    def headline(self) -> str:
+        """The metric this task reports first: the first of :attr:`headlines` among
+        :meth:`metric_dict`'s names."""
+        names = self.metric_dict()
+        return next(m for m in self.headlines if m in names)
 
     def metrics(self, prefix: str | None = None) -> MetricCollection:
         """A torchmetrics collection of :meth:`metric_dict` (names prefixed with ``prefix``)."""

@@ -57,6 +57,7 @@ class ClassificationTask(Task):
     target_kind = "scene_labels"
     losses = ("bce", "ce")
     head = SCENE_HEAD
+    headlines = ("map",)
 
     @classmethod
     def default_loss(cls, target: TargetSpec | None = None) -> str:

@@ -26,6 +26,7 @@ class RegressionTask(Task):
     target_kind = "continuous"
     losses = ("mse", "mae")
     head = DENSE_HEAD
+    headlines = ("mae",)
 
     def activation(self) -> nn.Module:
         """LeakyReLU(0.01), as the paper's model."""

@@ -1,7 +1,11 @@
 """Pixelwise segmentation (a ``classes`` target: a raster of class codes).
 
 Loss ``ce`` (pixelwise cross-entropy; invalid pixels and index -1 ignored); metrics macro IoU,
-macro F1 and micro accuracy. Dense head without activation (logits); outputs are reported as
+macro F1 and micro accuracy, and for a binary task (two classes) also the positive class's IoU
+and F1 (``iou_positive``, ``f1_positive``; the positive class is the one of index 1, the
+second of the target's classes, e.g. water for 0 = dry, 1 = water), which is then the headline
+metric. Per sample (:meth:`SegmentationTask.sample_metric_values`) the same names are defined
+from the sample's own pixels. Dense head without activation (logits); outputs are reported as
 class probabilities (softmax) and a prediction is written as a GeoTIFF of class *codes* (uint8,
 or uint16 when a code needs it) with 255 (65535) where the scene is invalid.
 """
@@ -13,6 +17,8 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.classification import (
+    BinaryF1Score,
+    BinaryJaccardIndex,
     MulticlassAccuracy,
     MulticlassF1Score,
     MulticlassJaccardIndex,
@@ -31,6 +37,7 @@ class SegmentationTask(Task):
     target_kind = "classes"
     losses = ("ce",)
     head = DENSE_HEAD
+    headlines = ("iou_positive", "iou")
 
     def loss(self, output: Tensor, target: Tensor, valid: Tensor | None = None) -> Tensor:
         """Per-sample cross-entropy over valid pixels ``-> [B]``."""
@@ -48,17 +55,46 @@ class SegmentationTask(Task):
         return {"loss": loss, "n": n, "preds": preds, "targets": target.long()[mask]}
 
     def metric_dict(self) -> dict[str, Metric]:
-        """Macro IoU, macro F1, micro accuracy (class index -1 ignored)."""
+        """Macro IoU, macro F1, micro accuracy (class index -1 ignored); a binary task also
+        the positive class's IoU and F1."""
         k = self.n_outputs
-        return {
+        metrics: dict[str, Metric] = {
             "iou": MulticlassJaccardIndex(k, average="macro", ignore_index=-1),
             "f1": MulticlassF1Score(k, average="macro", ignore_index=-1),
             "accuracy": MulticlassAccuracy(k, average="micro", ignore_index=-1),
         }
+        if k == 2:
+            metrics["iou_positive"] = BinaryJaccardIndex(ignore_index=-1)
+            metrics["f1_positive"] = BinaryF1Score(ignore_index=-1)
+        return metrics
 
     def sample_metric_values(self, preds: Tensor, targets: Tensor) -> dict[str, float]:
-        """Pixel accuracy of one sample."""
-        return {"accuracy": float((preds == targets).float().mean())}
+        """One sample's metrics from its pixels' predicted and true class indices.
+
+        ``accuracy``: the share of pixels predicted right. ``iou`` and ``f1``: the mean over
+        the classes *present in the sample* (in its truth or its prediction) of the class's
+        IoU ``|pred ∩ true| / |pred ∪ true|`` and F1 ``2 |pred ∩ true| / (|pred| + |true|)``;
+        a class absent from both has no defined score and is left out, so every sample has
+        a value. A binary task adds ``iou_positive`` and ``f1_positive``, the same scores of
+        the positive class (index 1) alone; a sample where that class is neither true nor
+        predicted scores 1 (nothing to find, nothing found).
+        """
+        k = self.n_outputs
+        p, t = preds.long().flatten(), targets.long().flatten()
+        true_n = torch.bincount(t, minlength=k)[:k].double()
+        pred_n = torch.bincount(p, minlength=k)[:k].double()
+        hit = torch.bincount(t[p == t], minlength=k)[:k].double()
+        union = true_n + pred_n - hit
+        present = union > 0
+        out = {
+            "iou": float((hit[present] / union[present]).mean()),
+            "f1": float((2 * hit[present] / (true_n + pred_n)[present]).mean()),
+            "accuracy": float((p == t).double().mean()),
+        }
+        if k == 2:
+            out["iou_positive"] = float(hit[1] / union[1]) if present[1] else 1.0
+            out["f1_positive"] = float(2 * hit[1] / (true_n[1] + pred_n[1])) if present[1] else 1.0
+        return out
 
     def postprocess(self, output: Tensor) -> Tensor:
         """Class probabilities (softmax over the channel axis)."""

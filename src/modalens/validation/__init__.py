@@ -13,8 +13,9 @@ and the demo imports it.
 - :mod:`.table` -- Table I as CSV and Markdown (mean ± std over seeds).
 - :mod:`.ablation` -- :func:`ablate`: every run of the plan, resumable (``modalens ablate``).
 - :mod:`.correlation` -- Spearman, Kendall tau-b and Pearson in numpy (ties: average ranks).
-- :mod:`.agree` -- :func:`agreement`: deviations vs influence with bootstrap intervals
-  over test samples (``modalens agreement``).
+- :mod:`.agree` -- :func:`agreement`: signed deviations vs influence with bootstrap intervals
+  over test samples (``modalens agreement``); :mod:`.agreement_text` writes it as plain text
+  (:func:`format_agreement`) with the notes on substitute metrics and too few values.
 - :mod:`.figures` -- the Fig. 5-like agreement figure.
 - :mod:`.fills` -- fill sanity: each strategy's generated fill against the train range.
 - :mod:`.strategies` -- :func:`compare_strategies` (``modalens strategies``): shares, ranks,
@@ -39,7 +40,7 @@ _EXPORTS = {
     "ablate": "ablation",
     "AgreementResult": "agree",
     "agreement": "agree",
-    "format_agreement": "agree",
+    "format_agreement": "agreement_text",
     "average_ranks": "correlation",
     "kendall": "correlation",
     "kendall_w": "correlation",
@@ -72,7 +73,8 @@ _EXPORTS = {
 
 if TYPE_CHECKING:  # pragma: no cover -- for type checkers and IDEs
     from .ablation import AblationResult, ablate
-    from .agree import AgreementResult, agreement, format_agreement
+    from .agree import AgreementResult, agreement
+    from .agreement_text import format_agreement
     from .correlation import average_ranks, kendall, kendall_w, pearson, shares, spearman
     from .faithfulness import FaithfulnessResult, faithfulness
     from .faithfulness_figure import faithfulness_figure

@@ -2,33 +2,55 @@
 
 The paper compares, per modality, the *relative performance deviation* ``|MAE_all - MAE_single|``
 (Table I) with the dataset-level occlusion influence of the all-modality model and reports a
-"high degree of agreement". :func:`agreement` measures it, for two deviations:
+"high degree of agreement". :func:`agreement` measures it, for two deviations, each *signed* and
+in one metric (:func:`~modalens.tasks.headline.worse_by`: how much worse a retrained model is
+than the all-modality model, ``run - all`` for a metric where lower is better such as MAE,
+``all - run`` for one where higher is better such as IoU):
 
-- ``single``: ``|metric_all - metric_single(m)|`` (the paper's);
-- ``leave_one_out``: ``|metric_all - metric_leave-one-out(m)|`` (with two modalities the
-  leave-one-out run of ``m`` is the other modality's single run);
+- ``leave_one_out``: the model retrained without ``m`` against all modalities. Positive: ``m``
+  helped -- what is lost without it, given the others; negative: the model is better without
+  ``m`` (a negative importance). With two modalities the leave-one-out run of ``m`` is the
+  other modality's single run.
+- ``single``: the model trained on ``m`` alone against all modalities. Positive: ``m`` alone
+  falls short of all modalities by that much; near zero: ``m`` alone predicts the target about
+  as well as all of them; negative: ``m`` alone does better. It is the paper's
+  ``|MAE_all - MAE_single|`` whenever the single run is the worse one, and it measures how well
+  each modality alone predicts the target, not what the full model relies on.
 
-against the influence of every (method, level, distance, strategy) block of the all-modality
-run's attribution scores (the group ``ALL`` left out). Per pair it reports Spearman's rho,
-Kendall's tau-b and Pearson's r of the normalised values (each vector divided by its sum; r is
-unchanged by that), over the modalities, with percentile bootstrap intervals over test samples:
-each draw resamples the test samples once, recomputes every run's metric from the per-sample
-rows of its ``metrics_test.csv`` (weighted by the valid count ``n``; ``rmse`` as the root of the
-weighted mean square, so mae, rmse, loss and pixel accuracy equal their pooled values) and the
-influences as means of the per-sample scores of the same samples.
+The metric is the task's headline (:func:`~modalens.tasks.headline.headline_metric`: MAE for
+regression, the positive class's IoU for a binary segmentation and the macro IoU otherwise, mAP
+for classification) unless another is asked for. When the headline has no per-sample values, the
+first metric that has them is used instead and a warning names both; ``agreement.csv`` keeps the
+``metric`` used beside the task's ``headline``, and :func:`~.agreement_text.format_agreement`
+says when they differ.
 
-Reading the sign: a modality whose single-modality run comes close to the all-modality run
-(small ``single`` deviation) carries much of the information, while one whose removal hurts
-(large ``leave_one_out`` deviation) is needed. If influence measures importance, it should
-therefore correlate *negatively* with the ``single`` deviation and *positively* with the
-``leave_one_out`` one. The paper sets the single-modality deviation beside the influence as if
-larger meant more important; the table reports the correlations as computed, sign included.
+The deviations are compared with the influence of every (method, level, distance, strategy)
+block of the all-modality run's attribution scores (the group ``ALL`` left out). Per pair it
+reports Spearman's rho, Kendall's tau-b and Pearson's r of the normalised values (each vector
+divided by the sum of its magnitudes, signs kept; r is unchanged by that) over the modalities,
+and ``pairs_alike`` of the ``pairs`` of modalities ordered the same way by both, with percentile
+bootstrap intervals over test samples: each draw resamples the test samples once, recomputes
+every run's metric from the per-sample rows of its ``metrics_test.csv`` (weighted by the valid
+count ``n``; ``rmse`` as the root of the weighted mean square, so mae, rmse, loss and pixel
+accuracy equal their pooled values, while IoU and F1 become the pixel-weighted mean of the
+per-sample scores, not Table I's pooled IoU) and the influences as means of the per-sample
+scores of the same samples.
+
+Reading the sign: if influence measures what the model relies on, it should correlate
+*positively* with the ``leave_one_out`` deviation. A modality that alone comes close to all of
+them (small ``single`` deviation) carries much information by itself, so an influence that
+follows each modality's own strength correlates *negatively* with the ``single`` deviation. The
+paper sets the single-modality deviation beside the influence as if larger meant more important;
+the table reports the correlations as computed, sign included. A rank correlation over fewer
+than :data:`~.agreement_text.MIN_FINDING` modalities, or an interval from fewer test samples,
+describes these rankings but is too little to be a finding; the plain-text lines
+(:func:`~.agreement_text.format_agreement`) and the report's reading say so.
 
 With several seeds the metric of a setting is the mean over seeds (as in Table I's mean rows),
 and the influence the mean over the seeds' all-modality runs. Written into the ablation folder:
 ``agreement.csv`` (one row per deviation x block), ``agreement_values.csv`` (per modality: the
-deviation, the influence, their shares and share intervals) and ``agreement.png`` / ``.svg``
-(:func:`~.figures.agreement_figure`).
+signed deviation, the influence, their shares and share intervals) and ``agreement.png`` /
+``.svg`` (:func:`~.figures.agreement_figure`).
 """
 
 from __future__ import annotations
@@ -47,11 +69,12 @@ from ..attribution import attribute_run
 from ..attribution.aggregation import BLOCK
 from ..errors import DataError, SpecError
 from ..io import atomic_path
-from .correlation import kendall, pearson, shares, spearman
+from ..tasks.headline import headline_metric, worse_by
+from .correlation import kendall, pairs_alike, pearson, shares, spearman
 from .figures import agreement_figure
 from .record import read_record
 from .runs import NOT_METRICS
-from .settings import Setting, leave_one_out, parse_seeds, plan_settings
+from .settings import Setting, leave_one_out, parse_seeds, plan_settings, read_saved_config
 
 #: the paper's occlusion strategies and the levels attributed when no attribution exists
 PAPER_STRATEGIES = ("zeros", "ones", "uniform", "gaussian")
@@ -61,11 +84,14 @@ STATISTICS = {"spearman": spearman, "kendall": kendall, "pearson": pearson}
 COLUMNS = [
     "deviation",
     "metric",
+    "headline",
     *BLOCK,
     "n_modalities",
     "n_samples",
     "n_seeds",
     *[f"{s}{suffix}" for s in STATISTICS for suffix in ("", "_low", "_high")],
+    "pairs_alike",
+    "pairs",
     "n_boot",
 ]
 ALL_GROUP = "ALL"
@@ -77,9 +103,11 @@ class AgreementResult:
 
     Attributes:
         table: one row per deviation kind x block (``agreement.csv``).
-        values: per deviation kind, block and modality: ``deviation``, ``influence``,
-            their shares and share intervals (``agreement_values.csv``).
+        values: per deviation kind, block and modality: the signed ``deviation_value``, the
+            ``influence``, their shares and share intervals (``agreement_values.csv``).
         metric: the metric the deviations are computed from.
+        headline: the task's headline metric (None: unknown); differs from ``metric`` when
+            another was asked for or the headline has no per-sample values.
         n_samples: test samples used.
         seeds: seeds used.
         paths: the files written.
@@ -88,6 +116,7 @@ class AgreementResult:
     table: pd.DataFrame
     values: pd.DataFrame
     metric: str
+    headline: str | None
     n_samples: int
     seeds: tuple[int, ...]
     paths: dict[str, Path] = field(default_factory=dict)
@@ -104,22 +133,36 @@ def _per_sample(path: Path) -> pd.DataFrame:
     return table[table["id"] != "all"].reset_index(drop=True)
 
 
-def _choose_metric(table: pd.DataFrame, metric: str | None, where: Path) -> str:
+def _choose_metric(
+    table: pd.DataFrame, task: str | None, metric: str | None, where: Path
+) -> tuple[str, str | None]:
+    """The metric the deviations use and the task's headline metric (see the module docstring);
+    warns when the headline has no per-sample values and another metric stands in."""
     usable = [
         c
         for c in table.columns
         if c not in ("id", "n") and pd.to_numeric(table[c], errors="coerce").notna().any()
     ]
-    if metric is None:
-        metrics = [c for c in usable if c not in NOT_METRICS]
-        return "mae" if "mae" in metrics else (metrics[0] if metrics else "loss")
-    if metric not in usable:
-        raise SpecError(
-            f"metric {metric!r} has no per-sample values",
-            str(where),
-            f"choose one of {', '.join(usable)}",
-        )
-    return metric
+    headline = headline_metric(task, table.columns)
+    if metric is not None:
+        if metric not in usable:
+            raise SpecError(
+                f"metric {metric!r} has no per-sample values",
+                str(where),
+                f"choose one of {', '.join(usable)}",
+            )
+        return metric, headline
+    if headline in usable:
+        return headline, headline
+    others = [c for c in usable if c not in NOT_METRICS]
+    used = others[0] if others else "loss"
+    why = (
+        f"the task's headline metric {headline!r} has no per-sample values"
+        if headline is not None
+        else f"no headline metric of task {task!r} is known or in the table"
+    )
+    warnings.warn(f"agreement: {why} in {where}; the deviations use {used!r} instead", stacklevel=3)
+    return used, headline
 
 
 def aggregate(values: np.ndarray, weights: np.ndarray, idx: np.ndarray, metric: str) -> np.ndarray:
@@ -216,6 +259,115 @@ def _finished_seeds(out: Path, record: dict, settings: list[Setting]) -> list[in
     ]
 
 
+def _seeds_used(
+    out: Path, record: dict, settings: list[Setting], seeds: str | Sequence[int] | None
+) -> list[int]:
+    if seeds is None:
+        used = _finished_seeds(out, record, settings)
+        if not used:
+            raise DataError(
+                "no seed of the ablation has all its runs finished",
+                str(out),
+                "rerun modalens ablate with the same arguments",
+            )
+        return used
+    used = list(parse_seeds(seeds))
+    unknown = [k for k in used if k not in [int(s) for s in record.get("seeds", [])]]
+    if unknown:
+        raise SpecError(
+            f"the ablation has no runs of seed(s) {unknown}",
+            str(out),
+            f"choose from {record.get('seeds')}",
+        )
+    return used
+
+
+def _task(out: Path, record: dict, seed: int) -> str | None:
+    """The runs' task: the ablation record's, else the all-modality run's saved config's."""
+    if record.get("task"):
+        return str(record["task"])
+    saved = read_saved_config(out / "runs" / f"all-seed{seed}") or {}
+    return str(saved["task"]) if saved.get("task") else None
+
+
+def _deviations(
+    settings: list[Setting], modalities: Sequence[str], setting_metric: Any, metric: str
+) -> dict[str, np.ndarray]:
+    """Per deviation kind, ``[1 + B, N]`` signed deviations (module docstring): how much worse
+    each single-modality or leave-one-out run is than the all-modality run."""
+    reference = setting_metric("all")
+    out: dict[str, np.ndarray] = {}
+    for kind in DEVIATIONS:
+        cols = []
+        for m in modalities:
+            s = (
+                next(x for x in settings if x.kind == "single" and x.modality == m)
+                if kind == "single"
+                else leave_one_out(settings, m)
+            )
+            missing = np.full(len(reference), np.nan)
+            cols.append(worse_by(setting_metric(s.name), reference, metric) if s else missing)
+        out[kind] = np.stack(cols, axis=-1)
+    return out
+
+
+def _statistics(dev: np.ndarray, infl: np.ndarray, ci: float, boot: bool) -> dict[str, Any]:
+    """rho, tau, r with intervals and the pairs ordered alike, of ``[1 + B, N]`` draws."""
+    row: dict[str, Any] = {}
+    for name, fn in STATISTICS.items():
+        values = fn(shares(dev), shares(infl))
+        lo, hi = _interval(values[1:], ci) if boot else (math.nan, math.nan)
+        row.update({name: float(values[0]), f"{name}_low": lo, f"{name}_high": hi})
+    n = dev.shape[-1]
+    row["pairs_alike"] = int(pairs_alike(dev[0], infl[0]))
+    row["pairs"] = n * (n - 1) // 2
+    return row
+
+
+def _value_rows(
+    meta: dict[str, Any],
+    modalities: Sequence[str],
+    dev: np.ndarray,
+    infl: np.ndarray,
+    ci: float,
+    boot: bool,
+) -> list[dict[str, Any]]:
+    """Per modality: the signed deviation, the influence, their shares and share intervals."""
+    dev_sh, infl_sh = shares(dev), shares(infl)
+    rows = []
+    for j, m in enumerate(modalities):
+        d_lo, d_hi = _interval(dev_sh[1:, j], ci) if boot else (math.nan, math.nan)
+        i_lo, i_hi = _interval(infl_sh[1:, j], ci) if boot else (math.nan, math.nan)
+        rows.append(
+            {
+                **meta,
+                "modality": m,
+                "deviation_value": float(dev[0, j]),
+                "influence": float(infl[0, j]),
+                "deviation_share": float(dev_sh[0, j]),
+                "deviation_share_low": d_lo,
+                "deviation_share_high": d_hi,
+                "influence_share": float(infl_sh[0, j]),
+                "influence_share_low": i_lo,
+                "influence_share_high": i_hi,
+            }
+        )
+    return rows
+
+
+def _common_ids(tables: dict, blocks: dict, out: Path) -> list[str]:
+    ids = set.intersection(*[set(t["id"]) for t in tables.values()])
+    for wide in blocks.values():
+        ids &= set(wide.index)
+    if not ids:
+        raise DataError(
+            "the runs and the attribution share no test sample",
+            str(out),
+            "attribute the all-modality run on the test split",
+        )
+    return sorted(ids)
+
+
 def agreement(
     ablation_dir: str | Path,
     attributions: Sequence[str | Path | pd.DataFrame] | None = None,
@@ -228,7 +380,7 @@ def agreement(
     figure: bool = True,
     progress: bool = True,
 ) -> AgreementResult:
-    """Agreement of the ablation's performance deviations with the occlusion influence.
+    """Agreement of the ablation's signed performance deviations with the occlusion influence.
 
     Args:
         ablation_dir: the folder :func:`~.ablation.ablate` wrote.
@@ -239,7 +391,8 @@ def agreement(
         seeds: the seeds used, e.g. ``(0, 1)`` or ``"0,1"`` (default: every seed whose runs
             are all finished).
         metric: the per-sample metric of ``metrics_test.csv`` the deviations use (default:
-            ``mae`` when present, else the task's first metric).
+            the task's headline metric; when it has no per-sample values, the first metric
+            that has them, with a warning naming both).
         n_boot: bootstrap resamples of the test samples (0: no intervals).
         ci: interval coverage.
         seed: the bootstrap's random seed.
@@ -264,34 +417,19 @@ def agreement(
             "ablate a config that uses several modalities",
         )
     settings = plan_settings(modalities)
-    if seeds is None:
-        used = _finished_seeds(out, record, settings)
-        if not used:
-            raise DataError(
-                "no seed of the ablation has all its runs finished",
-                str(out),
-                "rerun modalens ablate with the same arguments",
-            )
-    else:
-        used = list(parse_seeds(seeds))
-        unknown = [k for k in used if k not in [int(s) for s in record.get("seeds", [])]]
-        if unknown:
-            raise SpecError(
-                f"the ablation has no runs of seed(s) {unknown}",
-                str(out),
-                f"choose from {record.get('seeds')}",
-            )
+    used = _seeds_used(out, record, settings, seeds)
     tables = {
         (s.name, k): _per_sample(out / "runs" / s.run_name(k) / "metrics_test.csv")
         for k in used
         for s in settings
     }
     first_path = out / "runs" / settings[0].run_name(used[0]) / "metrics_test.csv"
-    metric = _choose_metric(tables[(settings[0].name, used[0])], metric, first_path)
-    sources = attributions if attributions is not None else None
+    metric, headline = _choose_metric(
+        tables[(settings[0].name, used[0])], _task(out, record, used[0]), metric, first_path
+    )
     frames = (
-        [_load_scores(a) for a in sources]
-        if sources is not None
+        [_load_scores(a) for a in attributions]
+        if attributions is not None
         else [_seed_scores(out, k, progress) for k in used]
     )
     blocks = _influences(pd.concat(frames, ignore_index=True), modalities)
@@ -301,17 +439,8 @@ def agreement(
             "scores",
             "attribute the all-modality run with --groups modalities",
         )
-    ids = set.intersection(*[set(t["id"]) for t in tables.values()])
-    for wide in blocks.values():
-        ids &= set(wide.index)
-    ids_sorted = sorted(ids)
-    n = len(ids_sorted)
-    if n == 0:
-        raise DataError(
-            "the runs and the attribution share no test sample",
-            str(out),
-            "attribute the all-modality run on the test split",
-        )
+    ids = _common_ids(tables, blocks, out)
+    n = len(ids)
     rng = np.random.default_rng(seed)
     boot = n_boot > 0 and n >= 2
     idx = rng.integers(0, n, size=(n_boot, n)) if boot else np.zeros((0, n), dtype=int)
@@ -320,60 +449,25 @@ def agreement(
     def setting_metric(name: str) -> np.ndarray:
         per_seed = []
         for k in used:
-            t = tables[(name, k)].set_index("id").loc[ids_sorted]
+            t = tables[(name, k)].set_index("id").loc[ids]
             v = pd.to_numeric(t[metric], errors="coerce").to_numpy()
             w = pd.to_numeric(t["n"], errors="coerce").fillna(0).to_numpy()
             per_seed.append(aggregate(v, w, idx, metric))
         return np.mean(per_seed, axis=0)
 
-    reference = setting_metric("all")
-    deviations: dict[str, np.ndarray] = {}
-    for kind in DEVIATIONS:
-        cols = []
-        for m in modalities:
-            s = (
-                next(x for x in settings if x.kind == "single" and x.modality == m)
-                if kind == "single"
-                else leave_one_out(settings, m)
-            )
-            missing = np.full(len(idx), np.nan)
-            cols.append(np.abs(reference - setting_metric(s.name)) if s else missing)
-        deviations[kind] = np.stack(cols, axis=-1)  # [1 + B, N]
-
+    deviations = _deviations(settings, modalities, setting_metric, metric)
     rows: list[dict[str, Any]] = []
     value_rows: list[dict[str, Any]] = []
+    counts = {"n_modalities": len(modalities), "n_samples": n, "n_seeds": len(used)}
     for key, wide in blocks.items():
-        infl = wide.loc[ids_sorted].to_numpy(dtype=np.float64)[idx].mean(axis=1)  # [1 + B, N]
+        infl = wide.loc[ids].to_numpy(dtype=np.float64)[idx].mean(axis=1)  # [1 + B, N]
         for kind, dev in deviations.items():
-            row: dict[str, Any] = {"deviation": kind, "metric": metric}
-            row.update(dict(zip(BLOCK, key, strict=True)))
-            row.update({"n_modalities": len(modalities), "n_samples": n, "n_seeds": len(used)})
-            for name, fn in STATISTICS.items():
-                values = fn(shares(dev), shares(infl))
-                lo, hi = _interval(values[1:], ci) if boot else (math.nan, math.nan)
-                row.update({name: float(values[0]), f"{name}_low": lo, f"{name}_high": hi})
-            row["n_boot"] = int(n_boot) if boot else 0
-            rows.append(row)
-            dev_sh, infl_sh = shares(dev), shares(infl)
-            for j, m in enumerate(modalities):
-                d_lo, d_hi = _interval(dev_sh[1:, j], ci) if boot else (math.nan, math.nan)
-                i_lo, i_hi = _interval(infl_sh[1:, j], ci) if boot else (math.nan, math.nan)
-                value_rows.append(
-                    {
-                        "deviation": kind,
-                        "metric": metric,
-                        **dict(zip(BLOCK, key, strict=True)),
-                        "modality": m,
-                        "deviation_value": float(dev[0, j]),
-                        "influence": float(infl[0, j]),
-                        "deviation_share": float(dev_sh[0, j]),
-                        "deviation_share_low": d_lo,
-                        "deviation_share_high": d_hi,
-                        "influence_share": float(infl_sh[0, j]),
-                        "influence_share_low": i_lo,
-                        "influence_share_high": i_hi,
-                    }
-                )
+            meta = {"deviation": kind, "metric": metric, **dict(zip(BLOCK, key, strict=True))}
+            stats = _statistics(dev, infl, ci, boot)
+            rows.append(
+                {**meta, "headline": headline, **counts, **stats, "n_boot": n_boot if boot else 0}
+            )
+            value_rows.extend(_value_rows(meta, modalities, dev, infl, ci, boot))
     table = pd.DataFrame(rows, columns=COLUMNS)
     values_table = pd.DataFrame(value_rows)
     paths = {"csv": out / "agreement.csv", "values": out / "agreement_values.csv"}
@@ -387,36 +481,4 @@ def agreement(
                 paths[suffix] = agreement_figure(
                     values_table, table, out / f"agreement.{suffix}", n_samples=n, seeds=used
                 )
-    return AgreementResult(table, values_table, metric, n, tuple(used), paths)
-
-
-def format_agreement(table: pd.DataFrame) -> str:
-    """Plain-text lines of an agreement table: one per deviation kind and block.
-
-    Args:
-        table: :attr:`AgreementResult.table` (or ``agreement.csv`` read back).
-
-    Returns:
-        The lines, joined, with a closing line on modalities, samples, metric and draws.
-    """
-    if len(table) == 0:
-        return "(no agreement rows)"
-
-    def stat(row: pd.Series, name: str, symbol: str) -> str:
-        v, lo, hi = row[name], row[f"{name}_low"], row[f"{name}_high"]
-        text = f"{symbol} {v:+.2f}" if pd.notna(v) else f"{symbol}   n/a"
-        return text + (f" [{lo:+.2f}, {hi:+.2f}]" if pd.notna(lo) else "")
-
-    symbols = (("spearman", "rho"), ("kendall", "tau"), ("pearson", "r"))
-    lines = []
-    for _, row in table.iterrows():
-        block = f"{row['method']}/{row['level']}/{row['distance']}/{row['strategy']}"
-        lines.append(
-            f"{row['deviation']:<13} {block:<38} " + "  ".join(stat(row, n, s) for n, s in symbols)
-        )
-    first = table.iloc[0]
-    lines.append(
-        f"({int(first['n_modalities'])} modalities, {int(first['n_samples'])} test samples, "
-        f"metric {first['metric']}, {int(first['n_boot'])} bootstrap draws)"
-    )
-    return "\n".join(lines)
+    return AgreementResult(table, values_table, metric, headline, n, tuple(used), paths)

@@ -11,6 +11,8 @@ axis, returning an array of shape ``[...]`` (a float for 1-D input).
 - :func:`spearman`: Pearson's r of the average ranks (so ties are handled).
 - :func:`kendall`: tau-b, ``(concordant - discordant) / sqrt((n0 - tx) (n0 - ty))`` with ``n0``
   the number of pairs and ``tx``, ``ty`` the pairs tied in ``x`` or in ``y``.
+- :func:`pairs_alike`: the pairs ``i < j`` that both vectors order the same strict way (the
+  plain count behind a rank correlation of a handful of values).
 - :func:`shares`: values divided by the sum of their magnitudes (non-negative values sum to 1).
 - :func:`kendall_w`: Kendall's coefficient of concordance W of ``m`` rankings of ``n`` objects
   (rows = raters), with the tie correction.
@@ -117,11 +119,37 @@ def kendall(x: Any, y: Any) -> Any:
     return _result(np.clip(tau, -1.0, 1.0))
 
 
+def pairs_alike(x: Any, y: Any) -> Any:
+    """How many pairs ``i < j`` both vectors order the same strict way, along the last axis.
+
+    A pair tied in either vector does not count; of ``n`` values there are ``n (n - 1) / 2``
+    pairs.
+
+    Args:
+        x: array ``[..., n]``.
+        y: array of the same shape.
+
+    Returns:
+        An int (1-D input) or an int array ``[...]``; a row holding a NaN counts no pair.
+    """
+    a, b = _pair(x, y)
+    n = a.shape[-1]
+    upper = np.triu(np.ones((n, n), dtype=bool), k=1)
+    with np.errstate(invalid="ignore"):
+        sa = np.sign(a[..., None, :] - a[..., :, None])[..., upper]
+        sb = np.sign(b[..., None, :] - b[..., :, None])[..., upper]
+    count = ((sa * sb) > 0).sum(axis=-1)
+    bad = np.isnan(a).any(axis=-1) | np.isnan(b).any(axis=-1)
+    count = np.where(bad, 0, count)
+    return int(count) if count.ndim == 0 else count
+
+
 def shares(values: Any) -> np.ndarray:
     """``values`` divided by the sum of their magnitudes along the last axis.
 
-    Non-negative values (deviations, occlusion distances) then sum to 1; an all-zero row
-    stays zero.
+    Non-negative values (occlusion distances) then sum to 1; a negative value (a signed
+    deviation: better without the modality) keeps its sign, and the magnitudes sum to 1; an
+    all-zero row stays zero.
 
     Args:
         values: array ``[..., n]``.

@@ -37,8 +37,8 @@ import pandas as pd
 import yaml
 
 from ..attribution import attribute_run
-from ..attribution.strategies import STRATEGIES
 from ..attribution.options import as_names
+from ..attribution.strategies import STRATEGIES
 from ..data.synthetic import DECOY, normalize_importance, parse_sparsity, wants_decoy
 from ..data.synthetic.worlds import WORLDS, make_world
 from ..errors import SpecError

@@ -51,7 +51,8 @@ def faithfulness_figure(table: pd.DataFrame, path: str | Path, n_seeds: int | No
             if key in cell.index:
                 r = cell.loc[key]
                 grid[i, j] = r["n_recovered"] / max(1, r["n_seeds"])
-                notes[i][j] = f"{int(r['n_recovered'])}/{int(r['n_seeds'])}\nρ {r['spearman_realised_mean']:.2f}"
+                rho = r["spearman_realised_mean"]
+                notes[i][j] = f"{int(r['n_recovered'])}/{int(r['n_seeds'])}\nρ {rho:.2f}"
     height = max(3.5, 0.34 * len(overall) + 1.6)
     fig, (ax1, ax2) = plt.subplots(
         1, 2, figsize=(12, height), sharey=True, gridspec_kw={"width_ratios": [3, 1.4]}

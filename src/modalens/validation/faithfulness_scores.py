@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ..attribution.aggregation import BLOCK
+from ..tasks.headline import worse_by
 from .correlation import shares, spearman
 
 #: a method recovers a world when every null modality (decoy, non-causal) gets less than this
@@ -64,9 +65,6 @@ TABLE_COLUMNS = [
 #: the method name of leave-one-out retraining in the tables
 LOO = "leave_one_out"
 
-#: metrics for which a larger value is worse (a larger leave-one-out metric = more needed)
-LOWER_IS_BETTER = ("mae", "rmse", "mse", "loss")
-
 
 def loo_deviation(all_row: Mapping[str, Any], loo_row: Mapping[str, Any], metric: str) -> float:
     """How much worse the model is without a modality (negative: better without it).
@@ -77,10 +75,10 @@ def loo_deviation(all_row: Mapping[str, Any], loo_row: Mapping[str, Any], metric
         metric: the metric compared (``mae``...).
 
     Returns:
-        ``loo - all`` for metrics where lower is better, ``all - loo`` otherwise.
+        ``loo - all`` for metrics where lower is better, ``all - loo`` otherwise
+        (:func:`~modalens.tasks.headline.worse_by`): positive when the modality helped.
     """
-    diff = float(loo_row[metric]) - float(all_row[metric])
-    return diff if metric in LOWER_IS_BETTER else -diff
+    return worse_by(float(loo_row[metric]), float(all_row[metric]), metric)
 
 
 def _rho(x: Sequence[float], y: Sequence[float]) -> float:

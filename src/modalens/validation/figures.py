@@ -1,13 +1,14 @@
 """The agreement figure, like the paper's Fig. 5: deviation and influence side by side.
 
 :func:`agreement_figure` draws one panel per deviation kind (single-modality runs, leave-one-out
-runs). In each, every modality gets a group of bars: its share of the total performance
-deviation and its share of the total occlusion influence for each level of the chosen block
-(occlusion method, euclidean distance, ``zeros`` strategy -- the paper's -- when present, else
-the first of each), with the bootstrap intervals of the shares as error bars and Spearman's rho
-in the legend. Colours are the Okabe-Ito palette (distinguishable with the common colour-vision
-deficiencies); figures go through :func:`modalens.plotting.pyplot` and
-:func:`~modalens.plotting.save_figure`.
+runs). In each, every modality gets a group of bars: its share of the total signed performance
+deviation (how much worse the retrained model is than the all-modality one; a bar below zero:
+better without the modality, or better on it alone) and its share of the total occlusion
+influence for each level of the chosen block (occlusion method, euclidean distance, ``zeros``
+strategy -- the paper's -- when present, else the first of each), with the bootstrap intervals
+of the shares as error bars and Spearman's rho in the legend. Colours are the Okabe-Ito palette
+(distinguishable with the common colour-vision deficiencies); figures go through
+:func:`modalens.plotting.pyplot` and :func:`~modalens.plotting.save_figure`.
 """
 
 from __future__ import annotations
@@ -20,12 +21,22 @@ import pandas as pd
 
 from ..errors import DataError
 from ..plotting import label, pyplot, save_figure
+from ..tasks.headline import lower_is_better
 
 #: Okabe-Ito colours: vermillion for the deviation, then orange, blue, bluish green, sky blue,
 #: reddish purple for the influence bars
 DEVIATION_COLOUR = "#D55E00"
 INFLUENCE_COLOURS = ("#E69F00", "#0072B2", "#009E73", "#56B4E9", "#CC79A7")
 TITLES = {"single": "single-modality runs", "leave_one_out": "leave-one-out runs"}
+#: the retrained run of each deviation kind, in the deviation bars' legend
+RUN_WORDS = {"single": "m alone", "leave_one_out": "without m"}
+
+
+def _deviation_label(kind: str, metric: str) -> str:
+    """The legend of the deviation bars: the signed difference, worse = positive."""
+    run, name = f"{metric.upper()}({RUN_WORDS[kind]})", f"{metric.upper()}(all)"
+    diff = f"{run} − {name}" if lower_is_better(metric) else f"{name} − {run}"
+    return f"deviation {diff} (positive: worse than all)"
 
 
 def _prefer(values: Sequence[str], preferred: str) -> str:
@@ -94,7 +105,7 @@ def agreement_figure(
             yerr=_errors(dev, "deviation_share"),
             color=DEVIATION_COLOUR,
             capsize=2,
-            label=f"deviation |Δ{metric.upper()}| from all modalities",
+            label=_deviation_label(kind, metric),
         )
         for i, level in enumerate(levels):
             rows = k[k["level"] == level].set_index("modality").loc[modalities]
@@ -118,10 +129,10 @@ def agreement_figure(
         ax.set_xticks(x, [label(m) for m in modalities], fontsize=8)
         ax.set_xlabel("modality")
         ax.set_title(TITLES[kind], fontsize=10)
-        ax.set_ylim(bottom=0)
+        ax.axhline(0.0, color="0.3", linewidth=0.6)
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
-    axes[0][0].set_ylabel("share of the total (fraction, sums to 1)")
+    axes[0][0].set_ylabel("share of the total (magnitudes sum to 1)")
     seed_text = ""
     if seeds:
         seed_text = f", seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"

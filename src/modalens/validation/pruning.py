@@ -35,6 +35,7 @@ from ..errors import DataError, SpecError
 from ..fingerprint import differences, plain
 from ..io import atomic_path, atomic_write_text, make_folder
 from ..plotting import label
+from ..tasks.headline import lower_is_better
 from .prunefigure import pruning_figure
 from .record import PRUNING, RECORD, check_record, read_record, write_record
 from .runs import RunRecord, is_finished, run_setting
@@ -45,9 +46,6 @@ from .settings import (
     run_config,
     subset_setting,
 )
-
-#: metrics where smaller is better; every other metric is better when larger
-LOWER_IS_BETTER = frozenset({"mae", "rmse", "mse", "loss"})
 
 #: the columns of ``pruning.csv`` around the task's metrics (and their ``_std``)
 LEADING = ["k", "dropped", "kept", "n_seeds"]
@@ -152,7 +150,7 @@ def least_influential(
 
 
 def _better_low(metric: str) -> bool:
-    return metric.lower() in LOWER_IS_BETTER
+    return lower_is_better(metric)
 
 
 def _reusable(reuse: Path | None, cfg: Mapping[str, Any], modalities: Sequence[str]) -> bool:
