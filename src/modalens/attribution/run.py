@@ -243,6 +243,12 @@ def run_nodata(spec: DatasetSpec, mean: Sequence[float] | None) -> list[float]:
     return values
 
 
+def masks_inputs(run: Any) -> bool:
+    """Whether the run's model was trained on inputs zeroed where they are invalid (its
+    ``mask_invalid_inputs``; True for runs that do not say), so attribution feeds it the same."""
+    return bool(getattr(getattr(run.module, "hparams", {}), "mask_invalid_inputs", True))
+
+
 def lazy_batches(dataset: Any, batch_size: int) -> list[LazyBatch]:
     """Batches of ``dataset`` in order whose items are read only when needed.
 
@@ -351,14 +357,13 @@ def attribute_run(
     dataset = run.dataset(split, ids=ids)
     requested = [str(i) for i in getattr(dataset, "ids", range(len(dataset)))]
     ids_hash = hashlib.sha256("\n".join(requested).encode()).hexdigest()[:16]
-    mask_inputs = bool(getattr(getattr(run.module, "hparams", {}), "mask_invalid_inputs", True))
 
     scores = attribute(
         run.model,
         lazy_batches(dataset, batch_size),
         grp,
         scoring,
-        mask_invalid=mask_inputs,
+        mask_invalid=masks_inputs(run),
         out=out,
         resume=resume,
         on_batch=on_batch,
