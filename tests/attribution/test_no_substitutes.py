@@ -15,6 +15,7 @@ import modalens.attribution.run as run_module
 from modalens.attribution.maps import occlusion_maps
 from modalens.attribution.options import AttributionOptions
 from modalens.attribution.run import attribute_run, run_mean, run_options
+from modalens.attribution.views import sample_views
 from modalens.cli import main
 from modalens.errors import DataError, OutputError
 from modalens.io import atomic_path
@@ -94,3 +95,16 @@ def test_a_figure_with_nothing_to_draw_is_a_warning(tiny_run, tmp_path, monkeypa
     (warning,) = [w for w in caught if "influence.png" in str(w.message)]
     assert str(warning.message) == f"{out / 'influence.png'} not written: no rows to draw"
     assert len(summary) and (out / "summary.csv").exists()
+
+
+def test_views_fill_with_the_nodata_values_of_the_run(tiny_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "attr"
+    attribute_run(
+        tiny_run, out=out, strategies="nodata", levels="output", progress=False, figure=False
+    )
+    files = sample_views(
+        tiny_run, out, top_k=1, out=tmp_path, strategy="nodata", level="output", tile=64,
+        overlap=0, progress=False,
+    )  # fmt: skip
+    assert files[-1] == tmp_path / "views" / "index.csv"
+    assert any(f.suffix == ".png" for f in files)
