@@ -55,6 +55,7 @@ _EXPORTS = {
     "attribute_run": "modalens.attribution.run",
     "occlusion_maps": "modalens.attribution.maps",
     "summarize": "modalens.attribution.aggregation",
+    "sanity_check": "modalens.validation.sanity",
     "run_demo": "modalens.demo",
 }
 
@@ -74,6 +75,7 @@ if TYPE_CHECKING:  # static view of the lazy exports
     from .training.fit import fit
     from .training.predict import predict
     from .training.run import load_run
+    from .validation.sanity import sanity_check
 
 __all__ = [
     "DataError",
@@ -96,6 +98,7 @@ __all__ = [
     "occlusion_maps",
     "predict",
     "run_demo",
+    "sanity_check",
     "spec_from_dict",
     "summarize",
     "test",

@@ -90,6 +90,16 @@ def _attribution_arguments(
         "--out", help="output folder (default RUN/attribution/<split>[-<non-default options>])"
     )
     s.add_argument("--overwrite", action="store_true", help="replace the scores in the folder")
+    s.add_argument(
+        "--sanity",
+        action="store_true",
+        help="also the model-parameter randomisation check (Adebayo et al. 2018): weights "
+        "re-initialised from the head (cascading) and all at once; Spearman of each ranking "
+        "with the trained one; writes sanity.csv and flags rankings that survive",
+    )
+    s.add_argument(
+        "--sanity-samples", type=int, default=8, help="samples of the sanity check (default 8)"
+    )
 
     single = STRATEGIES.names(lambda e: not e.needs_batch)
     s = maps

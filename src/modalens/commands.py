@@ -121,7 +121,7 @@ def cmd_attribute(args: argparse.Namespace) -> int:
         precision=args.precision,
         tolerance=args.tolerance,
     )
-    scores, _ = attribute_run(
+    scores, summary = attribute_run(
         args.run,
         split=args.split,
         options=options,
@@ -143,6 +143,19 @@ def cmd_attribute(args: argparse.Namespace) -> int:
         )
     elif used and args.precision == "auto":
         print(f"precision auto: no native bf16 here, ran {used.get('used', 'fp32')}")
+    if args.sanity and len(summary):  # rank 0 only: the other ranks of a sharded run get none
+        from .validation.sanity import sanity_check
+
+        sanity_check(
+            args.run,
+            split=args.split,
+            options=options,
+            groups=args.groups,
+            samples=args.sanity_samples,
+            out=args.out,
+            batch_size=args.batch_size,
+            report=print,
+        )
     return 0
 
 

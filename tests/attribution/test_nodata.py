@@ -51,7 +51,9 @@ def test_nodata_fill_of_a_one_hot_modality_activates_no_class(mapinwild_root: Pa
     spec = presets.mapinwild_spec(mapinwild_root)
     wc = spec.modality("esa_wc")
     spec = spec.with_modality(replace(wc, normalization=Normalization("onehot")))
-    values = run_nodata(spec, None)
+    with pytest.raises(SpecError, match="continuous modality 's2' is its train mean"):
+        run_nodata(spec, None)  # no silent 0 for the continuous modalities
+    values = run_nodata(spec, [0.5] * spec.n_channels)
     sl = spec.channel_slices()["esa_wc"]
     assert sl.stop - sl.start == len(wc.classes)
     assert values[sl] == [0.0] * len(wc.classes)

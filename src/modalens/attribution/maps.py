@@ -35,7 +35,7 @@ from .engine import OcclusionEngine
 from .figures import occlusion_map_preview
 from .groups import Groups, groups_for
 from .options import AttributionOptions, resolve_options
-from .run import run_mean, run_nodata
+from .run import run_options
 from .scenemaps import SCENE_MAP_QUANTITY, scene_sensitivity
 from .sharding import launch
 from .strategies import STRATEGIES, stable_seed
@@ -209,10 +209,7 @@ def occlusion_maps(
     run = load_run(run_dir, data_root=data_root)
     out = Path(out) if out is not None else RunFolder(run_dir).occlusion_maps
     grp = groups_for(run.spec, groups)
-    if {"mean", "nodata"} & set(opts.strategies) and opts.mean is None:
-        opts = opts.replace(mean=run_mean(run))
-    if "nodata" in opts.strategies and opts.nodata is None:
-        opts = opts.replace(nodata=run_nodata(run.spec, opts.mean))
+    opts = run_options(run, opts)
     dense = run.task.dense
     engines = {
         s: OcclusionEngine(run.model, grp, opts.replace(strategies=(s,), levels=("output",)))

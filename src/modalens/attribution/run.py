@@ -10,9 +10,10 @@ read), masks the inputs as in training, streams the scores to ``OUT/parts`` (by 
 block, :func:`~.aggregation.summarize`), ``OUT/pairwise.csv`` (the bootstrap probability that
 one group has more influence than another, behind the tiers, :func:`~.aggregation.pairwise`)
 and ``OUT/influence.png`` (:func:`~.figures.influence_bar_chart`).
-The ``mean`` strategy takes the train means from the run's statistics (:func:`run_mean`), the
-``nodata`` strategy its values from the spec (:func:`run_nodata`); the ``loss`` level the
-task's per-sample loss.
+The ``mean`` strategy takes the train means from the run's statistics (:func:`run_mean`; a run
+whose statistics lack them is a one-line error, never a silent fill with zeros), the ``nodata``
+strategy its values from the spec (:func:`run_nodata`); the ``loss`` level the task's per-sample
+loss (all three: :func:`run_options`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import pandas as pd
 from ..data.dataset import collate
 from ..data.reader import normalize
 from ..data.spec import DatasetSpec, Modality
-from ..errors import ModalensError, SpecError
+from ..errors import DataError, SpecError
 from ..io import atomic_write_csv, atomic_write_json, atomic_write_text
 from ..training.run import load_run
 from ..training.runfolder import RunFolder
@@ -112,37 +113,88 @@ def folder_label(options: AttributionOptions, groups: str | Groups = "modalities
     return label
 
 
-def run_mean(run: Any) -> list[float] | None:
-    """Per-channel train means in normalised space from a run's statistics (best effort).
+def run_mean(run: Any) -> list[float]:
+    """Per-channel train means in normalised space from a run's statistics (``stats.json``).
 
     Args:
         run: a loaded run (:func:`modalens.training.run.load_run`).
 
     Returns:
-        One value per input channel (class frequencies for one-hot modalities), or None
-        when the statistics lack them.
+        One value per input channel (class frequencies for one-hot modalities).
+
+    Raises:
+        DataError: the statistics lack a modality's means (no ``stats.json``, or one written
+            for other modalities): the ``mean`` fill is never silently replaced by zeros.
     """
-    try:
-        raw = run.stats.get("modalities", run.stats) if isinstance(run.stats, Mapping) else {}
-        vals: list[float] = []
-        for m in run.spec.modalities:
-            entry = raw.get(m.name) if isinstance(raw, Mapping) else None
-            if m.normalization.type == "onehot":
-                freq = (entry or {}).get("class_frequencies") or (entry or {}).get("frequencies")
-                if freq is None:
-                    return None
-                if isinstance(freq, Mapping):
-                    freq = [freq.get(str(c), freq.get(c, 0.0)) for c in m.classes or ()]
-                vals.extend(float(f) for f in freq)
-                continue
-            mean = (entry or {}).get("mean")
-            if mean is None:
-                return None
-            arr = np.asarray(mean, dtype=np.float64).reshape(-1, 1, 1)
-            vals.extend(np.asarray(normalize(m, arr)).reshape(-1).astype(float).tolist())
-        return vals if len(vals) == run.spec.n_channels else None
-    except Exception:  # noqa: BLE001 - statistics are optional for this strategy
-        return None
+    raw = run.stats.get("modalities", run.stats) if isinstance(run.stats, Mapping) else {}
+    raw = raw if isinstance(raw, Mapping) else {}
+    vals: list[float] = []
+    for m in run.spec.modalities:
+        entry = raw.get(m.name)
+        entry = entry if isinstance(entry, Mapping) else {}
+        if m.normalization.type == "onehot":
+            freq = entry.get("class_frequencies") or entry.get("frequencies")
+            if freq is None:
+                raise _no_means(run, m.name, "class frequencies")
+            if isinstance(freq, Mapping):
+                freq = [freq.get(str(c), freq.get(c, 0.0)) for c in m.classes or ()]
+            vals.extend(float(f) for f in freq)
+            continue
+        mean = entry.get("mean")
+        if mean is None:
+            raise _no_means(run, m.name, "train means")
+        arr = np.asarray(mean, dtype=np.float64).reshape(-1, 1, 1)
+        vals.extend(np.asarray(normalize(m, arr)).reshape(-1).astype(float).tolist())
+    if len(vals) != run.spec.n_channels:
+        raise DataError(
+            f"the run's statistics give {len(vals)} train means for "
+            f"{run.spec.n_channels} input channels",
+            str(run.folder.stats),
+            _MEAN_FIX,
+        )
+    return vals
+
+
+#: how to get the ``mean`` fill of a run whose statistics lack it
+_MEAN_FIX = (
+    "restore the run's stats.json (modalens fit writes it), pass mean= (one normalised value "
+    "per channel) or choose another fill (--strategy zeros)"
+)
+
+
+def _no_means(run: Any, modality: str, what: str) -> DataError:
+    path = run.folder.stats
+    where = f"{path}, modality {modality!r}" if path.is_file() else f"{path} is missing"
+    return DataError(f"the run's statistics have no {what} for the mean fill", where, _MEAN_FIX)
+
+
+def run_options(run: Any, options: AttributionOptions) -> AttributionOptions:
+    """``options`` completed with what a run gives and they leave open: the train means of the
+    ``mean`` fill (:func:`run_mean`), the ``nodata`` fill (:func:`run_nodata`) and the task's
+    per-sample loss of the ``loss`` level. Every verb that attributes a run uses it, so a fill
+    is the same (or the same one-line error) everywhere.
+
+    Args:
+        run: a loaded run (:func:`modalens.training.run.load_run`).
+        options: the resolved options.
+
+    Returns:
+        The options to score with.
+
+    Raises:
+        DataError: a ``mean`` (or ``nodata`` on a continuous modality) fill without ``mean=``
+            for a run whose statistics lack the means.
+    """
+    strategies = set(options.strategies)
+    continuous = any(not m.is_categorical for m in run.spec.modalities)
+    mean, nodata, loss_fn = options.mean, options.nodata, options.loss_fn
+    if mean is None and ("mean" in strategies or ("nodata" in strategies and continuous)):
+        mean = run_mean(run)
+    if nodata is None and "nodata" in strategies:
+        nodata = run_nodata(run.spec, mean)
+    if loss_fn is None and "loss" in options.levels:
+        loss_fn = run.task.loss
+    return options.replace(mean=mean, nodata=nodata, loss_fn=loss_fn)
 
 
 def nodata_code(m: Modality) -> float:
@@ -162,27 +214,41 @@ def nodata_code(m: Modality) -> float:
 def run_nodata(spec: DatasetSpec, mean: Sequence[float] | None) -> list[float]:
     """Per-channel fill of the ``nodata`` strategy in normalised space (see
     :func:`~.strategies.nodata`): categorical channels get :func:`nodata_code` normalised
-    (one-hot: 0 on every class channel), continuous channels the train mean ``mean`` (0 where
-    it is None).
+    (one-hot: 0 on every class channel), continuous channels the train mean ``mean``.
 
     Args:
         spec: the run's spec (normalisation complete).
-        mean: the per-channel means (:func:`run_mean`) or None.
+        mean: the per-channel means (:func:`run_mean`); None only for a spec without
+            continuous modalities.
 
     Returns:
         One value per input channel.
+
+    Raises:
+        SpecError: ``mean`` is None and the spec has a continuous modality.
     """
     values: list[float] = []
     for m, sl in zip(spec.modalities, spec.channel_slices().values(), strict=True):
         if not m.is_categorical:
-            part = mean[sl] if mean is not None else [0.0] * m.n_channels
-            values.extend(float(v) for v in part)
+            if mean is None:
+                raise SpecError(
+                    f"the nodata fill of the continuous modality {m.name!r} is its train mean",
+                    "mean=",
+                    "pass the per-channel train means (run_mean(run))",
+                )
+            values.extend(float(v) for v in mean[sl])
         elif m.normalization.type == "onehot":
             values.extend([0.0] * m.n_channels)
         else:
             raw = np.full((len(m.bands), 1, 1), nodata_code(m), dtype=np.float32)
             values.extend(np.asarray(normalize(m, raw), dtype=np.float64).reshape(-1).tolist())
     return values
+
+
+def masks_inputs(run: Any) -> bool:
+    """Whether the run's model was trained on inputs zeroed where they are invalid (its
+    ``mask_invalid_inputs``; True for runs that do not say), so attribution feeds it the same."""
+    return bool(getattr(getattr(run.module, "hparams", {}), "mask_invalid_inputs", True))
 
 
 def lazy_batches(dataset: Any, batch_size: int) -> list[LazyBatch]:
@@ -266,6 +332,10 @@ def attribute_run(
         SpecError: invalid options, batch size, devices or accelerator.
         ModalensError: the run or its data cannot be read, or ``out`` holds another
             configuration.
+        DataError: the ``mean`` fill for a run whose statistics lack the means
+            (:func:`run_mean`).
+        OutputError: a result, ``influence.png`` included, cannot be written (a figure with
+            nothing to draw is a warning).
     """
     if int(batch_size) < 1:
         raise SpecError(
@@ -285,28 +355,17 @@ def attribute_run(
         for name in (SOURCE_FILE, "scores.parquet", "summary.csv", "summary.txt", "pairwise.csv"):
             (out / name).unlink(missing_ok=True)
     grp = groups_for(run.spec, groups)
-    levels_l = opts.levels
-    mean, nodata = opts.mean, opts.nodata
-    if {"mean", "nodata"} & set(opts.strategies) and mean is None:
-        mean = run_mean(run)
-        if mean is None:
-            warnings.warn("no train statistics for the mean strategy; filling with 0", stacklevel=2)
-    if "nodata" in opts.strategies and nodata is None:
-        nodata = run_nodata(run.spec, mean)
-    loss_fn = opts.loss_fn
-    if loss_fn is None and "loss" in levels_l:
-        loss_fn = run.task.loss
+    scoring = run_options(run, opts)
     dataset = run.dataset(split, ids=ids)
     requested = [str(i) for i in getattr(dataset, "ids", range(len(dataset)))]
     ids_hash = hashlib.sha256("\n".join(requested).encode()).hexdigest()[:16]
-    mask_inputs = bool(getattr(getattr(run.module, "hparams", {}), "mask_invalid_inputs", True))
 
     scores = attribute(
         run.model,
         lazy_batches(dataset, batch_size),
         grp,
-        opts.replace(mean=mean, nodata=nodata, loss_fn=loss_fn),
-        mask_invalid=mask_inputs,
+        scoring,
+        mask_invalid=masks_inputs(run),
         out=out,
         resume=resume,
         on_batch=on_batch,
@@ -326,8 +385,8 @@ def attribute_run(
     if figure and len(summary):
         try:
             influence_bar_chart(summary, out / "influence.png")
-        except ModalensError:
-            pass
+        except DataError as exc:  # nothing to draw; a failed write (OutputError) is an error
+            warnings.warn(f"{out / 'influence.png'} not written: {exc}", stacklevel=2)
     if report is not None:
         report(format_summary(summary))
     return scores, summary

@@ -43,7 +43,7 @@ from .groups import ALL, groups_for
 from .maps import occlusion_map_fn
 from .options import AttributionOptions
 from .render import Picture, class_picture, draw_picture, limits, modality_picture
-from .run import run_mean
+from .run import run_options
 from .scenemaps import scene_sensitivity
 from .strategies import STRATEGIES
 
@@ -188,12 +188,11 @@ def _target_panels(run: Run, sid: str, reader: Any, tile: int, overlap: int) -> 
 
 def _sensitivity(run: Run, sid: str, reader: Any, strategy: str, tile: int, overlap: int) -> Any:
     grp = groups_for(run.spec, "modalities")
-    mean = run_mean(run) if strategy == "mean" else None
+    opts = run_options(run, AttributionOptions(strategies=strategy, levels="output"))
     if not run.task.dense:  # a scene classifier: per window (scenemaps)
-        opts = AttributionOptions(strategies=strategy, levels="output", mean=mean)
         engine = OcclusionEngine(run.model, grp, opts)
         return scene_sensitivity(run, sid, reader, engine, strategy)[0]
-    fn = occlusion_map_fn(run.model, grp, strategy, AttributionOptions(mean=mean))
+    fn = occlusion_map_fn(run.model, grp, strategy, opts)
     return sliding_window(
         fn, reader, sid, tile=tile, overlap=overlap, out_channels=len(grp),
         multiple=run.downsampling, fill=float("nan"),

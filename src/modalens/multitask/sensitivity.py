@@ -68,10 +68,15 @@ def sensitivity(
     Returns:
         One row per (input group, head): :data:`SENSITIVITY_COLUMNS` (``share``: the group's
         share of the head's summed sensitivity).
+
+    Raises:
+        DataError: the run's statistics lack the train means of the ``mean`` fill
+            (:func:`~modalens.attribution.run.run_mean`).
     """
     if groups == "auto":
         groups = "bands" if len(run.spec.modalities) == 1 else "modalities"
     grp = groups_for(run.spec, groups)
+    mean = run_mean(run)
     dataset = run.dataset(split)
     mask = bool(getattr(getattr(run.module, "hparams", {}), "mask_invalid_inputs", True))
 
@@ -95,7 +100,7 @@ def sensitivity(
             embedding=fn,
             strategies="mean",
             distances="euclidean",
-            mean=run_mean(run),
+            mean=mean,
             include_all=False,
             seed=seed,
             input_fn=prepare,

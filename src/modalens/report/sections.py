@@ -22,6 +22,7 @@ from ..data.checks import summarize as summarize_data
 from ..data.specfile import load_spec
 from ..errors import ModalensError
 from ..plotting import label
+from ..validation.sanity import SANITY_COLUMNS, SANITY_FILE, SURVIVES, describe_sanity
 from .blocks import Section, Table, figure, table_from_frame
 from .collect import Artefacts
 from .reading import describe_attribution, headline_block
@@ -182,6 +183,8 @@ def attribution_section(sec: Section, folder: Path, arts: Artefacts) -> Section:
     if block is not None and (folder / "pairwise.csv").is_file():
         sec.tables.append(pairwise_table(folder, block, arts))
     sec.figures = figures_of(folder, [("influence.png", "Influence per modality and fill")], arts)
+    if (folder / SANITY_FILE).is_file():
+        add_sanity(sec, folder, arts)
     return sec
 
 
@@ -205,6 +208,25 @@ def pairwise_table(folder: Path, block: tuple, arts: Artefacts) -> Table:
         ["group_a", "group_b", "n", "mean_diff", "p_greater"],
         {"group_a": "a", "group_b": "b", "mean_diff": "mean a − b", "p_greater": "P(a > b)"},
         arts.relative(folder / "pairwise.csv"),
+    )
+
+
+def add_sanity(sec: Section, folder: Path, arts: Artefacts) -> None:
+    """The model-parameter randomisation check of an attribution (``sanity.csv``): its
+    reading (flagged rankings first) and its table."""
+    table = pd.read_csv(folder / SANITY_FILE)
+    reading = describe_sanity(table)
+    sec.findings += sorted(reading, key=lambda text: not text.startswith("Flag"))
+    shown = table.assign(modules=table["modules"].fillna("(trained)"))
+    sec.tables.append(
+        table_from_frame(
+            shown,
+            "Model-parameter randomisation check (sanity.csv): Spearman rho of each ranking with "
+            f"the trained model's; flagged: rho >= {SURVIVES} with every weight re-initialised",
+            SANITY_COLUMNS,
+            {"rho_samples": "rho per sample (mean)", "p_chance": "chance of rho as high"},
+            arts.relative(folder / SANITY_FILE),
+        )
     )
 
 

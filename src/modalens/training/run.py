@@ -11,6 +11,8 @@ difference (:func:`check_layout`).
 
 from __future__ import annotations
 
+import pickle
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,7 +73,13 @@ def check_layout(
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The content of a checkpoint file (on CPU).
+    """The content of a checkpoint file (on CPU), loaded without running code from it.
+
+    The file is read with ``torch.load(weights_only=True)``: only tensors, containers and plain
+    values are rebuilt, with torch's own allow-list of types. That is everything a checkpoint
+    written by ``modalens fit`` holds (the Lightning checkpoints of every task, multitask runs
+    included, name no other type), so no type is added to it; a file naming any other class or
+    function -- a pickled payload that would run on loading -- is refused, never unpickled.
 
     Args:
         path: the ``.ckpt`` file.
@@ -80,23 +88,42 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         The checkpoint dict (``state_dict``, ``hyper_parameters``, ``epoch``, ...).
 
     Raises:
-        ModelError: the file is missing or cannot be read (e.g. truncated).
+        ModelError: the file is missing, cannot be read (e.g. truncated) or holds objects that
+            are not allowed (the message names them).
     """
     path = Path(path)
     if not path.exists():
         raise ModelError("checkpoint not found", str(path), "train the run first (modalens fit)")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 - fall through to a full load of our own file
-        pass
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - every failure to read the file is one line
+        names = _disallowed_globals(path, exc)
+        reason = " ".join(str(exc).split())[:100]
+    if names:
         raise ModelError(
-            f"cannot read checkpoint ({' '.join(str(exc).split())[:100]})",
+            f"the checkpoint holds objects that are not allowed ({', '.join(names[:5])})",
             str(path),
-            "it may be truncated: use last.ckpt or retrain",
-        ) from None
+            "modalens loads only tensors and plain values and runs no code from a checkpoint: "
+            "use one modalens fit wrote, from a source you trust",
+        )
+    raise ModelError(
+        f"cannot read checkpoint ({reason})",
+        str(path),
+        "it may be truncated: use last.ckpt or retrain",
+    )
+
+
+def _disallowed_globals(path: str | Path, exc: BaseException) -> list[str]:
+    """The classes and functions that made a weights-only load of ``path`` fail with ``exc``
+    (empty when it failed for another reason, e.g. a truncated file); the file is scanned,
+    nothing in it is run."""
+    if not isinstance(exc, pickle.UnpicklingError):
+        return []
+    try:
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except (OSError, RuntimeError, ValueError, pickle.UnpicklingError):  # not a zip checkpoint
+        names = []
+    return list(names) or re.findall(r"GLOBAL (\S+) was not an allowed global", str(exc))
 
 
 def load_checkpoint(

@@ -23,6 +23,9 @@ and the demo imports it.
 - :mod:`.strategy_figure` -- the Fig. 6-like strategy figure.
 - :mod:`.pruning` -- :func:`prune`: retrain without the k least influential modalities, metric
   change and speed-up per k (``modalens prune``); :mod:`.prunefigure` draws it.
+- :mod:`.sanity` -- :func:`sanity_check` (``modalens attribute --sanity``): the model-parameter
+  randomisation check (Adebayo et al. 2018): does the ranking change when the weights are
+  re-initialised? :func:`randomisation_check` for any model.
 - :mod:`.faithfulness` -- :func:`faithfulness`: the benchmark on synthetic data with known
   importances and a decoy (``modalens bench faithfulness``); :mod:`.faithfulness_scores` scores
   every method against the truth (:func:`describe_faithfulness`), :mod:`.faithfulness_figure`
@@ -54,6 +57,10 @@ _EXPORTS = {
     "describe_pruning": "pruning",
     "prune": "pruning",
     "RunRecord": "runs",
+    "describe_sanity": "sanity",
+    "format_sanity": "sanity",
+    "randomisation_check": "sanity",
+    "sanity_check": "sanity",
     "Setting": "settings",
     "leave_one_out": "settings",
     "parse_seeds": "settings",
@@ -82,6 +89,7 @@ if TYPE_CHECKING:  # pragma: no cover -- for type checkers and IDEs
     from .measure import epoch_seconds, inference_seconds, measure_run
     from .pruning import PruningResult, describe_pruning, prune
     from .runs import RunRecord
+    from .sanity import describe_sanity, format_sanity, randomisation_check, sanity_check
     from .settings import Setting, leave_one_out, parse_seeds, plan_settings, subset_setting
     from .strategies import StrategiesResult, compare_strategies, describe_strategies
     from .table import build_table, markdown_table
@@ -100,12 +108,14 @@ __all__ = [
     "build_table",
     "compare_strategies",
     "describe_pruning",
+    "describe_sanity",
     "describe_strategies",
     "describe_faithfulness",
     "epoch_seconds",
     "faithfulness",
     "faithfulness_figure",
     "format_agreement",
+    "format_sanity",
     "inference_seconds",
     "kendall",
     "kendall_w",
@@ -117,6 +127,8 @@ __all__ = [
     "pearson",
     "plan_settings",
     "prune",
+    "randomisation_check",
+    "sanity_check",
     "shares",
     "spearman",
     "subset_setting",

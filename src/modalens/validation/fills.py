@@ -38,7 +38,8 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from ..attribution.run import run_mean, run_nodata
+from ..attribution.options import AttributionOptions
+from ..attribution.run import run_options
 from ..attribution.strategies import STRATEGIES, Fill, FillContext
 from ..data.dataset import collate
 from ..data.reader import normalize
@@ -219,6 +220,8 @@ def fill_sanity(
 
     Raises:
         SpecError: an unknown strategy or a threshold outside [0, 1].
+        DataError: ``mean`` or ``nodata`` for a run whose statistics lack the train means
+            (:func:`~modalens.attribution.run.run_options`).
     """
     if not 0.0 <= float(threshold) <= 1.0:
         raise SpecError(
@@ -227,9 +230,9 @@ def fill_sanity(
     names = list(dict.fromkeys(strategies))
     specs = [STRATEGIES.get(s) for s in names]
     stats = statistics if statistics is not None else train_statistics(run, progress=progress)
-    mean = run_mean(run)
-    mean_t = None if mean is None else torch.tensor(mean, dtype=torch.float32)
-    nodata_t = torch.tensor(run_nodata(run.spec, mean), dtype=torch.float32)
+    fills = run_options(run, AttributionOptions(strategies=names))  # as the attribution fills
+    mean_t = None if fills.mean is None else torch.tensor(fills.mean, dtype=torch.float32)
+    nodata_t = None if fills.nodata is None else torch.tensor(fills.nodata, dtype=torch.float32)
     slices = run.spec.channel_slices()
     totals = {(s, m.name): {} for s in names for m in run.spec.modalities}
     batches = _batches(run, split, samples, batch_size)
