@@ -51,6 +51,9 @@ _EXPORTS = {
     "test": "modalens.training.evaluate",
     "predict": "modalens.training.predict",
     "load_run": "modalens.training.run",
+    "AttributionOptions": "modalens.attribution.options",
+    "paper_options": "modalens.attribution.options",
+    "faithfulness": "modalens.validation.faithfulness",
     "attribute": "modalens.attribution.api",
     "attribute_run": "modalens.attribution.run",
     "occlusion_maps": "modalens.attribution.maps",
@@ -63,6 +66,7 @@ if TYPE_CHECKING:  # static view of the lazy exports
     from .attribution.aggregation import summarize
     from .attribution.api import attribute
     from .attribution.maps import occlusion_maps
+    from .attribution.options import AttributionOptions, paper_options
     from .attribution.run import attribute_run
     from .data.checks import check_dataset
     from .data.dataset import MultimodalDataset
@@ -75,9 +79,11 @@ if TYPE_CHECKING:  # static view of the lazy exports
     from .training.fit import fit
     from .training.predict import predict
     from .training.run import load_run
+    from .validation.faithfulness import faithfulness
     from .validation.sanity import sanity_check
 
 __all__ = [
+    "AttributionOptions",
     "DataError",
     "ModalensError",
     "ModelError",
@@ -89,6 +95,7 @@ __all__ = [
     "attribute_run",
     "bigearthnet_spec",
     "check_dataset",
+    "faithfulness",
     "fit",
     "generate",
     "get_preset",
@@ -96,6 +103,7 @@ __all__ = [
     "load_spec",
     "mapinwild_spec",
     "occlusion_maps",
+    "paper_options",
     "predict",
     "run_demo",
     "sanity_check",

@@ -7,10 +7,12 @@ traceback instead.
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import sys
 import traceback
 from collections.abc import Collection, Sequence
+from typing import Any
 
 from . import __version__
 from . import commands as cmd
@@ -31,6 +33,27 @@ def _help(text: str) -> str:
 
 
 # ---------------------------------------------------------------------------- parser
+def _parameter_default(fn: Any, name: str) -> Any:
+    """The default of parameter ``name`` of library function ``fn`` (one definition)."""
+    value = inspect.signature(fn).parameters[name].default
+    if isinstance(value, tuple | list):
+        return ",".join(str(v) for v in value)
+    return value
+
+
+def _signature_arguments(
+    parser: argparse.ArgumentParser, fn: Any, params: dict[str, tuple[type, str]]
+) -> None:
+    """Options ``--<param>`` whose defaults are ``fn``'s (None on the command line: the command
+    passes only what was given, :func:`modalens.commands._given`), shown in the help."""
+    for name, (kind, text) in params.items():
+        parser.add_argument(
+            f"--{name.replace('_', '-')}",
+            type=kind,
+            help=f"{text} (default {_parameter_default(fn, name)})",
+        )
+
+
 def _attribution_arguments(
     attribute: argparse.ArgumentParser, maps: argparse.ArgumentParser
 ) -> None:
@@ -39,7 +62,16 @@ def _attribution_arguments(
     commands and ``modalens --help`` do not load torch)."""
     from .attribution.distances import DISTANCES
     from .attribution.levels import LEVELS
+    from .attribution.maps import occlusion_maps
+    from .attribution.options import AUTO_LEVEL, PAPER, AttributionOptions
+    from .attribution.run import attribute_run
     from .attribution.strategies import STRATEGIES, paper_strategies
+
+    default = AttributionOptions()
+
+    def shown(field: str) -> str:
+        value = getattr(default, field)
+        return ",".join(value) if isinstance(value, tuple) else str(value)
 
     s = attribute
     s.add_argument("run", help="run folder")
@@ -47,26 +79,31 @@ def _attribution_arguments(
     s.add_argument(
         "--strategy",
         type=_csv,
-        default=["mean"],
         metavar=_names_metavar(STRATEGIES.names()),
-        help="fills of the occluded channels, comma-separated (default: mean, the train mean; "
-        f"the paper's four: {','.join(paper_strategies())}). " + _help(STRATEGIES.describe()),
+        help=f"fills of the occluded channels, comma-separated (default {shown('strategies')}, "
+        f"the train mean; the paper's four: {','.join(paper_strategies())}). "
+        + _help(STRATEGIES.describe()),
     )
     s.add_argument(
         "--distance",
         type=_csv,
-        default=["euclidean"],
         metavar=_names_metavar(DISTANCES.names()),
-        help="distances, comma-separated (default euclidean). " + _help(DISTANCES.describe()),
+        help=f"distances, comma-separated (default {shown('distances')}). "
+        + _help(DISTANCES.describe()),
     )
     s.add_argument(
         "--level",
         type=_csv,
-        default=["embedding"],
-        metavar=_names_metavar(LEVELS.names()),
-        help="levels, comma-separated (default embedding, the paper's; add output: it ranked as "
-        "planted in the faithfulness benchmark, the embedding level did not). "
-        + _help(LEVELS.describe()),
+        metavar=_names_metavar((AUTO_LEVEL, *LEVELS.names())),
+        help=f"levels, comma-separated (default {shown('levels')}: loss where the split has "
+        "targets, output otherwise -- the faithful choice in the faithfulness benchmark's "
+        "worlds; embedding is the paper's). " + _help(LEVELS.describe()),
+    )
+    s.add_argument(
+        "--paper",
+        action="store_true",
+        help="the paper's exact protocol: embedding level, fills "
+        f"{','.join(PAPER['strategies'])}, euclidean distance, the ALL row",
     )
     s.add_argument(
         "--shapley",
@@ -74,17 +111,23 @@ def _attribution_arguments(
         help="also Shapley values (exact up to 10 groups, sampled permutations above)",
     )
     s.add_argument("--groups", default="modalities", choices=["modalities", "bands"])
-    s.add_argument("--draws", type=int, default=1, help="noise draws per sample")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--batch-size", type=int, default=8)
+    s.add_argument("--draws", type=int, help=f"noise draws per sample (default {default.draws})")
+    s.add_argument("--seed", type=int, help=f"seed of fills and bootstrap (default {default.seed})")
     s.add_argument(
-        "--precision",
-        default="fp32",
-        choices=["fp32", "bf16", "auto"],
-        help="auto: bf16 where the hardware has it, scores it cannot resolve redone in fp32",
+        "--batch-size",
+        type=int,
+        help=f"samples per batch (default {_parameter_default(attribute_run, 'batch_size')})",
     )
     s.add_argument(
-        "--tolerance", type=float, default=0.01, help="auto: relative error a bf16 score may keep"
+        "--precision",
+        choices=["fp32", "bf16", "auto"],
+        help=f"default {default.precision}; auto: bf16 where the hardware has it, scores it "
+        "cannot resolve redone in fp32",
+    )
+    s.add_argument(
+        "--tolerance",
+        type=float,
+        help=f"auto: relative error a bf16 score may keep (default {default.tolerance})",
     )
     s.add_argument(
         "--out", help="output folder (default RUN/attribution/<split>[-<non-default options>])"
@@ -110,13 +153,16 @@ def _attribution_arguments(
     s.add_argument(
         "--strategy",
         type=_csv,
-        default=["zeros"],
         metavar=_names_metavar(single),
-        help="fills, comma-separated, one map per strategy (default zeros). "
+        help=f"fills, comma-separated, one map per strategy (default {shown('strategies')}). "
         + _help(STRATEGIES.describe(lambda e: not e.needs_batch)),
     )
-    s.add_argument("--tile", type=int, default=256)
-    s.add_argument("--overlap", type=int, default=64)
+    for name in ("tile", "overlap"):
+        s.add_argument(
+            f"--{name}",
+            type=int,
+            help=f"default {_parameter_default(occlusion_maps, name)}",
+        )
     s.add_argument(
         "--window", type=int, help="scene classifiers: occluded window in px (default side/8)"
     )
@@ -124,6 +170,26 @@ def _attribution_arguments(
         s.add_argument("--devices", type=int, default=1, help="processes per node (default 1)")
         s.add_argument("--num-nodes", type=int, default=1, help="machines (default 1)")
         s.add_argument("--accelerator", default="auto", help="auto, cpu, gpu or mps")
+
+
+def _faithfulness_arguments(s: argparse.ArgumentParser) -> None:
+    """Options of ``bench faithfulness``, defaults read from :func:`faithfulness`'s signature."""
+    from .validation.faithfulness import faithfulness
+
+    worlds = "comma-separated worlds: planted, correlated, interaction, scales, real"
+    _signature_arguments(
+        s,
+        faithfulness,
+        {
+            "seeds": (str, "comma-separated seeds"),
+            "worlds": (str, worlds),
+            "importance": (str, "planted importances of the planted world; decoy=0 adds the decoy"),
+            "sparsity": (str, "planted world: share of pixels without a modality's own signal"),
+            "samples": (int, "scenes per synthetic world and seed"),
+            "size": (int, "scene (and real tile) size in px"),
+            "epochs": (int, "epochs per run"),
+        },
+    )
 
 
 def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentParser:
@@ -254,8 +320,13 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
     s.add_argument("--scores", help="attribution folder (default RUN/attribution/<split>)")
     s.add_argument("--out", required=True, help="output folder (views go to OUT/views)")
     s.add_argument("--split", default="test", choices=["train", "val", "test"])
-    s.add_argument("--strategy", help="strategy of the bars and maps (default zeros)")
-    s.add_argument("--level", help="level of the bars (default output)")
+    s.add_argument(
+        "--strategy",
+        help="strategy of the bars and maps (default: the scores' preferred fill, mean first)",
+    )
+    s.add_argument(
+        "--level", help="level of the bars (default: loss, else output, else embedding)"
+    )
     s.add_argument("--tile", type=int, default=256)
     s.add_argument("--overlap", type=int, default=64)
     s.set_defaults(func=cmd.cmd_views)
@@ -324,20 +395,8 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
         help="rank correlation of every method with planted importances and a noise decoy",
     )
     s.add_argument("--out", default="faithfulness", help="output folder (default faithfulness)")
-    s.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
-    s.add_argument(
-        "--importance",
-        default="s2=0.4,s1=0.3,esa_wc=0.2,viirs=0.1,decoy=0",
-        help="planted importances; decoy=0 adds the pure-noise decoy (default shown)",
-    )
-    s.add_argument(
-        "--sparsity",
-        default="s1=0.8,viirs=0.75",
-        help="share of pixels without a modality's own signal (default s1=0.8,viirs=0.75)",
-    )
-    s.add_argument("--samples", type=int, default=100, help="scenes per seed (default 100)")
-    s.add_argument("--size", type=int, default=64, help="scene size in px (default 64)")
-    s.add_argument("--epochs", type=int, default=20, help="epochs per run (default 20)")
+    if commands is None or "bench" in commands:  # the defaults come from the library
+        _faithfulness_arguments(s)
     s.set_defaults(func=cmd.cmd_bench_faithfulness)
 
     s = sub.add_parser(

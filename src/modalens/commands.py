@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from .errors import SpecError
 
@@ -107,33 +108,44 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _given(args: argparse.Namespace, names: dict[str, str]) -> dict[str, Any]:
+    """The options given on the command line (``{library name: value}``); those left out take
+    the library's defaults."""
+    values = {key: getattr(args, attr, None) for attr, key in names.items()}
+    return {k: v for k, v in values.items() if v is not None and v is not False}
+
+
 def cmd_attribute(args: argparse.Namespace) -> int:
-    from .attribution.options import AttributionOptions
+    from .attribution.options import paper_options, resolve_options
     from .attribution.run import attribute_run
 
-    options = AttributionOptions(
-        strategies=args.strategy,
-        distances=args.distance,
-        levels=args.level,
-        shapley=args.shapley,
-        draws=args.draws,
-        seed=args.seed,
-        precision=args.precision,
-        tolerance=args.tolerance,
+    given = _given(
+        args,
+        {
+            "strategy": "strategies",
+            "distance": "distances",
+            "level": "levels",
+            "shapley": "shapley",
+            "draws": "draws",
+            "seed": "seed",
+            "precision": "precision",
+            "tolerance": "tolerance",
+        },
     )
+    options = paper_options(**given) if args.paper else resolve_options(None, **given)
     scores, summary = attribute_run(
         args.run,
         split=args.split,
         options=options,
         groups=args.groups,
         out=args.out,
-        batch_size=args.batch_size,
         progress=not args.quiet,
         resume=not args.overwrite,
         devices=args.devices,
         num_nodes=args.num_nodes,
         accelerator=args.accelerator,
         report=print,
+        **_given(args, {"batch_size": "batch_size"}),
     )
     used = scores.attrs.get("precision") or {}  # none on ranks other than 0
     if "fp32_share" in used:
@@ -153,24 +165,23 @@ def cmd_attribute(args: argparse.Namespace) -> int:
             groups=args.groups,
             samples=args.sanity_samples,
             out=args.out,
-            batch_size=args.batch_size,
             report=print,
+            **_given(args, {"batch_size": "batch_size"}),
         )
     return 0
 
 
 def cmd_maps(args: argparse.Namespace) -> int:
     from .attribution.maps import occlusion_maps
-    from .attribution.options import AttributionOptions
+    from .attribution.options import resolve_options
 
     paths = occlusion_maps(
         args.run,
         ids=args.ids,
         out=args.out,
-        options=AttributionOptions(strategies=args.strategy),
+        options=resolve_options(None, **_given(args, {"strategy": "strategies"})),
         data_root=args.data,
-        tile=args.tile,
-        overlap=args.overlap,
+        **_given(args, {"tile": "tile", "overlap": "overlap"}),
         progress=not args.quiet,
         window=args.window,
         devices=args.devices,
@@ -329,15 +340,9 @@ def cmd_prune(args: argparse.Namespace) -> int:
 def cmd_bench_faithfulness(args: argparse.Namespace) -> int:
     from .validation import faithfulness
 
+    names = ("seeds", "worlds", "importance", "sparsity", "samples", "size", "epochs")
     result = faithfulness(
-        args.out,
-        seeds=args.seeds,
-        importance=args.importance,
-        sparsity=args.sparsity,
-        samples=args.samples,
-        size=args.size,
-        epochs=args.epochs,
-        progress=not args.quiet,
+        args.out, progress=not args.quiet, **_given(args, {n: n for n in names})
     )
     print((result.out / "faithfulness.md").read_text().rstrip())
     print(f"wrote {result.out}/faithfulness.csv, .md, .png, .svg in {result.seconds:.0f} s")

@@ -16,8 +16,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .attribution.aggregation import format_summary
+import pandas as pd
+
+from .attribution.aggregation import BLOCK, block_order, choose_block, format_summary
 from .attribution.figures import influence_bar_chart
+from .attribution.groups import ALL
 from .attribution.run import attribute_run
 from .attribution.strata import describe_strata, stratify
 from .attribution.views import sample_views
@@ -42,6 +45,24 @@ DEMO_IMPORTANCE = {"s2": 0.45, "s1": 0.3, "esa_wc": 0.15, "viirs": 0.1}
 
 #: the paper's four fills, then the in-range ones modalens adds (mean is the default)
 STRATEGIES = ["zeros", "ones", "uniform", "gaussian", "mean", "permute", "nodata"]
+
+#: the levels the demo attributes: the default's (loss), output, and the paper's embedding level
+LEVELS = ("loss", "output", "embedding")
+
+
+def default_answer(summary: pd.DataFrame, planted: list[str]) -> str:
+    """The line stating the default block's answer (the recommended block, loss level with the
+    train-mean fill), its order with ties and whether it is the planted ranking."""
+    block = choose_block(summary)
+    rows = summary[
+        (summary[BLOCK] == pd.Series(block)[BLOCK]).all(axis=1) & (summary["group"] != ALL)
+    ].sort_values("mean", ascending=False)
+    ranking = list(rows["group"])
+    verdict = "the planted ranking" if ranking == planted else "NOT the planted ranking"
+    return (
+        f"default answer ({block['level']} level, {block['strategy']} fill): "
+        f"{' > '.join(ranking)} by mean influence, {verdict}; with ties: {block_order(rows)}"
+    )
 
 
 def demo_config_path() -> Path:
@@ -132,14 +153,17 @@ def run_demo(
     metrics = test(run_dir, split="test")
     step("test metrics:\n" + metrics.to_string(index=False), numbered=False)
 
-    step("occluding each modality with the paper's four fills and mean, permute, nodata")
+    step(
+        "occluding each modality with the paper's four fills and mean, permute, nodata, at loss "
+        "level (the default), output level and the paper's embedding level"
+    )
     attr_dir = out / "attribution"
     _scores, summary = attribute_run(
         run_dir,
         split="test",
         strategies=STRATEGIES,
         distances=["euclidean"],
-        levels=["embedding", "output"],
+        levels=list(LEVELS),
         out=attr_dir,
         progress=progress,
     )
@@ -153,7 +177,7 @@ def run_demo(
         f"({', '.join(f'{k} {planted[k]:.0%}' for k in planted_rank)})"
     )
     rankings: dict[str, list[str]] = {}
-    for level in ("embedding", "output"):
+    for level in LEVELS:
         for strategy in STRATEGIES:
             rows = summary[
                 (summary["level"] == level)
@@ -167,6 +191,7 @@ def run_demo(
             f"measured {key:<19}: {' > '.join(ranking)}  ({agree}/{len(planted_rank)} "
             "positions as planted)"
         )
+    print(default_answer(summary, planted_rank))
     print(f"figure: {fig}")
     step("do the fills agree, and do they stay inside the training data?")
     strategies = compare_strategies(attr_dir, run_dir, progress=progress)

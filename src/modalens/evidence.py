@@ -43,3 +43,20 @@ def sample_caveat(n: int, sentence: bool = False, noun: str = "sample") -> str:
     else:
         what += f"read with care, intervals from fewer than {FEW_SAMPLES} samples are rough"
     return what[0].upper() + what[1:] + "." if sentence else what
+
+
+#: what the faithfulness benchmark measured per level (its best fill at that level): worlds it
+#: recovered in every seed, of how many, and in which it failed. Copied from the benchmark's
+#: ``faithfulness_worlds.csv`` kept in ``docs/benchmarks/faithfulness/`` (a test checks that
+#: they agree); the README's "Which score to trust" shows the whole table.
+BENCHMARK_WORLDS: dict[str, tuple[int, int, str]] = {}
+
+
+def level_evidence(level: str) -> str | None:
+    """``"recovered 5 of 5 worlds in every seed"`` (and where it failed) for a level the
+    faithfulness benchmark measured, else None."""
+    if level not in BENCHMARK_WORLDS:
+        return None
+    won, worlds, failed = BENCHMARK_WORLDS[level]
+    text = f"recovered {won} of {worlds} worlds in every seed"
+    return f"{text} (failed in {failed})" if failed else text

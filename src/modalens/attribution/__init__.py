@@ -60,7 +60,9 @@ _EXPORTS = {
     "DISTANCES": "distances",
     "LEVELS": "levels",
     "STRATEGIES": "strategies",
+    "AUTO_LEVEL": "options",
     "AttributionOptions": "options",
+    "paper_options": "options",
     "Batch": "batches",
     "Evaluation": "batches",
     "Fill": "strategies",
@@ -124,7 +126,7 @@ if TYPE_CHECKING:  # static view of the lazy exports
     from .groups import ALL, groups_from_spec, normalize_groups
     from .levels import LEVELS, LevelInputs, register_level
     from .maps import occlusion_map_fn, occlusion_maps, sensitivity_map_fn
-    from .options import AttributionOptions, resolve_options
+    from .options import AUTO_LEVEL, AttributionOptions, paper_options, resolve_options
     from .ranking import format_order, pairwise_probabilities, tiers
     from .rows import COLUMNS
     from .run import attribute_run
@@ -135,6 +137,7 @@ if TYPE_CHECKING:  # static view of the lazy exports
 
 __all__ = [
     "ALL",
+    "AUTO_LEVEL",
     "AttributionOptions",
     "Batch",
     "COLUMNS",
@@ -171,6 +174,7 @@ __all__ = [
     "occlusion_maps",
     "pairwise",
     "pairwise_probabilities",
+    "paper_options",
     "paper_strategies",
     "precision_agreement",
     "register_distance",

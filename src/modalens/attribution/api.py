@@ -27,7 +27,7 @@ from .coalitions import ValueFunction
 from .dictinput import adapt_to_dict, is_dict_batch, pack_batch
 from .engine import OcclusionEngine
 from .groups import ALL, Groups
-from .options import AttributionOptions, resolve_options
+from .options import AUTO_LEVEL, AttributionOptions, resolve_options
 from .rows import empty_rows
 from .shapley import ShapleyResult
 from .sharding import Shard
@@ -51,6 +51,18 @@ def _peek(batches: Iterable[Any]) -> tuple[Iterable[Any], Any]:
             return [], None
         batches = itertools.chain([first], it)
     return batches, None if isinstance(first, LazyBatch) else first
+
+
+def _carries_target(first: Any, batches: Iterable[Any]) -> bool:
+    """Whether the batches carry targets, judged by the first (a lazy one is read)."""
+    if first is None and isinstance(batches, Sequence) and len(batches):
+        head = batches[0]
+        first = head.load() if isinstance(head, LazyBatch) else head
+    if isinstance(first, Mapping):
+        return first.get("target") is not None
+    if isinstance(first, tuple | list):
+        return len(first) > 1 and first[1] is not None
+    return getattr(first, "target", None) is not None
 
 
 def _owned(batches: Iterable[Any], done: set[str], shard: Shard) -> set[int] | None:
@@ -136,6 +148,8 @@ def attribute(
     if engine is None:
         opts = resolve_options(options, **overrides)
         batches, first = _peek(batches)
+        if opts.levels == (AUTO_LEVEL,):
+            opts = opts.for_targets(_carries_target(first, batches))
         if is_dict_batch(first):
             model, groups, opts, layout = adapt_to_dict(model, groups, opts, first)
         engine = OcclusionEngine(model, groups, opts)

@@ -42,7 +42,7 @@ from .coalitions import CoalitionPlan, Scorer, ValueFunction, batch_shapley, sha
 from .forward import Runner, balanced_chunk
 from .groups import ALL, Groups, normalize_groups
 from .levels import LEVELS, LevelInputs
-from .options import AttributionOptions, resolve_options
+from .options import AUTO_LEVEL, AttributionOptions, resolve_options
 from .rows import long_rows
 from .shapley import ShapleyResult, unique_masks
 from .strategies import STRATEGIES, Fill, FillContext
@@ -80,10 +80,12 @@ class OcclusionEngine:
             p = next(iter(model.parameters()), None)
             device = p.device if p is not None else "cpu"
         self.device = torch.device(device)
-        self.metrics = o.metrics()
-        self.levels = [LEVELS.get(lv) for lv in o.levels]
-        self.need_target = any(lv.needs_target for lv in self.levels)
-        needs = [any(lv.needs == k for lv in self.levels) for k in ("embedding", "output")]
+        #: the ``auto`` level is resolved by the first batch (loss with targets, else output)
+        self._auto = o.levels == (AUTO_LEVEL,)
+        self._set_levels(o.for_targets(True))
+        both = [LEVELS.get(lv) for lv in {*self.options.levels, *o.for_targets(False).levels}]
+        needs = [any(lv.needs == k for lv in both) for k in ("embedding", "output")]
+        self.options = o
         base = "fp32" if o.precision == "auto" else o.precision
         self.runner = Runner(model, o.embedding, *needs, base, o.optimize, self.device)
         #: the bf16 runner of ``precision="auto"`` where bf16 is native (else None: fp32)
@@ -96,6 +98,18 @@ class OcclusionEngine:
         self._gmat: Tensor | None = None
 
     # ------------------------------------------------------------------ set-up
+    def _set_levels(self, options: AttributionOptions) -> None:
+        self.options = options
+        self.metrics = options.metrics()
+        self.levels = [LEVELS.get(lv) for lv in options.levels]
+        self.need_target = any(lv.needs_target for lv in self.levels)
+
+    def _resolve(self, batch: Batch) -> None:
+        """Resolve the ``auto`` level on the first batch: ``loss`` when it carries a target."""
+        if self._auto:
+            self._set_levels(self.options.for_targets(batch.target is not None))
+            self._auto = False
+
     def fill_keys(self) -> list[tuple[str, int]]:
         """``(strategy, draw)`` pairs evaluated per sample."""
         return self.options.fill_keys()
@@ -300,6 +314,7 @@ class OcclusionEngine:
         Returns:
             float64 scores, NaN where a fill is missing.
         """
+        self._resolve(batch)
         x = batch.image.to(self.device)
         self.prepare(x)
         ax = self.axis(x)
@@ -466,6 +481,7 @@ class OcclusionEngine:
         """Long-form scores of one batch (see :mod:`~.rows`); with the ``shapley`` option
         Shapley values (and exact pairwise interactions) are added from the same forwards."""
         batch = as_batch(batch)
+        self._resolve(batch)
         o = self.options
         occ, names = self.occlusion_masks()
         method = shapley_method(o.shapley, len(self.group_names), o.max_players)
@@ -491,4 +507,6 @@ class OcclusionEngine:
     # ------------------------------------------------------------------ Shapley API
     def shapley(self, x: Any, value_fn: ValueFunction | None = None) -> ShapleyResult:
         """Shapley values ``[B, G]`` of one batch (see :func:`~.coalitions.batch_shapley`)."""
-        return batch_shapley(self, as_batch(x), value_fn)
+        batch = as_batch(x)
+        self._resolve(batch)
+        return batch_shapley(self, batch, value_fn)

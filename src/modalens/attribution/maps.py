@@ -181,7 +181,9 @@ def occlusion_maps(
         ids: the scenes (default: the ``split``'s ids).
         out: the output folder (default ``RUN/occlusion_maps``).
         options: the :class:`~.options.AttributionOptions` (strategies, seed, precision ...;
-            default strategy ``zeros``).
+            default: its defaults, the ``mean`` fill). Maps are always at output level (the
+            change of the prediction per pixel needs no target; the loss level of the run-level
+            default is a per-sample score).
         split: the split whose ids are the default.
         groups: ``"modalities"``, ``"bands"`` or explicit channel groups.
         tile: tile size of the sliding window.

@@ -41,7 +41,7 @@ from .api import attribute
 from .batches import LazyBatch
 from .figures import influence_bar_chart
 from .groups import Groups, groups_for
-from .options import AttributionOptions, resolve_options
+from .options import AUTO_LEVEL, AttributionOptions, resolve_options
 from .rows import empty_rows
 from .sharding import launch
 
@@ -192,7 +192,7 @@ def run_options(run: Any, options: AttributionOptions) -> AttributionOptions:
         mean = run_mean(run)
     if nodata is None and "nodata" in strategies:
         nodata = run_nodata(run.spec, mean)
-    if loss_fn is None and "loss" in options.levels:
+    if loss_fn is None and ("loss" in options.levels or options.levels == (AUTO_LEVEL,)):
         loss_fn = run.task.loss
     return options.replace(mean=mean, nodata=nodata, loss_fn=loss_fn)
 

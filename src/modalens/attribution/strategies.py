@@ -227,7 +227,9 @@ def gaussian(ctx: FillContext) -> Fill:
     return Fill.per_sample(ctx.noise(lambda shape, g: torch.randn(shape, generator=g)))
 
 
-@register_strategy("mean", help="per-channel train mean in normalised space (0 if unknown)")
+@register_strategy(
+    "mean", help="per-channel train mean in normalised space (a run's statistics, or mean=)"
+)
 def mean(ctx: FillContext) -> Fill:
     """The ``mean`` option per channel, 0 without one.
 

@@ -47,6 +47,9 @@ from .run import run_options
 from .scenemaps import scene_sensitivity
 from .strategies import STRATEGIES
 
+#: the fill of the views' sensitivity maps when the scores do not name one: the options' default
+DEFAULT_FILL = AttributionOptions().strategies[0]
+
 INDEX_COLUMNS = ["sample_id", "reason", "modality", "influence", "png", "svg"]
 
 #: colour bar label of the sensitivity maps (|prediction - occluded prediction|)
@@ -90,7 +93,8 @@ def influence_block(
 
     Args:
         scores: long-form scores.
-        level: the level (default ``output`` when present, as the sensitivity maps).
+        level: the level (default: the first of :data:`~.aggregation.PREFERRED` present, the
+            loss level of the default attribution first).
         strategy: the strategy (default: the first of
             :data:`~.aggregation.PREFERRED` present, the train mean first).
 
@@ -104,7 +108,7 @@ def influence_block(
     s = scores[(scores["method"] == "occlusion") & (scores["group"] != ALL)]
     if len(s) == 0:
         raise DataError("the scores hold no occlusion rows", "scores.parquet", "attribute again")
-    lv = _pick(list(dict.fromkeys(s["level"])), level, ("output", "embedding"), "level")
+    lv = _pick(list(dict.fromkeys(s["level"])), level, PREFERRED["level"], "level")
     s = s[s["level"] == lv]
     distance = _pick(list(dict.fromkeys(s["distance"])), None, ("euclidean",), "distance")
     s = s[s["distance"] == distance]
@@ -261,7 +265,7 @@ def view_figure(
     reason: str = "requested",
     table: pd.DataFrame | None = None,
     keys: dict | None = None,
-    strategy: str = "zeros",
+    strategy: str = DEFAULT_FILL,
     tile: int = 256,
     overlap: int = 64,
 ) -> Any:
@@ -343,7 +347,7 @@ def sample_views(
         out: the output folder (views go to ``OUT/views``; default ``RUN``).
         split: the split whose attribution is the default.
         strategy: strategy of the bars and maps (default: as :func:`influence_block` picks).
-        level: level of the bars (default ``output`` when attributed).
+        level: level of the bars (default: as :func:`influence_block`, loss level first).
         tile: sliding-window tile (a multiple of the model's downsampling).
         overlap: sliding-window overlap.
         data_root: points the run's spec at another copy of the data.
@@ -379,9 +383,9 @@ def sample_views(
             str(run),
             f"use ids of the run's data, e.g. {example} ({split} split)",
         )
-    strategy = strategy or (keys["strategy"] if keys else "zeros")
+    strategy = strategy or (keys["strategy"] if keys else DEFAULT_FILL)
     if STRATEGIES.get(strategy).needs_batch:
-        strategy = "zeros"  # maps need a single-scene fill
+        strategy = DEFAULT_FILL  # maps need a single-scene fill
     rows = select_samples(table, ids, top_k)
     views = out / "views"
     written: list[Path] = []

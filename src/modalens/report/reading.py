@@ -19,7 +19,7 @@ import pandas as pd
 from ..attribution.aggregation import BLOCK, choose_block
 from ..attribution.groups import ALL
 from ..attribution.ranking import TIER_CONFIDENCE, format_order
-from ..evidence import enough_samples, sample_caveat
+from ..evidence import enough_samples, level_evidence, sample_caveat
 from ..plotting import label
 from ..tasks.headline import lower_is_better
 from ..validation.agreement_text import MIN_FINDING, metric_note
@@ -86,6 +86,34 @@ def _headline(rows: pd.DataFrame, block: tuple) -> str:
     return f"{text} {caveat}" if caveat else text
 
 
+def _trust(s: pd.DataFrame, block: tuple) -> str:
+    """Which score to trust and why (the faithfulness benchmark's figures), and what the paper's
+    embedding level says where it disagrees with the headline block."""
+    method, level, distance, strategy = block
+    why = level_evidence(level)
+    if level == "embedding":
+        return (
+            "Read with care: only the paper's embedding level was scored"
+            + (f"; in the faithfulness benchmark it {why}" if why else "")
+            + ". Attribute with the default level (loss) to check it."
+        )
+    text = f"Trust the {label(level)} with the {strategy} fill, the default"
+    text += f": in the faithfulness benchmark it {why}" if why else ""
+    emb = s[(s["method"] == method) & (s["level"] == "embedding") & (s["strategy"] == strategy)]
+    if len(emb) and "euclidean" in set(emb["distance"]):
+        emb = emb[emb["distance"] == "euclidean"].sort_values("mean", ascending=False)
+        here = s[(s[BLOCK] == pd.Series(block, index=BLOCK)).all(axis=1)]
+        if list(emb["group"]) != list(here.sort_values("mean", ascending=False)["group"]):
+            paper = level_evidence("embedding")
+            text += (
+                f". The paper's embedding level ranks otherwise ({label(emb.iloc[0]['group'])} "
+                f"first, {_pct(emb.iloc[0]['share'])})"
+                + (f"; it {paper}" if paper else "")
+                + ": its distances are not calibrated across modalities"
+            )
+    return text + " (README, \"Which score to trust\")."
+
+
 def describe_attribution(summary: pd.DataFrame) -> list[str]:
     """Sentences on a ``summary.csv``: who carries the influence and the order the data
     support (with ties, from its ``tier`` column), and where levels or strategies disagree on
@@ -96,7 +124,7 @@ def describe_attribution(summary: pd.DataFrame) -> list[str]:
         return ["No ranked influence rows in this summary."]
     method, level, distance, strategy = block
     rows = s[(s[BLOCK] == pd.Series(block, index=BLOCK)).all(axis=1)]
-    out = [_headline(rows, block)]
+    out = [_trust(s, block), _headline(rows, block)]
     # levels that disagree for the same method, distance and strategy
     ranks = s.pivot_table(
         index=["method", "distance", "strategy", "group"],

@@ -67,6 +67,7 @@ import pandas as pd
 
 from ..attribution import attribute_run
 from ..attribution.aggregation import BLOCK
+from ..attribution.options import PAPER
 from ..errors import DataError, SpecError
 from ..io import atomic_path
 from ..tasks.headline import headline_metric, worse_by
@@ -76,9 +77,10 @@ from .record import read_record
 from .runs import NOT_METRICS
 from .settings import Setting, leave_one_out, parse_seeds, plan_settings, read_saved_config
 
-#: the paper's occlusion strategies and the levels attributed when no attribution exists
-PAPER_STRATEGIES = ("zeros", "ones", "uniform", "gaussian")
-PAPER_LEVELS = ("embedding", "output")
+#: the fills and levels attributed for the agreement: the defaults (train mean; loss level,
+#: output level) beside the paper's four fills and its embedding level
+AGREEMENT_STRATEGIES = ("mean", *PAPER["strategies"])
+AGREEMENT_LEVELS = ("loss", "output", "embedding")
 DEVIATIONS = ("single", "leave_one_out")
 STATISTICS = {"spearman": spearman, "kendall": kendall, "pearson": pearson}
 COLUMNS = [
@@ -206,16 +208,14 @@ def _load_scores(source: str | Path | pd.DataFrame) -> pd.DataFrame:
 
 def _seed_scores(out: Path, seed: int, progress: bool) -> pd.DataFrame:
     run = out / "runs" / f"all-seed{seed}"
-    existing = run / "attribution" / "test" / "scores.parquet"
-    if existing.is_file():
-        return pd.read_parquet(existing)
+    # resumed (and checked against these options) by attribute_run's store
     scores, _ = attribute_run(
         run,
         split="test",
-        strategies=PAPER_STRATEGIES,
+        strategies=AGREEMENT_STRATEGIES,
         distances=("euclidean",),
-        levels=PAPER_LEVELS,
-        out=existing.parent,
+        levels=AGREEMENT_LEVELS,
+        out=run / "attribution" / "test-agreement",
         progress=progress,
     )
     return scores

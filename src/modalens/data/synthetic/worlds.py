@@ -291,7 +291,7 @@ def _real(out: Path, seed: int, size: int, chip: Path | None) -> WorldData:
             valid = ok[win]
             if valid.mean() < 0.5:
                 continue
-            t = transform * Affine.translation(c * size, r * size)
+            t = transform @ Affine.translation(c * size, r * size)
             decoy = seeded_rng(seed, 13, r, c).standard_normal((1, size, size))
             write_geotiff(out / "s2" / f"{sid}.tif", s2[(slice(None), *win)], crs, t)
             write_geotiff(out / "s1" / f"{sid}.tif", s1[(slice(None), *win)], crs, t,
