@@ -60,7 +60,9 @@ def faithfulness_figure(table: pd.DataFrame, path: str | Path, n_seeds: int | No
     ax1.imshow(grid, aspect="auto", cmap="Greens", vmin=0, vmax=1)
     for i in range(grid.shape[0]):
         for j in range(grid.shape[1]):
-            ax1.text(j, i, notes[i][j], ha="center", va="center", fontsize=6)
+            dark = np.isfinite(grid[i, j]) and grid[i, j] > 0.6
+            ax1.text(j, i, notes[i][j], ha="center", va="center", fontsize=6,
+                     color="white" if dark else "black")
     labels = [method_label(r) for _, r in overall.iterrows()]
     ax1.set_yticks(range(len(labels)), labels, fontsize=7)
     ax1.set_xticks(range(len(worlds)), worlds, fontsize=8)
@@ -71,6 +73,9 @@ def faithfulness_figure(table: pd.DataFrame, path: str | Path, n_seeds: int | No
     ax2.axvline(100 * RECOVER_DECOY, color="grey", ls="--", lw=0.8,
                 label=f"{100 * RECOVER_DECOY:.0f} % (recovery threshold)")
     ax2.set_xlabel("largest null-modality share over worlds (%)", fontsize=8)
+    for lv, k in LEVEL_COLOURS.items():
+        if lv in set(overall["level"]):
+            ax2.barh([np.nan], [0], color=color(k), label=f"{lv} level" if k != 7 else lv)
     ax2.legend(fontsize=7, loc="lower right")
     title = "Faithfulness across worlds"
     if n_seeds:
