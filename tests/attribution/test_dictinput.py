@@ -109,7 +109,7 @@ def test_dict_embedding_callable_gets_the_dict_and_shapley_runs() -> None:
         assert isinstance(x, dict) and set(x) == {"s2", "s1"}
         return m.s2(x["s2"])
 
-    df = attribute(model, iter([b]), None, strategies="zeros", embedding=emb)
+    df = attribute(model, iter([b]), None, strategies="zeros", levels="embedding", embedding=emb)
     got = by_group(df, "embedding")
     assert np.all(got["s1"] == 0) and np.all(got["s2"] > 0)  # s1 does not reach s2's branch
     res = modality_shapley(model, b, None, strategies="zeros", levels="output")

@@ -99,7 +99,9 @@ def test_embedding_distance_matches_captum_distance_wrapper(strategy: str) -> No
     model = tiny_unet()
     b = batch()
     x = b["image"]
-    eng = OcclusionEngine(model, GROUPS, strategies=strategy, optimize=False, seed=7)
+    eng = OcclusionEngine(
+        model, GROUPS, strategies=strategy, levels="embedding", optimize=False, seed=7
+    )
     df = eng.score_batch(b)
     with torch.no_grad():
         ref = model.encode(x)[-1]
@@ -139,7 +141,15 @@ def _loop_distances(model: UNet, x: torch.Tensor, fill: float = 0.0) -> dict[str
 def test_embedding_equals_plain_loop(optimize: bool) -> None:
     model = tiny_unet()
     b = batch(5)
-    df = attribute(model, [b], GROUPS, strategies="zeros,ones", optimize=optimize, chunk_size=3)
+    df = attribute(
+        model,
+        [b],
+        GROUPS,
+        strategies="zeros,ones",
+        levels="embedding",
+        optimize=optimize,
+        chunk_size=3,
+    )
     for fill, strategy in [(0.0, "zeros"), (1.0, "ones")]:
         loop = _loop_distances(model, b["image"], fill)
         for name, ref in loop.items():
@@ -151,7 +161,9 @@ def test_embedding_equals_plain_loop(optimize: bool) -> None:
 def test_ungrouped_channels_stay_present() -> None:
     model = tiny_unet()
     b = batch(3)
-    eng = OcclusionEngine(model, {"a": [0, 1], "c": [5]}, strategies="ones", optimize=False)
+    eng = OcclusionEngine(
+        model, {"a": [0, 1], "c": [5]}, strategies="ones", levels="embedding", optimize=False
+    )
     df = attribute(model, [b], {}, engine=eng)
     with torch.no_grad():
         full = model.encode(b["image"])[-1]
@@ -203,7 +215,14 @@ def test_output_level_uses_valid_pixels_and_loss_level() -> None:
 def test_distances_cosine_and_relative() -> None:
     model = tiny_unet()
     b = batch(3)
-    df = attribute(model, [b], GROUPS, distances="euclidean,cosine,relative", optimize=False)
+    df = attribute(
+        model,
+        [b],
+        GROUPS,
+        distances="euclidean,cosine,relative",
+        levels="embedding",
+        optimize=False,
+    )
     with torch.no_grad():
         full = model.encode(b["image"])[-1].flatten(1).double()
         xo = b["image"].clone()
@@ -267,7 +286,7 @@ def test_noise_does_not_depend_on_batch_composition() -> None:
 def test_permute_all_is_distance_to_another_sample() -> None:
     model = tiny_unet()
     b = batch(4)
-    df = attribute(model, [b], GROUPS, strategies="permute", optimize=False)
+    df = attribute(model, [b], GROUPS, strategies="permute", levels="embedding", optimize=False)
     with torch.no_grad():
         e = model.encode(b["image"])[-1].flatten(1)
     pair = torch.cdist(e, e).numpy()
@@ -341,7 +360,15 @@ def test_channel_axis_last_and_hook_embedding() -> None:
     model = SeriesNet().eval()
     x = torch.randn(5, 7, 6)  # [B, T, features]
     groups = {"f01": [0, 1], "f234": [2, 3, 4], "f5": [5]}
-    df = attribute(model, [x], groups, channel_axis=-1, embedding="body", strategies="zeros,ones")
+    df = attribute(
+        model,
+        [x],
+        groups,
+        channel_axis=-1,
+        embedding="body",
+        strategies="zeros,ones",
+        levels="embedding",
+    )
     with torch.no_grad():
         full = model.body(x).flatten(1)
         for fill, strategy in [(0.0, "zeros"), (1.0, "ones")]:
@@ -356,8 +383,8 @@ def test_channel_axis_last_and_hook_embedding() -> None:
 def test_hook_on_unet_submodule_equals_encode_and_skips_decoder() -> None:
     model = tiny_unet()
     b = batch(3)
-    via_encode = attribute(model, [b], GROUPS, optimize=False)
-    eng = OcclusionEngine(model, GROUPS, embedding="downs.1", optimize=False)
+    via_encode = attribute(model, [b], GROUPS, levels="embedding", optimize=False)
+    eng = OcclusionEngine(model, GROUPS, embedding="downs.1", levels="embedding", optimize=False)
     via_hook = attribute(model, [b], GROUPS, engine=eng)
     np.testing.assert_allclose(via_hook["value"], via_encode["value"], rtol=1e-6)
     calls = []
@@ -365,7 +392,7 @@ def test_hook_on_unet_submodule_equals_encode_and_skips_decoder() -> None:
     eng.score_batch(batch(2, 9))
     assert calls == []  # the forward stopped at the embedding
     with pytest.raises(ModalensError, match="no submodule"):
-        attribute(model, [b], GROUPS, embedding="nope")
+        attribute(model, [b], GROUPS, embedding="nope", levels="embedding")
 
 
 class TupleEncodeNet(nn.Module):
@@ -388,7 +415,7 @@ def test_encode_returning_a_tuple_uses_the_last_element() -> None:
     torch.manual_seed(0)
     model = TupleEncodeNet().eval()
     b = batch(2)
-    df = attribute(model, [b], GROUPS, strategies="zeros", optimize=False)
+    df = attribute(model, [b], GROUPS, strategies="zeros", levels="embedding", optimize=False)
     with torch.no_grad():
         xo = b["image"].clone()
         xo[:, GROUPS["a"]] = 0.0
@@ -398,7 +425,9 @@ def test_encode_returning_a_tuple_uses_the_last_element() -> None:
 
 def test_model_without_encode_needs_a_submodule_name() -> None:
     with pytest.raises(ModalensError, match="encode"):
-        attribute(SeriesNet(), [torch.randn(2, 3, 6)], {"a": [0]}, channel_axis=-1)
+        attribute(
+            SeriesNet(), [torch.randn(2, 3, 6)], {"a": [0]}, channel_axis=-1, levels="embedding"
+        )
 
 
 # ============================================================================ maps / bf16
@@ -419,7 +448,9 @@ def test_occlusion_map_fn() -> None:
 
 def test_bf16_precision_agreement() -> None:
     model = tiny_unet()
-    res = precision_agreement(model, [batch(4)], GROUPS, strategies="zeros,ones")
+    res = precision_agreement(
+        model, [batch(4)], GROUPS, strategies="zeros,ones", levels="embedding"
+    )
     assert res["max_rel_error"] < 0.2
     assert 0.0 <= res["dataset_rank_agreement"] <= 1.0
     assert res["dataset_rank_agreement"] == 1.0  # bf16 keeps every block's group ranking

@@ -42,10 +42,11 @@ def test_influence_figure_has_a_labelled_panel_per_block(tmp_path) -> None:
     axes = fig.get_axes()
     assert len(axes) == 4  # one per (method, level, distance)
     titles = [ax.get_title() for ax in axes]
+    # the summary's recommended order: loss, output, then the paper's embedding level
     assert titles == [
-        "occlusion, embedding level",
-        "occlusion, output level",
         "occlusion, loss level",
+        "occlusion, output level",
+        "occlusion, embedding level",
         "Shapley values, embedding level",
     ]
     for ax in axes:
@@ -54,8 +55,8 @@ def test_influence_figure_has_a_labelled_panel_per_block(tmp_path) -> None:
         ticks = [t.get_text() for t in ax.get_xticklabels()]
         assert ticks == ["Sentinel-2", "Sentinel-1", "VIIRS night lights"]
         assert len(ax.patches) == 6  # 3 modalities x 2 strategies
-    assert axes[0].get_ylabel() == "Euclidean distance of the embedding (normalised units)"
-    assert axes[2].get_ylabel().startswith("increase of the loss")
+    assert axes[2].get_ylabel() == "Euclidean distance of the embedding (normalised units)"
+    assert axes[0].get_ylabel().startswith("increase of the loss")
     assert axes[3].get_ylabel().startswith("Shapley value of the")
     assert "n = 5 samples" in fig._suptitle.get_text()
     legend = fig.legends[0]

@@ -66,7 +66,7 @@ def test_fingerprint_is_the_resume_configuration() -> None:
         "groups": GROUPS,
         "strategies": ["zeros", "gaussian"],
         "distances": ["euclidean"],
-        "levels": ["embedding"],
+        "levels": ["auto"],  # the default, resolved by the first batch (loss or output)
         "embedding": "auto",
         "channel_axis": 1,
         "draws": 1,
@@ -151,11 +151,13 @@ def half_and_laplace() -> Iterator[None]:
 
 def test_a_user_strategy_is_one_registered_function(half_and_laplace: None) -> None:
     model, b = tiny_unet(), batch(3)
-    df = attribute(model, [b], GROUPS, strategies="half,laplace", draws=2, optimize=False)
+    df = attribute(
+        model, [b], GROUPS, strategies="half,laplace", levels="embedding", draws=2, optimize=False
+    )
     assert set(df["strategy"]) == {"half", "laplace"}
     assert sorted(df[df["strategy"] == "laplace"]["draw"].unique()) == [0, 1]
     assert sorted(df[df["strategy"] == "half"]["draw"].unique()) == [0]
-    eng = OcclusionEngine(model, GROUPS, strategies="laplace", optimize=False)
+    eng = OcclusionEngine(model, GROUPS, strategies="laplace", levels="embedding", optimize=False)
     with torch.no_grad():
         x = b["image"]
         full = model.encode(x)[-1]
@@ -182,7 +184,9 @@ def test_a_user_distance_is_one_registered_function() -> None:
 
     try:
         model, b = tiny_unet(), batch(2)
-        df = attribute(model, [b], GROUPS, distances="chebyshev", optimize=False)
+        df = attribute(
+            model, [b], GROUPS, distances="chebyshev", levels="embedding", optimize=False
+        )
         with torch.no_grad():
             x = b["image"]
             xo = x.clone()

@@ -48,7 +48,15 @@ def test_occluding_a_group_changes_only_its_channels(
         seen.append(inputs.detach().clone())
         return inputs.flatten(1)
 
-    attribute(Flat(), [x], groups, strategies=strategy, embedding=record, optimize=False)
+    attribute(
+        Flat(),
+        [x],
+        groups,
+        strategies=strategy,
+        levels="embedding",
+        embedding=record,
+        optimize=False,
+    )
     occluded = set()
     for chunk in seen:
         for row in chunk:

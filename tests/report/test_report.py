@@ -48,8 +48,12 @@ def test_reading_names_top_modality_and_level_disagreement() -> None:
     )
     assert headline_block(summary) == ("occlusion", "output", "euclidean", "zeros")
     lines = describe_attribution(summary)
-    assert lines[0].startswith("Sentinel-2 carries most of the influence: 60 % at output level")
-    assert "Sentinel-2 > Sentinel-1 > VIIRS night lights" in lines[0]
+    # first which score to trust, with the paper's embedding level where it ranks otherwise
+    assert lines[0].startswith("Trust the output level with the zeros fill")
+    paper = "The paper's embedding level ranks otherwise (VIIRS night lights first, 75 %)"
+    assert paper in lines[0]
+    assert lines[1].startswith("Sentinel-2 carries most of the influence: 60 % at output level")
+    assert "Sentinel-2 > Sentinel-1 > VIIRS night lights" in lines[1]
     assert any(
         "disagree on VIIRS night lights" in line and "zeros: 1 vs 3" in line for line in lines
     )
@@ -66,7 +70,9 @@ def test_reading_prefers_in_range_fill_and_reports_agreeing_levels() -> None:
     )
     assert headline_block(summary)[3] == "mean"
     lines = describe_attribution(summary)
-    assert lines[0].startswith("Sentinel-2 carries most")
+    assert lines[0].startswith("Trust the output level with the mean fill")
+    assert "embedding level" not in lines[0]  # not attributed: nothing to contrast
+    assert lines[1].startswith("Sentinel-2 carries most")
     assert any("fills disagree on the most influential modality" in line for line in lines)
 
 
@@ -79,34 +85,36 @@ ROWS = [
 
 def test_reading_states_the_order_with_its_ties_and_words_match_shares() -> None:
     # 40 % is the largest share, not "most"; s1 and viirs cannot be separated
+    # (lines[0] says which score to trust, the headline follows)
     lines = describe_attribution(_summary(ROWS, tiers=[1, 2, 2]))
-    assert lines[0].startswith(
+    assert lines[0].startswith("Trust the ")
+    assert lines[1].startswith(
         "Sentinel-2 carries the largest share of the influence: 40 % at output level"
     )
     assert (
         "the order is Sentinel-2 > Sentinel-1 ≈ VIIRS night lights (>: bootstrap P ≥ 0.95"
-        in (lines[0])
+        in (lines[1])
     )
-    assert "most of the influence" not in lines[0] and "Only" not in lines[0]
+    assert "most of the influence" not in lines[1] and "Only" not in lines[1]
     # a tie at the top is named
-    tied = describe_attribution(_summary(ROWS, tiers=[1, 1, 2]))[0]
+    tied = describe_attribution(_summary(ROWS, tiers=[1, 1, 2]))[1]
     assert "40 % at output level" in tied and "cannot separate it from Sentinel-1;" in tied
     assert "Sentinel-2 ≈ Sentinel-1 > VIIRS night lights" in tied
     # above 50 %: "most"; exactly 50 % is not above
     most = [("output", "mean", "s2", 6.0), ("output", "mean", "s1", 4.0)]
     assert (
-        "Sentinel-2 carries most of the influence: 60 %" in describe_attribution(_summary(most))[0]
+        "Sentinel-2 carries most of the influence: 60 %" in describe_attribution(_summary(most))[1]
     )
     half = [("output", "mean", "s2", 5.0), ("output", "mean", "s1", 5.0)]
     assert (
         "carries the largest share of the influence: 50 %"
-        in describe_attribution(_summary(half, tiers=[1, 1]))[0]
+        in describe_attribution(_summary(half, tiers=[1, 1]))[1]
     )
 
 
 def test_reading_from_few_samples_says_so() -> None:
     # fewer than 10: the caveat instead of a finding, no order with > or ≈
-    few = describe_attribution(_summary(ROWS, n=6, tiers=[1, 2, 2]))[0]
+    few = describe_attribution(_summary(ROWS, n=6, tiers=[1, 2, 2]))[1]
     assert few.startswith(
         "Only 6 samples: too few for a finding, at least 10 are needed. By mean alone, "
         "Sentinel-2 carries the largest share"
@@ -114,15 +122,15 @@ def test_reading_from_few_samples_says_so() -> None:
     assert few.endswith("in the order of the means: Sentinel-2, Sentinel-1, VIIRS night lights.")
     assert ">" not in few and "≈" not in few
     # 10 to 19: the order, with a caveat
-    some = describe_attribution(_summary(ROWS, n=15, tiers=[1, 2, 2]))[0]
+    some = describe_attribution(_summary(ROWS, n=15, tiers=[1, 2, 2]))[1]
     assert "Sentinel-2 > Sentinel-1 ≈ VIIRS night lights" in some
     assert some.endswith(
         "Only 15 samples: read with care, intervals from fewer than 20 samples are rough."
     )
     # 20 and more: no caveat
-    assert "Only" not in describe_attribution(_summary(ROWS, n=20, tiers=[1, 2, 2]))[0]
+    assert "Only" not in describe_attribution(_summary(ROWS, n=20, tiers=[1, 2, 2]))[1]
     # a summary.csv of an earlier version (no tier column): no order claimed
-    old = describe_attribution(_summary(ROWS).drop(columns="tier"))[0]
+    old = describe_attribution(_summary(ROWS).drop(columns="tier"))[1]
     assert (
         "by mean the order is Sentinel-2, Sentinel-1, VIIRS night lights (this summary has no tiers"
         in old

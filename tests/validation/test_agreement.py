@@ -138,12 +138,15 @@ def test_agreement_of_the_tiny_ablation(ablation: AblationResult) -> None:
     result = agreement(ablation.out, n_boot=100, progress=False)
     table = pd.read_csv(ablation.out / "agreement.csv")
     assert list(table.columns) == COLUMNS
-    # the all-modality run was attributed with the paper's four strategies at two levels
-    assert (ablation.run_dir("all") / "attribution" / "test" / "scores.parquet").is_file()
-    assert len(table) == 2 * 4 * 2
+    # the all-modality run was attributed, in a folder of its own, with the default fill (mean)
+    # beside the paper's four, at the default levels (loss, output) and the paper's embedding
+    attributed = ablation.run_dir("all") / "attribution"
+    assert (attributed / "test-agreement" / "scores.parquet").is_file()
+    assert not (attributed / "test").exists()  # the default attribution's folder is left alone
+    assert len(table) == 2 * 5 * 3
     assert set(table["deviation"]) == {"single", "leave_one_out"}
-    assert set(table["strategy"]) == {"zeros", "ones", "uniform", "gaussian"}
-    assert set(table["level"]) == {"embedding", "output"}
+    assert set(table["strategy"]) == {"mean", "zeros", "ones", "uniform", "gaussian"}
+    assert set(table["level"]) == {"loss", "output", "embedding"}
     assert set(table["n_modalities"]) == {4} and set(table["n_samples"]) == {4}
     for name in ("spearman", "kendall", "pearson"):
         for col in (name, f"{name}_low", f"{name}_high"):
@@ -154,8 +157,15 @@ def test_agreement_of_the_tiny_ablation(ablation: AblationResult) -> None:
     assert table["spearman"].notna().all()
     for suffix in ("png", "svg"):
         assert (ablation.out / f"agreement.{suffix}").stat().st_size > 1000
-    shares = result.values.groupby(["deviation", "level", "strategy"])["influence_share"].sum()
-    np.testing.assert_allclose(shares, 1.0)
+    keys = ["deviation", "level", "strategy"]
+    # shares are signed (correlation.shares): their magnitudes sum to 1 in every block; the
+    # distances of the embedding and output levels are non-negative, so their shares sum to 1
+    # (the loss level's influence is a signed change of the loss)
+    magnitudes = result.values.assign(m=result.values["influence_share"].abs()).groupby(keys)["m"]
+    np.testing.assert_allclose(magnitudes.sum(), 1.0)
+    distances = result.values[result.values["level"] != "loss"]
+    np.testing.assert_allclose(distances.groupby(keys)["influence_share"].sum(), 1.0)
+    assert len(distances.groupby(keys)) == 2 * 5 * 2
     # the same seed gives the same numbers
     again = agreement(ablation.out, n_boot=100, figure=False, progress=False)
     pd.testing.assert_frame_equal(again.table, result.table)
