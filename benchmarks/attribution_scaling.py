@@ -33,12 +33,15 @@ import tempfile
 import time
 from pathlib import Path
 
-import pandas as pd
+from modalens.threads import DEFAULT_MARK, configure_threads
 
-from modalens.attribution import attribute_run
-from modalens.data import synthetic
-from modalens.threads import DEFAULT_MARK
-from modalens.training import fit
+configure_threads()  # as the command does, before torch loads (the workers attribute in-process)
+
+import pandas as pd  # noqa: E402
+
+from modalens.attribution import attribute_run  # noqa: E402
+from modalens.data import synthetic  # noqa: E402
+from modalens.training import fit  # noqa: E402
 
 CONFIGS = {"1 process x 2 threads": (1, "2"), "2 processes x 1 thread": (2, None)}
 

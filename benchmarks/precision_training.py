@@ -17,10 +17,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
+from modalens.threads import configure_threads
 
-from modalens.precision import native_bf16, resolve_auto
-from modalens.training import fit
+configure_threads()  # as the command does, before torch loads (it trains in this process)
+
+import pandas as pd  # noqa: E402
+
+from modalens.precision import native_bf16, resolve_auto  # noqa: E402
+from modalens.training import fit  # noqa: E402
 
 CONFIG = Path(__file__).resolve().parents[1] / "src" / "modalens" / "configs" / "demo.yaml"
 

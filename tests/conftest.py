@@ -4,15 +4,24 @@
 ``presets.mapinwild_spec(root)`` (NI target) or ``mapinwild_spec(root, target="mask")``:
 ``s2_temporal_subset/ s1/ ESA_WC/ VIIRS/ NI/ mask/ split_IDs.csv`` with numeric ids and a
 NaN-padded split file. ``mapinwild_root`` is one with the defaults.
+
+The test process gets the command's thread defaults (:func:`modalens.threads.configure_threads`)
+before torch is imported.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
+from modalens.threads import configure_threads
 
-import pytest
-from helpers import write_mapinwild
+# the test process runs like the command (passive OpenMP waiting, the CPUs it may use): set
+# before any test module imports torch, as `modalens` does before its commands import it
+configure_threads()
+
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+from helpers import write_mapinwild  # noqa: E402
 
 
 @pytest.fixture

@@ -13,8 +13,11 @@ The package is laid out as the pipeline it runs, one sub-package per stage:
 - :mod:`modalens.validation` -- the paper's validation (Table I, Fig. 5), strategies and fills.
 - :mod:`modalens.report` -- one self-contained HTML page from a results folder.
 
-Threads: importing modalens sets ``OMP_WAIT_POLICY=PASSIVE`` and ``OMP_NUM_THREADS`` (the
-CPUs the process may use) unless they are already set (:mod:`modalens.threads`).
+Importing modalens changes no process-wide state, and library calls restore what they must
+change while they run (:mod:`modalens.scope`). The ``modalens`` command sets thread defaults
+that hold up on a shared machine (``OMP_WAIT_POLICY=PASSIVE``, ``OMP_NUM_THREADS`` = the CPUs
+the process may use); a script gets the same with :func:`configure_threads`, called before
+torch is imported (:mod:`modalens.threads`).
 
 Shared utilities: :mod:`modalens.errors` (one-line user errors), :mod:`modalens.io` (atomic
 writes), :mod:`modalens.precision` (one precision vocabulary), :mod:`modalens.plotting`.
@@ -31,8 +34,6 @@ from typing import TYPE_CHECKING
 from .errors import DataError, ModalensError, ModelError, SpecError
 from .lazy import lazy_exports
 from .threads import configure_threads
-
-configure_threads()
 
 __version__ = "0.1.0"
 
@@ -95,6 +96,7 @@ __all__ = [
     "attribute_run",
     "bigearthnet_spec",
     "check_dataset",
+    "configure_threads",
     "faithfulness",
     "fit",
     "generate",

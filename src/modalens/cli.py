@@ -2,6 +2,10 @@
 
 User errors print one line (what, where, how to fix) and exit with code 2; ``--debug`` shows the
 traceback instead.
+
+The command is the application, so it sets the process's thread defaults
+(:func:`modalens.threads.configure_threads`) before any command imports torch; the library
+itself changes no process-wide state.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 from . import __version__
 from . import commands as cmd
 from .errors import ModalensError, output_error
+from .threads import configure_threads
 
 
 def _csv(value: str) -> list[str]:
@@ -445,6 +450,11 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``modalens`` command ``argv`` (default ``sys.argv[1:]``); the exit code.
+
+    Sets the thread defaults first (:func:`~modalens.threads.configure_threads`: they must be in
+    the environment before torch is imported, which the commands do)."""
+    configure_threads()
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(commands=[command] if command else [])

@@ -1,7 +1,15 @@
-"""Thread settings that hold up on a shared machine, applied when modalens is imported.
+"""Thread settings that hold up on a shared machine, for the application to apply.
 
-OpenMP (torch's CPU thread pool) reads its settings once, when torch starts it, so they are
-set as environment defaults before torch is imported; a value the user set always wins.
+OpenMP (torch's CPU thread pool) reads its settings once, when torch starts it, so
+:func:`configure_threads` sets them as environment defaults and must run before torch is
+imported; a value the user set always wins. The ``modalens`` command calls it first thing;
+importing modalens changes nothing. A script or notebook that wants the same settings calls
+it itself, at the top, before importing torch (or anything that imports torch)::
+
+    from modalens.threads import configure_threads
+
+    configure_threads()
+    import torch  # torch now uses the settings below
 
 - ``OMP_WAIT_POLICY=PASSIVE``: idle threads sleep instead of spinning. With the default
   spin-waiting, 10 training steps of the demo U-Net took 14-43 s instead of 3.6-6 s whenever
@@ -9,6 +17,10 @@ set as environment defaults before torch is imported; a value the user set alway
 - ``OMP_NUM_THREADS`` = the CPUs this process may actually use (:func:`available_cpus`: its CPU
   affinity, e.g. ``taskset`` or a cgroup cpuset, and a cgroup CPU quota such as a container's
   ``--cpus``), not the machine's core count, which oversubscribes a restricted process.
+
+:func:`threads_per_process` is each process's share when a call starts several processes on
+one machine (:func:`modalens.fit`, sharded attribution); those calls apply it only while they
+run (:func:`modalens.scope.scoped_process`).
 """
 
 from __future__ import annotations
@@ -40,8 +52,18 @@ def available_cpus(cpu_max: Path = CPU_MAX) -> int:
 
 
 def configure_threads(environ: MutableMapping[str, str] | None = None) -> dict[str, str]:
-    """Set ``OMP_WAIT_POLICY`` and ``OMP_NUM_THREADS`` defaults (see the module docstring)
-    in ``environ`` (default ``os.environ``); values already set are kept. Returns both."""
+    """Set ``OMP_WAIT_POLICY`` and ``OMP_NUM_THREADS`` defaults (see the module docstring).
+
+    Call it before torch is imported: OpenMP reads these variables once, when torch loads it.
+    Values already set are kept; ``OMP_NUM_THREADS`` chosen here is marked
+    (``MODALENS_DEFAULT_THREADS``) so that :func:`threads_per_process` may divide it.
+
+    Args:
+        environ: the environment to set (default ``os.environ``).
+
+    Returns:
+        ``OMP_WAIT_POLICY`` and ``OMP_NUM_THREADS`` as they now are.
+    """
     env = os.environ if environ is None else environ
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if "OMP_NUM_THREADS" not in env:
@@ -53,7 +75,8 @@ def threads_per_process(processes: int, environ: MutableMapping[str, str] | None
     """Threads for each of ``processes`` processes sharing this machine: ``OMP_NUM_THREADS``
     when the user set it, else :func:`available_cpus` divided among the processes (at least
     1). Sets ``OMP_NUM_THREADS`` in ``environ`` (default ``os.environ``) to the result, so
-    processes started from it inherit it."""
+    processes started from it inherit it: library calls do so inside
+    :func:`modalens.scope.scoped_process`, which restores it."""
     env = os.environ if environ is None else environ
     value = env.get("OMP_NUM_THREADS")
     chosen = value is None or env.get(DEFAULT_MARK) == value

@@ -9,6 +9,7 @@ outputs and running statistics change). With BatchNorm removed the two agree to 
 
 from __future__ import annotations
 
+import importlib
 import os
 import socket
 import subprocess
@@ -154,28 +155,42 @@ def test_a_global_batch_the_processes_cannot_share_is_one_line(tmp_path: Path, c
     assert not (tmp_path / "r").exists()
 
 
+class Stop(Exception):
+    """Raised by a patched step of fit once the state to check is recorded."""
+
+
 @pytest.mark.parametrize(("user", "expected"), [(None, 4), ("3", 3)])
-def test_cpu_processes_share_the_cores_unless_the_user_set_threads(
+def test_cpu_processes_share_the_cores_while_fit_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, user: str | None, expected: int
 ) -> None:
     """``fit`` with 2 CPU processes on an 8-core machine gives each 4 threads (inherited by the
-    ranks Lightning starts through OMP_NUM_THREADS); a user's OMP_NUM_THREADS is kept."""
+    ranks Lightning starts through OMP_NUM_THREADS), a user's OMP_NUM_THREADS is kept, and
+    both come back when fit returns (here: raises)."""
     monkeypatch.setattr(threads, "available_cpus", lambda *a: 8)
     monkeypatch.delenv(threads.DEFAULT_MARK, raising=False)
     if user is None:
         monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     else:
         monkeypatch.setenv("OMP_NUM_THREADS", user)
+    seen: list[tuple[int, str | None]] = []
+
+    def record(spec: object) -> None:  # fit's first step after choosing the threads
+        seen.append((torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")))
+        raise Stop
+
+    monkeypatch.setattr(importlib.import_module("modalens.training.fit"), "sample_ids", record)
     root = write_mapinwild(tmp_path / "data", n=4, splits=(2, 1, 1))
     config = tmp_path / "cfg.yaml"
     config.write_text(yaml.safe_dump(tiny_config(root, batch_size=4)))
     before = torch.get_num_threads()
+    environ = dict(os.environ)
     try:
-        with pytest.raises(ModelError, match="nothing to resume"):  # stops right after
-            fit(config, out=tmp_path / "none", resume=True,
-                overrides={"train": {"devices": 2, "accelerator": "cpu"}})
-        assert torch.get_num_threads() == expected
-        assert os.environ["OMP_NUM_THREADS"] == str(expected)
+        with pytest.raises(Stop):
+            fit(config, out=tmp_path / "r", overrides={"train": {"devices": 2,
+                                                                 "accelerator": "cpu"}})
+        assert seen == [(expected, str(expected))]
+        assert torch.get_num_threads() == before
+        assert dict(os.environ) == environ
     finally:
         torch.set_num_threads(before)
 

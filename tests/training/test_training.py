@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import copy
+import logging
+import os
+import random
+import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -21,6 +26,7 @@ from modalens.training import (
     load_run,
 )
 from modalens.training import test as evaluate
+from modalens.training.callbacks import LIGHTNING_LOGGERS
 
 
 @pytest.fixture(scope="module")
@@ -129,6 +135,28 @@ def test_fit_writes_run_folder(trained_run: Path) -> None:
     assert not run.model.training and run.task.name == "regression"
     assert run.spec.modality("s1").normalization.mean is not None
     assert len(run.dataset("test")) == 1
+
+
+def test_fit_leaves_the_process_as_it_found_it(synth_root: Path, tmp_path: Path) -> None:
+    """Lightning seeds the random generators, turns on deterministic algorithms and sets
+    PL_GLOBAL_SEED, PL_SEED_WORKERS and CUBLAS_WORKSPACE_CONFIG; modalens filters Lightning's
+    warnings and sets its log levels: all are as before once fit returns."""
+
+    def state() -> tuple:
+        levels = [logging.getLogger(n).level for n in LIGHTNING_LOGGERS]
+        return (dict(os.environ), torch.get_num_threads(),
+                torch.are_deterministic_algorithms_enabled(), list(warnings.filters), levels)
+
+    def draws() -> tuple:
+        return random.random(), float(np.random.rand()), torch.rand(3).tolist()
+
+    random.seed(7), np.random.seed(7), torch.manual_seed(7)
+    want = draws()
+    random.seed(7), np.random.seed(7), torch.manual_seed(7)
+    before = state()
+    fit(tiny_config(synth_root, epochs=1), out=tmp_path / "run", progress=False)
+    assert state() == before
+    assert draws() == want  # the caller's random streams go on where they were
 
 
 def test_existing_run_folder_needs_resume(trained_run: Path, synth_root: Path) -> None:

@@ -205,74 +205,74 @@ def occlusion_maps(
         rank 0 returns every rank's files once all are written).
     """
     opts = resolve_options(options, **overrides)
-    shard = launch(devices, num_nodes, accelerator)
-    if shard.device is not None and opts.device is None:
-        opts = opts.replace(device=str(shard.device))
-    run = load_run(run_dir, data_root=data_root)
-    out = Path(out) if out is not None else RunFolder(run_dir).occlusion_maps
-    grp = groups_for(run.spec, groups)
-    opts = run_options(run, opts)
-    dense = run.task.dense
-    engines = {
-        s: OcclusionEngine(run.model, grp, opts.replace(strategies=(s,), levels=("output",)))
-        for s in opts.strategies
-    }
-    reader = run.reader()
-    if ids is None:
-        ids = sample_ids(run.spec)[split]
-    written: list[Path] = []
-    names = list(grp)
-    for sid in shard.pick(list(ids)):
-        for strategy in opts.strategies:
-            tags = {"strategy": strategy, "groups": ",".join(names)}
-            if dense:
-                arr = sliding_window(
-                    sensitivity_map_fn(engines[strategy], strategy),
-                    reader,
-                    str(sid),
-                    tile=tile,
-                    overlap=overlap,
-                    out_channels=len(names),
-                    batch_size=batch_size,
-                    progress=progress,
-                    multiple=run.model.downsampling,
-                    fill=float("nan"),
-                )
-            else:
-                eng = engines[strategy]
-                arr, used = scene_sensitivity(run, str(sid), reader, eng, strategy, window)
-                tags["window"] = str(used)
-            grid = reader.grid(str(sid))
-            path = out / f"{sid}_occlusion_{strategy}.tif"
-            write_geotiff(
-                path,
-                arr.astype(np.float32),
-                grid.crs,
-                grid.transform,
-                nodata=float("nan"),
-                band_names=names,
-                tags=tags,
-            )
-            written.append(path)
-            if preview:
-                for gi, name in enumerate(names):
-                    png = out / f"{sid}_occlusion_{strategy}_{name}.png"
-                    occlusion_map_preview(
-                        arr[gi],
-                        png,
-                        title=f"Sensitivity to {label(name)}, sample {sid} "
-                        f"({label(strategy)} fill)",
-                        transform=grid.transform,
-                        crs=grid.crs,
-                        quantity=MAP_QUANTITY if dense else SCENE_MAP_QUANTITY,
+    with launch(devices, num_nodes, accelerator) as shard:
+        if shard.device is not None and opts.device is None:
+            opts = opts.replace(device=str(shard.device))
+        run = load_run(run_dir, data_root=data_root)
+        out = Path(out) if out is not None else RunFolder(run_dir).occlusion_maps
+        grp = groups_for(run.spec, groups)
+        opts = run_options(run, opts)
+        dense = run.task.dense
+        engines = {
+            s: OcclusionEngine(run.model, grp, opts.replace(strategies=(s,), levels=("output",)))
+            for s in opts.strategies
+        }
+        reader = run.reader()
+        if ids is None:
+            ids = sample_ids(run.spec)[split]
+        written: list[Path] = []
+        names = list(grp)
+        for sid in shard.pick(list(ids)):
+            for strategy in opts.strategies:
+                tags = {"strategy": strategy, "groups": ",".join(names)}
+                if dense:
+                    arr = sliding_window(
+                        sensitivity_map_fn(engines[strategy], strategy),
+                        reader,
+                        str(sid),
+                        tile=tile,
+                        overlap=overlap,
+                        out_channels=len(names),
+                        batch_size=batch_size,
+                        progress=progress,
+                        multiple=run.model.downsampling,
+                        fill=float("nan"),
                     )
-                    written.extend([png, png.with_suffix(".svg")])
-    if not shard.sharded:
-        return written
-    shard.barrier()  # every rank's scenes are written
-    if not shard.main:
-        return []
-    return [p for sid in ids for p in map_files(out, str(sid), opts.strategies, names, preview)]
+                else:
+                    eng = engines[strategy]
+                    arr, used = scene_sensitivity(run, str(sid), reader, eng, strategy, window)
+                    tags["window"] = str(used)
+                grid = reader.grid(str(sid))
+                path = out / f"{sid}_occlusion_{strategy}.tif"
+                write_geotiff(
+                    path,
+                    arr.astype(np.float32),
+                    grid.crs,
+                    grid.transform,
+                    nodata=float("nan"),
+                    band_names=names,
+                    tags=tags,
+                )
+                written.append(path)
+                if preview:
+                    for gi, name in enumerate(names):
+                        png = out / f"{sid}_occlusion_{strategy}_{name}.png"
+                        occlusion_map_preview(
+                            arr[gi],
+                            png,
+                            title=f"Sensitivity to {label(name)}, sample {sid} "
+                            f"({label(strategy)} fill)",
+                            transform=grid.transform,
+                            crs=grid.crs,
+                            quantity=MAP_QUANTITY if dense else SCENE_MAP_QUANTITY,
+                        )
+                        written.extend([png, png.with_suffix(".svg")])
+        if not shard.sharded:
+            return written
+        shard.barrier()  # every rank's scenes are written
+        if not shard.main:
+            return []
+        return [p for sid in ids for p in map_files(out, str(sid), opts.strategies, names, preview)]
 
 
 def map_files(

@@ -344,49 +344,50 @@ def attribute_run(
             "pass a positive batch size, e.g. --batch-size 8",
         )
     opts = resolve_options(options, **overrides)
-    shard = launch(devices, num_nodes, accelerator)
-    if shard.device is not None and opts.device is None:
-        opts = opts.replace(device=str(shard.device))
-    run = load_run(run_dir, data_root=data_root)
-    if out is None:
-        out = RunFolder(run_dir).attribution(split, folder_label(opts, groups))
-    out = Path(out)
-    if not resume and shard.main:  # replacing: an earlier result must not look like this one's
-        for name in (SOURCE_FILE, "scores.parquet", "summary.csv", "summary.txt", "pairwise.csv"):
-            (out / name).unlink(missing_ok=True)
-    grp = groups_for(run.spec, groups)
-    scoring = run_options(run, opts)
-    dataset = run.dataset(split, ids=ids)
-    requested = [str(i) for i in getattr(dataset, "ids", range(len(dataset)))]
-    ids_hash = hashlib.sha256("\n".join(requested).encode()).hexdigest()[:16]
+    with launch(devices, num_nodes, accelerator) as shard:
+        if shard.device is not None and opts.device is None:
+            opts = opts.replace(device=str(shard.device))
+        run = load_run(run_dir, data_root=data_root)
+        if out is None:
+            out = RunFolder(run_dir).attribution(split, folder_label(opts, groups))
+        out = Path(out)
+        if not resume and shard.main:  # replacing: an earlier result must not look like this one's
+            results = (SOURCE_FILE, "scores.parquet", "summary.csv", "summary.txt", "pairwise.csv")
+            for name in results:
+                (out / name).unlink(missing_ok=True)
+        grp = groups_for(run.spec, groups)
+        scoring = run_options(run, opts)
+        dataset = run.dataset(split, ids=ids)
+        requested = [str(i) for i in getattr(dataset, "ids", range(len(dataset)))]
+        ids_hash = hashlib.sha256("\n".join(requested).encode()).hexdigest()[:16]
 
-    scores = attribute(
-        run.model,
-        lazy_batches(dataset, batch_size),
-        grp,
-        scoring,
-        mask_invalid=masks_inputs(run),
-        out=out,
-        resume=resume,
-        on_batch=on_batch,
-        progress=progress,
-        resume_config={"split": split, "ids": ids_hash},
-        shard=shard,
-    )
-    if not shard.main:
-        return empty_rows(), summarize(empty_rows(), n_boot=0)
-    summary = summarize(scores, seed=opts.seed)
-    source = {"run": str(Path(run_dir).resolve()), "split": split}
-    source["precision"] = scores.attrs.get("precision", {"requested": opts.precision})
-    atomic_write_json(out / SOURCE_FILE, source)
-    atomic_write_csv(out / "summary.csv", summary)
-    atomic_write_csv(out / "pairwise.csv", pairwise(scores, seed=opts.seed))
-    atomic_write_text(out / "summary.txt", format_summary(summary) + "\n")
-    if figure and len(summary):
-        try:
-            influence_bar_chart(summary, out / "influence.png")
-        except DataError as exc:  # nothing to draw; a failed write (OutputError) is an error
-            warnings.warn(f"{out / 'influence.png'} not written: {exc}", stacklevel=2)
-    if report is not None:
-        report(format_summary(summary))
-    return scores, summary
+        scores = attribute(
+            run.model,
+            lazy_batches(dataset, batch_size),
+            grp,
+            scoring,
+            mask_invalid=masks_inputs(run),
+            out=out,
+            resume=resume,
+            on_batch=on_batch,
+            progress=progress,
+            resume_config={"split": split, "ids": ids_hash},
+            shard=shard,
+        )
+        if not shard.main:
+            return empty_rows(), summarize(empty_rows(), n_boot=0)
+        summary = summarize(scores, seed=opts.seed)
+        source = {"run": str(Path(run_dir).resolve()), "split": split}
+        source["precision"] = scores.attrs.get("precision", {"requested": opts.precision})
+        atomic_write_json(out / SOURCE_FILE, source)
+        atomic_write_csv(out / "summary.csv", summary)
+        atomic_write_csv(out / "pairwise.csv", pairwise(scores, seed=opts.seed))
+        atomic_write_text(out / "summary.txt", format_summary(summary) + "\n")
+        if figure and len(summary):
+            try:
+                influence_bar_chart(summary, out / "influence.png")
+            except DataError as exc:  # nothing to draw; a failed write (OutputError) is an error
+                warnings.warn(f"{out / 'influence.png'} not written: {exc}", stacklevel=2)
+        if report is not None:
+            report(format_summary(summary))
+        return scores, summary

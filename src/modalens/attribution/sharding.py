@@ -4,9 +4,11 @@
 (``Fabric(accelerator, devices, num_nodes, strategy="ddp")`` + ``launch()``): on one machine
 Fabric re-runs the current command for ranks 1..N-1; under ``torchrun`` or a SLURM ``srun``
 it joins the processes those started. ``devices=1`` on one node starts nothing and returns the
-single-process :class:`Shard` (no Fabric, no process group). Each process gets ``cores /
-processes`` torch threads unless ``OMP_NUM_THREADS`` was set
-(:func:`modalens.threads.threads_per_process`).
+single-process :class:`Shard` (no Fabric, no process group). :func:`launch` is a context
+manager: while it is open each process has ``cores / processes`` torch threads unless
+``OMP_NUM_THREADS`` was set (:func:`modalens.threads.threads_per_process`); the thread count
+and the environment are restored when it closes (:func:`modalens.scope.scoped_process`; the
+process stays in its process group).
 
 A :class:`Shard` says which batches or samples are this rank's (:meth:`Shard.pick`: round
 robin over the work still to do, so a resumed run is balanced too) and synchronises the ranks
@@ -17,7 +19,8 @@ per dataset; the others only write their own per-batch or per-sample files.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TypeVar
@@ -27,6 +30,7 @@ from lightning.fabric import Fabric
 from lightning.fabric.strategies import DDPStrategy
 
 from ..errors import SpecError
+from ..scope import scoped_process
 from ..threads import threads_per_process
 
 T = TypeVar("T")
@@ -119,8 +123,12 @@ def check_launch(devices: int, num_nodes: int = 1, accelerator: str = "auto") ->
         )
 
 
-def launch(devices: int = 1, num_nodes: int = 1, accelerator: str = "auto") -> Shard:
-    """Start or join the processes of a sharded attribution (see the module docstring).
+@contextmanager
+def launch(devices: int = 1, num_nodes: int = 1, accelerator: str = "auto") -> Iterator[Shard]:
+    """Start or join the processes of a sharded attribution (see the module docstring)::
+
+        with launch(devices=2, accelerator="cpu") as shard:
+            ...  # this rank's share: shard.pick(items)
 
     Called from a script, the script must be importable without side effects (guard it with
     ``if __name__ == "__main__":``): Fabric re-runs it for ranks 1..N-1.
@@ -130,7 +138,7 @@ def launch(devices: int = 1, num_nodes: int = 1, accelerator: str = "auto") -> S
         num_nodes: machines.
         accelerator: ``auto``, ``cpu``, ``gpu``/``cuda`` or ``mps``.
 
-    Returns:
+    Yields:
         This process's :class:`Shard`.
 
     Raises:
@@ -139,19 +147,24 @@ def launch(devices: int = 1, num_nodes: int = 1, accelerator: str = "auto") -> S
     check_launch(devices, num_nodes, accelerator)
     if devices * num_nodes == 1:
         if accelerator in ("gpu", "cuda"):
-            return Shard(device=torch.device("cuda"))
-        return Shard(device=torch.device(accelerator) if accelerator in ("cpu", "mps") else None)
-    threads = threads_per_process(devices)
-    torch.set_num_threads(threads)
-    fabric = Fabric(
-        accelerator=accelerator,
-        devices=devices,
-        num_nodes=num_nodes,
-        strategy=DDPStrategy(timeout=BARRIER_TIMEOUT),
-    )
-    fabric.launch()
-    torch.set_num_threads(threads)
-    def add(t: torch.Tensor) -> torch.Tensor:
-        return fabric.all_reduce(t.to(fabric.device), reduce_op="sum").cpu()
+            yield Shard(device=torch.device("cuda"))
+        else:
+            device = torch.device(accelerator) if accelerator in ("cpu", "mps") else None
+            yield Shard(device=device)
+        return
+    with scoped_process():  # the threads per process and OMP_NUM_THREADS, restored after
+        threads = threads_per_process(devices)
+        torch.set_num_threads(threads)
+        fabric = Fabric(
+            accelerator=accelerator,
+            devices=devices,
+            num_nodes=num_nodes,
+            strategy=DDPStrategy(timeout=BARRIER_TIMEOUT),
+        )
+        fabric.launch()
+        torch.set_num_threads(threads)
 
-    return Shard(fabric.global_rank, fabric.world_size, fabric.device, fabric.barrier, add)
+        def add(t: torch.Tensor) -> torch.Tensor:
+            return fabric.all_reduce(t.to(fabric.device), reduce_op="sum").cpu()
+
+        yield Shard(fabric.global_rank, fabric.world_size, fabric.device, fabric.barrier, add)

@@ -7,8 +7,9 @@
 - :func:`atomic_checkpoint_io` makes Lightning write checkpoints to a temporary file and move
   them into place, so an interrupted save never leaves a truncated ``last.ckpt``.
 - :func:`quiet_lightning` turns off Lightning's info logs and warnings that do not concern a
-  modalens user; :class:`QuietLightning` does it again in processes the ``ddp_spawn``
-  strategy starts (they do not inherit the filters).
+  modalens user while a call runs (the filters and log levels are restored after it);
+  :class:`QuietLightning` does it again, from the trainer's set-up to its teardown, in
+  processes the ``ddp_spawn`` strategy starts (they do not inherit the filters).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import io
 import logging
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -97,29 +100,54 @@ def atomic_checkpoint_io() -> AtomicCheckpointIO:
     return AtomicCheckpointIO()
 
 
-def quiet_lightning(progress: bool) -> None:
-    """Lightning logs at INFO only with ``progress``; irrelevant warnings are filtered."""
-    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
-        logging.getLogger(name).setLevel(logging.INFO if progress else logging.WARNING)
-    for pattern in (
-        ".*does not have many workers.*",
-        ".*LeafSpec.*",
-        ".*The number of training batches.*",
-        ".*Checkpoint directory.*exists and is not empty.*",
-        ".*No positive samples found in target.*",
-        ".*treespec.*",
-        ".*You're resuming from a checkpoint that ended before the epoch ended.*",
-        ".*`isinstance\\(treespec, LeafSpec\\)` is deprecated.*",
-        ".*overridden `on_after_batch_transfer` in `LightningModule` but have passed in a.*",
-    ):
-        warnings.filterwarnings("ignore", message=pattern)
+#: Lightning's loggers, at INFO only with progress
+LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric", "lightning")
+#: warnings that do not concern a modalens user (regular expressions of their messages)
+IRRELEVANT_WARNINGS = (
+    ".*does not have many workers.*",
+    ".*LeafSpec.*",
+    ".*The number of training batches.*",
+    ".*Checkpoint directory.*exists and is not empty.*",
+    ".*No positive samples found in target.*",
+    ".*treespec.*",
+    ".*You're resuming from a checkpoint that ended before the epoch ended.*",
+    ".*`isinstance\\(treespec, LeafSpec\\)` is deprecated.*",
+    ".*overridden `on_after_batch_transfer` in `LightningModule` but have passed in a.*",
+)
+
+
+@contextmanager
+def quiet_lightning(progress: bool) -> Iterator[None]:
+    """Within: Lightning logs at INFO only with ``progress`` and :data:`IRRELEVANT_WARNINGS` are
+    ignored; after: the warning filters and the loggers' levels are as before."""
+    loggers = [logging.getLogger(name) for name in LIGHTNING_LOGGERS]
+    levels = [lg.level for lg in loggers]
+    with warnings.catch_warnings():
+        for pattern in IRRELEVANT_WARNINGS:
+            warnings.filterwarnings("ignore", message=pattern)
+        for lg in loggers:
+            lg.setLevel(logging.INFO if progress else logging.WARNING)
+        try:
+            yield
+        finally:
+            for lg, level in zip(loggers, levels, strict=True):
+                lg.setLevel(level)
 
 
 class QuietLightning(pl.Callback):
-    """Calls :func:`quiet_lightning` when the trainer sets up (in every DDP process)."""
+    """:func:`quiet_lightning` from the trainer's set-up to its teardown (in every DDP
+    process)."""
 
     def __init__(self, progress: bool) -> None:
         self.progress = progress
+        self._scope: ExitStack | None = None
 
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
-        quiet_lightning(self.progress)
+        self.teardown(trainer, pl_module, stage)
+        self._scope = ExitStack()
+        self._scope.enter_context(quiet_lightning(self.progress))
+
+    def teardown(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        if self._scope is not None:
+            self._scope.close()
+            self._scope = None

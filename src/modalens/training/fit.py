@@ -22,6 +22,10 @@ in every process: only global rank 0 (:func:`~modalens.training.ranks.is_global_
 that the folder is new and writes ``config.yaml``, ``stats.json``, ``dataset.yaml`` and
 ``masking.csv``; the other ranks wait for those files and read them. Checkpoints and
 ``metrics.csv`` are written by global rank 0 only.
+
+What training changes in the process while it runs (Lightning's seeds and deterministic
+algorithms, several CPU processes' share of the cores, quieter Lightning warnings and logs) is
+restored when :func:`fit` returns or raises (:func:`~modalens.scope.scoped_process`).
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from ..data.stats import with_statistics
 from ..errors import DataError, ModelError, SpecError
 from ..io import atomic_path, atomic_write_text, make_folder, require_free_space
 from ..precision import lightning_precision, resolve_auto
+from ..scope import scoped_process
 from ..threads import threads_per_process
 from .callbacks import EpochCSV, QuietLightning, atomic_checkpoint_io, quiet_lightning
 from .config import RunConfig, TrainConfig, load_config, spec_from_config
@@ -121,25 +126,17 @@ def fit(
         train = cfg.train.model_copy(update={"precision": resolve_auto("auto", device)})
         cfg = cfg.model_copy(update={"train": train})
     folder = RunFolder(out if out is not None else Path("runs") / str(cfg.name))
-    zero = is_global_zero()
     _check_processes(cfg.train)
-    _share_cores(cfg.train)
-    if resume:
-        if not folder.last.exists() and not folder.config.exists():
-            raise ModelError(
-                "nothing to resume: no checkpoints/last.ckpt",
-                str(folder.path),
-                "run without --resume to start this run",
-            )
-        folder.check_resumable(cfg)
-        # interrupted before the first epoch ended: start again in the same folder
-        resume = folder.last.exists()
-    elif zero and not folder.is_empty():
-        raise ModelError(
-            "the run folder already exists and is not empty",
-            str(folder.path),
-            "pass --resume to continue it or --out to start a new run elsewhere",
-        )
+    # seeds, deterministic algorithms, threads, warning filters: restored when fit returns
+    with scoped_process(), quiet_lightning(progress):
+        _share_cores(cfg.train)
+        return _train(cfg, folder, resume, progress)
+
+
+def _train(cfg: RunConfig, folder: RunFolder, resume: bool, progress: bool) -> Path:
+    """:func:`fit` once the config is resolved: check the folder, prepare it, train."""
+    zero = is_global_zero()
+    resume = _check_folder(cfg, folder, resume, zero)
     spec = spec_from_config(cfg)
     if not is_remote(spec.root) and not spec.root.exists():  # a URL: its files are checked
         raise DataError(
@@ -151,7 +148,6 @@ def fit(
     if resume and _resume_finished(folder.last, spec, t.epochs):
         log.info("run %s has already finished", folder.path)
         return folder.path
-    quiet_lightning(progress)
     pl.seed_everything(t.seed, workers=True, verbose=False)
 
     splits = sample_ids(spec)
@@ -186,6 +182,28 @@ def fit(
     return folder.path
 
 
+def _check_folder(cfg: RunConfig, folder: RunFolder, resume: bool, zero: bool) -> bool:
+    """Refuse a folder with nothing to resume, a changed config and (on rank 0) a non-empty
+    folder without ``resume``; whether there is a checkpoint to resume from."""
+    if resume:
+        if not folder.last.exists() and not folder.config.exists():
+            raise ModelError(
+                "nothing to resume: no checkpoints/last.ckpt",
+                str(folder.path),
+                "run without --resume to start this run",
+            )
+        folder.check_resumable(cfg)
+        # interrupted before the first epoch ended: start again in the same folder
+        return folder.last.exists()
+    if zero and not folder.is_empty():
+        raise ModelError(
+            "the run folder already exists and is not empty",
+            str(folder.path),
+            "pass --resume to continue it or --out to start a new run elsewhere",
+        )
+    return False
+
+
 def _check_processes(t: TrainConfig) -> None:
     """Refuse a global batch that the processes cannot share, and SyncBatchNorm on CPU."""
     if isinstance(t.devices, int):
@@ -200,7 +218,8 @@ def _check_processes(t: TrainConfig) -> None:
 
 def _share_cores(t: TrainConfig) -> None:
     """Several CPU processes on this machine: each gets its share of the cores (unless the user
-    set ``OMP_NUM_THREADS``), as sharded attribution does; ranks started later inherit it."""
+    set ``OMP_NUM_THREADS``), as sharded attribution does; ranks started later inherit it
+    (called inside :func:`~modalens.scope.scoped_process`, which restores both)."""
     if isinstance(t.devices, int) and t.devices > 1 and not _device_is_gpu(str(t.accelerator)):
         torch.set_num_threads(threads_per_process(t.devices))
 
