@@ -1,23 +1,17 @@
 """The occlusion engine: fills, batched forwards and scores of one model.
 
-For every sample and every channel group (a modality by default; any named groups of channels
-on any channel axis), the input is occluded -- the group's channels are replaced in the
-model's *normalised* input space by a strategy's fill (:mod:`~.strategies`) -- and compared
+Per sample and channel group (a modality by default), the group's channels are replaced in the
+*normalised* input space by a strategy's fill (:mod:`~.strategies`) and the result compared
 with the unoccluded input at each level (:mod:`~.levels`) with each distance
-(:mod:`~.distances`). An ``ALL`` row occludes every grouped channel at once (the reference).
+(:mod:`~.distances`); an ``ALL`` row occludes every grouped channel at once.
 
-Efficiency: the model runs as a prepared inference copy (:class:`~.forward.Runner`: BatchNorm
-folded, Conv+ReLU fused, channels-last, optionally bf16) under :func:`torch.inference_mode`.
-The unoccluded evaluation is computed once per sample and shared by all strategies and draws;
-all occlusions of a batch (every strategy, draw, group, Shapley coalition, deduplicated) go
-through batched forwards of ``chunk_size`` inputs; for constant fills covering every channel
-the ``ALL`` input is the same for every sample, so it runs once per input shape; for donor
-fills (``permute``) it is another sample's full input, whose evaluation is reused. bf16 keeps
-about 3 significant digits per activation, so it resolves influences only when they are well
-above ~1 % of the embedding norm (the ``relative`` distance); check with
-:func:`~.api.precision_agreement` before using it. ``precision="auto"`` runs the occlusions in
-bf16 where the hardware has it and redoes in fp32 every score bf16 cannot resolve
-(:mod:`~.autoprec`); without native bf16 it is fp32.
+Efficiency: a prepared inference copy (:class:`~.forward.Runner`: BatchNorm folded,
+Conv+ReLU fused, channels-last, optionally bf16) under :func:`torch.inference_mode`; the
+unoccluded evaluation once per sample; all occlusions of a batch (strategies, draws, groups,
+Shapley coalitions, deduplicated) in batched forwards of ``chunk_size`` inputs; a constant
+``ALL`` input once per shape. ``precision="auto"`` runs occlusions in bf16 where native and
+redoes in fp32 every score bf16 cannot resolve (:mod:`~.autoprec`; check bf16 alone with
+:func:`~.api.precision_agreement`).
 
 Shapley values come from the same forwards (:mod:`~.coalitions`).
 """
@@ -80,12 +74,12 @@ class OcclusionEngine:
             p = next(iter(model.parameters()), None)
             device = p.device if p is not None else "cpu"
         self.device = torch.device(device)
-        #: the ``auto`` level is resolved by the first batch (loss with targets, else output)
-        self._auto = o.levels == (AUTO_LEVEL,)
-        self._set_levels(o.for_targets(True))
-        both = [LEVELS.get(lv) for lv in {*self.options.levels, *o.for_targets(False).levels}]
+        auto = o.levels == (AUTO_LEVEL,)  # resolved per batch (:meth:`_resolve`)
+        self._auto = o if auto else None
+        both = [LEVELS.get(lv) for lv in ("loss", "output")] if auto else []
+        both += [LEVELS.get(lv) for lv in o.levels if lv != AUTO_LEVEL]
         needs = [any(lv.needs == k for lv in both) for k in ("embedding", "output")]
-        self.options = o
+        self._set_levels(o)
         base = "fp32" if o.precision == "auto" else o.precision
         self.runner = Runner(model, o.embedding, *needs, base, o.optimize, self.device)
         #: the bf16 runner of ``precision="auto"`` where bf16 is native (else None: fp32)
@@ -99,16 +93,14 @@ class OcclusionEngine:
 
     # ------------------------------------------------------------------ set-up
     def _set_levels(self, options: AttributionOptions) -> None:
-        self.options = options
-        self.metrics = options.metrics()
-        self.levels = [LEVELS.get(lv) for lv in options.levels]
+        self.options, self.metrics = options, options.metrics()
+        self.levels = [LEVELS.get(lv) for lv in options.levels if lv != AUTO_LEVEL]
         self.need_target = any(lv.needs_target for lv in self.levels)
 
     def _resolve(self, batch: Batch) -> None:
-        """Resolve the ``auto`` level on the first batch: ``loss`` when it carries a target."""
-        if self._auto:
-            self._set_levels(self.options.for_targets(batch.target is not None))
-            self._auto = False
+        """Resolve the ``auto`` level for ``batch`` (:meth:`AttributionOptions.for_targets`)."""
+        if self._auto is not None:  # per batch: never pinned by the first one
+            self._set_levels(self._auto.for_targets(batch.target is not None))
 
     def fill_keys(self) -> list[tuple[str, int]]:
         """``(strategy, draw)`` pairs evaluated per sample."""
@@ -143,11 +135,7 @@ class OcclusionEngine:
         return precision_report(self.options.precision, used, counts or self.auto_counts)
 
     def axis(self, x: Tensor) -> int:
-        """The non-negative channel axis of ``x``.
-
-        Raises:
-            SpecError: the channel axis is the batch axis.
-        """
+        """The non-negative channel axis of ``x`` (SpecError: it is the batch axis)."""
         ax = self.options.channel_axis % x.ndim
         if ax == 0:
             raise SpecError("the channel axis cannot be the batch axis (0)", "channel_axis")

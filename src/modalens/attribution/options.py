@@ -47,7 +47,8 @@ FLAGS = {
 }
 SHAPLEY_METHODS = ("auto", "exact", "sampled")
 
-#: the default level: ``loss`` where the batches carry targets, ``output`` where they do not
+#: the default level: ``loss`` where the batches carry targets (and the task's loss is known),
+#: ``output`` otherwise
 #: (:meth:`AttributionOptions.for_targets`). Chosen by the faithfulness benchmark over five
 #: worlds (README, "Which score to trust"): the paper's embedding level ranked a merely
 #: correlated modality first on real rasters and gave the decoy most of the influence.
@@ -164,7 +165,8 @@ class AttributionOptions:
             the README's "Strategies" section for the measurement).
         distances: distances of full vs occluded (:data:`~.distances.DISTANCES`).
         levels: where the effect is measured (:data:`~.levels.LEVELS`); default ``auto``:
-            ``loss`` where the batches carry targets, else ``output`` (:data:`AUTO_LEVEL`;
+            ``loss`` where the batches carry targets and ``loss_fn`` is known (a run's task
+            loss), else ``output`` (:data:`AUTO_LEVEL`;
             the paper's ``embedding`` level is one option away, :func:`paper_options`).
         embedding: ``"auto"`` (``encode()`` bottleneck, else ``embed()``), ``"encode"``,
             ``"embed"``, a submodule name (forward hook) or ``fn(model, x) -> Tensor``.
@@ -271,10 +273,12 @@ class AttributionOptions:
 
     def for_targets(self, has_target: bool) -> AttributionOptions:
         """These options with the ``auto`` level resolved: ``loss`` when the batches carry
-        targets, ``output`` otherwise (unchanged when levels are named)."""
+        targets and the task's loss is known (``loss_fn``; a run gives its task's), ``output``
+        otherwise -- never a guessed loss (unchanged when levels are named)."""
         if self.levels != (AUTO_LEVEL,):
             return self
-        return self.replace(levels=("loss",) if has_target else ("output",))
+        use_loss = has_target and self.loss_fn is not None
+        return self.replace(levels=("loss",) if use_loss else ("output",))
 
     def fill_keys(self) -> list[tuple[str, int]]:
         """``(strategy, draw)`` pairs evaluated per sample (random strategies ``draws`` times)."""
@@ -289,6 +293,8 @@ class AttributionOptions:
         ``(level, level)`` for the others (``("loss", "loss")``)."""
         out: list[tuple[str, str]] = []
         for lv in self.levels:
+            if lv == AUTO_LEVEL:  # resolved per batch (:meth:`for_targets`)
+                continue
             if LEVELS.get(lv).uses_distances:
                 out.extend((lv, d) for d in self.distances)
             else:

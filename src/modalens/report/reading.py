@@ -18,6 +18,7 @@ import pandas as pd
 
 from ..attribution.aggregation import BLOCK, choose_block
 from ..attribution.groups import ALL
+from ..attribution.options import AttributionOptions
 from ..attribution.ranking import TIER_CONFIDENCE, format_order
 from ..evidence import enough_samples, level_evidence, sample_caveat
 from ..plotting import label
@@ -97,7 +98,9 @@ def _trust(s: pd.DataFrame, block: tuple) -> str:
             + (f"; in the faithfulness benchmark it {why}" if why else "")
             + ". Attribute with the default level (loss) to check it."
         )
-    text = f"Trust the {label(level)} with the {strategy} fill, the default"
+    default = strategy == AttributionOptions().strategies[0] and level == "loss"
+    text = f"Trust the {label(level)} with the {strategy} fill"
+    text += ", the default" if default else ""
     text += f": in the faithfulness benchmark it {why}" if why else ""
     emb = s[(s["method"] == method) & (s["level"] == "embedding") & (s["strategy"] == strategy)]
     if len(emb) and "euclidean" in set(emb["distance"]):

@@ -281,7 +281,11 @@ def across_worlds(table: pd.DataFrame) -> pd.DataFrame:
         table: :func:`summarize_seeds`'s table.
     """
     t = table.copy()
+    if "world" not in t.columns:  # a table from before the worlds: one world
+        t.insert(0, "world", "planted")
     t["recovers"] = t["recovers"].astype(str).str.lower().isin(("true", "1"))
+    if "n_recovered" not in t.columns:
+        t["n_recovered"] = np.where(t["recovers"], t["n_seeds"], 0)
     rows = []
     for key, g in t.groupby(BLOCK, sort=False, dropna=False):
         rows.append(

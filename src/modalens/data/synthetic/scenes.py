@@ -173,6 +173,11 @@ def _fields(size: int) -> _Fields:
     return _Fields(size)
 
 
+def smooth_fields(size: int) -> _Fields:
+    """The (cached) generator of smooth Gaussian random fields of ``size`` px scenes."""
+    return _fields(size)
+
+
 def clear_field_cache() -> None:
     """Free the cached Fourier filters of the latent fields (after a dataset is written)."""
     _fields.cache_clear()

@@ -43,7 +43,7 @@ from ...errors import DataError, SpecError
 from ...io import atomic_write_json, atomic_write_text, make_folder
 from ..rasters import write_geotiff
 from .generate import generate
-from .scenes import _fields, seeded_rng
+from .scenes import seeded_rng, smooth_fields
 
 #: the real Sen1Floods11 chip of the ``real`` world, relative to a repository checkout
 REAL_CHIP = Path("data") / "sen1floods11-example"
@@ -178,7 +178,7 @@ def _scene(world: str, seed: int, index: int, size: int) -> tuple[dict[str, np.n
                                                                  dict[str, np.ndarray]]:
     """``(rasters, terms)`` of one scene: the written inputs and the target's inputs."""
     rng = seeded_rng(seed, 11, index)
-    f = _fields(size)
+    f = smooth_fields(size)
     a, b, c = f.field(rng), f.field(rng), f.field(rng)
     decoy = rng.standard_normal((1, size, size)).astype(np.float32)
     if world == "correlated":
