@@ -19,7 +19,8 @@ def test_quoted_level_evidence_matches_the_kept_benchmark_run() -> None:
         row = occl[occl["level"] == level].iloc[0]
         assert (int(row["worlds_recovered"]), int(row["worlds"])) == (won, total)
         assert str(row["failed_in"]) == failed
-    assert level_evidence("loss") == "recovered 3 of 5 worlds in every seed (failed in planted, real)"
+    loss = "recovered 3 of 5 worlds in every seed (failed in planted, real)"
+    assert level_evidence("loss") == loss
     assert level_evidence("nonsense") is None
 
 

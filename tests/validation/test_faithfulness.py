@@ -21,7 +21,14 @@ from modalens.validation.faithfulness_scores import (
 )
 
 TINY = {"model": {"base_width": 4, "depth": 2}, "train": {"batch_size": 4, "lr": 1e-3}}
-SETTINGS = {"samples": 10, "size": 32, "epochs": 1, "config": TINY, "progress": False}
+SETTINGS = {
+    "samples": 10,
+    "size": 32,
+    "epochs": 1,
+    "config": TINY,
+    "progress": False,
+    "worlds": "planted",
+}
 MODS = ["s2", "s1", "esa_wc", "viirs", "decoy"]
 
 
@@ -35,8 +42,9 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_writes_every_artefact_with_its_columns(bench: Path) -> None:
     truth = pd.read_csv(bench / "truth.csv")
     assert list(truth.columns) == TRUTH_COLUMNS
-    assert list(truth["modality"]) == MODS
+    assert list(truth["modality"]) == MODS and set(truth["world"]) == {"planted"}
     assert truth["realised"].sum() == pytest.approx(1.0, abs=1e-4)
+    assert truth.set_index("modality").loc["decoy", "null"]
     assert truth.set_index("modality").loc["decoy", ["nominal", "realised"]].tolist() == [0, 0]
     seeds = pd.read_csv(bench / "faithfulness_seeds.csv")
     assert list(seeds.columns) == SEED_COLUMNS
@@ -53,22 +61,22 @@ def test_writes_every_artefact_with_its_columns(bench: Path) -> None:
     assert d.notna().all() and ((d >= 0) & (d <= 1)).all()
     loo = seeds[seeds["method"] == "leave_one_out"]
     assert loo["spearman_loo"].iloc[0] == pytest.approx(1.0)
+    assert seeds["recovered"].isin([True, False]).all()
     for name in ("faithfulness.md", "faithfulness.png", "faithfulness.svg"):
         assert (bench / name).stat().st_size > 0
     assert "leave-one-out retraining" in (bench / "faithfulness.md").read_text()
 
 
 def test_rerun_reuses_finished_work(bench: Path) -> None:
-    ckpts = sorted(bench.glob("seed0/runs/*/checkpoints/best.ckpt"))
+    ckpts = sorted(bench.glob("planted/seed0/runs/*/checkpoints/best.ckpt"))
     assert len(ckpts) == 6  # all + one leave-one-out run per modality (decoy included)
     before = {p: p.stat().st_mtime_ns for p in ckpts}
-    parts = {p: p.stat().st_mtime_ns for p in bench.glob("seed0/attribution/parts/*.parquet")}
+    glob = "planted/seed0/attribution/parts/*.parquet"
+    parts = {p: p.stat().st_mtime_ns for p in bench.glob(glob)}
     result = faithfulness(bench, seeds="0", **SETTINGS)
     assert result.statuses == {"skipped": 6}
     assert {p: p.stat().st_mtime_ns for p in ckpts} == before
-    assert {p: p.stat().st_mtime_ns for p in bench.glob("seed0/attribution/parts/*.parquet")} == (
-        parts
-    )
+    assert {p: p.stat().st_mtime_ns for p in bench.glob(glob)} == parts
     with pytest.raises(SpecError, match="other settings"):
         faithfulness(bench, seeds="0", **{**SETTINGS, "samples": 12})
 
@@ -77,8 +85,12 @@ def _truth(realised: list[float]) -> pd.DataFrame:
     nominal = [0.4, 0.3, 0.2, 0.1, 0.0]
     rows = zip(MODS, nominal, realised, strict=True)
     return pd.DataFrame(
-        [{"seed": 0, "modality": m, "nominal": n, "realised": r} for m, n, r in rows]
-    )
+        [
+            {"world": "w", "seed": 0, "modality": m, "nominal": n, "realised": r,
+             "realised_se": 0.0, "null": m == "decoy"}
+            for m, n, r in rows
+        ]
+    )  # fmt: skip
 
 
 def _summary(values: dict[str, list[float]]) -> pd.DataFrame:
@@ -100,18 +112,20 @@ def test_loo_deviation_is_negative_when_better_without() -> None:
 
 
 def test_scores_a_perfect_and_a_reversed_method() -> None:
-    truth = _truth([0.5, 0.2, 0.2, 0.1, 0.0])
-    truth.loc[1, "realised"] = 0.25  # s2 > s1 > esa_wc > viirs > decoy
+    truth = _truth([0.5, 0.25, 0.15, 0.1, 0.0])  # s2 > s1 > esa_wc > viirs > decoy
+    per_sample = np.tile([5.0, 2.5, 1.5, 1.0, 0.0], (12, 1)) + np.linspace(0, 0.1, 12)[:, None]
+    per_sample[:, 4] = 0.0
     summary = _summary({"mean": [5, 4, 3, 2, 0], "ones": [0, 2, 3, 4, 5]})
     loo = dict(zip(MODS, [0.05, 0.04, 0.03, 0.01, -0.001], strict=True))
     rows = seed_rows(
-        0, truth, loo, summary, levels={"occlusion": ["output"]}, decoy="decoy", metric="mae"
+        "w", 0, truth, per_sample, loo, summary, levels={"occlusion": ["output"]}, metric="mae"
     )
     by = rows.set_index("strategy")
     assert by.loc["mean", "spearman_realised"] == pytest.approx(1.0)
-    assert by.loc["mean", "decoy_share"] == 0.0
+    assert by.loc["mean", "decoy_share"] == 0.0 and bool(by.loc["mean", "recovered"])
     assert by.loc["ones", "spearman_realised"] == pytest.approx(-1.0)
     assert by.loc["ones", "decoy_share"] == pytest.approx(5 / 14)
+    assert not bool(by.loc["ones", "recovered"]) and "s2 vs s1" in by.loc["ones", "misordered"]
     assert by.loc["", "spearman_loo"] == pytest.approx(1.0)  # leave-one-out itself
     assert by.loc["", "decoy_share"] == 0.0  # better without the decoy -> no share
     table = summarize_seeds(pd.concat([rows, rows.assign(seed=1)]))
@@ -119,7 +133,18 @@ def test_scores_a_perfect_and_a_reversed_method() -> None:
     assert best["strategy"] == "mean" and bool(best["recovers"]) and best["n_exact"] == 2
     assert not bool(table.set_index("strategy").loc["ones", "recovers"])
     text = describe_faithfulness(table)
-    assert any("output-level occlusion with mean fill recovers" in s.lower() for s in text)
-    assert any("2/2 seeds" in s and "ρ = 1.00 ± 0.00" in s for s in text)
+    good = "output-level occlusion with mean fill recovers every world"
+    assert any(good in s.lower() for s in text)
     assert all(isinstance(s, str) and s.endswith(".") for s in text)
     assert not math.isnan(np.float64(table["spearman_loo_mean"].iloc[0]))
+
+
+def test_a_table_from_before_the_worlds_is_still_read() -> None:
+    old = pd.DataFrame(
+        [{"method": "occlusion", "level": "output", "distance": "euclidean", "strategy": "mean",
+          "n_seeds": 3, "spearman_realised_mean": 0.9, "spearman_realised_std": 0.1,
+          "spearman_loo_mean": 0.9, "spearman_loo_std": 0.1, "decoy_share_mean": 0.02,
+          "decoy_share_std": 0.0, "recovers": True, "n_exact": 1}]
+    )  # fmt: skip
+    text = describe_faithfulness(old)
+    assert "1 of 1 attribution methods recover all 1 worlds" in text[0]

@@ -204,8 +204,8 @@ def _one_seed(
     )
     ids = sorted(str(i) for i in scores["sample_id"].unique())
     per_sample = np.array([[data.per_sample[i][m] for m in mods] for i in ids], float)
-    truth = truth_table(world, seed, per_sample, mods, s["importance"] if world == "planted"
-                        else {}, data.null)
+    nominal = planted["importance"] if world == "planted" else {}
+    truth = truth_table(world, seed, per_sample, mods, nominal, data.null)
     rows = seed_rows(world, seed, truth, per_sample, loo, summary, levels=LEVELS, metric=metric)
     return truth, rows, statuses
 
