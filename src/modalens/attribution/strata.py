@@ -391,10 +391,8 @@ def describe_strata(table: pd.DataFrame, block: Mapping[str, str] | None = None)
         return []
     by = str(rows["by"].iloc[0])
     r = rows.iloc[0]
-    lines = [
-        f"Stratified by {by} ({r['method']}, {r['level']} level, {r['distance']} distance, "
-        f"{r['strategy']} fill)."
-    ]
+    dist = "" if r["distance"] == r["level"] else f"{r['distance']} distance, "
+    lines = [f"Stratified by {by} ({r['method']}, {r['level']} level, {dist}{r['strategy']} fill)."]
     for g in dict.fromkeys(rows["group"]):
         sub = rows[rows["group"] == g].sort_values("share", ascending=False)
         parts = [

@@ -292,7 +292,8 @@ def describe_strategies(
     lines: list[str] = []
     several = concordance["distance"].nunique() > 1 if len(concordance) else False
     for _, c in concordance.iterrows():
-        where = label(c["level"]) + (f", {label(c['distance'])}" if several else "")
+        named = several and c["distance"] != c["level"]  # the loss level has no distance
+        where = label(c["level"]) + (f", {label(c['distance'])}" if named else "")
         w = float(c["kendall_w"])
         text = f"At {where} the {int(c['n_strategies'])} strategies {_agreement(w)}"
         lines.append(text + (f" (Kendall's W = {w:.2f})." if not math.isnan(w) else "."))
