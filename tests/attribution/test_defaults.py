@@ -28,13 +28,18 @@ from modalens.attribution.maps import occlusion_maps
 from modalens.attribution.strategies import paper_strategies
 from modalens.cli import build_parser, main
 from modalens.errors import SpecError
+from modalens.tasks import masked_mse
 
 
 # ============================================================================ the auto level
 def test_default_level_is_auto_and_resolves_by_targets() -> None:
     o = AttributionOptions()
     assert o.levels == ("auto",) == (AUTO_LEVEL,)
-    assert o.for_targets(True).levels == ("loss",)
+    # loss level only with a known loss: never a guessed one (a classifier scored by MSE)
+    assert o.for_targets(True).levels == ("output",)
+    known = AttributionOptions(loss_fn=masked_mse)
+    assert known.for_targets(True).levels == ("loss",)
+    assert known.for_targets(False).levels == ("output",)
     assert o.for_targets(False).levels == ("output",)
     named = AttributionOptions(levels="embedding,output")
     assert named.for_targets(True) is named and named.for_targets(False) is named
@@ -49,14 +54,18 @@ def _without_target(b: dict) -> dict:
 def test_attribute_resolves_auto_to_loss_with_targets_and_output_without() -> None:
     model = tiny_unet()
     b = batch(3)
-    # a dict batch with a target, and an (image, target) tuple: loss level
-    with_target = attribute(model, [b], GROUPS, optimize=False)
+    # a dict batch with a target, and an (image, target) tuple, with a known loss: loss level
+    with_target = attribute(model, [b], GROUPS, optimize=False, loss_fn=masked_mse)
     assert set(with_target["level"]) == {"loss"}
     pd.testing.assert_frame_equal(
-        with_target, attribute(model, [b], GROUPS, levels="loss", optimize=False)
+        with_target,
+        attribute(model, [b], GROUPS, levels="loss", optimize=False, loss_fn=masked_mse),
     )
-    pair = attribute(model, [(b["image"], b["target"])], GROUPS, optimize=False)
+    pair = attribute(model, [(b["image"], b["target"])], GROUPS, optimize=False,
+                     loss_fn=masked_mse)  # fmt: skip
     assert set(pair["level"]) == {"loss"}
+    # a target but no loss given: output level, not a guessed loss
+    assert set(attribute(model, [b], GROUPS, optimize=False)["level"]) == {"output"}
     # the same images without a target (dict, plain tensor): output level
     without = attribute(model, [_without_target(b)], GROUPS, optimize=False)
     assert set(without["level"]) == {"output"}
@@ -70,11 +79,11 @@ def test_attribute_resolves_auto_to_loss_with_targets_and_output_without() -> No
 def test_an_engine_with_the_default_level_resolves_on_its_first_batch() -> None:
     model = tiny_unet()
     b = batch(3)
-    eng = OcclusionEngine(model, GROUPS, optimize=False)
+    eng = OcclusionEngine(model, GROUPS, optimize=False, loss_fn=masked_mse)
     assert eng.options.levels == ("auto",)
     rows = attribute(model, [b], GROUPS, engine=eng)
     assert set(rows["level"]) == {"loss"} and eng.options.levels == ("loss",)
-    eng = OcclusionEngine(model, GROUPS, optimize=False)
+    # resolved per batch, not pinned by the first: a batch without a target gets output level
     rows = attribute(model, [_without_target(b)], GROUPS, engine=eng)
     assert set(rows["level"]) == {"output"} and eng.options.levels == ("output",)
 
