@@ -43,7 +43,7 @@ from ..data.synthetic import DECOY, normalize_importance, parse_sparsity, wants_
 from ..data.synthetic.worlds import WORLDS, make_world
 from ..errors import SpecError
 from ..fingerprint import differences
-from ..io import atomic_path, atomic_write_json, atomic_write_text, make_folder
+from ..io import atomic_write_csv, atomic_write_json, atomic_write_text, make_folder
 from .faithfulness_figure import faithfulness_figure
 from .faithfulness_scores import (
     across_worlds,
@@ -164,11 +164,6 @@ def _base_config(
     return cfg
 
 
-def _write_csv(frame: pd.DataFrame, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=False)
-
-
 def _one_seed(
     world: str, seed: int, folder: Path, s: Mapping[str, Any], config: Any, progress: bool
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
@@ -269,10 +264,10 @@ def faithfulness(
     seed_table = pd.concat(rows, ignore_index=True)
     table = summarize_seeds(seed_table)
     sentences = describe_faithfulness(table)
-    _write_csv(truth_all, out / "truth.csv")
-    _write_csv(seed_table, out / "faithfulness_seeds.csv")
-    _write_csv(table, out / "faithfulness.csv")
-    _write_csv(across_worlds(table), out / "faithfulness_worlds.csv")
+    atomic_write_csv(out / "truth.csv", truth_all)
+    atomic_write_csv(out / "faithfulness_seeds.csv", seed_table)
+    atomic_write_csv(out / "faithfulness.csv", table)
+    atomic_write_csv(out / "faithfulness_worlds.csv", across_worlds(table))
     atomic_write_text(out / "faithfulness.md", markdown(table, sentences))
     faithfulness_figure(table, out / "faithfulness.png", n_seeds=len(seeds))
     return FaithfulnessResult(

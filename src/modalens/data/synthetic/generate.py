@@ -99,10 +99,15 @@ def _split_csv(ids: list[str], seed: int) -> tuple[str, dict[str, list[str]]]:
         "validation": sorted(ids[i] for i in order[n_train : n_train + n_val]),
         "test": sorted(ids[i] for i in order[n_train + n_val :]),
     }
-    rows = ["train,validation,test"]
+    return split_csv_text(parts), parts
+
+
+def split_csv_text(parts: Mapping[str, list[str]]) -> str:
+    """``split_IDs.csv`` text: one column per split (train, validation, test), ids padded."""
+    rows = [",".join(parts)]
     for r in range(max(len(v) for v in parts.values())):
         rows.append(",".join(v[r] if r < len(v) else "" for v in parts.values()))
-    return "\n".join(rows) + "\n", parts
+    return "\n".join(rows) + "\n"
 
 
 def _as_int(value: Any, name: str, minimum: int, fix: str) -> int:

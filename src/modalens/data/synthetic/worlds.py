@@ -42,7 +42,7 @@ from rasterio.crs import CRS
 from ...errors import DataError, SpecError
 from ...io import atomic_write_json, atomic_write_text, make_folder
 from ..rasters import write_geotiff
-from .generate import generate
+from .generate import generate, split_csv_text
 from .scenes import seeded_rng, smooth_fields
 
 #: the real Sen1Floods11 chip of the ``real`` world, relative to a repository checkout
@@ -88,10 +88,7 @@ def _split(ids: list[str], seed: int) -> dict[str, list[str]]:
 
 
 def _write_split(root: Path, parts: Mapping[str, list[str]]) -> None:
-    rows = ["train,validation,test"]
-    for r in range(max(len(v) for v in parts.values())):
-        rows.append(",".join(v[r] if r < len(v) else "" for v in parts.values()))
-    atomic_write_text(root / "split_IDs.csv", "\n".join(rows) + "\n")
+    atomic_write_text(root / "split_IDs.csv", split_csv_text(parts))
 
 
 def _modality(name: str, bands: list[str], nodata: float | None = None) -> dict[str, Any]:
