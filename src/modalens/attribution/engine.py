@@ -13,7 +13,8 @@ Shapley coalitions, deduplicated) in batched forwards of ``chunk_size`` inputs; 
 redoes in fp32 every score bf16 cannot resolve (:mod:`~.autoprec`; check bf16 alone with
 :func:`~.api.precision_agreement`).
 
-Shapley values come from the same forwards (:mod:`~.coalitions`).
+One batch's occlusions are an :class:`~.jobs.OcclusionJob`; Shapley values come from the same
+forwards (:mod:`~.coalitions`).
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ from ..tasks import masked_mse
 from .autoprec import error_bounds, error_distances, hopeless, needs_fp32, precision_report
 from .batches import Batch, Evaluation, Unoccluded, as_batch
 from .coalitions import CoalitionPlan, Scorer, ValueFunction, batch_shapley, shapley_method
-from .forward import Runner, balanced_chunk
+from .forward import Runner
 from .groups import ALL, Groups, normalize_groups
+from .jobs import OcclusionJob, broadcast_shape
 from .levels import LEVELS, LevelInputs
 from .options import AUTO_LEVEL, AttributionOptions, resolve_options
 from .rows import long_rows
@@ -168,8 +170,7 @@ class OcclusionEngine:
 
     def broadcast_shape(self, x: Tensor, n: int, c: int) -> list[int]:
         """``[n, 1, .., c, .., 1]``: a per-channel tensor broadcast against ``n`` inputs."""
-        ax = self.axis(x)
-        return [n] + [c if d == ax else 1 for d in range(1, x.ndim)]
+        return broadcast_shape(x.ndim, self.axis(x), n, c)
 
     # ------------------------------------------------------------------ fills
     def make_fill(
@@ -305,153 +306,119 @@ class OcclusionEngine:
         self._resolve(batch)
         x = batch.image.to(self.device)
         self.prepare(x)
-        ax = self.axis(x)
-        c = x.shape[ax]
-        gm = self.group_matrix(c)
         occluded = np.asarray(occluded, dtype=bool)
-        k_masks = occluded.shape[0]
+        fast = self.fast if auto and scorer is None else None
+        with torch.inference_mode():
+            if scorer is None:
+                full = self._full(batch, x)
+            else:
+                emb, out = self.runner.evaluate(x, self.chunk_length(x))
+                full = Unoccluded(Evaluation(emb, out, torch.arange(x.shape[0]), None, None), {})
+            errors = None if fast is None else self._bf16_errors(fast, x, full, batch)
+            job = self._plan(batch, x, occluded, full, scorer or self._scores, n_metrics)
+            if fast is None or errors is None:
+                job.run(self.runner, job.tasks, self.options.chunk_size)
+            else:
+                self._run_auto(job, fast, occluded, *errors)
+        return job.result
+
+    def _bf16_errors(
+        self, fast: Runner, x: Tensor, full: Unoccluded, batch: Batch
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(bounds, scales)`` ``[B, M]``: the observed bf16 error of every sample and metric
+        (:func:`~.autoprec.error_bounds`) and the scores of all-zero evaluations."""
+        e16, o16 = fast.evaluate(x, fast.chunk_length(x, self.options.chunk_size))
+        kinds = error_distances(self.options.distances)
+        rows = torch.arange(x.shape[0])
+        bounds = error_bounds(self._scores(e16, o16, rows, full, batch, kinds))
+        self.auto_bounds = bounds  # [B, M] of the last batch (tests, diagnostics)
+        ev = full.evaluation
+        z = [None if t is None else torch.zeros_like(t) for t in (ev.embedding, ev.output)]
+        return bounds, self._scores(*z, rows, full, batch, kinds)
+
+    def _plan(
+        self,
+        batch: Batch,
+        x: Tensor,
+        occluded: np.ndarray,
+        full: Unoccluded,
+        score: Scorer,
+        n_metrics: int | None,
+    ) -> OcclusionJob:
+        """The job of one batch: its fills, and every occlusion either scored at once (a mask
+        replacing every channel by a constant or donor fill) or left as a task."""
+        ax = self.axis(x)
+        gm = self.group_matrix(x.shape[ax])
         cmask = (torch.as_tensor(occluded, dtype=torch.float32) @ gm.float()) > 0  # [K, C]
-        all_row = occluded.all(1)
-        covers = bool(gm.any(0).all())
-        b = x.shape[0]
-        keys = self.fill_keys()
-        user = scorer is not None
-        score = scorer or self._scores
+        b, k_masks, keys = x.shape[0], occluded.shape[0], self.fill_keys()
         m = n_metrics if n_metrics is not None else len(self.metrics)
         result = np.full((b, len(keys), k_masks, m), np.nan)
-        fast = self.fast if auto and not user else None
         exact = np.zeros((b, len(keys), k_masks), dtype=bool)
+        job = OcclusionJob(batch, x, ax, cmask, [], score, full, result, exact)
+        whole = occluded.all(1) & bool(gm.any(0).all())  # masks replacing every channel
+        for fi, (strategy, draw) in enumerate(keys):
+            fill = self.make_fill(strategy, draw, batch.ids, x)
+            job.fills.append(fill)
+            if fill.kind == "missing":
+                if fill.reason:
+                    warnings.warn(fill.reason, stacklevel=3)
+                continue
+            for k in range(k_masks):
+                if whole[k] and fill.kind in ("constant", "donor"):
+                    job.score_all_rows(fi, k, *self._whole(job, fill, strategy, k))
+                else:
+                    job.tasks.extend((i, fi, k) for i in range(b))
+        return job
 
-        with torch.inference_mode():
-            if user:
-                emb, out = self.runner.evaluate(x, self.chunk_length(x))
-                full = Unoccluded(Evaluation(emb, out, torch.arange(b), None, None), {})
-            else:
-                full = self._full(batch, x)
-            f_emb, f_out = full.evaluation.embedding, full.evaluation.output
-            if fast is not None:  # the observed bf16 error of every sample and metric
-                e16, o16 = fast.evaluate(x, fast.chunk_length(x, self.options.chunk_size))
-                kinds = error_distances(self.options.distances)
-                rows = torch.arange(b)
-                bounds = error_bounds(self._scores(e16, o16, rows, full, batch, kinds))
-                self.auto_bounds = bounds  # [B, M] of the last batch (tests, diagnostics)
-                z = [None if t is None else torch.zeros_like(t) for t in (f_emb, f_out)]
-                scales = self._scores(*z, rows, full, batch, kinds)
-            # tasks: (row, fill index, mask index)
-            tasks: list[tuple[int, int, int]] = []
-            fills: list[Fill] = []
-            for fi, (strategy, draw) in enumerate(keys):
-                fill = self.make_fill(strategy, draw, batch.ids, x)
-                fills.append(fill)
-                if fill.kind == "missing":
-                    if fill.reason:
-                        warnings.warn(fill.reason, stacklevel=2)
-                    continue
-                for k in range(k_masks):
-                    if all_row[k] and covers and fill.kind == "constant":
-                        assert fill.value is not None
-                        values = tuple(fill.value.flatten().tolist())
-                        key = (strategy, tuple(x.shape[1:]), str(x.dtype), values)
-                        cached = self._all_cache.get(key)
-                        if cached is None:
-                            single = torch.where(
-                                cmask[k].reshape(self.broadcast_shape(x, 1, c)),
-                                fill.value,
-                                x[:1],
-                            )
-                            cached = self.runner.run(single)
-                            self._all_cache[key] = cached
-                        rows = torch.arange(b)
-                        e = None if cached[0] is None else cached[0].expand(b, *cached[0].shape[1:])
-                        o = None if cached[1] is None else cached[1].expand(b, *cached[1].shape[1:])
-                        result[:, fi, k] = score(e, o, rows, full, batch)
-                        exact[:, fi, k] = True
-                        continue
-                    if all_row[k] and covers and fill.kind == "donor":
-                        assert fill.donor is not None
-                        rows = torch.arange(b)
-                        d = fill.donor
-                        e = None if f_emb is None else f_emb[d]
-                        o = None if f_out is None else f_out[d]
-                        result[:, fi, k] = score(e, o, rows, full, batch)
-                        exact[:, fi, k] = True
-                        continue
-                    tasks.extend((i, fi, k) for i in range(b))
+    def _whole(
+        self, job: OcclusionJob, fill: Fill, strategy: str, k: int
+    ) -> tuple[Tensor | None, Tensor | None]:
+        """``(embedding, output)`` of every row with all channels replaced by ``fill``: the
+        donors' unoccluded evaluation, or one forward of the constant input per shape."""
+        ev, b = job.full.evaluation, job.x.shape[0]
+        if fill.kind == "donor":
+            assert fill.donor is not None
+            d = fill.donor
+            return (
+                None if ev.embedding is None else ev.embedding[d],
+                None if ev.output is None else ev.output[d],
+            )
+        assert fill.value is not None
+        values = tuple(fill.value.flatten().tolist())
+        key = (strategy, tuple(job.x.shape[1:]), str(job.x.dtype), values)
+        cached = self._all_cache.get(key)
+        if cached is None:
+            single = torch.where(job.cmask[k].reshape(job.shape(1)), fill.value, job.x[:1])
+            cached = self._all_cache[key] = self.runner.run(single)
+        e, o = cached
+        return (
+            None if e is None else e.expand(b, *e.shape[1:]),
+            None if o is None else o.expand(b, *o.shape[1:]),
+        )
 
-            run = (x, fills, cmask, c, score, full, batch, result)
-            if fast is None:
-                self._run_tasks(self.runner, tasks, *run)
-                return result
-            tol = self.options.tolerance
-            lost = hopeless(bounds, scales, tol)  # every score would be redone: fp32 at once
-            direct = [t for t in tasks if lost[t[0]]]
-            quick = [t for t in tasks if not lost[t[0]]]
-            self._run_tasks(self.runner, direct, *run)
-            exact[lost] = True
-            self._run_tasks(fast, quick, *run)
-            redo = needs_fp32(result, exact, bounds, occluded.sum(1) == 1, tol, scales)
-            again = [t for t in quick if redo[t]]
-            self._run_tasks(self.runner, again, *run)  # batched fp32 re-evaluations
-            counts = (len(tasks), len(quick), len(direct) + len(again))
-            for key, n in zip(("occlusions", "bf16", "fp32"), counts, strict=True):
-                self.auto_counts[key] += n
-        return result
-
-    def _run_tasks(
+    def _run_auto(
         self,
-        runner: Runner,
-        tasks: Sequence[tuple[int, int, int]],
-        x: Tensor,
-        fills: Sequence[Fill],
-        cmask: Tensor,
-        c: int,
-        score: Scorer,
-        full: Unoccluded,
-        batch: Batch,
-        result: np.ndarray,
+        job: OcclusionJob,
+        fast: Runner,
+        occluded: np.ndarray,
+        bounds: np.ndarray,
+        scales: np.ndarray,
     ) -> None:
-        """Evaluate ``(row, fill, mask)`` tasks with ``runner`` in balanced chunks and write
-        their scores into ``result``."""
-        step = balanced_chunk(len(tasks), runner.chunk_length(x, self.options.chunk_size))
-        for s in range(0, len(tasks), step):
-            chunk = tasks[s : s + step]
-            xc = self._build(x, chunk, fills, cmask, c)
-            e, o = runner.run(xc)
-            rows = torch.as_tensor([t[0] for t in chunk], dtype=torch.long)
-            sc = score(e, o, rows, full, batch)
-            for j, (i, fi, k) in enumerate(chunk):
-                result[i, fi, k] = sc[j]
-
-    def _build(
-        self,
-        x: Tensor,
-        chunk: Sequence[tuple[int, int, int]],
-        fills: Sequence[Fill],
-        cmask: Tensor,
-        c: int,
-    ) -> Tensor:
-        """The occluded inputs of ``chunk`` (``(row, fill, mask)`` triples)."""
-        n = len(chunk)
-        buf = torch.empty((n, *x.shape[1:]), dtype=x.dtype, device=x.device)
-        by_fill: dict[int, list[int]] = {}
-        for j, (_, fi, _) in enumerate(chunk):
-            by_fill.setdefault(fi, []).append(j)
-        for fi, pos in by_fill.items():
-            rows = torch.as_tensor([chunk[j][0] for j in pos], dtype=torch.long, device=x.device)
-            masks = torch.as_tensor([chunk[j][2] for j in pos], dtype=torch.long)
-            cm = cmask[masks].reshape(self.broadcast_shape(x, len(pos), c)).to(x.device)
-            fill = fills[fi]
-            if fill.kind == "constant":
-                val = fill.value
-            elif fill.kind == "per_sample":
-                assert fill.value is not None
-                val = fill.value[rows]
-            else:
-                assert fill.donor is not None
-                val = x[fill.donor.to(x.device)[rows]]
-            p = torch.as_tensor(pos, dtype=torch.long, device=x.device)
-            buf[p] = torch.where(cm, val, x[rows])
-        return buf
+        """``precision="auto"``: the job's tasks in bf16, in fp32 for samples bf16 cannot
+        resolve at all, then batched fp32 re-evaluations of what bf16 did not resolve."""
+        tol, chunk = self.options.tolerance, self.options.chunk_size
+        lost = hopeless(bounds, scales, tol)  # every score would be redone: fp32 at once
+        direct = [t for t in job.tasks if lost[t[0]]]
+        quick = [t for t in job.tasks if not lost[t[0]]]
+        job.run(self.runner, direct, chunk)
+        job.exact[lost] = True
+        job.run(fast, quick, chunk)
+        redo = needs_fp32(job.result, job.exact, bounds, occluded.sum(1) == 1, tol, scales)
+        again = [t for t in quick if redo[t]]
+        job.run(self.runner, again, chunk)
+        counts = (len(job.tasks), len(quick), len(direct) + len(again))
+        for key, n in zip(("occlusions", "bf16", "fp32"), counts, strict=True):
+            self.auto_counts[key] += n
 
     # ------------------------------------------------------------------ rows
     def occlusion_masks(self) -> tuple[np.ndarray, list[str]]:
