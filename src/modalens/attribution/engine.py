@@ -333,8 +333,9 @@ class OcclusionEngine:
         bounds = error_bounds(self._scores(e16, o16, rows, full, batch, kinds))
         self.auto_bounds = bounds  # [B, M] of the last batch (tests, diagnostics)
         ev = full.evaluation
-        z = [None if t is None else torch.zeros_like(t) for t in (ev.embedding, ev.output)]
-        return bounds, self._scores(*z, rows, full, batch, kinds)
+        ze = None if ev.embedding is None else torch.zeros_like(ev.embedding)
+        zo = None if ev.output is None else torch.zeros_like(ev.output)
+        return bounds, self._scores(ze, zo, rows, full, batch, kinds)
 
     def _plan(
         self,
@@ -355,7 +356,8 @@ class OcclusionEngine:
         result = np.full((b, len(keys), k_masks, m), np.nan)
         exact = np.zeros((b, len(keys), k_masks), dtype=bool)
         job = OcclusionJob(batch, x, ax, cmask, [], score, full, result, exact)
-        whole = occluded.all(1) & bool(gm.any(0).all())  # masks replacing every channel
+        covers = bool(gm.any(0).all())
+        whole = [bool(occluded[k].all()) and covers for k in range(k_masks)]  # every channel
         for fi, (strategy, draw) in enumerate(keys):
             fill = self.make_fill(strategy, draw, batch.ids, x)
             job.fills.append(fill)

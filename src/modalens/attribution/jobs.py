@@ -93,11 +93,9 @@ class OcclusionJob:
             masks = torch.as_tensor([chunk[j][2] for j in pos], dtype=torch.long)
             cm = self.cmask[masks].reshape(self.shape(len(pos))).to(x.device)
             fill = self.fills[fi]
-            if fill.kind == "constant":
-                val = fill.value
-            elif fill.kind == "per_sample":
+            if fill.kind in ("constant", "per_sample"):
                 assert fill.value is not None
-                val = fill.value[rows]
+                val = fill.value if fill.kind == "constant" else fill.value[rows]
             else:
                 assert fill.donor is not None
                 val = x[fill.donor.to(x.device)[rows]]
