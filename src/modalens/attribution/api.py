@@ -12,8 +12,9 @@ import itertools
 import math
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -144,106 +145,178 @@ def attribute(
             "a sharded attribution needs an output folder", "out", "pass out= (a shared folder)"
         )
     total = len(batches) if hasattr(batches, "__len__") else None  # type: ignore[arg-type]
-    layout = None
-    if engine is None:
-        opts = resolve_options(options, **overrides)
-        batches, first = _peek(batches)
-        if opts.levels == (AUTO_LEVEL,):
-            opts = opts.for_targets(_carries_target(first, batches))
-        if is_dict_batch(first):
-            model, groups, opts, layout = adapt_to_dict(model, groups, opts, first)
-        engine = OcclusionEngine(model, groups, opts)
-    elif options is not None or overrides:
-        if resolve_options(options, **overrides) != engine.options:
-            raise SpecError(
-                "attribute() got an engine and other options",
-                "engine",
-                "pass the options to the engine only (or leave the engine out)",
-            )
-    store = None
-    if out is not None:
-        cfg = {**engine.config(), **(resume_config or {})}
-        if not shard.main:  # the same one-line error on every rank
-            check_store(Path(out), cfg, resume)
-        store = ScoreStore(Path(out), cfg, resume) if shard.main else None
-        shard.barrier()  # rank 0 has created (or cleared) the folder
-        if store is None:
-            store = ScoreStore(Path(out), cfg, resume, create=False)
-        shard.barrier()  # every rank knows what was done before any writes
+    engine, batches, layout = _engine_for(model, batches, groups, options, engine, overrides)
+    store = _open_store(out, engine, resume_config, resume, shard)
     done = store.done if store is not None else set()
     owned = _owned(batches, done, shard)
-    frames: list[pd.DataFrame] = []
-    bar = None
+    walk = _Pass(done, layout)
     if progress:
-        desc = f"attribute (rank {shard.rank}/{shard.world})" if shard.sharded else "attribute"
-        if owned is not None:
-            total = sum(1 for k in owned if not all(i in done for i in batches[k].ids))  # type: ignore[index]
-        elif shard.sharded and total is not None:
-            total = len(range(shard.rank, total, shard.world))
-        bar = tqdm(total=total, desc=desc, unit="batch")
-    seen = 0
-    warned = False
-    seen_ids: list[str] = []
+        walk.bar = _progress_bar(batches, total, done, owned, shard)
+    frames: list[pd.DataFrame] = []
     try:
         for index, raw in enumerate(batches):
             mine = index in owned if owned is not None else index % shard.world == shard.rank
-            lazy = isinstance(raw, LazyBatch)
-            if lazy:
-                seen_ids.extend(str(i) for i in raw.ids)
-                if not mine or all(i in done for i in raw.ids):
-                    seen += len(raw.ids)
-                    if bar is not None and mine and owned is None:
-                        bar.update(1)
-                    continue
-                raw = raw.load()
-            if layout is not None and is_dict_batch(raw):
-                raw = pack_batch(raw, layout)
-            batch = as_batch(raw, start=seen)
-            if not lazy:
-                seen_ids.extend(str(i) for i in batch.ids)
-            seen += len(batch.ids)
-            if not mine:
+            batch = walk.read(raw, mine, owned is None)
+            if batch is None:
                 continue
-            keep = [i for i, sid in enumerate(batch.ids) if sid not in done]
-            if not keep:
-                if bar is not None:
-                    bar.update(1)
-                continue
-            if len(keep) < len(batch.ids):
-                batch = batch.subset(keep)
-            if input_fn is not None:
-                batch = input_fn(batch)
-            batch, n_bad = mask_inputs(batch, mask_invalid)
-            if n_bad and not warned:
-                warned = True
-                warnings.warn(
-                    f"{n_bad} NaN/inf input values in batch {index} (samples "
-                    f"{', '.join(batch.ids[:3])}{', ...' if len(batch.ids) > 3 else ''}) "
-                    "were set to 0, the normalised train mean; mark them invalid with a "
-                    "'valid' mask or clean the input",
-                    NonFiniteInputWarning,
-                    stacklevel=2,
-                )
-            rows = engine.score_batch(batch)
+            rows = engine.score_batch(walk.prepare(batch, index, input_fn, mask_invalid))
             if store is not None:
                 store.write(index, rows)
             else:
                 frames.append(rows)
             if on_batch is not None:
                 on_batch(index, rows)
-            if bar is not None:
-                bar.update(1)
+            walk.tick()
     finally:
-        if bar is not None:
-            bar.close()
+        if walk.bar is not None:
+            walk.bar.close()
     if store is not None:
         shard.barrier()  # every rank has written its parts
-        result = store.assemble(seen_ids) if shard.main else empty_rows()
+        result = store.assemble(walk.ids) if shard.main else empty_rows()
     else:
         result = pd.concat(frames, ignore_index=True) if frames else empty_rows()
     # with several ranks: summed over them (every rank takes part in the sum)
     result.attrs["precision"] = engine.precision_report(shard.total(engine.auto_counts))
     return result
+
+
+def _engine_for(
+    model: nn.Module,
+    batches: Iterable[Any],
+    groups: Groups | str | None,
+    options: AttributionOptions | None,
+    engine: OcclusionEngine | None,
+    overrides: Mapping[str, Any],
+) -> tuple[OcclusionEngine, Iterable[Any], Any]:
+    """``(engine, batches, dict layout or None)`` of an :func:`attribute` call: the given
+    engine (refusing other options) or a new one, its ``auto`` level resolved by whether the
+    first batch carries targets and a dict-input model adapted (:mod:`~.dictinput`)."""
+    if engine is not None:
+        if (options is not None or overrides) and resolve_options(
+            options, **overrides
+        ) != engine.options:
+            raise SpecError(
+                "attribute() got an engine and other options",
+                "engine",
+                "pass the options to the engine only (or leave the engine out)",
+            )
+        return engine, batches, None
+    opts = resolve_options(options, **overrides)
+    batches, first = _peek(batches)
+    if opts.levels == (AUTO_LEVEL,):
+        opts = opts.for_targets(_carries_target(first, batches))
+    layout = None
+    if is_dict_batch(first):
+        model, groups, opts, layout = adapt_to_dict(model, groups, opts, first)
+    return OcclusionEngine(model, groups, opts), batches, layout
+
+
+def _open_store(
+    out: str | Path | None,
+    engine: OcclusionEngine,
+    resume_config: Mapping[str, Any] | None,
+    resume: bool,
+    shard: Shard,
+) -> ScoreStore | None:
+    """The score store of ``out`` (None without): rank 0 creates or clears it, the other
+    ranks check it and open it once it exists."""
+    if out is None:
+        return None
+    cfg = {**engine.config(), **(resume_config or {})}
+    if not shard.main:  # the same one-line error on every rank
+        check_store(Path(out), cfg, resume)
+    store = ScoreStore(Path(out), cfg, resume) if shard.main else None
+    shard.barrier()  # rank 0 has created (or cleared) the folder
+    if store is None:
+        store = ScoreStore(Path(out), cfg, resume, create=False)
+    shard.barrier()  # every rank knows what was done before any writes
+    return store
+
+
+def _progress_bar(
+    batches: Iterable[Any],
+    total: int | None,
+    done: set[str],
+    owned: set[int] | None,
+    shard: Shard,
+) -> Any:
+    """The progress bar over this rank's batches (those with samples to do, when known)."""
+    desc = f"attribute (rank {shard.rank}/{shard.world})" if shard.sharded else "attribute"
+    if owned is not None:
+        lazy = cast(Sequence[LazyBatch], batches)  # _owned: only for lazy sequences
+        total = sum(1 for k in owned if not done.issuperset(lazy[k].ids))
+    elif shard.sharded and total is not None:
+        total = len(range(shard.rank, total, shard.world))
+    return tqdm(total=total, desc=desc, unit="batch")
+
+
+@dataclass
+class _Pass:
+    """One pass of :func:`attribute` over the batches: the samples seen (their ids, in order,
+    for the assembled table), the samples already done and the progress bar."""
+
+    done: set[str]
+    layout: Any
+    bar: Any = None
+    seen: int = 0
+    ids: list[str] = field(default_factory=list)
+    warned: bool = False
+
+    def tick(self) -> None:
+        """One batch of this rank finished (or skipped)."""
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def read(self, raw: Any, mine: bool, count_done: bool) -> Batch | None:
+        """The samples of ``raw`` still to score, or None (not this rank's batch, or all
+        done; a lazy batch is then not read). ``count_done``: a finished lazy batch of this
+        rank ticks the bar (it is in its total)."""
+        lazy = isinstance(raw, LazyBatch)
+        if lazy:
+            self.ids.extend(str(i) for i in raw.ids)
+            if not mine or all(i in self.done for i in raw.ids):
+                self.seen += len(raw.ids)
+                if mine and count_done:
+                    self.tick()
+                return None
+            raw = raw.load()
+        if self.layout is not None and is_dict_batch(raw):
+            raw = pack_batch(raw, self.layout)
+        batch = as_batch(raw, start=self.seen)
+        if not lazy:
+            self.ids.extend(str(i) for i in batch.ids)
+        self.seen += len(batch.ids)
+        if not mine:
+            return None
+        keep = [i for i, sid in enumerate(batch.ids) if sid not in self.done]
+        if not keep:
+            self.tick()
+            return None
+        return batch.subset(keep) if len(keep) < len(batch.ids) else batch
+
+    def prepare(
+        self,
+        batch: Batch,
+        index: int,
+        input_fn: Callable[[Batch], Batch] | None,
+        mask_invalid: bool,
+    ) -> Batch:
+        """``batch`` through ``input_fn`` and :func:`~.batches.mask_inputs`, warning once per
+        pass about non-finite input values."""
+        if input_fn is not None:
+            batch = input_fn(batch)
+        batch, n_bad = mask_inputs(batch, mask_invalid)
+        if n_bad and not self.warned:
+            self.warned = True
+            warnings.warn(
+                f"{n_bad} NaN/inf input values in batch {index} (samples "
+                f"{', '.join(batch.ids[:3])}{', ...' if len(batch.ids) > 3 else ''}) "
+                "were set to 0, the normalised train mean; mark them invalid with a "
+                "'valid' mask or clean the input",
+                NonFiniteInputWarning,
+                stacklevel=3,
+            )
+        return batch
 
 
 def precision_agreement(
