@@ -212,7 +212,6 @@ def occlusion_maps(
         out = Path(out) if out is not None else RunFolder(run_dir).occlusion_maps
         grp = groups_for(run.spec, groups)
         opts = run_options(run, opts)
-        dense = run.task.dense
         engines = {
             s: OcclusionEngine(run.model, grp, opts.replace(strategies=(s,), levels=("output",)))
             for s in opts.strategies
@@ -222,57 +221,89 @@ def occlusion_maps(
             ids = sample_ids(run.spec)[split]
         written: list[Path] = []
         names = list(grp)
-        for sid in shard.pick(list(ids)):
+        tiling = {"tile": tile, "overlap": overlap, "batch_size": batch_size, "progress": progress}
+        quantity = MAP_QUANTITY if run.task.dense else SCENE_MAP_QUANTITY
+        preview_quantity = quantity if preview else None
+        for sid in map(str, shard.pick(list(ids))):
             for strategy in opts.strategies:
-                tags = {"strategy": strategy, "groups": ",".join(names)}
-                if dense:
-                    arr = sliding_window(
-                        sensitivity_map_fn(engines[strategy], strategy),
-                        reader,
-                        str(sid),
-                        tile=tile,
-                        overlap=overlap,
-                        out_channels=len(names),
-                        batch_size=batch_size,
-                        progress=progress,
-                        multiple=run.model.downsampling,
-                        fill=float("nan"),
-                    )
-                else:
-                    eng = engines[strategy]
-                    arr, used = scene_sensitivity(run, str(sid), reader, eng, strategy, window)
-                    tags["window"] = str(used)
-                grid = reader.grid(str(sid))
-                path = out / f"{sid}_occlusion_{strategy}.tif"
-                write_geotiff(
-                    path,
-                    arr.astype(np.float32),
-                    grid.crs,
-                    grid.transform,
-                    nodata=float("nan"),
-                    band_names=names,
-                    tags=tags,
-                )
-                written.append(path)
-                if preview:
-                    for gi, name in enumerate(names):
-                        png = out / f"{sid}_occlusion_{strategy}_{name}.png"
-                        occlusion_map_preview(
-                            arr[gi],
-                            png,
-                            title=f"Sensitivity to {label(name)}, sample {sid} "
-                            f"({label(strategy)} fill)",
-                            transform=grid.transform,
-                            crs=grid.crs,
-                            quantity=MAP_QUANTITY if dense else SCENE_MAP_QUANTITY,
-                        )
-                        written.extend([png, png.with_suffix(".svg")])
+                arr, tags = _scene_map(run, reader, sid, engines[strategy], names, window, tiling)
+                grid = reader.grid(sid)
+                written += _write_map(out, sid, arr, grid, names, tags, preview_quantity)
         if not shard.sharded:
             return written
         shard.barrier()  # every rank's scenes are written
         if not shard.main:
             return []
         return [p for sid in ids for p in map_files(out, str(sid), opts.strategies, names, preview)]
+
+
+def _scene_map(
+    run: Any,
+    reader: Any,
+    sid: str,
+    engine: OcclusionEngine,
+    names: Sequence[str],
+    window: int | None,
+    tiling: dict[str, Any],
+) -> tuple[np.ndarray, dict[str, str]]:
+    """``(map [G, H, W], GeoTIFF tags)`` of one scene for ``engine``'s one strategy: per pixel
+    by sliding window (``tiling``: its tile, overlap, batch size and progress) for a dense
+    task, per window (:func:`~.scenemaps.scene_sensitivity`) for a scene classifier."""
+    strategy = engine.options.strategies[0]
+    tags = {"strategy": strategy, "groups": ",".join(names)}
+    if not run.task.dense:
+        arr, used = scene_sensitivity(run, sid, reader, engine, strategy, window)
+        return arr, {**tags, "window": str(used)}
+    pixels = sliding_window(
+        sensitivity_map_fn(engine, strategy),
+        reader,
+        sid,
+        out_channels=len(names),
+        multiple=run.model.downsampling,
+        fill=float("nan"),
+        **tiling,
+    )
+    assert isinstance(pixels, np.ndarray)  # no valid mask asked for
+    return pixels, tags
+
+
+def _write_map(
+    out: Path,
+    sid: str,
+    arr: np.ndarray,
+    grid: Any,
+    names: Sequence[str],
+    tags: dict[str, str],
+    quantity: str | None,
+) -> list[Path]:
+    """Write one scene's map as a GeoTIFF and, with a ``quantity`` (the previews' colour bar
+    label), a preview per group; the files in :func:`map_files` order."""
+    strategy = tags["strategy"]
+    path = out / f"{sid}_occlusion_{strategy}.tif"
+    write_geotiff(
+        path,
+        arr.astype(np.float32),
+        grid.crs,
+        grid.transform,
+        nodata=float("nan"),
+        band_names=list(names),
+        tags=tags,
+    )
+    written = [path]
+    if quantity is None:
+        return written
+    for gi, name in enumerate(names):
+        png = out / f"{sid}_occlusion_{strategy}_{name}.png"
+        occlusion_map_preview(
+            arr[gi],
+            png,
+            title=f"Sensitivity to {label(name)}, sample {sid} ({label(strategy)} fill)",
+            transform=grid.transform,
+            crs=grid.crs,
+            quantity=quantity,
+        )
+        written.extend([png, png.with_suffix(".svg")])
+    return written
 
 
 def map_files(
