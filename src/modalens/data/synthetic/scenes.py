@@ -9,14 +9,15 @@ modality's presence mask and the decoy raster come from seed streams of their ow
 
 from __future__ import annotations
 
-import functools
 import math
+from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 from affine import Affine
 
+from .fields import SMOOTH, TEXTURE, SmoothFields, smooth_fields
 from .signals import MODALITIES, S1_RATIO_LOW, S1_RATIO_SPAN, VIIRS_SCALE
 
 GENERATOR_VERSION = "1.0"
@@ -71,116 +72,8 @@ _HAZE = np.array([1.0, 0.8, 0.6, 0.5, 0.4, 0.35, 0.3, 0.3, 0.1, 0.05], np.float3
 _RED_EDGE = np.array([0, 0, 0, 0.3, 1, 1, 1, 1, 0, 0], np.float32)  # bands that vigour scales
 
 
-# latent field scales (sigma px at 256 px and above, weight)
-_LANDSCAPE = ((4.0, 0.15), (12.0, 0.3), (40.0, 0.6), (120.0, 0.8))
-
-
-_TEXTURE = ((1.2, 1.0),)
-
-
-_SMOOTH = ((12.0, 0.2), (40.0, 0.6), (120.0, 1.0))  # water and high ground
-
-
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return (1.0 / (1.0 + np.exp(-x))).astype(np.float32)
-
-
-def _fast_len(n: int) -> int:
-    """The smallest 2^a 3^b 5^c >= n (a quick FFT length)."""
-    best = 1 << (n - 1).bit_length()
-    p5 = 1
-    while p5 < best:
-        p35 = p5
-        while p35 < best:
-            m = p35
-            while m < n:
-                m *= 2
-            best = min(best, m)
-            p35 *= 3
-        p5 *= 5
-    return best
-
-
-class _Fields:
-    """Smooth Gaussian random fields, synthesised in the Fourier domain on a padded grid.
-
-    A field is Gaussian-filtered unit white noise (a weighted sum of Gaussian filters of a few
-    widths), divided by its theoretical standard deviation, so it has unit variance over the
-    ensemble while each scene keeps its own mean and spread. The white noise is drawn directly
-    as its (Hermitian) spectrum, which saves the forward FFT; the grid is padded beyond the scene
-    so that the FFT's wrap-around does not tie opposite edges together.
-    """
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.sf = float(np.clip(size / 256.0, 0.25, 1.0))
-        pad = int(min(size, 2 * max(s for s, _ in _LANDSCAPE) * self.sf))
-        self.n = _fast_len(size + pad)
-        fy = np.fft.fftfreq(self.n).astype(np.float32)[:, None]
-        fx = np.fft.rfftfreq(self.n).astype(np.float32)[None, :]
-        self.f2 = fy**2 + fx**2
-        # rfft half-spectrum weights for Parseval: columns other than 0 and n/2 count twice
-        self.w = np.full(self.f2.shape[1], 2.0, np.float32)
-        self.w[0] = 1.0
-        if self.n % 2 == 0:
-            self.w[-1] = 1.0
-        self.neg = (-np.arange(self.n)) % self.n  # row index of -k
-        self._cache: dict[tuple, tuple[np.ndarray, float, np.ndarray, int]] = {}
-
-    def _filter(self, scales: tuple) -> tuple[np.ndarray, float, np.ndarray, int]:
-        if scales not in self._cache:
-            h = np.zeros_like(self.f2)
-            for sigma, weight in scales:
-                s = sigma * self.sf
-                h += weight * np.exp(-2.0 * math.pi**2 * s * s * self.f2)
-            var = float(np.sum((h.astype(np.float64) ** 2) * self.w)) / self.n**2
-            # the low-frequency block outside which the filter is negligible: noise is drawn
-            # only there (fewer random numbers for smooth fields)
-            keep = h > 1e-7 * float(h.max())
-            r = int(np.max(np.minimum(np.arange(self.n), self.n - np.arange(self.n))[keep.any(1)]))
-            c = int(np.max(np.nonzero(keep.any(0))[0])) + 1
-            rows = np.unique(np.r_[np.arange(r + 1), (self.n - np.arange(1, r + 1)) % self.n])
-            self._cache[scales] = (h, math.sqrt(var), rows, c)
-        return self._cache[scales]
-
-    def field(self, rng: np.random.Generator, scales: tuple = _LANDSCAPE) -> np.ndarray:
-        """A field of about unit variance (per-scene mean and spread vary naturally)."""
-        h, std, rows, c = self._filter(scales)
-        n, m = self.n, self.f2.shape[1]
-        # spectrum of real unit white noise: E|X_k|^2 = n^2, Hermitian where rfft needs it
-        ri = rng.standard_normal((2, rows.size, c), dtype=np.float32)
-        spec = np.zeros((n, m), np.complex64)
-        spec[rows, :c] = (ri[0] + 1j * ri[1]) * np.float32(n / math.sqrt(2.0))
-        cols = [0, m - 1] if n % 2 == 0 and c == m else [0]
-        for k in cols:
-            col = spec[:, k]
-            spec[:, k] = (col + np.conj(col[self.neg])) / np.float32(math.sqrt(2.0))
-        spec *= h
-        out = np.fft.irfft2(spec, s=(n, n))[: self.size, : self.size]
-        return (out / np.float32(std)).astype(np.float32)
-
-    def blur(self, image: np.ndarray, sigma: float) -> np.ndarray:
-        """Gaussian blur (zero padded) of a [size, size] image."""
-        buf = np.zeros((self.n, self.n), np.float32)
-        buf[: self.size, : self.size] = image
-        h = np.exp(-2.0 * math.pi**2 * (sigma * self.sf) ** 2 * self.f2)
-        out = np.fft.irfft2(np.fft.rfft2(buf) * h, s=(self.n, self.n))[: self.size, : self.size]
-        return np.maximum(out, 0.0).astype(np.float32)
-
-
-@functools.lru_cache(maxsize=2)
-def _fields(size: int) -> _Fields:
-    return _Fields(size)
-
-
-def smooth_fields(size: int) -> _Fields:
-    """The (cached) generator of smooth Gaussian random fields of ``size`` px scenes."""
-    return _fields(size)
-
-
-def clear_field_cache() -> None:
-    """Free the cached Fourier filters of the latent fields (after a dataset is written)."""
-    _fields.cache_clear()
 
 
 def _draw_polyline(canvas: np.ndarray, points: np.ndarray, width: float) -> None:
@@ -253,7 +146,7 @@ def presence(seed: int, index: int, size: int, modality: str, sparsity: float) -
     if sparsity >= 1.0:
         return np.zeros((size, size), np.float32)
     rng = seeded_rng(seed, 2, index, MODALITIES.index(modality))
-    f = _fields(size).field(rng, _SMOOTH)
+    f = smooth_fields(size).field(rng, SMOOTH)
     t = NormalDist().inv_cdf(float(sparsity))
     return np.clip((f - t) * 3.0 + 0.5, 0.0, 1.0).astype(np.float32)
 
@@ -265,7 +158,7 @@ _ERROR = ((6.0, 0.5), (20.0, 1.0))
 def error_field(rng: np.random.Generator, size: int) -> np.ndarray:
     """A smooth [H, W] float32 field standardised within the scene (mean 0, std 1), drawn
     from ``rng`` (the error link of :mod:`.linking`)."""
-    f = _fields(size).field(rng, _ERROR).astype(np.float64)
+    f = smooth_fields(size).field(rng, _ERROR).astype(np.float64)
     return ((f - f.mean()) / max(float(f.std()), 1e-6)).astype(np.float32)
 
 
@@ -276,7 +169,7 @@ def decoy_raster(seed: int, index: int, size: int) -> np.ndarray:
     raster but shares nothing with the scene or the target.
     """
     rng = seeded_rng(seed, 3, index)
-    smooth = _fields(size).field(rng)
+    smooth = smooth_fields(size).field(rng)
     white = rng.standard_normal((size, size), dtype=np.float32)
     return ((0.8 * smooth + 0.6 * white)[None]).astype(np.float32)
 
@@ -296,25 +189,74 @@ def make_scene(
     """
     rngs = [seeded_rng(seed, 0, index, k) for k in range(12)]
     (r_struct, r_n, r_water, r_alt, r_s2, r_s1, r_wc, r_viirs, r_noise, r_geo, r_na, _) = rngs
-    fields = _fields(size)
+    scene = _Structure.draw(size, r_n, r_water, r_alt, r_struct)
+    score = _LatentScore(scene, shared, seed, index, sparsity or {})
+    wc = _worldcover(scene, score, r_wc)
+    invalid = _nodata(r_na, index, size, wc)
+    # ---- georeferencing: a different 10 m UTM origin per sample
+    x0 = 300000.0 + PIXEL_SIZE * float(r_geo.integers(0, 40000))
+    y0 = 4500000.0 + PIXEL_SIZE * float(r_geo.integers(0, 100000))
+    return {
+        "s2": _sentinel2(scene, score, r_s2),
+        "s1": _sentinel1(scene, score, r_s1),
+        "esa_wc": wc,
+        "viirs": _viirs(scene, score, r_viirs),
+        "invalid": invalid,
+        "noise_rng": r_noise,
+        "transform": Affine(PIXEL_SIZE, 0.0, x0, 0.0, -PIXEL_SIZE, y0),
+    }
+
+
+@dataclass
+class _Structure:
+    """The structure every modality of a scene shares: the naturalness latent ``nat``, water
+    (lakes, a river), high ground and snow, settlements and roads ([H, W] float32 fields)."""
+
+    fields: SmoothFields
+    nat: np.ndarray
+    wet: np.ndarray
+    water_thr: float
+    water: np.ndarray
+    alt: np.ndarray
+    snow: np.ndarray
+    light_src: np.ndarray  # settlements' light sources
+    roads: np.ndarray
+    human: np.ndarray  # built-up or road
+
+    @classmethod
+    def draw(
+        cls,
+        size: int,
+        r_n: np.random.Generator,
+        r_water: np.random.Generator,
+        r_alt: np.random.Generator,
+        r_struct: np.random.Generator,
+    ) -> _Structure:
+        """Draw the shared structure of one scene from its seed streams."""
+        fields = smooth_fields(size)
+        nat = fields.field(r_n)
+        wet = fields.field(r_water, SMOOTH)
+        alt = fields.field(r_alt, SMOOTH)
+        water_thr = 1.5 + r_water.normal(0.0, 0.35)
+        water = np.clip((wet - water_thr) * 4.0 + 0.5, 0.0, 1.0)
+        if r_water.random() < 0.35:  # a river
+            river = np.zeros((size, size), np.float32)
+            a, b = _edge_point(r_water, size), _edge_point(r_water, size)
+            path = _path(r_water, a, b, wiggle=0.1)  # (drawn before the width)
+            _draw_polyline(river, path, r_water.uniform(3, 9) * fields.sf + 1)
+            water = np.maximum(water, river)
+        snow = np.clip((alt - 2.3) * 5.0 + 0.5, 0.0, 1.0)
+        built, light_src, roads = _settlements(fields, r_struct, size, water)
+        human = np.maximum(built, roads)
+        return cls(fields, nat, wet, water_thr, water, alt, snow, light_src, roads, human)
+
+
+def _settlements(
+    fields: SmoothFields, r_struct: np.random.Generator, size: int, water: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(built-up share, light sources, roads)``: settlements as textured blobs, roads as
+    lines between edges, most through a settlement."""
     sf = fields.sf
-    own = math.sqrt(1.0 - shared**2)
-
-    # shared latents
-    nat = fields.field(r_n)
-    wet = fields.field(r_water, _SMOOTH)
-    alt = fields.field(r_alt, _SMOOTH)
-
-    water_thr = 1.5 + r_water.normal(0.0, 0.35)
-    water = np.clip((wet - water_thr) * 4.0 + 0.5, 0.0, 1.0)
-    if r_water.random() < 0.35:  # a river
-        river = np.zeros((size, size), np.float32)
-        a, b = _edge_point(r_water, size), _edge_point(r_water, size)
-        _draw_polyline(river, _path(r_water, a, b, wiggle=0.1), r_water.uniform(3, 9) * sf + 1)
-        water = np.maximum(water, river)
-    snow = np.clip((alt - 2.3) * 5.0 + 0.5, 0.0, 1.0)
-
-    # settlements (blobs) and roads (lines)
     n_settle = int(r_struct.poisson(max(1.0, 0.8 * (size / 256.0) ** 2)))
     rows, cols = np.arange(size, dtype=np.float32)[:, None], np.arange(size, dtype=np.float32)
     density = np.zeros((size, size), np.float32)
@@ -341,28 +283,48 @@ def make_scene(
         via = centres[k % len(centres)] if centres and r_struct.random() < 0.8 else None
         a, b = _edge_point(r_struct, size), _edge_point(r_struct, size)
         _draw_polyline(roads, _path(r_struct, a, b, via), r_struct.uniform(1.0, 2.5))
-    human = np.maximum(built, roads)
+    return built, light_src, roads
 
-    def score(rng: np.random.Generator, modality: str, extra: float = 0.0) -> np.ndarray:
+
+@dataclass
+class _LatentScore:
+    """A modality's latent score ``q_m = sigmoid(GAIN (shared * nat + own * O_m))`` of the
+    scene's naturalness and an own field drawn from the modality's stream; a sparse modality's
+    falls back to :data:`SPARSE_LEVEL` where :func:`presence` says its signal is absent."""
+
+    scene: _Structure
+    shared: float
+    seed: int
+    index: int
+    sparsity: dict[str, float]
+
+    def __call__(self, rng: np.random.Generator, modality: str, extra: float = 0.0) -> np.ndarray:
+        """The score of ``modality`` (``extra``: weight of added fine texture in ``O_m``)."""
+        fields = self.scene.fields
         o = fields.field(rng)
         if extra:
-            o = (o + extra * fields.field(rng, _TEXTURE)) / math.sqrt(1.0 + extra**2)
-        q = _sigmoid(GAIN * (shared * nat + own * o))
-        share = (sparsity or {}).get(modality, 0.0)
+            o = (o + extra * fields.field(rng, TEXTURE)) / math.sqrt(1.0 + extra**2)
+        own = math.sqrt(1.0 - self.shared**2)
+        q = _sigmoid(GAIN * (self.shared * self.scene.nat + own * o))
+        share = self.sparsity.get(modality, 0.0)
         if share > 0.0:
+            size = self.scene.nat.shape[0]
             level = np.float32(SPARSE_LEVEL)
-            q = (level + (q - level) * presence(seed, index, size, modality, share)).astype(
-                np.float32
-            )
+            here = presence(self.seed, self.index, size, modality, share)
+            q = (level + (q - level) * here).astype(np.float32)
         return q
 
-    # ---- Sentinel-2: vegetation fraction from q_s2, soil/urban/water/snow mixing
+
+def _sentinel2(scene: _Structure, score: _LatentScore, r_s2: np.random.Generator) -> np.ndarray:
+    """Sentinel-2 [10, H, W] uint16: vegetation fraction from ``q_s2``, soil/urban/water/snow
+    mixing, haze and noise."""
+    fields, human, water, snow = scene.fields, scene.human, scene.water, scene.snow
     q_s2 = score(r_s2, "s2", extra=0.25)
     soil_b = 1.0 + 0.15 * fields.field(r_s2)
     vigour = 0.08 * fields.field(r_s2)
-    urban_b = 1.0 + 0.15 * fields.field(r_s2, _TEXTURE)
+    urban_b = 1.0 + 0.15 * fields.field(r_s2, TEXTURE)
     haze = r_s2.uniform(0.0, 250.0)
-    s2 = np.empty((10, size, size), np.uint16)
+    s2 = np.empty((10, *q_s2.shape), np.uint16)
     for b in range(10):
         veg = _VEG[b] * (1.0 + vigour * _RED_EDGE[b])
         band = q_s2 * veg + (1.0 - q_s2) * _SOIL[b] * soil_b
@@ -372,65 +334,70 @@ def make_scene(
         band += haze * _HAZE[b]
         band += r_s2.standard_normal(band.shape, dtype=np.float32) * (0.01 * band + 12.0)
         s2[b] = np.clip(np.rint(band), 1, 10000).astype(np.uint16)
-    del q_s2, soil_b, vigour, urban_b, band
+    return s2
 
-    # ---- Sentinel-1: VV level from nuisance and structure, VH - VV from q_s1
+
+def _sentinel1(scene: _Structure, score: _LatentScore, r_s1: np.random.Generator) -> np.ndarray:
+    """Sentinel-1 [2, H, W] float32 dB: VV level from nuisance and structure, VH - VV from
+    ``q_s1``, speckle."""
+    human, water = scene.human, scene.water
     q_s1 = score(r_s1, "s1") * (1.0 - human)
-    nuis = fields.field(r_s1)
+    nuis = scene.fields.field(r_s1)
     vv = -10.4 + 2.3 * nuis + 2.0 * (q_s1 - 0.5) + 9.0 * human
     vv = vv * (1.0 - water) + water * (-21.0 + 1.5 * nuis)
-    vv -= 4.0 * snow
+    vv -= 4.0 * scene.snow
     vh = vv + S1_RATIO_LOW + S1_RATIO_SPAN * q_s1
     s1 = np.stack([vv, vh]).astype(np.float32)
     del q_s1, nuis, vv, vh
-    s1 += np.float32(0.4) * r_s1.standard_normal((2, size, size), dtype=np.float32)
+    s1 += np.float32(0.4) * r_s1.standard_normal(s1.shape, dtype=np.float32)
+    return s1
 
-    # ---- WorldCover: class thresholds on q_wc, shared water/built/snow, own aridity
+
+def _worldcover(scene: _Structure, score: _LatentScore, r_wc: np.random.Generator) -> np.ndarray:
+    """WorldCover [H, W] uint8 classes: thresholds on ``q_wc``, shared water/built/snow, own
+    aridity."""
     q_wc = score(r_wc, "esa_wc", extra=0.25)
-    arid = fields.field(r_wc)
-    wc = np.full((size, size), 40, np.uint8)  # cropland
+    arid = scene.fields.field(r_wc)
+    wc = np.full(q_wc.shape, 40, np.uint8)  # cropland
     wc[q_wc >= 0.28] = 30
     wc[q_wc >= 0.45] = 20
     wc[(q_wc >= 0.45) & (q_wc < 0.62) & (arid > 0.8)] = 60
     wc[q_wc >= 0.62] = 10
-    wetland = (wet > water_thr - 0.6) & (q_wc > 0.45)
+    wetland = (scene.wet > scene.water_thr - 0.6) & (q_wc > 0.45)
     wc[wetland] = 90
     wc[wetland & (arid < -1.3)] = 95
-    wc[(alt > 1.9) & (alt <= 2.3)] = 100
-    wc[snow >= 0.5] = 70
-    wc[water >= 0.5] = 80
-    wc[human >= 0.5] = 50
-    del q_wc, arid, wetland
+    wc[(scene.alt > 1.9) & (scene.alt <= 2.3)] = 100
+    wc[scene.snow >= 0.5] = 70
+    wc[scene.water >= 0.5] = 80
+    wc[scene.human >= 0.5] = 50
+    return wc
 
-    # ---- VIIRS: rural background from q_viirs, settlement and road lights
+
+def _viirs(scene: _Structure, score: _LatentScore, r_viirs: np.random.Generator) -> np.ndarray:
+    """VIIRS [H, W] float32 radiance: rural background from ``q_viirs``, settlement and road
+    lights."""
+    water = scene.water
     q_v = score(r_viirs, "viirs")
     background = -VIIRS_SCALE * np.log(np.maximum(q_v, 1e-6)) * (1.0 - 0.7 * water)
-    lights = fields.blur(light_src * (1.0 - water) + 3.0 * roads, 3.0)
-    viirs = (background + lights).astype(np.float32)
+    lights = scene.fields.blur(scene.light_src * (1.0 - water) + 3.0 * scene.roads, 3.0)
+    return (background + lights).astype(np.float32)
 
-    # ---- no-data: a border strip (WorldCover no-data too) or a patch, in every other sample
+
+def _nodata(r_na: np.random.Generator, index: int, size: int, wc: np.ndarray) -> np.ndarray:
+    """The invalid pixels [H, W] of sample ``index``: in every other sample a border strip
+    (WorldCover no-data too, set in ``wc``) or an elliptic patch."""
     invalid = np.zeros((size, size), bool)
-    if index % 2 == 0:
-        if r_na.random() < 0.5:
-            width = int(r_na.integers(max(1, size // 50), max(2, size // 10) + 1))
-            side = int(r_na.integers(4))
-            sl = [np.s_[:width, :], np.s_[-width:, :], np.s_[:, :width], np.s_[:, -width:]][side]
-            invalid[sl] = True
-            wc[sl] = 0
-        else:
-            cy, cx = r_na.uniform(0, size, 2)
-            ry, rx = r_na.uniform(0.05, 0.15, 2) * size
-            invalid |= ((rows - cy) / ry) ** 2 + ((cols - cx) / rx) ** 2 <= 1.0
-
-    # ---- georeferencing: a different 10 m UTM origin per sample
-    x0 = 300000.0 + PIXEL_SIZE * float(r_geo.integers(0, 40000))
-    y0 = 4500000.0 + PIXEL_SIZE * float(r_geo.integers(0, 100000))
-    return {
-        "s2": s2,
-        "s1": s1,
-        "esa_wc": wc,
-        "viirs": viirs,
-        "invalid": invalid,
-        "noise_rng": r_noise,
-        "transform": Affine(PIXEL_SIZE, 0.0, x0, 0.0, -PIXEL_SIZE, y0),
-    }
+    if index % 2:
+        return invalid
+    if r_na.random() < 0.5:
+        width = int(r_na.integers(max(1, size // 50), max(2, size // 10) + 1))
+        side = int(r_na.integers(4))
+        sl = [np.s_[:width, :], np.s_[-width:, :], np.s_[:, :width], np.s_[:, -width:]][side]
+        invalid[sl] = True
+        wc[sl] = 0
+    else:
+        rows, cols = np.arange(size, dtype=np.float32)[:, None], np.arange(size, dtype=np.float32)
+        cy, cx = r_na.uniform(0, size, 2)
+        ry, rx = r_na.uniform(0.05, 0.15, 2) * size
+        invalid |= ((rows - cy) / ry) ** 2 + ((cols - cx) / rx) ** 2 <= 1.0
+    return invalid

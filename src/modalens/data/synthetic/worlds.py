@@ -42,8 +42,9 @@ from rasterio.crs import CRS
 from ...errors import DataError, SpecError
 from ...io import atomic_write_json, atomic_write_text, make_folder
 from ..rasters import write_geotiff
+from .fields import smooth_fields
 from .generate import generate, split_csv_text
-from .scenes import seeded_rng, smooth_fields
+from .scenes import seeded_rng
 
 #: the real Sen1Floods11 chip of the ``real`` world, relative to a repository checkout
 REAL_CHIP = Path("data") / "sen1floods11-example"
