@@ -66,11 +66,10 @@ unchanged), with a per-sample amplitude recorded in ``metadata.json``; the known
 ``modalens mtl explain``. Off by default: no file changes.
 
 Modules: :mod:`.signals` (the modalities and their signals ``z_m``), :mod:`.scenes` draws one
-scene (latent fields, per-modality rasters, sparse presence, the decoy) with the smooth random
-fields of :mod:`.fields`, :mod:`.planting` reads
-importances and sparsity, :mod:`.truth` measures realised importances, :mod:`.linking`
-plants the error link and :mod:`.generate` writes a dataset with the split file and
-``metadata.json``.
+scene (latent fields, per-modality rasters, sparse presence, the decoy) from the smooth
+random fields of :mod:`.fields`, :mod:`.planting` reads importances and sparsity,
+:mod:`.truth` measures realised importances, :mod:`.linking` plants the error link and
+:mod:`.generate` writes a dataset with the split file and ``metadata.json``.
 """
 
 from .generate import SPEC_FILE, generate, synthetic_spec
