@@ -100,46 +100,8 @@ def run_demo(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     data = out / "data"
-    t0 = time.perf_counter()
-    total = 8 + (3 if validate else 0)
-    done = [0]
-
-    def step(msg: str, numbered: bool = True) -> None:
-        if numbered:
-            done[0] += 1
-            msg = f"{done[0]}/{total} {msg}"
-        print(f"[{time.perf_counter() - t0:6.1f}s] {msg}", flush=True)
-
-    if _synth_matches(data, samples, size, seed):
-        step(f"synthetic data already in {data}")
-    elif (data / "metadata.json").exists():
-        raise DataError(
-            "the demo folder holds a demo made with other --samples/--size/--seed",
-            str(out),
-            "give another --out or delete the folder",
-        )
-    else:
-        step(f"writing {samples} synthetic samples of {size}x{size} px to {data}")
-        generate(
-            data,
-            samples=samples,
-            size=size,
-            seed=seed,
-            importance=DEMO_IMPORTANCE,
-            progress=progress,
-        )
-    planted = json.loads((data / "metadata.json").read_text())["importance"]
-
-    step("checking the dataset")
-    spec = mapinwild_spec(data)
-    problems = check_dataset(spec, progress=False)
-    if has_errors(problems):
-        raise DataError(
-            "the synthetic dataset failed its check", str(data), f"delete {data} and rerun the demo"
-        )
-    print(format_data_summary(summarize_data(spec)))
-    print("planted importances: " + ", ".join(f"{k} {v:.0%}" for k, v in planted.items()))
-
+    step = _Steps(8 + (3 if validate else 0))
+    planted = _demo_data(data, out, samples, size, seed, progress, step)
     run_dir = out / "run"
     resume = RunFolder(run_dir).config.exists()
     step(f"training a small U-Net ({'resuming' if resume else 'new run'}) in {run_dir}")
@@ -172,6 +134,90 @@ def run_demo(
     step("figure and agreement with the planted importances")
     fig = influence_bar_chart(summary, attr_dir / "influence.png")
     planted_rank = sorted(planted, key=lambda k: -planted[k])
+    rankings = _compare_rankings(summary, planted, planted_rank)
+    print(f"figure: {fig}")
+    step("do the fills agree, and do they stay inside the training data?")
+    strategies = compare_strategies(attr_dir, run_dir, progress=progress)
+    print("\n".join(strategies.lines))
+    step("sample views of the most influenced test scenes and influence per land-cover class")
+    views = sample_views(run_dir, attr_dir, top_k=1, out=out)
+    print(f"views: {len({p.stem for p in views})} samples drawn in {out / 'views'}")
+    strata = stratify(attr_dir, run_dir, "dominant:esa_wc", out=attr_dir)
+    print("\n".join(describe_strata(strata)))
+    if validate:
+        _validate(out, data, attr_dir, progress, step)
+    step("writing the HTML report")
+    report = build_report(out, title="modalens demo report")
+    print(f"report: {report}  (open it in a browser; it needs no network)")
+    step(f"done; everything is in {out}", numbered=False)
+    return {
+        "metrics": metrics,
+        "summary": summary,
+        "planted_ranking": planted_rank,
+        "rankings": rankings,
+        "figure": fig,
+        "report": report,
+    }
+
+
+class _Steps:
+    """Prints the demo's steps, numbered out of ``total``, with the time since the start."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done, self.t0 = total, 0, time.perf_counter()
+
+    def __call__(self, msg: str, numbered: bool = True) -> None:
+        if numbered:
+            self.done += 1
+            msg = f"{self.done}/{self.total} {msg}"
+        print(f"[{time.perf_counter() - self.t0:6.1f}s] {msg}", flush=True)
+
+
+def _demo_data(
+    data: Path, out: Path, samples: int, size: int, seed: int, progress: bool, step: _Steps
+) -> dict[str, float]:
+    """Write (or reuse) and check the demo's synthetic data; its planted importances.
+
+    Raises:
+        DataError: the folder holds data of other settings, or the data fail their check.
+    """
+    if _synth_matches(data, samples, size, seed):
+        step(f"synthetic data already in {data}")
+    elif (data / "metadata.json").exists():
+        raise DataError(
+            "the demo folder holds a demo made with other --samples/--size/--seed",
+            str(out),
+            "give another --out or delete the folder",
+        )
+    else:
+        step(f"writing {samples} synthetic samples of {size}x{size} px to {data}")
+        generate(
+            data,
+            samples=samples,
+            size=size,
+            seed=seed,
+            importance=DEMO_IMPORTANCE,
+            progress=progress,
+        )
+    planted: dict[str, float] = json.loads((data / "metadata.json").read_text())["importance"]
+
+    step("checking the dataset")
+    spec = mapinwild_spec(data)
+    problems = check_dataset(spec, progress=False)
+    if has_errors(problems):
+        raise DataError(
+            "the synthetic dataset failed its check", str(data), f"delete {data} and rerun the demo"
+        )
+    print(format_data_summary(summarize_data(spec)))
+    print("planted importances: " + ", ".join(f"{k} {v:.0%}" for k, v in planted.items()))
+    return planted
+
+
+def _compare_rankings(
+    summary: pd.DataFrame, planted: dict[str, float], planted_rank: list[str]
+) -> dict[str, list[str]]:
+    """Print the planted ranking, each level and fill's measured one and the default answer;
+    the measured rankings by ``level/strategy``."""
     print(
         f"planted importance ranking  : {' > '.join(planted_rank)}  "
         f"({', '.join(f'{k} {planted[k]:.0%}' for k in planted_rank)})"
@@ -192,45 +238,28 @@ def run_demo(
             "positions as planted)"
         )
     print(default_answer(summary, planted_rank))
-    print(f"figure: {fig}")
-    step("do the fills agree, and do they stay inside the training data?")
-    strategies = compare_strategies(attr_dir, run_dir, progress=progress)
-    print("\n".join(strategies.lines))
-    step("sample views of the most influenced test scenes and influence per land-cover class")
-    views = sample_views(run_dir, attr_dir, top_k=1, out=out)
-    print(f"views: {len({p.stem for p in views})} samples drawn in {out / 'views'}")
-    strata = stratify(attr_dir, run_dir, "dominant:esa_wc", out=attr_dir)
-    print("\n".join(describe_strata(strata)))
-    if validate:
-        step("validation: ablation (Table I, 9 runs) and its agreement with the influence")
-        config = demo_config_path()
-        overrides = {"data": {"root": str(data)}}
-        ablation = ablate(
-            config, out / "validation", overrides=overrides, attribute=True, progress=progress
-        )
-        print(ablation.table_md.read_text().rstrip())
-        step("validation: pruning the least influential modalities (reusing the ablation)")
-        pruning = prune(
-            config,
-            attr_dir,
-            out / "pruning",
-            overrides=overrides,
-            reuse=out / "validation",
-            progress=progress,
-        )
-        print("\n".join(describe_pruning(pruning.table)))
-        step("validation: faithfulness benchmark (its five worlds, one seed; the README's has 3)")
-        faith = faithfulness(out / "faithfulness", seeds=(0,), progress=progress)
-        print("\n".join(faith.sentences))
-    step("writing the HTML report")
-    report = build_report(out, title="modalens demo report")
-    print(f"report: {report}  (open it in a browser; it needs no network)")
-    step(f"done; everything is in {out}", numbered=False)
-    return {
-        "metrics": metrics,
-        "summary": summary,
-        "planted_ranking": planted_rank,
-        "rankings": rankings,
-        "figure": fig,
-        "report": report,
-    }
+    return rankings
+
+
+def _validate(out: Path, data: Path, attr_dir: Path, progress: bool, step: _Steps) -> None:
+    """The demo's ``--validate`` steps: the ablation, pruning and the faithfulness benchmark."""
+    step("validation: ablation (Table I, 9 runs) and its agreement with the influence")
+    config = demo_config_path()
+    overrides = {"data": {"root": str(data)}}
+    ablation = ablate(
+        config, out / "validation", overrides=overrides, attribute=True, progress=progress
+    )
+    print(ablation.table_md.read_text().rstrip())
+    step("validation: pruning the least influential modalities (reusing the ablation)")
+    pruning = prune(
+        config,
+        attr_dir,
+        out / "pruning",
+        overrides=overrides,
+        reuse=out / "validation",
+        progress=progress,
+    )
+    print("\n".join(describe_pruning(pruning.table)))
+    step("validation: faithfulness benchmark (its five worlds, one seed; the README's has 3)")
+    faith = faithfulness(out / "faithfulness", seeds=(0,), progress=progress)
+    print("\n".join(faith.sentences))
