@@ -40,6 +40,7 @@ from .prunefigure import pruning_figure
 from .record import PRUNING, RECORD, check_record, read_record, write_record
 from .runs import RunRecord, is_finished, run_setting
 from .settings import (
+    Setting,
     config_modalities,
     parse_seeds,
     read_config,
@@ -398,61 +399,26 @@ def prune(
     ranked_by = "/".join(block[k] for k in BLOCK)
     check_record(out, cfg, modalities, record=PRUNING)
     make_folder(out)
-    reuse_dir = Path(reuse) if reuse is not None else None
-    can_reuse = _reusable(reuse_dir, cfg, modalities)
-    if reuse_dir is not None and not can_reuse:
-        _say(progress, f"note: {reuse_dir} is not an ablation of this config; not reused")
+    reuse_dir = _reuse_folder(reuse, cfg, modalities, progress)
     _say(progress, f"ranking ({ranked_by}), least influential first: {', '.join(ranking)}")
-    plan = [(k, ranking[:k]) for k in range(len(modalities))]
-    total = len(plan) * len(seeds)
+    plan = [(seed, k, ranking[:k]) for seed in seeds for k in range(len(modalities))]
     rows: list[dict[str, Any]] = []
     records: list[RunRecord] = []
     statuses: dict[str, int] = {}
     metrics: list[str] = []
-    step = 0
-    for seed in seeds:
-        for k, dropped in plan:
-            step += 1
-            kept = [m for m in modalities if m not in dropped]
-            setting = subset_setting(modalities, kept)
-            folder = out
-            if (
-                can_reuse
-                and reuse_dir is not None
-                and is_finished(reuse_dir / "runs" / setting.run_name(seed))
-            ):
-                folder = reuse_dir
-            head = f"[{step}/{total}] k = {k} ({setting.short}) seed {seed}"
-            run_dir = folder / "runs" / setting.run_name(seed)
-            if not is_finished(run_dir):
-                _say(progress, f"{head}: training ...")
-            record = run_setting(
-                setting,
-                seed,
-                run_config(cfg, setting, seed),
-                folder,
-                progress=False,
-                timing_samples=timing_samples,
-            )
-            if folder is not out:
-                record.status = "reused"
-            records.append(record)
-            statuses[record.status] = statuses.get(record.status, 0) + 1
-            if not metrics:
-                metrics = list(record.metrics)
-                write_record(
-                    out,
-                    cfg,
-                    modalities,
-                    seeds,
-                    metrics=metrics,
-                    record=PRUNING,
-                    extra={"ranking": ranking, "block": block, "tolerance": float(tolerance)},
-                )
-            _say(progress, f"{head}: {record.status} ({record.seconds:.1f} s)")
-            rows.append(
-                {**record.row, "k": k, "dropped": "+".join(dropped), "kept": "+".join(kept)}
-            )
+    for step, (seed, k, dropped) in enumerate(plan, 1):
+        kept = [m for m in modalities if m not in dropped]
+        setting = subset_setting(modalities, kept)
+        head = f"[{step}/{len(plan)}] k = {k} ({setting.short}) seed {seed}"
+        record = _pruning_run(setting, seed, cfg, out, reuse_dir, head, progress, timing_samples)
+        records.append(record)
+        statuses[record.status] = statuses.get(record.status, 0) + 1
+        if not metrics:
+            metrics = list(record.metrics)
+            extra = {"ranking": ranking, "block": block, "tolerance": float(tolerance)}
+            write_record(out, cfg, modalities, seeds, metrics=metrics, record=PRUNING, extra=extra)
+        _say(progress, f"{head}: {record.status} ({record.seconds:.1f} s)")
+        rows.append({**record.row, "k": k, "dropped": "+".join(dropped), "kept": "+".join(kept)})
     table = pruning_table(rows, metrics, float(tolerance), ranked_by)
     with atomic_path(out / "pruning.csv") as tmp:
         table.to_csv(tmp, index=False)
@@ -460,3 +426,41 @@ def prune(
     if figure and len(table):
         pruning_figure(table, out / "pruning.png")
     return PruningResult(out, table, ranking, block, records, statuses)
+
+
+def _reuse_folder(
+    reuse: str | Path | None, cfg: Mapping[str, Any], modalities: list[str], progress: bool
+) -> Path | None:
+    """The ablation folder whose finished runs pruning takes over (None: none, or ``reuse``
+    is not an ablation of this config -- said when progress is on)."""
+    if reuse is None:
+        return None
+    if _reusable(Path(reuse), cfg, modalities):
+        return Path(reuse)
+    _say(progress, f"note: {Path(reuse)} is not an ablation of this config; not reused")
+    return None
+
+
+def _pruning_run(
+    setting: Setting,
+    seed: int,
+    cfg: Mapping[str, Any],
+    out: Path,
+    reuse: Path | None,
+    head: str,
+    progress: bool,
+    timing_samples: int | None,
+) -> RunRecord:
+    """Train (or resume) one run of ``setting`` and ``seed`` in ``out``, or take it over from
+    the ablation folder ``reuse`` where it finished there (status ``reused``)."""
+    name = setting.run_name(seed)
+    folder = reuse if reuse is not None and is_finished(reuse / "runs" / name) else out
+    if not is_finished(folder / "runs" / name):
+        _say(progress, f"{head}: training ...")
+    config = run_config(cfg, setting, seed)
+    record = run_setting(
+        setting, seed, config, folder, progress=False, timing_samples=timing_samples
+    )
+    if folder is not out:
+        record.status = "reused"
+    return record
