@@ -155,44 +155,31 @@ def ablate(
     note = plan_note(modalities)
     if note:
         _say(progress, f"note: {note}")
-    total = len(seeds) * len(settings)
+    plan = [(seed, setting) for seed in seeds for setting in settings]
     records: list[RunRecord] = []
     metrics: list[str] = []
     task: str | None = None
-    step = 0
-    for seed in seeds:
-        for setting in settings:
-            step += 1
-            head = f"[{step}/{total}] {setting.short} seed {seed}"
-            run_dir = out / "runs" / setting.run_name(seed)
-            if not is_finished(run_dir):
-                started = run_dir.is_dir() and any(run_dir.iterdir())
-                _say(progress, f"{head}: {'resuming' if started else 'training'} ...")
-            record = run_setting(
-                setting,
-                seed,
-                configs[(setting.name, seed)],
-                out,
-                progress=False,
-                timing_samples=timing_samples,
+    for step, (seed, setting) in enumerate(plan, 1):
+        head = f"[{step}/{len(plan)}] {setting.short} seed {seed}"
+        config = configs[(setting.name, seed)]
+        record = _ablation_run(setting, seed, config, out, head, progress, timing_samples)
+        records.append(record)
+        if not metrics:
+            # the first run has accepted the config (and its folder): record it
+            metrics = list(record.metrics)
+            task = _task(record.path)
+            write_record(out, cfg, modalities, seeds, task=task, metrics=metrics)
+        if record.status == "skipped":
+            _say(progress, f"{head}: skipped (finished)")
+        else:
+            _say(
+                progress,
+                f"{head}: done ({_headline(record.row, metrics)}; {record.seconds:.1f} s)",
             )
-            records.append(record)
-            if not metrics:
-                # the first run has accepted the config (and its folder): record it
-                metrics = list(record.metrics)
-                task = _task(record.path)
-                write_record(out, cfg, modalities, seeds, task=task, metrics=metrics)
-            if record.status == "skipped":
-                _say(progress, f"{head}: skipped (finished)")
-            else:
-                _say(
-                    progress,
-                    f"{head}: done ({_headline(record.row, metrics)}; {record.seconds:.1f} s)",
-                )
-            table = build_table([r.row for r in records], metrics, [s.name for s in settings])
-            write_table(table, out, metrics, note)
-            if on_run is not None:
-                on_run(record)
+        table = build_table([r.row for r in records], metrics, [s.name for s in settings])
+        write_table(table, out, metrics, note)
+        if on_run is not None:
+            on_run(record)
     table = build_table([r.row for r in records], metrics, [s.name for s in settings])
     write_table(table, out, metrics, note)
     statuses: dict[str, int] = {}
@@ -212,3 +199,20 @@ def ablate(
     if attribute:
         result.agreement = agreement(out, seeds=seeds, progress=progress)
     return result
+
+
+def _ablation_run(
+    setting: Setting,
+    seed: int,
+    config: dict[str, Any],
+    out: Path,
+    head: str,
+    progress: bool,
+    timing_samples: int | None,
+) -> RunRecord:
+    """Train (or resume, or skip when finished) the run of ``setting`` and ``seed``."""
+    run_dir = out / "runs" / setting.run_name(seed)
+    if not is_finished(run_dir):
+        started = run_dir.is_dir() and any(run_dir.iterdir())
+        _say(progress, f"{head}: {'resuming' if started else 'training'} ...")
+    return run_setting(setting, seed, config, out, progress=False, timing_samples=timing_samples)
