@@ -14,8 +14,9 @@ and the demo imports it.
 - :mod:`.ablation` -- :func:`ablate`: every run of the plan, resumable (``modalens ablate``).
 - :mod:`.correlation` -- Spearman, Kendall tau-b and Pearson in numpy (ties: average ranks).
 - :mod:`.agree` -- :func:`agreement`: signed deviations vs influence with bootstrap intervals
-  over test samples (``modalens agreement``); :mod:`.agreement_text` writes it as plain text
-  (:func:`format_agreement`) with the notes on substitute metrics and too few values.
+  over test samples (``modalens agreement``; the bootstrap in :mod:`.bootstrap`);
+  :mod:`.agreement_text` writes it as plain text (:func:`format_agreement`) with the notes on
+  substitute metrics and too few values.
 - :mod:`.figures` -- the Fig. 5-like agreement figure.
 - :mod:`.fills` -- fill sanity: each strategy's generated fill against the train range.
 - :mod:`.strategies` -- :func:`compare_strategies` (``modalens strategies``): shares, ranks,

@@ -55,7 +55,6 @@ signed deviation, the influence, their shares and share intervals) and ``agreeme
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -71,7 +70,7 @@ from ..attribution.options import PAPER
 from ..errors import DataError, SpecError
 from ..io import atomic_path
 from ..tasks.headline import headline_metric, worse_by
-from .correlation import kendall, pairs_alike, pearson, shares, spearman
+from .bootstrap import STATISTICS, aggregate, correlation_row, resamples, value_rows
 from .figures import agreement_figure
 from .record import read_record
 from .runs import NOT_METRICS
@@ -82,7 +81,6 @@ from .settings import Setting, leave_one_out, parse_seeds, plan_settings, read_s
 AGREEMENT_STRATEGIES = ("mean", *PAPER["strategies"])
 AGREEMENT_LEVELS = ("loss", "output", "embedding")
 DEVIATIONS = ("single", "leave_one_out")
-STATISTICS = {"spearman": spearman, "kendall": kendall, "pearson": pearson}
 COLUMNS = [
     "deviation",
     "metric",
@@ -167,31 +165,6 @@ def _choose_metric(
     return used, headline
 
 
-def aggregate(values: np.ndarray, weights: np.ndarray, idx: np.ndarray, metric: str) -> np.ndarray:
-    """A run's metric over resampled test samples.
-
-    Args:
-        values: per-sample metric ``[n]``.
-        weights: per-sample valid counts ``[n]``.
-        idx: sample indices ``[B, n]`` (one resample per row).
-        metric: its name (``rmse`` is pooled as a root mean square).
-
-    Returns:
-        ``[B]`` metric values (NaN where no sample has weight).
-    """
-    v = np.asarray(values, dtype=np.float64)[idx]
-    w = np.asarray(weights, dtype=np.float64)[idx]
-    ok = np.isfinite(v) & (w > 0)
-    w = np.where(ok, w, 0.0)
-    v = np.where(ok, v, 0.0)
-    if metric == "rmse":
-        v = v * v
-    total = w.sum(axis=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.where(total > 0, (w * v).sum(axis=-1) / np.where(total > 0, total, 1.0), np.nan)
-    return np.sqrt(out) if metric == "rmse" else out
-
-
 def _load_scores(source: str | Path | pd.DataFrame) -> pd.DataFrame:
     if isinstance(source, pd.DataFrame):
         return source
@@ -241,14 +214,6 @@ def _influences(scores: pd.DataFrame, modalities: Sequence[str]) -> dict[tuple, 
             continue  # band groups or another group set: not comparable with the ablation
         out[tuple(key)] = wide[list(modalities)].dropna()
     return out
-
-
-def _interval(draws: np.ndarray, ci: float) -> tuple[float, float]:
-    finite = draws[np.isfinite(draws)]
-    if finite.size == 0:
-        return math.nan, math.nan
-    lo, hi = np.quantile(finite, [(1 - ci) / 2, 1 - (1 - ci) / 2])
-    return float(lo), float(hi)
 
 
 def _finished_seeds(out: Path, record: dict, settings: list[Setting]) -> list[int]:
@@ -309,50 +274,6 @@ def _deviations(
             cols.append(worse_by(setting_metric(s.name), reference, metric) if s else missing)
         out[kind] = np.stack(cols, axis=-1)
     return out
-
-
-def _statistics(dev: np.ndarray, infl: np.ndarray, ci: float, boot: bool) -> dict[str, Any]:
-    """rho, tau, r with intervals and the pairs ordered alike, of ``[1 + B, N]`` draws."""
-    row: dict[str, Any] = {}
-    for name, fn in STATISTICS.items():
-        values = fn(shares(dev), shares(infl))
-        lo, hi = _interval(values[1:], ci) if boot else (math.nan, math.nan)
-        row.update({name: float(values[0]), f"{name}_low": lo, f"{name}_high": hi})
-    n = dev.shape[-1]
-    row["pairs_alike"] = int(pairs_alike(dev[0], infl[0]))
-    row["pairs"] = n * (n - 1) // 2
-    return row
-
-
-def _value_rows(
-    meta: dict[str, Any],
-    modalities: Sequence[str],
-    dev: np.ndarray,
-    infl: np.ndarray,
-    ci: float,
-    boot: bool,
-) -> list[dict[str, Any]]:
-    """Per modality: the signed deviation, the influence, their shares and share intervals."""
-    dev_sh, infl_sh = shares(dev), shares(infl)
-    rows = []
-    for j, m in enumerate(modalities):
-        d_lo, d_hi = _interval(dev_sh[1:, j], ci) if boot else (math.nan, math.nan)
-        i_lo, i_hi = _interval(infl_sh[1:, j], ci) if boot else (math.nan, math.nan)
-        rows.append(
-            {
-                **meta,
-                "modality": m,
-                "deviation_value": float(dev[0, j]),
-                "influence": float(infl[0, j]),
-                "deviation_share": float(dev_sh[0, j]),
-                "deviation_share_low": d_lo,
-                "deviation_share_high": d_hi,
-                "influence_share": float(infl_sh[0, j]),
-                "influence_share_low": i_lo,
-                "influence_share_high": i_hi,
-            }
-        )
-    return rows
 
 
 def _common_ids(tables: dict, blocks: dict, out: Path) -> list[str]:
@@ -441,10 +362,7 @@ def agreement(
         )
     ids = _common_ids(tables, blocks, out)
     n = len(ids)
-    rng = np.random.default_rng(seed)
-    boot = n_boot > 0 and n >= 2
-    idx = rng.integers(0, n, size=(n_boot, n)) if boot else np.zeros((0, n), dtype=int)
-    idx = np.concatenate([np.arange(n)[None], idx])  # row 0: the point estimate
+    idx, boot = resamples(n, n_boot, seed)
 
     def setting_metric(name: str) -> np.ndarray:
         per_seed = []
@@ -456,20 +374,54 @@ def agreement(
         return np.mean(per_seed, axis=0)
 
     deviations = _deviations(settings, modalities, setting_metric, metric)
+    counts = {
+        "headline": headline,
+        "n_modalities": len(modalities),
+        "n_samples": n,
+        "n_seeds": len(used),
+    }
+    table, values_table = _compare(blocks, deviations, ids, idx, metric, counts, modalities, ci)
+    paths = _write_agreement(out, table, values_table, figure, n, used)
+    return AgreementResult(table, values_table, metric, headline, n, tuple(used), paths)
+
+
+def _compare(
+    blocks: dict[tuple, pd.DataFrame],
+    deviations: dict[str, np.ndarray],
+    ids: list[str],
+    idx: np.ndarray,
+    metric: str,
+    counts: dict[str, Any],
+    modalities: Sequence[str],
+    ci: float,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(agreement table, values table)``: every deviation against every block's influence
+    over the resamples ``idx`` of the samples ``ids`` (``counts``: the rows' headline and
+    sizes)."""
+    boot = idx.shape[0] > 1
+    n_boot = idx.shape[0] - 1
     rows: list[dict[str, Any]] = []
-    value_rows: list[dict[str, Any]] = []
-    counts = {"n_modalities": len(modalities), "n_samples": n, "n_seeds": len(used)}
+    value_table: list[dict[str, Any]] = []
     for key, wide in blocks.items():
         infl = wide.loc[ids].to_numpy(dtype=np.float64)[idx].mean(axis=1)  # [1 + B, N]
         for kind, dev in deviations.items():
             meta = {"deviation": kind, "metric": metric, **dict(zip(BLOCK, key, strict=True))}
-            stats = _statistics(dev, infl, ci, boot)
-            rows.append(
-                {**meta, "headline": headline, **counts, **stats, "n_boot": n_boot if boot else 0}
-            )
-            value_rows.extend(_value_rows(meta, modalities, dev, infl, ci, boot))
-    table = pd.DataFrame(rows, columns=COLUMNS)
-    values_table = pd.DataFrame(value_rows)
+            stats = correlation_row(dev, infl, ci, boot)
+            rows.append({**meta, **counts, **stats, "n_boot": n_boot})
+            value_table.extend(value_rows(meta, modalities, dev, infl, ci, boot))
+    return pd.DataFrame(rows, columns=COLUMNS), pd.DataFrame(value_table)
+
+
+def _write_agreement(
+    out: Path,
+    table: pd.DataFrame,
+    values_table: pd.DataFrame,
+    figure: bool,
+    n: int,
+    seeds: list[int],
+) -> dict[str, Path]:
+    """Write ``agreement.csv``, ``agreement_values.csv`` and (``figure``) the figure; the
+    paths by kind (``csv``, ``values``, ``png``, ``svg``)."""
     paths = {"csv": out / "agreement.csv", "values": out / "agreement_values.csv"}
     for name, frame in (("csv", table), ("values", values_table)):
         with atomic_path(paths[name]) as tmp:
@@ -479,6 +431,6 @@ def agreement(
             warnings.simplefilter("ignore")
             for suffix in ("png", "svg"):
                 paths[suffix] = agreement_figure(
-                    values_table, table, out / f"agreement.{suffix}", n_samples=n, seeds=used
+                    values_table, table, out / f"agreement.{suffix}", n_samples=n, seeds=seeds
                 )
-    return AgreementResult(table, values_table, metric, headline, n, tuple(used), paths)
+    return paths
