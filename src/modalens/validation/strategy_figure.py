@@ -11,6 +11,7 @@ legend entry saying so. Colours: the Okabe-Ito palette of :mod:`modalens.plottin
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -72,8 +73,6 @@ def strategy_figure(
     if len(table) == 0:
         raise DataError("no strategy rows to draw", str(path), "compare strategies first")
     plt = pyplot()
-    from matplotlib.patches import Patch  # noqa: PLC0415 - matplotlib loads with pyplot()
-
     panels = list(dict.fromkeys(zip(table["level"], table["distance"], strict=True)))
     several = len({d for _, d in panels}) > 1
     strategies = list(dict.fromkeys(table["strategy"]))
@@ -82,46 +81,74 @@ def strategy_figure(
     fig, axes = plt.subplots(
         1, len(panels), figsize=(panel_width * len(panels), 4.2), sharey=True, squeeze=False
     )
-    width = 0.8 / len(strategies)
-    x = np.arange(len(groups))
     any_flag = False
     for ax, (level, distance) in zip(axes[0], panels, strict=True):
         p = table[(table["level"] == level) & (table["distance"] == distance)]
-        for i, strategy in enumerate(strategies):
-            block = p[p["strategy"] == strategy]
-            if block.empty:
-                continue
-            rows = block.set_index("group").reindex(groups)
-            flags = rows["flagged"].fillna(False).astype(bool).to_numpy()
-            any_flag |= bool(flags.any())
-            bars = ax.bar(
-                x - 0.4 + width * (i + 0.5),
-                rows["share"].to_numpy(dtype=float),
-                width,
-                yerr=_errors(summary, block, groups),
-                color=color(i),
-                edgecolor="black",
-                linewidth=0.4,
-                capsize=1.5,
-                error_kw={"linewidth": 0.7},
-            )
-            for bar, flag in zip(bars, flags, strict=True):
-                if flag:
-                    bar.set_hatch(HATCH)
+        any_flag |= _bars(ax, p, strategies, groups, summary)
         w = concordance[(concordance["level"] == level) & (concordance["distance"] == distance)]
         w_val = float(w["kendall_w"].iloc[0]) if len(w) else float("nan")
         where = label(level) + (f", {label(distance)}" if several else "")
         ax.set_title(f"{where[0].upper()}{where[1:]}: Kendall's W = {w_val:.2f}", fontsize=10)
-        ax.set_xticks(x, [label(g) for g in groups], rotation=15, ha="right", fontsize=8)
+        ax.set_xticks(
+            np.arange(len(groups)), [label(g) for g in groups], rotation=15, ha="right", fontsize=8
+        )
         ax.set_xlabel("modality")
         ax.set_ylim(bottom=0)
         ax.grid(axis="y", alpha=0.3)
     axes[0][0].set_ylabel("share of the summed influence (fraction)")
+    _legend(fig, strategies, threshold if any_flag else None)
+    distance_text = "" if several else f", {label(panels[0][1])}"
+    fig.suptitle(
+        "Modality influence per occlusion strategy "
+        f"(share of the summed influence{distance_text}); n = {n_samples} samples",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    return save_figures(fig, path)
+
+
+def _bars(
+    ax: Any, p: pd.DataFrame, strategies: list[str], groups: list[str], summary: pd.DataFrame
+) -> bool:
+    """One panel's bars: per group the share of each strategy, with intervals, hatched where
+    the fill is flagged; whether any is."""
+    width = 0.8 / len(strategies)
+    x = np.arange(len(groups))
+    any_flag = False
+    for i, strategy in enumerate(strategies):
+        block = p[p["strategy"] == strategy]
+        if block.empty:
+            continue
+        rows = block.set_index("group").reindex(groups)
+        flags = rows["flagged"].fillna(False).astype(bool).to_numpy()
+        any_flag |= bool(flags.any())
+        bars = ax.bar(
+            x - 0.4 + width * (i + 0.5),
+            rows["share"].to_numpy(dtype=float),
+            width,
+            yerr=_errors(summary, block, groups),
+            color=color(i),
+            edgecolor="black",
+            linewidth=0.4,
+            capsize=1.5,
+            error_kw={"linewidth": 0.7},
+        )
+        for bar, flag in zip(bars, flags, strict=True):
+            if flag:
+                bar.set_hatch(HATCH)
+    return any_flag
+
+
+def _legend(fig: Any, strategies: list[str], threshold: float | None) -> None:
+    """The strategies' legend, with the hatch of flagged fills when a ``threshold`` is given
+    (some fill was flagged)."""
+    from matplotlib.patches import Patch  # noqa: PLC0415 - matplotlib loads with pyplot()
+
     handles = [
         Patch(facecolor=color(i), edgecolor="black", linewidth=0.4) for i in range(len(strategies))
     ]
     labels_ = list(strategies)
-    if any_flag:
+    if threshold is not None:
         handles.append(Patch(facecolor="white", edgecolor="black", hatch=HATCH))
         labels_.append(f"fill leaves the train range or class list (> {100 * threshold:g} %)")
     fig.legend(
@@ -134,11 +161,3 @@ def strategy_figure(
         fontsize=8,
         title_fontsize=9,
     )
-    distance_text = "" if several else f", {label(panels[0][1])}"
-    fig.suptitle(
-        "Modality influence per occlusion strategy "
-        f"(share of the summed influence{distance_text}); n = {n_samples} samples",
-        fontsize=10,
-    )
-    fig.tight_layout()
-    return save_figures(fig, path)
