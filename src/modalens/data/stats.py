@@ -31,7 +31,7 @@ from ..fingerprint import differences
 from ..io import atomic_write_json
 from .reader import SampleReader, normalize
 from .samples import sample_ids
-from .spec import DatasetSpec, Modality
+from .spec import DatasetSpec, Modality, TargetSpec
 
 STATS_VERSION = 2
 
@@ -49,12 +49,24 @@ class _Running:
     """Streaming count / mean / M2 / min / max per band in float64 (Chan et al. parallel
     merge for the moments)."""
 
-    def __init__(self, n_bands: int) -> None:
+    def __init__(self, n_bands: int, categorical: bool = False) -> None:
         self.n = np.zeros(n_bands, np.float64)
         self.mean = np.zeros(n_bands, np.float64)
         self.m2 = np.zeros(n_bands, np.float64)
         self.min = np.full(n_bands, np.inf)
         self.max = np.full(n_bands, -np.inf)
+        #: a categorical modality's pixel count per class code (None: not categorical)
+        self.classes: dict[int, int] | None = {} if categorical else None
+
+    def add_raster(self, raw: np.ndarray) -> None:
+        """Add a ``[bands, H, W]`` raster (NaN = no value) and, if categorical, its codes."""
+        for b in range(raw.shape[0]):
+            self.add(b, raw[b])
+        if self.classes is not None:
+            codes = raw[0][~np.isnan(raw[0])].astype(np.int64)
+            vals, counts = np.unique(codes, return_counts=True)
+            for v, c in zip(vals.tolist(), counts.tolist(), strict=True):
+                self.classes[v] = self.classes.get(v, 0) + c
 
     def add(self, band: int, values: np.ndarray) -> None:
         x = values[~np.isnan(values)].astype(np.float64)
@@ -82,6 +94,63 @@ class _Running:
         """``(min, max)`` per band (NaN for a band without values)."""
         seen = self.n > 0
         return np.where(seen, self.min, np.nan), np.where(seen, self.max, np.nan)
+
+    def stats(self, m: Modality) -> ModalityStats:
+        """The :class:`ModalityStats` of modality ``m`` from what was added."""
+        freq = None
+        if self.classes is not None:
+            total = sum(self.classes.values()) or 1
+            freq = {str(k): v / total for k, v in sorted(self.classes.items())}
+        lo, hi = self.range
+        return ModalityStats(
+            bands=list(m.bands),
+            kind=m.kind,
+            mean=[float(v) for v in self.mean],
+            std=[float(v) for v in self.std],
+            count=[int(v) for v in self.n],
+            class_frequencies=freq,
+            source=source_fingerprint(m),
+            min=[float(v) for v in lo],
+            max=[float(v) for v in hi],
+        )
+
+
+class _TargetTally:
+    """Streaming target statistics: the mean of a continuous target, class frequencies of a
+    dense (per pixel) or scene (multi-hot) target."""
+
+    def __init__(self, target: TargetSpec) -> None:
+        self.target = target
+        self.sum, self.n = 0.0, 0
+        self.counts = np.zeros(len(target.classes) if target.classes else 0, np.float64)
+
+    def add(self, target: np.ndarray, valid: np.ndarray) -> None:
+        """Add one sample's target and valid mask (as :meth:`SampleReader.read_target`)."""
+        if self.target.is_continuous:
+            v = target[0][valid].astype(np.float64)
+            self.sum += float(v.sum())
+            self.n += int(v.size)
+        elif self.target.is_dense:  # class indices
+            self.counts += np.bincount(target[valid], minlength=len(self.counts))[
+                : len(self.counts)
+            ]
+            self.n += int(valid.sum())
+        else:
+            self.counts += target
+            self.n += 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``target`` entry of :class:`Statistics`."""
+        out: dict[str, Any] = {"kind": self.target.kind, "count": self.n}
+        if self.target.is_continuous:
+            out["mean"] = self.sum / self.n if self.n else None
+        else:
+            denom = self.n or 1
+            classes = self.target.classes or ()
+            out["frequencies"] = {
+                str(c): float(v / denom) for c, v in zip(classes, self.counts, strict=True)
+            }
+        return out
 
 
 @dataclass
@@ -264,13 +333,8 @@ def compute_statistics(
         if cached is not None and cached.matches(spec, ids):
             return cached
     reader = SampleReader(spec)
-    running = {m.name: _Running(len(m.bands)) for m in spec.modalities}
-    class_counts: dict[str, dict[int, int]] = {
-        m.name: {} for m in spec.modalities if m.is_categorical
-    }
-    t = spec.target
-    t_sum, t_n = 0.0, 0
-    t_counts = np.zeros(len(t.classes) if t.classes else 0, np.float64)
+    running = {m.name: _Running(len(m.bands), m.is_categorical) for m in spec.modalities}
+    target = _TargetTally(spec.target)
     iterator: Iterable[str] = ids
     if progress:
         iterator = tqdm(ids, desc="statistics", unit="sample")
@@ -279,58 +343,15 @@ def compute_statistics(
             grid = reader.grid(sid)
             g = grid.scaled(decimate) if decimate > 1 else grid
             for m in spec.modalities:
-                raw = reader.read_raw(sid, modalities=[m.name], grid=g)[m.name]
-                for b in range(raw.shape[0]):
-                    running[m.name].add(b, raw[b])
-                if m.is_categorical:
-                    codes = raw[0][~np.isnan(raw[0])].astype(np.int64)
-                    vals, counts = np.unique(codes, return_counts=True)
-                    cc = class_counts[m.name]
-                    for v, c in zip(vals.tolist(), counts.tolist(), strict=True):
-                        cc[v] = cc.get(v, 0) + c
-            target, tvalid = reader.read_target(sid, grid=g)
-            if t.is_continuous:
-                v = target[0][tvalid].astype(np.float64)
-                t_sum += float(v.sum())
-                t_n += int(v.size)
-            elif t.is_dense:  # class indices
-                t_counts += np.bincount(target[tvalid], minlength=len(t_counts))[: len(t_counts)]
-                t_n += int(tvalid.sum())
-            else:
-                t_counts += target
-                t_n += 1
+                running[m.name].add_raster(
+                    reader.read_raw(sid, modalities=[m.name], grid=g)[m.name]
+                )
+            target.add(*reader.read_target(sid, grid=g))
     finally:
         reader.close()
-    mods: dict[str, ModalityStats] = {}
-    for m in spec.modalities:
-        r = running[m.name]
-        freq = None
-        if m.is_categorical:
-            total = sum(class_counts[m.name].values()) or 1
-            freq = {str(k): v / total for k, v in sorted(class_counts[m.name].items())}
-        lo, hi = r.range
-        mods[m.name] = ModalityStats(
-            bands=list(m.bands),
-            kind=m.kind,
-            mean=[float(v) for v in r.mean],
-            std=[float(v) for v in r.std],
-            count=[int(v) for v in r.n],
-            class_frequencies=freq,
-            source=source_fingerprint(m),
-            min=[float(v) for v in lo],
-            max=[float(v) for v in hi],
-        )
-    target_stats: dict[str, Any] = {"kind": t.kind, "count": t_n}
-    if t.is_continuous:
-        target_stats["mean"] = t_sum / t_n if t_n else None
-    else:
-        denom = t_n or 1
-        target_stats["frequencies"] = {
-            str(c): float(v / denom) for c, v in zip(t.classes or (), t_counts, strict=True)
-        }
     stats = Statistics(
-        modalities=mods,
-        target=target_stats,
+        modalities={m.name: running[m.name].stats(m) for m in spec.modalities},
+        target=target.to_dict(),
         n_samples=len(ids),
         ids_digest=ids_digest(ids),
         dataset=spec.name,
