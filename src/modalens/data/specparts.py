@@ -210,6 +210,33 @@ def parse_modality(d: Any, i: int, source: str | None, key: str = "modalities") 
     check_keys(d, _MODALITY_KEYS, where, source)
     name = str(require_key(d, "name", where, source, "give the modality a name, e.g. s2"))
     where = f"{key}[{i}] ({name})"
+    bands = _modality_bands(d, where, source)
+    sources = _modality_sources(d, len(bands), where, source)
+    kind = d.get("kind", CONTINUOUS)
+    if kind not in MODALITY_KINDS:
+        raise SpecError(
+            f"unknown modality kind {kind!r}",
+            where_key(f"{where}.kind", source),
+            "use continuous or categorical",
+        )
+    categorical = is_categorical_kind(kind)
+    classes = _modality_classes(d.get("classes"), categorical, len(bands), where, source)
+    norm = parse_normalization(
+        d.get("normalization"), len(bands), categorical, f"{where}.normalization", source
+    )
+    return Modality(
+        name=name,
+        bands=bands,
+        sources=sources,
+        kind=kind,
+        classes=classes,
+        normalization=norm,
+        nodata=as_nodata(d.get("nodata"), f"{where}.nodata", source),
+    )
+
+
+def _modality_bands(d: Mapping[str, Any], where: str, source: str | None) -> tuple[str, ...]:
+    """A modality's band names: a non-empty list (or one name) without repeats."""
     bands = require_key(d, "bands", where, source, "list the band names in order")
     if isinstance(bands, str):
         bands = [bands]
@@ -222,6 +249,13 @@ def parse_modality(d: Any, i: int, source: str | None, key: str = "modalities") 
         raise SpecError(
             "band names repeat", where_key(f"{where}.bands", source), "make them unique"
         )
+    return bands
+
+
+def _modality_sources(
+    d: Mapping[str, Any], n_bands: int, where: str, source: str | None
+) -> tuple[SourceFile, ...]:
+    """A modality's source files (``source`` or ``sources``), reading ``n_bands`` bands."""
     if "source" in d and "sources" in d:
         raise SpecError(
             "give either 'source' or 'sources', not both", where_key(where, source), "keep one"
@@ -238,59 +272,47 @@ def parse_modality(d: Any, i: int, source: str | None, key: str = "modalities") 
         parse_source(s, f"{where}.sources[{j}]", source) for j, s in enumerate(raw_sources)
     )
     declared = [len(s.bands) for s in sources if s.bands is not None]
-    if all(s.bands is not None for s in sources) and sum(declared) != len(bands):
+    if all(s.bands is not None for s in sources) and sum(declared) != n_bands:
         raise SpecError(
-            f"the sources read {sum(declared)} bands but {len(bands)} band names are given",
+            f"the sources read {sum(declared)} bands but {n_bands} band names are given",
             where_key(where, source),
             "make the band indices and band names match",
         )
-    if len(sources) > 1 and any(s.bands is None for s in sources) and len(sources) != len(bands):
+    if len(sources) > 1 and any(s.bands is None for s in sources) and len(sources) != n_bands:
         raise SpecError(
             "with several source files, each reads one band unless 'bands' says otherwise",
             where_key(where, source),
             "give one file per band or list the bands of each file",
         )
-    kind = d.get("kind", CONTINUOUS)
-    if kind not in MODALITY_KINDS:
-        raise SpecError(
-            f"unknown modality kind {kind!r}",
-            where_key(f"{where}.kind", source),
-            "use continuous or categorical",
-        )
-    classes = d.get("classes")
-    categorical = is_categorical_kind(kind)
-    if categorical:
-        if not classes or not isinstance(classes, list):
+    return sources
+
+
+def _modality_classes(
+    classes: Any, categorical: bool, n_bands: int, where: str, source: str | None
+) -> tuple[int, ...] | None:
+    """A categorical modality's class codes (it has one band); None for a continuous one."""
+    if not categorical:
+        if classes is not None:
             raise SpecError(
-                "a categorical modality needs its class codes",
+                "classes are only for categorical modalities",
                 where_key(f"{where}.classes", source),
-                "list them, e.g. classes: [10, 20, 30]",
+                "set kind: categorical or remove classes",
             )
-        classes = tuple(as_number(c, f"{where}.classes", source, int) for c in classes)
-        if len(bands) != 1:
-            raise SpecError(
-                "a categorical modality has exactly one band",
-                where_key(f"{where}.bands", source),
-                "split it into one modality per categorical map",
-            )
-    elif classes is not None:
+        return None
+    if not classes or not isinstance(classes, list):
         raise SpecError(
-            "classes are only for categorical modalities",
+            "a categorical modality needs its class codes",
             where_key(f"{where}.classes", source),
-            "set kind: categorical or remove classes",
+            "list them, e.g. classes: [10, 20, 30]",
         )
-    norm = parse_normalization(
-        d.get("normalization"), len(bands), categorical, f"{where}.normalization", source
-    )
-    return Modality(
-        name=name,
-        bands=bands,
-        sources=sources,
-        kind=kind,
-        classes=classes,
-        normalization=norm,
-        nodata=as_nodata(d.get("nodata"), f"{where}.nodata", source),
-    )
+    codes = tuple(as_number(c, f"{where}.classes", source, int) for c in classes)
+    if n_bands != 1:
+        raise SpecError(
+            "a categorical modality has exactly one band",
+            where_key(f"{where}.bands", source),
+            "split it into one modality per categorical map",
+        )
+    return codes
 
 
 def parse_target(d: Any, source: str | None, where: str = "target") -> TargetSpec:
