@@ -99,6 +99,19 @@ def mapinwild_spec(
     Raises:
         SpecError: an unknown S2 folder, target or stats option.
     """
+    _check_options(s2_folder, target, stats)
+    return DatasetSpec(
+        name="mapinwild",
+        root=root,
+        modalities=_modalities(s2_folder, s1_folder, published=stats == "published"),
+        target=_target(target),
+        split=SplitSpec(file="split_IDs.csv"),
+        crop_size=crop_size,
+    )
+
+
+def _check_options(s2_folder: str, target: str, stats: str) -> None:
+    """Refuse an unknown S2 folder, target or stats option (SpecError)."""
     if s2_folder not in MAPINWILD_S2_FOLDERS:
         raise SpecError(
             f"unknown MapInWild S2 folder {s2_folder!r}",
@@ -117,7 +130,11 @@ def mapinwild_spec(
             "preset_options.stats",
             "choose train (statistics of the train split) or published (the paper's constants)",
         )
-    published = stats == "published"
+
+
+def _modalities(s2_folder: str, s1_folder: str, published: bool) -> tuple[Modality, ...]:
+    """S2 (10 bands, scaled), S1 and VIIRS (standardised: with the paper's constants when
+    ``published``, else by the train statistics) and WorldCover (ordinal)."""
     s1_norm = Normalization(
         "standard", mean=S1_MEAN if published else None, std=S1_STD if published else None
     )
@@ -126,7 +143,7 @@ def mapinwild_spec(
         mean=(VIIRS_MEAN,) if published else None,
         std=(VIIRS_STD,) if published else None,
     )
-    modalities = (
+    return (
         Modality(
             name="s2",
             bands=S2_10_BANDS,
@@ -155,25 +172,20 @@ def mapinwild_spec(
             normalization=viirs_norm,
         ),
     )
+
+
+def _target(target: str) -> TargetSpec:
+    """The naturalness index (``NI``, 0-100 scaled to 0-1) or the WDPA classes (``mask``)."""
     if target == "NI":
-        tgt = TargetSpec(
+        return TargetSpec(
             kind="continuous",
             source=SourceFile("NI/{id}.tif", (1,)),
             scale=100.0,
             nodata=float("nan"),
         )
-    else:
-        tgt = TargetSpec(
-            kind="classes",
-            source=SourceFile("mask/{id}.tif", (1,)),
-            classes=(0, 1, 2, 3),
-            nodata=None,
-        )
-    return DatasetSpec(
-        name="mapinwild",
-        root=root,
-        modalities=modalities,
-        target=tgt,
-        split=SplitSpec(file="split_IDs.csv"),
-        crop_size=crop_size,
+    return TargetSpec(
+        kind="classes",
+        source=SourceFile("mask/{id}.tif", (1,)),
+        classes=(0, 1, 2, 3),
+        nodata=None,
     )
