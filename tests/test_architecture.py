@@ -7,12 +7,15 @@ the folder tree lie about the pipeline fails here with the offending file and li
 from __future__ import annotations
 
 import ast
+import textwrap
 from pathlib import Path
 
 import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "modalens"
 MAX_LINES = 500
+#: the longest function: its lines from ``def`` to the end, its docstring left out
+MAX_FUNCTION_LINES = 80
 
 #: the pipeline, upstream first: a stage may import the stages before it, never those after
 STAGES = [
@@ -110,6 +113,76 @@ def _stage(module: str) -> str:
 def test_modules_stay_small() -> None:
     big = {_where(m): n for m, p in MODULES.items() if (n := p.read_text().count("\n")) > MAX_LINES}
     assert not big, f"modules over {MAX_LINES} lines (split them by concept): {big}"
+
+
+def _function_lines(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    """Lines of a function from its ``def`` to its last line, without its docstring."""
+    total = (node.end_lineno or node.lineno) - node.lineno + 1
+    first = node.body[0]
+    if (
+        isinstance(first, ast.Expr)
+        and isinstance(first.value, ast.Constant)
+        and isinstance(first.value.value, str)
+    ):
+        total -= (first.end_lineno or first.lineno) - first.lineno + 1
+    return total
+
+
+def _long_functions(tree: ast.AST, limit: int) -> list[tuple[str, int]]:
+    """``(qualified name, lines)`` of the functions (methods and nested ones included) in
+    ``tree`` longer than ``limit`` lines (:func:`_function_lines`)."""
+    out: list[tuple[str, int]] = []
+
+    def visit(node: ast.AST, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                name = prefix + child.name
+                if (n := _function_lines(child)) > limit:
+                    out.append((name, n))
+                visit(child, name + ".")
+            elif isinstance(child, ast.ClassDef):
+                visit(child, prefix + child.name + ".")
+            else:
+                visit(child, prefix)
+
+    visit(tree, "")
+    return out
+
+
+def test_long_function_finder_counts_without_the_docstring() -> None:
+    source = textwrap.dedent(
+        '''
+        def short():
+            """One
+
+            two."""
+            a = 1
+            b = 2
+
+        class A:
+            def long(self):
+                a = 1
+                def inner():
+                    b = 2
+                    c = 3
+                    return b + c
+                return inner
+        '''
+    )
+    found = dict(_long_functions(ast.parse(source), 3))
+    assert found == {"A.long": 7, "A.long.inner": 4}  # short: 3 lines without its docstring
+
+
+def test_functions_stay_short() -> None:
+    long = [
+        f"{_where(m)}:{name}:{n}"
+        for m, path in MODULES.items()
+        for name, n in _long_functions(ast.parse(path.read_text()), MAX_FUNCTION_LINES)
+    ]
+    assert not long, (
+        f"functions over {MAX_FUNCTION_LINES} lines without their docstring (split them into "
+        "helpers with one job each): " + "; ".join(long)
+    )
 
 
 def test_no_import_cycles() -> None:
