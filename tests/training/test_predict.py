@@ -11,8 +11,9 @@ import rasterio
 import torch
 
 from modalens.data import synthetic
+from modalens.data.reader import SampleReader
 from modalens.errors import ModelError
-from modalens.training import evaluate, fit, predict
+from modalens.training import evaluate, fit, load_run, predict
 from modalens.training.tiling import ArrayReader, blend_weights, sliding_window, tile_starts
 
 
@@ -91,9 +92,45 @@ def test_predict_writes_geotiff_with_input_grid(run_and_data: tuple[Path, Path],
             assert (dst.width, dst.height, dst.count) == (src.width, src.height, 1)
             assert dst.dtypes[0] == "float32"
             pred = dst.read(1)
-        finite = pred[np.isfinite(pred)]
-        assert finite.size > 0.5 * pred.size
-        assert 0 <= finite.mean() <= 150  # scaled back to naturalness 0-100 units
+        _, valid = _inputs(run_dir, sid)
+        assert valid.mean() > 0.5
+        np.testing.assert_array_equal(np.isfinite(pred), valid)  # no-data exactly where invalid
+
+
+def _inputs(run_dir: Path, sid: str) -> tuple[np.ndarray, np.ndarray]:
+    """The scene's normalised inputs ``[C, H, W]`` and their valid mask, read whole."""
+    reader = SampleReader(load_run(run_dir).spec)
+    try:
+        return reader.read_inputs(sid)
+    finally:
+        reader.close()
+
+
+@pytest.mark.parametrize("tile", [256, 64])
+def test_predict_equals_the_forward_pass_on_a_whole_scene(
+    run_and_data: tuple[Path, Path], tmp_path: Path, tile: int
+) -> None:
+    # a 64 px scene fits one tile: the sliding window must give the model's own output on the
+    # whole scene (inputs zeroed where invalid, as in training), times the target's scale
+    run_dir, root = run_and_data
+    sid = "100002"
+    (path,) = predict(run_dir, ids=[sid], out_dir=tmp_path / "p", tile=tile, overlap=0)
+    image, valid = _inputs(run_dir, sid)
+    model = load_run(run_dir).model.eval()
+    x = torch.from_numpy(np.where(valid[None], image, 0.0).astype(np.float32))[None]
+    with torch.inference_mode():
+        expected = model(x)[0, 0].numpy() * 100.0
+    expected[~valid] = np.nan
+    with (
+        rasterio.open(path) as dst,
+        rasterio.open(root / "s2_temporal_subset" / f"{sid}.tif") as src,
+    ):
+        got = dst.read(1)
+        assert dst.crs == src.crs and dst.transform == src.transform
+        assert dst.nodata is not None and np.isnan(dst.nodata)
+    assert got.shape == expected.shape == (64, 64)
+    assert np.ptp(expected[valid]) > 0.01  # a prediction that varies over the scene
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)  # NaN where invalid too
 
 
 def test_predict_on_other_root_without_targets(run_and_data, tmp_path: Path) -> None:
