@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pandas as pd
 import pytest
 import rasterio
@@ -13,6 +14,7 @@ import torch
 from helpers import mtl_config
 
 from modalens.data import MultimodalDataset, aux_key, aux_valid_key, collate
+from modalens.data.reader import SampleReader
 from modalens.models import MultiTaskUNet
 from modalens.multitask import fit_multitask
 from modalens.training import build_module, load_config, load_run, predict, spec_from_config
@@ -55,7 +57,23 @@ def test_regression_trains_and_deploys_on_inputs_only(mapinwild_root, tmp_path):
     with rasterio.open(out / "auxiliary" / "s1" / "1.tif") as ds:
         assert ds.count == 2 and ds.crs == crs and ds.transform == transform
         s1 = ds.read()
-    assert -40 < float(s1.mean()) < 10  # dB, the normalisation undone
+    # one tile over the whole 64 px scene: the s1 head's output on the scene, the
+    # normalisation undone (x * std + mean, in dB), NaN where the inputs are invalid
+    predict(run_dir, data_root=data, ids=["1"], out_dir=tmp_path / "whole", tile=64, overlap=0,
+            auxiliary=True)
+    with rasterio.open(tmp_path / "whole" / "auxiliary" / "s1" / "1.tif") as ds:
+        whole = ds.read()
+    reader = SampleReader(run.spec)
+    image, valid = reader.read_inputs("1")
+    reader.close()
+    x = torch.from_numpy(np.where(valid[None], image, 0.0).astype(np.float32))[None]
+    with torch.inference_mode():
+        head = run.model.eval().forward_all(x)["s1"][0].numpy()
+    norm = next(m for m in run.spec.auxiliary if m.name == "s1").normalization
+    expected = head * np.array(norm.std)[:, None, None] + np.array(norm.mean)[:, None, None]
+    expected[:, ~valid] = np.nan
+    np.testing.assert_allclose(whole, expected, rtol=1e-5, atol=1e-4)
+    assert s1.shape == whole.shape and np.isfinite(s1).mean() == np.isfinite(whole).mean()
     with rasterio.open(out / "auxiliary" / "esa_wc" / "1.tif") as ds:
         codes = set(ds.read(1).ravel().tolist())
     assert codes <= {10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 100}

@@ -169,7 +169,25 @@ def test_test_writes_metrics_table(trained_run: Path) -> None:
     assert (trained_run / "metrics_test.csv").is_file()
     assert table.iloc[0]["id"] == "all"
     assert {"loss", "mae", "rmse", "n"} <= set(table.columns)
-    assert 0 < table.iloc[0]["mae"] < 1
+    # the pooled and per-sample errors, recomputed with numpy from the model's output on the
+    # same evaluation crops (inputs zeroed where invalid, as in training)
+    run = load_run(trained_run)
+    errors = {}
+    for item in run.dataset("test"):
+        valid = item["valid"].numpy().astype(bool)
+        x = torch.where(item["valid"].bool()[None], item["image"], 0.0)[None]
+        with torch.inference_mode():
+            pred = run.model.eval()(x)[0, 0].numpy().astype(np.float64)
+        errors[str(item["id"])] = (pred - item["target"][0].numpy())[valid]
+    per = table[table["id"] != "all"].set_index("id")
+    assert sorted(per.index) == sorted(errors)
+    for sid, e in errors.items():
+        assert per.loc[sid, "n"] == e.size
+        assert per.loc[sid, "mae"] == pytest.approx(np.abs(e).mean(), rel=1e-4)
+    pooled = np.concatenate(list(errors.values()))
+    assert table.iloc[0]["n"] == pooled.size
+    assert table.iloc[0]["mae"] == pytest.approx(np.abs(pooled).mean(), rel=1e-4)
+    assert table.iloc[0]["rmse"] == pytest.approx(np.sqrt(np.mean(pooled**2)), rel=1e-4)
 
 
 def test_resume_equals_uninterrupted_run(synth_root: Path, tmp_path: Path) -> None:
