@@ -143,7 +143,8 @@ def test_auto_matches_fp32_untrained(monkeypatch: pytest.MonkeyPatch) -> None:
     batches = [{"image": x[s : s + 2], "id": [f"s{s}", f"s{s + 1}"]} for s in (0, 2)]
     rep = _check_against_fp32(model, GROUPS, batches, monkeypatch)
     assert rep["used"] == "bf16+fp32" and rep["occlusions"] > 0
-    assert 0 <= rep["fp32_share"] <= 1
+    assert rep["bf16"] + rep["fp32"] >= rep["occlusions"] >= rep["bf16"]  # redone: in both
+    assert rep["fp32_share"] == rep["fp32"] / rep["occlusions"]
 
 
 def test_auto_matches_fp32_trained(tiny_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -452,7 +452,6 @@ def test_bf16_precision_agreement() -> None:
         model, [batch(4)], GROUPS, strategies="zeros,ones", levels="embedding"
     )
     assert res["max_rel_error"] < 0.2
-    assert 0.0 <= res["dataset_rank_agreement"] <= 1.0
     assert res["dataset_rank_agreement"] == 1.0  # bf16 keeps every block's group ranking
     assert set(res["bf16"]["group"]) == {"a", "b", "c", ALL}
 

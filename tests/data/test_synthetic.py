@@ -254,6 +254,11 @@ def test_reads_through_data_layer(synth: Path) -> None:
     item = ds[0]
     assert tuple(item["image"].shape) == (14, SIZE, SIZE)
     assert tuple(item["target"].shape) == (1, SIZE, SIZE)
-    assert 0.0 <= float(item["target"].max()) <= 1.0
+    # the target is NI / 100 where valid (the preset's scale)
+    with rasterio.open(synth / "NI" / f"{item['id']}.tif") as src:
+        ni = src.read(1)
+    valid = item["valid"].numpy().astype(bool)
+    assert valid.any() and not np.isnan(ni[valid]).any()
+    np.testing.assert_allclose(item["target"][0].numpy()[valid], ni[valid] / 100.0, rtol=1e-6)
     train = data.MultimodalDataset(spec, "train", crop_size=32)
     assert tuple(train[0]["image"].shape) == (14, 32, 32)
