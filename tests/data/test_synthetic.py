@@ -13,6 +13,8 @@ import pandas as pd
 import pytest
 import rasterio
 
+from modalens import data
+from modalens.data import checks, stats
 from modalens.data.presets import WORLDCOVER_CLASSES, mapinwild_spec
 from modalens.data.synthetic import (
     FOLDERS,
@@ -240,9 +242,6 @@ def test_progress_bar(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
 
 
 def test_reads_through_data_layer(synth: Path) -> None:
-    data = pytest.importorskip("modalens.data")
-    stats = pytest.importorskip("modalens.data.stats")
-    checks = pytest.importorskip("modalens.data.checks")
     spec = mapinwild_spec(synth)
     assert checks.check_dataset(spec, progress=False) == []
     splits = data.sample_ids(spec)
