@@ -42,10 +42,6 @@ class ShapleyResult:
     method: str = "exact"
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, np.ndarray]:
-        """``{player: values[..., i]}``."""
-        return {p: self.values[..., i] for i, p in enumerate(self.players)}
-
 
 def popcount(masks: np.ndarray) -> np.ndarray:
     """Number of set bits of each int64 coalition index."""

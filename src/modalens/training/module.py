@@ -160,11 +160,6 @@ class TaskModule(pl.LightningModule):
     def forward(self, x: Tensor) -> Tensor:
         return self.model(x)
 
-    def predict_batch(self, batch: Mapping[str, Any]) -> Tensor:
-        """The model's float output for a batch (inputs masked as in training)."""
-        image = batch["image"]
-        return self(self.prepare_input(image, valid_pixels(batch.get("valid"), image))).float()
-
     def predict_all(self, batch: Mapping[str, Any]) -> dict[str, Tensor]:
         """Every head's float output for a batch: ``{"main": ..., <auxiliary name>: ...}``."""
         image = batch["image"]

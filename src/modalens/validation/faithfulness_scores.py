@@ -335,10 +335,6 @@ def _pct(value: float) -> str:
     return "n/a" if not math.isfinite(value) else f"{100 * value:.1f} %"
 
 
-def _rho_text(row: Mapping[str, Any], key: str = "spearman_realised") -> str:
-    return f"ρ = {row[f'{key}_mean']:.2f} ± {row[f'{key}_std']:.2f}"
-
-
 def describe_faithfulness(table: pd.DataFrame) -> list[str]:
     """Plain-language sentences on a ``faithfulness.csv`` table: which methods recover every
     world, and where the others fail.
