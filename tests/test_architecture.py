@@ -36,6 +36,7 @@ UTILITIES = {
     "lazy",
     "threads",
     "scope",
+    "deprecation",
 }
 #: orchestration on top of all stages
 ORCHESTRATION = {"demo", "cli", "commands", "__init__"}

@@ -45,11 +45,11 @@ _EXPORTS = {
     "mapinwild_spec": "modalens.data.presets",
     "bigearthnet_spec": "modalens.data.presets",
     "check_dataset": "modalens.data.checks",
-    "generate": "modalens.data.synthetic",
+    "generate_synthetic": "modalens.data.synthetic",
     "MultimodalDataset": "modalens.data.dataset",
     "UNet": "modalens.models.unet",
     "fit": "modalens.training.fit",
-    "test": "modalens.training.evaluate",
+    "evaluate": "modalens.training.evaluate",
     "predict": "modalens.training.predict",
     "load_run": "modalens.training.run",
     "AttributionOptions": "modalens.attribution.options",
@@ -58,13 +58,17 @@ _EXPORTS = {
     "attribute": "modalens.attribution.api",
     "attribute_run": "modalens.attribution.run",
     "occlusion_maps": "modalens.attribution.maps",
-    "summarize": "modalens.attribution.aggregation",
+    "summarize_scores": "modalens.attribution.aggregation",
     "sanity_check": "modalens.validation.sanity",
     "run_demo": "modalens.demo",
+    # deprecated names, one release (each call warns; not in __all__)
+    "generate": "modalens.data.synthetic.generate",
+    "test": "modalens.training.evaluate",
+    "summarize": "modalens.attribution.aggregation",
 }
 
 if TYPE_CHECKING:  # static view of the lazy exports
-    from .attribution.aggregation import summarize
+    from .attribution.aggregation import summarize_scores
     from .attribution.api import attribute
     from .attribution.maps import occlusion_maps
     from .attribution.options import AttributionOptions, paper_options
@@ -73,10 +77,10 @@ if TYPE_CHECKING:  # static view of the lazy exports
     from .data.dataset import MultimodalDataset
     from .data.presets import bigearthnet_spec, get_preset, mapinwild_spec
     from .data.specfile import load_spec, spec_from_dict
-    from .data.synthetic import generate
+    from .data.synthetic import generate_synthetic
     from .demo import run_demo
     from .models.unet import UNet
-    from .training.evaluate import test
+    from .training.evaluate import evaluate
     from .training.fit import fit
     from .training.predict import predict
     from .training.run import load_run
@@ -98,8 +102,9 @@ __all__ = [
     "check_dataset",
     "configure_threads",
     "faithfulness",
+    "evaluate",
     "fit",
-    "generate",
+    "generate_synthetic",
     "get_preset",
     "load_run",
     "load_spec",
@@ -110,8 +115,7 @@ __all__ = [
     "run_demo",
     "sanity_check",
     "spec_from_dict",
-    "summarize",
-    "test",
+    "summarize_scores",
 ]
 
 

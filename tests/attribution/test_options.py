@@ -77,7 +77,7 @@ def test_fingerprint_is_the_resume_configuration() -> None:
         "shapley": "True",
         "permutations": 64,
     }
-    assert AttributionOptions().fingerprint()["permutations"] is None
+    assert AttributionOptions().resume_settings()["permutations"] is None
 
 
 def test_options_object_and_keywords_give_the_same_scores() -> None:

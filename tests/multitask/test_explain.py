@@ -81,8 +81,10 @@ def test_shared_error_structure_is_detected_and_control_is_not(linked):
 
 
 def test_error_link_plants_a_shared_latent(tmp_path):
-    base = synthetic.generate(tmp_path / "base", samples=3, size=32, seed=1, progress=False)
-    link = synthetic.generate(
+    base = synthetic.generate_synthetic(
+        tmp_path / "base", samples=3, size=32, seed=1, progress=False
+    )
+    link = synthetic.generate_synthetic(
         tmp_path / "link", samples=3, size=32, seed=1, progress=False, error_link="s1=1"
     )
     for folder in ("s2_temporal_subset", "ESA_WC", "VIIRS"):  # other modalities: same bytes
@@ -109,11 +111,11 @@ def test_error_link_plants_a_shared_latent(tmp_path):
     ratio = synthetic.LINK_POINTS / synthetic.LINK_DB
     np.testing.assert_allclose(d_ni[ok], ratio * d_s1[0][ok], atol=1e-3)
     with pytest.raises(SpecError, match="'esa_wc' is not allowed in the error link"):
-        synthetic.generate(tmp_path / "bad", samples=3, size=32, error_link="esa_wc=1")
+        synthetic.generate_synthetic(tmp_path / "bad", samples=3, size=32, error_link="esa_wc=1")
 
 
 def test_explain_writes_every_artefact(tmp_path):
-    root = synthetic.generate(
+    root = synthetic.generate_synthetic(
         tmp_path / "data", samples=10, size=32, seed=0, progress=False, error_link="s1=1"
     )
     run = fit_multitask(mtl_config(root), out=tmp_path / "run", progress=False)

@@ -20,7 +20,7 @@ def _summary(
     rows: list[tuple[str, str, str, float]], n: int = 30, tiers: list[int] | None = None
 ) -> pd.DataFrame:
     """A summary.csv-like frame from (level, strategy, group, mean) rows of ``n`` samples;
-    shares and ranks per block computed as attribution's summarize does; tiers as given (in
+    shares and ranks per block computed as attribution's summarize_scores does; tiers as given (in
     row order), else every group its own tier (all separated)."""
     frame = pd.DataFrame(rows, columns=["level", "strategy", "group", "mean"])
     frame.insert(0, "method", "occlusion")

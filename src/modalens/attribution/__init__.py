@@ -30,8 +30,8 @@ Data path::
          distance, strategy, group, draw, value               Shapley and interaction rows)
       -> parts: OUT/parts/part-NNNNNN.parquet, resumable      store.py
       -> OUT/scores.parquet
-      -> summarize (per-sample draw means, bootstrap CI,      aggregation.py
-         share, rank, tier: the order with ties)              ranking.py
+      -> summarize_scores (per-sample draw means, bootstrap   aggregation.py
+         CI, share, rank, tier: the order with ties)          ranking.py
       -> OUT/summary.csv (and summary.txt, pairwise.csv,      run.py, figures.py
          influence.png)
       -> per stratum: OUT/stratified.csv (and .png)           strata.py
@@ -103,6 +103,7 @@ _EXPORTS = {
     "strategy_comparison": "figures",
     "stratify": "strata",
     "summarize": "aggregation",
+    "summarize_scores": "aggregation",
     "tiers": "ranking",
     "DictLayout": "dictinput",
     "NonFiniteInputWarning": "api",
@@ -110,7 +111,14 @@ _EXPORTS = {
 }
 
 if TYPE_CHECKING:  # static view of the lazy exports
-    from .aggregation import block_order, choose_block, format_summary, pairwise, summarize
+    from .aggregation import (
+        block_order,
+        choose_block,
+        format_summary,
+        pairwise,
+        summarize_scores,
+    )
+    from .aggregation import summarize as summarize  # deprecated alias (not in __all__)
     from .api import NonFiniteInputWarning, attribute, modality_shapley, precision_agreement
     from .batches import Batch, Evaluation, LazyBatch, as_batch, mask_inputs
     from .dictinput import DictLayout
@@ -186,7 +194,7 @@ __all__ = [
     "sensitivity_map_fn",
     "strategy_comparison",
     "stratify",
-    "summarize",
+    "summarize_scores",
     "tiers",
 ]
 

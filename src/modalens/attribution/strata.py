@@ -9,7 +9,7 @@ A *stratum* is a value that splits the attributed samples into groups, given as 
   (ESA WorldCover's ``Tree cover``, ``Built-up`` ...; ``class <code>`` otherwise). Ties go to the
   smaller code; a window without valid pixels gives ``no data``.
 
-:func:`stratify` summarises each stratum's scores with :func:`~.aggregation.summarize` (mean,
+:func:`stratify` summarises each stratum's scores with :func:`~.aggregation.summarize_scores` (mean,
 bootstrap CI, share and rank per block) and returns one table; ``n`` is the number of samples
 in the stratum and ``few_samples`` marks strata below ``min_samples`` (reported, not dropped).
 With ``out`` it writes ``stratified.csv`` and ``stratified.png`` + ``.svg``
@@ -32,7 +32,7 @@ from ..errors import DataError, SpecError
 from ..io import atomic_path
 from ..plotting import color, label, pyplot, save_figures
 from ..training.run import load_run
-from .aggregation import BLOCK, choose_block, summarize
+from .aggregation import BLOCK, choose_block, summarize_scores
 from .groups import ALL
 from .run import recorded_run
 
@@ -266,7 +266,7 @@ def stratify(
     order = sorted(sizes.index, key=lambda s: (-int(sizes[s]), str(s)))
     frames = []
     for name in order:
-        part = summarize(scores[stratum == name], n_boot=n_boot, seed=seed)
+        part = summarize_scores(scores[stratum == name], n_boot=n_boot, seed=seed)
         part.insert(0, "stratum", name)
         part.insert(0, "by", str(by))
         part["n"] = int(sizes[name])

@@ -39,7 +39,7 @@ from .sources import SourceFile
 from .spec import DatasetSpec, Modality, Normalization, SplitSpec
 from .specfile import load_spec, resolve_spec, spec_from_dict, spec_to_yaml
 from .stats import Statistics, apply_statistics, compute_statistics, load_or_compute
-from .synthetic import generate, parse_importance
+from .synthetic import generate_synthetic, parse_importance
 from .targets import TargetSpec
 
 __all__ = [
@@ -72,7 +72,7 @@ __all__ = [
     "compute_statistics",
     "discover_ids",
     "format_problems",
-    "generate",
+    "generate_synthetic",
     "get_preset",
     "has_errors",
     "load_or_compute",

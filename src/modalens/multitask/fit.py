@@ -2,7 +2,7 @@
 
 :func:`fit_multitask` is :func:`modalens.training.fit` for a config with an ``auxiliary``
 section (refused without one, so a typo does not silently train a single-task model), followed
-by :func:`modalens.training.test` and ``RUN/parameters.csv`` (columns ``part``, ``parameters``:
+by :func:`modalens.training.evaluate` and ``RUN/parameters.csv`` (columns ``part``, ``parameters``:
 the encoder, the decoder(s), each head, ``main`` -- what predicting the main task uses -- and
 ``total``; :meth:`modalens.models.MultiTaskUNet.parameter_counts`). A finished run folder is
 left as it is (``resume`` continues an interrupted one).
@@ -19,7 +19,7 @@ import pandas as pd
 from ..errors import SpecError
 from ..io import atomic_path
 from ..models.multitask import MultiTaskUNet
-from ..training import fit, load_config, load_run, test
+from ..training import evaluate, fit, load_config, load_run
 
 
 def parameter_table(run_dir: str | Path) -> pd.DataFrame:
@@ -75,6 +75,6 @@ def fit_multitask(
             "add auxiliary: {targets: [s1, ...]} or train it with modalens fit",
         )
     run_dir = fit(config, out=out, resume=resume, progress=progress, overrides=overrides)
-    test(run_dir)
+    evaluate(run_dir)
     parameter_table(run_dir)
     return run_dir

@@ -9,7 +9,7 @@
 - :mod:`.fitdata` -- :class:`FitDataModule`: the run's loaders for the trainer's rank.
 - :mod:`.ranks` -- the process's rank before the trainer exists; waiting for rank 0's files.
 - :mod:`.run` -- :func:`load_run`, :class:`Run`, checkpoints checked against the data.
-- :mod:`.evaluate` -- :func:`test`: ``metrics_<split>.csv``.
+- :mod:`.evaluate` -- :func:`evaluate`: ``metrics_<split>.csv``.
 - :mod:`.tiling` -- :func:`sliding_window` over whole scenes.
 - :mod:`.predict` -- :func:`predict`: one file per scene.
 """
@@ -22,7 +22,8 @@ from .config import (
     load_config,
     spec_from_config,
 )
-from .evaluate import test
+from .evaluate import evaluate
+from .evaluate import test as test  # deprecated alias (not in __all__)
 from .fit import fit
 from .fitdata import FitDataModule
 from .module import TaskModule, build_module, make_tile_fn
@@ -43,6 +44,7 @@ __all__ = [
     "TrainConfig",
     "build_module",
     "check_layout",
+    "evaluate",
     "fit",
     "FitDataModule",
     "load_checkpoint",
@@ -53,5 +55,4 @@ __all__ = [
     "read_checkpoint",
     "sliding_window",
     "spec_from_config",
-    "test",
 ]

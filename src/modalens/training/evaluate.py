@@ -1,4 +1,4 @@
-"""Evaluating a run: :func:`test` writes ``metrics_<split>.csv``.
+"""Evaluating a run: :func:`evaluate` writes ``metrics_<split>.csv``.
 
 The best checkpoint is run once per batch over the split's deterministic evaluation crops; each
 sample is then scored on its own (its valid pixel count ``n``, ``loss`` and the task's per-sample
@@ -23,13 +23,14 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from ..data.dataset import collate
+from ..deprecation import deprecated_alias
 from ..errors import OutputError
 from ..io import atomic_path
 from .run import load_run
 from .runfolder import RunFolder
 
 
-def test(
+def evaluate(
     run_dir: str | Path,
     split: str = "test",
     batch_size: int | None = None,
@@ -123,4 +124,6 @@ def test(
     return table
 
 
+#: deprecated name of :func:`evaluate` (removed next release)
+test = deprecated_alias(evaluate, "test")
 test.__test__ = False  # type: ignore[attr-defined]  # not a pytest test when imported

@@ -1,13 +1,13 @@
 """``modalens bench faithfulness``: does an attribution method find the importances we planted?
 
-Per seed, :func:`faithfulness` generates synthetic data with known importances, sparse
-modalities and a decoy modality of pure noise (:func:`modalens.data.synthetic.generate`), trains
-the demo model on all modalities and once without each (the ablation's machinery:
-:mod:`.settings`, :mod:`.runs`), attributes the all-modality run with every registered occlusion
-strategy at embedding, output and loss level plus exact Shapley values
+Per seed, :func:`faithfulness` generates synthetic data with known importances, sparse modalities
+and a decoy modality of pure noise (:func:`modalens.data.synthetic.generate_synthetic`), trains the
+demo model on all modalities and once without each (the ablation's machinery: :mod:`.settings`,
+:mod:`.runs`), attributes the all-modality run with every registered occlusion strategy at
+embedding, output and loss level plus exact Shapley values
 (:func:`modalens.attribution.attribute_run`) and scores every method against the truth
-(:mod:`.faithfulness_scores`). The truth is the *realised* importance the generator measured
-(how much the target moves with each modality's term), with the nominal weights beside it and
+(:mod:`.faithfulness_scores`). The truth is the *realised* importance the generator measured (how
+much the target moves with each modality's term), with the nominal weights beside it and
 leave-one-out retraining as the second reference. Written to ``OUT``::
 
     truth.csv                 seed, modality, nominal, realised
@@ -63,7 +63,7 @@ DEFAULT_IMPORTANCE = "s2=0.4,s1=0.3,esa_wc=0.2,viirs=0.1,decoy=0"
 DEFAULT_SPARSITY = "s1=0.8,viirs=0.75"
 
 #: levels attributed per method (Shapley values at output level)
-LEVELS = {"occlusion": ("embedding", "output", "loss"), "shapley": ("output",)}
+METHOD_LEVELS = {"occlusion": ("embedding", "output", "loss"), "shapley": ("output",)}
 
 #: draws of the random strategies (uniform, gaussian, permute)
 DRAWS = 3
@@ -189,7 +189,7 @@ def _one_seed(
         "test",
         out=folder / "attribution",
         strategies=STRATEGIES.names(),
-        levels=LEVELS["occlusion"],
+        levels=METHOD_LEVELS["occlusion"],
         distances=("euclidean",),
         shapley="exact",
         draws=DRAWS,
@@ -201,7 +201,8 @@ def _one_seed(
     per_sample = np.array([[data.per_sample[i][m] for m in mods] for i in ids], float)
     nominal = planted["importance"] if world == "planted" else {}
     truth = truth_table(world, seed, per_sample, mods, nominal, data.null)
-    rows = seed_rows(world, seed, truth, per_sample, loo, summary, levels=LEVELS, metric=metric)
+    levels = METHOD_LEVELS
+    rows = seed_rows(world, seed, truth, per_sample, loo, summary, levels=levels, metric=metric)
     return truth, rows, statuses
 
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..attribution.aggregation import BLOCK, choose_block, summarize
+from ..attribution.aggregation import BLOCK, choose_block, summarize_scores
 from ..errors import DataError, SpecError
 from ..fingerprint import differences, plain
 from ..io import atomic_path, atomic_write_text, make_folder
@@ -101,12 +101,13 @@ def read_summary(influence: str | Path | pd.DataFrame) -> tuple[pd.DataFrame, st
     """
     if isinstance(influence, pd.DataFrame):
         table = influence
-        return (table if "mean" in table.columns else summarize(table, n_boot=0)), "influence"
+        summary = table if "mean" in table.columns else summarize_scores(table, n_boot=0)
+        return summary, "influence"
     path = Path(influence)
     if path.is_dir():
         path = path / "summary.csv" if (path / "summary.csv").is_file() else path / "scores.parquet"
     if path.suffix == ".parquet" and path.is_file():
-        return summarize(pd.read_parquet(path), n_boot=0), str(path)
+        return summarize_scores(pd.read_parquet(path), n_boot=0), str(path)
     if not path.is_file():
         raise DataError(
             "no attribution summary.csv or scores.parquet",

@@ -1,6 +1,6 @@
 """Synthetic MapInWild-layout data with PLANTED modality importances.
 
-:func:`generate` writes a dataset that :func:`~modalens.data.presets.mapinwild_spec` reads
+:func:`generate_synthetic` writes a dataset that :func:`~modalens.data.presets.mapinwild_spec` reads
 unchanged::
 
     out/s2_temporal_subset/<id>.tif   10 bands uint16, reflectance x 10000 (B2 ... B12)
@@ -72,7 +72,8 @@ plants the error link and :mod:`.generate` writes a dataset with the split file 
 ``metadata.json``.
 """
 
-from .generate import SPEC_FILE, generate, synthetic_spec
+from .generate import SPEC_FILE, generate_synthetic, synthetic_spec
+from .generate import generate as generate  # deprecated alias (not in __all__)
 from .linking import LINK_DB, LINK_POINTS, parse_error_link
 from .planting import (
     DEFAULT_IMPORTANCE,
@@ -95,7 +96,7 @@ __all__ = [
     "MODALITIES",
     "SPEC_FILE",
     "RealisedImportance",
-    "generate",
+    "generate_synthetic",
     "modality_signals",
     "normalize_importance",
     "parse_error_link",
