@@ -37,6 +37,7 @@ UTILITIES = {
     "threads",
     "scope",
     "deprecation",
+    "progress",
 }
 #: orchestration on top of all stages
 ORCHESTRATION = {"demo", "cli", "commands", "__init__"}

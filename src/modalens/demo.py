@@ -31,6 +31,7 @@ from .data.presets.mapinwild import mapinwild_spec
 from .data.synthetic.generate import generate_synthetic
 from .errors import DataError
 from .fingerprint import differences
+from .io import make_folder
 from .report.build import build_report
 from .training.evaluate import evaluate
 from .training.fit import fit
@@ -98,7 +99,7 @@ def run_demo(
     """
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     data = out / "data"
     t0 = time.perf_counter()
     total = 8 + (3 if validate else 0)

@@ -29,7 +29,7 @@ from ..data.presets import WORLDCOVER_CLASSES, WORLDCOVER_NAMES
 from ..data.samples import index_table
 from ..data.spec import DatasetSpec
 from ..errors import DataError, SpecError
-from ..io import atomic_path
+from ..io import atomic_write_csv
 from ..plotting import color, label, pyplot, save_figures
 from ..training.run import load_run
 from .aggregation import BLOCK, choose_block, summarize_scores
@@ -276,8 +276,7 @@ def stratify(
     result["rank"] = result["rank"].astype("Int64")
     if out is not None:
         out = Path(out)
-        with atomic_path(out / "stratified.csv") as tmp:
-            result.to_csv(tmp, index=False)
+        atomic_write_csv(out / "stratified.csv", result)
         if len(result):
             stratified_figure(result, out / "stratified.png")
     return result

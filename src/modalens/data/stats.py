@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from ..errors import DataError
 from ..fingerprint import differences
 from ..io import atomic_write_json
+from ..progress import bar
 from .reader import SampleReader, normalize
 from .samples import sample_ids
 from .spec import DatasetSpec, Modality
@@ -271,9 +271,7 @@ def compute_statistics(
     t = spec.target
     t_sum, t_n = 0.0, 0
     t_counts = np.zeros(len(t.classes) if t.classes else 0, np.float64)
-    iterator: Iterable[str] = ids
-    if progress:
-        iterator = tqdm(ids, desc="statistics", unit="sample")
+    iterator = bar(ids, progress, desc="statistics", unit="sample")
     try:
         for sid in iterator:
             grid = reader.grid(sid)

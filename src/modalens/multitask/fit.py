@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import SpecError
-from ..io import atomic_path
+from ..io import atomic_write_csv
 from ..models.multitask import MultiTaskUNet
 from ..training import evaluate, fit, load_config, load_run
 
@@ -38,8 +38,7 @@ def parameter_table(run_dir: str | Path) -> pd.DataFrame:
         total = sum(p.numel() for p in model.parameters() if p.requires_grad)
         counts = {"main": total, "total": total}
     table = pd.DataFrame({"part": list(counts), "parameters": list(counts.values())})
-    with atomic_path(Path(run_dir) / "parameters.csv") as tmp:
-        table.to_csv(tmp, index=False)
+    atomic_write_csv(Path(run_dir) / "parameters.csv", table)
     return table
 
 

@@ -20,12 +20,12 @@ import pandas as pd
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from ..data.dataset import collate
 from ..deprecation import deprecated_alias
 from ..errors import OutputError
-from ..io import atomic_path
+from ..io import atomic_write_csv
+from ..progress import bar
 from .run import load_run
 from .runfolder import RunFolder
 
@@ -73,7 +73,7 @@ def evaluate(
     aux_tot = {n: [0.0, 0.0] for n in module.aux_tasks}
     rows: list[dict[str, Any]] = []
     tot_loss = tot_n = 0.0
-    it: Any = tqdm(dl, desc=f"test {split}", unit="batch") if progress else dl
+    it = bar(dl, progress, desc=f"test {split}", unit="batch")
     with torch.inference_mode():
         for batch in it:
             batch = {k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in batch.items()}
@@ -114,8 +114,7 @@ def evaluate(
     table = pd.DataFrame([all_row] + rows)
     target = Path(out) if out is not None else RunFolder(run_dir).test_metrics(split)
     try:
-        with atomic_path(target) as tmp:
-            table.to_csv(tmp, index=False)
+        atomic_write_csv(target, table)
         table.attrs["saved"] = str(target)
     except OutputError as err:
         if out is not None:

@@ -26,6 +26,7 @@ import pandas as pd
 
 from ..errors import SpecError
 from ..io import make_folder
+from ..progress import say
 from .agree import AgreementResult, agreement
 from .record import check_record, write_record
 from .runs import RunRecord, is_finished, run_setting
@@ -93,11 +94,6 @@ class AblationResult:
         return self.out / "runs" / f"{setting}-seed{seed}"
 
 
-def _say(progress: bool, text: str) -> None:
-    if progress:
-        print(text, flush=True)
-
-
 def _headline(row: Mapping[str, Any], metrics: Sequence[str]) -> str:
     shown = [f"{m.upper()} {row[m]:.3g}" for m in metrics[:2] if m in row]
     return ", ".join(shown)
@@ -154,7 +150,7 @@ def ablate(
     make_folder(out)
     note = plan_note(modalities)
     if note:
-        _say(progress, f"note: {note}")
+        say(f"note: {note}", progress)
     total = len(seeds) * len(settings)
     records: list[RunRecord] = []
     metrics: list[str] = []
@@ -167,7 +163,7 @@ def ablate(
             run_dir = out / "runs" / setting.run_name(seed)
             if not is_finished(run_dir):
                 started = run_dir.is_dir() and any(run_dir.iterdir())
-                _say(progress, f"{head}: {'resuming' if started else 'training'} ...")
+                say(f"{head}: {'resuming' if started else 'training'} ...", progress)
             record = run_setting(
                 setting,
                 seed,
@@ -183,12 +179,10 @@ def ablate(
                 task = _task(record.path)
                 write_record(out, cfg, modalities, seeds, task=task, metrics=metrics)
             if record.status == "skipped":
-                _say(progress, f"{head}: skipped (finished)")
+                say(f"{head}: skipped (finished)", progress)
             else:
-                _say(
-                    progress,
-                    f"{head}: done ({_headline(record.row, metrics)}; {record.seconds:.1f} s)",
-                )
+                done = f"{_headline(record.row, metrics)}; {record.seconds:.1f} s"
+                say(f"{head}: done ({done})", progress)
             table = build_table([r.row for r in records], metrics, [s.name for s in settings])
             write_table(table, out, metrics, note)
             if on_run is not None:

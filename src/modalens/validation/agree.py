@@ -69,7 +69,7 @@ from ..attribution import attribute_run
 from ..attribution.aggregation import BLOCK
 from ..attribution.options import PAPER
 from ..errors import DataError, SpecError
-from ..io import atomic_path
+from ..io import atomic_write_csv
 from ..tasks.headline import headline_metric, worse_by
 from .correlation import kendall, pairs_alike, pearson, shares, spearman
 from .figures import agreement_figure
@@ -472,8 +472,7 @@ def agreement(
     values_table = pd.DataFrame(value_rows)
     paths = {"csv": out / "agreement.csv", "values": out / "agreement_values.csv"}
     for name, frame in (("csv", table), ("values", values_table)):
-        with atomic_path(paths[name]) as tmp:
-            frame.to_csv(tmp, index=False)
+        atomic_write_csv(paths[name], frame)
     if figure:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -43,7 +43,8 @@ from ..data.synthetic import DECOY, normalize_importance, parse_sparsity, wants_
 from ..data.synthetic.worlds import WORLDS, make_world
 from ..errors import SpecError
 from ..fingerprint import differences
-from ..io import atomic_write_csv, atomic_write_json, atomic_write_text, make_folder
+from ..io import atomic_write_csv, atomic_write_json, atomic_write_table, make_folder
+from ..progress import say
 from .faithfulness_figure import faithfulness_figure
 from .faithfulness_scores import (
     across_worlds,
@@ -92,11 +93,6 @@ class FaithfulnessResult:
     sentences: list[str]
     statuses: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
-
-
-def _say(progress: bool, text: str) -> None:
-    if progress:
-        print(text, flush=True)
 
 
 def _settings(
@@ -168,7 +164,7 @@ def _one_seed(
     world: str, seed: int, folder: Path, s: Mapping[str, Any], config: Any, progress: bool
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
     """Data, runs, attribution and scores of one world and seed: ``(truth, rows, statuses)``."""
-    _say(progress, f"{world} seed {seed}: data")
+    say(f"{world} seed {seed}: data", progress)
     planted = {"importance": {**s["importance"], **({DECOY: 0.0} if s["decoy"] else {})},
                "sparsity": s["sparsity"]}
     data = make_world(world, folder / "data", seed, s["samples"], s["size"], planted=planted)
@@ -180,10 +176,10 @@ def _one_seed(
         rec = run_setting(setting, seed, run_config(cfg, setting, seed), folder, timing_samples=1)
         records[setting.modality] = rec
         statuses[rec.status] = statuses.get(rec.status, 0) + 1
-        _say(progress, f"{world} seed {seed}: [{i}/{len(plan)}] {setting.short}: {rec.status}")
+        say(f"{world} seed {seed}: [{i}/{len(plan)}] {setting.short}: {rec.status}", progress)
     metric = records[None].metrics[0]
     loo = {m: loo_deviation(records[None].row, records[m].row, metric) for m in mods}
-    _say(progress, f"{world} seed {seed}: attributing the all-modality run")
+    say(f"{world} seed {seed}: attributing the all-modality run", progress)
     scores, summary = attribute_run(
         records[None].path,
         "test",
@@ -267,9 +263,8 @@ def faithfulness(
     sentences = describe_faithfulness(table)
     atomic_write_csv(out / "truth.csv", truth_all)
     atomic_write_csv(out / "faithfulness_seeds.csv", seed_table)
-    atomic_write_csv(out / "faithfulness.csv", table)
+    atomic_write_table(out / "faithfulness.csv", table, markdown(table, sentences))
     atomic_write_csv(out / "faithfulness_worlds.csv", across_worlds(table))
-    atomic_write_text(out / "faithfulness.md", markdown(table, sentences))
     faithfulness_figure(table, out / "faithfulness.png", n_seeds=len(seeds))
     return FaithfulnessResult(
         out, truth_all, seed_table, table, sentences, statuses, time.perf_counter() - start

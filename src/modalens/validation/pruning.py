@@ -33,8 +33,9 @@ import pandas as pd
 from ..attribution.aggregation import BLOCK, choose_block, summarize_scores
 from ..errors import DataError, SpecError
 from ..fingerprint import differences, plain
-from ..io import atomic_path, atomic_write_text, make_folder
+from ..io import atomic_write_table, make_folder, pipe_table
 from ..plotting import label
+from ..progress import say
 from ..tasks.headline import lower_is_better
 from .prunefigure import pruning_figure
 from .record import PRUNING, RECORD, check_record, read_record, write_record
@@ -249,10 +250,7 @@ def markdown_pruning(table: pd.DataFrame, metrics: Sequence[str]) -> str:
     header = ["k", "dropped", "kept", *[m.upper() for m in metrics], f"Δ {main.upper()}"]
     header += ["train (s/epoch)", "× train", "inference (ms/sample)", "× inference", "parameters"]
     header += [f"within {100 * tol:g} %"]
-    lines = [
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join(["---:", "---", "---"] + ["---:"] * (len(header) - 3)) + "|",
-    ]
+    rows: list[list[str]] = []
     for _, r in table.iterrows():
         cells = [
             str(int(r["k"])),
@@ -273,7 +271,8 @@ def markdown_pruning(table: pd.DataFrame, metrics: Sequence[str]) -> str:
             f"{int(r['params']):,}",
             "yes" if bool(r["within_tolerance"]) else "no",
         ]
-        lines.append("| " + " | ".join(cells) + " |")
+        rows.append(cells)
+    lines = pipe_table(header, rows, ["---:", "---", "---"] + ["---:"] * (len(header) - 3))
     seeds = int(table["n_seeds"].max())
     lines += [
         "",
@@ -327,11 +326,6 @@ def describe_pruning(table: pd.DataFrame) -> list[str]:
             "inference speed."
         )
     return lines
-
-
-def _say(progress: bool, text: str) -> None:
-    if progress:
-        print(text, flush=True)
 
 
 def prune(
@@ -402,8 +396,8 @@ def prune(
     reuse_dir = Path(reuse) if reuse is not None else None
     can_reuse = _reusable(reuse_dir, cfg, modalities)
     if reuse_dir is not None and not can_reuse:
-        _say(progress, f"note: {reuse_dir} is not an ablation of this config; not reused")
-    _say(progress, f"ranking ({ranked_by}), least influential first: {', '.join(ranking)}")
+        say(f"note: {reuse_dir} is not an ablation of this config; not reused", progress)
+    say(f"ranking ({ranked_by}), least influential first: {', '.join(ranking)}", progress)
     plan = [(k, ranking[:k]) for k in range(len(modalities))]
     total = len(plan) * len(seeds)
     rows: list[dict[str, Any]] = []
@@ -426,7 +420,7 @@ def prune(
             head = f"[{step}/{total}] k = {k} ({setting.short}) seed {seed}"
             run_dir = folder / "runs" / setting.run_name(seed)
             if not is_finished(run_dir):
-                _say(progress, f"{head}: training ...")
+                say(f"{head}: training ...", progress)
             record = run_setting(
                 setting,
                 seed,
@@ -450,14 +444,12 @@ def prune(
                     record=PRUNING,
                     extra={"ranking": ranking, "block": block, "tolerance": float(tolerance)},
                 )
-            _say(progress, f"{head}: {record.status} ({record.seconds:.1f} s)")
+            say(f"{head}: {record.status} ({record.seconds:.1f} s)", progress)
             rows.append(
                 {**record.row, "k": k, "dropped": "+".join(dropped), "kept": "+".join(kept)}
             )
     table = pruning_table(rows, metrics, float(tolerance), ranked_by)
-    with atomic_path(out / "pruning.csv") as tmp:
-        table.to_csv(tmp, index=False)
-    atomic_write_text(out / "pruning.md", markdown_pruning(table, metrics))
+    atomic_write_table(out / "pruning.csv", table, markdown_pruning(table, metrics))
     if figure and len(table):
         pruning_figure(table, out / "pruning.png")
     return PruningResult(out, table, ranking, block, records, statuses)
