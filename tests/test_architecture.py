@@ -38,6 +38,7 @@ UTILITIES = {
     "scope",
     "deprecation",
     "progress",
+    "display",
 }
 #: orchestration on top of all stages
 ORCHESTRATION = {"demo", "cli", "commands", "__init__"}

@@ -32,6 +32,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..display import tables_html
 from ..io import atomic_write_csv
 from ..models.multitask import MultiTaskUNet
 from ..progress import say
@@ -79,6 +80,10 @@ class CompareResult:
     task: str
     metric: str
     statuses: dict[str, int] = field(default_factory=dict)
+
+    def _repr_html_(self) -> str:
+        tables = {"mtl_compare.csv": self.table, "mtl_tests.csv": self.tests}
+        return tables_html(f"Multitask comparison ({self.metric})", tables)
 
 
 def _main_parameters(run_dir: Path) -> int:

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..display import tables_html
 from ..errors import SpecError
 from ..evidence import enough_samples, sample_caveat
 from ..io import atomic_write_csv, make_folder
@@ -65,6 +66,9 @@ class Explanation:
     out: Path
     tables: dict[str, pd.DataFrame]
     figures: list[Path] = field(default_factory=list)
+
+    def _repr_html_(self) -> str:
+        return tables_html(f"Multitask explanation ({self.out})", self.tables)
 
 
 def explain(

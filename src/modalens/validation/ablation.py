@@ -24,7 +24,8 @@ from typing import Any
 
 import pandas as pd
 
-from ..errors import SpecError
+from ..display import tables_html
+from ..errors import DataError, SpecError
 from ..io import make_folder
 from ..progress import say
 from .agree import AgreementResult, agreement
@@ -70,6 +71,18 @@ class AblationResult:
     metrics: list[str]
     agreement: AgreementResult | None = None
     statuses: dict[str, int] = field(default_factory=dict)
+
+    def _repr_html_(self) -> str:
+        return tables_html(f"Table I: modality ablation ({self.out})", {"": self.table})
+
+    def plot(self) -> Any:
+        """The agreement figure (:meth:`AgreementResult.plot`) of an ablation run with
+        ``attribute=True``; a :class:`matplotlib.figure.Figure`, not shown or written."""
+        if self.agreement is None:
+            raise DataError(
+                "no agreement to plot", str(self.out), "run ablate with attribute=True"
+            )
+        return self.agreement.plot()
 
     @property
     def table_csv(self) -> Path:

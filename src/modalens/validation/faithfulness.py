@@ -41,11 +41,12 @@ from ..attribution.options import as_names
 from ..attribution.strategies import STRATEGIES
 from ..data.synthetic import DECOY, normalize_importance, parse_sparsity, wants_decoy
 from ..data.synthetic.worlds import WORLDS, make_world
+from ..display import tables_html
 from ..errors import SpecError
 from ..fingerprint import differences
 from ..io import atomic_write_csv, atomic_write_json, atomic_write_table, make_folder
 from ..progress import say
-from .faithfulness_figure import faithfulness_figure
+from .faithfulness_figure import draw_faithfulness, faithfulness_figure
 from .faithfulness_scores import (
     across_worlds,
     describe_faithfulness,
@@ -93,6 +94,15 @@ class FaithfulnessResult:
     sentences: list[str]
     statuses: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+
+    def _repr_html_(self) -> str:
+        return tables_html(f"Faithfulness ({self.out})", {"": self.table})
+
+    def plot(self) -> Any:
+        """The faithfulness figure (a :class:`matplotlib.figure.Figure`, not shown or
+        written)."""
+        n_seeds = self.seeds["seed"].nunique() if "seed" in self.seeds else None
+        return draw_faithfulness(self.table, n_seeds=n_seeds)
 
 
 def _settings(

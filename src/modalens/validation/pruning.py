@@ -31,13 +31,14 @@ from typing import Any
 import pandas as pd
 
 from ..attribution.aggregation import BLOCK, choose_block, summarize_scores
+from ..display import tables_html
 from ..errors import DataError, SpecError
 from ..fingerprint import differences, plain
 from ..io import atomic_write_table, make_folder, pipe_table
 from ..plotting import label
 from ..progress import say
 from ..tasks.headline import lower_is_better
-from .prunefigure import pruning_figure
+from .prunefigure import draw_pruning, pruning_figure
 from .record import PRUNING, RECORD, check_record, read_record, write_record
 from .runs import RunRecord, is_finished, run_setting
 from .settings import (
@@ -86,6 +87,13 @@ class PruningResult:
     block: dict[str, str]
     records: list[RunRecord] = field(default_factory=list)
     statuses: dict[str, int] = field(default_factory=dict)
+
+    def _repr_html_(self) -> str:
+        return tables_html(f"Pruning ({self.out})", {"": self.table})
+
+    def plot(self) -> Any:
+        """The pruning figure (a :class:`matplotlib.figure.Figure`, not shown or written)."""
+        return draw_pruning(self.table)
 
 
 def read_summary(influence: str | Path | pd.DataFrame) -> tuple[pd.DataFrame, str]:

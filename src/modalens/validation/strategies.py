@@ -31,6 +31,7 @@ import pandas as pd
 
 from ..attribution.run import SOURCE_FILE, recorded_run
 from ..attribution.strategies import STRATEGIES
+from ..display import tables_html
 from ..errors import DataError, SpecError
 from ..io import atomic_write_csv
 from ..plotting import label
@@ -72,6 +73,10 @@ class StrategiesResult:
     fill: pd.DataFrame
     lines: list[str]
     paths: dict[str, Path] = field(default_factory=dict)
+
+    def _repr_html_(self) -> str:
+        tables = {"strategies.csv": self.strategies, "concordance.csv": self.concordance}
+        return tables_html("Occlusion strategies", {**tables, "fill_sanity.csv": self.fill})
 
 
 def read_summary(attr_dir: str | Path) -> pd.DataFrame:
