@@ -38,8 +38,8 @@ import torch
 
 from modalens.data import synthetic
 from modalens.training import evaluate, fit
-from modalens.validation import ablate, measure_run, plan_settings
-from modalens.validation.settings import config_modalities, run_config
+from modalens.validation import ablate, measure_run
+from modalens.validation.settings import config_modalities, plan_settings, run_config
 
 
 def base_config(root: Path, args: argparse.Namespace) -> dict[str, Any]:

@@ -24,7 +24,24 @@ writes), :mod:`modalens.precision` (one precision vocabulary), :mod:`modalens.pl
 :mod:`modalens.demo` and :mod:`modalens.cli` orchestrate the stages.
 
 The entry points a user needs are importable from here (``from modalens import fit``); they are
-loaded on first use, so ``import modalens`` and the command line start fast.
+loaded on first use, so ``import modalens`` and the command line start fast. ``__all__``:
+
+- data: :func:`load_spec`, :func:`spec_from_dict`, :func:`get_preset`, :func:`mapinwild_spec`,
+  :func:`bigearthnet_spec`, :func:`check_dataset`, :func:`generate_synthetic`,
+  :class:`MultimodalDataset`;
+- model and training: :class:`UNet`, :func:`fit`, :func:`evaluate`, :func:`predict`,
+  :func:`load_run`;
+- attribution: :class:`AttributionOptions`, :func:`paper_options`, :func:`attribute`,
+  :func:`attribute_run`, :func:`occlusion_maps`, :func:`summarize_scores`;
+- validation: :func:`sanity_check`, :func:`faithfulness`; the whole tour: :func:`run_demo`;
+- errors (:class:`ModalensError` and its one-line :class:`SpecError`, :class:`DataError`,
+  :class:`ModelError`), :func:`configure_threads` and ``__version__``.
+
+Each sub-package's ``__all__`` lists what a user calls there (e.g.
+:func:`modalens.validation.ablate`); helpers stay in their modules. Renamed: ``test`` ->
+:func:`evaluate`, ``generate`` -> :func:`generate_synthetic`, ``summarize`` ->
+:func:`summarize_scores` (the old names warn and forward for one release,
+:mod:`modalens.deprecation`).
 """
 
 from __future__ import annotations

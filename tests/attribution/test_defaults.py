@@ -15,16 +15,16 @@ import pytest
 from helpers import GROUPS, batch, make_x, tiny_unet
 
 from modalens.attribution import (
-    AUTO_LEVEL,
     AttributionOptions,
     OcclusionEngine,
     attribute,
     attribute_run,
-    choose_block,
     paper_options,
     summarize_scores,
 )
+from modalens.attribution.aggregation import choose_block
 from modalens.attribution.maps import occlusion_maps
+from modalens.attribution.options import AUTO_LEVEL
 from modalens.attribution.strategies import paper_strategies
 from modalens.cli import build_parser, main
 from modalens.errors import SpecError

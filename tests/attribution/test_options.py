@@ -23,8 +23,8 @@ from modalens.attribution import (
     occlusion_map_fn,
     register_distance,
     register_strategy,
-    resolve_options,
 )
+from modalens.attribution.options import resolve_options
 from modalens.cli import build_parser, main
 from modalens.errors import SpecError
 

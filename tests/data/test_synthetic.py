@@ -14,15 +14,9 @@ import pytest
 import rasterio
 
 from modalens.data.presets import WORLDCOVER_CLASSES, mapinwild_spec
-from modalens.data.synthetic import (
-    FOLDERS,
-    MODALITIES,
-    generate_synthetic,
-    modality_signals,
-    normalize_importance,
-    parse_importance,
-    read_signals,
-)
+from modalens.data.synthetic import MODALITIES, generate_synthetic, parse_importance
+from modalens.data.synthetic.planting import normalize_importance
+from modalens.data.synthetic.signals import FOLDERS, modality_signals, read_signals
 from modalens.errors import SpecError
 
 N, SIZE = 6, 64

@@ -12,13 +12,13 @@ import rasterio
 from modalens.data import load_spec, resolve_spec
 from modalens.data.synthetic import (
     DECOY,
-    DECOY_FOLDER,
     SPEC_FILE,
     RealisedImportance,
     generate_synthetic,
     parse_importance,
     parse_sparsity,
 )
+from modalens.data.synthetic.scenes import DECOY_FOLDER
 from modalens.errors import SpecError
 
 N, SIZE = 6, 32

@@ -11,9 +11,14 @@ import pandas as pd
 import pytest
 
 from modalens.cli import main
-from modalens.report import build_report, collect, describe_ablation, describe_attribution
+from modalens.report import build_report, collect
 from modalens.report.blocks import format_value
-from modalens.report.reading import describe_agreement, headline_block
+from modalens.report.reading import (
+    describe_ablation,
+    describe_agreement,
+    describe_attribution,
+    headline_block,
+)
 
 
 def _summary(

@@ -18,15 +18,9 @@ from helpers import tiny_config
 from modalens.data import presets, synthetic
 from modalens.errors import ModelError, SpecError
 from modalens.tasks.losses import masked_regression_loss
-from modalens.training import (
-    TaskModule,
-    evaluate,
-    fit,
-    load_checkpoint,
-    load_config,
-    load_run,
-)
+from modalens.training import TaskModule, evaluate, fit, load_config, load_run
 from modalens.training.callbacks import LIGHTNING_LOGGERS
+from modalens.training.run import load_checkpoint
 
 
 @pytest.fixture(scope="module")

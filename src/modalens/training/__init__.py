@@ -25,34 +25,25 @@ from .config import (
 from .evaluate import evaluate
 from .evaluate import test as test  # deprecated alias (not in __all__)
 from .fit import fit
-from .fitdata import FitDataModule
-from .module import TaskModule, build_module, make_tile_fn
-from .predict import InputReader, predict
-from .run import Run, check_layout, load_checkpoint, load_run, read_checkpoint
-from .runfolder import RESUMABLE_KEYS, RunFolder
+from .module import TaskModule
+from .predict import predict
+from .run import Run, load_run
+from .runfolder import RunFolder
 from .tiling import sliding_window
 
 __all__ = [
-    "RESUMABLE_KEYS",
-    "InputReader",
+    "evaluate",
+    "fit",
+    "load_config",
+    "load_run",
     "ModelConfig",
+    "predict",
     "Run",
     "RunConfig",
     "RunFolder",
     "SchedulerConfig",
-    "TaskModule",
-    "TrainConfig",
-    "build_module",
-    "check_layout",
-    "evaluate",
-    "fit",
-    "FitDataModule",
-    "load_checkpoint",
-    "load_config",
-    "load_run",
-    "make_tile_fn",
-    "predict",
-    "read_checkpoint",
     "sliding_window",
     "spec_from_config",
+    "TaskModule",
+    "TrainConfig",
 ]

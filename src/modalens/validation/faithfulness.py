@@ -39,7 +39,8 @@ import yaml
 from ..attribution import attribute_run
 from ..attribution.options import as_names
 from ..attribution.strategies import STRATEGIES
-from ..data.synthetic import DECOY, normalize_importance, parse_sparsity, wants_decoy
+from ..data.synthetic import DECOY, parse_sparsity
+from ..data.synthetic.planting import normalize_importance, wants_decoy
 from ..data.synthetic.worlds import WORLDS, make_world
 from ..display import tables_html
 from ..errors import SpecError

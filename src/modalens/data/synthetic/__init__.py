@@ -74,35 +74,19 @@ plants the error link and :mod:`.generate` writes a dataset with the split file 
 
 from .generate import SPEC_FILE, generate_synthetic, synthetic_spec
 from .generate import generate as generate  # deprecated alias (not in __all__)
-from .linking import LINK_DB, LINK_POINTS, parse_error_link
-from .planting import (
-    DEFAULT_IMPORTANCE,
-    normalize_importance,
-    parse_importance,
-    parse_sparsity,
-    wants_decoy,
-)
-from .scenes import DECOY, DECOY_FOLDER
-from .signals import FOLDERS, MODALITIES, modality_signals, read_signals
+from .planting import DEFAULT_IMPORTANCE, parse_importance, parse_sparsity
+from .scenes import DECOY
+from .signals import MODALITIES
 from .truth import RealisedImportance
 
 __all__ = [
     "DECOY",
-    "DECOY_FOLDER",
     "DEFAULT_IMPORTANCE",
-    "FOLDERS",
-    "LINK_DB",
-    "LINK_POINTS",
-    "MODALITIES",
-    "SPEC_FILE",
-    "RealisedImportance",
     "generate_synthetic",
-    "modality_signals",
-    "normalize_importance",
-    "parse_error_link",
+    "MODALITIES",
     "parse_importance",
     "parse_sparsity",
-    "read_signals",
+    "RealisedImportance",
+    "SPEC_FILE",
     "synthetic_spec",
-    "wants_decoy",
 ]
