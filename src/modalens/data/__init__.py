@@ -33,11 +33,12 @@ from .samples import register_index_builder, sample_ids
 from .sources import SourceFile
 from .spec import DatasetSpec, Modality, Normalization, SplitSpec
 from .specfile import load_spec, resolve_spec, spec_from_dict, spec_to_yaml
-from .stats import Statistics, compute_statistics
+from .stats import Statistics, apply_statistics, compute_statistics, load_or_compute
 from .synthetic import generate_synthetic
 from .targets import TargetSpec
 
 __all__ = [
+    "apply_statistics",
     "bigearthnet_spec",
     "check_dataset",
     "collate",
@@ -46,6 +47,7 @@ __all__ = [
     "format_problems",
     "generate_synthetic",
     "get_preset",
+    "load_or_compute",
     "load_spec",
     "mapinwild_spec",
     "Modality",
