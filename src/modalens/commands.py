@@ -338,7 +338,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_faithfulness(args: argparse.Namespace) -> int:
-    from .validation import faithfulness
+    from .validation.faithfulness import faithfulness  # the function, not its module
 
     names = ("seeds", "worlds", "importance", "sparsity", "samples", "size", "epochs")
     result = faithfulness(
