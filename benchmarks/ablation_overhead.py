@@ -3,7 +3,7 @@
 On a synthetic dataset, times the whole ablation (:func:`modalens.validation.ablate`: 9 runs for
 the 4 MapInWild modalities, plus its bookkeeping -- config checks, per-run inference timing,
 parameter counts, Table I) against 9 separate :func:`modalens.training.fit` +
-:func:`modalens.training.test` calls of the same run configs, interleaved in one process
+:func:`modalens.training.evaluate` calls of the same run configs, interleaved in one process
 (A B, B A, ... so that drifts of the machine hit both alike), each repetition in fresh folders,
 and prints wall and process CPU times and the overhead ratio of the medians::
 
@@ -37,9 +37,9 @@ from typing import Any
 import torch
 
 from modalens.data import synthetic
-from modalens.training import fit, test
-from modalens.validation import ablate, measure_run, plan_settings
-from modalens.validation.settings import config_modalities, run_config
+from modalens.training import evaluate, fit
+from modalens.validation import ablate, measure_run
+from modalens.validation.settings import config_modalities, plan_settings, run_config
 
 
 def base_config(root: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -70,7 +70,7 @@ def time_separate(cfg: dict[str, Any], out: Path) -> tuple[float, float]:
     wall, cpu = time.perf_counter(), time.process_time()
     for setting in settings:
         run = fit(run_config(cfg, setting, 0), out=out / setting.run_name(0), progress=False)
-        test(run)
+        evaluate(run)
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
@@ -98,7 +98,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="ablation-bench-") as tmp:
         base = Path(tmp)
-        root = synthetic.generate(
+        root = synthetic.generate_synthetic(
             base / "data", samples=args.samples, size=args.size, seed=0, progress=False
         )
         cfg = base_config(root, args)

@@ -48,7 +48,9 @@ CONFIGS = {"1 process x 2 threads": (1, "2"), "2 processes x 1 thread": (2, None
 
 def make_run(base: Path, samples: int, size: int) -> Path:
     """A run of the paper's U-Net on synthetic scenes (one short epoch)."""
-    root = synthetic.generate(base / "data", samples=samples, size=size, seed=0, progress=False)
+    root = synthetic.generate_synthetic(
+        base / "data", samples=samples, size=size, seed=0, progress=False
+    )
     cfg = {
         "name": "scaling",
         "data": {"preset": "mapinwild", "root": str(root)},

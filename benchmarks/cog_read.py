@@ -71,8 +71,10 @@ def main() -> None:
         a.samples, a.size, a.crops = 3, 512, 40
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(a.workdir or tmp)
-        plain = synthetic.generate(work / "gtiff", a.samples, a.size, progress=False)
-        cog = synthetic.generate(work / "cog", a.samples, a.size, progress=False, cog=True)
+        plain = synthetic.generate_synthetic(work / "gtiff", a.samples, a.size, progress=False)
+        cog = synthetic.generate_synthetic(
+            work / "cog", a.samples, a.size, progress=False, cog=True
+        )
         ids = sorted(i for ids in sample_ids(mapinwild_spec(plain)).values() for i in ids)
         crops = windows(ids, a.size, a.crop, a.crops, a.seed)
         rows = [("local GeoTIFF (256 px tiles)", *read_all(plain, crops), None)]

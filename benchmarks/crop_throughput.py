@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import modalens.data as data
     from modalens.data import presets
+    from modalens.data.samples import discover_ids
 
     torch.set_num_threads(1)
     tmp = None
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"scenes ready in {time.perf_counter() - t0:.1f} s at {root}", file=sys.stderr)
 
     spec = presets.mapinwild_spec(root)  # S1/VIIRS constants given: no statistics needed
-    ids = data.discover_ids(spec)
+    ids = discover_ids(spec)
     ds = data.MultimodalDataset(spec, "train", ids=ids, crop_size=args.crop, random_crop=True)
     sampler = RandomSampler(
         ds, replacement=True, num_samples=args.crops, generator=torch.Generator().manual_seed(0)

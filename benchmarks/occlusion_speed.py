@@ -39,7 +39,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from modalens.attribution import OcclusionEngine, groups_from_spec, precision_agreement, summarize
+from modalens.attribution import (
+    OcclusionEngine,
+    groups_from_spec,
+    precision_agreement,
+    summarize_scores,
+)
 from modalens.models import UNet
 from modalens.training import load_run
 
@@ -283,7 +288,7 @@ def main() -> None:
         rep = engines[auto].precision_report()
         fa = pd.concat([o for _, o in outputs[base]])
         fb = pd.concat([o for _, o in outputs[auto]])
-        sa, sb = summarize(fa, n_boot=0), summarize(fb, n_boot=0)
+        sa, sb = summarize_scores(fa, n_boot=0), summarize_scores(fb, n_boot=0)
         keys = ["method", "level", "distance", "strategy", "group"]
         sm = sa.merge(sb, on=keys)
         same = bool((sm["rank_x"].fillna(-1) == sm["rank_y"].fillna(-1)).all())

@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 from occlusion_speed import make_data  # this folder's benchmark: the same inputs
 
-from modalens.attribution import OcclusionEngine, groups_from_spec, summarize
+from modalens.attribution import OcclusionEngine, groups_from_spec, summarize_scores
 from modalens.attribution import engine as engine_module
 from modalens.attribution.aggregation import BLOCK
 from modalens.attribution.autoprec import SAFETY, noise_floor
@@ -75,7 +75,7 @@ def raw_bf16(model: torch.nn.Module, groups: Any, batches: list[Any], kw: dict) 
 
 def rankings_equal(a: pd.DataFrame, b: pd.DataFrame) -> tuple[bool, bool]:
     """(dataset-level rankings equal, per-sample rankings equal) of occlusion scores."""
-    sa, sb = summarize(a, n_boot=0), summarize(b, n_boot=0)
+    sa, sb = summarize_scores(a, n_boot=0), summarize_scores(b, n_boot=0)
     sm = sa.merge(sb, on=[*BLOCK, "group"], suffixes=("_a", "_b"))
     sm = sm[(sm["group"] != "ALL") & (sm["method"] == "occlusion")]
     dataset = bool((sm["rank_a"] == sm["rank_b"]).all())

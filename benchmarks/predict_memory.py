@@ -75,7 +75,7 @@ def make_data(work: Path, sizes: list[int], width: int, tile: int) -> tuple[Path
         root = work / f"data{size}"
         if not (root / "metadata.json").exists():
             t0 = time.perf_counter()
-            synthetic.generate(root, samples=3, size=size, seed=0, progress=False)
+            synthetic.generate_synthetic(root, samples=3, size=size, seed=0, progress=False)
             print(
                 f"  wrote 3 synthetic scenes of {size}x{size} in {time.perf_counter() - t0:.0f} s"
             )

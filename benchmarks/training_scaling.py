@@ -70,7 +70,7 @@ def main() -> None:
             16, 64, 32, 8, 3, 1)
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
-        root = synthetic.generate(tmp_path / "data", samples=args.samples, size=args.size,
+        root = synthetic.generate_synthetic(tmp_path / "data", samples=args.samples, size=args.size,
                                   seed=0, progress=False)
         cfg = {
             "name": "bench",

@@ -56,7 +56,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from modalens.training import fit
 
     base = tmp_path_factory.mktemp("tiny_run")
-    root = synthetic.generate(base / "data", samples=6, size=64, seed=0, progress=False)
+    root = synthetic.generate_synthetic(base / "data", samples=6, size=64, seed=0, progress=False)
     cfg = {
         "name": "tiny",
         "data": {"preset": "mapinwild", "root": str(root)},

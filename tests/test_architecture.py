@@ -39,6 +39,9 @@ UTILITIES = {
     "lazy",
     "threads",
     "scope",
+    "deprecation",
+    "progress",
+    "display",
 }
 #: orchestration on top of all stages
 ORCHESTRATION = {"demo", "cli", "commands", "__init__"}

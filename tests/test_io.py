@@ -183,3 +183,26 @@ def test_require_free_space(tmp_path: Path) -> None:
     with pytest.raises(OutputError, match="not enough free space for 12 samples") as info:
         require_free_space(tmp_path / "data", 2**70, "12 samples")
     assert str(tmp_path / "data") in str(info.value)
+
+
+def test_one_table_writer_writes_csv_and_markdown_beside_it(tmp_path: Path) -> None:
+    from modalens.io import atomic_write_table, pipe_table
+
+    frame = pd.DataFrame({"setting": ["all", "s2 only"], "mae": [0.07, 0.1]})
+    md = "\n".join(pipe_table(["setting", "MAE"], [["all", "0.07"], ["s2 only", "0.1"]])) + "\n"
+    written = atomic_write_table(tmp_path / "t.csv", frame, md)
+    assert written == [tmp_path / "t.csv", tmp_path / "t.md"]
+    assert (tmp_path / "t.csv").read_text() == "setting,mae\nall,0.07\ns2 only,0.1\n"
+    assert (tmp_path / "t.md").read_text() == (
+        "| setting | MAE |\n|---|---|\n| all | 0.07 |\n| s2 only | 0.1 |\n"
+    )
+    assert atomic_write_table(tmp_path / "u.csv", frame) == [tmp_path / "u.csv"]
+    assert not (tmp_path / "u.md").exists()
+
+
+def test_pipe_table_alignment_must_match_the_columns() -> None:
+    from modalens.io import pipe_table
+
+    assert pipe_table(["a", "b"], [], ["---", "---:"]) == ["| a | b |", "|---|---:|"]
+    with pytest.raises(ValueError, match="1 alignments for 2 columns"):
+        pipe_table(["a", "b"], [], ["---"])

@@ -87,7 +87,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for src in (ROOT / "configs").glob("*.yaml"):
         _tiny_config(src, work / "configs" / src.name)
     demo = work / "modalens-demo"
-    synthetic.generate(demo / "data", samples=10, size=32, seed=0, progress=False)
+    synthetic.generate_synthetic(demo / "data", samples=10, size=32, seed=0, progress=False)
     run = fit(
         work / "configs" / "demo.yaml",
         out=demo / "run",

@@ -24,7 +24,24 @@ writes), :mod:`modalens.precision` (one precision vocabulary), :mod:`modalens.pl
 :mod:`modalens.demo` and :mod:`modalens.cli` orchestrate the stages.
 
 The entry points a user needs are importable from here (``from modalens import fit``); they are
-loaded on first use, so ``import modalens`` and the command line start fast.
+loaded on first use, so ``import modalens`` and the command line start fast. ``__all__``:
+
+- data: :func:`load_spec`, :func:`spec_from_dict`, :func:`get_preset`, :func:`mapinwild_spec`,
+  :func:`bigearthnet_spec`, :func:`check_dataset`, :func:`generate_synthetic`,
+  :class:`MultimodalDataset`;
+- model and training: :class:`UNet`, :func:`fit`, :func:`evaluate`, :func:`predict`,
+  :func:`load_run`;
+- attribution: :class:`AttributionOptions`, :func:`paper_options`, :func:`attribute`,
+  :func:`attribute_run`, :func:`occlusion_maps`, :func:`summarize_scores`;
+- validation: :func:`sanity_check`, :func:`faithfulness`; the whole tour: :func:`run_demo`;
+- errors (:class:`ModalensError` and its one-line :class:`SpecError`, :class:`DataError`,
+  :class:`ModelError`), :func:`configure_threads` and ``__version__``.
+
+Each sub-package's ``__all__`` lists what a user calls there (e.g.
+:func:`modalens.validation.ablate`); helpers stay in their modules. Renamed: ``test`` ->
+:func:`evaluate`, ``generate`` -> :func:`generate_synthetic`, ``summarize`` ->
+:func:`summarize_scores` (the old names warn and forward for one release,
+:mod:`modalens.deprecation`).
 """
 
 from __future__ import annotations
@@ -45,11 +62,11 @@ _EXPORTS = {
     "mapinwild_spec": "modalens.data.presets",
     "bigearthnet_spec": "modalens.data.presets",
     "check_dataset": "modalens.data.checks",
-    "generate": "modalens.data.synthetic",
+    "generate_synthetic": "modalens.data.synthetic",
     "MultimodalDataset": "modalens.data.dataset",
     "UNet": "modalens.models.unet",
     "fit": "modalens.training.fit",
-    "test": "modalens.training.evaluate",
+    "evaluate": "modalens.training.evaluate",
     "predict": "modalens.training.predict",
     "load_run": "modalens.training.run",
     "AttributionOptions": "modalens.attribution.options",
@@ -58,13 +75,17 @@ _EXPORTS = {
     "attribute": "modalens.attribution.api",
     "attribute_run": "modalens.attribution.run",
     "occlusion_maps": "modalens.attribution.maps",
-    "summarize": "modalens.attribution.aggregation",
+    "summarize_scores": "modalens.attribution.aggregation",
     "sanity_check": "modalens.validation.sanity",
     "run_demo": "modalens.demo",
+    # deprecated names, one release (each call warns; not in __all__)
+    "generate": "modalens.data.synthetic.generate",
+    "test": "modalens.training.evaluate",
+    "summarize": "modalens.attribution.aggregation",
 }
 
 if TYPE_CHECKING:  # static view of the lazy exports
-    from .attribution.aggregation import summarize
+    from .attribution.aggregation import summarize_scores
     from .attribution.api import attribute
     from .attribution.maps import occlusion_maps
     from .attribution.options import AttributionOptions, paper_options
@@ -73,10 +94,10 @@ if TYPE_CHECKING:  # static view of the lazy exports
     from .data.dataset import MultimodalDataset
     from .data.presets import bigearthnet_spec, get_preset, mapinwild_spec
     from .data.specfile import load_spec, spec_from_dict
-    from .data.synthetic import generate
+    from .data.synthetic import generate_synthetic
     from .demo import run_demo
     from .models.unet import UNet
-    from .training.evaluate import test
+    from .training.evaluate import evaluate
     from .training.fit import fit
     from .training.predict import predict
     from .training.run import load_run
@@ -98,8 +119,9 @@ __all__ = [
     "check_dataset",
     "configure_threads",
     "faithfulness",
+    "evaluate",
     "fit",
-    "generate",
+    "generate_synthetic",
     "get_preset",
     "load_run",
     "load_spec",
@@ -110,8 +132,7 @@ __all__ = [
     "run_demo",
     "sanity_check",
     "spec_from_dict",
-    "summarize",
-    "test",
+    "summarize_scores",
 ]
 
 

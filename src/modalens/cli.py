@@ -21,6 +21,7 @@ from typing import Any
 from . import __version__
 from . import commands as cmd
 from .errors import ModalensError, output_error
+from .progress import console_progress
 from .threads import configure_threads
 
 
@@ -460,7 +461,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(commands=[command] if command else [])
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with console_progress():  # the library's progress lines, on stdout
+            return int(args.func(args) or 0)
     except ModalensError as exc:
         if args.debug:
             traceback.print_exc()

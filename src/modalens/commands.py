@@ -30,10 +30,10 @@ def parse_options(pairs: Sequence[str] | None) -> dict[str, str]:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from .data.synthetic import generate, parse_importance
+    from .data.synthetic import generate_synthetic, parse_importance
 
     importance = parse_importance(args.importance) if args.importance else None
-    out = generate(
+    out = generate_synthetic(
         args.out,
         samples=args.samples,
         size=args.size,
@@ -82,9 +82,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    from .training import test
+    from .training import evaluate
 
-    table = test(args.run, split=args.split, out=args.out)
+    table = evaluate(args.run, split=args.split, out=args.out)
     print(table.to_string(index=False))
     if "not_saved" in table.attrs:  # e.g. a read-only run folder: the metrics are printed
         print(f"modalens: warning: metrics not saved: {table.attrs['not_saved']}", file=sys.stderr)
@@ -338,7 +338,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_faithfulness(args: argparse.Namespace) -> int:
-    from .validation import faithfulness
+    from .validation.faithfulness import faithfulness  # the function, not its module
 
     names = ("seeds", "worlds", "importance", "sparsity", "samples", "size", "epochs")
     result = faithfulness(

@@ -28,11 +28,12 @@ from .data.checks import check_dataset, has_errors
 from .data.checks import format_summary as format_data_summary
 from .data.checks import summarize as summarize_data
 from .data.presets.mapinwild import mapinwild_spec
-from .data.synthetic.generate import generate
+from .data.synthetic.generate import generate_synthetic
 from .errors import DataError
 from .fingerprint import differences
+from .io import make_folder
 from .report.build import build_report
-from .training.evaluate import test
+from .training.evaluate import evaluate
 from .training.fit import fit
 from .training.runfolder import RunFolder
 from .validation.ablation import ablate
@@ -47,7 +48,7 @@ DEMO_IMPORTANCE = {"s2": 0.45, "s1": 0.3, "esa_wc": 0.15, "viirs": 0.1}
 STRATEGIES = ["zeros", "ones", "uniform", "gaussian", "mean", "permute", "nodata"]
 
 #: the levels the demo attributes: the default's (loss), output, and the paper's embedding level
-LEVELS = ("loss", "output", "embedding")
+DEMO_LEVELS = ("loss", "output", "embedding")
 
 
 def default_answer(summary: pd.DataFrame, planted: list[str]) -> str:
@@ -98,7 +99,7 @@ def run_demo(
     """
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     data = out / "data"
     step = _Steps(8 + (3 if validate else 0))
     planted = _demo_data(data, out, samples, size, seed, progress, step)
@@ -112,7 +113,7 @@ def run_demo(
         overrides={"data": {"root": str(data)}},
         progress=progress,
     )
-    metrics = test(run_dir, split="test")
+    metrics = evaluate(run_dir, split="test")
     step("test metrics:\n" + metrics.to_string(index=False), numbered=False)
 
     step(
@@ -125,7 +126,7 @@ def run_demo(
         split="test",
         strategies=STRATEGIES,
         distances=["euclidean"],
-        levels=list(LEVELS),
+        levels=list(DEMO_LEVELS),
         out=attr_dir,
         progress=progress,
     )
@@ -191,7 +192,7 @@ def _demo_data(
         )
     else:
         step(f"writing {samples} synthetic samples of {size}x{size} px to {data}")
-        generate(
+        generate_synthetic(
             data,
             samples=samples,
             size=size,
@@ -223,7 +224,7 @@ def _compare_rankings(
         f"({', '.join(f'{k} {planted[k]:.0%}' for k in planted_rank)})"
     )
     rankings: dict[str, list[str]] = {}
-    for level in LEVELS:
+    for level in DEMO_LEVELS:
         for strategy in STRATEGIES:
             rows = summary[
                 (summary["level"] == level)

@@ -7,8 +7,8 @@ settings of the new request through :func:`differences`: nested mappings are fla
 keys (``train.lr``), values are compared in their JSON form (tuples equal lists, paths equal
 strings), and keys that may legitimately change (``train.epochs`` when resuming) are ignored by
 name or by prefix. :func:`require_same` turns the first difference into a one-line error that
-names the key, both values, the file and the fix; :func:`fingerprint` hashes settings for names
-and quick equality checks.
+names the key, both values, the file and the fix; :func:`settings_fingerprint` hashes settings
+for names and quick equality checks.
 """
 
 from __future__ import annotations
@@ -106,7 +106,9 @@ def require_same(
     )
 
 
-def fingerprint(settings: Mapping[str, Any], ignore: Iterable[str] = (), length: int = 16) -> str:
+def settings_fingerprint(
+    settings: Mapping[str, Any], ignore: Iterable[str] = (), length: int = 16
+) -> str:
     """A short stable hash of ``settings`` (without the ``ignore`` keys)."""
     flat = {k: v for k, v in flatten(plain(settings)).items() if not _ignored(k, list(ignore))}
     text = json.dumps(flat, sort_keys=True, default=str)

@@ -7,7 +7,9 @@ mode a plain ``open()`` would give it (``0o666`` less the umask), and a write th
 reason the user can fix (no permission, read-only file system, full disk) is raised as a
 one-line :class:`~modalens.errors.OutputError` naming the target path
 (:func:`~modalens.errors.output_error`). :func:`make_folder` and :func:`require_free_space`
-check an output folder before long work starts.
+check an output folder before long work starts. Tables are written by one writer,
+:func:`atomic_write_table` (CSV, and beside it a Markdown version when one is given; its pipe tables
+are laid out by :func:`pipe_table`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -118,13 +120,6 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
             tmp_path.unlink()
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-    return Path(path)
-
-
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """Write ``text`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
@@ -143,3 +138,41 @@ def atomic_write_csv(path: str | Path, frame: Any) -> Path:
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)
     return Path(path)
+
+
+def atomic_write_table(path: str | Path, frame: Any, markdown: str | None = None) -> list[Path]:
+    """Write a table: ``frame`` as CSV to ``path`` (:func:`atomic_write_csv`) and, when
+    ``markdown`` is given, that text beside it as ``path`` with the suffix ``.md``.
+
+    Args:
+        path: the CSV file.
+        frame: the table (a :class:`pandas.DataFrame`; written without its index).
+        markdown: the table as Markdown (e.g. with :func:`pipe_table`), or None.
+
+    Returns:
+        The files written, the CSV first.
+    """
+    written = [atomic_write_csv(path, frame)]
+    if markdown is not None:
+        written.append(atomic_write_text(Path(path).with_suffix(".md"), markdown))
+    return written
+
+
+def pipe_table(
+    header: Sequence[str], rows: Iterable[Sequence[str]], align: Sequence[str] | None = None
+) -> list[str]:
+    """The lines of a Markdown pipe table of formatted cells.
+
+    Args:
+        header: the column titles.
+        rows: per row, one formatted cell per column.
+        align: per column its separator, ``---`` (default) or ``---:`` (right-aligned).
+
+    Returns:
+        The header line, the separator line and one line per row (no trailing newline).
+    """
+    seps = list(align) if align is not None else ["---"] * len(header)
+    if len(seps) != len(header):
+        raise ValueError(f"{len(seps)} alignments for {len(header)} columns")
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(seps) + "|"]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]

@@ -74,14 +74,28 @@ def pyplot() -> Any:
     return plt
 
 
+def new_figure(**options: Any) -> Any:
+    """A :class:`matplotlib.figure.Figure` made without pyplot (``options``: the Figure's, e.g.
+    ``figsize``): no backend is chosen and no global figure list grows, so a notebook's
+    backend is left as it is. What result objects' ``plot()`` return."""
+    from matplotlib.figure import Figure
+
+    return Figure(**options)
+
+
+def _close(fig: Any) -> None:
+    """Close ``fig`` in pyplot when pyplot made it (a :func:`new_figure` needs nothing)."""
+    if getattr(fig.canvas, "manager", None) is not None:
+        pyplot().close(fig)
+
+
 def save_figure(fig: Any, path: str | Path, dpi: int = 150) -> Path:
     """Write ``fig`` to ``path`` atomically (format from the suffix, PNG by default); close it."""
-    plt = pyplot()
     path = Path(path)
     fmt = path.suffix.lstrip(".").lower() or "png"
     with atomic_path(path, suffix=f".tmp.{fmt}") as tmp:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=fmt)
-    plt.close(fig)
+    _close(fig)
     return path
 
 
@@ -89,11 +103,10 @@ def save_figures(fig: Any, path: str | Path, dpi: int = 150) -> Path:
     """Write ``fig`` as PNG (``path`` with suffix ``.png``) and as SVG beside it, atomically;
     close it and return the PNG path. Publication figures are always written in both forms."""
     path = Path(path).with_suffix(".png")
-    plt = pyplot()
     for suffix in (".svg", ".png"):
         target = path.with_suffix(suffix)
         fmt = suffix.lstrip(".")
         with atomic_path(target, suffix=f".tmp.{fmt}") as tmp:
             fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=fmt)
-    plt.close(fig)
+    _close(fig)
     return path

@@ -6,7 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modalens.attribution.aggregation import bootstrap_ci, format_summary, per_sample, summarize
+from modalens.attribution.aggregation import (
+    bootstrap_ci,
+    format_summary,
+    per_sample,
+    summarize_scores,
+)
 from modalens.attribution.figures import (
     influence_bar_chart,
     occlusion_map_preview,
@@ -39,7 +44,7 @@ def scores() -> pd.DataFrame:
 
 
 def test_summary_statistics_share_rank() -> None:
-    s = summarize(scores(), seed=0)
+    s = summarize_scores(scores(), seed=0)
     z = s[s["strategy"] == "zeros"].set_index("group")
     assert z.loc["s2", "mean"] == pytest.approx(5.0)
     assert z.loc["s2", "median"] == pytest.approx(5.0)
@@ -53,7 +58,7 @@ def test_summary_statistics_share_rank() -> None:
     # draws are averaged per sample first: gaussian equals zeros here
     g = s[s["strategy"] == "gaussian"].set_index("group")
     assert g.loc["s2", "mean"] == pytest.approx(5.0) and g.loc["s2", "n"] == 3
-    pd.testing.assert_frame_equal(s, summarize(scores(), seed=0))
+    pd.testing.assert_frame_equal(s, summarize_scores(scores(), seed=0))
     assert len(per_sample(scores())) == 2 * 3 * 3
 
 
@@ -74,7 +79,7 @@ def test_bootstrap_seeded() -> None:
 def test_single_sample_summary_prints_without_interval() -> None:
     one = scores()
     one = one[one["sample_id"] == "0"]
-    s = summarize(one)
+    s = summarize_scores(one)
     assert s["ci_low"].isna().all() and s["ci_high"].isna().all()
     assert (s["n"] == 1).all()
     text = format_summary(s)
@@ -82,7 +87,7 @@ def test_single_sample_summary_prints_without_interval() -> None:
 
 
 def test_format_and_figures(tmp_path) -> None:
-    s = summarize(scores())
+    s = summarize_scores(scores())
     text = format_summary(s)
     assert "strategy=zeros" in text and "s2" in text and "71.4%" in text
     for fn, name in ((influence_bar_chart, "bars.png"), (strategy_comparison, "cmp.png")):
@@ -102,7 +107,7 @@ def test_signed_shares_are_over_magnitudes_and_labelled() -> None:
     df["level"] = "loss"
     df.loc[df["group"] == "s2", "value"] = 1.3
     df.loc[df["group"] == "s1", "value"] = -0.3
-    s = summarize(df, n_boot=0).set_index("group")
+    s = summarize_scores(df, n_boot=0).set_index("group")
     assert s.loc["s2", "share"] == pytest.approx(1.3 / 1.6)
     assert s.loc["s1", "share"] == pytest.approx(-0.3 / 1.6)
     shares = s.loc[["s2", "s1"], "share"]
@@ -111,5 +116,5 @@ def test_signed_shares_are_over_magnitudes_and_labelled() -> None:
     assert "share*" in text and "81.2%" in text and ("-18.7%" in text or "-18.8%" in text)
     assert "130" not in text and "sum of |mean|" in text and "negative:" in text
     # non-negative influences: shares sum to 1 and no negative footnote
-    plain = format_summary(summarize(scores(), n_boot=0))
+    plain = format_summary(summarize_scores(scores(), n_boot=0))
     assert "sum of |mean|" in plain and "negative:" not in plain

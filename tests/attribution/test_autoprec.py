@@ -10,7 +10,12 @@ import pandas as pd
 import pytest
 import torch
 
-from modalens.attribution import AttributionOptions, OcclusionEngine, groups_from_spec, summarize
+from modalens.attribution import (
+    AttributionOptions,
+    OcclusionEngine,
+    groups_from_spec,
+    summarize_scores,
+)
 from modalens.attribution.autoprec import hopeless, needs_fp32, noise_floor, score_bounds
 from modalens.attribution.run import folder_label
 from modalens.cli import build_parser, main
@@ -63,7 +68,7 @@ def _check_against_fp32(model: torch.nn.Module, groups, batches, monkeypatch) ->
     rel = (m["value_auto"] - m["value_32"]).abs() / m["value_32"].abs()
     assert above.mean() > 0.5
     assert (rel[above] <= 0.01).all(), rel[above].max()
-    sa, sb = summarize(fa, n_boot=0), summarize(fb, n_boot=0)
+    sa, sb = summarize_scores(fa, n_boot=0), summarize_scores(fb, n_boot=0)
     s = sa.merge(sb, on=["method", "level", "distance", "strategy", "group"])
     s = s[s["group"] != "ALL"]
     assert (s["rank_x"] == s["rank_y"]).all()
@@ -170,7 +175,7 @@ def test_loose_tolerance_keeps_bf16_scores_but_rankings(monkeypatch: pytest.Monk
     tight.score_batch(x)
     loose.score_batch(x)
     assert loose.auto_counts["fp32"] <= tight.auto_counts["fp32"]
-    assert loose.options.fingerprint()["tolerance"] == 0.5
+    assert loose.options.resume_settings()["tolerance"] == 0.5
 
 
 def test_shapley_runs_in_fp32_under_auto(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -187,7 +192,7 @@ def test_shapley_runs_in_fp32_under_auto(monkeypatch: pytest.MonkeyPatch) -> Non
 
 def test_options_and_cli_accept_auto() -> None:
     assert AttributionOptions(precision="auto").precision == "auto"
-    assert "tolerance" not in AttributionOptions().fingerprint()  # older folders resume
+    assert "tolerance" not in AttributionOptions().resume_settings()  # older folders resume
     with pytest.raises(SpecError, match="tolerance"):
         AttributionOptions(precision="auto", tolerance=2)
     args = build_parser(["attribute"]).parse_args(["attribute", "RUN", "--precision", "auto"])

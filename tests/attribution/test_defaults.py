@@ -15,16 +15,16 @@ import pytest
 from helpers import GROUPS, batch, make_x, tiny_unet
 
 from modalens.attribution import (
-    AUTO_LEVEL,
     AttributionOptions,
     OcclusionEngine,
     attribute,
     attribute_run,
-    choose_block,
     paper_options,
-    summarize,
+    summarize_scores,
 )
+from modalens.attribution.aggregation import choose_block
 from modalens.attribution.maps import occlusion_maps
+from modalens.attribution.options import AUTO_LEVEL
 from modalens.attribution.strategies import paper_strategies
 from modalens.cli import build_parser, main
 from modalens.errors import SpecError
@@ -231,18 +231,18 @@ def _scores(levels: list[str], methods: tuple[str, ...] = ("occlusion",)) -> pd.
 
 @pytest.mark.parametrize("levels", list(itertools.permutations(["embedding", "output", "loss"])))
 def test_summary_puts_the_loss_level_first(levels: tuple[str, ...]) -> None:
-    summary = summarize(_scores(list(levels)), n_boot=20)
+    summary = summarize_scores(_scores(list(levels)), n_boot=20)
     assert list(dict.fromkeys(summary["level"])) == ["loss", "output", "embedding"]
     assert choose_block(summary)["level"] == "loss"
     # without the loss level the output level comes first and is chosen
-    rest = summarize(_scores([lv for lv in levels if lv != "loss"]), n_boot=20)
+    rest = summarize_scores(_scores([lv for lv in levels if lv != "loss"]), n_boot=20)
     assert list(dict.fromkeys(rest["level"])) == ["output", "embedding"]
     assert choose_block(rest)["level"] == "output"
 
 
 def test_summary_orders_levels_within_each_method() -> None:
     scores = _scores(["embedding", "output", "loss"], methods=("shapley", "occlusion"))
-    summary = summarize(scores, n_boot=20)
+    summary = summarize_scores(scores, n_boot=20)
     blocks = list(dict.fromkeys(zip(summary["method"], summary["level"], strict=True)))
     assert blocks == [
         (m, lv) for m in ("occlusion", "shapley") for lv in ("loss", "output", "embedding")

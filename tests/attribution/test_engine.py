@@ -468,7 +468,8 @@ def test_unknown_options_are_one_line_errors() -> None:
 
 # ============================================================================ run level
 def test_attribute_run_writes_scores_summary_and_resumes(tiny_run, tmp_path) -> None:
-    from modalens.attribution import COLUMNS, attribute_run
+    from modalens.attribution import attribute_run
+    from modalens.attribution.rows import COLUMNS
 
     out = tmp_path / "attr"
     kw = {"strategies": "zeros,gaussian,mean", "levels": "embedding,output,loss", "out": out}

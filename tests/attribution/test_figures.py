@@ -8,7 +8,7 @@ import pytest
 from affine import Affine
 from rasterio.crs import CRS
 
-from modalens.attribution.aggregation import summarize
+from modalens.attribution.aggregation import summarize_scores
 from modalens.attribution.figures import (
     influence_bar_chart,
     influence_figure,
@@ -37,7 +37,7 @@ def _scores() -> pd.DataFrame:
 
 
 def test_influence_figure_has_a_labelled_panel_per_block(tmp_path) -> None:
-    summary = summarize(_scores(), n_boot=50)
+    summary = summarize_scores(_scores(), n_boot=50)
     fig = influence_figure(summary)
     axes = fig.get_axes()
     assert len(axes) == 4  # one per (method, level, distance)

@@ -23,8 +23,8 @@ from modalens.attribution import (
     occlusion_map_fn,
     register_distance,
     register_strategy,
-    resolve_options,
 )
+from modalens.attribution.options import resolve_options
 from modalens.cli import build_parser, main
 from modalens.errors import SpecError
 
@@ -77,7 +77,7 @@ def test_fingerprint_is_the_resume_configuration() -> None:
         "shapley": "True",
         "permutations": 64,
     }
-    assert AttributionOptions().fingerprint()["permutations"] is None
+    assert AttributionOptions().resume_settings()["permutations"] is None
 
 
 def test_options_object_and_keywords_give_the_same_scores() -> None:

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from modalens.attribution import attribute
-from modalens.attribution.aggregation import bootstrap_ci, summarize
+from modalens.attribution.aggregation import bootstrap_ci, summarize_scores
 
 
 @st.composite
@@ -100,7 +100,7 @@ def test_shares_of_non_negative_influence_sum_to_one(a: list[float], b: list[flo
                     "value": value,
                 }
             )
-    summary = summarize(pd.DataFrame(rows), n_boot=0)
+    summary = summarize_scores(pd.DataFrame(rows), n_boot=0)
     for _, block in summary.groupby("strategy"):
         total = block["share"].sum()
         if block["mean"].sum() > 0:

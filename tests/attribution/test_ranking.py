@@ -12,7 +12,7 @@ from modalens.attribution.aggregation import (
     block_order,
     format_summary,
     pairwise,
-    summarize,
+    summarize_scores,
 )
 from modalens.attribution.ranking import Pairwise, format_order, pairwise_probabilities, tiers
 
@@ -63,7 +63,7 @@ def test_ties_and_separations_on_a_hand_made_case() -> None:
     assert (res.n[~np.eye(5, dtype=bool)] == 30).all()
     t = tiers(x.mean(axis=0), res)
     assert dict(zip(names, t, strict=True)) == {"a": 1, "b": 2, "c": 2, "d": 2, "e": 3}
-    summary = summarize(long_form(vals)).set_index("group")
+    summary = summarize_scores(long_form(vals)).set_index("group")
     assert summary.loc[["a", "b", "c", "d", "e"], "tier"].tolist() == [1, 2, 2, 2, 3]
     order = block_order(summary.reset_index())
     assert order is not None and order.startswith("a > ") and order.count(" ≈ ") == 2
@@ -103,7 +103,8 @@ def test_seeded_and_deterministic() -> None:
     assert not np.array_equal(first.p[~np.isnan(first.p)], other.p[~np.isnan(other.p)])
     scores = long_form({f"g{j}": x[:, j] for j in range(3)})
     pd.testing.assert_frame_equal(pairwise(scores, seed=2), pairwise(scores, seed=2))
-    pd.testing.assert_frame_equal(summarize(scores, seed=2), summarize(scores, seed=2))
+    summary = summarize_scores(scores, seed=2)
+    pd.testing.assert_frame_equal(summary, summarize_scores(scores, seed=2))
 
 
 def test_missing_scores_are_paired_over_samples_scored_for_both() -> None:
@@ -135,12 +136,12 @@ def test_a_cut_needs_every_group_above_to_beat_every_group_below() -> None:
 
 def test_fewer_than_ten_samples_separate_nothing() -> None:
     far = {"a": np.arange(9.0) + 100, "b": np.arange(9.0)}
-    s = summarize(long_form(far))
+    s = summarize_scores(long_form(far))
     ranked = s[s["group"] != "ALL"]
     assert ranked["rank"].tolist() == [1, 2] and ranked["tier"].tolist() == [1, 1]
     assert block_order(s) == "a ≈ b (only 9 samples: too few for a finding, at least 10 are needed)"
     ten = {"a": np.arange(10.0) + 100, "b": np.arange(10.0)}
-    s10 = summarize(long_form(ten))
+    s10 = summarize_scores(long_form(ten))
     assert s10[s10["group"] != "ALL"]["tier"].tolist() == [1, 2]
     assert block_order(s10) == (
         "a > b (P >= 0.95 between tiers; only 10 samples: read with care, intervals from fewer "
@@ -150,7 +151,7 @@ def test_fewer_than_ten_samples_separate_nothing() -> None:
 
 def test_tier_column_in_the_summary_and_its_text() -> None:
     vals = planted(n=24)
-    s = summarize(long_form(vals))
+    s = summarize_scores(long_form(vals))
     assert SUMMARY_COLUMNS[-2:] == ["rank", "tier"] and list(s.columns) == SUMMARY_COLUMNS
     assert str(s["tier"].dtype) == "Int64"
     assert pd.isna(s.loc[s["group"] == "ALL", "tier"]).all()
@@ -163,7 +164,7 @@ def test_tier_column_in_the_summary_and_its_text() -> None:
     assert "  tier" in text
     assert "\norder: a > " in text and "> e (P >= 0.95 between tiers; 24 samples)" in text
     # without the bootstrap no tiers, and no order line
-    plain = summarize(long_form(vals), n_boot=0)
+    plain = summarize_scores(long_form(vals), n_boot=0)
     assert plain["tier"].isna().all() and "order:" not in format_summary(plain)
     # a summary of an earlier version (no tier column) still prints, without an order line
     old = format_summary(s.drop(columns="tier"))

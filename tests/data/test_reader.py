@@ -9,7 +9,10 @@ import torch
 
 import modalens.data as data
 from modalens.data import presets, spec_from_dict
+from modalens.data.augment import Augmentation, augment_batch
+from modalens.data.dataset import make_weighted_sampler
 from modalens.data.rasters import write_geotiff
+from modalens.data.samples import discover_ids
 from modalens.errors import DataError
 
 S1_MEAN = (-11.0578, -18.3627)
@@ -129,7 +132,7 @@ def test_train_items_carry_augmentation_seeds_and_pickle(mapinwild_root):
     spec = presets.mapinwild_spec(mapinwild_root, stats="published")
     ds = data.MultimodalDataset(spec, "train", crop_size=16)
     batch = data.collate([ds[0], ds[1]])
-    flipped = data.augment_batch(data.Augmentation({"hflip": 1.0}), batch)
+    flipped = augment_batch(Augmentation({"hflip": 1.0}), batch)
     torch.testing.assert_close(flipped["image"], batch["image"].flip(-1))
     torch.testing.assert_close(flipped["target"], batch["target"].flip(-1))
     assert torch.equal(flipped["valid"], batch["valid"].flip(-1))
@@ -161,7 +164,7 @@ def test_ratio_split_deterministic_by_seed(mapinwild_root):
     d["split"]["seed"] = 8
     assert data.sample_ids(spec_from_dict(d)) != a
     # ids found by globbing the first template with {id} -> *
-    assert data.discover_ids(no_file) == sorted(str(i) for i in range(1, 11))
+    assert discover_ids(no_file) == sorted(str(i) for i in range(1, 11))
 
 
 def test_onehot_normalisation(mapinwild_root):
@@ -180,14 +183,14 @@ def test_onehot_normalisation(mapinwild_root):
 def test_weighted_sampler_inverse_mean(mapinwild_root):
     spec = presets.mapinwild_spec(mapinwild_root, stats="published")
     ds = data.MultimodalDataset(spec, "train")
-    sampler = data.make_weighted_sampler(ds, seed=0)
+    sampler = make_weighted_sampler(ds, seed=0)
     means = []
     for sid in ds.ids:
         ni = _raw(mapinwild_root / "NI" / f"{sid}.tif")[0] / 100
         means.append(np.nanmean(ni))
     # 64 px scenes are read whole (no decimation below 128 px): exact inverse means
     np.testing.assert_allclose(sampler.weights.numpy(), 1 / np.array(means), rtol=1e-5)
-    assert list(sampler) == list(data.make_weighted_sampler(ds, seed=0))
+    assert list(sampler) == list(make_weighted_sampler(ds, seed=0))
     assert len(list(sampler)) == len(ds)
 
 

@@ -41,7 +41,9 @@ CHUNK = 16384
 def cog_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """4 scenes of 256 px as COGs with 128 px tiles (2 x 2 tiles per file)."""
     base = tmp_path_factory.mktemp("cog")
-    return synthetic.generate(base / "data", samples=4, size=256, progress=False, cog=True)
+    return synthetic.generate_synthetic(
+        base / "data", samples=4, size=256, progress=False, cog=True
+    )
 
 
 @pytest.fixture()
@@ -189,7 +191,7 @@ def test_gdal_options_yield_to_the_environment(monkeypatch: pytest.MonkeyPatch) 
 def test_synth_cog_has_the_same_values_and_default_files_are_plain(
     tmp_path: Path, cog_root: Path
 ) -> None:
-    plain = synthetic.generate(tmp_path / "plain", samples=4, size=256, progress=False)
+    plain = synthetic.generate_synthetic(tmp_path / "plain", samples=4, size=256, progress=False)
     for rel in (S2, "NI/100000.tif", "ESA_WC/100001.tif"):
         with rasterio.open(plain / rel) as a, rasterio.open(cog_root / rel) as b:
             assert a.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") != "COG"
@@ -199,7 +201,9 @@ def test_synth_cog_has_the_same_values_and_default_files_are_plain(
             assert (a.descriptions, a.tags(), a.crs) == (b.descriptions, b.tags(), b.crs)
     assert (plain / "split_IDs.csv").read_bytes() == (cog_root / "split_IDs.csv").read_bytes()
     with pytest.raises(SpecError, match="multiple of 16"):
-        synthetic.generate(tmp_path / "bad", samples=3, size=32, cog=True, cog_blocksize=40)
+        synthetic.generate_synthetic(
+            tmp_path / "bad", samples=3, size=32, cog=True, cog_blocksize=40
+        )
 
 
 def test_resolve_spec_of_a_url_uses_its_split_file(server: RangeServer) -> None:

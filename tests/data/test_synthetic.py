@@ -16,15 +16,9 @@ import rasterio
 from modalens import data
 from modalens.data import checks, stats
 from modalens.data.presets import WORLDCOVER_CLASSES, mapinwild_spec
-from modalens.data.synthetic import (
-    FOLDERS,
-    MODALITIES,
-    generate,
-    modality_signals,
-    normalize_importance,
-    parse_importance,
-    read_signals,
-)
+from modalens.data.synthetic import MODALITIES, generate_synthetic, parse_importance
+from modalens.data.synthetic.planting import normalize_importance
+from modalens.data.synthetic.signals import FOLDERS, modality_signals, read_signals
 from modalens.errors import SpecError
 
 N, SIZE = 6, 64
@@ -33,7 +27,9 @@ IDS = [str(100000 + i) for i in range(N)]
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return generate(tmp_path_factory.mktemp("a") / "data", samples=N, size=SIZE, progress=False)
+    return generate_synthetic(
+        tmp_path_factory.mktemp("a") / "data", samples=N, size=SIZE, progress=False
+    )
 
 
 def _hashes(root: Path) -> dict[str, str]:
@@ -90,7 +86,7 @@ def test_raster_properties(synth: Path) -> None:
 
 
 def test_tiled_when_large(tmp_path: Path) -> None:
-    out = generate(tmp_path, samples=3, size=320, progress=False)
+    out = generate_synthetic(tmp_path, samples=3, size=320, progress=False)
     for folder in FOLDERS.values():
         with rasterio.open(out / folder / "100000.tif") as src:
             assert src.profile["tiled"] and set(src.block_shapes) == {(256, 256)}, folder
@@ -120,12 +116,14 @@ def test_value_ranges(synth: Path) -> None:
 
 
 def test_same_seed_same_bytes(synth: Path, tmp_path: Path) -> None:
-    again = generate(tmp_path / "b", samples=N, size=SIZE, progress=False)
+    again = generate_synthetic(tmp_path / "b", samples=N, size=SIZE, progress=False)
     assert _hashes(again) == _hashes(synth)
 
 
 def test_different_seed_differs(synth: Path, tmp_path: Path) -> None:
-    other = _hashes(generate(tmp_path / "c", samples=N, size=SIZE, seed=1, progress=False))
+    other = _hashes(
+        generate_synthetic(tmp_path / "c", samples=N, size=SIZE, seed=1, progress=False)
+    )
     base = _hashes(synth)
     for sid in IDS:
         for folder in FOLDERS.values():
@@ -135,7 +133,7 @@ def test_different_seed_differs(synth: Path, tmp_path: Path) -> None:
 
 def test_inputs_do_not_depend_on_importance(synth: Path, tmp_path: Path) -> None:
     other = _hashes(
-        generate(tmp_path / "d", samples=N, size=SIZE, importance="s1=1", progress=False)
+        generate_synthetic(tmp_path / "d", samples=N, size=SIZE, importance="s1=1", progress=False)
     )
     base = _hashes(synth)
     for key, digest in base.items():
@@ -146,7 +144,9 @@ def test_inputs_do_not_depend_on_importance(synth: Path, tmp_path: Path) -> None
 
 
 def test_importance_normalised(tmp_path: Path) -> None:
-    out = generate(tmp_path, samples=3, size=32, importance={"s2": 2, "s1": 2}, progress=False)
+    out = generate_synthetic(
+        tmp_path, samples=3, size=32, importance={"s2": 2, "s1": 2}, progress=False
+    )
     imp = json.loads((out / "metadata.json").read_text())["importance"]
     assert imp == {"s2": 0.5, "s1": 0.5, "esa_wc": 0.0, "viirs": 0.0}
     default = {"s2": 0.4, "s1": 0.3, "esa_wc": 0.2, "viirs": 0.1}
@@ -182,13 +182,13 @@ def test_bad_importance_strings(text: str, needle: str) -> None:
 
 def test_bad_arguments_raise_before_writing(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="unknown modality 'S1'"):
-        generate(tmp_path / "x", importance={"S1": 1.0}, progress=False)
+        generate_synthetic(tmp_path / "x", importance={"S1": 1.0}, progress=False)
     with pytest.raises(SpecError, match="negative"):
-        generate(tmp_path / "x", importance={"s1": -1.0}, progress=False)
+        generate_synthetic(tmp_path / "x", importance={"s1": -1.0}, progress=False)
     with pytest.raises(SpecError, match="samples must be an integer >= 3"):
-        generate(tmp_path / "x", samples=2, progress=False)
+        generate_synthetic(tmp_path / "x", samples=2, progress=False)
     with pytest.raises(SpecError, match="size must be"):
-        generate(tmp_path / "x", size=8, progress=False)
+        generate_synthetic(tmp_path / "x", size=8, progress=False)
     assert not (tmp_path / "x").exists()
 
 
@@ -205,7 +205,7 @@ def _pooled_signals(root: Path) -> tuple[dict[str, np.ndarray], np.ndarray]:
 
 
 def test_planted_signal(tmp_path: Path) -> None:
-    out = generate(tmp_path, samples=N, size=SIZE, importance="s2=1", progress=False)
+    out = generate_synthetic(tmp_path, samples=N, size=SIZE, importance="s2=1", progress=False)
     z, ni = _pooled_signals(out)
     corr = {m: np.corrcoef(z[m], ni)[0, 1] for m in MODALITIES}
     assert corr["s2"] > 0.95
@@ -237,7 +237,7 @@ def test_signals_from_arrays() -> None:
 
 
 def test_progress_bar(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    generate(tmp_path, samples=3, size=16, progress=True)
+    generate_synthetic(tmp_path, samples=3, size=16, progress=True)
     assert "3/3" in capsys.readouterr().err
 
 

@@ -12,13 +12,13 @@ import rasterio
 from modalens.data import load_spec, resolve_spec
 from modalens.data.synthetic import (
     DECOY,
-    DECOY_FOLDER,
     SPEC_FILE,
     RealisedImportance,
-    generate,
+    generate_synthetic,
     parse_importance,
     parse_sparsity,
 )
+from modalens.data.synthetic.scenes import DECOY_FOLDER
 from modalens.errors import SpecError
 
 N, SIZE = 6, 32
@@ -30,7 +30,7 @@ def _realised(root: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def decoy_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return generate(
+    return generate_synthetic(
         tmp_path_factory.mktemp("d") / "data",
         samples=N,
         size=SIZE,
@@ -65,8 +65,8 @@ def test_decoy_raster_and_spec(decoy_data: Path) -> None:
 
 def test_sparse_modality_realises_less_than_its_weight(tmp_path: Path) -> None:
     common = {"samples": N, "size": SIZE, "progress": False}
-    dense = _realised(generate(tmp_path / "dense", **common))["share"]
-    sparse_root = generate(tmp_path / "sparse", sparsity="viirs=0.9", **common)
+    dense = _realised(generate_synthetic(tmp_path / "dense", **common))["share"]
+    sparse_root = generate_synthetic(tmp_path / "sparse", sparsity="viirs=0.9", **common)
     sparse = _realised(sparse_root)["share"]
     assert sparse["viirs"] < 0.75 * dense["viirs"] and sparse["viirs"] < 0.1  # weight 0.1
     meta = json.loads((sparse_root / "metadata.json").read_text())
@@ -84,10 +84,14 @@ def test_sparse_modality_realises_less_than_its_weight(tmp_path: Path) -> None:
 def test_configurable_importance_changes_the_ranking(tmp_path: Path) -> None:
     common = {"samples": N, "size": SIZE, "progress": False}
     a = _realised(
-        generate(tmp_path / "a", importance="s2=0.1,s1=0.2,esa_wc=0.3,viirs=0.4", **common)
+        generate_synthetic(
+            tmp_path / "a", importance="s2=0.1,s1=0.2,esa_wc=0.3,viirs=0.4", **common
+        )
     )
     b = _realised(
-        generate(tmp_path / "b", importance="s2=0.4,s1=0.3,esa_wc=0.2,viirs=0.1", **common)
+        generate_synthetic(
+            tmp_path / "b", importance="s2=0.4,s1=0.3,esa_wc=0.2,viirs=0.1", **common
+        )
     )
     order = lambda r: sorted(r["share"], key=r["share"].get)  # noqa: E731
     assert order(a) == ["s2", "s1", "esa_wc", "viirs"]

@@ -9,7 +9,8 @@ from helpers import mtl_config
 from scipy import stats  # an independent reference (in the test extras: never skipped)
 
 from modalens.cli import main
-from modalens.multitask import compare, paired_test, wilcoxon_signed_rank
+from modalens.multitask import compare, paired_test
+from modalens.multitask.paired import wilcoxon_signed_rank
 
 
 def test_compare_writes_tables_and_a_rerun_retrains_nothing(mapinwild_root, tmp_path):

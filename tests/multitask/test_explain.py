@@ -12,16 +12,10 @@ import rasterio
 from helpers import mtl_config
 
 from modalens.data import synthetic
+from modalens.data.synthetic.linking import LINK_DB, LINK_POINTS
 from modalens.errors import SpecError
-from modalens.multitask import (
-    auroc,
-    auroc_table,
-    correlation_table,
-    describe_explanation,
-    explain,
-    fit_multitask,
-    pixel_correlation,
-)
+from modalens.multitask import describe_explanation, explain, fit_multitask
+from modalens.multitask.errorstats import auroc, auroc_table, correlation_table, pixel_correlation
 
 
 def _pairwise_auroc(scores, labels):
@@ -81,8 +75,10 @@ def test_shared_error_structure_is_detected_and_control_is_not(linked):
 
 
 def test_error_link_plants_a_shared_latent(tmp_path):
-    base = synthetic.generate(tmp_path / "base", samples=3, size=32, seed=1, progress=False)
-    link = synthetic.generate(
+    base = synthetic.generate_synthetic(
+        tmp_path / "base", samples=3, size=32, seed=1, progress=False
+    )
+    link = synthetic.generate_synthetic(
         tmp_path / "link", samples=3, size=32, seed=1, progress=False, error_link="s1=1"
     )
     for folder in ("s2_temporal_subset", "ESA_WC", "VIIRS"):  # other modalities: same bytes
@@ -102,18 +98,18 @@ def test_error_link_plants_a_shared_latent(tmp_path):
     d_ni = (read(link, "NI") - read(base, "NI"))[0]
     # the same dB offset on VV and VH: the cross-polarisation ratio (z_s1) is unchanged
     np.testing.assert_allclose(d_s1[0], d_s1[1], atol=1e-4)
-    assert d_s1[0].std() == pytest.approx(synthetic.LINK_DB * amp, rel=1e-3)
+    assert d_s1[0].std() == pytest.approx(LINK_DB * amp, rel=1e-3)
     # the target moves by the same field (up to clipping at 0 and 100)
     ok = np.isfinite(d_ni) & (read(link, "NI")[0] > 0) & (read(link, "NI")[0] < 100)
     ok &= (read(base, "NI")[0] > 0) & (read(base, "NI")[0] < 100)
-    ratio = synthetic.LINK_POINTS / synthetic.LINK_DB
+    ratio = LINK_POINTS / LINK_DB
     np.testing.assert_allclose(d_ni[ok], ratio * d_s1[0][ok], atol=1e-3)
     with pytest.raises(SpecError, match="'esa_wc' is not allowed in the error link"):
-        synthetic.generate(tmp_path / "bad", samples=3, size=32, error_link="esa_wc=1")
+        synthetic.generate_synthetic(tmp_path / "bad", samples=3, size=32, error_link="esa_wc=1")
 
 
 def test_explain_writes_every_artefact(tmp_path):
-    root = synthetic.generate(
+    root = synthetic.generate_synthetic(
         tmp_path / "data", samples=10, size=32, seed=0, progress=False, error_link="s1=1"
     )
     run = fit_multitask(mtl_config(root), out=tmp_path / "run", progress=False)

@@ -13,11 +13,13 @@ import rasterio
 import torch
 from helpers import mtl_config
 
-from modalens.data import MultimodalDataset, aux_key, aux_valid_key, collate
+from modalens.data import MultimodalDataset, collate
+from modalens.data.auxiliary import aux_key, aux_valid_key
 from modalens.data.reader import SampleReader
 from modalens.models import MultiTaskUNet
 from modalens.multitask import fit_multitask
-from modalens.training import build_module, load_config, load_run, predict, spec_from_config
+from modalens.training import load_config, load_run, predict, spec_from_config
+from modalens.training.module import build_module
 
 
 def _deployment_copy(root: Path, dest: Path, keep: tuple[str, ...]) -> Path:

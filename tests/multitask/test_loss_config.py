@@ -8,7 +8,8 @@ from helpers import mtl_config
 
 from modalens.errors import SpecError
 from modalens.tasks import LossWeighting
-from modalens.training import build_module, load_config, spec_from_config
+from modalens.training import load_config, spec_from_config
+from modalens.training.module import build_module
 
 
 def test_fixed_weights_combine_losses_as_configured():

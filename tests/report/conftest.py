@@ -13,12 +13,12 @@ def results(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``results/run`` (a link to a tested copy of the tiny run: links are followed) and
     ``results/attribution`` (zeros and mean fills, embedding and output level)."""
     from modalens.attribution import attribute_run
-    from modalens.training import test as test_run
+    from modalens.training import evaluate
 
     base = tmp_path_factory.mktemp("report")
     run = base / "run"
     shutil.copytree(tiny_run, run)
-    test_run(run)
+    evaluate(run)
     folder = base / "results"
     folder.mkdir()
     (folder / "run").symlink_to(run, target_is_directory=True)

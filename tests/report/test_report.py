@@ -11,16 +11,21 @@ import pandas as pd
 import pytest
 
 from modalens.cli import main
-from modalens.report import build_report, collect, describe_ablation, describe_attribution
+from modalens.report import build_report, collect
 from modalens.report.blocks import format_value
-from modalens.report.reading import describe_agreement, headline_block
+from modalens.report.reading import (
+    describe_ablation,
+    describe_agreement,
+    describe_attribution,
+    headline_block,
+)
 
 
 def _summary(
     rows: list[tuple[str, str, str, float]], n: int = 30, tiers: list[int] | None = None
 ) -> pd.DataFrame:
     """A summary.csv-like frame from (level, strategy, group, mean) rows of ``n`` samples;
-    shares and ranks per block computed as attribution's summarize does; tiers as given (in
+    shares and ranks per block computed as attribution's summarize_scores does; tiers as given (in
     row order), else every group its own tier (all separated)."""
     frame = pd.DataFrame(rows, columns=["level", "strategy", "group", "mean"])
     frame.insert(0, "method", "occlusion")

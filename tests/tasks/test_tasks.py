@@ -20,10 +20,10 @@ from modalens.tasks import (
     get_task,
     headline_metric,
     lower_is_better,
-    task_for_target,
-    worse_by,
 )
+from modalens.tasks.headline import worse_by
 from modalens.tasks.losses import masked_regression_loss, pooled_cross_entropy
+from modalens.tasks.registry import task_for_target
 
 NAN = float("nan")
 

@@ -9,7 +9,8 @@ import yaml
 from helpers import tiny_config
 
 from modalens.errors import SpecError
-from modalens.training import RunConfig, build_module, load_config, spec_from_config
+from modalens.training import RunConfig, load_config, spec_from_config
+from modalens.training.module import build_module
 
 
 @pytest.fixture

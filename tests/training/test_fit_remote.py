@@ -16,7 +16,9 @@ from modalens.training import fit, load_config, load_run
 
 
 def test_one_epoch_fit_over_http_equals_the_local_fit(tmp_path: Path) -> None:
-    root = synthetic.generate(tmp_path / "data", samples=6, size=64, progress=False, cog=True)
+    root = synthetic.generate_synthetic(
+        tmp_path / "data", samples=6, size=64, progress=False, cog=True
+    )
     local = fit(tiny_config(root, epochs=1), out=tmp_path / "local", progress=False)
     with RangeServer(root) as srv:
         try:

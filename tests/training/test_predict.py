@@ -68,7 +68,7 @@ def test_tiling_helpers_and_errors() -> None:
 @pytest.fixture(scope="module")
 def run_and_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     base = tmp_path_factory.mktemp("predict")
-    root = synthetic.generate(base / "data", samples=6, size=64, seed=1, progress=False)
+    root = synthetic.generate_synthetic(base / "data", samples=6, size=64, seed=1, progress=False)
     cfg = {
         "data": {"preset": "mapinwild", "root": str(root)},
         "model": {"base_width": 8, "depth": 2},
@@ -157,7 +157,7 @@ def test_predict_scene_labels_json(bigearthnet_root: Path, tmp_path: Path) -> No
     assert all(0 <= p <= 1 for p in info["probabilities"].values())
     assert set(info) >= {"probabilities", "predicted"}
     # per-sample scene metrics are defined per sample (over its labels), not NaN
-    table = evaluate.test(run_dir)
+    table = evaluate(run_dir)
     per = table[table["id"] != "all"]
     assert len(per) > 0
     for col in ("f1", "map", "label_accuracy"):

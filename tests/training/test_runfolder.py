@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from modalens.errors import ModelError, SpecError
-from modalens.training import RESUMABLE_KEYS, RunFolder, load_config
+from modalens.training import RunFolder, load_config
+from modalens.training.runfolder import RESUMABLE_KEYS
 
 
 def _config(root: Path, **train: object) -> dict:

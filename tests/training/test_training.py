@@ -18,20 +18,14 @@ from helpers import tiny_config
 from modalens.data import presets, synthetic
 from modalens.errors import ModelError, SpecError
 from modalens.tasks.losses import masked_regression_loss
-from modalens.training import (
-    TaskModule,
-    fit,
-    load_checkpoint,
-    load_config,
-    load_run,
-)
-from modalens.training import test as evaluate
+from modalens.training import TaskModule, evaluate, fit, load_config, load_run
 from modalens.training.callbacks import LIGHTNING_LOGGERS
+from modalens.training.run import load_checkpoint
 
 
 @pytest.fixture(scope="module")
 def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return synthetic.generate(
+    return synthetic.generate_synthetic(
         tmp_path_factory.mktemp("synth") / "data", samples=6, size=64, seed=0, progress=False
     )
 

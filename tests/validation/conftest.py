@@ -58,7 +58,7 @@ def _split(root: Path, n_train: int, n_val: int, n_test: int) -> None:
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """10 synthetic 32x32 scenes, split 5 train / 1 validation / 4 test."""
-    root = synthetic.generate(
+    root = synthetic.generate_synthetic(
         tmp_path_factory.mktemp("validation") / "data", samples=10, size=32, seed=0, progress=False
     )
     _split(root, 5, 1, 4)

@@ -12,14 +12,9 @@ import pandas as pd
 import pytest
 
 from modalens.errors import DataError, SpecError
-from modalens.validation import (
-    AblationResult,
-    ablate,
-    agreement,
-    format_agreement,
-    plan_settings,
-)
+from modalens.validation import AblationResult, ablate, agreement, format_agreement
 from modalens.validation.agree import COLUMNS, aggregate
+from modalens.validation.settings import plan_settings
 
 MODALITIES = ["a", "b", "c", "d"]
 GAPS = {"a": 0.40, "b": 0.30, "c": 0.20, "d": 0.10}  # how much worse each single run is

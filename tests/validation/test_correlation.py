@@ -8,8 +8,15 @@ import numpy as np
 import pytest
 from scipy import stats  # an independent reference (in the test extras: never skipped)
 
-from modalens.validation import average_ranks, kendall, kendall_w, pearson, shares, spearman
-from modalens.validation.correlation import pairs_alike
+from modalens.validation.correlation import (
+    average_ranks,
+    kendall,
+    kendall_w,
+    pairs_alike,
+    pearson,
+    shares,
+    spearman,
+)
 
 
 def test_perfect_agreement_is_one() -> None:

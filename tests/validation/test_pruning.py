@@ -10,13 +10,9 @@ import pandas as pd
 import pytest
 
 from modalens.errors import DataError
-from modalens.validation import (
-    AblationResult,
-    describe_pruning,
-    prune,
-    subset_setting,
-)
+from modalens.validation import AblationResult, describe_pruning, prune
 from modalens.validation.pruning import least_influential, pruning_table
+from modalens.validation.settings import subset_setting
 
 
 def _summary(means: dict[str, float]) -> pd.DataFrame:

@@ -11,8 +11,8 @@ import pytest
 
 from modalens.errors import SpecError
 from modalens.training import fit
-from modalens.validation import AblationResult, RunRecord, ablate, plan_settings
-from modalens.validation.settings import run_config
+from modalens.validation import AblationResult, RunRecord, ablate
+from modalens.validation.settings import plan_settings, run_config
 
 
 def _mtimes(out: Path) -> dict[str, int]:

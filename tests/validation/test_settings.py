@@ -9,8 +9,14 @@ import yaml
 
 from modalens.errors import SpecError
 from modalens.fingerprint import differences
-from modalens.validation import leave_one_out, parse_seeds, plan_settings
-from modalens.validation.settings import config_modalities, read_config, run_config
+from modalens.validation.settings import (
+    config_modalities,
+    leave_one_out,
+    parse_seeds,
+    plan_settings,
+    read_config,
+    run_config,
+)
 
 FOUR = ["s2", "s1", "esa_wc", "viirs"]
 

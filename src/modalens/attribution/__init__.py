@@ -30,8 +30,8 @@ Data path::
          distance, strategy, group, draw, value               Shapley and interaction rows)
       -> parts: OUT/parts/part-NNNNNN.parquet, resumable      store.py
       -> OUT/scores.parquet
-      -> summarize (per-sample draw means, bootstrap CI,      aggregation.py
-         share, rank, tier: the order with ties)              ranking.py
+      -> summarize_scores (per-sample draw means, bootstrap   aggregation.py
+         CI, share, rank, tier: the order with ties)          ranking.py
       -> OUT/summary.csv (and summary.txt, pairwise.csv,      run.py, figures.py
          influence.png)
       -> per stratum: OUT/stratified.csv (and .png)           strata.py
@@ -56,138 +56,89 @@ from ..lazy import lazy_exports
 #: public name -> module of this package that defines it (imported on first access)
 _EXPORTS = {
     "ALL": "groups",
-    "COLUMNS": "rows",
     "DISTANCES": "distances",
     "LEVELS": "levels",
     "STRATEGIES": "strategies",
-    "AUTO_LEVEL": "options",
     "AttributionOptions": "options",
     "paper_options": "options",
-    "Batch": "batches",
-    "Evaluation": "batches",
     "Fill": "strategies",
     "FillContext": "strategies",
-    "LazyBatch": "batches",
     "LevelInputs": "levels",
     "OcclusionEngine": "engine",
     "ShapleyResult": "shapley",
-    "as_batch": "batches",
     "attribute": "api",
     "attribute_run": "run",
-    "block_order": "aggregation",
-    "choose_block": "aggregation",
-    "describe_strata": "strata",
     "exact_shapley": "shapley",
-    "format_order": "ranking",
     "format_summary": "aggregation",
     "groups_from_spec": "groups",
-    "influence_bar_chart": "figures",
     "influence_figure": "figures",
     "map_figure": "figures",
     "modality_shapley": "api",
-    "normalize_groups": "groups",
     "occlusion_map_fn": "maps",
-    "occlusion_map_preview": "figures",
     "occlusion_maps": "maps",
-    "pairwise": "aggregation",
-    "pairwise_probabilities": "ranking",
-    "paper_strategies": "strategies",
     "precision_agreement": "api",
     "register_distance": "distances",
     "register_level": "levels",
     "register_strategy": "strategies",
-    "resolve_options": "options",
     "sampled_shapley": "shapley",
     "sample_views": "views",
-    "sensitivity_map_fn": "maps",
-    "strategy_comparison": "figures",
     "stratify": "strata",
     "summarize": "aggregation",
-    "tiers": "ranking",
+    "summarize_scores": "aggregation",
     "DictLayout": "dictinput",
     "NonFiniteInputWarning": "api",
-    "mask_inputs": "batches",
 }
 
 if TYPE_CHECKING:  # static view of the lazy exports
-    from .aggregation import block_order, choose_block, format_summary, pairwise, summarize
+    from .aggregation import format_summary, summarize_scores
+    from .aggregation import summarize as summarize  # deprecated alias (not in __all__)
     from .api import NonFiniteInputWarning, attribute, modality_shapley, precision_agreement
-    from .batches import Batch, Evaluation, LazyBatch, as_batch, mask_inputs
     from .dictinput import DictLayout
     from .distances import DISTANCES, register_distance
     from .engine import OcclusionEngine
-    from .figures import (
-        influence_bar_chart,
-        influence_figure,
-        map_figure,
-        occlusion_map_preview,
-        strategy_comparison,
-    )
-    from .groups import ALL, groups_from_spec, normalize_groups
+    from .figures import influence_figure, map_figure
+    from .groups import ALL, groups_from_spec
     from .levels import LEVELS, LevelInputs, register_level
-    from .maps import occlusion_map_fn, occlusion_maps, sensitivity_map_fn
-    from .options import AUTO_LEVEL, AttributionOptions, paper_options, resolve_options
-    from .ranking import format_order, pairwise_probabilities, tiers
-    from .rows import COLUMNS
+    from .maps import occlusion_map_fn, occlusion_maps
+    from .options import AttributionOptions, paper_options
     from .run import attribute_run
     from .shapley import ShapleyResult, exact_shapley, sampled_shapley
-    from .strata import describe_strata, stratify
-    from .strategies import STRATEGIES, Fill, FillContext, paper_strategies, register_strategy
+    from .strata import stratify
+    from .strategies import STRATEGIES, Fill, FillContext, register_strategy
     from .views import sample_views
 
 __all__ = [
     "ALL",
-    "AUTO_LEVEL",
-    "AttributionOptions",
-    "Batch",
-    "COLUMNS",
-    "DISTANCES",
-    "DictLayout",
-    "Evaluation",
-    "Fill",
-    "FillContext",
-    "LEVELS",
-    "LazyBatch",
-    "NonFiniteInputWarning",
-    "LevelInputs",
-    "OcclusionEngine",
-    "STRATEGIES",
-    "ShapleyResult",
-    "as_batch",
     "attribute",
     "attribute_run",
-    "block_order",
-    "choose_block",
-    "describe_strata",
+    "AttributionOptions",
+    "DictLayout",
+    "DISTANCES",
     "exact_shapley",
-    "format_order",
+    "Fill",
+    "FillContext",
     "format_summary",
     "groups_from_spec",
-    "influence_bar_chart",
     "influence_figure",
+    "LevelInputs",
+    "LEVELS",
     "map_figure",
-    "mask_inputs",
     "modality_shapley",
-    "normalize_groups",
+    "NonFiniteInputWarning",
     "occlusion_map_fn",
-    "occlusion_map_preview",
     "occlusion_maps",
-    "pairwise",
-    "pairwise_probabilities",
+    "OcclusionEngine",
     "paper_options",
-    "paper_strategies",
     "precision_agreement",
     "register_distance",
     "register_level",
     "register_strategy",
-    "resolve_options",
-    "sampled_shapley",
     "sample_views",
-    "sensitivity_map_fn",
-    "strategy_comparison",
+    "sampled_shapley",
+    "ShapleyResult",
+    "STRATEGIES",
     "stratify",
-    "summarize",
-    "tiers",
+    "summarize_scores",
 ]
 
 

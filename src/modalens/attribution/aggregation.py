@@ -1,6 +1,6 @@
 """Dataset-level summaries of the long-form scores (``summary.csv``, ``pairwise.csv``).
 
-:func:`summarize` averages each sample's draws first (:func:`per_sample`), then gives per
+:func:`summarize_scores` averages each sample's draws first (:func:`per_sample`), then gives per
 (method, level, distance, strategy, group): ``n`` samples, ``mean``, ``median``, ``std``, a
 percentile bootstrap interval of the mean (``ci_low``/``ci_high``, :func:`bootstrap_ci`), the
 group's ``share`` of the block's summed influence *magnitude* (``mean / sum(|mean|)``: the
@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..deprecation import deprecated_alias
 from ..errors import DataError
 from ..evidence import MIN_FINDING, sample_caveat
 from .groups import ALL
@@ -138,7 +139,7 @@ def pairwise(scores: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.Data
     return pd.DataFrame(rows, columns=PAIRWISE_COLUMNS)
 
 
-def summarize(
+def summarize_scores(
     scores: pd.DataFrame,
     n_boot: int = 1000,
     ci: float = 0.95,
@@ -263,7 +264,7 @@ def choose_block(
     shares, e.g. ``interaction``, are not candidates).
 
     Args:
-        summary: a :func:`summarize` table (or any table with the :data:`BLOCK` columns).
+        summary: a :func:`summarize_scores` table (or any table with the :data:`BLOCK` columns).
         method, level, distance, strategy: the wanted values (None: choose).
         where: the file named in errors.
 
@@ -314,9 +315,9 @@ def block_order(
     """The tiered order of one block's summary rows, with what it rests on.
 
     Args:
-        rows: the :func:`summarize` rows of one (method, level, distance, strategy) block.
+        rows: the :func:`summarize_scores` rows of one (method, level, distance, strategy) block.
         name: how a group is written (e.g. :func:`modalens.plotting.label`).
-        confidence: the probability the tiers were cut at (as given to :func:`summarize`).
+        confidence: the probability the tiers were cut at (as given to :func:`summarize_scores`).
 
     Returns:
         E.g. ``"s2 > s1 ≈ esa_wc > viirs (P >= 0.95 between tiers; 30 samples)"``; from
@@ -395,3 +396,7 @@ def format_summary(
             lines.append(note)
         lines.append("")
     return "\n".join(lines).rstrip()
+
+
+#: deprecated name of :func:`summarize_scores` (removed next release)
+summarize = deprecated_alias(summarize_scores, "summarize")

@@ -22,7 +22,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..errors import SpecError
-from .aggregation import BLOCK, summarize
+from .aggregation import BLOCK, summarize_scores
 from .batches import Batch, LazyBatch, as_batch, mask_inputs
 from .coalitions import ValueFunction
 from .dictinput import adapt_to_dict, is_dict_batch, pack_batch
@@ -353,7 +353,7 @@ def precision_agreement(
     m = m[m["method"] == "occlusion"]
     rel = (m["value_bf16"] - m["value_fp32"]).abs() / m["value_fp32"].abs().clip(lower=1e-12)
     block = BLOCK
-    sa, sb = summarize(a, n_boot=0), summarize(b, n_boot=0)
+    sa, sb = summarize_scores(a, n_boot=0), summarize_scores(b, n_boot=0)
     sm = sa.merge(sb, on=[*block, "group"], suffixes=("_fp32", "_bf16"))
     sm = sm[(sm["group"] != ALL) & (sm["method"] == "occlusion")]
     agree = [

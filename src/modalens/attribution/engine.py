@@ -110,7 +110,7 @@ class OcclusionEngine:
 
     def config(self) -> dict[str, Any]:
         """What determines the scores (written beside streamed results)."""
-        return {"groups": self.groups, **self.options.fingerprint()}
+        return {"groups": self.groups, **self.options.resume_settings()}
 
     @property
     def model(self) -> nn.Module:

@@ -110,7 +110,7 @@ def influence_figure(
     """The influence figure (see the module docstring) as a matplotlib Figure.
 
     Args:
-        summary: ``summary.csv`` of an attribution (:func:`~.aggregation.summarize`).
+        summary: ``summary.csv`` of an attribution (:func:`~.aggregation.summarize_scores`).
         method: only this method (default: every method present).
         level: only this level (default: every level present).
         distance: only this distance (default: every distance present).

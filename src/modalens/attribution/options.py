@@ -10,7 +10,7 @@ a one-line :class:`~modalens.errors.SpecError` naming the option and its command
 
 Names of strategies, distances and levels are checked against their registries
 (:mod:`~modalens.attribution.strategies`, :mod:`~modalens.attribution.distances`,
-:mod:`~modalens.attribution.levels`). :meth:`AttributionOptions.fingerprint` is what a
+:mod:`~modalens.attribution.levels`). :meth:`AttributionOptions.resume_settings` is what a
 streamed result folder records in ``parts/config.json`` (compared on resume with
 :func:`modalens.fingerprint.require_same`).
 """
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import operator
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -301,7 +302,7 @@ class AttributionOptions:
                 out.append((lv, lv))
         return out
 
-    def fingerprint(self) -> dict[str, Any]:
+    def resume_settings(self) -> dict[str, Any]:
         """The options a streamed result depends on (``parts/config.json``, without the
         groups, which the engine adds)."""
         emb = self.embedding
@@ -323,6 +324,16 @@ class AttributionOptions:
             "permutations": self.permutations if self.shapley else None,
             **extra,
         }
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Deprecated name of :meth:`resume_settings` (removed next release)."""
+        warnings.warn(
+            "modalens: AttributionOptions.fingerprint() is deprecated and will be removed in the "
+            "next release; use AttributionOptions.resume_settings()",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.resume_settings()
 
 
 def paper_options(**overrides: Any) -> AttributionOptions:

@@ -3,7 +3,7 @@
 Columns (:data:`COLUMNS`): ``sample_id, window, method, level, distance, strategy, group, draw,
 value``. ``method`` is ``occlusion``, ``shapley`` or ``interaction`` (pairs ``a&b``); the
 ``ALL`` group is the all-groups reference of occlusion. This is what batches stream to the
-parts store, what ``scores.parquet`` holds and what :func:`~.aggregation.summarize` reads.
+parts store, what ``scores.parquet`` holds and what :func:`~.aggregation.summarize_scores` reads.
 """
 
 from __future__ import annotations

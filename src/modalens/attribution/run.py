@@ -7,7 +7,7 @@ read), masks the inputs as in training, streams the scores to ``OUT/parts`` (by 
 :func:`folder_label`) and writes
 ``OUT/scores.parquet`` (long form), ``OUT/source.json`` (the run folder, split and precision),
 ``OUT/summary.csv`` and ``OUT/summary.txt`` (dataset level, with the tiered order of every
-block, :func:`~.aggregation.summarize`), ``OUT/pairwise.csv`` (the bootstrap probability that
+block, :func:`~.aggregation.summarize_scores`), ``OUT/pairwise.csv`` (the bootstrap probability that
 one group has more influence than another, behind the tiers, :func:`~.aggregation.pairwise`)
 and ``OUT/influence.png`` (:func:`~.figures.influence_bar_chart`).
 The ``mean`` strategy takes the train means from the run's statistics (:func:`run_mean`; a run
@@ -36,7 +36,7 @@ from ..errors import DataError, SpecError
 from ..io import atomic_write_csv, atomic_write_json, atomic_write_text
 from ..training.run import load_run
 from ..training.runfolder import RunFolder
-from .aggregation import format_summary, pairwise, summarize
+from .aggregation import format_summary, pairwise, summarize_scores
 from .api import attribute
 from .batches import LazyBatch
 from .figures import influence_bar_chart
@@ -102,12 +102,12 @@ def folder_label(options: AttributionOptions, groups: str | Groups = "modalities
     if groups == "bands":
         tokens.append("bands")
     named = ("strategies", "distances", "levels", "draws", "seed", "precision", "mean", "nodata")
-    same = options.replace(**{f: getattr(default, f) for f in named}).fingerprint()
-    unnamed = same != default.replace(shapley=options.shapley).fingerprint()
+    same = options.replace(**{f: getattr(default, f) for f in named}).resume_settings()
+    unnamed = same != default.replace(shapley=options.shapley).resume_settings()
     unnamed = unnamed or not isinstance(groups, str)
     label = "-".join(tokens)
     if unnamed or len(label) > 60:
-        key = json.dumps([options.fingerprint(), str(groups)], sort_keys=True, default=str)
+        key = json.dumps([options.resume_settings(), str(groups)], sort_keys=True, default=str)
         short = "cfg-" + hashlib.sha256(key.encode()).hexdigest()[:8]
         label = f"{label}-{short}" if label and len(label) <= 60 else short
     return label
@@ -375,8 +375,8 @@ def attribute_run(
             shard=shard,
         )
         if not shard.main:
-            return empty_rows(), summarize(empty_rows(), n_boot=0)
-        summary = summarize(scores, seed=opts.seed)
+            return empty_rows(), summarize_scores(empty_rows(), n_boot=0)
+        summary = summarize_scores(scores, seed=opts.seed)
         source = {"run": str(Path(run_dir).resolve()), "split": split}
         source["precision"] = scores.attrs.get("precision", {"requested": opts.precision})
         atomic_write_json(out / SOURCE_FILE, source)

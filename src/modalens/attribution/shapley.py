@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
+from ..display import tables_html
 from ..errors import ModalensError
 
 MAX_EXACT_PLAYERS = 16
@@ -42,9 +44,13 @@ class ShapleyResult:
     method: str = "exact"
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, np.ndarray]:
-        """``{player: values[..., i]}``."""
-        return {p: self.values[..., i] for i, p in enumerate(self.players)}
+    def table(self) -> pd.DataFrame:
+        """The values as a table: one row per sample (the batch axes flattened), one column
+        per player."""
+        return pd.DataFrame(self.values.reshape(-1, len(self.players)), columns=self.players)
+
+    def _repr_html_(self) -> str:
+        return tables_html(f"Shapley values ({self.method})", {"": self.table()})
 
 
 def popcount(masks: np.ndarray) -> np.ndarray:

@@ -9,7 +9,7 @@ A *stratum* is a value that splits the attributed samples into groups, given as 
   (ESA WorldCover's ``Tree cover``, ``Built-up`` ...; ``class <code>`` otherwise). Ties go to the
   smaller code; a window without valid pixels gives ``no data``.
 
-:func:`stratify` summarises each stratum's scores with :func:`~.aggregation.summarize` (mean,
+:func:`stratify` summarises each stratum's scores with :func:`~.aggregation.summarize_scores` (mean,
 bootstrap CI, share and rank per block) and returns one table; ``n`` is the number of samples
 in the stratum and ``few_samples`` marks strata below ``min_samples`` (reported, not dropped).
 With ``out`` it writes ``stratified.csv`` and ``stratified.png`` + ``.svg``
@@ -29,10 +29,10 @@ from ..data.presets import WORLDCOVER_CLASSES, WORLDCOVER_NAMES
 from ..data.samples import index_table
 from ..data.spec import DatasetSpec
 from ..errors import DataError, SpecError
-from ..io import atomic_path
+from ..io import atomic_write_csv
 from ..plotting import color, label, pyplot, save_figures
 from ..training.run import load_run
-from .aggregation import BLOCK, choose_block, summarize
+from .aggregation import BLOCK, choose_block, summarize_scores
 from .groups import ALL
 from .run import recorded_run
 
@@ -266,7 +266,7 @@ def stratify(
     order = sorted(sizes.index, key=lambda s: (-int(sizes[s]), str(s)))
     frames = []
     for name in order:
-        part = summarize(scores[stratum == name], n_boot=n_boot, seed=seed)
+        part = summarize_scores(scores[stratum == name], n_boot=n_boot, seed=seed)
         part.insert(0, "stratum", name)
         part.insert(0, "by", str(by))
         part["n"] = int(sizes[name])
@@ -276,8 +276,7 @@ def stratify(
     result["rank"] = result["rank"].astype("Int64")
     if out is not None:
         out = Path(out)
-        with atomic_path(out / "stratified.csv") as tmp:
-            result.to_csv(tmp, index=False)
+        atomic_write_csv(out / "stratified.csv", result)
         if len(result):
             stratified_figure(result, out / "stratified.png")
     return result

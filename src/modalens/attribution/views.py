@@ -27,12 +27,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from ..data.samples import sample_ids
 from ..errors import DataError, SpecError
-from ..io import atomic_path
+from ..io import atomic_write_csv
 from ..plotting import color, label, pyplot, save_figures
+from ..progress import bar
 from ..training.run import Run, load_run
 from ..training.runfolder import RunFolder
 from ..training.tiling import sliding_window
@@ -392,7 +392,7 @@ def sample_views(
     drawn: set[str] = set()
     todo = list(dict.fromkeys(r["sample_id"] for r in rows))
     reasons = {sid: "; ".join(r["reason"] for r in rows if r["sample_id"] == sid) for sid in todo}
-    for sid in tqdm(todo, desc="views", unit="sample", disable=not progress):
+    for sid in bar(todo, progress, desc="views", unit="sample"):
         fig = view_figure(
             loaded, sid, reason=reasons[sid], table=table, keys=keys, strategy=strategy,
             tile=tile, overlap=overlap,
@@ -404,6 +404,5 @@ def sample_views(
         stem = file_stem(r["sample_id"])
         r["png"], r["svg"] = f"views/{stem}.png", f"views/{stem}.svg"
     index = pd.DataFrame(rows).reindex(columns=INDEX_COLUMNS)
-    with atomic_path(views / "index.csv") as tmp:
-        index.to_csv(tmp, index=False)
+    atomic_write_csv(views / "index.csv", index)
     return [*written, views / "index.csv"]

@@ -25,68 +25,44 @@ The data path, module by module:
 - :mod:`.synthetic` -- synthetic MapInWild-layout data with planted modality importances.
 """
 
-from .augment import Augmentation, augment_batch
-from .auxiliary import AuxiliaryReader, aux_key, aux_valid_key, denormalize
-from .checks import Problem, check_dataset, format_problems, has_errors
-from .datamodule import RunData
-from .dataset import MultimodalDataset, collate, make_weighted_sampler
-from .presets import PRESETS, bigearthnet_spec, get_preset, mapinwild_spec, register_preset
-from .rasters import RasterGrid, read_raster, write_geotiff
-from .reader import SampleReader, normalize
-from .remote import RemotePath, as_location, is_remote
-from .samples import discover_ids, register_index_builder, sample_ids
+from .checks import Problem, check_dataset, format_problems
+from .dataset import MultimodalDataset, collate
+from .presets import bigearthnet_spec, get_preset, mapinwild_spec, register_preset
+from .reader import SampleReader
+from .samples import register_index_builder, sample_ids
 from .sources import SourceFile
 from .spec import DatasetSpec, Modality, Normalization, SplitSpec
 from .specfile import load_spec, resolve_spec, spec_from_dict, spec_to_yaml
 from .stats import Statistics, apply_statistics, compute_statistics, load_or_compute
-from .synthetic import generate, parse_importance
+from .synthetic import generate_synthetic
 from .targets import TargetSpec
 
 __all__ = [
-    "RemotePath",
-    "as_location",
-    "is_remote",
-    "AuxiliaryReader",
-    "aux_key",
-    "aux_valid_key",
-    "denormalize",
-    "PRESETS",
-    "Augmentation",
-    "augment_batch",
-    "DatasetSpec",
-    "Modality",
-    "MultimodalDataset",
-    "Normalization",
-    "Problem",
-    "RasterGrid",
-    "RunData",
-    "SampleReader",
-    "SourceFile",
-    "SplitSpec",
-    "Statistics",
-    "TargetSpec",
     "apply_statistics",
     "bigearthnet_spec",
     "check_dataset",
     "collate",
     "compute_statistics",
-    "discover_ids",
+    "DatasetSpec",
     "format_problems",
-    "generate",
+    "generate_synthetic",
     "get_preset",
-    "has_errors",
     "load_or_compute",
     "load_spec",
-    "make_weighted_sampler",
     "mapinwild_spec",
-    "normalize",
-    "parse_importance",
-    "read_raster",
+    "Modality",
+    "MultimodalDataset",
+    "Normalization",
+    "Problem",
     "register_index_builder",
     "register_preset",
     "resolve_spec",
     "sample_ids",
+    "SampleReader",
+    "SourceFile",
     "spec_from_dict",
     "spec_to_yaml",
-    "write_geotiff",
+    "SplitSpec",
+    "Statistics",
+    "TargetSpec",
 ]

@@ -16,9 +16,7 @@ auxiliary loss. A sample dict carries them under :func:`aux_key` and :func:`aux_
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
 
 import numpy as np
 
@@ -103,16 +101,6 @@ class AuxiliaryReader:
         """Close the open files."""
         if self.reader is not None:
             self.reader.close()
-
-
-def is_aux_key(key: str) -> bool:
-    """True for the sample-dict keys of auxiliary targets and their validity."""
-    return key.startswith(AUX_PREFIX) or key.startswith(AUX_VALID_PREFIX)
-
-
-def aux_items(item: Mapping[str, Any]) -> dict[str, Any]:
-    """The auxiliary entries of a sample dict or batch."""
-    return {k: v for k, v in item.items() if is_aux_key(k)}
 
 
 def denormalize(m: Modality, values: np.ndarray) -> np.ndarray:

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from ..errors import DataError, ModalensError
+from ..progress import bar
 from .coverage import COVERAGE_SIZE, MIN_COVERAGE, modality_coverage
 from .leakage import LEAKAGE_PAIRS, overlap_of, split_overlap
 from .rasters import (
@@ -90,9 +90,7 @@ def check_dataset(
             seen.setdefault(sid, split)
     ids = list(seen)
     reader = SampleReader(spec, cache_size=8)
-    iterator: Iterable[str] = ids
-    if progress:
-        iterator = tqdm(ids, desc="checking", unit="sample")
+    iterator = bar(ids, progress, desc="checking", unit="sample")
     try:
         for sid in iterator:
             problems.extend(_check_sample(spec, reader, sid, max_nodata, min_coverage))

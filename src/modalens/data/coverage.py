@@ -13,12 +13,12 @@ decimated to at most ``max_size`` pixels per side (exact for scenes no larger th
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
+from ..progress import bar
 from .grid import RasterGrid
 from .reader import SampleReader
 from .spec import DatasetSpec
@@ -82,9 +82,7 @@ def masking_report(
             n_pix = n_target = n_inputs = n_masked = 0
             filled = dict.fromkeys(names, 0)
             values = dict.fromkeys(names, 0)
-            iterator: Iterable[str] = ids
-            if progress:
-                iterator = tqdm(ids, desc=f"masking ({split})", unit="sample", leave=False)
+            iterator = bar(ids, progress, desc=f"masking ({split})", unit="sample", leave=False)
             for sid in iterator:
                 bad = invalid_bands(reader, sid, max_size)
                 g = coverage_grid(reader, sid, max_size)

@@ -422,12 +422,6 @@ def read_raster(
         return read_onto(ds, ref, idx, plan, window, resampling, nodata)
 
 
-def raster_grid(path: str | Path) -> RasterGrid:
-    """The grid of a raster file."""
-    with open_raster(path) as ds:
-        return RasterGrid.of(ds)
-
-
 def write_geotiff(
     path: str | Path,
     array: np.ndarray,

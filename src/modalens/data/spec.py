@@ -49,7 +49,7 @@ an ``id`` column), with every other column of that table, so modalities whose fi
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -412,9 +412,3 @@ class DatasetSpec:
             }
             for m in self.modalities
         ]
-
-
-def iter_source_files(spec: DatasetSpec) -> Iterable[tuple[Modality, SourceFile]]:
-    for m in spec.modalities:
-        for s in m.sources:
-            yield m, s

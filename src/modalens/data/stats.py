@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from ..errors import DataError
 from ..fingerprint import differences
 from ..io import atomic_write_json
+from ..progress import bar
 from .reader import SampleReader, normalize
 from .samples import sample_ids
 from .spec import DatasetSpec, Modality, TargetSpec
@@ -335,9 +335,7 @@ def compute_statistics(
     reader = SampleReader(spec)
     running = {m.name: _Running(len(m.bands), m.is_categorical) for m in spec.modalities}
     target = _TargetTally(spec.target)
-    iterator: Iterable[str] = ids
-    if progress:
-        iterator = tqdm(ids, desc="statistics", unit="sample")
+    iterator = bar(ids, progress, desc="statistics", unit="sample")
     try:
         for sid in iterator:
             grid = reader.grid(sid)

@@ -5,17 +5,13 @@
 - :mod:`.optimize` -- BatchNorm folding, Conv+ReLU fusion and :func:`prepare_model`.
 """
 
-from .multitask import DECODERS, MAIN_HEAD, MultiTaskUNet
-from .optimize import fold_batchnorm, fuse_conv_relu, prepare_model
+from .multitask import MultiTaskUNet
+from .optimize import prepare_model
 from .unet import UNet, count_parameters
 
 __all__ = [
-    "DECODERS",
-    "MAIN_HEAD",
-    "MultiTaskUNet",
-    "UNet",
     "count_parameters",
-    "fold_batchnorm",
-    "fuse_conv_relu",
+    "MultiTaskUNet",
     "prepare_model",
+    "UNet",
 ]

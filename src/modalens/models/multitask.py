@@ -75,11 +75,6 @@ class MultiTaskUNet(UNet):
             {name: nn.Conv2d(base_width, n, kernel_size=1) for name, n in auxiliary.items()}
         )
 
-    @property
-    def aux_names(self) -> list[str]:
-        """The auxiliary tasks in order."""
-        return list(self.aux_outputs)
-
     def decode_all(self, features: list[Tensor]) -> dict[str, Tensor]:
         """Every head's output from the encoder's ``features`` (main first)."""
         dense = self.head_type == DENSE_HEAD

@@ -5,7 +5,7 @@ encoder beside the main target (Najjar et al., "modality-as-auxiliary-task"), so
 model needs only its input modalities. The mechanism itself lives where every run's does --
 the ``auxiliary:`` config section (:mod:`modalens.training.auxconfig`), auxiliary modalities
 read as targets (:mod:`modalens.data.auxiliary`), :class:`~modalens.models.MultiTaskUNet`, one
-task per head (:func:`modalens.tasks.task_for_modality`) combined by
+task per head (:func:`modalens.tasks.registry.task_for_modality`) combined by
 :class:`~modalens.tasks.LossWeighting` -- so ``modalens fit``, ``test`` and ``predict`` handle
 multitask runs. This stage builds on all of that and on the ablation's run machinery:
 
@@ -21,35 +21,18 @@ multitask runs. This stage builds on all of that and on the ablation's run machi
   per-head occlusion sensitivity; :func:`describe_explanation` in words.
 """
 
-from .compare import CompareResult, compare, paired_tests, sample_errors
-from .errorstats import auroc, auroc_table, correlation_table, pixel_correlation
+from .compare import CompareResult, compare
 from .explain import Explanation, describe_explanation, explain
-from .fit import fit_multitask, parameter_table
-from .paired import PairedTest, paired_test, wilcoxon_signed_rank
-from .plan import MODELS, main_metric, model_config, plan_models
-from .table import build_compare_table, markdown_compare
+from .fit import fit_multitask
+from .paired import PairedTest, paired_test
 
 __all__ = [
-    "MODELS",
-    "CompareResult",
-    "Explanation",
-    "PairedTest",
-    "auroc",
-    "auroc_table",
-    "build_compare_table",
     "compare",
-    "correlation_table",
+    "CompareResult",
     "describe_explanation",
     "explain",
+    "Explanation",
     "fit_multitask",
-    "main_metric",
-    "markdown_compare",
-    "model_config",
     "paired_test",
-    "paired_tests",
-    "pixel_correlation",
-    "parameter_table",
-    "plan_models",
-    "sample_errors",
-    "wilcoxon_signed_rank",
+    "PairedTest",
 ]

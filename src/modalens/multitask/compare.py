@@ -32,8 +32,10 @@ from typing import Any
 
 import pandas as pd
 
-from ..io import atomic_path
+from ..display import tables_html
+from ..io import atomic_write_csv
 from ..models.multitask import MultiTaskUNet
+from ..progress import say
 from ..training.config import read_raw_config
 from ..training.run import load_run
 from ..validation.record import check_record, write_record
@@ -78,6 +80,10 @@ class CompareResult:
     task: str
     metric: str
     statuses: dict[str, int] = field(default_factory=dict)
+
+    def _repr_html_(self) -> str:
+        tables = {"mtl_compare.csv": self.table, "mtl_tests.csv": self.tests}
+        return tables_html(f"Multitask comparison ({self.metric})", tables)
 
 
 def _main_parameters(run_dir: Path) -> int:
@@ -182,23 +188,20 @@ def compare(
     for seed in seeds:
         for setting in settings:
             head = f"[{len(records) + 1}/{total}] {setting.label}, seed {seed}"
-            if progress:
-                print(f"{head} ...", flush=True)
+            say(f"{head} ...", progress)
             cfg = model_config(raw, setting, seed)
             record = run_setting(setting, seed, cfg, out, timing_samples=timing_samples)
             if not records:
                 write_record(out, raw, modalities, seeds, record=RECORD)
             record.row["parameters_main"] = _main_parameters(record.path)
             records.append(record)
-            if progress:
-                print(f"{head}: {record.status} ({record.seconds:.1f} s)", flush=True)
+            say(f"{head}: {record.status} ({record.seconds:.1f} s)", progress)
     task = str((read_saved_config(records[0].path) or {}).get("task") or "regression")
     metric, lower = main_metric(task)
     table = build_compare_table([r.row for r in records], settings, metric)
     tests = paired_tests(records, settings)
     write_compare_table(table, tests, out, metric, lower)
-    with atomic_path(out / "mtl_tests.csv") as tmp:
-        tests.to_csv(tmp, index=False)
+    atomic_write_csv(out / "mtl_tests.csv", tests)
     statuses: dict[str, int] = {}
     for r in records:
         statuses[r.status] = statuses.get(r.status, 0) + 1

@@ -15,20 +15,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 from torch.nn import functional as F
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from ..data.auxiliary import aux_key, aux_valid_key
 from ..data.dataset import collate
 from ..data.grid import RasterGrid
 from ..data.rasters import write_geotiff
 from ..models.multitask import MAIN_HEAD
+from ..progress import bar
 from ..tasks.losses import valid_pixels
 from ..training.run import Run
 
@@ -106,7 +105,7 @@ def collect_errors(
     reader = run.reader()
     device = run.device
     out: list[SampleErrors] = []
-    it: Any = tqdm(dl, desc=f"errors {split}", unit="batch") if progress else dl
+    it = bar(dl, progress, desc=f"errors {split}", unit="batch")
     with torch.inference_mode():
         for batch in it:
             batch = {k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in batch.items()}

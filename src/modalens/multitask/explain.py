@@ -31,9 +31,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..display import tables_html
 from ..errors import SpecError
 from ..evidence import enough_samples, sample_caveat
-from ..io import atomic_path
+from ..io import atomic_write_csv, make_folder
 from ..models.multitask import MAIN_HEAD
 from ..training.run import load_run
 from .errormaps import collect_errors, write_error_maps
@@ -66,10 +67,8 @@ class Explanation:
     tables: dict[str, pd.DataFrame]
     figures: list[Path] = field(default_factory=list)
 
-
-def _write(table: pd.DataFrame, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        table.to_csv(tmp, index=False)
+    def _repr_html_(self) -> str:
+        return tables_html(f"Multitask explanation ({self.out})", self.tables)
 
 
 def explain(
@@ -112,7 +111,7 @@ def explain(
             "the run has no auxiliary heads", str(run_dir), "train one with modalens mtl fit"
         )
     out = Path(out) if out is not None else Path(run_dir) / "mtl_explain" / split
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     samples = collect_errors(run, split, batch_size, progress)
     errors = pd.DataFrame(
         {
@@ -153,7 +152,7 @@ def explain(
             run, split, groups, batch_size, n_boot=n_boot, seed=seed, progress=progress
         )
     for key, table in tables.items():
-        _write(table, out / TABLES[key])
+        atomic_write_csv(out / TABLES[key], table)
     figures = [scatter_figure(errors, tables["correlation"], out / "mtl_scatter.png", units)]
     if len(tables["pixel"]):
         figures.append(pixel_figure(tables["pixel"], out / "mtl_pixel_correlation.png"))

@@ -2,7 +2,7 @@
 
 :func:`fit_multitask` is :func:`modalens.training.fit` for a config with an ``auxiliary``
 section (refused without one, so a typo does not silently train a single-task model), followed
-by :func:`modalens.training.test` and ``RUN/parameters.csv`` (columns ``part``, ``parameters``:
+by :func:`modalens.training.evaluate` and ``RUN/parameters.csv`` (columns ``part``, ``parameters``:
 the encoder, the decoder(s), each head, ``main`` -- what predicting the main task uses -- and
 ``total``; :meth:`modalens.models.MultiTaskUNet.parameter_counts`). A finished run folder is
 left as it is (``resume`` continues an interrupted one).
@@ -17,9 +17,9 @@ from typing import Any
 import pandas as pd
 
 from ..errors import SpecError
-from ..io import atomic_path
+from ..io import atomic_write_csv
 from ..models.multitask import MultiTaskUNet
-from ..training import fit, load_config, load_run, test
+from ..training import evaluate, fit, load_config, load_run
 
 
 def parameter_table(run_dir: str | Path) -> pd.DataFrame:
@@ -38,8 +38,7 @@ def parameter_table(run_dir: str | Path) -> pd.DataFrame:
         total = sum(p.numel() for p in model.parameters() if p.requires_grad)
         counts = {"main": total, "total": total}
     table = pd.DataFrame({"part": list(counts), "parameters": list(counts.values())})
-    with atomic_path(Path(run_dir) / "parameters.csv") as tmp:
-        table.to_csv(tmp, index=False)
+    atomic_write_csv(Path(run_dir) / "parameters.csv", table)
     return table
 
 
@@ -75,6 +74,6 @@ def fit_multitask(
             "add auxiliary: {targets: [s1, ...]} or train it with modalens fit",
         )
     run_dir = fit(config, out=out, resume=resume, progress=progress, overrides=overrides)
-    test(run_dir)
+    evaluate(run_dir)
     parameter_table(run_dir)
     return run_dir

@@ -6,7 +6,7 @@ embedding moves; here the "embedding" is one head's output, given to
 (``fn(model, x) = model.forward_all(x)[head]``, probabilities for categorical heads), so the
 engine is used unchanged. Each head gets one pass over the split's deterministic evaluation
 crops with the train-mean fill (``mean`` strategy, the default), the Euclidean distance and no
-``ALL`` row; the scores are summarised by :func:`modalens.attribution.summarize` (mean over
+``ALL`` row; the scores are summarised by :func:`modalens.attribution.summarize_scores` (mean over
 samples, bootstrap interval, share within the head).
 
 A run with one input modality is occluded band by band (``groups="auto"``): occluding its only
@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from ..attribution import attribute, summarize
+from ..attribution import attribute, summarize_scores
 from ..attribution.batches import Batch
 from ..attribution.groups import groups_for
 from ..attribution.run import lazy_batches, run_mean
@@ -106,7 +106,7 @@ def sensitivity(
             input_fn=prepare,
             progress=progress,
         )
-        summary = summarize(scores, n_boot=n_boot, seed=seed)
+        summary = summarize_scores(scores, n_boot=n_boot, seed=seed)
         summary = summary.rename(columns={"group": "input"}).assign(head=head)
         frames.append(summary[SENSITIVITY_COLUMNS])
     return pd.concat(frames, ignore_index=True)

@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..io import atomic_path, atomic_write_text
+from ..io import atomic_write_table, pipe_table
 from ..validation.settings import Setting
 
 #: the columns of ``mtl_compare.csv``
@@ -101,18 +101,30 @@ def markdown_compare(
     Returns:
         The Markdown text.
     """
-    lines = [
-        f"| model | inputs | {metric.upper()} | parameters (trained) | parameters (prediction) "
-        "| train (s/epoch) | inference (ms/sample) |",
-        "|---|---|---:|---:|---:|---:|---:|",
+    header = [
+        "model",
+        "inputs",
+        metric.upper(),
+        "parameters (trained)",
+        "parameters (prediction)",
+        "train (s/epoch)",
+        "inference (ms/sample)",
     ]
+    rows = []
     for _, r in table.iterrows():
         score = _num(r["mean"]) + ("" if pd.isna(r["std"]) else f" ± {_num(r['std'], 2)}")
-        lines.append(
-            f"| {r['label']} | {str(r['inputs']).replace('+', ', ')} | {score} "
-            f"| {int(r['parameters']):,} | {int(r['parameters_main']):,} "
-            f"| {_num(r['train_s_per_epoch'])} | {_num(r['infer_s_per_sample'] * 1000)} |"
+        rows.append(
+            [
+                str(r["label"]),
+                str(r["inputs"]).replace("+", ", "),
+                score,
+                f"{int(r['parameters']):,}",
+                f"{int(r['parameters_main']):,}",
+                _num(r["train_s_per_epoch"]),
+                _num(r["infer_s_per_sample"] * 1000),
+            ]
         )
+    lines = pipe_table(header, rows, ["---", "---"] + ["---:"] * 5)
     if len(table):
         n_seeds = int(table["n_seeds"].max())
         lines.append(
@@ -125,14 +137,19 @@ def markdown_compare(
             "Paired Wilcoxon signed-rank tests of per-sample main-task loss (multitask − "
             "baseline; negative: the multitask model errs less), pooled over seeds:",
             "",
-            "| baseline | pairs | mean difference | median difference | p-value |",
-            "|---|---:|---:|---:|---:|",
         ]
-        for _, t in tests.iterrows():
-            lines.append(
-                f"| {t['baseline']} | {int(t['n_pairs'])} | {_num(t['mean_diff'])} "
-                f"| {_num(t['median_diff'])} | {_num(t['p_value'], 2)} |"
-            )
+        pairs = [
+            [
+                str(t["baseline"]),
+                str(int(t["n_pairs"])),
+                _num(t["mean_diff"]),
+                _num(t["median_diff"]),
+                _num(t["p_value"], 2),
+            ]
+            for _, t in tests.iterrows()
+        ]
+        header = ["baseline", "pairs", "mean difference", "median difference", "p-value"]
+        lines += pipe_table(header, pairs, ["---"] + ["---:"] * 4)
     return "\n".join(lines) + "\n"
 
 
@@ -156,8 +173,6 @@ def write_compare_table(
         ``(csv path, markdown path)``.
     """
     out = Path(out)
-    csv_path, md_path = out / "mtl_compare.csv", out / "mtl_compare.md"
-    with atomic_path(csv_path) as tmp:
-        table.to_csv(tmp, index=False)
-    atomic_write_text(md_path, markdown_compare(table, tests, metric, lower_is_better))
+    markdown = markdown_compare(table, tests, metric, lower_is_better)
+    csv_path, md_path = atomic_write_table(out / "mtl_compare.csv", table, markdown)
     return csv_path, md_path

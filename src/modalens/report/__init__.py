@@ -18,19 +18,14 @@ figures, and writes ``DIR/report.html``, which opens offline.
 from .blocks import Figure, Section, Table
 from .build import build_report
 from .collect import Artefacts, collect
-from .reading import describe_ablation, describe_agreement, describe_attribution
-from .sections import BUILDERS, register_section
+from .sections import register_section
 
 __all__ = [
-    "BUILDERS",
     "Artefacts",
-    "Figure",
-    "Section",
-    "Table",
     "build_report",
     "collect",
-    "describe_ablation",
-    "describe_agreement",
-    "describe_attribution",
+    "Figure",
     "register_section",
+    "Section",
+    "Table",
 ]

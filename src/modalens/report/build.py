@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..io import atomic_write_text
+from . import studies  # noqa: F401  (importing it registers the study sections)
 from .collect import collect
 from .render import render
 from .sections import build_sections
-from .studies import register_studies
 
 #: findings of each section repeated in the reading at the top of the page
 READING_LINES = 2
@@ -29,7 +29,6 @@ def build_report(
     Returns:
         The path of the written page.
     """
-    register_studies()
     arts = collect(folder)
     sections = build_sections(arts)
     reading = [

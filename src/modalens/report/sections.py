@@ -52,7 +52,7 @@ def figures_of(folder: Path, names: list[tuple[str, str]], arts: Artefacts) -> l
     ]
 
 
-def where(folder: Path, arts: Artefacts) -> str:
+def folder_label(folder: Path, arts: Artefacts) -> str:
     """How a section title names its folder: relative to the report root, or the root's name."""
     rel = arts.relative(folder)
     return arts.root.name if rel == "." else rel
@@ -279,6 +279,7 @@ def build_sections(arts: Artefacts) -> list[Section]:
             continue
         heading, build = BUILDERS[kind]
         for folder in arts[kind]:
-            start = Section(section_id(kind, folder, arts), f"{heading}: {where(folder, arts)}")
+            title = f"{heading}: {folder_label(folder, arts)}"
+            start = Section(section_id(kind, folder, arts), title)
             sections.append(build(start, folder, arts))
     return sections

@@ -26,7 +26,7 @@ from ..validation.strategies import describe_strategies
 from .blocks import Section, table_from_frame
 from .collect import Artefacts
 from .reading import describe_ablation, describe_agreement
-from .sections import BUILDERS, figures_of, register_section
+from .sections import figures_of, register_section
 
 
 @register_section("strategies", "Strategies and fills")
@@ -314,9 +314,3 @@ def mtl_explain_section(sec: Section, folder: Path, arts: Artefacts) -> Section:
                 )
             )
     return sec
-
-
-def register_studies() -> list[str]:
-    """The study kinds this module registers (importing it registers them; calling this makes
-    the dependency explicit where the report is built)."""
-    return [kind for kind, (_, fn) in BUILDERS.items() if fn.__module__ == __name__]

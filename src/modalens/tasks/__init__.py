@@ -10,41 +10,26 @@
   and a task's headline metric (:func:`headline_metric`).
 """
 
-from .base import PredictionRaster, Task
+from .base import Task
 from .classification import ClassificationTask
-from .headline import LOWER_IS_BETTER, headline_metric, lower_is_better, worse_by
+from .headline import headline_metric, lower_is_better
 from .losses import masked_cross_entropy, masked_mae, masked_mse
-from .registry import (
-    TASKS,
-    get_task,
-    task_class,
-    task_class_for_target,
-    task_for_modality,
-    task_for_target,
-)
+from .registry import TASKS, get_task
 from .regression import RegressionTask
 from .segmentation import SegmentationTask
-from .weighting import WEIGHTINGS, LossWeighting
+from .weighting import LossWeighting
 
 __all__ = [
-    "LOWER_IS_BETTER",
-    "TASKS",
-    "WEIGHTINGS",
-    "LossWeighting",
     "ClassificationTask",
-    "PredictionRaster",
-    "RegressionTask",
-    "SegmentationTask",
-    "Task",
     "get_task",
     "headline_metric",
+    "LossWeighting",
     "lower_is_better",
     "masked_cross_entropy",
     "masked_mae",
     "masked_mse",
-    "task_class",
-    "task_class_for_target",
-    "task_for_modality",
-    "task_for_target",
-    "worse_by",
+    "RegressionTask",
+    "SegmentationTask",
+    "Task",
+    "TASKS",
 ]

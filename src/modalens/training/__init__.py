@@ -9,7 +9,7 @@
 - :mod:`.fitdata` -- :class:`FitDataModule`: the run's loaders for the trainer's rank.
 - :mod:`.ranks` -- the process's rank before the trainer exists; waiting for rank 0's files.
 - :mod:`.run` -- :func:`load_run`, :class:`Run`, checkpoints checked against the data.
-- :mod:`.evaluate` -- :func:`test`: ``metrics_<split>.csv``.
+- :mod:`.evaluate` -- :func:`evaluate`: ``metrics_<split>.csv``.
 - :mod:`.tiling` -- :func:`sliding_window` over whole scenes.
 - :mod:`.predict` -- :func:`predict`: one file per scene.
 """
@@ -22,36 +22,28 @@ from .config import (
     load_config,
     spec_from_config,
 )
-from .evaluate import test
+from .evaluate import evaluate
+from .evaluate import test as test  # deprecated alias (not in __all__)
 from .fit import fit
-from .fitdata import FitDataModule
-from .module import TaskModule, build_module, make_tile_fn
-from .predict import InputReader, predict
-from .run import Run, check_layout, load_checkpoint, load_run, read_checkpoint
-from .runfolder import RESUMABLE_KEYS, RunFolder
+from .module import TaskModule
+from .predict import predict
+from .run import Run, load_run
+from .runfolder import RunFolder
 from .tiling import sliding_window
 
 __all__ = [
-    "RESUMABLE_KEYS",
-    "InputReader",
+    "evaluate",
+    "fit",
+    "load_config",
+    "load_run",
     "ModelConfig",
+    "predict",
     "Run",
     "RunConfig",
     "RunFolder",
     "SchedulerConfig",
-    "TaskModule",
-    "TrainConfig",
-    "build_module",
-    "check_layout",
-    "fit",
-    "FitDataModule",
-    "load_checkpoint",
-    "load_config",
-    "load_run",
-    "make_tile_fn",
-    "predict",
-    "read_checkpoint",
     "sliding_window",
     "spec_from_config",
-    "test",
+    "TaskModule",
+    "TrainConfig",
 ]

@@ -1,4 +1,4 @@
-"""Evaluating a run: :func:`test` writes ``metrics_<split>.csv``.
+"""Evaluating a run: :func:`evaluate` writes ``metrics_<split>.csv``.
 
 The best checkpoint is run once per batch over the split's deterministic evaluation crops; each
 sample is then scored on its own (its valid pixel count ``n``, ``loss`` and the task's per-sample
@@ -20,16 +20,17 @@ import pandas as pd
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from ..data.dataset import collate
+from ..deprecation import deprecated_alias
 from ..errors import OutputError
-from ..io import atomic_path
+from ..io import atomic_write_csv
+from ..progress import bar
 from .run import load_run
 from .runfolder import RunFolder
 
 
-def test(
+def evaluate(
     run_dir: str | Path,
     split: str = "test",
     batch_size: int | None = None,
@@ -72,7 +73,7 @@ def test(
     aux_tot = {n: [0.0, 0.0] for n in module.aux_tasks}
     rows: list[dict[str, Any]] = []
     tot_loss = tot_n = 0.0
-    it: Any = tqdm(dl, desc=f"test {split}", unit="batch") if progress else dl
+    it = bar(dl, progress, desc=f"test {split}", unit="batch")
     with torch.inference_mode():
         for batch in it:
             batch = {k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in batch.items()}
@@ -113,8 +114,7 @@ def test(
     table = pd.DataFrame([all_row] + rows)
     target = Path(out) if out is not None else RunFolder(run_dir).test_metrics(split)
     try:
-        with atomic_path(target) as tmp:
-            table.to_csv(tmp, index=False)
+        atomic_write_csv(target, table)
         table.attrs["saved"] = str(target)
     except OutputError as err:
         if out is not None:
@@ -123,4 +123,6 @@ def test(
     return table
 
 
+#: deprecated name of :func:`evaluate` (removed next release)
+test = deprecated_alias(evaluate, "test")
 test.__test__ = False  # type: ignore[attr-defined]  # not a pytest test when imported

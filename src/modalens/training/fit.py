@@ -33,7 +33,6 @@ from __future__ import annotations
 import logging
 import shutil
 import signal
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -50,8 +49,9 @@ from ..data.spec import DatasetSpec
 from ..data.specfile import spec_to_yaml
 from ..data.stats import with_statistics
 from ..errors import DataError, ModelError, SpecError
-from ..io import atomic_path, atomic_write_text, make_folder, require_free_space
+from ..io import atomic_path, atomic_write_csv, atomic_write_text, make_folder, require_free_space
 from ..precision import lightning_precision, resolve_auto
+from ..progress import say
 from ..scope import scoped_process
 from ..threads import threads_per_process
 from .callbacks import EpochCSV, QuietLightning, atomic_checkpoint_io, quiet_lightning
@@ -146,7 +146,7 @@ def _train(cfg: RunConfig, folder: RunFolder, resume: bool, progress: bool) -> P
         )
     t = cfg.train
     if resume and _resume_finished(folder.last, spec, t.epochs):
-        log.info("run %s has already finished", folder.path)
+        say(f"run {folder.path} has already finished", progress)
         return folder.path
     pl.seed_everything(t.seed, workers=True, verbose=False)
 
@@ -235,24 +235,17 @@ def _prepare_folder(
     """Rank 0's part: warn about leakage and write ``config.yaml``, ``stats.json``,
     ``dataset.yaml`` and ``masking.csv``; the spec with statistics and the statistics."""
     for line in check_leakage(spec).lines():
-        _say(f"warning: {line}", progress)
+        say(f"warning: {line}", progress)
     make_folder(folder.checkpoints)
     atomic_write_text(folder.config, cfg.to_yaml())
     spec, stats_dict = with_statistics(spec, folder.stats, progress=progress)
     atomic_write_text(folder.dataset, spec_to_yaml(spec))
     if not (resume and folder.masking.exists()):
         masking = masking_report(spec, splits, progress=progress)
-        atomic_write_text(folder.masking, masking.to_csv(index=False))
+        atomic_write_csv(folder.masking, masking)
         for line in masking_lines(masking):
-            _say(f"masked: {line}", progress)
+            say(f"masked: {line}", progress)
     return spec, stats_dict
-
-
-def _say(line: str, progress: bool) -> None:
-    """Log ``line``; with ``progress`` also print it to stderr (before the progress bars)."""
-    log.info(line)
-    if progress:
-        print(line, file=sys.stderr, flush=True)
 
 
 def _trainer(t: TrainConfig, folder: RunFolder, progress: bool) -> pl.Trainer:

@@ -25,7 +25,7 @@ model hyper-parameters.
 
 A run with auxiliary targets (``auxiliary`` hyper-parameter, from the config's ``auxiliary:``
 section) trains a :class:`~modalens.models.MultiTaskUNet`: each auxiliary modality gets its own
-task (:func:`~modalens.tasks.task_for_modality`), head, loss (masked by that modality's
+task (:func:`~modalens.tasks.registry.task_for_modality`), head, loss (masked by that modality's
 validity and the inputs'), loss mean and metrics (``<stage>_aux_<name>_loss``,
 ``<stage>_aux_<name>_<metric>``), and the losses are combined by a
 :class:`~modalens.tasks.LossWeighting` (``<stage>_total_loss`` is what is minimised; the
@@ -159,11 +159,6 @@ class TaskModule(pl.LightningModule):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.model(x)
-
-    def predict_batch(self, batch: Mapping[str, Any]) -> Tensor:
-        """The model's float output for a batch (inputs masked as in training)."""
-        image = batch["image"]
-        return self(self.prepare_input(image, valid_pixels(batch.get("valid"), image))).float()
 
     def predict_all(self, batch: Mapping[str, Any]) -> dict[str, Tensor]:
         """Every head's float output for a batch: ``{"main": ..., <auxiliary name>: ...}``."""

@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ..data.auxiliary import auxiliary_outputs, denormalize
 from ..data.rasters import write_geotiff
@@ -29,6 +28,7 @@ from ..data.samples import discover_ids, sample_ids
 from ..data.spec import TargetSpec
 from ..errors import ModelError
 from ..io import atomic_write_json
+from ..progress import bar
 from .module import make_tile_fn
 from .run import Run, load_run
 from .runfolder import RunFolder
@@ -117,7 +117,7 @@ def predict(
             "the run has no auxiliary heads", str(run_dir), "predict without --auxiliary"
         )
     paths: list[Path] = []
-    it: Any = tqdm(ids, desc="predict", unit="scene") if progress else ids
+    it = bar(ids, progress, desc="predict", unit="scene")
     for sid in it:
         if auxiliary:
             write_auxiliary(run, reader, sid, out_dir, tile, overlap, batch_size, precision)

@@ -45,14 +45,6 @@ _EXPORTS = {
     "AgreementResult": "agree",
     "agreement": "agree",
     "format_agreement": "agreement_text",
-    "average_ranks": "correlation",
-    "kendall": "correlation",
-    "kendall_w": "correlation",
-    "pearson": "correlation",
-    "shares": "correlation",
-    "spearman": "correlation",
-    "epoch_seconds": "measure",
-    "inference_seconds": "measure",
     "measure_run": "measure",
     "PruningResult": "pruning",
     "describe_pruning": "pruning",
@@ -60,79 +52,50 @@ _EXPORTS = {
     "RunRecord": "runs",
     "describe_sanity": "sanity",
     "format_sanity": "sanity",
-    "randomisation_check": "sanity",
     "sanity_check": "sanity",
     "Setting": "settings",
-    "leave_one_out": "settings",
-    "parse_seeds": "settings",
-    "plan_settings": "settings",
-    "subset_setting": "settings",
     "StrategiesResult": "strategies",
     "compare_strategies": "strategies",
     "describe_strategies": "strategies",
     "FaithfulnessResult": "faithfulness",
     "faithfulness": "faithfulness",
-    "faithfulness_figure": "faithfulness_figure",
     "describe_faithfulness": "faithfulness_scores",
-    "method_label": "faithfulness_scores",
-    "build_table": "table",
-    "markdown_table": "table",
 }
 
 if TYPE_CHECKING:  # pragma: no cover -- for type checkers and IDEs
     from .ablation import AblationResult, ablate
     from .agree import AgreementResult, agreement
     from .agreement_text import format_agreement
-    from .correlation import average_ranks, kendall, kendall_w, pearson, shares, spearman
     from .faithfulness import FaithfulnessResult, faithfulness
-    from .faithfulness_figure import faithfulness_figure
-    from .faithfulness_scores import describe_faithfulness, method_label
-    from .measure import epoch_seconds, inference_seconds, measure_run
+    from .faithfulness_scores import describe_faithfulness
+    from .measure import measure_run
     from .pruning import PruningResult, describe_pruning, prune
     from .runs import RunRecord
-    from .sanity import describe_sanity, format_sanity, randomisation_check, sanity_check
-    from .settings import Setting, leave_one_out, parse_seeds, plan_settings, subset_setting
+    from .sanity import describe_sanity, format_sanity, sanity_check
+    from .settings import Setting
     from .strategies import StrategiesResult, compare_strategies, describe_strategies
-    from .table import build_table, markdown_table
 
 __all__ = [
-    "AblationResult",
-    "AgreementResult",
-    "PruningResult",
-    "FaithfulnessResult",
-    "RunRecord",
-    "Setting",
-    "StrategiesResult",
     "ablate",
+    "AblationResult",
     "agreement",
-    "average_ranks",
-    "build_table",
+    "AgreementResult",
     "compare_strategies",
+    "describe_faithfulness",
     "describe_pruning",
     "describe_sanity",
     "describe_strategies",
-    "describe_faithfulness",
-    "epoch_seconds",
     "faithfulness",
-    "faithfulness_figure",
+    "FaithfulnessResult",
     "format_agreement",
     "format_sanity",
-    "inference_seconds",
-    "kendall",
-    "kendall_w",
-    "leave_one_out",
-    "markdown_table",
     "measure_run",
-    "method_label",
-    "parse_seeds",
-    "pearson",
-    "plan_settings",
     "prune",
-    "randomisation_check",
+    "PruningResult",
+    "RunRecord",
     "sanity_check",
-    "shares",
-    "spearman",
-    "subset_setting",
+    "Setting",
+    "StrategiesResult",
 ]
 
 __getattr__, __dir__ = lazy_exports(

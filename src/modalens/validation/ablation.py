@@ -24,8 +24,10 @@ from typing import Any
 
 import pandas as pd
 
-from ..errors import SpecError
+from ..display import tables_html
+from ..errors import DataError, SpecError
 from ..io import make_folder
+from ..progress import say
 from .agree import AgreementResult, agreement
 from .record import check_record, write_record
 from .runs import RunRecord, is_finished, run_setting
@@ -70,6 +72,18 @@ class AblationResult:
     agreement: AgreementResult | None = None
     statuses: dict[str, int] = field(default_factory=dict)
 
+    def _repr_html_(self) -> str:
+        return tables_html(f"Table I: modality ablation ({self.out})", {"": self.table})
+
+    def plot(self) -> Any:
+        """The agreement figure (:meth:`AgreementResult.plot`) of an ablation run with
+        ``attribute=True``; a :class:`matplotlib.figure.Figure`, not shown or written."""
+        if self.agreement is None:
+            raise DataError(
+                "no agreement to plot", str(self.out), "run ablate with attribute=True"
+            )
+        return self.agreement.plot()
+
     @property
     def table_csv(self) -> Path:
         """``OUT/table1.csv``."""
@@ -91,11 +105,6 @@ class AblationResult:
             ``OUT/runs/<setting>-seed<seed>``.
         """
         return self.out / "runs" / f"{setting}-seed{seed}"
-
-
-def _say(progress: bool, text: str) -> None:
-    if progress:
-        print(text, flush=True)
 
 
 def _headline(row: Mapping[str, Any], metrics: Sequence[str]) -> str:
@@ -154,7 +163,7 @@ def ablate(
     make_folder(out)
     note = plan_note(modalities)
     if note:
-        _say(progress, f"note: {note}")
+        say(f"note: {note}", progress)
     plan = [(seed, setting) for seed in seeds for setting in settings]
     records: list[RunRecord] = []
     metrics: list[str] = []
@@ -170,12 +179,10 @@ def ablate(
             task = _task(record.path)
             write_record(out, cfg, modalities, seeds, task=task, metrics=metrics)
         if record.status == "skipped":
-            _say(progress, f"{head}: skipped (finished)")
+            say(f"{head}: skipped (finished)", progress)
         else:
-            _say(
-                progress,
-                f"{head}: done ({_headline(record.row, metrics)}; {record.seconds:.1f} s)",
-            )
+            done = f"{_headline(record.row, metrics)}; {record.seconds:.1f} s"
+            say(f"{head}: done ({done})", progress)
         table = build_table([r.row for r in records], metrics, [s.name for s in settings])
         write_table(table, out, metrics, note)
         if on_run is not None:
@@ -214,5 +221,5 @@ def _ablation_run(
     run_dir = out / "runs" / setting.run_name(seed)
     if not is_finished(run_dir):
         started = run_dir.is_dir() and any(run_dir.iterdir())
-        _say(progress, f"{head}: {'resuming' if started else 'training'} ...")
+        say(f"{head}: {'resuming' if started else 'training'} ...", progress)
     return run_setting(setting, seed, config, out, progress=False, timing_samples=timing_samples)

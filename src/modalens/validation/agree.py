@@ -67,11 +67,12 @@ import pandas as pd
 from ..attribution import attribute_run
 from ..attribution.aggregation import BLOCK
 from ..attribution.options import PAPER
+from ..display import tables_html
 from ..errors import DataError, SpecError
-from ..io import atomic_path
+from ..io import atomic_write_csv
 from ..tasks.headline import headline_metric, worse_by
 from .bootstrap import STATISTICS, aggregate, correlation_row, resamples, value_rows
-from .figures import agreement_figure
+from .figures import agreement_figure, draw_agreement
 from .record import read_record
 from .runs import NOT_METRICS
 from .settings import Setting, leave_one_out, parse_seeds, plan_settings, read_saved_config
@@ -120,6 +121,13 @@ class AgreementResult:
     n_samples: int
     seeds: tuple[int, ...]
     paths: dict[str, Path] = field(default_factory=dict)
+
+    def _repr_html_(self) -> str:
+        return tables_html(f"Agreement ({self.metric})", {"": self.table})
+
+    def plot(self) -> Any:
+        """The agreement figure (a :class:`matplotlib.figure.Figure`, not shown or written)."""
+        return draw_agreement(self.values, self.table, n_samples=self.n_samples, seeds=self.seeds)
 
 
 def _per_sample(path: Path) -> pd.DataFrame:
@@ -424,8 +432,7 @@ def _write_agreement(
     paths by kind (``csv``, ``values``, ``png``, ``svg``)."""
     paths = {"csv": out / "agreement.csv", "values": out / "agreement_values.csv"}
     for name, frame in (("csv", table), ("values", values_table)):
-        with atomic_path(paths[name]) as tmp:
-            frame.to_csv(tmp, index=False)
+        atomic_write_csv(paths[name], frame)
     if figure:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -1,13 +1,13 @@
 """``modalens bench faithfulness``: does an attribution method find the importances we planted?
 
-Per seed, :func:`faithfulness` generates synthetic data with known importances, sparse
-modalities and a decoy modality of pure noise (:func:`modalens.data.synthetic.generate`), trains
-the demo model on all modalities and once without each (the ablation's machinery:
-:mod:`.settings`, :mod:`.runs`), attributes the all-modality run with every registered occlusion
-strategy at embedding, output and loss level plus exact Shapley values
+Per seed, :func:`faithfulness` generates synthetic data with known importances, sparse modalities
+and a decoy modality of pure noise (:func:`modalens.data.synthetic.generate_synthetic`), trains the
+demo model on all modalities and once without each (the ablation's machinery: :mod:`.settings`,
+:mod:`.runs`), attributes the all-modality run with every registered occlusion strategy at
+embedding, output and loss level plus exact Shapley values
 (:func:`modalens.attribution.attribute_run`) and scores every method against the truth
-(:mod:`.faithfulness_scores`). The truth is the *realised* importance the generator measured
-(how much the target moves with each modality's term), with the nominal weights beside it and
+(:mod:`.faithfulness_scores`). The truth is the *realised* importance the generator measured (how
+much the target moves with each modality's term), with the nominal weights beside it and
 leave-one-out retraining as the second reference. Written to ``OUT``::
 
     truth.csv                 seed, modality, nominal, realised
@@ -39,12 +39,15 @@ import yaml
 from ..attribution import attribute_run
 from ..attribution.options import as_names
 from ..attribution.strategies import STRATEGIES
-from ..data.synthetic import DECOY, normalize_importance, parse_sparsity, wants_decoy
+from ..data.synthetic import DECOY, parse_sparsity
+from ..data.synthetic.planting import normalize_importance, wants_decoy
 from ..data.synthetic.worlds import WORLDS, make_world
+from ..display import tables_html
 from ..errors import SpecError
 from ..fingerprint import differences
-from ..io import atomic_write_csv, atomic_write_json, atomic_write_text, make_folder
-from .faithfulness_figure import faithfulness_figure
+from ..io import atomic_write_csv, atomic_write_json, atomic_write_table, make_folder
+from ..progress import say
+from .faithfulness_figure import draw_faithfulness, faithfulness_figure
 from .faithfulness_scores import (
     across_worlds,
     describe_faithfulness,
@@ -63,7 +66,7 @@ DEFAULT_IMPORTANCE = "s2=0.4,s1=0.3,esa_wc=0.2,viirs=0.1,decoy=0"
 DEFAULT_SPARSITY = "s1=0.8,viirs=0.75"
 
 #: levels attributed per method (Shapley values at output level)
-LEVELS = {"occlusion": ("embedding", "output", "loss"), "shapley": ("output",)}
+METHOD_LEVELS = {"occlusion": ("embedding", "output", "loss"), "shapley": ("output",)}
 
 #: draws of the random strategies (uniform, gaussian, permute)
 DRAWS = 3
@@ -93,10 +96,14 @@ class FaithfulnessResult:
     statuses: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
+    def _repr_html_(self) -> str:
+        return tables_html(f"Faithfulness ({self.out})", {"": self.table})
 
-def _say(progress: bool, text: str) -> None:
-    if progress:
-        print(text, flush=True)
+    def plot(self) -> Any:
+        """The faithfulness figure (a :class:`matplotlib.figure.Figure`, not shown or
+        written)."""
+        n_seeds = self.seeds["seed"].nunique() if "seed" in self.seeds else None
+        return draw_faithfulness(self.table, n_seeds=n_seeds)
 
 
 def _settings(
@@ -168,7 +175,7 @@ def _one_seed(
     world: str, seed: int, folder: Path, s: Mapping[str, Any], config: Any, progress: bool
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
     """Data, runs, attribution and scores of one world and seed: ``(truth, rows, statuses)``."""
-    _say(progress, f"{world} seed {seed}: data")
+    say(f"{world} seed {seed}: data", progress)
     planted = {"importance": {**s["importance"], **({DECOY: 0.0} if s["decoy"] else {})},
                "sparsity": s["sparsity"]}
     data = make_world(world, folder / "data", seed, s["samples"], s["size"], planted=planted)
@@ -180,16 +187,16 @@ def _one_seed(
         rec = run_setting(setting, seed, run_config(cfg, setting, seed), folder, timing_samples=1)
         records[setting.modality] = rec
         statuses[rec.status] = statuses.get(rec.status, 0) + 1
-        _say(progress, f"{world} seed {seed}: [{i}/{len(plan)}] {setting.short}: {rec.status}")
+        say(f"{world} seed {seed}: [{i}/{len(plan)}] {setting.short}: {rec.status}", progress)
     metric = records[None].metrics[0]
     loo = {m: loo_deviation(records[None].row, records[m].row, metric) for m in mods}
-    _say(progress, f"{world} seed {seed}: attributing the all-modality run")
+    say(f"{world} seed {seed}: attributing the all-modality run", progress)
     scores, summary = attribute_run(
         records[None].path,
         "test",
         out=folder / "attribution",
         strategies=STRATEGIES.names(),
-        levels=LEVELS["occlusion"],
+        levels=METHOD_LEVELS["occlusion"],
         distances=("euclidean",),
         shapley="exact",
         draws=DRAWS,
@@ -201,7 +208,8 @@ def _one_seed(
     per_sample = np.array([[data.per_sample[i][m] for m in mods] for i in ids], float)
     nominal = planted["importance"] if world == "planted" else {}
     truth = truth_table(world, seed, per_sample, mods, nominal, data.null)
-    rows = seed_rows(world, seed, truth, per_sample, loo, summary, levels=LEVELS, metric=metric)
+    levels = METHOD_LEVELS
+    rows = seed_rows(world, seed, truth, per_sample, loo, summary, levels=levels, metric=metric)
     return truth, rows, statuses
 
 
@@ -266,9 +274,8 @@ def faithfulness(
     sentences = describe_faithfulness(table)
     atomic_write_csv(out / "truth.csv", truth_all)
     atomic_write_csv(out / "faithfulness_seeds.csv", seed_table)
-    atomic_write_csv(out / "faithfulness.csv", table)
+    atomic_write_table(out / "faithfulness.csv", table, markdown(table, sentences))
     atomic_write_csv(out / "faithfulness_worlds.csv", across_worlds(table))
-    atomic_write_text(out / "faithfulness.md", markdown(table, sentences))
     faithfulness_figure(table, out / "faithfulness.png", n_seeds=len(seeds))
     return FaithfulnessResult(
         out, truth_all, seed_table, table, sentences, statuses, time.perf_counter() - start

@@ -10,13 +10,14 @@ recovery threshold. Written as PNG and SVG (:func:`modalens.plotting.save_figure
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..attribution.aggregation import BLOCK
 from ..errors import DataError
-from ..plotting import color, pyplot, save_figures
+from ..plotting import color, new_figure, save_figures
 from .faithfulness_scores import RECOVER_DECOY, across_worlds, method_label
 
 #: colour index per level (leave-one-out retraining in black)
@@ -37,9 +38,20 @@ def faithfulness_figure(table: pd.DataFrame, path: str | Path, n_seeds: int | No
     Raises:
         DataError: the table is empty.
     """
+    return save_figures(draw_faithfulness(table, n_seeds, where=str(path)), Path(path))
+
+
+def draw_faithfulness(
+    table: pd.DataFrame, n_seeds: int | None = None, where: str = "faithfulness.csv"
+) -> Any:
+    """The figure of :func:`faithfulness_figure`, not written (a
+    :class:`matplotlib.figure.Figure`, made without pyplot).
+
+    Raises:
+        DataError: the table is empty (``where`` names it).
+    """
     if len(table) == 0:
-        raise DataError("no faithfulness results to draw", str(path), "run the benchmark first")
-    plt = pyplot()
+        raise DataError("no faithfulness results to draw", where, "run the benchmark first")
     overall = across_worlds(table)
     worlds = list(dict.fromkeys(table["world"]))
     cell = table.set_index(["world", *BLOCK])
@@ -54,9 +66,8 @@ def faithfulness_figure(table: pd.DataFrame, path: str | Path, n_seeds: int | No
                 rho = r["spearman_realised_mean"]
                 notes[i][j] = f"{int(r['n_recovered'])}/{int(r['n_seeds'])}\nρ {rho:.2f}"
     height = max(3.5, 0.34 * len(overall) + 1.6)
-    fig, (ax1, ax2) = plt.subplots(
-        1, 2, figsize=(12, height), sharey=True, gridspec_kw={"width_ratios": [3, 1.4]}
-    )
+    fig = new_figure(figsize=(12, height))
+    ax1, ax2 = fig.subplots(1, 2, sharey=True, gridspec_kw={"width_ratios": [3, 1.4]})
     ax1.imshow(grid, aspect="auto", cmap="Greens", vmin=0, vmax=1)
     for i in range(grid.shape[0]):
         for j in range(grid.shape[1]):
@@ -82,4 +93,4 @@ def faithfulness_figure(table: pd.DataFrame, path: str | Path, n_seeds: int | No
         title += f" ({n_seeds} seeds per world)"
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    return save_figures(fig, Path(path))
+    return fig

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ..attribution.aggregation import BLOCK
+from ..io import pipe_table
 from ..tasks.headline import worse_by
 from .correlation import shares, spearman
 
@@ -335,10 +336,6 @@ def _pct(value: float) -> str:
     return "n/a" if not math.isfinite(value) else f"{100 * value:.1f} %"
 
 
-def _rho_text(row: Mapping[str, Any], key: str = "spearman_realised") -> str:
-    return f"ρ = {row[f'{key}_mean']:.2f} ± {row[f'{key}_std']:.2f}"
-
-
 def describe_faithfulness(table: pd.DataFrame) -> list[str]:
     """Plain-language sentences on a ``faithfulness.csv`` table: which methods recover every
     world, and where the others fail.
@@ -420,10 +417,7 @@ def markdown(table: pd.DataFrame, sentences: Sequence[str] = ()) -> str:
     worlds = list(dict.fromkeys(table["world"]))
     overall = across_worlds(table)
     cell = table.set_index(["world", *BLOCK])
-    lines = [
-        "| method | " + " | ".join(worlds) + " | worlds recovered |",
-        "|---|" + "---|" * (len(worlds) + 1),
-    ]
+    rows: list[list[str]] = []
     for _, row in overall.iterrows():
         cells = []
         for w in worlds:
@@ -436,11 +430,8 @@ def markdown(table: pd.DataFrame, sentences: Sequence[str] = ()) -> str:
                 f"{int(r['n_recovered'])}/{int(r['n_seeds'])} (ρ {r['spearman_realised_mean']:.2f}"
                 f", null {_pct(r['decoy_share_mean'])})"
             )
-        lines.append(
-            f"| {method_label(row)} | " + " | ".join(cells)
-            + f" | {row['worlds_recovered']}/{row['worlds']} |"
-        )
-    text = "\n".join(lines) + "\n"
+        rows.append([method_label(row), *cells, f"{row['worlds_recovered']}/{row['worlds']}"])
+    text = "\n".join(pipe_table(["method", *worlds, "worlds recovered"], rows)) + "\n"
     if sentences:
         text += "\n" + "\n".join(f"- {s}" for s in sentences) + "\n"
     return text

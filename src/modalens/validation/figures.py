@@ -15,12 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from ..plotting import label, pyplot, save_figure
+from ..plotting import label, new_figure, save_figure
 from ..tasks.headline import lower_is_better
 
 #: Okabe-Ito colours: vermillion for the deviation, then orange, blue, bluish green, sky blue,
@@ -77,9 +78,26 @@ def agreement_figure(
     Raises:
         DataError: ``values`` is empty.
     """
+    fig = draw_agreement(values, table, n_samples=n_samples, seeds=seeds, where=str(path))
+    return save_figure(fig, path)
+
+
+def draw_agreement(
+    values: pd.DataFrame,
+    table: pd.DataFrame,
+    *,
+    n_samples: int,
+    seeds: Sequence[int] = (),
+    where: str = "agreement_values.csv",
+) -> Any:
+    """The figure of :func:`agreement_figure`, not written (a
+    :class:`matplotlib.figure.Figure`, made without pyplot).
+
+    Raises:
+        DataError: ``values`` is empty (``where`` names it).
+    """
     if len(values) == 0:
-        raise DataError("no agreement values to draw", str(path), "compute the agreement first")
-    plt = pyplot()
+        raise DataError("no agreement values to draw", where, "compute the agreement first")
     method = _prefer(list(dict.fromkeys(values["method"])), "occlusion")
     v = values[values["method"] == method]
     distance = _prefer(list(dict.fromkeys(v["distance"])), "euclidean")
@@ -90,9 +108,8 @@ def agreement_figure(
     levels = list(dict.fromkeys(v["level"]))
     modalities = list(dict.fromkeys(v["modality"]))
     metric = str(v["metric"].iloc[0])
-    fig, axes = plt.subplots(
-        1, len(kinds), figsize=(4.8 * len(kinds), 3.8), sharey=True, squeeze=False
-    )
+    fig = new_figure(figsize=(4.8 * len(kinds), 3.8))
+    axes = fig.subplots(1, len(kinds), sharey=True, squeeze=False)
     width = 0.8 / (1 + len(levels))
     x = np.arange(len(modalities))
     for ax, kind in zip(axes[0], kinds, strict=True):
@@ -143,4 +160,4 @@ def agreement_figure(
         fontsize=10,
     )
     fig.tight_layout()
-    return save_figure(fig, path)
+    return fig

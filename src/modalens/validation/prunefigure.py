@@ -10,12 +10,13 @@ each step. Okabe-Ito colours; written as PNG + SVG through :func:`modalens.plott
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from ..plotting import color, label, pyplot, save_figures
+from ..plotting import color, label, new_figure, save_figures
 
 #: metrics where smaller is better (the band is drawn above the reference for them)
 SMALLER_IS_BETTER = frozenset({"mae", "rmse", "mse", "loss"})
@@ -34,17 +35,27 @@ def pruning_figure(table: pd.DataFrame, path: str | Path) -> Path:
     Raises:
         DataError: the table has no k = 0 row.
     """
+    return save_figures(draw_pruning(table, where=str(path)), path)
+
+
+def draw_pruning(table: pd.DataFrame, where: str = "pruning.csv") -> Any:
+    """The figure of :func:`pruning_figure`, not written (a :class:`matplotlib.figure.Figure`,
+    made without pyplot).
+
+    Raises:
+        DataError: the table has no k = 0 row (``where`` names it).
+    """
     table = table.sort_values("k")
     if not (table["k"] == 0).any():
-        raise DataError("no all-modality row (k = 0)", str(path), "run prune to the end")
+        raise DataError("no all-modality row (k = 0)", where, "run prune to the end")
     main = str(table["main_metric"].iloc[0])
     tol = float(table["tolerance"].iloc[0])
     ks = table["k"].to_numpy(int)
     vals = table[main].to_numpy(float)
     std = pd.to_numeric(table.get(f"{main}_std"), errors="coerce").to_numpy(float)
     base = float(vals[ks == 0][0])
-    plt = pyplot()
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig = new_figure(figsize=(11, 4.2))
+    ax, bx = fig.subplots(1, 2)
     lo, hi = (
         (base, base * (1 + tol)) if main.lower() in SMALLER_IS_BETTER else (base * (1 - tol), base)
     )
@@ -100,4 +111,4 @@ def pruning_figure(table: pd.DataFrame, path: str | Path) -> Path:
         fontsize=11,
     )
     fig.tight_layout()
-    return save_figures(fig, path)
+    return fig

@@ -30,13 +30,15 @@ from typing import Any
 
 import pandas as pd
 
-from ..attribution.aggregation import BLOCK, choose_block, summarize
+from ..attribution.aggregation import BLOCK, choose_block, summarize_scores
+from ..display import tables_html
 from ..errors import DataError, SpecError
 from ..fingerprint import differences, plain
-from ..io import atomic_path, atomic_write_text, make_folder
+from ..io import atomic_write_table, make_folder, pipe_table
 from ..plotting import label
+from ..progress import say
 from ..tasks.headline import lower_is_better
-from .prunefigure import pruning_figure
+from .prunefigure import draw_pruning, pruning_figure
 from .record import PRUNING, RECORD, check_record, read_record, write_record
 from .runs import RunRecord, is_finished, run_setting
 from .settings import (
@@ -87,6 +89,13 @@ class PruningResult:
     records: list[RunRecord] = field(default_factory=list)
     statuses: dict[str, int] = field(default_factory=dict)
 
+    def _repr_html_(self) -> str:
+        return tables_html(f"Pruning ({self.out})", {"": self.table})
+
+    def plot(self) -> Any:
+        """The pruning figure (a :class:`matplotlib.figure.Figure`, not shown or written)."""
+        return draw_pruning(self.table)
+
 
 def read_summary(influence: str | Path | pd.DataFrame) -> tuple[pd.DataFrame, str]:
     """An attribution summary from a folder, a ``summary.csv``, a ``scores.parquet`` or a table.
@@ -102,12 +111,13 @@ def read_summary(influence: str | Path | pd.DataFrame) -> tuple[pd.DataFrame, st
     """
     if isinstance(influence, pd.DataFrame):
         table = influence
-        return (table if "mean" in table.columns else summarize(table, n_boot=0)), "influence"
+        summary = table if "mean" in table.columns else summarize_scores(table, n_boot=0)
+        return summary, "influence"
     path = Path(influence)
     if path.is_dir():
         path = path / "summary.csv" if (path / "summary.csv").is_file() else path / "scores.parquet"
     if path.suffix == ".parquet" and path.is_file():
-        return summarize(pd.read_parquet(path), n_boot=0), str(path)
+        return summarize_scores(pd.read_parquet(path), n_boot=0), str(path)
     if not path.is_file():
         raise DataError(
             "no attribution summary.csv or scores.parquet",
@@ -249,10 +259,7 @@ def markdown_pruning(table: pd.DataFrame, metrics: Sequence[str]) -> str:
     header = ["k", "dropped", "kept", *[m.upper() for m in metrics], f"Δ {main.upper()}"]
     header += ["train (s/epoch)", "× train", "inference (ms/sample)", "× inference", "parameters"]
     header += [f"within {100 * tol:g} %"]
-    lines = [
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join(["---:", "---", "---"] + ["---:"] * (len(header) - 3)) + "|",
-    ]
+    rows: list[list[str]] = []
     for _, r in table.iterrows():
         cells = [
             str(int(r["k"])),
@@ -273,7 +280,8 @@ def markdown_pruning(table: pd.DataFrame, metrics: Sequence[str]) -> str:
             f"{int(r['params']):,}",
             "yes" if bool(r["within_tolerance"]) else "no",
         ]
-        lines.append("| " + " | ".join(cells) + " |")
+        rows.append(cells)
+    lines = pipe_table(header, rows, ["---:", "---", "---"] + ["---:"] * (len(header) - 3))
     seeds = int(table["n_seeds"].max())
     lines += [
         "",
@@ -327,11 +335,6 @@ def describe_pruning(table: pd.DataFrame) -> list[str]:
             "inference speed."
         )
     return lines
-
-
-def _say(progress: bool, text: str) -> None:
-    if progress:
-        print(text, flush=True)
 
 
 def prune(
@@ -400,7 +403,7 @@ def prune(
     check_record(out, cfg, modalities, record=PRUNING)
     make_folder(out)
     reuse_dir = _reuse_folder(reuse, cfg, modalities, progress)
-    _say(progress, f"ranking ({ranked_by}), least influential first: {', '.join(ranking)}")
+    say(f"ranking ({ranked_by}), least influential first: {', '.join(ranking)}", progress)
     plan = [(seed, k, ranking[:k]) for seed in seeds for k in range(len(modalities))]
     rows: list[dict[str, Any]] = []
     records: list[RunRecord] = []
@@ -417,12 +420,10 @@ def prune(
             metrics = list(record.metrics)
             extra = {"ranking": ranking, "block": block, "tolerance": float(tolerance)}
             write_record(out, cfg, modalities, seeds, metrics=metrics, record=PRUNING, extra=extra)
-        _say(progress, f"{head}: {record.status} ({record.seconds:.1f} s)")
+        say(f"{head}: {record.status} ({record.seconds:.1f} s)", progress)
         rows.append({**record.row, "k": k, "dropped": "+".join(dropped), "kept": "+".join(kept)})
     table = pruning_table(rows, metrics, float(tolerance), ranked_by)
-    with atomic_path(out / "pruning.csv") as tmp:
-        table.to_csv(tmp, index=False)
-    atomic_write_text(out / "pruning.md", markdown_pruning(table, metrics))
+    atomic_write_table(out / "pruning.csv", table, markdown_pruning(table, metrics))
     if figure and len(table):
         pruning_figure(table, out / "pruning.png")
     return PruningResult(out, table, ranking, block, records, statuses)
@@ -437,7 +438,7 @@ def _reuse_folder(
         return None
     if _reusable(Path(reuse), cfg, modalities):
         return Path(reuse)
-    _say(progress, f"note: {Path(reuse)} is not an ablation of this config; not reused")
+    say(f"note: {Path(reuse)} is not an ablation of this config; not reused", progress)
     return None
 
 
@@ -456,7 +457,7 @@ def _pruning_run(
     name = setting.run_name(seed)
     folder = reuse if reuse is not None and is_finished(reuse / "runs" / name) else out
     if not is_finished(folder / "runs" / name):
-        _say(progress, f"{head}: training ...")
+        say(f"{head}: training ...", progress)
     config = run_config(cfg, setting, seed)
     record = run_setting(
         setting, seed, config, folder, progress=False, timing_samples=timing_samples

@@ -36,7 +36,7 @@ import pandas as pd
 from ..errors import ModalensError, ModelError, SpecError
 from ..fingerprint import differences
 from ..io import atomic_write_json
-from ..training import fit, test
+from ..training import evaluate, fit
 from .measure import measure_run
 from .settings import Setting, read_saved_config
 
@@ -244,7 +244,7 @@ def run_setting(
     if finished:
         metrics = pd.read_csv(run_dir / f"metrics_{split}.csv", dtype={"id": str})
     else:
-        metrics = test(run_dir, split=split)
+        metrics = evaluate(run_dir, split=split)
     row_path = out / "rows" / f"{run_dir.name}.json"
     sources = _sources(run_dir, split)
     row = _cached_row(row_path, sources, timing_samples)

@@ -48,7 +48,7 @@ from ..attribution.options import AttributionOptions, resolve_options
 from ..attribution.run import folder_label, lazy_batches, masks_inputs, run_options
 from ..attribution.strategies import stable_seed
 from ..errors import SpecError
-from ..io import atomic_path
+from ..io import atomic_write_csv
 from ..plotting import label
 from ..training.run import load_run
 from ..training.runfolder import RunFolder
@@ -307,8 +307,7 @@ def sanity_check(
         run_options(run, opts),
         mask_invalid=masks_inputs(run),
     )
-    with atomic_path(Path(out) / SANITY_FILE) as tmp:
-        table.to_csv(tmp, index=False)
+    atomic_write_csv(Path(out) / SANITY_FILE, table)
     if report is not None:
         report(format_sanity(table))
     return table

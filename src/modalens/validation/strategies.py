@@ -31,8 +31,9 @@ import pandas as pd
 
 from ..attribution.run import SOURCE_FILE, recorded_run
 from ..attribution.strategies import STRATEGIES
+from ..display import tables_html
 from ..errors import DataError, SpecError
-from ..io import atomic_path
+from ..io import atomic_write_csv
 from ..plotting import label
 from ..training.run import load_run
 from .correlation import kendall_w, shares
@@ -72,6 +73,10 @@ class StrategiesResult:
     fill: pd.DataFrame
     lines: list[str]
     paths: dict[str, Path] = field(default_factory=dict)
+
+    def _repr_html_(self) -> str:
+        tables = {"strategies.csv": self.strategies, "concordance.csv": self.concordance}
+        return tables_html("Occlusion strategies", {**tables, "fill_sanity.csv": self.fill})
 
 
 def read_summary(attr_dir: str | Path) -> pd.DataFrame:
@@ -234,8 +239,7 @@ def compare_strategies(
         "fill": out / "fill_sanity.csv",
     }
     for key, frame in (("strategies", table), ("concordance", concordance), ("fill", fill)):
-        with atomic_path(paths[key]) as tmp:
-            frame.to_csv(tmp, index=False)
+        atomic_write_csv(paths[key], frame)
     if figure:
         n = int(summary["n"].max()) if "n" in summary else 0
         with warnings.catch_warnings():

@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..io import atomic_path, atomic_write_text
+from ..io import atomic_write_table, pipe_table
 
 #: columns before the metrics and after them (the metrics are the task's)
 LEADING = [
@@ -127,10 +127,7 @@ def markdown_table(table: pd.DataFrame, metrics: Sequence[str], note: str | None
         "inference (ms/sample)",
         "parameters",
     ]
-    lines = [
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join(["---", "---"] + ["---:"] * (len(header) - 2)) + "|",
-    ]
+    rows: list[list[str]] = []
     for _, row in shown.iterrows():
         params = pd.to_numeric(row.get("parameters"), errors="coerce")
         cells = [
@@ -141,8 +138,8 @@ def markdown_table(table: pd.DataFrame, metrics: Sequence[str], note: str | None
             _cell(row, "infer_s_per_sample", scale=1000.0),
             "-" if pd.isna(params) else f"{int(round(float(params))):,}",
         ]
-        lines.append("| " + " | ".join(cells) + " |")
-    text = "\n".join(lines)
+        rows.append(cells)
+    text = "\n".join(pipe_table(header, rows, ["---", "---"] + ["---:"] * (len(header) - 2)))
     if len(table):
         seeds = sorted({s for s in table["seed"].astype(str) if s != "mean"}, key=lambda s: int(s))
         n_test = pd.to_numeric(table["n_test"], errors="coerce").max()
@@ -171,8 +168,6 @@ def write_table(
         ``(csv path, markdown path)``.
     """
     out = Path(out)
-    csv_path, md_path = out / "table1.csv", out / "table1.md"
-    with atomic_path(csv_path) as tmp:
-        table.to_csv(tmp, index=False)
-    atomic_write_text(md_path, markdown_table(table, metrics, note))
+    markdown = markdown_table(table, metrics, note)
+    csv_path, md_path = atomic_write_table(out / "table1.csv", table, markdown)
     return csv_path, md_path

@@ -1,6 +1,6 @@
 """Synthetic MapInWild-layout data with PLANTED modality importances.
 
-:func:`generate` writes a dataset that :func:`~modalens.data.presets.mapinwild_spec` reads
+:func:`generate_synthetic` writes a dataset that :func:`~modalens.data.presets.mapinwild_spec` reads
 unchanged::
 
     out/s2_temporal_subset/<id>.tif   10 bands uint16, reflectance x 10000 (B2 ... B12)
@@ -72,36 +72,21 @@ random fields of :mod:`.fields`, :mod:`.planting` reads importances and sparsity
 :mod:`.generate` writes a dataset with the split file and ``metadata.json``.
 """
 
-from .generate import SPEC_FILE, generate, synthetic_spec
-from .linking import LINK_DB, LINK_POINTS, parse_error_link
-from .planting import (
-    DEFAULT_IMPORTANCE,
-    normalize_importance,
-    parse_importance,
-    parse_sparsity,
-    wants_decoy,
-)
-from .scenes import DECOY, DECOY_FOLDER
-from .signals import FOLDERS, MODALITIES, modality_signals, read_signals
+from .generate import SPEC_FILE, generate_synthetic, synthetic_spec
+from .generate import generate as generate  # deprecated alias (not in __all__)
+from .planting import DEFAULT_IMPORTANCE, parse_importance, parse_sparsity
+from .scenes import DECOY
+from .signals import MODALITIES
 from .truth import RealisedImportance
 
 __all__ = [
     "DECOY",
-    "DECOY_FOLDER",
     "DEFAULT_IMPORTANCE",
-    "FOLDERS",
-    "LINK_DB",
-    "LINK_POINTS",
+    "generate_synthetic",
     "MODALITIES",
-    "SPEC_FILE",
-    "RealisedImportance",
-    "generate",
-    "modality_signals",
-    "normalize_importance",
-    "parse_error_link",
     "parse_importance",
     "parse_sparsity",
-    "read_signals",
+    "RealisedImportance",
+    "SPEC_FILE",
     "synthetic_spec",
-    "wants_decoy",
 ]

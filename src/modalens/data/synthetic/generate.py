@@ -1,8 +1,8 @@
 """Writing a synthetic dataset: scenes as tiled GeoTIFFs, split, metadata and (with a decoy) spec.
 
-:func:`generate` is ``modalens synth``; what it plants is read by :mod:`.planting`, the realised
-importances are measured by :mod:`.truth`, and :func:`synthetic_spec` is the dataset spec of a
-folder with the decoy modality (written to ``spec.yaml``).
+:func:`generate_synthetic` is ``modalens synth``; what it plants is read by :mod:`.planting`,
+the realised importances are measured by :mod:`.truth`, and :func:`synthetic_spec` is the
+dataset spec of a folder with the decoy modality (written to ``spec.yaml``).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import numpy as np
 from rasterio.crs import CRS
 from tqdm.auto import tqdm
 
+from ...deprecation import deprecated_alias
 from ...errors import SpecError
 from ...io import atomic_write_json, atomic_write_text, make_folder, require_free_space
 from ..presets.mapinwild import S2_10_BANDS, WORLDCOVER_CLASSES, WORLDCOVER_NAMES, mapinwild_spec
@@ -150,7 +151,7 @@ def _as_int(value: Any, name: str, minimum: int, fix: str) -> int:
     return int(value)
 
 
-def generate(
+def generate_synthetic(
     out: str | Path,
     samples: int = 24,
     size: int = 256,
@@ -462,3 +463,7 @@ def _realised(acc: _Moments, weights: dict[str, float], npx: int) -> dict[str, A
             for c in (*WORLDCOVER_CLASSES, 0)
         },
     }
+
+
+#: deprecated name of :func:`generate_synthetic` (removed next release)
+generate = deprecated_alias(generate_synthetic, "generate")

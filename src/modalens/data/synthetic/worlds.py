@@ -12,7 +12,7 @@ are listed as ``null`` in the metadata: a faithful method gives them almost noth
 Worlds (:data:`WORLDS`):
 
 - ``planted`` -- today's ``modalens synth`` generator (MapInWild layout, sparse S1 and night
-  lights, a decoy), :func:`~.generate.generate`.
+  lights, a decoy), :func:`~.generate.generate_synthetic`.
 - ``correlated`` -- S2 and S1 drive the target; an elevation raster shares S2's latent field
   (correlation about 0.8 with S2's term) but is absent from the formula; a decoy.
 - ``interaction`` -- S2 adds a term everywhere; S1 adds a term only where night lights are on
@@ -43,7 +43,7 @@ from ...errors import DataError, SpecError
 from ...io import atomic_write_json, atomic_write_text, make_folder
 from ..rasters import write_geotiff
 from .fields import smooth_fields
-from .generate import generate, split_csv_text
+from .generate import generate_synthetic, split_csv_text
 from .scenes import seeded_rng
 
 #: the real Sen1Floods11 chip of the ``real`` world, relative to a repository checkout
@@ -313,7 +313,7 @@ def _real(out: Path, seed: int, size: int, chip: Path | None) -> WorldData:
 
 def _planted(out: Path, seed: int, samples: int, size: int, planted: Mapping[str, Any]
              ) -> WorldData:
-    generate(out, samples=samples, size=size, seed=seed, progress=False, **planted)
+    generate_synthetic(out, samples=samples, size=size, seed=seed, progress=False, **planted)
     meta = json.loads((out / "metadata.json").read_text())
     per = meta["realised_importance"]["per_sample"]
     mods = (*meta["importance"], "decoy") if meta.get("decoy") else tuple(meta["importance"])
@@ -344,8 +344,8 @@ def make_world(
         seed: the seed (scenes, split, decoy noise).
         samples: scenes of the synthetic worlds (the real world has one per tile of the chip).
         size: scene (tile) size in pixels.
-        planted: keyword arguments of :func:`~.generate.generate` for the ``planted`` world
-            (``importance``, ``sparsity``).
+        planted: keyword arguments of :func:`~.generate.generate_synthetic` for the ``planted``
+            world (``importance``, ``sparsity``).
         chip: the Sen1Floods11 chip folder of the ``real`` world (default: found in
             ``../shared`` above the working directory).
 
