@@ -1,0 +1,190 @@
+"""Typed options: the one mechanism behind every setting a user gives.
+
+Run configs (:mod:`modalens.training.config`), attribution options
+(:class:`~modalens.attribution.AttributionOptions`), benchmark settings
+(:class:`~modalens.validation.faithfulness.FaithfulnessSettings`) and the keyword options of
+each API function a command calls are pydantic models. This module holds what they share:
+
+- :class:`ConfigValueError`: what a value check raises inside a pydantic validator;
+- :func:`validation_error`: the one-line :class:`~modalens.errors.SpecError` of a pydantic
+  ``ValidationError`` (what is wrong, which key or option, how to fix it);
+- :class:`Options`: a frozen model whose construction raises that error;
+- :func:`signature_options`: the keyword options of an API function as such a model, defaults
+  from its signature and descriptions from its docstring's ``Args:`` section.
+
+The command line builds its options from these models (:mod:`modalens.cli`): a default is
+written once, in the library.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import re
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from .errors import SpecError
+
+_O = TypeVar("_O", bound="Options")
+
+
+class ConfigValueError(ValueError):
+    """A bad value, raised inside a validator: ``{key}`` in the message is replaced by the
+    dotted key (or option name), and ``fix`` says what to write instead."""
+
+    def __init__(self, message: str, fix: str = "fix it") -> None:
+        super().__init__(message)
+        self.message = message
+        self.fix = fix
+
+
+def _section_at(root: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model class of the section holding the key at ``loc`` (None: free-form)."""
+    cls = root
+    for part in loc[:-1]:
+        info = cls.model_fields.get(str(part))
+        sub = info.annotation if info is not None else None
+        if not (isinstance(sub, type) and issubclass(sub, BaseModel)):
+            return None
+        cls = sub
+    return cls
+
+
+def validation_error(
+    exc: ValidationError,
+    root: type[BaseModel],
+    where: Callable[[str], str],
+    noun: str = "config key",
+) -> SpecError:
+    """The one-line :class:`SpecError` of the first problem pydantic found.
+
+    Args:
+        exc: the validation error of ``root``.
+        root: the model validated (unknown keys list the allowed ones of their section).
+        where: how the error names the place of a dotted key (``key 'train.lr' in FILE``,
+            ``draws= / --draws``).
+        noun: what a key is called (``config key``, ``attribution option``).
+
+    Returns:
+        The error: what is wrong, where, and how to fix it.
+    """
+    err = exc.errors()[0]
+    loc = tuple(err.get("loc", ()))
+    key = ".".join(str(p) for p in loc) or noun
+    error_type = err.get("type", "")
+    cause = (err.get("ctx") or {}).get("error")
+    if error_type == "extra_forbidden":
+        section = _section_at(root, loc)
+        allowed = ", ".join(sorted(section.model_fields)) if section is not None else ""
+        return SpecError(f"unknown {noun} {key!r}", where(key), f"allowed keys here: {allowed}")
+    if error_type in ("model_type", "model_attributes_type", "dict_type"):
+        return SpecError(f"{noun} {key!r} must be a mapping", where(key), "see configs/demo.yaml")
+    if isinstance(cause, ConfigValueError):
+        return SpecError(cause.message.replace("{key}", key), where(key), cause.fix)
+    return SpecError(f"{key}: {err.get('msg', 'invalid value')}", where(key), "fix it")
+
+
+class Options(BaseModel):
+    """A frozen, validated set of options; a bad value is a one-line :class:`SpecError`.
+
+    Subclasses set :attr:`noun` (how errors call an option) and may override :meth:`where`
+    (how errors name its place, e.g. with its command-line flag).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    #: what errors call one of these options
+    noun: ClassVar[str] = "option"
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            cls = type(self)
+            raise validation_error(exc, cls, cls.where, cls.noun) from None
+
+    @classmethod
+    def where(cls, key: str) -> str:
+        """How an error names option ``key`` (``key=``)."""
+        return f"{key}="
+
+    def as_kwargs(self) -> dict[str, Any]:
+        """The options as keyword arguments (their validated values, not dumped)."""
+        return {name: getattr(self, name) for name in type(self).model_fields}
+
+    def replace(self: _O, **changes: Any) -> _O:
+        """A copy with ``changes`` applied, validated like a new object.
+
+        Raises:
+            SpecError: an unknown option or an invalid value.
+        """
+        return type(self)(**{**self.as_kwargs(), **changes})
+
+
+def default_of(model: type[BaseModel], name: str) -> Any:
+    """The default of option ``name`` of ``model`` (None where it has none)."""
+    info = model.model_fields[name]
+    return None if info.is_required() else info.get_default(call_default_factory=True)
+
+
+def shown(value: Any) -> str:
+    """A default as the command line writes it (sequences comma-separated)."""
+    if isinstance(value, tuple | list):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+_ARG = re.compile(r"^(\*{0,2}\w+)(?: \([^)]*\))?:\s*(.*)$")
+_ROLE = re.compile(r":\w+:`~?\.*([^`<]*?)(?: <[^>]*>)?`")
+
+
+def _plain(text: str) -> str:
+    """Docstring markup as plain text (``:class:`~.x.Y``` -> ``Y``, ````a```` -> ``a``)."""
+    text = _ROLE.sub(lambda m: m.group(1).rsplit(".", 1)[-1], text)
+    return " ".join(text.replace("``", "").split())
+
+
+def argument_docs(fn: Callable[..., Any]) -> dict[str, str]:
+    """The descriptions of ``fn``'s parameters in its Google-style ``Args:`` section."""
+    lines = (inspect.getdoc(fn) or "").splitlines()
+    start = next((i for i, line in enumerate(lines) if line.strip() == "Args:"), None)
+    if start is None:
+        return {}
+    out: dict[str, str] = {}
+    indent, name = None, None
+    for line in lines[start + 1 :]:
+        if not line.strip():
+            continue
+        depth = len(line) - len(line.lstrip())
+        indent = depth if indent is None else indent
+        if depth < indent:
+            break
+        match = _ARG.match(line.strip()) if depth == indent else None
+        if match:
+            name = match.group(1).lstrip("*")
+            out[name] = match.group(2)
+        elif name is not None:
+            out[name] += " " + line.strip()
+    return {k: _plain(v) for k, v in out.items()}
+
+
+@functools.cache
+def signature_options(fn: Callable[..., Any]) -> type[Options]:
+    """The keyword options of API function ``fn`` as an :class:`Options` model.
+
+    One field per parameter with a default: the default is the signature's, the description
+    the docstring's (``Args:``). The command line builds a command's options from the model
+    of the function it calls, so no default is written twice.
+    """
+    docs = argument_docs(fn)
+    fields: dict[str, Any] = {}
+    for name, param in inspect.signature(fn).parameters.items():
+        if param.default is param.empty or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        fields[name] = (Any, Field(param.default, description=docs.get(name, "")))
+    name = "".join(part.title() for part in fn.__name__.split("_")) + "Options"
+    model: type[Options] = create_model(name, __base__=Options, **fields)
+    return model
