@@ -8,6 +8,7 @@ each API function a command calls are pydantic models. This module holds what th
 - :class:`ConfigValueError`: what a value check raises inside a pydantic validator;
 - :func:`validation_error`: the one-line :class:`~modalens.errors.SpecError` of a pydantic
   ``ValidationError`` (what is wrong, which key or option, how to fix it);
+- :func:`checked`: a field validator from a library check that raises ``SpecError``;
 - :class:`Options`: a frozen model whose construction raises that error;
 - :func:`signature_options`: the keyword options of an API function as such a model, defaults
   from its signature and descriptions from its docstring's ``Args:`` section.
@@ -21,10 +22,10 @@ from __future__ import annotations
 import functools
 import inspect
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model
 
 from .errors import SpecError
 
@@ -39,6 +40,23 @@ class ConfigValueError(ValueError):
         super().__init__(message)
         self.message = message
         self.fix = fix
+
+
+def checked(check: Callable[[Any], Any], keep: bool = False) -> BeforeValidator:
+    """A pydantic validator from a library check that raises :class:`SpecError` (its message
+    and fix are kept, the place becomes the option's). The value is the check's result, or,
+    with ``keep``, the value as given (a mapping as a dict)."""
+
+    def validate(value: Any) -> Any:
+        try:
+            out = check(value)
+        except SpecError as exc:
+            raise ConfigValueError(exc.what, exc.fix or "fix it") from None
+        if not keep:
+            return out
+        return dict(value) if isinstance(value, Mapping) else value
+
+    return BeforeValidator(validate)
 
 
 def _section_at(root: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:

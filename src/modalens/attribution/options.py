@@ -18,14 +18,14 @@ streamed result folder records in ``parts/config.json`` (compared on resume with
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Annotated, Any, ClassVar
 
 import torch
 from pydantic import AfterValidator, BeforeValidator, Field
 
 from ..errors import SpecError
-from ..options import ConfigValueError, Options
+from ..options import ConfigValueError, Options, checked
 from ..precision import parse_precision
 from .distances import DISTANCES
 from .levels import LEVELS
@@ -80,19 +80,6 @@ def as_names(value: str | Iterable[str] | None) -> tuple[str, ...]:
     return tuple(str(v) for v in value)
 
 
-def _checked(check: Callable[[Any], Any]) -> BeforeValidator:
-    """A field validator from ``check``, whose SpecError becomes the :class:`ConfigValueError`
-    that :class:`~modalens.options.Options` reports with the option's place."""
-
-    def validate(value: Any) -> Any:
-        try:
-            return check(value)
-        except SpecError as exc:
-            raise ConfigValueError(exc.what, exc.fix or "fix it") from None
-
-    return BeforeValidator(validate)
-
-
 def _registry_names(value: Any, registry: Registry[Any]) -> tuple[str, ...]:
     names = as_names(value)
     if not names:
@@ -105,7 +92,7 @@ def _registry_names(value: Any, registry: Registry[Any]) -> tuple[str, ...]:
 
 
 def _names(registry: Registry[Any]) -> BeforeValidator:
-    return _checked(lambda value: _registry_names(value, registry))
+    return checked(lambda value: _registry_names(value, registry))
 
 
 def _levels(value: Any) -> tuple[str, ...]:
@@ -265,7 +252,7 @@ class AttributionOptions(Options):
     distances: Annotated[tuple[str, ...], _names(DISTANCES)] = Field(
         ("euclidean",), description="distances, comma-separated"
     )
-    levels: Annotated[tuple[str, ...], _checked(_levels)] = Field(
+    levels: Annotated[tuple[str, ...], checked(_levels)] = Field(
         (AUTO_LEVEL,), description="levels, comma-separated"
     )
     embedding: Annotated[Any, BeforeValidator(_embedding)] = "auto"
@@ -275,10 +262,9 @@ class AttributionOptions(Options):
     mean: _Channels = None
     nodata: _Channels = None
     loss_fn: Annotated[Any, BeforeValidator(_loss_fn)] = None
-    precision: Annotated[str, _checked(lambda v: parse_precision(v, "", _PRECISIONS))] = Field(
+    precision: Annotated[str, checked(lambda v: parse_precision(v, "", _PRECISIONS))] = Field(
         "fp32",
-        description="auto: bf16 where the hardware has it, scores it cannot resolve redone "
-        "in fp32",
+        description="auto: bf16 where the hardware has it, scores it cannot resolve redone in fp32",
     )
     tolerance: Annotated[float, BeforeValidator(_tolerance)] = Field(
         0.01, description="auto precision: relative error a bf16 score may keep"

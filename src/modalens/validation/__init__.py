@@ -70,6 +70,7 @@ _EXPORTS = {
     "compare_strategies": "strategies",
     "describe_strategies": "strategies",
     "FaithfulnessResult": "faithfulness",
+    "FaithfulnessSettings": "faithfulness",
     "faithfulness": "faithfulness",
     "faithfulness_figure": "faithfulness_figure",
     "describe_faithfulness": "faithfulness_scores",
@@ -83,7 +84,7 @@ if TYPE_CHECKING:  # pragma: no cover -- for type checkers and IDEs
     from .agree import AgreementResult, agreement
     from .agreement_text import format_agreement
     from .correlation import average_ranks, kendall, kendall_w, pearson, shares, spearman
-    from .faithfulness import FaithfulnessResult, faithfulness
+    from .faithfulness import FaithfulnessResult, FaithfulnessSettings, faithfulness
     from .faithfulness_figure import faithfulness_figure
     from .faithfulness_scores import describe_faithfulness, method_label
     from .measure import epoch_seconds, inference_seconds, measure_run
@@ -99,6 +100,7 @@ __all__ = [
     "AgreementResult",
     "PruningResult",
     "FaithfulnessResult",
+    "FaithfulnessSettings",
     "RunRecord",
     "Setting",
     "StrategiesResult",
