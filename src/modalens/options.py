@@ -10,11 +10,11 @@ each API function a command calls are pydantic models. This module holds what th
   ``ValidationError`` (what is wrong, which key or option, how to fix it);
 - :func:`checked`: a field validator from a library check that raises ``SpecError``;
 - :class:`Options`: a frozen model whose construction raises that error;
-- :func:`signature_options`: the keyword options of an API function as such a model, defaults
-  from its signature and descriptions from its docstring's ``Args:`` section.
+- :func:`option_fields`: the options of a model, or of an API function (defaults from its
+  signature, descriptions from its docstring's ``Args:`` section), as pydantic fields.
 
-The command line builds its options from these models (:mod:`modalens.cli`): a default is
-written once, in the library.
+The command line builds its options from these (:mod:`modalens.cliargs`): a default is written
+once, in the library.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic.fields import FieldInfo
 
 from .errors import SpecError
 
@@ -142,12 +143,6 @@ class Options(BaseModel):
         return type(self)(**{**self.as_kwargs(), **changes})
 
 
-def default_of(model: type[BaseModel], name: str) -> Any:
-    """The default of option ``name`` of ``model`` (None where it has none)."""
-    info = model.model_fields[name]
-    return None if info.is_required() else info.get_default(call_default_factory=True)
-
-
 def shown(value: Any) -> str:
     """A default as the command line writes it (sequences comma-separated)."""
     if isinstance(value, tuple | list):
@@ -186,23 +181,36 @@ def argument_docs(fn: Callable[..., Any]) -> dict[str, str]:
             out[name] = match.group(2)
         elif name is not None:
             out[name] += " " + line.strip()
-    return {k: _plain(v) for k, v in out.items()}
+    return {k: _plain(v).rstrip(".") for k, v in out.items()}
 
 
 @functools.cache
-def signature_options(fn: Callable[..., Any]) -> type[Options]:
-    """The keyword options of API function ``fn`` as an :class:`Options` model.
-
-    One field per parameter with a default: the default is the signature's, the description
-    the docstring's (``Args:``). The command line builds a command's options from the model
-    of the function it calls, so no default is written twice.
-    """
+def _signature_fields(fn: Callable[..., Any]) -> dict[str, FieldInfo]:
     docs = argument_docs(fn)
-    fields: dict[str, Any] = {}
-    for name, param in inspect.signature(fn).parameters.items():
-        if param.default is param.empty or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-            continue
-        fields[name] = (Any, Field(param.default, description=docs.get(name, "")))
-    name = "".join(part.title() for part in fn.__name__.split("_")) + "Options"
-    model: type[Options] = create_model(name, __base__=Options, **fields)
-    return model
+    return {
+        name: FieldInfo(default=param.default, description=docs.get(name, ""))
+        for name, param in inspect.signature(fn).parameters.items()
+        if param.default is not param.empty
+        and param.kind not in (param.VAR_POSITIONAL, param.VAR_KEYWORD)
+    }
+
+
+def option_fields(source: type[BaseModel] | Callable[..., Any]) -> dict[str, FieldInfo]:
+    """The options ``source`` defines, each with its default and description.
+
+    Args:
+        source: an options model (its fields), or an API function: its keyword parameters
+            with a default, described by its docstring's ``Args:`` section.
+
+    The command line builds a command's options from the sources of the functions it calls
+    (:mod:`modalens.cliargs`), so no default is written twice.
+    """
+    if isinstance(source, type) and issubclass(source, BaseModel):
+        return dict(source.model_fields)
+    return dict(_signature_fields(source))
+
+
+def default_of(source: type[BaseModel] | Callable[..., Any], name: str) -> Any:
+    """The default of option ``name`` of ``source`` (None where it has none)."""
+    info = option_fields(source)[name]
+    return None if info.is_required() else info.get_default(call_default_factory=True)
