@@ -15,52 +15,131 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Collection, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import __version__, cliargs
 from . import commands as cmd
 from .errors import ModalensError, output_error
 from .threads import configure_threads
 
-#: every command: its words, help, options (:mod:`.cliargs`) and what it does (:mod:`.commands`)
-COMMANDS: tuple[tuple[tuple[str, ...], str, Callable[[Any], None], Callable[..., int]], ...] = (
-    (("demo",), "synth -> fit -> attribute on built-in synthetic data", cliargs.add_demo,
-     cmd.cmd_demo),
-    (("synth",), "write a synthetic MapInWild-layout dataset", cliargs.add_synth, cmd.cmd_synth),
-    (("data", "check"), "open every sample and modality and report problems",
-     cliargs.add_data_check, cmd.cmd_data_check),
-    (("fit",), "train a model and write a run folder", cliargs.add_fit, cmd.cmd_fit),
-    (("test",), "evaluate a run; writes metrics_<split>.csv", cliargs.add_test, cmd.cmd_test),
-    (("predict",), "sliding-window prediction of whole scenes to GeoTIFF", cliargs.add_predict,
-     cmd.cmd_predict),
-    (("attribute",), "modality occlusion attribution of a trained run", cliargs.add_attribute,
-     cmd.cmd_attribute),
-    (("maps",), "per-modality occlusion sensitivity maps as GeoTIFF + PNG", cliargs.add_maps,
-     cmd.cmd_maps),
-    (("views",), "sample views (Fig. 3/4): modalities, target, prediction", cliargs.add_views,
-     cmd.cmd_views),
-    (("ablate",), "Table I: train all, single- and leave-one-out-modality runs (resumable)",
-     cliargs.add_ablate, cmd.cmd_ablate),
-    (("mtl", "fit"), "train, test a multitask run; parameters per head", cliargs.add_mtl_fit,
-     cmd.cmd_mtl_fit),
-    (("mtl", "compare"), "multitask vs unimodal and input-fusion baselines",
-     cliargs.add_mtl_compare, cmd.cmd_mtl_compare),
-    (("mtl", "explain"), "do auxiliary errors explain the main task's errors?",
-     cliargs.add_mtl_explain, cmd.cmd_mtl_explain),
-    (("agreement",), "Fig. 5: ablation deviations vs occlusion influence, rank correlations",
-     cliargs.add_agreement, cmd.cmd_agreement),
-    (("bench", "faithfulness"),
-     "rank correlation of every method with planted importances and a noise decoy",
-     cliargs.add_bench_faithfulness, cmd.cmd_bench_faithfulness),
-    (("report",), "one self-contained HTML page from every result found in a folder",
-     cliargs.add_report, cmd.cmd_report),
-    (("strategies",), "Fig. 6: strategies compared (Kendall's W) and their fills checked",
-     cliargs.add_strategies, cmd.cmd_strategies),
-    (("stratify",), "influence per stratum (index column or dominant class)", cliargs.add_stratify,
-     cmd.cmd_stratify),
-    (("prune",), "retrain without the k least influential modalities", cliargs.add_prune,
-     cmd.cmd_prune),
-)  # fmt: skip
+
+class Command(NamedTuple):
+    """A ``modalens`` command: its words, help, options and what it does."""
+
+    words: tuple[str, ...]
+    help: str
+    #: adds the command's options to its parser (:mod:`.cliargs`)
+    add_options: Callable[[argparse.ArgumentParser], None]
+    #: runs it (:mod:`.commands`)
+    run: Callable[[argparse.Namespace], int]
+
+
+#: every command, in the order of ``modalens --help``
+COMMANDS = (
+    Command(
+        ("demo",),
+        "synth -> fit -> attribute on built-in synthetic data",
+        cliargs.add_demo,
+        cmd.cmd_demo,
+    ),
+    Command(
+        ("synth",), "write a synthetic MapInWild-layout dataset", cliargs.add_synth, cmd.cmd_synth
+    ),
+    Command(
+        ("data", "check"),
+        "open every sample and modality and report problems",
+        cliargs.add_data_check,
+        cmd.cmd_data_check,
+    ),
+    Command(("fit",), "train a model and write a run folder", cliargs.add_fit, cmd.cmd_fit),
+    Command(
+        ("test",), "evaluate a run; writes metrics_<split>.csv", cliargs.add_test, cmd.cmd_test
+    ),
+    Command(
+        ("predict",),
+        "sliding-window prediction of whole scenes to GeoTIFF",
+        cliargs.add_predict,
+        cmd.cmd_predict,
+    ),
+    Command(
+        ("attribute",),
+        "modality occlusion attribution of a trained run",
+        cliargs.add_attribute,
+        cmd.cmd_attribute,
+    ),
+    Command(
+        ("maps",),
+        "per-modality occlusion sensitivity maps as GeoTIFF + PNG",
+        cliargs.add_maps,
+        cmd.cmd_maps,
+    ),
+    Command(
+        ("views",),
+        "sample views (Fig. 3/4): modalities, target, prediction",
+        cliargs.add_views,
+        cmd.cmd_views,
+    ),
+    Command(
+        ("ablate",),
+        "Table I: train all, single- and leave-one-out-modality runs (resumable)",
+        cliargs.add_ablate,
+        cmd.cmd_ablate,
+    ),
+    Command(
+        ("mtl", "fit"),
+        "train, test a multitask run; parameters per head",
+        cliargs.add_mtl_fit,
+        cmd.cmd_mtl_fit,
+    ),
+    Command(
+        ("mtl", "compare"),
+        "multitask vs unimodal and input-fusion baselines",
+        cliargs.add_mtl_compare,
+        cmd.cmd_mtl_compare,
+    ),
+    Command(
+        ("mtl", "explain"),
+        "do auxiliary errors explain the main task's errors?",
+        cliargs.add_mtl_explain,
+        cmd.cmd_mtl_explain,
+    ),
+    Command(
+        ("agreement",),
+        "Fig. 5: ablation deviations vs occlusion influence, rank correlations",
+        cliargs.add_agreement,
+        cmd.cmd_agreement,
+    ),
+    Command(
+        ("bench", "faithfulness"),
+        "rank correlation of every method with planted importances and a noise decoy",
+        cliargs.add_bench_faithfulness,
+        cmd.cmd_bench_faithfulness,
+    ),
+    Command(
+        ("report",),
+        "one self-contained HTML page from every result found in a folder",
+        cliargs.add_report,
+        cmd.cmd_report,
+    ),
+    Command(
+        ("strategies",),
+        "Fig. 6: strategies compared (Kendall's W) and their fills checked",
+        cliargs.add_strategies,
+        cmd.cmd_strategies,
+    ),
+    Command(
+        ("stratify",),
+        "influence per stratum (index column or dominant class)",
+        cliargs.add_stratify,
+        cmd.cmd_stratify,
+    ),
+    Command(
+        ("prune",),
+        "retrain without the k least influential modalities",
+        cliargs.add_prune,
+        cmd.cmd_prune,
+    ),
+)
 
 #: the commands that group sub-commands, and their help
 GROUPS = {
@@ -95,7 +174,7 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
     _flags(common, suppress=True)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     groups: dict[str, Any] = {}
-    for words, text, add_options, func in COMMANDS:
+    for words, text, add_options, run in COMMANDS:
         into = sub
         if len(words) == 2:
             if words[0] not in groups:
@@ -105,7 +184,7 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
                 )
             into = groups[words[0]]
         s = into.add_parser(words[-1], parents=[common], help=text)
-        s.set_defaults(func=func)
+        s.set_defaults(func=run)
         if commands is None or words[0] in commands:
             add_options(s)
     return p

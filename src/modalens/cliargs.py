@@ -182,7 +182,7 @@ def add_score_options(s: argparse.ArgumentParser) -> None:
     from the strategy, distance and level registries)."""
     from .attribution.distances import DISTANCES
     from .attribution.levels import LEVELS
-    from .attribution.options import AUTO_LEVEL, PAPER, AttributionOptions
+    from .attribution.options import AUTO_LEVEL, AttributionOptions
     from .attribution.strategies import STRATEGIES, paper_strategies
 
     o = AttributionOptions
@@ -201,7 +201,7 @@ def add_score_options(s: argparse.ArgumentParser) -> None:
         "--paper",
         action="store_true",
         help="the paper's exact protocol: embedding level, fills "
-        f"{','.join(PAPER['strategies'])}, euclidean distance, the ALL row",
+        f"{','.join(paper_strategies())}, euclidean distance, the ALL row",
     )
     option(s, o, "shapley")
     option(s, o, "draws")

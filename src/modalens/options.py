@@ -23,7 +23,7 @@ import functools
 import inspect
 import re
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, cast
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 from pydantic.fields import FieldInfo
@@ -207,7 +207,7 @@ def option_fields(source: type[BaseModel] | Callable[..., Any]) -> dict[str, Fie
     """
     if isinstance(source, type) and issubclass(source, BaseModel):
         return dict(source.model_fields)
-    return dict(_signature_fields(source))
+    return dict(_signature_fields(cast(Callable[..., Any], source)))
 
 
 def default_of(source: type[BaseModel] | Callable[..., Any], name: str) -> Any:

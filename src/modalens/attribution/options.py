@@ -247,34 +247,35 @@ class AttributionOptions(Options):
     noun: ClassVar[str] = "attribution option"
 
     strategies: Annotated[tuple[str, ...], _names(STRATEGIES)] = Field(
-        ("mean",), description="fills of the occluded channels, comma-separated"
+        default=("mean",), description="fills of the occluded channels, comma-separated"
     )
     distances: Annotated[tuple[str, ...], _names(DISTANCES)] = Field(
-        ("euclidean",), description="distances, comma-separated"
+        default=("euclidean",), description="distances, comma-separated"
     )
     levels: Annotated[tuple[str, ...], checked(_levels)] = Field(
-        (AUTO_LEVEL,), description="levels, comma-separated"
+        default=(AUTO_LEVEL,), description="levels, comma-separated"
     )
     embedding: Annotated[Any, BeforeValidator(_embedding)] = "auto"
     channel_axis: Annotated[int, _integer(), AfterValidator(_channel_axis)] = 1
-    draws: _Int1 = Field(1, description="noise draws per sample")
-    seed: Annotated[int, _integer()] = Field(0, description="seed of fills and bootstrap")
+    draws: _Int1 = Field(default=1, description="noise draws per sample")
+    seed: Annotated[int, _integer()] = Field(default=0, description="seed of fills and bootstrap")
     mean: _Channels = None
     nodata: _Channels = None
     loss_fn: Annotated[Any, BeforeValidator(_loss_fn)] = None
     precision: Annotated[str, checked(lambda v: parse_precision(v, "", _PRECISIONS))] = Field(
-        "fp32",
+        default="fp32",
         description="auto: bf16 where the hardware has it, scores it cannot resolve redone in fp32",
     )
     tolerance: Annotated[float, BeforeValidator(_tolerance)] = Field(
-        0.01, description="auto precision: relative error a bf16 score may keep"
+        default=0.01, description="auto precision: relative error a bf16 score may keep"
     )
     optimize: _Bool = True
     chunk_size: Annotated[int | None, _integer(1, optional=True)] = None
     include_all: _Bool = True
     device: Annotated[str | None, BeforeValidator(_device)] = None
     shapley: Annotated[bool | str, BeforeValidator(_shapley)] = Field(
-        False, description="also Shapley values (exact up to 10 groups, sampled permutations above)"
+        default=False,
+        description="also Shapley values (exact up to 10 groups, sampled permutations above)",
     )
     permutations: _Int1 = 64
     interactions: _Bool = True

@@ -123,25 +123,25 @@ class FaithfulnessSettings(Options):
     noun: ClassVar[str] = "benchmark setting"
 
     seeds: Annotated[tuple[int, ...], checked(parse_seeds)] = Field(
-        (0, 1, 2), description="seeds (data, training and attribution), comma-separated"
+        default=(0, 1, 2), description="seeds (data, training and attribution), comma-separated"
     )
     worlds: Annotated[tuple[str, ...], BeforeValidator(_worlds)] = Field(
-        WORLDS,
+        default=WORLDS,
         description="worlds, comma-separated: " + ", ".join(WORLDS) + " (real needs the "
         "Sen1Floods11 chip in ../shared)",
     )
     importance: Annotated[str | dict[str, float], checked(normalize_importance, keep=True)] = Field(
-        DEFAULT_IMPORTANCE,
+        default=DEFAULT_IMPORTANCE,
         description="planted importances of the planted world; decoy=0 adds the pure-noise "
         "decoy modality (a real modality at 0 is a decoy too)",
     )
     sparsity: Annotated[str | dict[str, float] | None, checked(parse_sparsity, keep=True)] = Field(
-        DEFAULT_SPARSITY,
+        default=DEFAULT_SPARSITY,
         description="planted world: share of pixels without a modality's own signal",
     )
-    samples: Int1 = Field(120, description="scenes per synthetic world and seed")
-    size: Int1 = Field(32, description="scene (and real tile) size in px")
-    epochs: Int1 = Field(15, description="training epochs of every run")
+    samples: Int1 = Field(default=120, description="scenes per synthetic world and seed")
+    size: Int1 = Field(default=32, description="scene (and real tile) size in px")
+    epochs: Int1 = Field(default=15, description="training epochs of every run")
 
     @classmethod
     def where(cls, key: str) -> str:
