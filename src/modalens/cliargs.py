@@ -64,6 +64,8 @@ def option(
     elif "type" not in kw and "choices" not in kw and "action" not in kw:
         kw["type"] = type(default) if isinstance(default, int | float) else str
     default_value = False if kw.get("action") == "store_true" else None
+    if flags and "metavar" not in kw and kw.get("action") != "store_true":
+        kw["metavar"] = flags[0].lstrip("-").replace("-", "_").upper()  # as the flag, not dest
     flags = flags or (f"--{name.replace('_', '-')}",)
     help_text = _escaped(text.strip())
     parser.add_argument(*flags, dest=name, default=default_value, help=help_text, **kw)
