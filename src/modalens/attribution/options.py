@@ -1,4 +1,4 @@
-"""The options of an attribution: one frozen object, validated once.
+"""The options of an attribution: one frozen pydantic model, validated once.
 
 :class:`AttributionOptions` holds everything that decides how scores are computed (strategies,
 distances, levels, embedding, seed, precision, Shapley values ...). The engine, :func:`attribute
@@ -6,7 +6,8 @@ distances, levels, embedding, seed, precision, Shapley values ...). The engine, 
 <modalens.attribution.run.attribute_run>`, the sensitivity maps and the command line all take
 it; the public functions also accept its fields as keyword arguments, which are turned into an
 options object by :func:`resolve_options` -- the one place that does so. Every invalid value is
-a one-line :class:`~modalens.errors.SpecError` naming the option and its command-line flag.
+a one-line :class:`~modalens.errors.SpecError` naming the option and its command-line flag
+(the run config's mechanism, :class:`modalens.options.Options`).
 
 Names of strategies, distances and levels are checked against their registries
 (:mod:`~modalens.attribution.strategies`, :mod:`~modalens.attribution.distances`,
