@@ -11,8 +11,8 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
 
+from .cliargs import given
 from .errors import SpecError
 
 
@@ -30,21 +30,10 @@ def parse_options(pairs: Sequence[str] | None) -> dict[str, str]:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from .data.synthetic import generate_synthetic, parse_importance
+    from .data.synthetic import generate_synthetic
 
-    importance = parse_importance(args.importance) if args.importance else None
     out = generate_synthetic(
-        args.out,
-        samples=args.samples,
-        size=args.size,
-        seed=args.seed,
-        importance=importance,
-        progress=not args.quiet,
-        sparsity=args.sparsity,
-        decoy=args.decoy,
-        error_link=args.error_link,
-        cog=args.cog,
-        cog_blocksize=args.cog_blocksize,
+        args.out, progress=not args.quiet, **given(args, generate_synthetic)
     )
     print(f"wrote synthetic MapInWild-layout dataset to {out}")
     return 0
@@ -54,10 +43,9 @@ def cmd_data_check(args: argparse.Namespace) -> int:
     from .data.checks import check_dataset, format_problems, format_summary, has_errors, summarize
     from .data.specfile import resolve_spec
 
-    spec = resolve_spec(
-        args.root, config=args.config, preset=args.preset, options=parse_options(args.option)
-    )
-    problems = check_dataset(spec, progress=not args.quiet, min_coverage=args.min_coverage)
+    options = parse_options(args.option)
+    spec = resolve_spec(args.root, options=options, **given(args, resolve_spec))
+    problems = check_dataset(spec, progress=not args.quiet, **given(args, check_dataset))
     print(format_summary(summarize(spec)))
     print(format_problems(problems, spec.root))
     return 2 if has_errors(problems) else 0
@@ -65,17 +53,14 @@ def cmd_data_check(args: argparse.Namespace) -> int:
 
 def cmd_fit(args: argparse.Namespace) -> int:
     from .training import fit
+    from .training.config import TrainConfig
     from .training.ranks import is_global_zero
 
     overrides: dict = {"data": {"root": args.root}} if args.root else {}
-    keys = ("devices", "strategy", "num_nodes", "sync_batchnorm")
-    train = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+    train = given(args, TrainConfig)  # train.devices, strategy, num_nodes, sync_batchnorm
     if train:
         overrides["train"] = train
-    run = fit(
-        args.config, out=args.out, resume=args.resume, overrides=overrides or None,
-        progress=not args.quiet,
-    )
+    run = fit(args.config, overrides=overrides or None, progress=not args.quiet, **given(args, fit))
     if is_global_zero():  # every rank of a multi-process run returns here
         print(f"run folder: {run}")
     return 0
@@ -84,7 +69,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 def cmd_test(args: argparse.Namespace) -> int:
     from .training import evaluate
 
-    table = evaluate(args.run, split=args.split, out=args.out)
+    table = evaluate(args.run, **given(args, evaluate))
     print(table.to_string(index=False))
     if "not_saved" in table.attrs:  # e.g. a read-only run folder: the metrics are printed
         print(f"modalens: warning: metrics not saved: {table.attrs['not_saved']}", file=sys.stderr)
@@ -94,58 +79,25 @@ def cmd_test(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from .training import predict
 
-    paths = predict(
-        args.run,
-        data_root=args.data,
-        ids=args.ids,
-        out_dir=args.out,
-        tile=args.tile,
-        overlap=args.overlap,
-        auxiliary=args.auxiliary,
-    )
+    paths = predict(args.run, **given(args, predict))
     for p in paths:
         print(p)
     return 0
 
 
-def _given(args: argparse.Namespace, names: dict[str, str]) -> dict[str, Any]:
-    """The options given on the command line (``{library name: value}``); those left out take
-    the library's defaults."""
-    values = {key: getattr(args, attr, None) for attr, key in names.items()}
-    return {k: v for k, v in values.items() if v is not None and v is not False}
-
-
 def cmd_attribute(args: argparse.Namespace) -> int:
-    from .attribution.options import paper_options, resolve_options
+    from .attribution.options import AttributionOptions, paper_options, resolve_options
     from .attribution.run import attribute_run
 
-    given = _given(
-        args,
-        {
-            "strategy": "strategies",
-            "distance": "distances",
-            "level": "levels",
-            "shapley": "shapley",
-            "draws": "draws",
-            "seed": "seed",
-            "precision": "precision",
-            "tolerance": "tolerance",
-        },
-    )
-    options = paper_options(**given) if args.paper else resolve_options(None, **given)
+    chosen = given(args, AttributionOptions)
+    options = paper_options(**chosen) if args.paper else resolve_options(None, **chosen)
     scores, summary = attribute_run(
         args.run,
-        split=args.split,
         options=options,
-        groups=args.groups,
-        out=args.out,
         progress=not args.quiet,
         resume=not args.overwrite,
-        devices=args.devices,
-        num_nodes=args.num_nodes,
-        accelerator=args.accelerator,
         report=print,
-        **_given(args, {"batch_size": "batch_size"}),
+        **given(args, attribute_run),
     )
     used = scores.attrs.get("precision") or {}  # none on ranks other than 0
     if "fp32_share" in used:
@@ -158,35 +110,19 @@ def cmd_attribute(args: argparse.Namespace) -> int:
     if args.sanity and len(summary):  # rank 0 only: the other ranks of a sharded run get none
         from .validation.sanity import sanity_check
 
-        sanity_check(
-            args.run,
-            split=args.split,
-            options=options,
-            groups=args.groups,
-            samples=args.sanity_samples,
-            out=args.out,
-            report=print,
-            **_given(args, {"batch_size": "batch_size"}),
-        )
+        sanity_check(args.run, options=options, report=print, **given(args, sanity_check))
     return 0
 
 
 def cmd_maps(args: argparse.Namespace) -> int:
     from .attribution.maps import occlusion_maps
-    from .attribution.options import resolve_options
+    from .attribution.options import AttributionOptions, resolve_options
 
     paths = occlusion_maps(
         args.run,
-        ids=args.ids,
-        out=args.out,
-        options=resolve_options(None, **_given(args, {"strategy": "strategies"})),
-        data_root=args.data,
-        **_given(args, {"tile": "tile", "overlap": "overlap"}),
+        options=resolve_options(None, **given(args, AttributionOptions)),
         progress=not args.quiet,
-        window=args.window,
-        devices=args.devices,
-        num_nodes=args.num_nodes,
-        accelerator=args.accelerator,
+        **given(args, occlusion_maps),
     )
     for p in paths:
         print(p)
@@ -196,19 +132,7 @@ def cmd_maps(args: argparse.Namespace) -> int:
 def cmd_views(args: argparse.Namespace) -> int:
     from .attribution.views import sample_views
 
-    paths = sample_views(
-        args.run,
-        args.scores,
-        ids=args.ids,
-        top_k=args.top_k,
-        out=args.out,
-        split=args.split,
-        strategy=args.strategy,
-        level=args.level,
-        tile=args.tile,
-        overlap=args.overlap,
-        progress=not args.quiet,
-    )
+    paths = sample_views(args.run, progress=not args.quiet, **given(args, sample_views))
     print(f"wrote {len(paths) - 1} figure files and {paths[-1]}")
     return 0
 
@@ -218,13 +142,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
 
     overrides = {"data": {"root": args.root}} if args.root else None
     result = ablate(
-        args.config,
-        args.out,
-        seeds=args.seeds,
-        overrides=overrides,
-        progress=not args.quiet,
-        attribute=args.attribute,
-        timing_samples=args.timing_samples,
+        args.config, args.out, overrides=overrides, progress=not args.quiet, **given(args, ablate)
     )
     print(result.table_md.read_text().rstrip())
     print(f"wrote {result.table_csv} and {result.table_md}")
@@ -237,9 +155,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
 def cmd_mtl_fit(args: argparse.Namespace) -> int:
     from .multitask import fit_multitask
 
-    run = fit_multitask(
-        args.config, out=args.out, root=args.root, resume=args.resume, progress=not args.quiet
-    )
+    run = fit_multitask(args.config, progress=not args.quiet, **given(args, fit_multitask))
     print(f"run folder: {run} (metrics_test.csv, parameters.csv)")
     return 0
 
@@ -249,8 +165,9 @@ def cmd_mtl_compare(args: argparse.Namespace) -> int:
 
     overrides = {"data": {"root": args.root}} if args.root else None
     result = compare(
-        args.config, args.out, seeds=args.seeds, overrides=overrides, progress=not args.quiet
-    )
+        args.config, args.out, overrides=overrides, progress=not args.quiet,
+        **given(args, compare),
+    )  # fmt: skip
     print((result.out / "mtl_compare.md").read_text().rstrip())
     print(f"wrote {result.out / 'mtl_compare.csv'}, mtl_compare.md and mtl_tests.csv")
     return 0
@@ -259,7 +176,7 @@ def cmd_mtl_compare(args: argparse.Namespace) -> int:
 def cmd_mtl_explain(args: argparse.Namespace) -> int:
     from .multitask import describe_explanation, explain
 
-    result = explain(args.run, args.split, args.out, worst=args.worst, progress=not args.quiet)
+    result = explain(args.run, progress=not args.quiet, **given(args, explain))
     print("\n".join(describe_explanation(result.tables)))
     print(f"wrote tables, figures and maps/ to {result.out}")
     return 0
@@ -268,15 +185,7 @@ def cmd_mtl_explain(args: argparse.Namespace) -> int:
 def cmd_agreement(args: argparse.Namespace) -> int:
     from .validation import agreement, format_agreement
 
-    result = agreement(
-        args.dir,
-        attributions=args.attribution,
-        seeds=args.seeds,
-        metric=args.metric,
-        n_boot=args.boot,
-        seed=args.seed,
-        progress=not args.quiet,
-    )
+    result = agreement(args.dir, progress=not args.quiet, **given(args, agreement))
     print(format_agreement(result.table))
     print(f"wrote {', '.join(str(p) for p in result.paths.values())}")
     return 0
@@ -285,7 +194,7 @@ def cmd_agreement(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from .report import build_report
 
-    print(f"wrote {build_report(args.dir, out=args.out, title=args.title)}")
+    print(f"wrote {build_report(args.dir, **given(args, build_report))}")
     return 0
 
 
@@ -293,13 +202,7 @@ def cmd_strategies(args: argparse.Namespace) -> int:
     from .validation.strategies import compare_strategies
 
     result = compare_strategies(
-        args.dir,
-        run=args.run,
-        split=args.split,
-        threshold=args.threshold,
-        samples=args.samples,
-        data_root=args.root,
-        progress=not args.quiet,
+        args.dir, progress=not args.quiet, **given(args, compare_strategies)
     )
     print("\n".join(result.lines))
     print(f"wrote {', '.join(str(p) for p in result.paths.values())}")
@@ -309,9 +212,7 @@ def cmd_strategies(args: argparse.Namespace) -> int:
 def cmd_stratify(args: argparse.Namespace) -> int:
     from .attribution.strata import describe_strata, stratify
 
-    table = stratify(
-        args.dir, args.run, args.by, min_samples=args.min_samples, out=args.dir, data_root=args.root
-    )
+    table = stratify(args.dir, out=args.dir, **given(args, stratify))
     print("\n".join(describe_strata(table)))
     print(f"wrote {os.path.join(args.dir, 'stratified.csv')} and stratified.png/.svg")
     return 0
@@ -320,17 +221,13 @@ def cmd_stratify(args: argparse.Namespace) -> int:
 def cmd_prune(args: argparse.Namespace) -> int:
     from .validation import prune
 
-    block = {k: getattr(args, k) for k in ("method", "level", "distance", "strategy")}
     result = prune(
         args.config,
         args.scores,
         args.out,
-        tolerance=args.tolerance,
-        seeds=args.seeds,
         overrides={"data": {"root": args.root}} if args.root else None,
-        reuse=args.reuse,
         progress=not args.quiet,
-        **block,
+        **given(args, prune),
     )
     print((result.out / "pruning.md").read_text().rstrip())
     print(f"wrote {result.out / 'pruning.csv'}, pruning.md and pruning.png/.svg")
@@ -338,12 +235,10 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_faithfulness(args: argparse.Namespace) -> int:
-    from .validation.faithfulness import faithfulness  # the function, not its module
+    from .validation.faithfulness import FaithfulnessSettings, faithfulness
 
-    names = ("seeds", "worlds", "importance", "sparsity", "samples", "size", "epochs")
-    result = faithfulness(
-        args.out, progress=not args.quiet, **_given(args, {n: n for n in names})
-    )
+    settings = FaithfulnessSettings(**given(args, FaithfulnessSettings))
+    result = faithfulness(args.out, settings, progress=not args.quiet)
     print((result.out / "faithfulness.md").read_text().rstrip())
     print(f"wrote {result.out}/faithfulness.csv, .md, .png, .svg in {result.seconds:.0f} s")
     return 0
@@ -352,12 +247,5 @@ def cmd_bench_faithfulness(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    run_demo(
-        args.out,
-        samples=args.samples,
-        size=args.size,
-        seed=args.seed,
-        progress=not args.quiet,
-        validate=args.validate,
-    )
+    run_demo(progress=not args.quiet, **given(args, run_demo))
     return 0

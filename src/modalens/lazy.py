@@ -28,8 +28,12 @@ def lazy_exports(
         module = exports.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(module), name)
+        loaded = importlib.import_module(module)
+        value = getattr(loaded, name)
         namespace[name] = value
+        short = module.rpartition(".")[2]
+        if exports.get(short) == module:  # importing the module bound its name to it
+            namespace[short] = getattr(loaded, short)  # the export of that name instead
         return value
 
     def dir_() -> list[str]:

@@ -142,26 +142,27 @@ def _shown(value: object) -> str:
     return ",".join(map(str, value)) if isinstance(value, tuple | list) else str(value)
 
 
-#: the ``attribute`` options' dests and the AttributionOptions fields they set
+#: the ``attribute`` options' flags and the AttributionOptions fields they set (their dests)
 OPTION_FIELDS = {
-    "strategy": "strategies",
-    "distance": "distances",
-    "level": "levels",
-    "draws": "draws",
-    "seed": "seed",
-    "precision": "precision",
-    "tolerance": "tolerance",
+    "--strategy": "strategies",
+    "--distance": "distances",
+    "--level": "levels",
+    "--draws": "draws",
+    "--seed": "seed",
+    "--precision": "precision",
+    "--tolerance": "tolerance",
 }
 
 
 def test_attribute_options_take_the_library_defaults() -> None:
     options = _options(_subparser("attribute"))
     default = AttributionOptions()
-    for dest, field in OPTION_FIELDS.items():
-        action = options[dest]
-        assert action.default is None, dest  # left out: the library's default applies
-        assert f"default {_shown(getattr(default, field))}" in action.help, (dest, action.help)
-    assert "default auto" in options["level"].help and "default mean" in options["strategy"].help
+    for flag, field in OPTION_FIELDS.items():
+        action = options[field]
+        assert flag in action.option_strings
+        assert action.default is None, field  # left out: the library's default applies
+        assert f"default {_shown(getattr(default, field))}" in action.help, (field, action.help)
+    assert "default auto" in options["levels"].help and "default mean" in options["strategies"].help
     assert "default 1" in options["draws"].help
     batch_size = inspect.signature(attribute_run).parameters["batch_size"].default
     assert options["batch_size"].default is None
@@ -169,22 +170,23 @@ def test_attribute_options_take_the_library_defaults() -> None:
     # the flags are off by default, as the library's
     assert options["shapley"].default is False and not default.shapley
     assert options["paper"].default is False
-    # options named as attribute_run's parameters default as its signature does
+    # options named as attribute_run's parameters: left out, its signature's defaults apply
     params = inspect.signature(attribute_run).parameters
-    for dest in ("split", "groups", "out", "devices", "num_nodes", "accelerator"):
-        assert options[dest].default == params[dest].default, dest
+    for dest in ("split", "groups", "devices", "num_nodes", "accelerator"):
+        assert options[dest].default is None, dest
+        assert f"default {params[dest].default}" in options[dest].help, dest
 
 
 def test_maps_options_take_the_library_defaults() -> None:
     options = _options(_subparser("maps"))
     params = inspect.signature(occlusion_maps).parameters
-    for dest in ("tile", "overlap"):
+    for dest in ("tile", "overlap", "devices", "num_nodes", "accelerator"):
         assert options[dest].default is None, dest
         assert f"default {params[dest].default}" in options[dest].help, dest
-    assert options["strategy"].default is None
-    assert f"default {_shown(AttributionOptions().strategies)}" in options["strategy"].help
-    for dest in ("ids", "out", "window", "devices", "num_nodes", "accelerator"):
-        assert options[dest].default == params[dest].default, dest
+    assert options["strategies"].default is None
+    assert f"default {_shown(AttributionOptions().strategies)}" in options["strategies"].help
+    for dest in ("ids", "window"):
+        assert options[dest].default is None and params[dest].default is None, dest
 
 
 def test_cli_attribute_passes_the_library_defaults(monkeypatch, tmp_path, capsys) -> None:

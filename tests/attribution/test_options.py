@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import numpy as np
@@ -26,7 +27,7 @@ from modalens.attribution import (
 )
 from modalens.attribution.options import resolve_options
 from modalens.cli import build_parser, main
-from modalens.errors import SpecError
+from modalens.errors import ModalensError, SpecError
 
 
 # ============================================================================ options
@@ -36,6 +37,12 @@ def test_options_normalise_and_validate() -> None:
     assert o.precision == "bf16"
     assert o.replace(draws=3).draws == 3 and o.draws == 1
     assert AttributionOptions(shapley="off").shapley is False
+    # frozen, equal and hashable by value (a pydantic model)
+    same = AttributionOptions(strategies=["zeros", "ones"], distances="cosine", precision="bf16")
+    assert same == o and hash(same) == hash(o) and len({o, same}) == 1
+    assert o != o.replace(seed=1)
+    with pytest.raises(Exception, match="frozen"):
+        o.draws = 2  # type: ignore[misc]
     assert AttributionOptions(mean=np.array([0.1, 0.2])).mean == (
         float(np.float32(0.1)),
         float(np.float32(0.2)),
@@ -78,6 +85,48 @@ def test_fingerprint_is_the_resume_configuration() -> None:
         "permutations": 64,
     }
     assert AttributionOptions().resume_settings()["permutations"] is None
+
+
+#: ``parts/config.json`` as the dataclass options (before the pydantic model) wrote it
+DATACLASS_CONFIG = {
+    "groups": GROUPS,
+    "strategies": ["zeros", "gaussian"],
+    "distances": ["euclidean"],
+    "levels": ["embedding"],
+    "embedding": "auto",
+    "channel_axis": 1,
+    "draws": 2,
+    "seed": 0,
+    "mean": None,
+    "precision": "fp32",
+    "include_all": True,
+    "shapley": "False",
+    "permutations": None,
+}
+
+
+def test_a_folder_of_the_dataclass_options_resumes_and_others_are_refused(tmp_path) -> None:
+    model, batches = tiny_unet(), [batch(3, s) for s in (1, 2)]
+    kw = {"strategies": "zeros,gaussian", "levels": "embedding", "draws": 2}
+    ref = attribute(model, batches, GROUPS, **kw)
+
+    def stop(index: int, rows: pd.DataFrame) -> None:
+        if index == 0:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        attribute(model, batches, GROUPS, out=tmp_path, on_batch=stop, **kw)
+    config = tmp_path / "parts" / "config.json"
+    assert json.loads(config.read_text()) == DATACLASS_CONFIG  # the stored form is unchanged
+    config.write_text(json.dumps(DATACLASS_CONFIG))  # as an old folder holds it
+    eng = OcclusionEngine(model, GROUPS, **kw)
+    pd.testing.assert_frame_equal(attribute(model, batches, GROUPS, out=tmp_path, engine=eng), ref)
+    second = OcclusionEngine(model, GROUPS, **kw)
+    attribute(model, batches[1:], GROUPS, engine=second)
+    assert eng.forwards == second.forwards > 0  # the first batch was reused, not recomputed
+    with pytest.raises(ModalensError, match="draws") as err:
+        attribute(model, batches, GROUPS, out=tmp_path, **{**kw, "draws": 3})
+    assert "\n" not in str(err.value) and "--overwrite" in str(err.value)
 
 
 def test_options_object_and_keywords_give_the_same_scores() -> None:

@@ -115,6 +115,34 @@ def test_tiny_batch_overfits() -> None:
     assert losses[-1] <= 0.1 * losses[0]
 
 
+def test_optimiser_and_scheduler_come_from_the_run_config_models() -> None:
+    from modalens.training.config import SchedulerConfig, TrainConfig
+
+    train = TrainConfig(optimizer="SGD", lr=0.02, weight_decay=0.1, scheduler={"T_0": 5})
+    module = TaskModule(
+        "regression", in_channels=4, out_channels=1, base_width=8, depth=2,
+        optimizer=train.optimizer, lr=train.lr, weight_decay=train.weight_decay,
+        scheduler=train.scheduler,
+    )  # fmt: skip
+    assert module.optimizer_config == train.optimizer_config()
+    assert module.hparams.scheduler == train.scheduler.model_dump()  # plain in checkpoints
+    got = module.configure_optimizers()
+    opt, sched = got["optimizer"], got["lr_scheduler"]["scheduler"]
+    assert isinstance(opt, torch.optim.SGD) and opt.defaults["momentum"] == 0.9
+    assert opt.defaults["lr"] == 0.02 and opt.defaults["weight_decay"] == 0.1
+    assert isinstance(sched, torch.optim.lr_scheduler.CosineAnnealingWarmRestarts)
+    assert (sched.T_0, sched.T_mult, sched.eta_min) == (5, 1, 0.0)
+    # a checkpoint's partial scheduler dict takes the run config's defaults, None: no scheduler
+    partial = TaskModule("regression", 4, 1, 8, 2, scheduler={"name": "cosine_warm_restarts"})
+    assert partial.scheduler_config == SchedulerConfig()
+    plain_module = TaskModule("regression", 4, 1, 8, 2)
+    assert isinstance(plain_module.configure_optimizers(), torch.optim.Adam)
+    for kw, where in [({"optimizer": "lion"}, "optimizer="), ({"scheduler": {"T_0": 0}}, "T_0")]:
+        with pytest.raises(SpecError) as err:
+            TaskModule("regression", 4, 1, 8, 2, **kw)
+        assert where in str(err.value) and "\n" not in str(err.value)
+
+
 # ------------------------------------------------------------------------------ runs
 def test_fit_writes_run_folder(trained_run: Path) -> None:
     for name in ("config.yaml", "dataset.yaml", "stats.json", "metrics.csv"):

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from modalens.errors import SpecError
-from modalens.validation import describe_faithfulness, faithfulness
+from modalens.validation import FaithfulnessSettings, describe_faithfulness, faithfulness
 from modalens.validation.faithfulness_scores import (
     SEED_COLUMNS,
     TABLE_COLUMNS,
@@ -148,3 +148,26 @@ def test_a_table_from_before_the_worlds_is_still_read() -> None:
     )  # fmt: skip
     text = describe_faithfulness(old)
     assert "1 of 1 attribution methods recover all 1 worlds" in text[0]
+
+
+def test_settings_are_a_typed_model_with_one_line_errors(tmp_path: Path) -> None:
+    s = FaithfulnessSettings(seeds="1,0", worlds="planted,real", importance="s2=1,decoy=0")
+    assert s.seeds == (1, 0) and s.worlds == ("planted", "real")
+    record = s.record()
+    assert record["importance"] == {"s2": 1.0, "s1": 0.0, "esa_wc": 0.0, "viirs": 0.0}
+    assert record["decoy"] is True and record["worlds"] == ["planted", "real"]
+    assert record["sparsity"] == {"s1": 0.8, "viirs": 0.75}  # the default
+    assert FaithfulnessSettings().replace(epochs=3) == FaithfulnessSettings(epochs=3)
+    bad = [
+        ({"epochs": 0}, "--epochs"),
+        ({"worlds": "mars"}, "unknown world 'mars'"),
+        ({"seeds": "0,x"}, "bad seed 'x'"),
+        ({"importance": "s3=1"}, "--importance"),
+        ({"sparsity": "viirs=2"}, "--sparsity"),
+        ({"sample": 3}, "unknown benchmark setting 'sample'"),
+    ]
+    for kw, expected in bad:
+        with pytest.raises(SpecError) as err:
+            faithfulness(tmp_path / "bench", **kw)
+        assert expected in str(err.value) and "\n" not in str(err.value), kw
+    assert not (tmp_path / "bench").exists()  # refused before anything is written

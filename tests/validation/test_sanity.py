@@ -187,4 +187,8 @@ def test_cli_and_python_default_sample_counts_agree() -> None:
     parser = build_parser(["attribute"])
     args = parser.parse_args(["attribute", "RUN"])
     assert args.sanity is False
-    assert args.sanity_samples == inspect.signature(sanity_check).parameters["samples"].default
+    assert args.samples is None  # --sanity-samples left out: sanity_check's default applies
+    default = inspect.signature(sanity_check).parameters["samples"].default
+    action = next(a for a in parser._subparsers._group_actions[0].choices["attribute"]._actions
+                  if "--sanity-samples" in a.option_strings)  # fmt: skip
+    assert f"default {default}" in action.help

@@ -1,4 +1,4 @@
-"""The options of an attribution: one frozen object, validated once.
+"""The options of an attribution: one frozen pydantic model, validated once.
 
 :class:`AttributionOptions` holds everything that decides how scores are computed (strategies,
 distances, levels, embedding, seed, precision, Shapley values ...). The engine, :func:`attribute
@@ -6,7 +6,8 @@ distances, levels, embedding, seed, precision, Shapley values ...). The engine, 
 <modalens.attribution.run.attribute_run>`, the sensitivity maps and the command line all take
 it; the public functions also accept its fields as keyword arguments, which are turned into an
 options object by :func:`resolve_options` -- the one place that does so. Every invalid value is
-a one-line :class:`~modalens.errors.SpecError` naming the option and its command-line flag.
+a one-line :class:`~modalens.errors.SpecError` naming the option and its command-line flag
+(the run config's mechanism, :class:`modalens.options.Options`).
 
 Names of strategies, distances and levels are checked against their registries
 (:mod:`~modalens.attribution.strategies`, :mod:`~modalens.attribution.distances`,
@@ -17,17 +18,16 @@ streamed result folder records in ``parts/config.json`` (compared on resume with
 
 from __future__ import annotations
 
-import dataclasses
 import operator
 import warnings
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterable
+from typing import Annotated, Any, ClassVar
 
 import torch
-from torch import Tensor
+from pydantic import AfterValidator, BeforeValidator, Field
 
 from ..errors import SpecError
+from ..options import ConfigValueError, Options, checked
 from ..precision import parse_precision
 from .distances import DISTANCES
 from .levels import LEVELS
@@ -64,6 +64,7 @@ PAPER = {
     "include_all": True,
 }
 _SHAPLEY_OFF = (None, False, "", "none", "off", "false")
+_PRECISIONS = ("fp32", "bf16", "auto")
 
 
 def where(option: str) -> str:
@@ -81,17 +82,19 @@ def as_names(value: str | Iterable[str] | None) -> tuple[str, ...]:
     return tuple(str(v) for v in value)
 
 
-def _names(value: Any, registry: Registry[Any]) -> tuple[str, ...]:
+def _registry_names(value: Any, registry: Registry[Any]) -> tuple[str, ...]:
     names = as_names(value)
     if not names:
-        raise SpecError(
-            f"no {registry.kind} given",
-            where(registry.option),
-            f"choose from {', '.join(registry.names())}",
+        raise ConfigValueError(
+            f"no {registry.kind} given", f"choose from {', '.join(registry.names())}"
         )
     for name in names:
-        registry.get(name)
+        registry.get(name)  # SpecError: unknown, listing the registered names
     return names
+
+
+def _names(registry: Registry[Any]) -> BeforeValidator:
+    return checked(lambda value: _registry_names(value, registry))
 
 
 def _levels(value: Any) -> tuple[str, ...]:
@@ -99,31 +102,33 @@ def _levels(value: Any) -> tuple[str, ...]:
     if names == (AUTO_LEVEL,):
         return names
     if AUTO_LEVEL in names:
-        raise SpecError(
+        raise ConfigValueError(
             f"{AUTO_LEVEL} cannot be combined with other levels",
-            where("levels"),
             "give auto alone or name the levels",
         )
-    return _names(names, LEVELS)
+    return _registry_names(names, LEVELS)
 
 
-def _integer(value: Any, option: str, minimum: int | None = None) -> int:
-    number = None
-    if not isinstance(value, bool):
-        try:
-            number = operator.index(value)  # int, numpy integers
-        except TypeError:
-            if isinstance(value, float) and value.is_integer():
-                number = int(value)
-            elif isinstance(value, str) and value.strip().lstrip("+-").isdigit():
-                number = int(value)
-    if number is None:
-        raise SpecError(f"{option} must be an integer, got {value!r}", where(option))
-    if minimum is not None and number < minimum:
-        raise SpecError(
-            f"{option} must be at least {minimum}, got {number}", where(option), "raise it"
-        )
-    return number
+def _integer(minimum: int | None = None, optional: bool = False) -> BeforeValidator:
+    def check(value: Any) -> int | None:
+        if optional and not value:
+            return None
+        number = None
+        if not isinstance(value, bool):
+            try:
+                number = operator.index(value)  # int, numpy integers
+            except TypeError:
+                if isinstance(value, float) and value.is_integer():
+                    number = int(value)
+                elif isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+                    number = int(value)
+        if number is None:
+            raise ConfigValueError(f"{{key}} must be an integer, got {value!r}")
+        if minimum is not None and number < minimum:
+            raise ConfigValueError(f"{{key}} must be at least {minimum}, got {number}", "raise it")
+        return number
+
+    return BeforeValidator(check)
 
 
 def _shapley(value: Any) -> bool | str:
@@ -132,33 +137,78 @@ def _shapley(value: Any) -> bool | str:
     if value in _SHAPLEY_OFF:
         return False
     if value is True or value in SHAPLEY_METHODS:
-        return value
-    raise SpecError(
-        f"unknown Shapley method {value!r}", where("shapley"), "use exact, sampled or auto"
-    )
+        return value  # type: ignore[no-any-return]
+    raise ConfigValueError(f"unknown Shapley method {value!r}", "use exact, sampled or auto")
 
 
-def _channel_values(value: Any, option: str) -> tuple[float, ...] | None:
+def _channel_values(value: Any) -> tuple[float, ...] | None:
     """Per-channel fill values (``mean``, ``nodata``) as float32-rounded floats, or None."""
     if value is None:
         return None
     try:
         values = torch.as_tensor(value, dtype=torch.float32).flatten()
     except (TypeError, ValueError, RuntimeError):
-        raise SpecError(
-            f"{option} must be numbers, got {value!r}",
-            where(option),
+        raise ConfigValueError(
+            f"{{key}} must be numbers, got {value!r}",
             "give one normalised value per input channel",
         ) from None
     return tuple(float(v) for v in values)
 
 
-@dataclass(frozen=True)
-class AttributionOptions:
+def _embedding(value: Any) -> Any:
+    if not (isinstance(value, str) or callable(value)):
+        raise ConfigValueError(
+            f"embedding must be a name or a callable, got {type(value).__name__}",
+            "use auto, encode, embed, a submodule name or fn(model, x)",
+        )
+    return value
+
+
+def _channel_axis(value: Any) -> int:
+    if value == 0:
+        raise ConfigValueError("the channel axis cannot be the batch axis (0)", "use 1 or -1")
+    return int(value)
+
+
+def _loss_fn(value: Any) -> Any:
+    if value is not None and not callable(value):
+        raise ConfigValueError("loss_fn must be callable")
+    return value
+
+
+def _tolerance(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+        raise ConfigValueError(
+            f"tolerance must be a number in (0, 1), got {value!r}", "e.g. 0.01 (1 %)"
+        )
+    return float(value)
+
+
+def _device(value: Any) -> str | None:
+    if value is None:
+        return None
+    try:
+        return str(torch.device(value))
+    except (RuntimeError, TypeError):
+        raise ConfigValueError(f"unknown device {value!r}", "use e.g. cpu or cuda") from None
+
+
+def _flag(value: Any) -> bool:
+    return bool(value)
+
+
+_Int1 = Annotated[int, _integer(1)]
+_Bool = Annotated[bool, BeforeValidator(_flag)]
+_Channels = Annotated[tuple[float, ...] | None, BeforeValidator(_channel_values)]
+
+
+class AttributionOptions(Options):
     """How occlusion scores are computed (see :mod:`modalens.attribution`).
 
-    Strings and sequences are accepted where tuples are stored (``strategies="zeros,ones"``);
-    values are validated and normalised on construction.
+    A frozen pydantic model: strings and sequences are accepted where tuples are stored
+    (``strategies="zeros,ones"``); values are validated and normalised on construction, and a
+    bad one is a one-line :class:`~modalens.errors.SpecError` naming the option and its
+    command-line flag. Equal options compare (and hash) equal.
 
     Attributes:
         strategies: fills of the occluded channels (:data:`~.strategies.STRATEGIES`); default
@@ -196,81 +246,47 @@ class AttributionOptions:
         max_players: most groups exact Shapley values may have.
     """
 
-    strategies: tuple[str, ...] = ("mean",)
-    distances: tuple[str, ...] = ("euclidean",)
-    levels: tuple[str, ...] = (AUTO_LEVEL,)
-    embedding: str | Callable[..., Any] = "auto"
-    channel_axis: int = 1
-    draws: int = 1
-    seed: int = 0
-    mean: tuple[float, ...] | None = None
-    nodata: tuple[float, ...] | None = None
-    loss_fn: Callable[..., Tensor] | None = None
-    precision: str = "fp32"
-    tolerance: float = 0.01
-    optimize: bool = True
-    chunk_size: int | None = None
-    include_all: bool = True
-    device: str | None = None
-    shapley: bool | str = False
-    permutations: int = 64
-    interactions: bool = True
-    max_players: int = MAX_EXACT_PLAYERS
+    noun: ClassVar[str] = "attribution option"
 
-    def __post_init__(self) -> None:
-        set_ = object.__setattr__  # frozen: normalise in place once
-        set_(self, "strategies", _names(self.strategies, STRATEGIES))
-        set_(self, "distances", _names(self.distances, DISTANCES))
-        set_(self, "levels", _levels(self.levels))
-        if not (isinstance(self.embedding, str) or callable(self.embedding)):
-            raise SpecError(
-                f"embedding must be a name or a callable, got {type(self.embedding).__name__}",
-                where("embedding"),
-                "use auto, encode, embed, a submodule name or fn(model, x)",
-            )
-        set_(self, "channel_axis", _integer(self.channel_axis, "channel_axis"))
-        if self.channel_axis == 0:
-            raise SpecError("the channel axis cannot be the batch axis (0)", where("channel_axis"))
-        set_(self, "draws", _integer(self.draws, "draws", 1))
-        set_(self, "seed", _integer(self.seed, "seed"))
-        set_(self, "mean", _channel_values(self.mean, "mean"))
-        set_(self, "nodata", _channel_values(self.nodata, "nodata"))
-        if self.loss_fn is not None and not callable(self.loss_fn):
-            raise SpecError("loss_fn must be callable", where("loss_fn"))
-        precision = parse_precision(self.precision, where("precision"), ("fp32", "bf16", "auto"))
-        set_(self, "precision", precision)
-        tol = self.tolerance
-        if isinstance(tol, bool) or not isinstance(tol, int | float) or not 0 < tol < 1:
-            raise SpecError(
-                f"tolerance must be a number in (0, 1), got {tol!r}",
-                where("tolerance"),
-                "e.g. 0.01 (1 %)",
-            )
-        set_(self, "tolerance", float(tol))
-        set_(self, "optimize", bool(self.optimize))
-        chunk = self.chunk_size
-        set_(self, "chunk_size", _integer(chunk, "chunk_size", 1) if chunk else None)
-        set_(self, "include_all", bool(self.include_all))
-        if self.device is not None:
-            try:
-                set_(self, "device", str(torch.device(self.device)))
-            except (RuntimeError, TypeError):
-                raise SpecError(
-                    f"unknown device {self.device!r}", where("device"), "use e.g. cpu or cuda"
-                ) from None
-        set_(self, "shapley", _shapley(self.shapley))
-        set_(self, "permutations", _integer(self.permutations, "permutations", 1))
-        set_(self, "interactions", bool(self.interactions))
-        set_(self, "max_players", _integer(self.max_players, "max_players", 1))
+    strategies: Annotated[tuple[str, ...], _names(STRATEGIES)] = Field(
+        default=("mean",), description="fills of the occluded channels, comma-separated"
+    )
+    distances: Annotated[tuple[str, ...], _names(DISTANCES)] = Field(
+        default=("euclidean",), description="distances, comma-separated"
+    )
+    levels: Annotated[tuple[str, ...], checked(_levels)] = Field(
+        default=(AUTO_LEVEL,), description="levels, comma-separated"
+    )
+    embedding: Annotated[Any, BeforeValidator(_embedding)] = "auto"
+    channel_axis: Annotated[int, _integer(), AfterValidator(_channel_axis)] = 1
+    draws: _Int1 = Field(default=1, description="noise draws per sample")
+    seed: Annotated[int, _integer()] = Field(default=0, description="seed of fills and bootstrap")
+    mean: _Channels = None
+    nodata: _Channels = None
+    loss_fn: Annotated[Any, BeforeValidator(_loss_fn)] = None
+    precision: Annotated[str, checked(lambda v: parse_precision(v, "", _PRECISIONS))] = Field(
+        default="fp32",
+        description="auto: bf16 where the hardware has it, scores it cannot resolve redone in fp32",
+    )
+    tolerance: Annotated[float, BeforeValidator(_tolerance)] = Field(
+        default=0.01, description="auto precision: relative error a bf16 score may keep"
+    )
+    optimize: _Bool = True
+    chunk_size: Annotated[int | None, _integer(1, optional=True)] = None
+    include_all: _Bool = True
+    device: Annotated[str | None, BeforeValidator(_device)] = None
+    shapley: Annotated[bool | str, BeforeValidator(_shapley)] = Field(
+        default=False,
+        description="also Shapley values (exact up to 10 groups, sampled permutations above)",
+    )
+    permutations: _Int1 = 64
+    interactions: _Bool = True
+    max_players: _Int1 = MAX_EXACT_PLAYERS
 
-    def replace(self, **changes: Any) -> AttributionOptions:
-        """A copy with ``changes`` applied (validated like a new object).
-
-        Raises:
-            SpecError: an unknown option or an invalid value.
-        """
-        _check_names(changes)
-        return dataclasses.replace(self, **changes)
+    @classmethod
+    def where(cls, key: str) -> str:
+        """How an error names an option: ``strategies= / --strategy`` (or ``chunk_size=``)."""
+        return where(key)
 
     def for_targets(self, has_target: bool) -> AttributionOptions:
         """These options with the ``auto`` level resolved: ``loss`` when the batches carry
@@ -353,17 +369,7 @@ def paper_options(**overrides: Any) -> AttributionOptions:
     return resolve_options(None, **PAPER, **overrides)
 
 
-OPTION_NAMES = tuple(f.name for f in dataclasses.fields(AttributionOptions))
-
-
-def _check_names(options: Iterable[str]) -> None:
-    for name in options:
-        if name not in OPTION_NAMES:
-            raise SpecError(
-                f"unknown attribution option {name!r}",
-                f"{name}=",
-                f"use one of {', '.join(OPTION_NAMES)}",
-            )
+OPTION_NAMES = tuple(AttributionOptions.model_fields)
 
 
 def resolve_options(
@@ -389,7 +395,6 @@ def resolve_options(
             "options",
             "build one with AttributionOptions(...) or pass the options as keywords",
         )
-    _check_names(overrides)
     if options is None:
         return AttributionOptions(**overrides)
     return options.replace(**overrides) if overrides else options

@@ -23,12 +23,14 @@ into an equal config.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
+import torch
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from torch.optim.lr_scheduler import LRScheduler
 
 from ..data.datamodule import RunData
 from ..data.remote import refuse_credentials, resolve_root
@@ -36,11 +38,12 @@ from ..data.spec import DatasetSpec
 from ..data.specfile import merge_dicts, read_yaml, spec_from_dict
 from ..errors import ModalensError, SpecError
 from ..fingerprint import plain
+from ..options import validation_error
 from ..tasks.registry import task_class_for_target, task_for_modality
 from .auxconfig import AuxiliaryConfig
 from .configvalues import (
+    OPTIMIZERS,
     Bool,
-    ConfigValueError,
     Int0,
     Int1,
     augment_options,
@@ -80,6 +83,31 @@ class SchedulerConfig(_Section):
     T_mult: Int1 = 1
     eta_min: Annotated[float, number()] = 0.0
 
+    def build(self, optimizer: torch.optim.Optimizer) -> LRScheduler | None:
+        """The learning-rate scheduler of ``optimizer`` (None for ``name: none``), stepped
+        once per epoch."""
+        if self.name == "none":
+            return None
+        return torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
+            optimizer, T_0=self.T_0, T_mult=self.T_mult, eta_min=self.eta_min
+        )
+
+
+class OptimizerConfig(_Section):
+    """The optimiser: ``train.optimizer``, ``train.lr`` and ``train.weight_decay`` (the paper:
+    Adam, 1e-4, no weight decay); :data:`~.configvalues.OPTIMIZERS` makes it."""
+
+    name: Annotated[str, BeforeValidator(optimizer_name)] = "adam"
+    lr: Annotated[float, number(positive=True)] = 1.0e-4
+    weight_decay: Annotated[float, number()] = 0.0
+
+    def build(self, params: Iterable[Any]) -> torch.optim.Optimizer:
+        """The optimiser of ``params``."""
+        return OPTIMIZERS[self.name](list(params), lr=self.lr, weight_decay=self.weight_decay)
+
+
+_OPTIMIZER = OptimizerConfig()
+
 
 class TrainConfig(_Section):
     """``train:`` optimisation, data loading and hardware settings."""
@@ -87,11 +115,11 @@ class TrainConfig(_Section):
     epochs: Int1 = 100
     #: the GLOBAL batch: each of W processes takes batch_size / W items of every step
     batch_size: Int1 = 16
-    lr: Annotated[float, number(positive=True)] = 1.0e-4
+    lr: Annotated[float, number(positive=True)] = _OPTIMIZER.lr
     #: regression: mse (paper) | mae; segmentation: ce; classification: bce | ce
     loss: Annotated[str | None, BeforeValidator(optional_str)] = None
-    optimizer: Annotated[str, BeforeValidator(optimizer_name)] = "adam"
-    weight_decay: Annotated[float, number()] = 0.0
+    optimizer: Annotated[str, BeforeValidator(optimizer_name)] = _OPTIMIZER.name
+    weight_decay: Annotated[float, number()] = _OPTIMIZER.weight_decay
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     patience: Int0 = 40
     precision: Annotated[str, BeforeValidator(precision_name)] = "fp32"
@@ -118,6 +146,10 @@ class TrainConfig(_Section):
     #: True on CPU; "warn" on GPU (bilinear backward)
     deterministic: bool | str | None = "auto"
     mask_invalid_inputs: Bool = True
+
+    def optimizer_config(self) -> OptimizerConfig:
+        """The optimiser these settings describe."""
+        return OptimizerConfig(name=self.optimizer, lr=self.lr, weight_decay=self.weight_decay)
 
     def run_data(self, spec: DatasetSpec) -> RunData:
         """The :class:`~modalens.data.datamodule.RunData` these settings describe for ``spec``."""
@@ -161,18 +193,6 @@ def _where(key: str, source: str | None) -> str:
     return f"key '{key}' in {source}" if source else f"key '{key}'"
 
 
-def _section_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    """The model class of the section holding the key at ``loc`` (None: free-form)."""
-    cls: type[BaseModel] = RunConfig
-    for part in loc[:-1]:
-        info = cls.model_fields.get(str(part))
-        sub = info.annotation if info is not None else None
-        if not (isinstance(sub, type) and issubclass(sub, BaseModel)):
-            return None
-        cls = sub
-    return cls
-
-
 def config_error(exc: ValidationError, source: str | None) -> SpecError:
     """The one-line :class:`SpecError` of the first problem pydantic found.
 
@@ -184,24 +204,7 @@ def config_error(exc: ValidationError, source: str | None) -> SpecError:
         The error: what is wrong, the dotted key and the file, and how to fix it (unknown keys
         list the allowed ones).
     """
-    err = exc.errors()[0]
-    loc = tuple(err.get("loc", ()))
-    key = ".".join(str(p) for p in loc) or "config"
-    error_type = err.get("type", "")
-    cause = (err.get("ctx") or {}).get("error")
-    if error_type == "extra_forbidden":
-        section = _section_at(loc)
-        allowed = ", ".join(sorted(section.model_fields)) if section is not None else ""
-        return SpecError(
-            f"unknown config key {key!r}", _where(key, source), f"allowed keys here: {allowed}"
-        )
-    if error_type in ("model_type", "model_attributes_type", "dict_type"):
-        return SpecError(
-            f"config key {key!r} must be a mapping", _where(key, source), "see configs/demo.yaml"
-        )
-    if isinstance(cause, ConfigValueError):
-        return SpecError(cause.message.replace("{key}", key), _where(key, source), cause.fix)
-    return SpecError(f"{key}: {err.get('msg', 'invalid value')}", _where(key, source), "fix it")
+    return validation_error(exc, RunConfig, lambda key: _where(key, source))
 
 
 # ------------------------------------------------------------------------------ loading

@@ -2,13 +2,13 @@
 
 A validator here (used by :mod:`modalens.training.config` and
 :mod:`modalens.training.auxconfig` inside pydantic ``BeforeValidator``\\ s) raises
-:class:`ConfigValueError`; :func:`modalens.training.config.config_error` turns it into the
-one-line :class:`~modalens.errors.SpecError` naming the dotted key.
+:class:`~modalens.options.ConfigValueError`; :func:`modalens.training.config.config_error`
+turns it into the one-line :class:`~modalens.errors.SpecError` naming the dotted key.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
 import torch
@@ -16,9 +16,21 @@ from pydantic import BeforeValidator
 
 from ..data.augment import Augmentation
 from ..errors import ModalensError, SpecError
+from ..options import ConfigValueError
 from ..precision import parse_precision
 
-OPTIMIZERS = ("adam", "adamw", "sgd")
+#: ``train.optimizer``: name -> ``make(params, lr, weight_decay)`` (SGD with momentum 0.9)
+OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
+    "adam": lambda params, lr, weight_decay: torch.optim.Adam(
+        params, lr=lr, weight_decay=weight_decay
+    ),
+    "adamw": lambda params, lr, weight_decay: torch.optim.AdamW(
+        params, lr=lr, weight_decay=weight_decay
+    ),
+    "sgd": lambda params, lr, weight_decay: torch.optim.SGD(
+        params, lr=lr, momentum=0.9, weight_decay=weight_decay
+    ),
+}
 
 
 SCHEDULERS = ("cosine_warm_restarts", "none")
@@ -26,16 +38,6 @@ SCHEDULERS = ("cosine_warm_restarts", "none")
 
 #: ``train.strategy``: Lightning's choice or one of its DDP strategies
 STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_notebook")
-
-
-class ConfigValueError(ValueError):
-    """A bad config value, raised inside a validator: ``{key}`` in the message is replaced by
-    the dotted key, and ``fix`` says what to write instead."""
-
-    def __init__(self, message: str, fix: str = "fix it") -> None:
-        super().__init__(message)
-        self.message = message
-        self.fix = fix
 
 
 def integer(minimum: int) -> BeforeValidator:
@@ -111,7 +113,7 @@ def one_of(value: Any, choices: tuple[str, ...], what: str) -> str:
 
 def optimizer_name(value: Any) -> str:
     """One of :data:`OPTIMIZERS` (lower case)."""
-    return one_of(value, OPTIMIZERS, "optimizer")
+    return one_of(value, tuple(OPTIMIZERS), "optimizer")
 
 
 def scheduler_name(value: Any) -> str:

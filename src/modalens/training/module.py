@@ -41,6 +41,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from pydantic import ValidationError
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
@@ -48,14 +49,16 @@ from ..data.augment import Augmentation, augment_batch
 from ..data.auxiliary import aux_key, aux_valid_key
 from ..data.sampling import derive_seed
 from ..data.spec import DatasetSpec
-from ..errors import ModelError
 from ..fingerprint import plain
 from ..models.multitask import MAIN_HEAD
+from ..options import validation_error
 from ..precision import parse_precision, resolve_auto
 from ..tasks.losses import valid_pixels
 from ..tasks.registry import get_task, task_for_modality, task_for_target
 from ..tasks.weighting import LossWeighting
-from .config import CONFIG_VERSION, RunConfig
+from .config import CONFIG_VERSION, OptimizerConfig, RunConfig, SchedulerConfig
+
+_OPTIMIZER = OptimizerConfig()
 
 
 class TaskModule(pl.LightningModule):
@@ -77,10 +80,10 @@ class TaskModule(pl.LightningModule):
         base_width: int = 64,
         depth: int = 4,
         loss: str | None = None,
-        lr: float = 1e-4,
-        optimizer: str = "adam",
-        weight_decay: float = 0.0,
-        scheduler: Mapping[str, Any] | None = None,
+        lr: float = _OPTIMIZER.lr,
+        optimizer: str = _OPTIMIZER.name,
+        weight_decay: float = _OPTIMIZER.weight_decay,
+        scheduler: SchedulerConfig | Mapping[str, Any] | None = None,
         channels_last: bool = False,
         mask_invalid_inputs: bool = True,
         seed: int = 0,
@@ -93,6 +96,12 @@ class TaskModule(pl.LightningModule):
         super().__init__()
         task_def = get_task(task, out_channels, loss)  # unknown task or loss: ModelError
         loss = task_def.loss_name  # saved resolved (the hyper-parameters are read from locals)
+        #: the optimiser and scheduler, typed as in the run config (:meth:`configure_optimizers`)
+        self.optimizer_config, self.scheduler_config = _optimization(
+            optimizer, lr, weight_decay, scheduler
+        )
+        if scheduler is not None:  # plain data in the checkpoint
+            scheduler = self.scheduler_config.model_dump()
         self.save_hyperparameters()
         #: the :class:`~modalens.tasks.Task` (``hparams.task`` keeps its name)
         self.task = task_def
@@ -321,27 +330,13 @@ class TaskModule(pl.LightningModule):
 
     # ---------------------------------------------------------------- optimisation
     def configure_optimizers(self) -> Any:
-        hp = self.hparams
         params = list(self.model.parameters())
         if self.weighting is not None:
             params += list(self.weighting.parameters())
-        if hp.optimizer == "adam":
-            opt = torch.optim.Adam(params, lr=hp.lr, weight_decay=hp.weight_decay)
-        elif hp.optimizer == "adamw":
-            opt = torch.optim.AdamW(params, lr=hp.lr, weight_decay=hp.weight_decay)
-        elif hp.optimizer == "sgd":
-            opt = torch.optim.SGD(params, lr=hp.lr, momentum=0.9, weight_decay=hp.weight_decay)
-        else:
-            raise ModelError(f"unknown optimizer {hp.optimizer!r}", "train.optimizer")
-        sched = dict(hp.scheduler or {"name": "none"})
-        if sched.get("name", "none") == "none":
+        opt = self.optimizer_config.build(params)
+        scheduler = self.scheduler_config.build(opt)
+        if scheduler is None:
             return opt
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
-            opt,
-            T_0=int(sched.get("T_0", 3)),
-            T_mult=int(sched.get("T_mult", 1)),
-            eta_min=float(sched.get("eta_min", 0.0)),
-        )
         return {
             "optimizer": opt,
             "lr_scheduler": {"scheduler": scheduler, "interval": "epoch", "frequency": 1},
@@ -407,7 +402,7 @@ def build_module(
         lr=t.lr,
         optimizer=t.optimizer,
         weight_decay=t.weight_decay,
-        scheduler=t.scheduler.model_dump(),
+        scheduler=t.scheduler,
         channels_last=t.channels_last,
         mask_invalid_inputs=t.mask_invalid_inputs,
         seed=t.seed,
@@ -417,6 +412,31 @@ def build_module(
         decoder=cfg.auxiliary.decoder if cfg.auxiliary else "shared",
         augment=t.augment,
     )
+
+
+def _optimization(
+    optimizer: str,
+    lr: float,
+    weight_decay: float,
+    scheduler: SchedulerConfig | Mapping[str, Any] | None,
+) -> tuple[OptimizerConfig, SchedulerConfig]:
+    """The typed optimiser and scheduler of a module's hyper-parameters (no scheduler for
+    None); a bad value is a one-line SpecError naming the argument."""
+    try:
+        optim = OptimizerConfig(name=optimizer, lr=lr, weight_decay=weight_decay)
+    except ValidationError as exc:
+        where = {"name": "optimizer"}
+        raise validation_error(
+            exc, OptimizerConfig, lambda key: f"TaskModule {where.get(key, key)}="
+        ) from None
+    if isinstance(scheduler, SchedulerConfig):
+        return optim, scheduler
+    try:
+        return optim, SchedulerConfig.model_validate(dict(scheduler or {"name": "none"}))
+    except ValidationError as exc:
+        raise validation_error(
+            exc, SchedulerConfig, lambda key: f"TaskModule scheduler[{key!r}]"
+        ) from None
 
 
 def make_tile_fn(

@@ -58,6 +58,7 @@ _EXPORTS = {
     "compare_strategies": "strategies",
     "describe_strategies": "strategies",
     "FaithfulnessResult": "faithfulness",
+    "FaithfulnessSettings": "faithfulness",
     "faithfulness": "faithfulness",
     "describe_faithfulness": "faithfulness_scores",
 }
@@ -66,7 +67,7 @@ if TYPE_CHECKING:  # pragma: no cover -- for type checkers and IDEs
     from .ablation import AblationResult, ablate
     from .agree import AgreementResult, agreement
     from .agreement_text import format_agreement
-    from .faithfulness import FaithfulnessResult, faithfulness
+    from .faithfulness import FaithfulnessResult, FaithfulnessSettings, faithfulness
     from .faithfulness_scores import describe_faithfulness
     from .measure import measure_run
     from .pruning import PruningResult, describe_pruning, prune
@@ -87,6 +88,7 @@ __all__ = [
     "describe_strategies",
     "faithfulness",
     "FaithfulnessResult",
+    "FaithfulnessSettings",
     "format_agreement",
     "format_sanity",
     "measure_run",

@@ -27,14 +27,15 @@ from __future__ import annotations
 import copy
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
 import pandas as pd
 import yaml
+from pydantic import BeforeValidator, Field
 
 from ..attribution import attribute_run
 from ..attribution.options import as_names
@@ -46,7 +47,9 @@ from ..display import tables_html
 from ..errors import SpecError
 from ..fingerprint import differences
 from ..io import atomic_write_csv, atomic_write_json, atomic_write_table, make_folder
+from ..options import ConfigValueError, Options, checked
 from ..progress import say
+from ..training.configvalues import Int1
 from .faithfulness_figure import draw_faithfulness, faithfulness_figure
 from .faithfulness_scores import (
     across_worlds,
@@ -106,31 +109,65 @@ class FaithfulnessResult:
         return draw_faithfulness(self.table, n_seeds=n_seeds)
 
 
-def _settings(
-    importance: str | Mapping[str, float],
-    sparsity: Any,
-    samples: int,
-    size: int,
-    epochs: int,
-    worlds: Sequence[str],
-) -> dict[str, Any]:
-    weights = normalize_importance(importance)
-    if int(epochs) < 1:
-        raise SpecError(f"epochs must be >= 1, got {epochs}", "--epochs", "e.g. --epochs 12")
-    for w in worlds:
+def _worlds(value: Any) -> tuple[str, ...]:
+    names = as_names(value)
+    for w in names:
         if w not in WORLDS:
-            raise SpecError(f"unknown world {w!r}", "--worlds", f"use {', '.join(WORLDS)}")
-    if not worlds:
-        raise SpecError("no world given", "--worlds", f"use {', '.join(WORLDS)}")
-    return {
-        "importance": {m: round(w, 6) for m, w in weights.items()},
-        "decoy": wants_decoy(importance),
-        "sparsity": parse_sparsity(sparsity),
-        "samples": int(samples),
-        "size": int(size),
-        "epochs": int(epochs),
-        "worlds": list(worlds),
-    }
+            raise ConfigValueError(f"unknown world {w!r}", f"use {', '.join(WORLDS)}")
+    if not names:
+        raise ConfigValueError("no world given", f"use {', '.join(WORLDS)}")
+    return names
+
+
+class FaithfulnessSettings(Options):
+    """The settings of :func:`faithfulness` (``modalens bench faithfulness``), validated once.
+
+    A bad value is a one-line :class:`~modalens.errors.SpecError` naming the setting and its
+    command-line flag. :meth:`record` is what ``faithfulness.json`` keeps (a rerun into the
+    same folder with other settings is refused).
+    """
+
+    noun: ClassVar[str] = "benchmark setting"
+
+    seeds: Annotated[tuple[int, ...], checked(parse_seeds)] = Field(
+        default=(0, 1, 2), description="seeds (data, training and attribution), comma-separated"
+    )
+    worlds: Annotated[tuple[str, ...], BeforeValidator(_worlds)] = Field(
+        default=WORLDS,
+        description="worlds, comma-separated: " + ", ".join(WORLDS) + " (real needs the "
+        "Sen1Floods11 chip in ../shared)",
+    )
+    importance: Annotated[str | dict[str, float], checked(normalize_importance, keep=True)] = Field(
+        default=DEFAULT_IMPORTANCE,
+        description="planted importances of the planted world; decoy=0 adds the pure-noise "
+        "decoy modality (a real modality at 0 is a decoy too)",
+    )
+    sparsity: Annotated[str | dict[str, float] | None, checked(parse_sparsity, keep=True)] = Field(
+        default=DEFAULT_SPARSITY,
+        description="planted world: share of pixels without a modality's own signal",
+    )
+    samples: Int1 = Field(default=120, description="scenes per synthetic world and seed")
+    size: Int1 = Field(default=32, description="scene (and real tile) size in px")
+    epochs: Int1 = Field(default=15, description="training epochs of every run")
+
+    @classmethod
+    def where(cls, key: str) -> str:
+        """``samples= / --samples``."""
+        return f"{key}= / --{key.replace('_', '-')}"
+
+    def record(self) -> dict[str, Any]:
+        """The settings the results depend on, as ``faithfulness.json`` keeps them (the
+        seeds apart: more seeds extend a benchmark)."""
+        weights = normalize_importance(self.importance)
+        return {
+            "importance": {m: round(w, 6) for m, w in weights.items()},
+            "decoy": wants_decoy(self.importance),
+            "sparsity": parse_sparsity(self.sparsity),
+            "samples": self.samples,
+            "size": self.size,
+            "epochs": self.epochs,
+            "worlds": list(self.worlds),
+        }
 
 
 def _check_record(out: Path, settings: Mapping[str, Any]) -> None:
@@ -215,46 +252,35 @@ def _one_seed(
 
 def faithfulness(
     out: str | Path,
-    seeds: str | int | Sequence[int] = (0, 1, 2),
-    importance: str | Mapping[str, float] = DEFAULT_IMPORTANCE,
-    sparsity: str | Mapping[str, float] | None = DEFAULT_SPARSITY,
-    samples: int = 120,
-    size: int = 32,
-    epochs: int = 15,
+    settings: FaithfulnessSettings | None = None,
+    *,
     progress: bool = True,
     config: str | Path | Mapping[str, Any] | None = None,
-    worlds: str | Sequence[str] = WORLDS,
+    **values: Any,
 ) -> FaithfulnessResult:
     """Run the faithfulness benchmark into ``out`` (see the module docstring).
 
     Args:
         out: the benchmark folder (created; a rerun continues it).
-        seeds: seeds (data, training and attribution), e.g. ``"0,1,2"``.
-        importance: planted weights of the ``planted`` world (``decoy=0`` adds the pure-noise
-            decoy modality; a real modality at 0 is a decoy too).
-        sparsity: share of pixels without each modality's own signal in the ``planted`` world
-            (``"viirs=0.75"``).
-        samples: scenes per synthetic world and seed.
-        size: scene (and real tile) size in pixels.
-        epochs: training epochs of every run (the demo's schedule, shortened).
+        settings: the benchmark's settings (default: :class:`FaithfulnessSettings`'s).
         progress: print a line per step.
         config: the run config trained (default: the demo's, ``configs/demo.yaml``); its data
             section, epochs, scheduler length and crop size are set by the benchmark.
-        worlds: the worlds (:data:`~modalens.data.synthetic.worlds.WORLDS`), a list or a
-            comma-separated string; ``real`` needs the Sen1Floods11 chip in ``../shared``.
+        **values: fields of :class:`FaithfulnessSettings` to change (``seeds="0"``,
+            ``worlds="planted"``, ``samples=40`` ...).
 
     Returns:
         The :class:`FaithfulnessResult`.
 
     Raises:
-        SpecError: bad seeds, importances, sparsity, sizes or worlds, or ``out`` made with
-            other settings.
+        SpecError: an unknown setting, bad seeds, importances, sparsity, sizes or worlds, or
+            ``out`` made with other settings.
     """
     start = time.perf_counter()
     out = Path(out)
-    seeds = parse_seeds(seeds)
-    names = as_names(worlds)
-    s = _settings(importance, sparsity, samples, size, epochs, names)
+    settings = (settings or FaithfulnessSettings()).replace(**values)
+    seeds, names = settings.seeds, settings.worlds
+    s = settings.record()
     _check_record(out, s)
     make_folder(out)
     atomic_write_json(out / "faithfulness.json", {"settings": s, "seeds": list(seeds)})
