@@ -110,7 +110,9 @@ def add_synth(s: argparse.ArgumentParser) -> None:
     option(s, generate_synthetic, "sparsity", help="share of pixels without a modality's own signal, e.g. "
            "viirs=0.75")  # fmt: skip
     option(s, generate_synthetic, "decoy", help="add DECOY/<id>.tif (pure noise)")
-    option(s, generate_synthetic, "error_link", help="latent shared by target noise and s1, e.g. s1=1")
+    option(
+        s, generate_synthetic, "error_link", help="latent shared by target noise and s1, e.g. s1=1"
+    )
     option(s, generate_synthetic, "cog", help="write Cloud-Optimized GeoTIFFs")
     option(s, generate_synthetic, "cog_blocksize", help="COG tile size")
 
