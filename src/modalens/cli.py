@@ -218,7 +218,7 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add = sub.add_parser
 
-    def add_parser(name: str, **kw):  # type: ignore[no-untyped-def]
+    def add_parser(name: str, **kw: Any) -> argparse.ArgumentParser:
         return _add(name, parents=[common], **kw)
 
     sub.add_parser = add_parser  # type: ignore[method-assign]

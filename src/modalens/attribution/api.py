@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import math
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,22 @@ def _carries_target(first: Any, batches: Iterable[Any]) -> bool:
     if isinstance(first, tuple | list):
         return len(first) > 1 and first[1] is not None
     return getattr(first, "target", None) is not None
+
+
+def _channel_groups(groups: Groups | str | None) -> Groups:
+    """``groups`` for stacked (non-dict) input: a grouping name or None only applies to dict
+    images.
+
+    Raises:
+        SpecError: ``groups`` is a name or None.
+    """
+    if groups is None or isinstance(groups, str):
+        raise SpecError(
+            f"groups={groups!r} needs dict images (one group per key)",
+            "groups",
+            "with a stacked image tensor give {name: [channel indices]}",
+        )
+    return groups
 
 
 def _owned(batches: Iterable[Any], done: set[str], shard: Shard) -> set[int] | None:
@@ -143,7 +159,7 @@ def attribute(
         raise SpecError(
             "a sharded attribution needs an output folder", "out", "pass out= (a shared folder)"
         )
-    total = len(batches) if hasattr(batches, "__len__") else None  # type: ignore[arg-type]
+    total = len(batches) if isinstance(batches, Sized) else None
     layout = None
     if engine is None:
         opts = resolve_options(options, **overrides)
@@ -152,7 +168,7 @@ def attribute(
             opts = opts.for_targets(_carries_target(first, batches))
         if is_dict_batch(first):
             model, groups, opts, layout = adapt_to_dict(model, groups, opts, first)
-        engine = OcclusionEngine(model, groups, opts)
+        engine = OcclusionEngine(model, _channel_groups(groups), opts)
     elif options is not None or overrides:
         if resolve_options(options, **overrides) != engine.options:
             raise SpecError(
@@ -176,8 +192,8 @@ def attribute(
     bar = None
     if progress:
         desc = f"attribute (rank {shard.rank}/{shard.world})" if shard.sharded else "attribute"
-        if owned is not None:
-            total = sum(1 for k in owned if not all(i in done for i in batches[k].ids))  # type: ignore[index]
+        if owned is not None and isinstance(batches, Sequence):  # owned implies a Sequence
+            total = sum(1 for k in owned if not all(i in done for i in batches[k].ids))
         elif shard.sharded and total is not None:
             total = len(range(shard.rank, total, shard.world))
         bar = tqdm(total=total, desc=desc, unit="batch")
@@ -343,4 +359,4 @@ def modality_shapley(
     if is_dict_batch(x):
         model, groups, first, layout = adapt_to_dict(model, groups, first, x)
         x = pack_batch(x, layout)
-    return OcclusionEngine(model, groups, first).shapley(x, value_fn=value_fn)
+    return OcclusionEngine(model, _channel_groups(groups), first).shapley(x, value_fn=value_fn)

@@ -69,7 +69,7 @@ class OcclusionEngine:
         self.mean = None if o.mean is None else torch.as_tensor(o.mean, dtype=torch.float32)
         self.nodata = None if o.nodata is None else torch.as_tensor(o.nodata, dtype=torch.float32)
         self.loss_fn = o.loss_fn or masked_mse
-        device = o.device
+        device: str | torch.device | None = o.device
         if device is None:
             p = next(iter(model.parameters()), None)
             device = p.device if p is not None else "cpu"
@@ -78,14 +78,16 @@ class OcclusionEngine:
         self._auto = o if auto else None
         both = [LEVELS.get(lv) for lv in ("loss", "output")] if auto else []
         both += [LEVELS.get(lv) for lv in o.levels if lv != AUTO_LEVEL]
-        needs = [any(lv.needs == k for lv in both) for k in ("embedding", "output")]
+        need_emb, need_out = (any(lv.needs == k for lv in both) for k in ("embedding", "output"))
         self._set_levels(o)
         base = "fp32" if o.precision == "auto" else o.precision
-        self.runner = Runner(model, o.embedding, *needs, base, o.optimize, self.device)
+        self.runner = Runner(model, o.embedding, need_emb, need_out, base, o.optimize, self.device)
         #: the bf16 runner of ``precision="auto"`` where bf16 is native (else None: fp32)
         self.fast: Runner | None = None
         if o.precision == "auto" and native_bf16(self.device):
-            self.fast = Runner(model, o.embedding, *needs, "bf16", o.optimize, self.device)
+            self.fast = Runner(
+                model, o.embedding, need_emb, need_out, "bf16", o.optimize, self.device
+            )
         #: ``precision="auto"``: occluded inputs evaluated in bf16 / re-evaluated in fp32
         self.auto_counts = {"occlusions": 0, "bf16": 0, "fp32": 0}
         self._all_cache: dict[Any, tuple[Tensor | None, Tensor | None]] = {}
@@ -311,7 +313,7 @@ class OcclusionEngine:
         occluded = np.asarray(occluded, dtype=bool)
         k_masks = occluded.shape[0]
         cmask = (torch.as_tensor(occluded, dtype=torch.float32) @ gm.float()) > 0  # [K, C]
-        all_row = occluded.all(1)
+        all_row = np.all(occluded, axis=1)
         covers = bool(gm.any(0).all())
         b = x.shape[0]
         keys = self.fill_keys()
@@ -335,8 +337,8 @@ class OcclusionEngine:
                 rows = torch.arange(b)
                 bounds = error_bounds(self._scores(e16, o16, rows, full, batch, kinds))
                 self.auto_bounds = bounds  # [B, M] of the last batch (tests, diagnostics)
-                z = [None if t is None else torch.zeros_like(t) for t in (f_emb, f_out)]
-                scales = self._scores(*z, rows, full, batch, kinds)
+                z_emb, z_out = (None if t is None else torch.zeros_like(t) for t in (f_emb, f_out))
+                scales = self._scores(z_emb, z_out, rows, full, batch, kinds)
             # tasks: (row, fill index, mask index)
             tasks: list[tuple[int, int, int]] = []
             fills: list[Fill] = []
@@ -393,8 +395,8 @@ class OcclusionEngine:
             again = [t for t in quick if redo[t]]
             self._run_tasks(self.runner, again, *run)  # batched fp32 re-evaluations
             counts = (len(tasks), len(quick), len(direct) + len(again))
-            for key, n in zip(("occlusions", "bf16", "fp32"), counts, strict=True):
-                self.auto_counts[key] += n
+            for kind, n in zip(("occlusions", "bf16", "fp32"), counts, strict=True):
+                self.auto_counts[kind] += n
         return result
 
     def _run_tasks(
@@ -442,6 +444,7 @@ class OcclusionEngine:
             cm = cmask[masks].reshape(self.broadcast_shape(x, len(pos), c)).to(x.device)
             fill = fills[fi]
             if fill.kind == "constant":
+                assert fill.value is not None
                 val = fill.value
             elif fill.kind == "per_sample":
                 assert fill.value is not None

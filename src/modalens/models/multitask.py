@@ -80,6 +80,12 @@ class MultiTaskUNet(UNet):
         """The auxiliary tasks in order."""
         return list(self.aux_outputs)
 
+    def _decoder(self, name: str) -> nn.ModuleList:
+        """The auxiliary decoder ``name`` (``"shared"``: the one the heads share)."""
+        decoder = self.aux_decoders[name]
+        assert isinstance(decoder, nn.ModuleList)  # made by build_decoder
+        return decoder
+
     def decode_all(self, features: list[Tensor]) -> dict[str, Tensor]:
         """Every head's output from the encoder's ``features`` (main first)."""
         dense = self.head_type == DENSE_HEAD
@@ -91,10 +97,11 @@ class MultiTaskUNet(UNet):
         out = {MAIN_HEAD: main}
         shared_x = main_x
         if "shared" in self.aux_decoders and self.decoder_sharing == "shared":
-            shared_x = run_decoder(self.aux_decoders["shared"], features)
+            shared_x = run_decoder(self._decoder("shared"), features)
         for name, conv in self.aux_heads.items():
+            x: Tensor | None
             if self.decoder_sharing == "separate":
-                x = run_decoder(self.aux_decoders[name], features)
+                x = run_decoder(self._decoder(name), features)
             else:
                 x = shared_x
             assert x is not None

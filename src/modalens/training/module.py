@@ -42,7 +42,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 from torch import Tensor, nn
-from torchmetrics import MeanMetric
+from torchmetrics import MeanMetric, MetricCollection
 
 from ..data.augment import Augmentation, augment_batch
 from ..data.auxiliary import aux_key, aux_valid_key
@@ -50,7 +50,7 @@ from ..data.sampling import derive_seed
 from ..data.spec import DatasetSpec
 from ..errors import ModelError
 from ..fingerprint import plain
-from ..models.multitask import MAIN_HEAD
+from ..models.multitask import MAIN_HEAD, MultiTaskUNet
 from ..precision import parse_precision, resolve_auto
 from ..tasks.losses import valid_pixels
 from ..tasks.registry import get_task, task_for_modality, task_for_target
@@ -123,7 +123,8 @@ class TaskModule(pl.LightningModule):
         self.augmentation = Augmentation(dict(augment)) if augment else None
         self.channels_last = channels_last
         if channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+            # Module.to's stubs lack memory_format, which it takes (and passes to every tensor)
+            self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.meta = dict(meta or {})
         # (ModuleDict keys cannot be "train": it is a Module method)
         self.train_metrics = task_def.metrics("train_")
@@ -149,7 +150,7 @@ class TaskModule(pl.LightningModule):
     def prepare_input(self, image: Tensor, valid: Tensor | None = None) -> Tensor:
         """Zero the input at invalid pixels (when configured) and set the memory format."""
         x = image.float()
-        if valid is not None and self.hparams.mask_invalid_inputs:
+        if valid is not None and self.hparams["mask_invalid_inputs"]:
             x = torch.where(
                 valid[:, None].to(torch.bool), x, torch.zeros((), dtype=x.dtype, device=x.device)
             )
@@ -159,6 +160,11 @@ class TaskModule(pl.LightningModule):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.model(x)
+
+    def _forward_all(self, x: Tensor) -> dict[str, Tensor]:
+        """Every head's raw output (a model with auxiliary tasks)."""
+        assert isinstance(self.model, MultiTaskUNet)  # built so when there are aux tasks
+        return self.model.forward_all(x)
 
     def predict_batch(self, batch: Mapping[str, Any]) -> Tensor:
         """The model's float output for a batch (inputs masked as in training)."""
@@ -171,7 +177,7 @@ class TaskModule(pl.LightningModule):
         x = self.prepare_input(image, valid_pixels(batch.get("valid"), image))
         if not self.aux_tasks:
             return {MAIN_HEAD: self(x).float()}
-        return {k: v.float() for k, v in self.model.forward_all(x).items()}
+        return {k: v.float() for k, v in self._forward_all(x).items()}
 
     def infer_all(
         self, x: Tensor, valid: Tensor | None = None, precision: str = "fp32"
@@ -180,7 +186,7 @@ class TaskModule(pl.LightningModule):
         x = self.prepare_input(x, valid)
         bf16 = resolve_auto(precision, x.device) == "bf16"
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
-            outs = self.model.forward_all(x) if self.aux_tasks else {MAIN_HEAD: self(x)}
+            outs = self._forward_all(x) if self.aux_tasks else {MAIN_HEAD: self(x)}
         tasks = {MAIN_HEAD: self.task, **self.aux_tasks}
         return {k: tasks[k].postprocess(v.float()) for k, v in outs.items()}
 
@@ -277,17 +283,21 @@ class TaskModule(pl.LightningModule):
         for name, r in res["aux"].items():
             losses[name] = r["loss"]
             mean = self.aux_loss_means[f"{stage}_{name}"]
+            assert isinstance(mean, MeanMetric)
             mean.update(r["loss"].detach(), weight=r["n"].clamp_min(1e-12).float())
             self.log(f"{stage}_aux_{name}_loss", mean, on_step=False, on_epoch=True, batch_size=bs)
             if r["preds"].shape[0] > 0:
                 coll = self.aux_metrics[f"{stage}_{name}"]
+                assert isinstance(coll, MetricCollection)
                 coll.update(r["preds"], r["targets"])
                 self.log_dict(coll, on_step=False, on_epoch=True, batch_size=bs)
         total = self.weighting(losses)
-        self.total_loss_means[f"{stage}_total"].update(total.detach())
+        total_mean = self.total_loss_means[f"{stage}_total"]
+        assert isinstance(total_mean, MeanMetric)
+        total_mean.update(total.detach())
         self.log(
             f"{stage}_total_loss",
-            self.total_loss_means[f"{stage}_total"],
+            total_mean,
             on_step=False,
             on_epoch=True,
             batch_size=bs,
@@ -322,14 +332,15 @@ class TaskModule(pl.LightningModule):
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         # reseed the global RNGs from (seed, epoch, batch): resuming gives the same draws
-        torch.manual_seed(derive_seed(self.hparams.seed, self.current_epoch, batch_idx))
+        torch.manual_seed(derive_seed(self.hparams["seed"], self.current_epoch, batch_idx))
 
     # ---------------------------------------------------------------- optimisation
     def configure_optimizers(self) -> Any:
-        hp = self.hparams
+        hp: Any = self.hparams  # an AttributeDict (Lightning types it as a MutableMapping)
         params = list(self.model.parameters())
         if self.weighting is not None:
             params += list(self.weighting.parameters())
+        opt: torch.optim.Optimizer
         if hp.optimizer == "adam":
             opt = torch.optim.Adam(params, lr=hp.lr, weight_decay=hp.weight_decay)
         elif hp.optimizer == "adamw":
@@ -358,12 +369,12 @@ class TaskModule(pl.LightningModule):
             "task": self.task.name,
             "layout": self.meta.get("layout"),
             "model": {
-                "in_channels": self.hparams.in_channels,
-                "out_channels": self.hparams.out_channels,
-                "base_width": self.hparams.base_width,
-                "depth": self.hparams.depth,
+                "in_channels": self.hparams["in_channels"],
+                "out_channels": self.hparams["out_channels"],
+                "base_width": self.hparams["base_width"],
+                "depth": self.hparams["depth"],
             },
-            "auxiliary": plain(list(self.hparams.auxiliary or [])),
+            "auxiliary": plain(list(self.hparams["auxiliary"] or [])),
         }
 
 

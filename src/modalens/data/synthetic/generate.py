@@ -12,7 +12,7 @@ import numbers
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, SupportsFloat
 
 import numpy as np
 from rasterio.crs import CRS
@@ -84,7 +84,7 @@ class _Moments:
         self.n = 0
         self.s: dict[str, float] = {}
 
-    def add(self, key: str, value: float) -> None:
+    def add(self, key: str, value: SupportsFloat) -> None:
         self.s[key] = self.s.get(key, 0.0) + float(value)
 
 
@@ -314,7 +314,8 @@ def generate(
             f"k * {LINK_DB} * a_i * E_i (dB); E_i a smooth field, mean 0 and std 1 per scene",
         }
     if decoy:
-        atomic_write_text(out / SPEC_FILE, spec_to_yaml(replace(synthetic_spec("."), root=".")))
+        decoy_spec = replace(synthetic_spec("."), root=Path("."))
+        atomic_write_text(out / SPEC_FILE, spec_to_yaml(decoy_spec))
     atomic_write_json(out / "metadata.json", meta)
     clear_field_cache()
     return out

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 from affine import Affine
+from numpy.typing import ArrayLike
 
 from .signals import MODALITIES, S1_RATIO_LOW, S1_RATIO_SPAN, VIIRS_SCALE
 
@@ -212,7 +213,13 @@ def _edge_point(rng: np.random.Generator, size: int) -> np.ndarray:
     )
 
 
-def _path(rng: np.random.Generator, start, end, via=None, wiggle: float = 0.06) -> np.ndarray:
+def _path(
+    rng: np.random.Generator,
+    start: ArrayLike,
+    end: ArrayLike,
+    via: ArrayLike | None = None,
+    wiggle: float = 0.06,
+) -> np.ndarray:
     """A gently bending polyline from ``start`` to ``end`` (through ``via``)."""
     anchors = [np.asarray(start, np.float32)]
     if via is not None:
@@ -309,8 +316,8 @@ def make_scene(
     water = np.clip((wet - water_thr) * 4.0 + 0.5, 0.0, 1.0)
     if r_water.random() < 0.35:  # a river
         river = np.zeros((size, size), np.float32)
-        a, b = _edge_point(r_water, size), _edge_point(r_water, size)
-        _draw_polyline(river, _path(r_water, a, b, wiggle=0.1), r_water.uniform(3, 9) * sf + 1)
+        p0, p1 = _edge_point(r_water, size), _edge_point(r_water, size)
+        _draw_polyline(river, _path(r_water, p0, p1, wiggle=0.1), r_water.uniform(3, 9) * sf + 1)
         water = np.maximum(water, river)
     snow = np.clip((alt - 2.3) * 5.0 + 0.5, 0.0, 1.0)
 
@@ -339,8 +346,8 @@ def make_scene(
     n_roads = int(r_struct.poisson(max(1.0, size / 256.0)))
     for k in range(n_roads):
         via = centres[k % len(centres)] if centres and r_struct.random() < 0.8 else None
-        a, b = _edge_point(r_struct, size), _edge_point(r_struct, size)
-        _draw_polyline(roads, _path(r_struct, a, b, via), r_struct.uniform(1.0, 2.5))
+        p0, p1 = _edge_point(r_struct, size), _edge_point(r_struct, size)
+        _draw_polyline(roads, _path(r_struct, p0, p1, via), r_struct.uniform(1.0, 2.5))
     human = np.maximum(built, roads)
 
     def score(rng: np.random.Generator, modality: str, extra: float = 0.0) -> np.ndarray:
