@@ -79,15 +79,14 @@ class OcclusionEngine:
         both = [LEVELS.get(lv) for lv in ("loss", "output")] if auto else []
         both += [LEVELS.get(lv) for lv in o.levels if lv != AUTO_LEVEL]
         need_emb, need_out = (any(lv.needs == k for lv in both) for k in ("embedding", "output"))
+        needs = (need_emb, need_out)  # a pair: Runner's two flags
         self._set_levels(o)
         base = "fp32" if o.precision == "auto" else o.precision
-        self.runner = Runner(model, o.embedding, need_emb, need_out, base, o.optimize, self.device)
+        self.runner = Runner(model, o.embedding, *needs, base, o.optimize, self.device)
         #: the bf16 runner of ``precision="auto"`` where bf16 is native (else None: fp32)
         self.fast: Runner | None = None
         if o.precision == "auto" and native_bf16(self.device):
-            self.fast = Runner(
-                model, o.embedding, need_emb, need_out, "bf16", o.optimize, self.device
-            )
+            self.fast = Runner(model, o.embedding, *needs, "bf16", o.optimize, self.device)
         #: ``precision="auto"``: occluded inputs evaluated in bf16 / re-evaluated in fp32
         self.auto_counts = {"occlusions": 0, "bf16": 0, "fp32": 0}
         self._all_cache: dict[Any, tuple[Tensor | None, Tensor | None]] = {}
@@ -443,12 +442,9 @@ class OcclusionEngine:
             masks = torch.as_tensor([chunk[j][2] for j in pos], dtype=torch.long)
             cm = cmask[masks].reshape(self.broadcast_shape(x, len(pos), c)).to(x.device)
             fill = fills[fi]
-            if fill.kind == "constant":
+            if fill.kind in ("constant", "per_sample"):
                 assert fill.value is not None
-                val = fill.value
-            elif fill.kind == "per_sample":
-                assert fill.value is not None
-                val = fill.value[rows]
+                val = fill.value if fill.kind == "constant" else fill.value[rows]
             else:
                 assert fill.donor is not None
                 val = x[fill.donor.to(x.device)[rows]]
