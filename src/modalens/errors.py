@@ -80,7 +80,8 @@ def output_error(
     if code is not None and code not in WRITE_ERRNOS:
         return None
     where = str(path if path is not None else getattr(exc, "filename", None) or "output")
-    chain, cause = [], exc
+    chain: list[str] = []
+    cause: BaseException | None = exc
     while cause is not None and len(chain) < 5:  # rasterio: the GDAL error is the cause
         chain.append(str(cause).lower())
         cause = cause.__cause__ or cause.__context__

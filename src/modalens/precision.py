@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 
@@ -43,7 +44,13 @@ _ALIASES = {
     "16-mixed": "fp16",
     "float16": "fp16",
 }
-_LIGHTNING = {"fp32": "32-true", "bf16": "bf16-mixed", "fp16": "16-mixed"}
+#: Lightning's ``Trainer(precision=...)`` values of ours
+LightningPrecision = Literal["32-true", "bf16-mixed", "16-mixed"]
+_LIGHTNING: dict[str, LightningPrecision] = {
+    "fp32": "32-true",
+    "bf16": "bf16-mixed",
+    "fp16": "16-mixed",
+}
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -68,7 +75,9 @@ def parse_precision(
     return name
 
 
-def lightning_precision(precision: str, device: str | torch.device = "cpu") -> str:
+def lightning_precision(
+    precision: str, device: str | torch.device = "cpu"
+) -> LightningPrecision:
     """Lightning's ``Trainer(precision=...)`` value of a precision (``auto`` resolved for
     ``device`` with :func:`resolve_auto`)."""
     return _LIGHTNING[resolve_auto(precision, device)]

@@ -9,8 +9,9 @@ import pytest
 import torch
 from helpers import GROUPS, batch, tiny_unet
 
-from modalens.attribution import attribute
+from modalens.attribution import attribute, modality_shapley
 from modalens.attribution.api import NonFiniteInputWarning
+from modalens.errors import SpecError
 
 
 def _scores(b: dict, **kw: object):
@@ -59,3 +60,13 @@ def test_mask_invalid_zeroes_invalid_pixels_as_training_does() -> None:
     a = _scores(dict(b), mask_invalid=True)
     np.testing.assert_allclose(a["value"], _scores(ref)["value"], rtol=1e-5)
     assert not np.allclose(a["value"], _scores(dict(b))["value"])
+
+
+@pytest.mark.parametrize("groups", ["keys", None])
+def test_a_grouping_name_with_a_stacked_tensor_is_a_one_line_spec_error(groups: object) -> None:
+    b = batch(b=1)
+    with pytest.raises(SpecError, match="needs dict images") as info:
+        attribute(tiny_unet(), [b], groups, strategies=("zeros",), levels=("output",))
+    assert "\n" not in str(info.value)
+    with pytest.raises(SpecError, match="needs dict images"):
+        modality_shapley(tiny_unet(), b, groups, strategies=("zeros",), levels=("output",))

@@ -128,6 +128,7 @@ def _error(config: dict, tmp_path: Path) -> str:
         ({"strategy": "fsdp"}, "unknown strategy 'fsdp' (key 'train.strategy'"),
         ({"num_nodes": 0}, "train.num_nodes must be >= 1, got 0"),
         ({"sync_batchnorm": "yes"}, "train.sync_batchnorm must be true or false"),
+        ({"deterministic": "false"}, "train.deterministic must be true, false, auto or warn"),
         ({"limit_val_batches": 0}, "train.limit_val_batches must be a positive number"),
         ({"augment": [1]}, "train.augment must be a mapping of augmentation options"),
         ({"scheduler": 3}, "config key 'train.scheduler' must be a mapping"),

@@ -66,6 +66,22 @@ def _carries_target(first: Any, batches: Iterable[Any]) -> bool:
     return getattr(first, "target", None) is not None
 
 
+def _channel_groups(groups: Groups | str | None) -> Groups:
+    """``groups`` for stacked (non-dict) input: a grouping name or None only applies to dict
+    images.
+
+    Raises:
+        SpecError: ``groups`` is a name or None.
+    """
+    if groups is None or isinstance(groups, str):
+        raise SpecError(
+            f"groups={groups!r} needs dict images (one group per key)",
+            "groups",
+            "with a stacked image tensor give {name: [channel indices]}",
+        )
+    return groups
+
+
 def _owned(batches: Iterable[Any], done: set[str], shard: Shard) -> set[int] | None:
     """The global indices of ``shard``'s batches: round robin over the lazy batches with
     samples still to do (None for other batches: every ``world``-th index instead)."""
@@ -416,4 +432,4 @@ def modality_shapley(
     if is_dict_batch(x):
         model, groups, first, layout = adapt_to_dict(model, groups, first, x)
         x = pack_batch(x, layout)
-    return OcclusionEngine(model, groups, first).shapley(x, value_fn=value_fn)
+    return OcclusionEngine(model, _channel_groups(groups), first).shapley(x, value_fn=value_fn)

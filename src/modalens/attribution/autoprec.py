@@ -92,7 +92,7 @@ def hopeless(bounds: np.ndarray, scales: np.ndarray, relative: float = RELATIVE)
     finite = np.isfinite(b)
     with np.errstate(invalid="ignore"):
         lost = (b / sc >= relative) | ~finite
-    return lost.all(1) & finite.any(1)
+    return np.asarray(lost.all(1) & finite.any(1))
 
 
 def precision_report(requested: str, used: str, counts: dict[str, int]) -> dict[str, Any]:

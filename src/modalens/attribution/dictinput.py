@@ -171,16 +171,16 @@ class DictInputModel(nn.Module):
         return self.model(self.layout.unpack(x))
 
 
-def _method_embedding(name: str) -> Callable[[nn.Module, Tensor], Any]:
-    def fn(m: nn.Module, x: Tensor) -> Any:
+def _method_embedding(name: str) -> Callable[[DictInputModel, Tensor], Any]:
+    def fn(m: DictInputModel, x: Tensor) -> Any:
         return getattr(m.model, name)(m.layout.unpack(x))
 
     fn.__name__ = name
     return fn
 
 
-def _user_embedding(user: Callable[..., Any]) -> Callable[[nn.Module, Tensor], Any]:
-    def fn(m: nn.Module, x: Tensor) -> Any:
+def _user_embedding(user: Callable[..., Any]) -> Callable[[DictInputModel, Tensor], Any]:
+    def fn(m: DictInputModel, x: Tensor) -> Any:
         return user(m.model, m.layout.unpack(x))
 
     fn.__name__ = getattr(user, "__name__", "callable")

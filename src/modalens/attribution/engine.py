@@ -71,7 +71,7 @@ class OcclusionEngine:
         self.mean = None if o.mean is None else torch.as_tensor(o.mean, dtype=torch.float32)
         self.nodata = None if o.nodata is None else torch.as_tensor(o.nodata, dtype=torch.float32)
         self.loss_fn = o.loss_fn or masked_mse
-        device = o.device
+        device: str | torch.device | None = o.device
         if device is None:
             p = next(iter(model.parameters()), None)
             device = p.device if p is not None else "cpu"
@@ -80,7 +80,8 @@ class OcclusionEngine:
         self._auto = o if auto else None
         both = [LEVELS.get(lv) for lv in ("loss", "output")] if auto else []
         both += [LEVELS.get(lv) for lv in o.levels if lv != AUTO_LEVEL]
-        needs = [any(lv.needs == k for lv in both) for k in ("embedding", "output")]
+        need_emb, need_out = (any(lv.needs == k for lv in both) for k in ("embedding", "output"))
+        needs = (need_emb, need_out)  # a pair: Runner's two flags
         self._set_levels(o)
         base = "fp32" if o.precision == "auto" else o.precision
         self.runner = Runner(model, o.embedding, *needs, base, o.optimize, self.device)

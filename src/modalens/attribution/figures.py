@@ -95,7 +95,7 @@ def _select(
 
 def _blocks(s: pd.DataFrame) -> list[tuple[str, str, str]]:
     keys = s[BLOCK_KEYS].astype(str).itertuples(index=False, name=None)
-    return list(dict.fromkeys(keys))  # type: ignore[arg-type]
+    return list(dict.fromkeys(keys))
 
 
 def influence_figure(
@@ -149,8 +149,8 @@ def influence_figure(
             mean = sub["mean"].to_numpy(dtype=float)
             lo = sub["ci_low"].to_numpy(dtype=float)
             hi = sub["ci_high"].to_numpy(dtype=float)
-            err = np.vstack([np.clip(mean - lo, 0, None), np.clip(hi - mean, 0, None)])
-            err = np.nan_to_num(err) if np.isfinite(err).any() else None  # n < 2: no interval
+            spread = np.vstack([np.clip(mean - lo, 0, None), np.clip(hi - mean, 0, None)])
+            err = np.nan_to_num(spread) if np.isfinite(spread).any() else None  # n < 2: none
             handles[strat] = ax.bar(
                 x + (k - (len(strategies) - 1) / 2) * width,
                 mean,

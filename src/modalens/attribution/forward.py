@@ -104,7 +104,7 @@ class Forward:
 
     def __call__(self, x: Tensor) -> tuple[Tensor | None, Tensor | None]:
         """``(embedding, output)`` of ``x`` (None for what is not needed)."""
-        m = self.model
+        m: Any = self.model  # duck-typed: encode/decode/embed are the user's methods
         emb = out = None
         if self.mode == "none":
             return None, _first_tensor(m(x))
@@ -222,13 +222,16 @@ class Runner:
     def evaluate(self, x: Tensor, chunk: int) -> tuple[Tensor | None, Tensor | None]:
         """:meth:`run` over ``x`` in balanced chunks of at most ``chunk`` inputs."""
         step = balanced_chunk(x.shape[0], chunk)
-        embs, outs = [], []
+        embs: list[Tensor] = []
+        outs: list[Tensor] = []
         for s in range(0, x.shape[0], step):
-            e, o = self.run(x[s : s + step])
-            embs.append(e)
-            outs.append(o)
-        emb = torch.cat(embs) if embs[0] is not None else None
-        out = torch.cat(outs) if outs[0] is not None else None
+            e, o = self.run(x[s : s + step])  # every chunk gives the same kinds
+            if e is not None:
+                embs.append(e)
+            if o is not None:
+                outs.append(o)
+        emb = torch.cat(embs) if embs else None
+        out = torch.cat(outs) if outs else None
         return emb, out
 
     def predict(self, x: Tensor) -> Tensor:

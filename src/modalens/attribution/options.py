@@ -57,7 +57,7 @@ AUTO_LEVEL = "auto"
 
 #: the paper's protocol (Ekim & Schmitt 2024): embedding level, its four fills, Euclidean
 #: distance, the ALL row (:func:`paper_options`)
-PAPER = {
+PAPER: dict[str, Any] = {
     "strategies": ("zeros", "ones", "uniform", "gaussian"),
     "levels": ("embedding",),
     "distances": ("euclidean",),

@@ -17,10 +17,14 @@ from ..errors import SpecError
 
 
 class Entry(Protocol):
-    """What every registry entry has: a name and a one-line help text."""
+    """What every registry entry has: a name and a one-line help text (read-only, so frozen
+    dataclasses qualify)."""
 
-    name: str
-    help: str
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def help(self) -> str: ...
 
 
 E = TypeVar("E", bound=Entry)

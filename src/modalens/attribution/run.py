@@ -23,6 +23,7 @@ import json
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -187,7 +188,9 @@ def run_options(run: Any, options: AttributionOptions) -> AttributionOptions:
     """
     strategies = set(options.strategies)
     continuous = any(not m.is_categorical for m in run.spec.modalities)
-    mean, nodata, loss_fn = options.mean, options.nodata, options.loss_fn
+    mean: Sequence[float] | None = options.mean
+    nodata: Sequence[float] | None = options.nodata
+    loss_fn = options.loss_fn
     if mean is None and ("mean" in strategies or ("nodata" in strategies and continuous)):
         mean = run_mean(run)
     if nodata is None and "nodata" in strategies:
@@ -270,7 +273,7 @@ def lazy_batches(dataset: Any, batch_size: int) -> list[LazyBatch]:
     batches = []
     for s in range(0, len(dataset), max(1, batch_size)):
         idx = list(range(s, min(s + batch_size, len(dataset))))
-        batches.append(LazyBatch([ids[i] for i in idx], lambda idx=idx: load(idx)))
+        batches.append(LazyBatch([ids[i] for i in idx], partial(load, idx)))
     return batches
 
 

@@ -192,7 +192,7 @@ def _target_panels(run: Run, sid: str, reader: Any, tile: int, overlap: int) -> 
 
 def _sensitivity(run: Run, sid: str, reader: Any, strategy: str, tile: int, overlap: int) -> Any:
     grp = groups_for(run.spec, "modalities")
-    opts = run_options(run, AttributionOptions(strategies=strategy, levels="output"))
+    opts = run_options(run, AttributionOptions(strategies=(strategy,), levels=("output",)))
     if not run.task.dense:  # a scene classifier: per window (scenemaps)
         engine = OcclusionEngine(run.model, grp, opts)
         return scene_sensitivity(run, sid, reader, engine, strategy)[0]

@@ -161,8 +161,8 @@ class Augmentation:
         for _, op in self.geometric:
             image = op(image)
             params = op._params
-            if target_is_map:
-                target = _apply_to_map(op, target, params)  # type: ignore[arg-type]
+            if target is not None and target_is_map:
+                target = _apply_to_map(op, target, params)
             if valid is not None:
                 valid = _apply_to_map(op, valid, params)
         for name, op in self.photometric:
@@ -220,20 +220,25 @@ def augment_batch(
     out = dict(batch)
     seeds = [int(s) for s in batch[AUG_SEED].tolist()]
     image, target, valid = batch["image"], batch["target"], batch.get("valid")
-    images, targets, valids = [], [], []
+    images: list[torch.Tensor] = []
+    targets: list[torch.Tensor] = []
+    valids: list[torch.Tensor] = []
     extra: dict[str, list[torch.Tensor]] = {k: [] for pair in maps for k in pair}
     for i, seed in enumerate(seeds):
         one = slice(i, i + 1)
         img, tgt, ok = augmentation(
             image[one], target[one], None if valid is None else valid[one], seed=seed
         )
+        assert tgt is not None  # a tensor in gives a tensor out
         images.append(img)
-        targets.append(tgt)  # type: ignore[arg-type]
-        valids.append(ok)  # type: ignore[arg-type]
+        targets.append(tgt)
+        if ok is not None:
+            valids.append(ok)
         for key, vkey in maps:
             _, a_val, a_ok = augmentation(image[one], batch[key][one], batch[vkey][one], seed)
-            extra[key].append(a_val)  # type: ignore[arg-type]
-            extra[vkey].append(a_ok)  # type: ignore[arg-type]
+            assert a_val is not None and a_ok is not None
+            extra[key].append(a_val)
+            extra[vkey].append(a_ok)
     out["image"], out["target"] = torch.cat(images), torch.cat(targets)
     if valid is not None:
         out["valid"] = torch.cat(valids)

@@ -40,7 +40,7 @@ from .rasters import (
     read_error,
 )
 from .reader import ClassLookup, SampleReader
-from .remote import as_location, is_remote
+from .remote import RemotePath, as_location, is_remote
 from .samples import sample_ids
 from .spec import SPLIT_NAMES, DatasetSpec
 
@@ -279,7 +279,9 @@ def _class_problems(
     return []
 
 
-def format_problems(problems: Sequence[Problem], root: str | Path | None = None) -> str:
+def format_problems(
+    problems: Sequence[Problem], root: str | Path | RemotePath | None = None
+) -> str:
     """A plain-text table of problems (errors first), or a one-line all-clear."""
     if not problems:
         return "no problems found"
@@ -292,7 +294,7 @@ def format_problems(problems: Sequence[Problem], root: str | Path | None = None)
                 path = path[len(base) :]
             elif not is_remote(root):
                 try:
-                    path = str(Path(path).relative_to(root))
+                    path = str(Path(path).relative_to(str(root)))
                 except ValueError:
                     pass
         rows.append((pr.severity, pr.sample_id or "-", pr.modality or "-", path or "-", pr.message))

@@ -205,7 +205,8 @@ def make_weighted_sampler(
     gen = torch.Generator()
     gen.manual_seed(int(seed))
     return WeightedRandomSampler(
-        torch.as_tensor(weights, dtype=torch.double),
+        # torch annotates Sequence[float]; the sampler takes a tensor (as_tensor inside)
+        torch.as_tensor(weights, dtype=torch.double),  # type: ignore[arg-type]
         num_samples=n if num_samples is None else int(num_samples),
         replacement=True,
         generator=gen,

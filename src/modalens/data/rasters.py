@@ -41,7 +41,7 @@ from rasterio.windows import Window
 from ..errors import DataError
 from ..io import atomic_path
 from .grid import RasterGrid, WindowTuple, axis_aligned, close_transform, same_crs
-from .remote import RemotePath, as_location, gdal_env, is_remote, raster_open_error
+from .remote import RemotePath, as_location, gdal_env, raster_open_error
 
 #: tile size of the COGs ``modalens synth --cog`` writes: a 256 crop at a random offset touches
 #: at most 3 x 3 tiles (2.25x its pixels; 4x with 256 tiles, 16x with GDAL's default 512)
@@ -55,15 +55,13 @@ def open_raster(path: str | Path | RemotePath) -> Any:
 
     A URL (:mod:`modalens.data.remote`) opens through GDAL's virtual file systems.
     """
-    if is_remote(path):
-        url = as_location(path)
-        assert isinstance(url, RemotePath)
+    path = as_location(path)
+    if isinstance(path, RemotePath):
         try:
             with gdal_env():
-                return rasterio.open(url.vsi())
+                return rasterio.open(path.vsi())
         except RasterioError as exc:
-            raise raster_open_error(str(url), exc) from None
-    path = Path(path)
+            raise raster_open_error(str(path), exc) from None
     if not path.exists():
         raise DataError(
             "raster file not found",
@@ -120,7 +118,7 @@ class RasterCache:
         self._files: OrderedDict[str, Any] = OrderedDict()
         self._pid = os.getpid()
 
-    def get(self, path: str | Path) -> Any:
+    def get(self, path: str | Path | RemotePath) -> Any:
         if os.getpid() != self._pid:  # forked worker: never share GDAL handles with the parent
             self._files = OrderedDict()
             self._pid = os.getpid()
@@ -317,9 +315,9 @@ def _read_plan(
             mask_nodata(arr, nd)
         return arr
     if plan.mode == "scale":
-        arr = _read_scaled(dataset, sub, bands, resampling, nd)
-        if arr is not None:
-            return _into(out, arr)
+        scaled = _read_scaled(dataset, sub, bands, resampling, nd)
+        if scaled is not None:
+            return _into(out, scaled)
     return _into(out, _read_warped(dataset, sub, bands, resampling, nodata))
 
 

@@ -251,7 +251,7 @@ class DatasetSpec:
                     source_file,
                     "name each target, e.g. targets: {ni: {kind: continuous, ...}}",
                 )
-        values = {
+        values: dict[str, Any] = {
             "name": name,
             "root": as_location(root),
             "modalities": tuple(modalities),
@@ -263,8 +263,8 @@ class DatasetSpec:
             "source_file": source_file,
             "auxiliary": tuple(auxiliary),
         }
-        for key, value in values.items():
-            object.__setattr__(self, key, value)
+        for key, setting in values.items():
+            object.__setattr__(self, key, setting)
 
     @property
     def target(self) -> TargetSpec:

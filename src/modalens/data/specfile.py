@@ -162,7 +162,7 @@ def spec_from_dict(
 def _root(root: Any, base_dir: Location | None) -> Location:
     """A spec's root: a URL as it is, a relative folder under ``base_dir`` when given."""
     root_path = as_location(str(root))
-    if not root_path.is_absolute() and base_dir is not None:
+    if isinstance(root_path, Path) and not root_path.is_absolute() and base_dir is not None:
         root_path = base_dir / root_path
     return root_path
 

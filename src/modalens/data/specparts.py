@@ -442,10 +442,11 @@ def parse_split(d: Any, source: str | None) -> SplitSpec:
             where_key("split.ratios", source),
             "e.g. ratios: [0.8, 0.1, 0.1]",
         )
+    r_train, r_val, r_test = (float(r) for r in ratios)
     return SplitSpec(
         file=d.get("file"),
         columns=tuple((k, columns[k]) for k in SPLIT_NAMES),
-        ratios=tuple(float(r) for r in ratios),
+        ratios=(r_train, r_val, r_test),
         seed=as_number(d.get("seed", 0), "split.seed", source, int),
         allow_leakage=as_flag(d.get("allow_leakage", False), "split.allow_leakage", source),
     )

@@ -75,6 +75,12 @@ class MultiTaskUNet(UNet):
             {name: nn.Conv2d(base_width, n, kernel_size=1) for name, n in auxiliary.items()}
         )
 
+    def _decoder(self, name: str) -> nn.ModuleList:
+        """The auxiliary decoder ``name`` (``"shared"``: the one the heads share)."""
+        decoder = self.aux_decoders[name]
+        assert isinstance(decoder, nn.ModuleList)  # made by build_decoder
+        return decoder
+
     def decode_all(self, features: list[Tensor]) -> dict[str, Tensor]:
         """Every head's output from the encoder's ``features`` (main first)."""
         dense = self.head_type == DENSE_HEAD
@@ -86,10 +92,11 @@ class MultiTaskUNet(UNet):
         out = {MAIN_HEAD: main}
         shared_x = main_x
         if "shared" in self.aux_decoders and self.decoder_sharing == "shared":
-            shared_x = run_decoder(self.aux_decoders["shared"], features)
+            shared_x = run_decoder(self._decoder("shared"), features)
         for name, conv in self.aux_heads.items():
+            x: Tensor | None
             if self.decoder_sharing == "separate":
-                x = run_decoder(self.aux_decoders[name], features)
+                x = run_decoder(self._decoder(name), features)
             else:
                 x = shared_x
             assert x is not None

@@ -130,7 +130,8 @@ def prepare_model(
         fold_batchnorm(m)
         fuse_conv_relu(m, keep)
     if channels_last:
-        m = m.to(memory_format=torch.channels_last)
+        # Module.to's stubs lack memory_format, which it takes (and passes to every tensor)
+        m = m.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     if precision != "fp32":
         m = m.to(torch_dtype(precision))
     return m

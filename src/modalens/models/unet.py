@@ -110,6 +110,7 @@ class UNet(nn.Module):
         self.downs = nn.ModuleList(downs)
         self.embedding_channels = bottleneck
 
+        self.head: nn.Module
         if head == SCENE_HEAD:
             self.ups = nn.ModuleList()
             self.head = nn.Linear(bottleneck, out_channels)

@@ -141,7 +141,7 @@ def collect_errors(
 def write_error_maps(sample: SampleErrors, folder: str | Path, run_dir: str | Path) -> list[Path]:
     """Write ``folder/<id>_<head>_error.tif`` for every head's map of ``sample`` (float32, NaN
     no-data, on the sample window's grid)."""
-    paths = []
+    paths: list[Path] = []
     grid = sample.grid
     if grid is None:
         return paths

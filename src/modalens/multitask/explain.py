@@ -248,10 +248,10 @@ def describe_explanation(source: str | Path | Mapping[str, Any]) -> list[str]:
         name, a = head_label(str(r["auxiliary"])), float(r["auroc"])
         if not np.isfinite(a):
             continue
-        n = sizes.get(r["auxiliary"])
-        if n is not None and not enough_samples(n):
+        count = sizes.get(r["auxiliary"])
+        if count is not None and not enough_samples(count):
             lines.append(
-                f"A high {name} error as a flag of the worst main errors: {sample_caveat(n)}; "
+                f"A high {name} error as a flag of the worst main errors: {sample_caveat(count)}; "
                 "the AUROC is in the table, not read here."
             )
             continue
@@ -261,7 +261,7 @@ def describe_explanation(source: str | Path | Mapping[str, Any]) -> list[str]:
             f"A high {name} error flags the worst {int(r['n_worst'])} samples of main error "
             f"with AUROC {a:.2f}, {verdict} a random flag (0.5; 95% of random flags give "
             f"{lo:.2f} to {hi:.2f})."
-            + (_then(sample_caveat(n, sentence=True)) if n is not None else "")
+            + (_then(sample_caveat(count, sentence=True)) if count is not None else "")
         )
     sens = t.get("sensitivity", pd.DataFrame())
     for head, g in sens.groupby("head", sort=False) if len(sens) else []:

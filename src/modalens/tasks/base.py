@@ -187,7 +187,8 @@ class Task(ABC):
 
     def metrics(self, prefix: str | None = None) -> MetricCollection:
         """A torchmetrics collection of :meth:`metric_dict` (names prefixed with ``prefix``)."""
-        return MetricCollection(self.metric_dict(), prefix=prefix)
+        # torchmetrics annotates an (invariant) dict of Metric | MetricCollection
+        return MetricCollection(self.metric_dict(), prefix=prefix)  # type: ignore[arg-type]
 
     def sample_metrics(self, preds: Tensor, targets: Tensor) -> dict[str, float]:
         """Metrics of one sample's ``preds``/``targets`` from :meth:`score` (empty when the

@@ -148,5 +148,5 @@ class ClassificationTask(Task):
         if self.multilabel:
             predicted = [c for c, v in p.items() if v >= 0.5]
         else:
-            predicted = [max(p, key=p.get)]
+            predicted = [max(p, key=p.__getitem__)]
         return {"probabilities": p, "predicted": predicted, "multilabel": self.multilabel}

@@ -40,6 +40,8 @@ class LossWeighting(nn.Module):
         ValueError: an unknown ``method``, no task, or a negative weight.
     """
 
+    fixed: Tensor  # a buffer (registered in __init__)
+
     def __init__(
         self,
         names: Sequence[str],

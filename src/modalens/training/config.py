@@ -25,7 +25,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import torch
 import yaml
@@ -49,6 +49,7 @@ from .configvalues import (
     augment_options,
     batches,
     data_section,
+    deterministic_mode,
     device_count,
     names,
     number,
@@ -144,7 +145,9 @@ class TrainConfig(_Section):
     #: BatchNorm statistics over the global batch (GPUs only: torch has no CPU SyncBatchNorm)
     sync_batchnorm: Bool = False
     #: True on CPU; "warn" on GPU (bilinear backward)
-    deterministic: bool | str | None = "auto"
+    deterministic: Annotated[
+        bool | Literal["auto", "warn"] | None, BeforeValidator(deterministic_mode)
+    ] = "auto"
     mask_invalid_inputs: Bool = True
 
     def optimizer_config(self) -> OptimizerConfig:

@@ -9,7 +9,7 @@ turns it into the one-line :class:`~modalens.errors.SpecError` naming the dotted
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import torch
 from pydantic import BeforeValidator
@@ -42,7 +42,10 @@ STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_notebook")
 
 def integer(minimum: int) -> BeforeValidator:
     """A validator of an integer ``>= minimum`` (a float with an integer value is accepted)."""
+    return BeforeValidator(_integer_check(minimum))
 
+
+def _integer_check(minimum: int) -> Callable[[Any], int]:
     def check(value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
             raise ConfigValueError(f"{{key}} must be an integer, got {value!r}")
@@ -50,7 +53,7 @@ def integer(minimum: int) -> BeforeValidator:
             raise ConfigValueError(f"{{key}} must be >= {minimum}, got {value}")
         return int(value)
 
-    return BeforeValidator(check)
+    return check
 
 
 def number(positive: bool = False) -> BeforeValidator:
@@ -70,7 +73,7 @@ def number(positive: bool = False) -> BeforeValidator:
 
 def optional_int(minimum: int) -> BeforeValidator:
     """A validator of None or an integer ``>= minimum``."""
-    inner = integer(minimum).func
+    inner = _integer_check(minimum)
     return BeforeValidator(lambda value: None if value is None else inner(value))
 
 
@@ -146,6 +149,16 @@ def device_count(value: Any) -> int | str:
             f"{{key}} must be an integer >= 1 or 'auto', got {value!r}", "e.g. devices: 2"
         )
     return value
+
+
+def deterministic_mode(value: Any) -> bool | Literal["auto", "warn"] | None:
+    """``train.deterministic``: true, false, ``auto``, ``warn`` or None (Lightning silently
+    ignores any other string)."""
+    if value is None or isinstance(value, bool) or value in ("auto", "warn"):
+        return value
+    raise ConfigValueError(
+        f"{{key}} must be true, false, auto or warn, got {value!r}", "e.g. deterministic: auto"
+    )
 
 
 def strategy_name(value: Any) -> str:

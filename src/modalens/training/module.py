@@ -43,14 +43,14 @@ import lightning.pytorch as pl
 import torch
 from pydantic import ValidationError
 from torch import Tensor, nn
-from torchmetrics import MeanMetric
+from torchmetrics import MeanMetric, MetricCollection
 
 from ..data.augment import Augmentation, augment_batch
 from ..data.auxiliary import aux_key, aux_valid_key
 from ..data.sampling import derive_seed
 from ..data.spec import DatasetSpec
 from ..fingerprint import plain
-from ..models.multitask import MAIN_HEAD
+from ..models.multitask import MAIN_HEAD, MultiTaskUNet
 from ..options import validation_error
 from ..precision import parse_precision, resolve_auto
 from ..tasks.losses import valid_pixels
@@ -132,7 +132,8 @@ class TaskModule(pl.LightningModule):
         self.augmentation = Augmentation(dict(augment)) if augment else None
         self.channels_last = channels_last
         if channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+            # Module.to's stubs lack memory_format, which it takes (and passes to every tensor)
+            self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.meta = dict(meta or {})
         # (ModuleDict keys cannot be "train": it is a Module method)
         self.train_metrics = task_def.metrics("train_")
@@ -158,7 +159,7 @@ class TaskModule(pl.LightningModule):
     def prepare_input(self, image: Tensor, valid: Tensor | None = None) -> Tensor:
         """Zero the input at invalid pixels (when configured) and set the memory format."""
         x = image.float()
-        if valid is not None and self.hparams.mask_invalid_inputs:
+        if valid is not None and self.hparams["mask_invalid_inputs"]:
             x = torch.where(
                 valid[:, None].to(torch.bool), x, torch.zeros((), dtype=x.dtype, device=x.device)
             )
@@ -169,13 +170,18 @@ class TaskModule(pl.LightningModule):
     def forward(self, x: Tensor) -> Tensor:
         return self.model(x)
 
+    def _forward_all(self, x: Tensor) -> dict[str, Tensor]:
+        """Every head's raw output (a model with auxiliary tasks)."""
+        assert isinstance(self.model, MultiTaskUNet)  # built so when there are aux tasks
+        return self.model.forward_all(x)
+
     def predict_all(self, batch: Mapping[str, Any]) -> dict[str, Tensor]:
         """Every head's float output for a batch: ``{"main": ..., <auxiliary name>: ...}``."""
         image = batch["image"]
         x = self.prepare_input(image, valid_pixels(batch.get("valid"), image))
         if not self.aux_tasks:
             return {MAIN_HEAD: self(x).float()}
-        return {k: v.float() for k, v in self.model.forward_all(x).items()}
+        return {k: v.float() for k, v in self._forward_all(x).items()}
 
     def infer_all(
         self, x: Tensor, valid: Tensor | None = None, precision: str = "fp32"
@@ -184,7 +190,7 @@ class TaskModule(pl.LightningModule):
         x = self.prepare_input(x, valid)
         bf16 = resolve_auto(precision, x.device) == "bf16"
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
-            outs = self.model.forward_all(x) if self.aux_tasks else {MAIN_HEAD: self(x)}
+            outs = self._forward_all(x) if self.aux_tasks else {MAIN_HEAD: self(x)}
         tasks = {MAIN_HEAD: self.task, **self.aux_tasks}
         return {k: tasks[k].postprocess(v.float()) for k, v in outs.items()}
 
@@ -281,17 +287,21 @@ class TaskModule(pl.LightningModule):
         for name, r in res["aux"].items():
             losses[name] = r["loss"]
             mean = self.aux_loss_means[f"{stage}_{name}"]
+            assert isinstance(mean, MeanMetric)
             mean.update(r["loss"].detach(), weight=r["n"].clamp_min(1e-12).float())
             self.log(f"{stage}_aux_{name}_loss", mean, on_step=False, on_epoch=True, batch_size=bs)
             if r["preds"].shape[0] > 0:
                 coll = self.aux_metrics[f"{stage}_{name}"]
+                assert isinstance(coll, MetricCollection)
                 coll.update(r["preds"], r["targets"])
                 self.log_dict(coll, on_step=False, on_epoch=True, batch_size=bs)
         total = self.weighting(losses)
-        self.total_loss_means[f"{stage}_total"].update(total.detach())
+        total_mean = self.total_loss_means[f"{stage}_total"]
+        assert isinstance(total_mean, MeanMetric)
+        total_mean.update(total.detach())
         self.log(
             f"{stage}_total_loss",
-            self.total_loss_means[f"{stage}_total"],
+            total_mean,
             on_step=False,
             on_epoch=True,
             batch_size=bs,
@@ -326,7 +336,7 @@ class TaskModule(pl.LightningModule):
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         # reseed the global RNGs from (seed, epoch, batch): resuming gives the same draws
-        torch.manual_seed(derive_seed(self.hparams.seed, self.current_epoch, batch_idx))
+        torch.manual_seed(derive_seed(self.hparams["seed"], self.current_epoch, batch_idx))
 
     # ---------------------------------------------------------------- optimisation
     def configure_optimizers(self) -> Any:
@@ -348,12 +358,12 @@ class TaskModule(pl.LightningModule):
             "task": self.task.name,
             "layout": self.meta.get("layout"),
             "model": {
-                "in_channels": self.hparams.in_channels,
-                "out_channels": self.hparams.out_channels,
-                "base_width": self.hparams.base_width,
-                "depth": self.hparams.depth,
+                "in_channels": self.hparams["in_channels"],
+                "out_channels": self.hparams["out_channels"],
+                "base_width": self.hparams["base_width"],
+                "depth": self.hparams["depth"],
             },
-            "auxiliary": plain(list(self.hparams.auxiliary or [])),
+            "auxiliary": plain(list(self.hparams["auxiliary"] or [])),
         }
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 import rasterio
@@ -92,6 +92,44 @@ def _check_tiling(tile: int, overlap: int, multiple: int) -> None:
 def _batches(items: Sequence[Window], size: int) -> Iterator[list[Window]]:
     for i in range(0, len(items), size):
         yield list(items[i : i + size])
+
+
+@overload
+def sliding_window(
+    fn: TileFn,
+    reader: Any,
+    sample_id: str,
+    tile: int = 256,
+    overlap: int = 64,
+    out_channels: int = 1,
+    batch_size: int = 4,
+    progress: bool = False,
+    *,
+    multiple: int = 16,
+    mask_inputs: bool = True,
+    return_valid: Literal[False] = False,
+    fill: float | None = None,
+    gdal_cache_mb: int | None = 128,
+) -> np.ndarray: ...
+
+
+@overload
+def sliding_window(
+    fn: TileFn,
+    reader: Any,
+    sample_id: str,
+    tile: int = 256,
+    overlap: int = 64,
+    out_channels: int = 1,
+    batch_size: int = 4,
+    progress: bool = False,
+    *,
+    multiple: int = 16,
+    mask_inputs: bool = True,
+    return_valid: Literal[True],
+    fill: float | None = None,
+    gdal_cache_mb: int | None = 128,
+) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 def sliding_window(

@@ -160,7 +160,7 @@ def _choose_metric(
                 f"choose one of {', '.join(usable)}",
             )
         return metric, headline
-    if headline in usable:
+    if headline is not None and headline in usable:
         return headline, headline
     others = [c for c in usable if c not in NOT_METRICS]
     used = others[0] if others else "loss"

@@ -194,7 +194,7 @@ def _base_config(
         raw = yaml.safe_load(path.read_text())
     else:
         raw = copy.deepcopy(dict(config))
-    if not isinstance(raw, Mapping):
+    if not isinstance(raw, dict):
         raise SpecError("the run config is not a mapping", str(config), "see configs/demo.yaml")
     raw["data"] = str(spec)
     epochs, crop = s["epochs"], min(64, s["size"])
@@ -219,7 +219,8 @@ def _one_seed(
     cfg = _base_config(data.spec, s, config)
     mods = config_modalities(cfg)
     plan = [p for p in plan_settings(mods) if p.kind in ("all", "leave_one_out")]
-    records, statuses = {}, {}
+    records = {}
+    statuses: dict[str, int] = {}
     for i, setting in enumerate(plan, 1):
         rec = run_setting(setting, seed, run_config(cfg, setting, seed), folder, timing_samples=1)
         records[setting.modality] = rec
@@ -284,7 +285,8 @@ def faithfulness(
     _check_record(out, s)
     make_folder(out)
     atomic_write_json(out / "faithfulness.json", {"settings": s, "seeds": list(seeds)})
-    truths, rows, statuses = [], [], {}
+    truths, rows = [], []
+    statuses: dict[str, int] = {}
     for world in names:
         for seed in seeds:
             truth, seed_table, st = _one_seed(

@@ -82,7 +82,7 @@ def loo_deviation(all_row: Mapping[str, Any], loo_row: Mapping[str, Any], metric
     return worse_by(float(loo_row[metric]), float(all_row[metric]), metric)
 
 
-def _rho(x: Sequence[float], y: Sequence[float]) -> float:
+def _rho(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
     value = float(spearman(np.asarray(x, float), np.asarray(y, float)))
     return value if math.isfinite(value) else math.nan
 

@@ -127,10 +127,10 @@ def count_outside(m: Modality, values: torch.Tensor, stats: Statistics) -> dict[
         return _counts(v.numel(), below, above, ~code, code)
     low, high = normalized_range(m, stats.modalities[m.name])
     shape = (1, -1) + (1,) * (v.ndim - 2)
-    lo = torch.as_tensor(low, dtype=torch.float64).reshape(shape)
-    hi = torch.as_tensor(high, dtype=torch.float64).reshape(shape)
-    below = v < lo - TOLERANCE * lo.abs().clamp(min=1.0)
-    above = v > hi + TOLERANCE * hi.abs().clamp(min=1.0)
+    lo_t = torch.as_tensor(low, dtype=torch.float64).reshape(shape)
+    hi_t = torch.as_tensor(high, dtype=torch.float64).reshape(shape)
+    below = v < lo_t - TOLERANCE * lo_t.abs().clamp(min=1.0)
+    above = v > hi_t + TOLERANCE * hi_t.abs().clamp(min=1.0)
     return _counts(v.numel(), below, above, below | above, None)
 
 
@@ -227,14 +227,16 @@ def fill_sanity(
         raise SpecError(
             f"threshold must lie in [0, 1], got {threshold}", "--threshold", "e.g. 0.01 (1 %)"
         )
-    names = list(dict.fromkeys(strategies))
+    names = tuple(dict.fromkeys(strategies))
     specs = [STRATEGIES.get(s) for s in names]
     stats = statistics if statistics is not None else train_statistics(run, progress=progress)
     fills = run_options(run, AttributionOptions(strategies=names))  # as the attribution fills
     mean_t = None if fills.mean is None else torch.tensor(fills.mean, dtype=torch.float32)
     nodata_t = None if fills.nodata is None else torch.tensor(fills.nodata, dtype=torch.float32)
     slices = run.spec.channel_slices()
-    totals = {(s, m.name): {} for s in names for m in run.spec.modalities}
+    totals: dict[tuple[str, str], dict[str, float]] = {
+        (s, m.name): {} for s in names for m in run.spec.modalities
+    }
     batches = _batches(run, split, samples, batch_size)
     bar = tqdm(total=len(batches) * len(names), desc="fill sanity", disable=not progress)
     for b in batches:

@@ -34,7 +34,7 @@ import itertools
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 import pandas as pd
@@ -112,7 +112,7 @@ def reinitialise(module: nn.Module, generator: torch.Generator) -> None:
                     p.uniform_(-bound, bound, generator=generator)
 
 
-def _is_matrix(weight: Any) -> bool:
+def _is_matrix(weight: Any) -> TypeGuard[torch.Tensor]:
     return isinstance(weight, torch.Tensor) and weight.dim() >= 2
 
 
@@ -232,7 +232,7 @@ def randomisation_check(
         opts = opts.replace(device=str(param.device if param is not None else "cpu"))
     batches = list(batches)
     names = list(modules) if modules is not None else cascade(model)
-    kw = {"input_fn": input_fn, "mask_invalid": mask_invalid}
+    kw: dict[str, Any] = {"input_fn": input_fn, "mask_invalid": mask_invalid}
     trained = _matrices(attribute(model, batches, groups, opts, **kw))
     variants = [("none", "", trained)]
     steps = [("cascade", names[: k + 1]) for k in range(len(names))] + [("all", names)]

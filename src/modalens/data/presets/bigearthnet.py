@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from ...errors import DataError
-from ..remote import as_location
+from ..remote import RemotePath, as_location, needs_local
 from ..samples import register_index_builder
 from ..spec import DatasetSpec, Modality, Normalization, SourceFile, SplitSpec, TargetSpec
 from .registry import register_preset
@@ -175,7 +175,10 @@ def build_bigearthnet_index(root: Path, s1_folder: str) -> pd.DataFrame:
             "preset_options.s1_folder)",
         )
     rows = []
-    for meta in sorted(folder.glob("*/*_labels_metadata.json")):
+    pattern = "*/*_labels_metadata.json"
+    if isinstance(folder, RemotePath):  # what RemotePath.glob raises: a URL cannot be listed
+        raise needs_local(f"listing files ({pattern!r})", folder.url)
+    for meta in sorted(folder.glob(pattern)):
         try:
             info = json.loads(meta.read_text())
         except (OSError, json.JSONDecodeError):

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import SpecError
+from ..remote import RemotePath
 from ..spec import DatasetSpec
 
 PresetFn = Callable[..., DatasetSpec]
@@ -29,12 +30,12 @@ def register_preset(name: str) -> Callable[[PresetFn], PresetFn]:
     return register
 
 
-def get_preset(name: str, root: str | Path, **options: Any) -> DatasetSpec:
+def get_preset(name: str, root: str | Path | RemotePath, **options: Any) -> DatasetSpec:
     """A built-in spec by name, rooted at ``root``.
 
     Args:
         name: a registered preset (``mapinwild``, ``bigearthnet``).
-        root: the dataset folder.
+        root: the dataset folder (or its URL).
         **options: keyword options of the preset function (e.g. ``target="mask"``).
 
     Raises:

@@ -257,7 +257,8 @@ def generate_synthetic(
     if link:
         meta["error_link"] = _link_metadata(link, amplitudes)
     if decoy:
-        atomic_write_text(out / SPEC_FILE, spec_to_yaml(replace(synthetic_spec("."), root=".")))
+        decoy_spec = replace(synthetic_spec("."), root=Path("."))
+        atomic_write_text(out / SPEC_FILE, spec_to_yaml(decoy_spec))
     atomic_write_json(out / "metadata.json", meta)
     clear_field_cache()
     return out

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 from affine import Affine
+from numpy.typing import ArrayLike
 
 from .fields import SMOOTH, TEXTURE, SmoothFields, smooth_fields
 from .signals import MODALITIES, S1_RATIO_LOW, S1_RATIO_SPAN, VIIRS_SCALE
@@ -105,7 +106,13 @@ def _edge_point(rng: np.random.Generator, size: int) -> np.ndarray:
     )
 
 
-def _path(rng: np.random.Generator, start, end, via=None, wiggle: float = 0.06) -> np.ndarray:
+def _path(
+    rng: np.random.Generator,
+    start: ArrayLike,
+    end: ArrayLike,
+    via: ArrayLike | None = None,
+    wiggle: float = 0.06,
+) -> np.ndarray:
     """A gently bending polyline from ``start`` to ``end`` (through ``via``)."""
     anchors = [np.asarray(start, np.float32)]
     if via is not None:
