@@ -107,8 +107,12 @@ def add_synth(s: argparse.ArgumentParser) -> None:
         help="planted importances, e.g. s2=0.4,s1=0.3,esa_wc=0.2,viirs=0.1 (decoy=0 adds the "
         "pure-noise decoy modality)",
     )
-    option(s, generate_synthetic, "sparsity", help="share of pixels without a modality's own signal, e.g. "
-           "viirs=0.75")  # fmt: skip
+    option(
+        s,
+        generate_synthetic,
+        "sparsity",
+        help="share of pixels without a modality's own signal, e.g. viirs=0.75",
+    )
     option(s, generate_synthetic, "decoy", help="add DECOY/<id>.tif (pure noise)")
     option(
         s, generate_synthetic, "error_link", help="latent shared by target noise and s1, e.g. s1=1"

@@ -224,7 +224,7 @@ def _engine_for(
     layout = None
     if is_dict_batch(first):
         model, groups, opts, layout = adapt_to_dict(model, groups, opts, first)
-    return OcclusionEngine(model, groups, opts), batches, layout
+    return OcclusionEngine(model, _channel_groups(groups), opts), batches, layout
 
 
 def _open_store(

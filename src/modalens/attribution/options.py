@@ -137,7 +137,7 @@ def _shapley(value: Any) -> bool | str:
     if value in _SHAPLEY_OFF:
         return False
     if value is True or value in SHAPLEY_METHODS:
-        return value  # type: ignore[no-any-return]
+        return value
     raise ConfigValueError(f"unknown Shapley method {value!r}", "use exact, sampled or auto")
 
 
