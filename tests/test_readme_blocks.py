@@ -1,12 +1,14 @@
-"""Every code block of the README runs: its YAML parses (the dataset spec loads), its
+"""Every code block of the README and the docs (tests/docblocks.py: README.md, then the pages in
+``mkdocs.yml``'s nav order) runs: its YAML parses (the dataset spec loads), its
 ``modalens`` commands run and its Python executes, top to bottom in one temporary folder, on
 tiny data. Demo sizes are shrunk by :data:`BASH_SIZES`/:data:`PYTHON_SIZES` (the configs in
-``configs/`` by :func:`_tiny_config`). A block the README marks
+``configs/`` by :func:`_tiny_config`). A block marked
 ``<!-- test: skip (reason) -->`` is not run (its imports are still checked by
 tests/test_readme.py); ``<!-- test: parse (reason) -->`` only parses its commands with the CLI's
 parser, and ``<!-- test: parse PREFIX (reason) -->`` does so for the commands starting with
 ``modalens PREFIX`` and runs the others. ``modalens-demo/`` (what ``modalens demo`` writes) is
-made by a tiny synth, fit and attribute. Blocks depend on earlier ones: run the whole file.
+made by a tiny synth, fit and attribute. Blocks depend on earlier ones (of
+the same file or an earlier one): run the whole file.
 
 Code that names the example data beside the repository (``../shared/``) runs on it where it
 exists. Where it does not (a fresh clone), a Python block that needs it is skipped, and a bash
@@ -18,49 +20,23 @@ from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
+from docblocks import ROOT, Block, all_blocks, doc_files, fences_without_language
 from torch import nn
 
 from modalens.cli import build_parser, main
 
-ROOT = Path(__file__).resolve().parents[1]
-README = (ROOT / "README.md").read_text()
 SHARED = ROOT.parent / "shared"
-#: how the README names the example data beside the repository (:data:`SHARED`)
+#: how the docs name the example data beside the repository (:data:`SHARED`)
 SHARED_PREFIX = "../shared/"
-#: demo-size values of the README's commands -> tiny ones
+#: demo-size values of the docs' commands -> tiny ones
 BASH_SIZES = {r"--samples \d+ --size \d+": "--samples 30 --size 32"}
 PYTHON_SIZES = {"crop_size=128": "crop_size=32", 'out="runs/demo"': 'out="runs/demo-api"'}
-BLOCK = re.compile(
-    r"(?:<!-- test: (skip|parse)(?: ([a-z ]+?))? \([^)]*\) -->\n)?```(\w+)\n(.*?)```", re.S
-)
-
-
-@dataclass
-class Block:
-    line: int
-    lang: str
-    code: str
-    mode: str  # run, skip or parse
-    prefix: str | None  # with mode parse: only commands starting with this are parsed
-
-    def __str__(self) -> str:
-        return f"README.md:{self.line}:{self.lang}"
-
-
-def _blocks() -> list[Block]:
-    return [
-        Block(README[: m.start(3)].count("\n") + 1, m[3], m[4], m[1] or "run", m[2])
-        for m in BLOCK.finditer(README)
-    ]
-
-
-BLOCKS = _blocks()
+BLOCKS = all_blocks()
 
 
 def _tiny_config(src: Path, dst: Path) -> None:
@@ -77,7 +53,7 @@ def _tiny_config(src: Path, dst: Path) -> None:
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The folder the README runs in: tiny configs/ and a tiny modalens-demo/."""
+    """The folder the docs run in: tiny configs/ and a tiny modalens-demo/."""
     from modalens.attribution import attribute_run
     from modalens.data import synthetic
     from modalens.training import fit
@@ -122,7 +98,7 @@ class _Backbone(nn.Module):
 
 
 class _MyModel(nn.Module):
-    """The README's ``my_model``: 5 input channels, an embedding at ``backbone.layer4``."""
+    """The docs' ``my_model``: 5 input channels, an embedding at ``backbone.layer4``."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -140,14 +116,24 @@ def _namespace() -> dict:
 
 
 def test_readme_has_blocks_of_each_kind() -> None:
-    kinds = {(b.lang, b.mode) for b in BLOCKS}
-    assert {("bash", "run"), ("python", "run"), ("yaml", "run"), ("bash", "skip")} <= kinds
+    kinds = {(b.lang, b.mode) for b in BLOCKS if b.path == "README.md"}
+    assert {("bash", "run"), ("python", "run"), ("bash", "skip")} <= kinds
+    docs = {(b.lang, b.mode) for b in BLOCKS if b.path.startswith("docs/")}
+    assert {("bash", "run"), ("python", "run"), ("yaml", "run"), ("bash", "parse")} <= docs
+
+
+def test_every_fence_names_its_language() -> None:
+    unnamed = {str(p.relative_to(ROOT)): fences_without_language(p) for p in doc_files()}
+    assert not {p: lines for p, lines in unnamed.items() if lines}, (
+        "name the language of these code blocks (```bash, ```python, ```yaml; ```text for "
+        "output) so that the block tests see them"
+    )
 
 
 @pytest.mark.parametrize("block", BLOCKS, ids=str)
 def test_readme_block(block: Block, workspace: Path, monkeypatch, capsys) -> None:
     if block.mode == "skip":
-        pytest.skip(f"{block} is marked skip in the README")
+        pytest.skip(f"{block} is marked skip in {block.path}")
     monkeypatch.chdir(workspace)
     if block.lang == "yaml":
         data = yaml.safe_load(block.code)
@@ -179,7 +165,7 @@ def test_readme_block(block: Block, workspace: Path, monkeypatch, capsys) -> Non
         before = {r: set(r.names()) for r in (STRATEGIES, DISTANCES, LEVELS)}
         try:
             exec(compile(code, str(block), "exec"), _namespace())
-        finally:  # what a block registers (the README's "half" fill) is not left to others
+        finally:  # what a block registers (the docs' "half" fill) is not left to others
             for registry, names in before.items():
                 for name in set(registry.names()) - names:
                     registry.remove(name)
@@ -190,7 +176,7 @@ def test_readme_block(block: Block, workspace: Path, monkeypatch, capsys) -> Non
     for command in _commands(block.code):
         for pattern, new in BASH_SIZES.items():
             command = re.sub(pattern, new, command)
-        command = command.replace("deployed-data", "demo-data")  # an S2-only copy in the README
+        command = command.replace("deployed-data", "demo-data")  # an S2-only copy in the docs
         if SHARED_PREFIX in command:
             if SHARED.exists():
                 command = command.replace(SHARED_PREFIX, f"{SHARED}/")

@@ -265,7 +265,10 @@ def choose_block(
 
     Args:
         summary: a :func:`summarize_scores` table (or any table with the :data:`BLOCK` columns).
-        method, level, distance, strategy: the wanted values (None: choose).
+        method: the wanted method (None: choose).
+        level: the wanted level (None: choose).
+        distance: the wanted distance (None: choose).
+        strategy: the wanted strategy (None: choose).
         where: the file named in errors.
 
     Returns:

@@ -213,7 +213,7 @@ class AttributionOptions(Options):
     Attributes:
         strategies: fills of the occluded channels (:data:`~.strategies.STRATEGIES`); default
             ``mean`` (the train mean stays inside every continuous modality's train range; see
-            the README's "Strategies" section for the measurement).
+            "Strategies and fill sanity" in docs/validation.md for the measurement).
         distances: distances of full vs occluded (:data:`~.distances.DISTANCES`).
         levels: where the effect is measured (:data:`~.levels.LEVELS`); default ``auto``:
             ``loss`` where the batches carry targets and ``loss_fn`` is known (a run's task

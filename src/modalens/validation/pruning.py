@@ -364,7 +364,10 @@ def prune(
         tolerance: the relative tolerance on the main metric (0.05 = 5 %).
         seeds: seeds, e.g. ``(0, 1, 2)`` or ``"0,1,2"``.
         overrides: nested dict merged over the config (``{"data": {"root": ...}}``).
-        method, level, distance, strategy: the summary block to rank by (None: chosen).
+        method: the method of the summary block to rank by (None: chosen).
+        level: the block's level (None: chosen).
+        distance: the block's distance (None: chosen).
+        strategy: the block's strategy (None: chosen).
         reuse: an ablation folder whose finished runs of the same config are used.
         progress: print a line per run.
         timing_samples: time inference on this many test samples per run (None: all).
