@@ -142,7 +142,8 @@ def run_demo(
     print("\n".join(strategies.lines))
     step("sample views of the most influenced test scenes and influence per land-cover class")
     views = sample_views(run_dir, attr_dir, top_k=1, out=out)
-    print(f"views: {len({p.stem for p in views})} samples drawn in {out / 'views'}")
+    drawn = {p.stem for p in views if p.suffix == ".png"}
+    print(f"views: {len(drawn)} samples drawn in {out / 'views'}")
     strata = stratify(attr_dir, run_dir, "dominant:esa_wc", out=attr_dir)
     print("\n".join(describe_strata(strata)))
     if validate:
@@ -261,6 +262,6 @@ def _validate(out: Path, data: Path, attr_dir: Path, progress: bool, step: _Step
         progress=progress,
     )
     print("\n".join(describe_pruning(pruning.table)))
-    step("validation: faithfulness benchmark (its five worlds, one seed; the README's has 3)")
+    step("validation: faithfulness benchmark (five worlds, one seed; docs/validation.md has three)")
     faith = faithfulness(out / "faithfulness", seeds=(0,), progress=progress)
     print("\n".join(faith.sentences))

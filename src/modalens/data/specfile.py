@@ -63,7 +63,9 @@ def load_spec(
     path = as_location(path)
     data = read_yaml(path, "spec")
     if not isinstance(data, Mapping):
-        raise SpecError("spec file must hold a mapping", str(path), "see the README for an example")
+        raise SpecError(
+            "spec file must hold a mapping", str(path), "see docs/data.md for an example spec"
+        )
     if "data" in data and "modalities" not in data:
         data = data["data"]
         if not isinstance(data, Mapping):
@@ -106,7 +108,9 @@ def spec_from_dict(
         SpecError: a key is unknown, missing or has a bad value (the message names it).
     """
     if not isinstance(data, Mapping):
-        raise SpecError("a dataset spec must be a mapping", source, "see the README")
+        raise SpecError(
+            "a dataset spec must be a mapping", source, "see docs/data.md (dataset specs)"
+        )
     refuse_credentials(data, source)
     if "preset" in data:
         check_keys(

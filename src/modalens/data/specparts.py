@@ -205,7 +205,9 @@ def parse_modality(d: Any, i: int, source: str | None, key: str = "modalities") 
     where = f"{key}[{i}]"
     if not isinstance(d, Mapping):
         raise SpecError(
-            "each modality must be a mapping", where_key(where, source), "see the README"
+            "each modality must be a mapping",
+            where_key(where, source),
+            "see docs/data.md (dataset specs)",
         )
     check_keys(d, _MODALITY_KEYS, where, source)
     name = str(require_key(d, "name", where, source, "give the modality a name, e.g. s2"))
@@ -327,7 +329,11 @@ def parse_target(d: Any, source: str | None, where: str = "target") -> TargetSpe
         SpecError: a key is unknown, missing or has a bad value (the message names it).
     """
     if not isinstance(d, Mapping):
-        raise SpecError(f"{where} must be a mapping", where_key(where, source), "see the README")
+        raise SpecError(
+            f"{where} must be a mapping",
+            where_key(where, source),
+            "see docs/data.md (dataset specs)",
+        )
     check_keys(d, _TARGET_KEYS, where, source)
     kind = d.get("kind", "continuous")
     info = TARGET_KIND_INFO.get(kind) if isinstance(kind, str) else None

@@ -258,7 +258,9 @@ def _inline_spec_file(raw: dict[str, Any], source: str | None) -> dict[str, Any]
         spec = spec["data"]
     if not isinstance(spec, Mapping):
         raise SpecError(
-            f"the spec file {path} must hold a mapping", _where("data", source), "see the README"
+            f"the spec file {path} must hold a mapping",
+            _where("data", source),
+            "see docs/data.md (dataset specs)",
         )
     spec = dict(spec)
     spec["root"] = resolve_root(str(spec.get("root") or "."), path.parent)
