@@ -168,11 +168,13 @@ def test_synth_stopped_by_a_full_disk_does_not_look_complete(tmp_path, monkeypat
     assert main(["-q", "synth", str(out), "--samples", "3", "--size", "16"]) == 0
     assert (out / "metadata.json").is_file() and (out / "split_IDs.csv").is_file()
     monkeypatch.setattr(os, "replace", _fail_after(7))  # a few rasters of the rerun, then full
-    assert main(["-q", "synth", str(out), "--samples", "4", "--size", "16"]) == 2
+    argv = ["-q", "synth", str(out), "--samples", "4", "--size", "16", "--overwrite"]
+    assert main(argv) == 2
     monkeypatch.undo()
     assert "disk is full" in capsys.readouterr().err
     # neither the new dataset's nor the old one's completion markers are left
     assert not (out / "metadata.json").exists() and not (out / "split_IDs.csv").exists()
+    assert (out / "unfinished.json").is_file()
 
 
 def test_synth_checks_free_space_after_the_first_sample(tmp_path, monkeypatch, capsys):

@@ -217,7 +217,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(
             "modalens: interrupted; finished work is saved, rerun the same command "
-            "(with --resume for fit) to continue",
+            "(with --resume for fit) to continue (synth: the same command with --overwrite "
+            "starts it again)",
             file=sys.stderr,
         )
         return 130

@@ -119,6 +119,12 @@ def add_synth(s: argparse.ArgumentParser) -> None:
     )
     option(s, generate_synthetic, "cog", help="write Cloud-Optimized GeoTIFFs")
     option(s, generate_synthetic, "cog_blocksize", help="COG tile size")
+    option(
+        s,
+        generate_synthetic,
+        "overwrite",
+        help="delete what the output folder holds first (a non-empty folder is refused otherwise)",
+    )
 
 
 def add_data_check(s: argparse.ArgumentParser) -> None:

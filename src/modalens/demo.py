@@ -28,6 +28,7 @@ from .data.checks import check_dataset, has_errors
 from .data.checks import format_summary as format_data_summary
 from .data.checks import summarize as summarize_data
 from .data.presets.mapinwild import mapinwild_spec
+from .data.samples import UNFINISHED_FILE
 from .data.synthetic.generate import generate_synthetic
 from .errors import DataError
 from .fingerprint import differences
@@ -73,7 +74,7 @@ def demo_config_path() -> Path:
 
 def _synth_matches(data: Path, samples: int, size: int, seed: int) -> bool:
     meta = data / "metadata.json"
-    if not meta.exists():
+    if not meta.exists() or (data / UNFINISHED_FILE).exists():
         return False
     try:
         info = json.loads(meta.read_text())
@@ -185,7 +186,7 @@ def _demo_data(
     """
     if _synth_matches(data, samples, size, seed):
         step(f"synthetic data already in {data}")
-    elif (data / "metadata.json").exists():
+    elif (data / "metadata.json").exists() and not (data / UNFINISHED_FILE).exists():
         raise DataError(
             "the demo folder holds a demo made with other --samples/--size/--seed",
             str(out),
@@ -200,6 +201,7 @@ def _demo_data(
             seed=seed,
             importance=DEMO_IMPORTANCE,
             progress=progress,
+            overwrite=True,  # the demo's own folder: an interrupted demo's data is replaced
         )
     planted: dict[str, float] = json.loads((data / "metadata.json").read_text())["importance"]
 

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from ..data.rasters import write_geotiff
 from ..data.samples import sample_ids
 from ..errors import SpecError
+from ..io import check_output
 from ..plotting import label
 from ..training.run import load_run
 from ..training.runfolder import RunFolder
@@ -208,8 +209,8 @@ def occlusion_maps(
     with launch(devices, num_nodes, accelerator) as shard:
         if shard.device is not None and opts.device is None:
             opts = opts.replace(device=str(shard.device))
+        out = check_output(out if out is not None else RunFolder(run_dir).occlusion_maps)
         run = load_run(run_dir, data_root=data_root)
-        out = Path(out) if out is not None else RunFolder(run_dir).occlusion_maps
         grp = groups_for(run.spec, groups)
         opts = run_options(run, opts)
         engines = {

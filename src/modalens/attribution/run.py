@@ -34,7 +34,7 @@ from ..data.dataset import collate
 from ..data.reader import normalize
 from ..data.spec import DatasetSpec, Modality
 from ..errors import DataError, SpecError
-from ..io import atomic_write_csv, atomic_write_json, atomic_write_text
+from ..io import atomic_write_csv, atomic_write_json, atomic_write_text, check_output
 from ..training.run import load_run
 from ..training.runfolder import RunFolder
 from .aggregation import format_summary, pairwise, summarize_scores
@@ -350,10 +350,10 @@ def attribute_run(
     with launch(devices, num_nodes, accelerator) as shard:
         if shard.device is not None and opts.device is None:
             opts = opts.replace(device=str(shard.device))
-        run = load_run(run_dir, data_root=data_root)
         if out is None:
             out = RunFolder(run_dir).attribution(split, folder_label(opts, groups))
-        out = Path(out)
+        out = check_output(out)
+        run = load_run(run_dir, data_root=data_root)
         if not resume and shard.main:  # replacing: an earlier result must not look like this one's
             results = (SOURCE_FILE, "scores.parquet", "summary.csv", "summary.txt", "pairwise.csv")
             for name in results:

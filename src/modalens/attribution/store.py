@@ -23,7 +23,7 @@ import pandas as pd
 
 from ..errors import ModalensError
 from ..fingerprint import require_same
-from ..io import atomic_path, atomic_write_json, make_folder
+from ..io import atomic_path, atomic_write_json, check_output, make_folder
 from .rows import empty_rows
 
 
@@ -38,7 +38,8 @@ class ScoreStore:
             process did; only read which samples are done).
 
     Raises:
-        ModalensError: ``out`` is a file, or its parts hold another configuration.
+        OutputError: ``out`` cannot be a folder written here.
+        ModalensError: its parts hold another configuration.
     """
 
     def __init__(
@@ -51,14 +52,7 @@ class ScoreStore:
             self._read_done(sorted(self.parts.glob("part-*.parquet")))
             return
         check_store(self.out, config, resume)
-        try:
-            make_folder(self.parts)
-        except (FileExistsError, NotADirectoryError):
-            raise ModalensError(
-                "the output folder is a file (or lies below one)",
-                str(self.out),
-                "pass a folder path to --out/out, or move that file away",
-            ) from None
+        make_folder(self.parts)
         cfg_path = self.parts / "config.json"
         cfg = json.loads(json.dumps(config, default=str))
         existing = sorted(self.parts.glob("part-*.parquet"))
@@ -104,20 +98,12 @@ def check_store(out: Path, config: Mapping[str, Any], resume: bool = True) -> No
     (every rank of a sharded run checks, so each fails with the same one-line error).
 
     Raises:
-        ModalensError: ``out`` is a file (or lies below one), or its parts hold another
-            configuration and ``resume`` is set.
+        OutputError: ``out`` cannot be a folder written here
+            (:func:`~modalens.io.check_output`).
+        ModalensError: its parts hold another configuration and ``resume`` is set.
     """
-    out = Path(out)
+    out = check_output(out)
     parts = out / "parts"
-    for p in (out, *out.parents):
-        if p.exists():
-            if not p.is_dir():
-                raise ModalensError(
-                    "the output folder is a file (or lies below one)",
-                    str(out),
-                    "pass a folder path to --out/out, or move that file away",
-                )
-            break
     cfg_path = parts / "config.json"
     if resume and cfg_path.exists() and any(parts.glob("part-*.parquet")):
         require_same(

@@ -30,7 +30,7 @@ import torch
 
 from ..data.samples import sample_ids
 from ..errors import DataError, SpecError
-from ..io import atomic_write_csv
+from ..io import atomic_write_csv, check_output
 from ..plotting import color, label, pyplot, save_figures
 from ..progress import bar
 from ..training.run import Run, load_run
@@ -362,8 +362,8 @@ def sample_views(
     """
     if not ids and not top_k:
         raise SpecError("no samples chosen", "--ids/--top-k", "pass --ids a,b or --top-k K")
+    out = check_output(out if out is not None else run)
     loaded = load_run(run, data_root=data_root)
-    out = Path(out) if out is not None else Path(run)
     if attr_dir is None and RunFolder(run).attributions(split):
         attr_dir = RunFolder(run).attributions(split)[0]
     table, keys = None, None

@@ -1,6 +1,7 @@
 """Which samples a dataset has: ids, index tables and train/val/test splits.
 
-- :func:`sample_ids` gives the train/val/test ids (the spec's split file, else 80/10/10 by seed).
+- :func:`sample_ids` gives the train/val/test ids (the spec's split file, else 80/10/10 by seed);
+  a dataset folder a writer left unfinished is refused first (:func:`require_finished`).
 - :func:`discover_ids` lists the ids found on disk (path templates matched against files).
 - :func:`index_table` / :func:`build_index`: a per-sample table (column ``id`` plus the fields the
   path templates use, e.g. ``{s1}``), from the spec's ``index`` CSV or a registered builder
@@ -10,9 +11,12 @@
 from __future__ import annotations
 
 import io
+import json
 import math
 import re
+import shlex
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -185,8 +189,10 @@ def read_split_file(spec: DatasetSpec) -> dict[str, list[str]]:
 
 
 def split_file_columns(spec: DatasetSpec) -> dict[str, list[str]]:
-    """Ids per split as listed in the spec's split CSV, repeats kept."""
+    """Ids per split as listed in the spec's split CSV, repeats kept (an unfinished dataset
+    folder is refused first, :func:`require_finished`)."""
     assert spec.split.file is not None
+    require_finished(spec.root)
     path = _under_root(spec, spec.split.file)
     if not path.exists():
         raise DataError(
@@ -259,12 +265,44 @@ def split_by_ratio(ids: Sequence[str], ratios: Sequence[float], seed: int) -> di
     }
 
 
+#: the file a dataset writer (``modalens synth``) keeps in the folder until its last step
+UNFINISHED_FILE = "unfinished.json"
+
+
+def restart_command(root: str | Path) -> str:
+    """The command that restarts the unfinished dataset in ``root``, as its marker records it
+    (``modalens synth ROOT --overwrite`` when it records none)."""
+    default = shlex.join(["modalens", "synth", str(root), "--overwrite"])
+    try:
+        command = json.loads((Path(root) / UNFINISHED_FILE).read_text()).get("restart")
+    except (OSError, ValueError, AttributeError):
+        return default
+    return command if isinstance(command, str) and command else default
+
+
+def require_finished(root: Location) -> None:
+    """Refuse a dataset folder whose writer did not finish (it holds :data:`UNFINISHED_FILE`).
+
+    Raises:
+        DataError: the folder holds an interrupted dataset; the message says how to restart it.
+    """
+    if isinstance(root, RemotePath) or not (Path(root) / UNFINISHED_FILE).is_file():
+        return
+    raise DataError(
+        "the dataset is unfinished: modalens synth was interrupted while writing it",
+        str(root),
+        f"restart it with {restart_command(root)}",
+    )
+
+
 def sample_ids(spec: DatasetSpec, check_files: bool = True) -> dict[str, list[str]]:
     """``{"train": [...], "val": [...], "test": [...]}`` from the split file or 80/10/10 by seed.
 
     With ``check_files`` every id must have its first modality's first file; otherwise a
-    DataError names the first missing ids and the folder.
+    DataError names the first missing ids and the folder; an unfinished dataset folder is a
+    DataError too (:func:`require_finished`).
     """
+    require_finished(spec.root)
     index = index_table(spec)
     if spec.split.file:
         splits = read_split_file(spec)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..io import atomic_write_text
+from ..io import atomic_write_text, check_output
 from . import studies  # noqa: F401  (importing it registers the study sections)
 from .collect import collect
 from .render import render
@@ -28,8 +28,15 @@ def build_report(
 
     Returns:
         The path of the written page.
+
+    Raises:
+        OutputError: the page cannot be written there (a folder, not writable;
+            :func:`~modalens.io.check_output`), checked before the sections are built.
     """
+    if out is not None:
+        check_output(out, "file")
     arts = collect(folder)
+    path = check_output(out if out is not None else arts.root / "report.html", "file")
     sections = build_sections(arts)
     reading = [
         f"{s.title}: {line}" if len(sections) > 1 else line
@@ -46,6 +53,5 @@ def build_report(
     html = render(
         sections, reading, title or f"modalens report: {arts.root.name}", subtitle, str(arts.root)
     )
-    path = Path(out) if out is not None else arts.root / "report.html"
     atomic_write_text(path, html)
     return path

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 from ..data.dataset import collate
 from ..deprecation import deprecated_alias
 from ..errors import OutputError
-from ..io import atomic_write_csv
+from ..io import atomic_write_csv, check_output
 from ..progress import bar
 from .run import load_run
 from .runfolder import RunFolder
@@ -62,6 +62,8 @@ def evaluate(
     Raises:
         OutputError: ``out`` was given and cannot be written.
     """
+    if out is not None:  # checked before any work; the run folder's default is tried at the end
+        check_output(out, "file")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     run = load_run(run_dir, device=device)
     module, task = run.module, run.task

@@ -49,7 +49,14 @@ from ..data.spec import DatasetSpec
 from ..data.specfile import spec_to_yaml
 from ..data.stats import with_statistics
 from ..errors import DataError, ModelError, SpecError
-from ..io import atomic_path, atomic_write_csv, atomic_write_text, make_folder, require_free_space
+from ..io import (
+    atomic_path,
+    atomic_write_csv,
+    atomic_write_text,
+    check_output,
+    make_folder,
+    require_free_space,
+)
 from ..precision import lightning_precision, resolve_auto
 from ..progress import say
 from ..scope import scoped_process
@@ -119,6 +126,8 @@ def fit(
         DataError: the dataset root is missing, a split is empty, or train ids are also val
             or test ids (unless the spec sets ``allow_leakage: true``).
         ModelError: the folder is not empty (without ``resume``) or has nothing to resume.
+        OutputError: ``out`` cannot be a run folder here (a file, not writable;
+            :func:`~modalens.io.check_output`).
     """
     cfg = load_config(config, overrides)
     if cfg.train.precision == "auto":  # bf16-mixed where native; config.yaml keeps the result
@@ -126,6 +135,7 @@ def fit(
         train = cfg.train.model_copy(update={"precision": resolve_auto("auto", device)})
         cfg = cfg.model_copy(update={"train": train})
     folder = RunFolder(out if out is not None else Path("runs") / str(cfg.name))
+    check_output(folder.path, "folder")
     _check_processes(cfg.train)
     # seeds, deterministic algorithms, threads, warning filters: restored when fit returns
     with scoped_process(), quiet_lightning(progress):

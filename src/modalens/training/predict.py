@@ -27,7 +27,7 @@ from ..data.reader import SampleReader
 from ..data.samples import discover_ids, sample_ids
 from ..data.spec import TargetSpec
 from ..errors import ModelError
-from ..io import atomic_write_json
+from ..io import atomic_write_json, check_output
 from ..progress import bar
 from .module import make_tile_fn
 from .run import Run, load_run
@@ -103,10 +103,10 @@ def predict(
             for a run without auxiliary heads.
     """
 
+    out_dir = check_output(out_dir if out_dir is not None else RunFolder(run_dir).predictions)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     run = load_run(run_dir, data_root=data_root, device=device)
     spec, task = run.spec, run.task
-    out_dir = Path(out_dir) if out_dir is not None else RunFolder(run_dir).predictions
     if ids is None:
         ids = discover_ids(spec) if data_root is not None else sample_ids(spec)[split]
     ids = [str(i) for i in ids]

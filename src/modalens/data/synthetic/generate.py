@@ -20,12 +20,13 @@ from tqdm.auto import tqdm
 
 from ...deprecation import deprecated_alias
 from ...errors import SpecError
-from ...io import atomic_write_json, atomic_write_text, make_folder, require_free_space
+from ...io import atomic_write_text, require_free_space
 from ..presets.mapinwild import S2_10_BANDS, WORLDCOVER_CLASSES, WORLDCOVER_NAMES, mapinwild_spec
 from ..rasters import COG_BLOCKSIZE, write_geotiff
 from ..spec import DatasetSpec, Modality, Normalization, SourceFile
 from ..specfile import FOLDER_SPEC, spec_to_yaml
 from .fields import clear_field_cache
+from .folder import finish_dataset, start_dataset
 from .linking import LINK_DB, LINK_POINTS, apply_link, link_field, parse_error_link
 from .planting import normalize_importance, parse_sparsity, wants_decoy
 from .scenes import (
@@ -165,17 +166,20 @@ def generate_synthetic(
     error_link: Mapping[str, float] | str | None = None,
     cog: bool = False,
     cog_blocksize: int = COG_BLOCKSIZE,
+    overwrite: bool = False,
 ) -> Path:
     """Write a synthetic MapInWild-layout dataset with planted importances to ``out``.
 
     Files of sample ``i`` depend only on ``(seed, i, size, shared, sparsity)``, except ``NI``
     which also depends on the importances (without ``sparsity`` and ``decoy`` the files are
-    those of the dense four-modality generator). ``metadata.json`` is removed first and written
-    last, so its presence marks a complete dataset; it holds the planted weights
-    (``importance``) and the realised importances (``realised_importance``, :mod:`.truth`).
+    those of the dense four-modality generator). The folder must be empty (``overwrite``
+    clears it), so old and new files never mix; ``metadata.json`` is written last and marks a
+    complete dataset (until then ``unfinished.json`` says how to restart, :mod:`.folder`); it
+    holds the planted weights (``importance``) and the realised importances
+    (``realised_importance``, :mod:`.truth`).
 
     Args:
-        out: the dataset folder (created).
+        out: the dataset folder (created; it must not hold anything unless ``overwrite``).
         samples: number of scenes, >= 3 (split 80/10/10, at least one each).
         size: scene width and height in pixels, >= 16.
         seed: the seed; the same seed gives the same bytes.
@@ -198,12 +202,16 @@ def generate_synthetic(
             overviews) for reading from object storage; the pixel values are the same.
         cog_blocksize: tile size of the COGs (a multiple of 16; default
             :data:`~modalens.data.rasters.COG_BLOCKSIZE`).
+        overwrite: delete what ``out`` holds before writing (the file system's root, the home
+            folder and the current folder are never cleared).
 
     Returns:
         ``out`` as a :class:`~pathlib.Path`.
 
     Raises:
         SpecError: a bad count, size, seed, weight, sparsity or ``shared``.
+        OutputError: ``out`` is a file, cannot be written, or holds files and ``overwrite`` is
+            not set (:func:`~modalens.io.fresh_folder`).
     """
     weights = normalize_importance(importance)
     decoy = bool(decoy) or wants_decoy(importance)
@@ -214,7 +222,11 @@ def generate_synthetic(
     seed = _as_int(seed, "seed", 0, "an integer >= 0, e.g. --seed 0")
     fmt = _cog_format(cog, cog_blocksize)
     shared = _as_share(shared)
-    out = _fresh_folder(out)
+    out = start_dataset(out, overwrite, {
+        "samples": samples, "size": size, "seed": seed, "importance": weights,
+        "sparsity": sparse or None, "decoy": decoy, "error_link": link or None, "cog": cog,
+        "cog_blocksize": fmt["blocksize"] if cog else None,
+    })  # fmt: skip
     ids = [str(ID_OFFSET + i) for i in range(samples)]
     w = np.array([weights[m] for m in MODALITIES], np.float64)
     acc = _Moments()
@@ -259,7 +271,7 @@ def generate_synthetic(
     if decoy:
         decoy_spec = replace(synthetic_spec("."), root=Path("."))
         atomic_write_text(out / SPEC_FILE, spec_to_yaml(decoy_spec))
-    atomic_write_json(out / "metadata.json", meta)
+    finish_dataset(out, meta)
     clear_field_cache()
     return out
 
@@ -300,16 +312,6 @@ def _as_share(shared: Any) -> float:
     if not 0.0 <= shared <= 1.0:
         raise SpecError(f"shared must be in [0, 1], got {shared!r}", "shared", "use e.g. 0.6")
     return float(shared)
-
-
-def _fresh_folder(out: str | Path) -> Path:
-    """The dataset folder, without the files that mark a finished dataset."""
-    folder = make_folder(out)
-    # metadata.json is written last and marks a complete dataset; a split file or spec of an
-    # earlier dataset in this folder must not make an unfinished one look complete
-    for name in ("metadata.json", SPEC_FILE, "split_IDs.csv"):
-        (folder / name).unlink(missing_ok=True)
-    return folder
 
 
 def _target(

@@ -313,7 +313,9 @@ def _real(out: Path, seed: int, size: int, chip: Path | None) -> WorldData:
 
 def _planted(out: Path, seed: int, samples: int, size: int, planted: Mapping[str, Any]
              ) -> WorldData:
-    generate_synthetic(out, samples=samples, size=size, seed=seed, progress=False, **planted)
+    generate_synthetic(  # the world's own folder: a world of another call is replaced
+        out, samples=samples, size=size, seed=seed, progress=False, overwrite=True, **planted
+    )
     meta = json.loads((out / "metadata.json").read_text())
     per = meta["realised_importance"]["per_sample"]
     mods = (*meta["importance"], "decoy") if meta.get("decoy") else tuple(meta["importance"])
