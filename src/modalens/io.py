@@ -233,8 +233,11 @@ def clear_folder(path: str | Path) -> None:
     guarded = {
         Path(real.anchor): "the file system's root",
         Path.home().resolve(): "your home folder",
-        Path.cwd().resolve(): "the current folder",
     }
+    try:
+        guarded[Path.cwd().resolve()] = "the current folder"
+    except OSError:  # the current folder was deleted: nothing there to protect
+        pass
     for folder, name in guarded.items():
         if real == folder or real in folder.parents:
             what = name if real == folder else f"a folder that holds {name}"

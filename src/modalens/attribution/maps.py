@@ -209,8 +209,10 @@ def occlusion_maps(
     with launch(devices, num_nodes, accelerator) as shard:
         if shard.device is not None and opts.device is None:
             opts = opts.replace(device=str(shard.device))
-        out = check_output(out if out is not None else RunFolder(run_dir).occlusion_maps)
+        if out is not None:  # checked before any work; the default once the run is found
+            out = check_output(out)
         run = load_run(run_dir, data_root=data_root)
+        out = out if out is not None else check_output(RunFolder(run_dir).occlusion_maps)
         grp = groups_for(run.spec, groups)
         opts = run_options(run, opts)
         engines = {

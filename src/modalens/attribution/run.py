@@ -350,10 +350,11 @@ def attribute_run(
     with launch(devices, num_nodes, accelerator) as shard:
         if shard.device is not None and opts.device is None:
             opts = opts.replace(device=str(shard.device))
-        if out is None:
-            out = RunFolder(run_dir).attribution(split, folder_label(opts, groups))
-        out = check_output(out)
+        if out is not None:  # checked before any work; the default once the run is found
+            out = check_output(out)
         run = load_run(run_dir, data_root=data_root)
+        if out is None:
+            out = check_output(RunFolder(run_dir).attribution(split, folder_label(opts, groups)))
         if not resume and shard.main:  # replacing: an earlier result must not look like this one's
             results = (SOURCE_FILE, "scores.parquet", "summary.csv", "summary.txt", "pairwise.csv")
             for name in results:

@@ -362,8 +362,10 @@ def sample_views(
     """
     if not ids and not top_k:
         raise SpecError("no samples chosen", "--ids/--top-k", "pass --ids a,b or --top-k K")
-    out = check_output(out if out is not None else run)
+    if out is not None:  # checked before any work; the default once the run is found
+        out = check_output(out)
     loaded = load_run(run, data_root=data_root)
+    out = out if out is not None else check_output(run)
     if attr_dir is None and RunFolder(run).attributions(split):
         attr_dir = RunFolder(run).attributions(split)[0]
     table, keys = None, None

@@ -103,10 +103,12 @@ def predict(
             for a run without auxiliary heads.
     """
 
-    out_dir = check_output(out_dir if out_dir is not None else RunFolder(run_dir).predictions)
+    if out_dir is not None:  # checked before any work; the default once the run is found
+        out_dir = check_output(out_dir)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     run = load_run(run_dir, data_root=data_root, device=device)
     spec, task = run.spec, run.task
+    out_dir = out_dir if out_dir is not None else check_output(RunFolder(run_dir).predictions)
     if ids is None:
         ids = discover_ids(spec) if data_root is not None else sample_ids(spec)[split]
     ids = [str(i) for i in ids]
