@@ -5,7 +5,8 @@ deterministic evaluation crops lazily (finished samples of a resumed attribution
 read), masks the inputs as in training, streams the scores to ``OUT/parts`` (by default
 ``RUN/attribution/<split>``, or ``<split>-<label>`` naming non-default options,
 :func:`folder_label`) and writes
-``OUT/scores.parquet`` (long form), ``OUT/source.json`` (the run folder, split and precision),
+``OUT/scores.parquet`` (long form), ``OUT/source.json`` (the run folder, split, checkpoint,
+precision and ``provenance``),
 ``OUT/summary.csv`` and ``OUT/summary.txt`` (dataset level, with the tiered order of every
 block, :func:`~.aggregation.summarize_scores`), ``OUT/pairwise.csv`` (the bootstrap probability that
 one group has more influence than another, behind the tiers, :func:`~.aggregation.pairwise`)
@@ -31,9 +32,11 @@ import numpy as np
 import pandas as pd
 
 from ..data.dataset import collate
+from ..data.identity import data_identity
 from ..data.reader import normalize
 from ..data.spec import DatasetSpec, Modality
 from ..errors import DataError, SpecError
+from ..fingerprint import PROVENANCE, provenance
 from ..io import atomic_write_csv, atomic_write_json, atomic_write_text
 from ..training.run import load_run
 from ..training.runfolder import RunFolder
@@ -317,8 +320,10 @@ def attribute_run(
         progress: show a progress bar.
         ids: only these samples of the split.
         resume: keep the samples of an earlier run of the same configuration (see
-            :func:`~.api.attribute`); False replaces the folder's scores (``--overwrite``),
-            whatever configuration they had.
+            :func:`~.api.attribute`): the same options, split, samples, checkpoint content
+            (sha256), data files (sizes and modification times) and package version -- anything
+            else is refused in one line; another torch thread count warns. False replaces the
+            folder's scores (``--overwrite``), whatever configuration they had.
         figure: write ``influence.png``.
         on_batch: ``on_batch(index, rows)`` after every scored batch.
         data_root: points the run's spec at another copy of the data.
@@ -363,6 +368,8 @@ def attribute_run(
         dataset = run.dataset(split, ids=ids)
         requested = [str(i) for i in getattr(dataset, "ids", range(len(dataset)))]
         ids_hash = hashlib.sha256("\n".join(requested).encode()).hexdigest()[:16]
+        # what produced the scores: a changed checkpoint or data refuses reuse of the parts
+        made = provenance(checkpoint=run.checkpoint, data=data_identity(run.spec, requested))
 
         scores = attribute(
             run.model,
@@ -374,13 +381,14 @@ def attribute_run(
             resume=resume,
             on_batch=on_batch,
             progress=progress,
-            resume_config={"split": split, "ids": ids_hash},
+            resume_config={"split": split, "ids": ids_hash, PROVENANCE: made},
             shard=shard,
         )
         if not shard.main:
             return empty_rows(), summarize_scores(empty_rows(), n_boot=0)
         summary = summarize_scores(scores, seed=opts.seed)
         source = {"run": str(Path(run_dir).resolve()), "split": split}
+        source.update({"checkpoint": str(run.checkpoint), PROVENANCE: made})
         source["precision"] = scores.attrs.get("precision", {"requested": opts.precision})
         atomic_write_json(out / SOURCE_FILE, source)
         atomic_write_csv(out / "summary.csv", summary)
