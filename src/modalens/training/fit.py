@@ -42,6 +42,7 @@ import torch
 
 from ..data.coverage import masking_lines, masking_report
 from ..data.datamodule import per_process_batch
+from ..data.identity import data_identity
 from ..data.leakage import check_leakage
 from ..data.remote import is_remote
 from ..data.samples import sample_ids
@@ -49,6 +50,7 @@ from ..data.spec import DatasetSpec
 from ..data.specfile import spec_to_yaml
 from ..data.stats import with_statistics
 from ..errors import DataError, ModelError, SpecError
+from ..fingerprint import provenance
 from ..io import atomic_path, atomic_write_csv, atomic_write_text, make_folder, require_free_space
 from ..precision import lightning_precision, resolve_auto
 from ..progress import say
@@ -232,10 +234,13 @@ def _prepare_folder(
     resume: bool,
     progress: bool,
 ) -> tuple[DatasetSpec, dict[str, Any]]:
-    """Rank 0's part: warn about leakage and write ``config.yaml``, ``stats.json``,
-    ``dataset.yaml`` and ``masking.csv``; the spec with statistics and the statistics."""
+    """Rank 0's part: warn about leakage and write ``provenance.json`` (resuming: checked
+    first), ``config.yaml``, ``stats.json``, ``dataset.yaml`` and ``masking.csv``; the spec with
+    statistics and the statistics."""
     for line in check_leakage(spec).lines():
         say(f"warning: {line}", progress)
+    made = provenance(data=data_identity(spec.flat(), [i for ids in splits.values() for i in ids]))
+    folder.record_provenance(made, resume)  # resuming: refuses other data, warns other threads
     make_folder(folder.checkpoints)
     atomic_write_text(folder.config, cfg.to_yaml())
     spec, stats_dict = with_statistics(spec, folder.stats, progress=progress)

@@ -7,6 +7,9 @@
     stats.json                  train-split normalisation statistics (``normalization``: which
                                 standardisation each modality used: train split or constants)
     masking.csv                 per split: shares of pixels that leave the loss, values filled
+    provenance.json             what trained it: package version, torch thread count (and
+                                ``earlier_threads`` of a run resumed at another count), data
+                                identity (sample ids, files' sizes and modification times)
     checkpoints/best.ckpt       lowest validation loss
     checkpoints/last.ckpt       the end of the last finished epoch (resume point)
     metrics.csv                 one row per epoch: train/val loss and metrics, learning rate
@@ -18,15 +21,20 @@
 :class:`RunFolder` names these paths (nothing else spells them) and owns the resume rule: a run
 may be continued only with the config it was started with, except for :data:`RESUMABLE_KEYS`
 (checked key by key by :func:`modalens.fingerprint.require_same`, the project's one rule for
-reusing earlier work).
+reusing earlier work) -- and ``provenance.json`` must name the same package version and data
+(:meth:`RunFolder.record_provenance`; another thread count warns).
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-from ..errors import ModelError
-from ..fingerprint import require_same
+from ..errors import ModelError, SpecError
+from ..fingerprint import PROVENANCE, THREAD_KEYS, continued, note_threads, require_same
+from ..io import atomic_write_json
 from .config import RunConfig, load_config
 
 #: keys that may change when a run is resumed (everything else must match the saved config)
@@ -79,6 +87,11 @@ class RunFolder:
         """``masking.csv``: per split, how much training masks and fills
         (:func:`modalens.data.coverage.masking_report`)."""
         return self.path / "masking.csv"
+
+    @property
+    def provenance(self) -> Path:
+        """``provenance.json``: what trained the run (:meth:`record_provenance`)."""
+        return self.path / "provenance.json"
 
     @property
     def checkpoints(self) -> Path:
@@ -176,3 +189,42 @@ class RunFolder:
             fix="resume with the run's own config or start a new run with another --out",
             ignore=RESUMABLE_KEYS,
         )
+
+    def saved_provenance(self) -> dict[str, Any] | None:
+        """The content of ``provenance.json`` (None: a run from before it was written, or an
+        unreadable file)."""
+        try:
+            saved = json.loads(self.provenance.read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+        return saved if isinstance(saved, dict) else None
+
+    def record_provenance(self, current: Mapping[str, Any], resume: bool = False) -> None:
+        """Write ``provenance.json`` (:func:`modalens.fingerprint.provenance`); resuming, first
+        compare it with the saved one: another package version or other data refuse, another
+        torch thread count warns (:func:`~modalens.fingerprint.note_threads`) and is kept as
+        ``earlier_threads``.
+
+        Args:
+            current: the provenance of this call.
+            resume: the run is continued.
+
+        Raises:
+            SpecError: the saved provenance differs in another key than the thread count.
+        """
+        saved = self.saved_provenance() if resume else None
+        record = {PROVENANCE: dict(current)}
+        if saved is not None:
+            require_same(
+                {PROVENANCE: saved},
+                record,
+                what="cannot resume: the run was trained with other data or another modalens",
+                where=str(self.provenance),
+                fix="restore what it names (copy data with their times kept: cp -a) or start "
+                "a new run with another --out",
+                ignore=THREAD_KEYS,
+                error=SpecError,
+            )
+            note_threads({PROVENANCE: saved}, record, f"the run {self.path}")
+            record = continued({PROVENANCE: saved}, record)
+        atomic_write_json(self.provenance, record[PROVENANCE])
