@@ -148,6 +148,8 @@ def _train(cfg: RunConfig, folder: RunFolder, resume: bool, progress: bool) -> P
         )
     t = cfg.train
     if resume and _resume_finished(folder.last, spec, t.epochs):
+        if zero:  # reused as it is (e.g. by ablate): still only with the same data and version
+            folder.record_provenance(_made(spec, sample_ids(spec)), resume, write=False)
         say(f"run {folder.path} has already finished", progress)
         return folder.path
     pl.seed_everything(t.seed, workers=True, verbose=False)
@@ -239,8 +241,8 @@ def _prepare_folder(
     statistics and the statistics."""
     for line in check_leakage(spec).lines():
         say(f"warning: {line}", progress)
-    made = provenance(data=data_identity(spec.flat(), [i for ids in splits.values() for i in ids]))
-    folder.record_provenance(made, resume)  # resuming: refuses other data, warns other threads
+    # resuming: refuses other data or another version, warns at another thread count
+    folder.record_provenance(_made(spec, splits), resume)
     make_folder(folder.checkpoints)
     atomic_write_text(folder.config, cfg.to_yaml())
     spec, stats_dict = with_statistics(spec, folder.stats, progress=progress)
@@ -251,6 +253,12 @@ def _prepare_folder(
         for line in masking_lines(masking):
             say(f"masked: {line}", progress)
     return spec, stats_dict
+
+
+def _made(spec: DatasetSpec, splits: Mapping[str, list[str]]) -> dict[str, Any]:
+    """What trains a run (:func:`modalens.fingerprint.provenance`): the package version, the
+    thread count and the identity of every split's data."""
+    return provenance(data=data_identity(spec.flat(), [i for ids in splits.values() for i in ids]))
 
 
 def _trainer(t: TrainConfig, folder: RunFolder, progress: bool) -> pl.Trainer:

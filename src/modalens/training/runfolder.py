@@ -199,7 +199,9 @@ class RunFolder:
             return None
         return saved if isinstance(saved, dict) else None
 
-    def record_provenance(self, current: Mapping[str, Any], resume: bool = False) -> None:
+    def record_provenance(
+        self, current: Mapping[str, Any], resume: bool = False, write: bool = True
+    ) -> None:
         """Write ``provenance.json`` (:func:`modalens.fingerprint.provenance`); resuming, first
         compare it with the saved one: another package version or other data refuse, another
         torch thread count warns (:func:`~modalens.fingerprint.note_threads`) and is kept as
@@ -207,7 +209,8 @@ class RunFolder:
 
         Args:
             current: the provenance of this call.
-            resume: the run is continued.
+            resume: the run is continued (or, with ``write=False``, reused as it is).
+            write: write ``provenance.json`` (False: a finished run is only checked).
 
         Raises:
             SpecError: the saved provenance differs in another key than the thread count.
@@ -227,4 +230,5 @@ class RunFolder:
             )
             note_threads({PROVENANCE: saved}, record, f"the run {self.path}")
             record = continued({PROVENANCE: saved}, record)
-        atomic_write_json(self.provenance, record[PROVENANCE])
+        if write:
+            atomic_write_json(self.provenance, record[PROVENANCE])

@@ -16,9 +16,10 @@ compares the rest of the saved config key by key with
 
 The row (test metrics of the pooled ``id == "all"`` row, cost figures from
 :func:`~.measure.measure_run`) is cached in ``rows/<setting>-seed<k>.json`` beside the size and
-modification time of the files it was computed from; a rerun reuses it while
+modification time of the files it was computed from and the package version and torch thread
+count it was measured with (:func:`modalens.fingerprint.provenance`); a rerun reuses it while
 :func:`modalens.fingerprint.differences` finds those unchanged, so a finished ablation's timings
-are not re-measured.
+are not re-measured (at another thread count they are).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import ModalensError, ModelError, SpecError
-from ..fingerprint import differences
+from ..fingerprint import differences, provenance
 from ..io import atomic_write_json
 from ..training import evaluate, fit
 from .measure import measure_run
@@ -131,6 +132,12 @@ def _sources(run_dir: Path, split: str) -> dict[str, Any]:
     }
 
 
+def _made() -> dict[str, Any]:
+    """What a row's timings depend on besides its files: the package version and the torch
+    thread count (:func:`modalens.fingerprint.provenance`)."""
+    return provenance()
+
+
 def _cached_row(path: Path, sources: Mapping[str, Any], limit: int | None) -> dict | None:
     if not path.is_file():
         return None
@@ -138,7 +145,7 @@ def _cached_row(path: Path, sources: Mapping[str, Any], limit: int | None) -> di
         saved = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
-    current = {"sources": dict(sources), "timing_samples": limit}
+    current = {"sources": dict(sources), "timing_samples": limit, "provenance": _made()}
     if differences({k: saved.get(k) for k in current}, current):
         return None
     row = saved.get("row")
@@ -251,9 +258,8 @@ def run_setting(
     if row is None:
         cost = measure_run(run_dir, split=split, limit=timing_samples)
         row = table_row(setting, seed, run_dir, metrics, cost)
-        atomic_write_json(
-            row_path, {"row": row, "sources": sources, "timing_samples": timing_samples}
-        )
+        cached = {"sources": sources, "timing_samples": timing_samples, "provenance": _made()}
+        atomic_write_json(row_path, {"row": row, **cached})
     status = "skipped" if finished else ("resumed" if started else "trained")
     seconds = time.perf_counter() - start
     return RunRecord(setting, seed, run_dir, status, row, seconds, metric_columns(metrics))
