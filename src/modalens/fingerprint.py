@@ -260,3 +260,39 @@ def continued(saved: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str,
     if counts:
         prov["earlier_threads"] = sorted(counts)
     return out
+
+
+def check_provenance(
+    saved: Any,
+    current: Mapping[str, Any],
+    *,
+    what: str,
+    where: str,
+    fix: str,
+    about: str,
+    error: type[ModalensError] = SpecError,
+) -> dict[str, Any]:
+    """Compare the :func:`provenance` kept beside earlier work with this call's: any difference
+    but the thread count refuses (:func:`require_same`), another thread count warns
+    (:func:`note_threads`). Work from before provenance was kept (``saved`` not a mapping) is
+    not compared.
+
+    Args:
+        saved: the earlier provenance (None or anything else: not recorded).
+        current: this call's :func:`provenance`.
+        what: what cannot be done, e.g. ``"cannot resume"``.
+        where: the file that holds ``saved``.
+        fix: how to get going.
+        about: the earlier work in the thread-count warning, e.g. ``"the run runs/a"``.
+        error: the error raised.
+
+    Returns:
+        The provenance to record beside the continued work (:func:`continued`).
+    """
+    record = {PROVENANCE: plain(current)}
+    if not isinstance(saved, Mapping):
+        return record[PROVENANCE]
+    earlier = {PROVENANCE: plain(saved)}
+    require_same(earlier, record, what=what, where=where, fix=fix, ignore=THREAD_KEYS, error=error)
+    note_threads(earlier, record, about)
+    return continued(earlier, record)[PROVENANCE]

@@ -32,8 +32,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..errors import ModelError, SpecError
-from ..fingerprint import PROVENANCE, THREAD_KEYS, continued, note_threads, require_same
+from ..errors import ModelError
+from ..fingerprint import check_provenance, require_same
 from ..io import atomic_write_json
 from .config import RunConfig, load_config
 
@@ -216,19 +216,14 @@ class RunFolder:
             SpecError: the saved provenance differs in another key than the thread count.
         """
         saved = self.saved_provenance() if resume else None
-        record = {PROVENANCE: dict(current)}
-        if saved is not None:
-            require_same(
-                {PROVENANCE: saved},
-                record,
-                what="cannot resume: the run was trained with other data or another modalens",
-                where=str(self.provenance),
-                fix="restore what it names (copy data with their times kept: cp -a) or start "
-                "a new run with another --out",
-                ignore=THREAD_KEYS,
-                error=SpecError,
-            )
-            note_threads({PROVENANCE: saved}, record, f"the run {self.path}")
-            record = continued({PROVENANCE: saved}, record)
+        record = check_provenance(
+            saved,
+            current,
+            what="cannot resume: the run was trained with other data or another modalens",
+            where=str(self.provenance),
+            fix="restore what it names (copy data with their times kept: cp -a) or start a new "
+            "run with another --out",
+            about=f"the run {self.path}",
+        )
         if write:
-            atomic_write_json(self.provenance, record[PROVENANCE])
+            atomic_write_json(self.provenance, record)

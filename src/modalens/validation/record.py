@@ -22,15 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError, SpecError
-from ..fingerprint import (
-    PROVENANCE,
-    THREAD_KEYS,
-    continued,
-    note_threads,
-    plain,
-    provenance,
-    require_same,
-)
+from ..fingerprint import PROVENANCE, check_provenance, continued, plain, provenance, require_same
 from ..io import atomic_write_json
 
 RECORD = "ablation.json"
@@ -109,18 +101,14 @@ def check_record(
         ignore=("data.root",),
         error=SpecError,
     )
-    if isinstance(saved.get(PROVENANCE), dict):  # records from before it was kept: not compared
-        current = {PROVENANCE: provenance()}
-        require_same(
-            {PROVENANCE: saved[PROVENANCE]},
-            current,
-            what=f"cannot continue the {Path(record).stem}: it was made with another modalens",
-            where=where,
-            fix=fix,
-            ignore=THREAD_KEYS,
-            error=SpecError,
-        )
-        note_threads({PROVENANCE: saved[PROVENANCE]}, current, f"the {Path(record).stem} {out}")
+    check_provenance(
+        saved.get(PROVENANCE),
+        provenance(),
+        what=f"cannot continue the {Path(record).stem}: it was made with another modalens",
+        where=where,
+        fix=fix,
+        about=f"the {Path(record).stem} {out}",
+    )
     if list(saved.get("modalities") or []) != list(modalities):
         raise SpecError(
             f"cannot continue the {Path(record).stem}: its modalities are "
@@ -176,5 +164,5 @@ def write_record(
         "metrics": list(metrics) if metrics is not None else old.get("metrics"),
         **plain(dict(extra or {})),
     }
-    content[PROVENANCE] = continued(old, {PROVENANCE: provenance()})[PROVENANCE]
+    content[PROVENANCE] = continued(old, {PROVENANCE: provenance()})[PROVENANCE]  # threads kept
     return atomic_write_json(out / record, content)
