@@ -13,10 +13,11 @@ import pandas as pd
 import pytest
 import torch
 
-from modalens.attribution.run import attribute_run
+from modalens.attribution.run import attribute_run, stale_note
 from modalens.cli import main
 from modalens.errors import ModalensError
 from modalens.fingerprint import ThreadCountWarning
+from modalens.report import build_report
 from modalens.training.run import load_run
 from modalens.training.runfolder import RunFolder
 
@@ -114,3 +115,15 @@ def test_another_thread_count_warns_and_is_recorded(run: Path, tmp_path: Path) -
         torch.set_num_threads(before)
     cfg = json.loads((out / "parts" / "config.json").read_text())
     assert cfg["provenance"]["threads"] == 2 and cfg["provenance"]["earlier_threads"] == [1]
+
+
+def test_report_says_when_the_scores_are_of_an_earlier_checkpoint(
+    run: Path, tmp_path: Path
+) -> None:
+    attribute_run(run, strategies=["zeros"], progress=False, figure=False)
+    folder = RunFolder(run).attribution("test", "zeros")
+    assert stale_note(folder) is None
+    _retrain(run)
+    assert "earlier best.ckpt" in (stale_note(folder) or "")
+    page = build_report(run, tmp_path / "report.html").read_text()
+    assert "These scores are of an earlier best.ckpt" in page

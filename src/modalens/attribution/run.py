@@ -36,7 +36,7 @@ from ..data.identity import data_identity
 from ..data.reader import normalize
 from ..data.spec import DatasetSpec, Modality
 from ..errors import DataError, SpecError
-from ..fingerprint import PROVENANCE, provenance
+from ..fingerprint import PROVENANCE, file_digest, provenance
 from ..io import atomic_write_csv, atomic_write_json, atomic_write_text
 from ..training.run import load_run
 from ..training.runfolder import RunFolder
@@ -74,6 +74,32 @@ def recorded_run(attr_dir: str | Path) -> Path | None:
     if parent.name == "attribution" and (parent.parent / "config.yaml").is_file():
         return parent.parent
     return None
+
+
+def stale_note(attr_dir: str | Path) -> str | None:
+    """A line when an attribution folder's scores are not of the checkpoint its run holds now
+    (it was trained on since, e.g. ``fit --resume``), else None (also when the folder or its
+    run does not say: folders written before ``source.json`` kept the checkpoint's hash).
+
+    Args:
+        attr_dir: an attribution folder.
+    """
+    attr_dir = Path(attr_dir)
+    try:
+        source = json.loads((attr_dir / SOURCE_FILE).read_text())
+        made = source[PROVENANCE]["checkpoint"]
+        path = Path(source["checkpoint"])
+    except (OSError, json.JSONDecodeError, KeyError, TypeError):
+        return None
+    run = recorded_run(attr_dir)
+    if not path.is_file() and run is not None:  # the run folder moved
+        path = RunFolder(run).checkpoint(path.stem)
+    if not path.is_file() or file_digest(path) == made:
+        return None
+    return (
+        f"these scores are of an earlier {path.name} than the run now holds (it was trained on "
+        f"since): rerun modalens attribute with --overwrite"
+    )
 
 
 def folder_label(options: AttributionOptions, groups: str | Groups = "modalities") -> str:

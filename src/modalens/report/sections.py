@@ -17,6 +17,7 @@ import pandas as pd
 
 from ..attribution.aggregation import BLOCK
 from ..attribution.groups import ALL
+from ..attribution.run import stale_note
 from ..attribution.strata import STRATA_COLUMNS, describe_strata
 from ..data.checks import summarize as summarize_data
 from ..data.specfile import load_spec
@@ -145,6 +146,9 @@ def attribution_section(sec: Section, folder: Path, arts: Artefacts) -> Section:
         "pairwise.csv holds the probabilities)."
     )
     sec.findings = describe_attribution(summary)
+    stale = stale_note(folder)
+    if stale is not None:
+        sec.findings.insert(0, stale[0].upper() + stale[1:] + ".")
     block = headline_block(summary)
     shown = summary[summary["group"] != ALL].copy()
     shown["share"] = shown["share"] * 100
