@@ -255,13 +255,6 @@ class Statistics:
     def matches(self, spec: DatasetSpec, ids: Sequence[str] | None = None) -> bool:
         """True when every modality of ``spec`` is here with the same bands and kind (and,
         with ``ids``, the statistics were computed over exactly those ids and files)."""
-        return not self.differences(spec, ids)
-
-    def differences(
-        self, spec: DatasetSpec, ids: Sequence[str] | None = None
-    ) -> list[tuple[str, Any, Any]]:
-        """What differs between these statistics and those of ``spec`` over ``ids``
-        (:func:`modalens.fingerprint.differences` of :func:`statistics_settings`)."""
         saved = {
             "version": self.version,
             "ids_digest": self.ids_digest if ids is not None else None,
@@ -272,7 +265,7 @@ class Statistics:
             },
             "target_kind": self.target.get("kind", spec.target.kind),
         }
-        return differences(saved, statistics_settings(spec, ids))
+        return not differences(saved, statistics_settings(spec, ids))
 
     def to_dict(self) -> dict[str, Any]:
         return {
