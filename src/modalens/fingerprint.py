@@ -9,6 +9,16 @@ strings), and keys that may legitimately change (``train.epochs`` when resuming)
 name or by prefix. :func:`require_same` turns the first difference into a one-line error that
 names the key, both values, the file and the fix; :func:`settings_fingerprint` hashes settings
 for names and quick equality checks.
+
+What produced a result besides its settings is one record, :func:`provenance`, kept under the
+key ``provenance``: the package version, torch's thread count and, where they apply, the
+checkpoint's sha256 (:func:`file_digest`, cached in memory by size and modification time) and
+the data identity (:func:`modalens.data.identity.data_identity`: sample ids, files' sizes and
+modification times, :func:`files_digest`). :func:`check_provenance` compares it: any difference
+refuses, except the thread count, which warns (:class:`ThreadCountWarning`,
+:func:`note_threads`) -- on CPU the same seed gives the same numbers only at the same thread
+count, but a result at another count is not wrong -- and is kept as ``earlier_threads``
+(:func:`continued`) in the record of the continued result.
 """
 
 from __future__ import annotations
