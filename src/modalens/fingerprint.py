@@ -108,6 +108,8 @@ def require_same(
     diff = differences(saved, current, ignore)
     if not diff:
         return
+    # a setting first, what follows from it (another split: other data) after
+    diff.sort(key=lambda d: d[0].startswith(f"{PROVENANCE}."))
     key, old, new = diff[0]
     more = f" (and {len(diff) - 1} other setting(s): {', '.join(k for k, _, _ in diff[1:4])})"
     raise error(
