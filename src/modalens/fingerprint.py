@@ -266,8 +266,9 @@ def continued(saved: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str,
     if not isinstance(prov, dict):
         return out
     old = flatten(plain(saved))
-    earlier = old.get(EARLIER_KEY) if isinstance(old.get(EARLIER_KEY), list) else []
-    counts = {int(c) for c in [*earlier, old.get(THREADS_KEY)] if isinstance(c, int)}
+    earlier = old.get(EARLIER_KEY)
+    seen = [*(earlier if isinstance(earlier, list) else []), old.get(THREADS_KEY)]
+    counts = {int(c) for c in seen if isinstance(c, int)}
     counts.discard(prov.get("threads"))
     if counts:
         prov["earlier_threads"] = sorted(counts)

@@ -413,7 +413,7 @@ def attribute_run(
         if not shard.main:
             return empty_rows(), summarize_scores(empty_rows(), n_boot=0)
         summary = summarize_scores(scores, seed=opts.seed)
-        source = {"run": str(Path(run_dir).resolve()), "split": split}
+        source: dict[str, Any] = {"run": str(Path(run_dir).resolve()), "split": split}
         source.update({"checkpoint": str(run.checkpoint), PROVENANCE: made})
         source["precision"] = scores.attrs.get("precision", {"requested": opts.precision})
         atomic_write_json(out / SOURCE_FILE, source)
