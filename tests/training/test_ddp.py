@@ -101,7 +101,7 @@ def test_a_second_two_process_run_repeats_the_first_bit_for_bit(runs: dict) -> N
     pd.testing.assert_frame_equal(runs["b2"]["metrics"], _metrics(runs["a"]).iloc[:2])
     files = sorted(p.name for p in runs["b"].rglob("*") if p.is_file())
     assert files == ["best.ckpt", "config.yaml", "dataset.yaml", "last.ckpt", "masking.csv",
-                     "metrics.csv", "stats.json"]  # written once: no per-rank copies
+                     "metrics.csv", "provenance.json", "stats.json"]  # once: no per-rank copies
 
 
 def test_two_process_resume_equals_the_uninterrupted_run(runs: dict) -> None:

@@ -26,7 +26,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import ModalensError
-from ..fingerprint import THREAD_KEYS, continued, note_threads, require_same
+from ..fingerprint import PROVENANCE, THREAD_KEYS, continued, note_threads, require_same
 from ..io import atomic_path, atomic_write_json, make_folder
 from .rows import empty_rows
 
@@ -70,7 +70,7 @@ class ScoreStore:
             for p in existing:
                 p.unlink()
             existing = []
-        if existing:  # continued: keep the thread counts of the earlier parts
+        if existing and cfg_path.is_file():  # continued: keep the earlier parts' thread counts
             cfg = continued(json.loads(cfg_path.read_text()), cfg)
         atomic_write_json(cfg_path, cfg)
         self._read_done(existing)
@@ -125,30 +125,25 @@ def check_store(out: Path, config: Mapping[str, Any], resume: bool = True) -> No
                 )
             break
     cfg_path = parts / "config.json"
-    if not resume or not any(parts.glob("part-*.parquet")):
+    if not (resume and cfg_path.exists() and any(parts.glob("part-*.parquet"))):
         return
-    if not cfg_path.is_file():
-        raise ModalensError(
-            f"{parts} holds scores without a record of what produced them (no config.json)",
-            str(cfg_path),
-            _REPLACE,
-        )
     saved = json.loads(cfg_path.read_text())
     current = json.loads(json.dumps(config, default=str))
+    ignore = THREAD_KEYS
+    if PROVENANCE not in saved and set(current.get(PROVENANCE) or {}) <= {"version", "threads"}:
+        # parts from before provenance was kept, of a model given in memory: nothing to compare;
+        # of a run (a checkpoint and data named) they cannot vouch for the model: refused
+        ignore = (PROVENANCE,)
     require_same(
         saved,
         current,
         what=f"{parts} holds scores of another configuration",
         where=str(cfg_path),
-        fix=_REPLACE,
-        ignore=THREAD_KEYS,
+        fix="pass --overwrite (resume=False) to replace them, or use another --out folder",
+        ignore=ignore,
         error=ModalensError,
     )
     note_threads(saved, current, f"the scores in {parts}")
-
-
-#: how to get past an output folder holding other scores
-_REPLACE = "pass --overwrite (resume=False) to replace them, or use another --out folder"
 
 
 def write_parquet(df: pd.DataFrame, path: str | Path) -> Path:
