@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from modalens.attribution.run import attribute_run, stale_note
+from modalens.attribution.views import sample_views
 from modalens.cli import main
 from modalens.errors import ModalensError
 from modalens.fingerprint import ThreadCountWarning
@@ -127,3 +128,6 @@ def test_report_says_when_the_scores_are_of_an_earlier_checkpoint(
     assert "earlier best.ckpt" in (stale_note(folder) or "")
     page = build_report(run, tmp_path / "report.html").read_text()
     assert "These scores are of an earlier best.ckpt" in page
+    sid = load_run(run).dataset("test").ids[0]
+    with pytest.warns(UserWarning, match="earlier best.ckpt"):  # views too
+        sample_views(run, folder, ids=[sid], out=tmp_path / "views", tile=32, overlap=0)

@@ -20,6 +20,7 @@ Files: ``OUT/views/<sample_id>.png`` and ``.svg``, and ``OUT/views/index.csv`` w
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ from .groups import ALL, groups_for
 from .maps import occlusion_map_fn
 from .options import AttributionOptions
 from .render import Picture, class_picture, draw_picture, limits, modality_picture
-from .run import run_options
+from .run import run_options, stale_note
 from .scenemaps import scene_sensitivity
 from .strategies import STRATEGIES
 
@@ -369,6 +370,8 @@ def sample_views(
     table, keys = None, None
     if attr_dir is not None:
         table, keys = influence_block(read_scores(attr_dir), level, strategy)
+        if (stale := stale_note(attr_dir)) is not None:  # bars of an older model beside maps
+            warnings.warn(f"{attr_dir}: {stale}", stacklevel=2)
     elif top_k:
         raise DataError(
             "--top-k needs attribution scores", str(run), "pass --scores ATTR_DIR (attribute first)"
