@@ -58,7 +58,7 @@ def test_check_provenance_refuses_all_but_the_thread_count() -> None:
         assert check_provenance(None, saved, **args) == saved  # not recorded: not compared
     with pytest.raises(SpecError, match=r"'provenance\.checkpoint' is 'cd'"):
         check_provenance(saved, {**saved, "checkpoint": "cd"}, **args)
-    with pytest.warns(ThreadCountWarning, match=r"run r was computed with 2 .* uses 1"):
+    with pytest.warns(ThreadCountWarning, match=r"run r: made with 2 .* uses 1"):
         record = check_provenance(saved, {**saved, "threads": 1}, **args)
     assert record["threads"] == 1 and record["earlier_threads"] == [2]
 

@@ -250,7 +250,7 @@ def note_threads(saved: Mapping[str, Any], current: Mapping[str, Any], what: str
     if old is None or new is None or old == new:
         return None
     line = (
-        f"{what} was computed with {old} torch thread(s), this call uses {new}: on CPU the "
+        f"{what}: made with {old} torch thread(s), this call uses {new}: on CPU the "
         f"numbers are not bit-identical across thread counts (set OMP_NUM_THREADS={old} to match)"
     )
     warnings.warn(line, ThreadCountWarning, stacklevel=3)
