@@ -44,6 +44,16 @@ MARKERS: dict[str, Callable[[set[str]], bool]] = {
     "mtl_explain": lambda f: "mtl_correlation.csv" in f,
 }
 
+#: the command that writes each study
+STUDY_COMMANDS = {
+    "ablation": "modalens ablate",
+    "pruning": "modalens prune",
+    "faithfulness": "modalens bench faithfulness",
+    "mtl_compare": "modalens mtl compare",
+}
+#: how to finish a study (``{cmd}``: its command)
+FINISH_STUDY = "rerun the same `{cmd}` command to finish it"
+
 #: artefact kind -> (test on a folder's file and sub-folder names, what the folder lacks, how to
 #: finish it): a folder a command left before it wrote the file that marks the kind (``{dir}``:
 #: the folder)
@@ -61,22 +71,22 @@ UNFINISHED: dict[str, tuple[Callable[[set[str]], bool], str, str]] = {
     "ablation": (
         lambda f: "ablation.json" in f,
         "an ablation without table1.csv (no run finished yet)",
-        "rerun the same `modalens ablate` command to finish it",
+        FINISH_STUDY.format(cmd=STUDY_COMMANDS["ablation"]),
     ),
     "pruning": (
         lambda f: "pruning.json" in f,
         "a pruning study without pruning.csv (interrupted, or still running)",
-        "rerun the same `modalens prune` command to finish it",
+        FINISH_STUDY.format(cmd=STUDY_COMMANDS["pruning"]),
     ),
     "faithfulness": (
         lambda f: "faithfulness.json" in f,
         "a faithfulness benchmark without faithfulness.csv (interrupted, or still running)",
-        "rerun the same `modalens bench faithfulness` command to finish it",
+        FINISH_STUDY.format(cmd=STUDY_COMMANDS["faithfulness"]),
     ),
     "mtl_compare": (
         lambda f: "mtl_compare.json" in f,
         "a multitask comparison without mtl_compare.csv (interrupted, or still running)",
-        "rerun the same `modalens mtl compare` command to finish it",
+        FINISH_STUDY.format(cmd=STUDY_COMMANDS["mtl_compare"]),
     ),
 }
 
@@ -146,29 +156,33 @@ def collect(root: str | Path) -> Artefacts:
         for kind in kinds:
             result.found.setdefault(kind, []).append(Path(dirpath))
         partial = _unfinished(Path(dirpath), names | set(dirnames), kinds)
-        result.skipped += partial
-        if any(k in OWNS_RUNS for k in kinds) or any(k in OWNS_RUNS for k, _ in partial):
-            result.skipped += _unfinished_study_runs(Path(dirpath))
+        result.skipped += partial.values()
+        study = next((k for k in [*kinds, *partial] if k in OWNS_RUNS), None)
+        if study is not None:
+            result.skipped += _unfinished_study_runs(Path(dirpath), study)
             dirnames[:] = []
         dirnames[:] = sorted(d for d in dirnames if d not in SKIP and not d.startswith("."))
     _add_notes(result)
     return result
 
 
-def _unfinished(folder: Path, names: set[str], kinds: list[str]) -> list[Skipped]:
+def _unfinished(folder: Path, names: set[str], kinds: list[str]) -> dict[str, Skipped]:
     """The :data:`UNFINISHED` kinds ``folder`` (its file and sub-folder ``names``) is a part
-    of, but not of ``kinds`` (those it holds finished)."""
+    of, but not of ``kinds`` (those it holds finished), and why each is left out."""
     state = read_state(folder)
-    return [
-        Skipped(folder, f"{why}: {state.describe()}" if state else why, fix.format(dir=folder))
+    return {
+        kind: Skipped(
+            folder, f"{why}: {state.describe()}" if state else why, fix.format(dir=folder)
+        )
         for kind, (test, why, fix) in UNFINISHED.items()
         if kind not in kinds and test(names)
-    ]
+    }
 
 
-def _unfinished_study_runs(study: Path) -> list[Skipped]:
-    """The runs of a study (``runs/*``, ``seed*/runs/*``) whose training did not finish or
-    which were not tested: the study's table has no row of them."""
+def _unfinished_study_runs(study: Path, kind: str) -> list[Skipped]:
+    """The runs of a study of ``kind`` (``runs/*``, ``seed*/runs/*``) whose training did not
+    finish or which were not tested: the study's table has no row of them."""
+    fix = FINISH_STUDY.format(cmd=STUDY_COMMANDS[kind])
     out = []
     for run in sorted([*study.glob("runs/*"), *study.glob("seed*/runs/*")]):
         if not run.is_dir():
@@ -180,7 +194,7 @@ def _unfinished_study_runs(study: Path) -> list[Skipped]:
             why = "a run of the study not tested yet (no metrics_test.csv), not in its table"
         else:
             continue
-        out.append(Skipped(run, why, "rerun the study's command to finish it"))
+        out.append(Skipped(run, why, fix))
     return out
 
 
@@ -197,6 +211,6 @@ def _add_notes(arts: Artefacts) -> None:
         if run is not None and state is not None and not state.finished:
             arts.notes[folder] = (
                 f"attribution {arts.relative(folder)} was made from run {run}, whose "
-                f"{state.describe()} (finish it with `{resume_command(run)}`, then attribute "
-                "again)"
+                f"{state.describe()}; finish it with `{resume_command(run)}`, then attribute "
+                "again"
             )
