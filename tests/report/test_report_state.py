@@ -12,7 +12,12 @@ import pytest
 
 from modalens.cli import main
 from modalens.report import build_report
-from modalens.training.runstate import RunState, write_state
+
+
+def write_state(run: Path, status: str, epochs: int, planned: int) -> None:
+    """The ``state.json`` fit leaves in a run stopped by Ctrl-C at epoch ``epochs``."""
+    state = {"status": status, "epochs": epochs, "planned": planned, "reason": "Ctrl-C"}
+    (run / "state.json").write_text(json.dumps(state))
 
 
 def _warnings(err: str) -> list[str]:
@@ -29,7 +34,7 @@ def test_an_unfinished_run_and_its_attribution_say_so(
     folder = tmp_path / "results"
     run = folder / "run"
     shutil.copytree((results / "run").resolve(), run)
-    write_state(run, RunState("interrupted", 11, 30, "Ctrl-C"))
+    write_state(run, "interrupted", 11, 30)
     shutil.copytree(results / "attribution", folder / "attribution")
     source = json.loads((folder / "attribution" / "source.json").read_text())
     source["run"] = str(run.resolve())
@@ -60,7 +65,7 @@ def _half_written(folder: Path, run_dir: Path) -> None:
     (abl / "runs").mkdir(parents=True)
     (abl / "ablation.json").write_text("{}")
     shutil.copytree(run_dir, abl / "runs" / "all-seed0")
-    write_state(abl / "runs" / "all-seed0", RunState("interrupted", 1, 2, "Ctrl-C"))
+    write_state(abl / "runs" / "all-seed0", "interrupted", 1, 2)
     (folder / "bad").mkdir()
     (folder / "bad" / "summary.csv").write_text("x\n1\n")
 
