@@ -206,11 +206,11 @@ def _add_notes(arts: Artefacts) -> None:
         if note:
             arts.notes[run] = note
     for folder in arts["attribution"]:
-        run = recorded_run(folder)
-        state = read_state(run) if run is not None else None
-        if run is not None and state is not None and not state.finished:
+        source = recorded_run(folder)
+        state = read_state(source) if source is not None else None
+        if source is not None and state is not None and not state.finished:
             arts.notes[folder] = (
-                f"attribution {arts.relative(folder)} was made from run {run}, whose "
-                f"{state.describe()}; finish it with `{resume_command(run)}`, then attribute "
-                "again"
+                f"attribution {arts.relative(folder)} was made from run {source}, whose "
+                f"{state.describe()}; finish it with `{resume_command(source)}`, then "
+                "attribute again"
             )
