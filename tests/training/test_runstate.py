@@ -134,3 +134,15 @@ def test_an_ablation_run_stopped_unfinished_is_not_finished(tiny_run: Path, tmp_
     assert is_finished(run)
     write_state(run, RunState("interrupted", 1, 3, "Ctrl-C"))
     assert not is_finished(run)  # an ablation resumes it instead of reusing its old test
+
+
+def test_resuming_a_run_killed_after_its_last_epoch_records_it_finished(
+    tiny_run: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    run = tmp_path / "killed"
+    shutil.copytree(tiny_run, run)
+    write_state(run, RunState("running", 1, 1))  # the process died before fit returned
+    note = unfinished_note(run)
+    assert note is not None and "still running, or the process was killed" in note
+    fit(run / "config.yaml", out=run, resume=True, progress=False)  # nothing left to train
+    assert read_state(run) == RunState("finished", 1, 1)

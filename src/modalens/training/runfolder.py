@@ -31,7 +31,7 @@ from pathlib import Path
 from ..errors import ModelError
 from ..fingerprint import require_same
 from .config import RunConfig, load_config
-from .runstate import STATE_FILE, RunState, read_state
+from .runstate import STATE_FILE
 
 #: keys that may change when a run is resumed (everything else must match the saved config)
 RESUMABLE_KEYS = frozenset(
@@ -112,10 +112,6 @@ class RunFolder:
     def state(self) -> Path:
         """``state.json``: how training ended (:mod:`.runstate`)."""
         return self.path / STATE_FILE
-
-    def training_state(self) -> RunState | None:
-        """The recorded training state; None when the run has none (state unknown)."""
-        return read_state(self.path)
 
     def test_metrics(self, split: str = "test") -> Path:
         """``metrics_<split>.csv``: the evaluation table of ``split``."""
