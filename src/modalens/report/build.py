@@ -57,8 +57,7 @@ def reading_lines(arts: Artefacts, sections: Sequence[Section]) -> list[str]:
         f"{s.title}: {line}" if len(sections) > 1 else line
         for s in sections
         if s.id.split("-", 1)[0] not in NOT_READ
-        for line in s.findings[:READING_LINES]
-        if not line.startswith("Unfinished: ")
+        for line in [f for f in s.findings if not f.startswith("Unfinished: ")][:READING_LINES]
     ]
     return head + (read or [_nothing_to_read(sections, len(arts.skipped))])
 

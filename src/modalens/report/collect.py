@@ -55,13 +55,13 @@ STUDY_COMMANDS = {
 FINISH_STUDY = "rerun the same `{cmd}` command to finish it"
 
 #: artefact kind -> (test on a folder's file and sub-folder names, what the folder lacks, how to
-#: finish it): a folder a command left before it wrote the file that marks the kind (``{dir}``:
-#: the folder)
+#: finish it): a folder a command left before it wrote the file that marks the kind (``{resume}``:
+#: the command that resumes the folder as a run)
 UNFINISHED: dict[str, tuple[Callable[[set[str]], bool], str, str]] = {
     "run": (
         lambda f: "config.yaml" in f and ("stats.json" in f or "checkpoints" in f),
         "a run without a finished epoch (no metrics.csv)",
-        "finish it with `modalens fit --config {dir}/config.yaml --out {dir} --resume`",
+        "finish it with `{resume}`",
     ),
     "attribution": (
         lambda f: "parts" in f or "source.json" in f,
@@ -172,7 +172,9 @@ def _unfinished(folder: Path, names: set[str], kinds: list[str]) -> dict[str, Sk
     state = read_state(folder)
     return {
         kind: Skipped(
-            folder, f"{why}: {state.describe()}" if state else why, fix.format(dir=folder)
+            folder,
+            f"{why}: {state.describe()}" if state else why,
+            fix.format(resume=resume_command(folder)),
         )
         for kind, (test, why, fix) in UNFINISHED.items()
         if kind not in kinds and test(names)
