@@ -31,6 +31,7 @@ import pandas as pd
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
+from ..errors import OutputError
 from ..io import atomic_path, atomic_write_text
 from .runstate import RunState, exception_reason, write_state
 
@@ -111,10 +112,13 @@ class StateRecorder(pl.Callback):
         self._write(trainer, "running", trainer.current_epoch + 1)
 
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
-        if isinstance(exception, KeyboardInterrupt):
-            self._write(trainer, "interrupted", trainer.current_epoch, "Ctrl-C")
-        else:
-            self._write(trainer, "failed", trainer.current_epoch, exception_reason(exception))
+        interrupted = isinstance(exception, KeyboardInterrupt)
+        status = "interrupted" if interrupted else "failed"
+        reason = "Ctrl-C" if interrupted else exception_reason(exception)
+        try:
+            self._write(trainer, status, trainer.current_epoch, reason)
+        except OutputError:  # e.g. the full disk that stopped training: its error goes on
+            pass
 
     def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
         done = trainer.current_epoch
