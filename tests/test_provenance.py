@@ -3,6 +3,7 @@ checkpoint hash, data identity; compared key by key, the thread count only warns
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import warnings
@@ -13,7 +14,6 @@ import pytest
 import modalens
 from modalens.errors import SpecError
 from modalens.fingerprint import (
-    ThreadCountWarning,
     check_provenance,
     continued,
     file_digest,
@@ -49,7 +49,7 @@ def test_files_digest_ignores_where_the_folder_lies(tmp_path: Path) -> None:
     )
 
 
-def test_check_provenance_refuses_all_but_the_thread_count() -> None:
+def test_check_provenance_refuses_all_but_the_thread_count(caplog) -> None:
     saved = {"version": "0.1.0", "threads": 2, "checkpoint": "ab"}
     args = {"what": "cannot resume", "where": "p.json", "fix": "start again", "about": "run r"}
     with warnings.catch_warnings():
@@ -58,8 +58,9 @@ def test_check_provenance_refuses_all_but_the_thread_count() -> None:
         assert check_provenance(None, saved, **args) == saved  # not recorded: not compared
     with pytest.raises(SpecError, match=r"'provenance\.checkpoint' is 'cd'"):
         check_provenance(saved, {**saved, "checkpoint": "cd"}, **args)
-    with pytest.warns(ThreadCountWarning, match=r"run r: made with 2 .* uses 1"):
+    with caplog.at_level(logging.WARNING, logger="modalens"):
         record = check_provenance(saved, {**saved, "threads": 1}, **args)
+    assert "run r: made with 2 torch thread(s), this call uses 1" in caplog.text
     assert record["threads"] == 1 and record["earlier_threads"] == [2]
 
 

@@ -15,17 +15,16 @@ key ``provenance``: the package version, torch's thread count and, where they ap
 checkpoint's sha256 (:func:`file_digest`, cached in memory by size and modification time) and
 the data identity (:func:`modalens.data.identity.data_identity`: sample ids, files' sizes and
 modification times, :func:`files_digest`). :func:`check_provenance` compares it: any difference
-refuses, except the thread count, which warns (:class:`ThreadCountWarning`,
-:func:`note_threads`) -- on CPU the same seed gives the same numbers only at the same thread
-count, but a result at another count is not wrong -- and is kept as ``earlier_threads``
-(:func:`continued`) in the record of the continued result.
+refuses, except the thread count, which warns (:func:`note_threads`) -- on CPU the same seed
+gives the same numbers only at the same thread count, but a result at another count is not
+wrong -- and is kept as ``earlier_threads`` (:func:`continued`) in the record of the continued
+result.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import warnings
 from collections.abc import Iterable, Mapping
 from importlib import metadata
 from pathlib import Path
@@ -34,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ModalensError, SpecError
+from .progress import warn
 
 
 def plain(obj: Any) -> Any:
@@ -142,11 +142,6 @@ THREAD_KEYS = (THREADS_KEY, EARLIER_KEY)
 _DIGESTS: dict[str, tuple[int, int, str]] = {}
 
 
-class ThreadCountWarning(UserWarning):
-    """Earlier work is continued or compared at another torch thread count: on CPU the numbers
-    are then not bit-identical (the same seed gives the same numbers at the same thread count)."""
-
-
 def package_version() -> str:
     """The installed modalens version (``unknown`` when the package is not installed)."""
     try:
@@ -235,8 +230,9 @@ def threads_of(saved: Mapping[str, Any]) -> int | None:
 
 
 def note_threads(saved: Mapping[str, Any], current: Mapping[str, Any], what: str) -> str | None:
-    """Warn (:class:`ThreadCountWarning`, one line) when two settings records name different
-    thread counts; returns the line (None when they agree or one does not say).
+    """Warn in one line (:func:`modalens.progress.warn`: ``modalens: warning: ...`` from the
+    command) when two settings records name different thread counts; returns the line (None
+    when they agree or one does not say).
 
     The thread count never refuses reuse: results at another count differ in the last bits on
     CPU, so a continued result is reproducible only at the counts it names.
@@ -253,7 +249,7 @@ def note_threads(saved: Mapping[str, Any], current: Mapping[str, Any], what: str
         f"{what}: made with {old} torch thread(s), this call uses {new}: on CPU the "
         f"numbers are not bit-identical across thread counts (set OMP_NUM_THREADS={old} to match)"
     )
-    warnings.warn(line, ThreadCountWarning, stacklevel=3)
+    warn(line)
     return line
 
 

@@ -5,6 +5,7 @@ data files, the options and the package version; another thread count warns and 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -17,7 +18,6 @@ from modalens.attribution.run import attribute_run, stale_note
 from modalens.attribution.views import sample_views
 from modalens.cli import main
 from modalens.errors import ModalensError
-from modalens.fingerprint import ThreadCountWarning
 from modalens.report import build_report
 from modalens.training.run import load_run
 from modalens.training.runfolder import RunFolder
@@ -27,6 +27,11 @@ from modalens.training.runfolder import RunFolder
 def run(tiny_run: Path, tmp_path: Path) -> Path:
     """A copy of the tiny run (its checkpoint is changed below)."""
     return Path(shutil.copytree(tiny_run, tmp_path / "run"))
+
+
+def _warned(caplog: pytest.LogCaptureFixture) -> str:
+    """The ``modalens`` warning lines logged so far."""
+    return "\n".join(r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING)
 
 
 def _retrain(run_dir: Path) -> None:
@@ -101,7 +106,7 @@ def test_another_package_version_is_refused(run: Path, tmp_path: Path, monkeypat
         attribute_run(run, out=out, strategies=["zeros"], progress=False, figure=False)
 
 
-def test_another_thread_count_warns_and_is_recorded(run: Path, tmp_path: Path) -> None:
+def test_another_thread_count_warns_and_is_recorded(run: Path, tmp_path: Path, caplog) -> None:
     out = tmp_path / "attr"
     before = torch.get_num_threads()
     try:
@@ -110,8 +115,9 @@ def test_another_thread_count_warns_and_is_recorded(run: Path, tmp_path: Path) -
         cfg = json.loads((out / "parts" / "config.json").read_text())
         assert cfg["provenance"]["threads"] == 1
         torch.set_num_threads(2)
-        with pytest.warns(ThreadCountWarning, match="1 torch thread.*uses 2"):
+        with caplog.at_level(logging.WARNING, logger="modalens"):
             attribute_run(run, out=out, strategies=["zeros"], progress=False, figure=False)
+        assert "made with 1 torch thread(s), this call uses 2" in _warned(caplog)
     finally:
         torch.set_num_threads(before)
     cfg = json.loads((out / "parts" / "config.json").read_text())
@@ -119,7 +125,7 @@ def test_another_thread_count_warns_and_is_recorded(run: Path, tmp_path: Path) -
 
 
 def test_report_says_when_the_scores_are_of_an_earlier_checkpoint(
-    run: Path, tmp_path: Path
+    run: Path, tmp_path: Path, caplog
 ) -> None:
     attribute_run(run, strategies=["zeros"], progress=False, figure=False)
     folder = RunFolder(run).attribution("test", "zeros")
@@ -129,5 +135,6 @@ def test_report_says_when_the_scores_are_of_an_earlier_checkpoint(
     page = build_report(run, tmp_path / "report.html").read_text()
     assert "These scores are of an earlier best.ckpt" in page
     sid = load_run(run).dataset("test").ids[0]
-    with pytest.warns(UserWarning, match="earlier best.ckpt"):  # views too
+    with caplog.at_level(logging.WARNING, logger="modalens"):  # views too
         sample_views(run, folder, ids=[sid], out=tmp_path / "views", tile=32, overlap=0)
+    assert "these scores are of an earlier best.ckpt" in _warned(caplog)

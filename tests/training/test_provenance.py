@@ -4,6 +4,7 @@ another modalens is refused, at another torch thread count it warns and keeps bo
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -12,9 +13,13 @@ import torch
 from helpers import tiny_config, write_mapinwild
 
 from modalens.errors import SpecError
-from modalens.fingerprint import ThreadCountWarning
 from modalens.training import fit
 from modalens.training.runfolder import RunFolder
+
+
+def _warned(caplog: pytest.LogCaptureFixture) -> str:
+    """The ``modalens`` warning lines logged so far."""
+    return "\n".join(r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING)
 
 
 @pytest.fixture
@@ -37,15 +42,16 @@ def test_the_run_records_version_threads_and_data(half_run: tuple[Path, Path]) -
     assert saved["data"]["n"] == 6 and set(saved["data"]["files"]) >= {"s2", "s1", "target"}
 
 
-def test_resume_at_another_thread_count_warns(half_run: tuple[Path, Path]) -> None:
+def test_resume_at_another_thread_count_warns(half_run: tuple[Path, Path], caplog) -> None:
     root, run = half_run
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        with pytest.warns(ThreadCountWarning, match=r"1 torch thread\(s\), this call uses 2"):
+        with caplog.at_level(logging.WARNING, logger="modalens"):
             fit(tiny_config(root, epochs=2), out=run, progress=False, resume=True)
     finally:
         torch.set_num_threads(before)
+    assert f"the run {run}: made with 1 torch thread(s), this call uses 2" in _warned(caplog)
     saved = json.loads(RunFolder(run).provenance.read_text())
     assert saved["threads"] == 2 and saved["earlier_threads"] == [1]
 

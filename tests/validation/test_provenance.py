@@ -5,6 +5,7 @@ version is refused."""
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -12,9 +13,13 @@ import pytest
 import torch
 
 from modalens.errors import SpecError
-from modalens.fingerprint import ThreadCountWarning
 from modalens.training import fit
 from modalens.validation import AblationResult, ablate
+
+
+def _warned(caplog: pytest.LogCaptureFixture) -> str:
+    """The ``modalens`` warning lines logged so far."""
+    return "\n".join(r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING)
 
 
 def test_the_all_modality_run_is_fits_run(
@@ -32,13 +37,16 @@ def test_the_all_modality_run_is_fits_run(
 
 
 def test_a_rerun_at_another_thread_count_says_so(
-    ablation: AblationResult, base_config: dict, tmp_path: Path
+    ablation: AblationResult, base_config: dict, tmp_path: Path, caplog
 ) -> None:
     out = Path(shutil.copytree(ablation.out, tmp_path / "abl"))
     assert json.loads((out / "ablation.json").read_text())["provenance"]["threads"] == 1
     torch.set_num_threads(2)  # the autouse fixture restores it
-    with pytest.warns(ThreadCountWarning, match=r"1 torch thread\(s\), this call uses 2"):
+    with caplog.at_level(logging.WARNING, logger="modalens"):
         result = ablate(base_config, out, seeds=(0,), progress=False)
+    said = _warned(caplog)
+    assert f"the ablation {out}: made with 1 torch thread(s), this call uses 2" in said
+    assert "runs/all-seed0: made with 1 torch thread(s)" in said  # each run it reuses too
     assert result.statuses == {"skipped": 9}
     record = json.loads((out / "ablation.json").read_text())["provenance"]
     assert record["threads"] == 2 and record["earlier_threads"] == [1]

@@ -40,6 +40,7 @@ from ..fingerprint import PROVENANCE, file_digest, provenance
 from ..io import atomic_write_csv, atomic_write_json, atomic_write_text
 from ..training.run import load_run
 from ..training.runfolder import RunFolder
+from ..training.runstate import warn_if_unfinished
 from .aggregation import format_summary, pairwise, summarize_scores
 from .api import attribute
 from .batches import LazyBatch
@@ -359,6 +360,10 @@ def attribute_run(
         report: ``report(text)`` on rank 0 with the summary table (the CLI prints it).
         **overrides: fields of :class:`~.options.AttributionOptions`.
 
+    A run whose training did not finish (``state.json``,
+    :mod:`~modalens.training.runstate`) is attributed after one warning line naming the epoch
+    reached and the command that finishes it.
+
     Returns:
         ``(scores, summary)`` (on ranks other than 0 of a sharded run: empty tables).
 
@@ -382,6 +387,8 @@ def attribute_run(
         if shard.device is not None and opts.device is None:
             opts = opts.replace(device=str(shard.device))
         run = load_run(run_dir, data_root=data_root)
+        if shard.main:
+            warn_if_unfinished(run_dir)
         if out is None:
             out = RunFolder(run_dir).attribution(split, folder_label(opts, groups))
         out = Path(out)

@@ -20,7 +20,6 @@ Files: ``OUT/views/<sample_id>.png`` and ``.svg``, and ``OUT/views/index.csv`` w
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ from ..data.samples import sample_ids
 from ..errors import DataError, SpecError
 from ..io import atomic_write_csv
 from ..plotting import color, label, pyplot, save_figures
-from ..progress import bar
+from ..progress import bar, warn
 from ..training.run import Run, load_run
 from ..training.runfolder import RunFolder
 from ..training.tiling import sliding_window
@@ -371,7 +370,7 @@ def sample_views(
     if attr_dir is not None:
         table, keys = influence_block(read_scores(attr_dir), level, strategy)
         if (stale := stale_note(attr_dir)) is not None:  # bars of an older model beside maps
-            warnings.warn(f"{attr_dir}: {stale}", stacklevel=2)
+            warn(f"{attr_dir}: {stale}")
     elif top_k:
         raise DataError(
             "--top-k needs attribution scores", str(run), "pass --scores ATTR_DIR (attribute first)"

@@ -7,7 +7,9 @@ and trains with Lightning (before that it refuses train/val and train/test leaka
 :func:`~modalens.data.leakage.check_leakage`, and reports how much of each split is masked,
 ``masking.csv``): early stopping on the validation loss, ``best.ckpt`` (lowest
 validation loss) and ``last.ckpt`` (every epoch) written atomically, one ``metrics.csv`` row per
-epoch. It writes the run folder described in :mod:`modalens.training.runfolder`.
+epoch, and ``state.json``: whether training is running, finished, stopped early, was
+interrupted or failed, and the epochs finished (:mod:`~modalens.training.runstate`). It writes
+the run folder described in :mod:`modalens.training.runfolder`.
 
 ``fit(..., resume=True)`` continues from ``last.ckpt``; on CPU with the same seed the result is
 the same as an uninterrupted run (per-epoch crops, sampling order and augmentations are seeded
@@ -56,13 +58,20 @@ from ..precision import lightning_precision, resolve_auto
 from ..progress import say
 from ..scope import scoped_process
 from ..threads import threads_per_process
-from .callbacks import EpochCSV, QuietLightning, atomic_checkpoint_io, quiet_lightning
+from .callbacks import (
+    EpochCSV,
+    QuietLightning,
+    StateRecorder,
+    atomic_checkpoint_io,
+    quiet_lightning,
+)
 from .config import RunConfig, TrainConfig, load_config, spec_from_config
 from .fitdata import FitDataModule
 from .module import build_module
 from .ranks import is_global_zero, wait_for_files
 from .run import check_layout, read_checkpoint
 from .runfolder import RunFolder
+from .runstate import RunState, read_state, write_state
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +82,9 @@ def _device_is_gpu(accelerator: str) -> bool:
     return accelerator == "auto" and torch.cuda.is_available()
 
 
-def _resume_finished(last: Path, spec: DatasetSpec, epochs: int) -> bool:
-    """Check a checkpoint before resuming: same layout, not past ``epochs``; True when the run
-    has nothing left to do (all epochs trained or stopped early)."""
+def _resume_finished(last: Path, spec: DatasetSpec, epochs: int) -> RunState | None:
+    """Check a checkpoint before resuming: same layout, not past ``epochs``; the finished state
+    when the run has nothing left to do (all epochs trained or stopped early), else None."""
     ckpt = read_checkpoint(last)
     meta = (ckpt.get("hyper_parameters") or {}).get("meta") or {}
     check_layout(meta.get("layout") or [], spec, str(last))
@@ -91,7 +100,9 @@ def _resume_finished(last: Path, spec: DatasetSpec, epochs: int) -> bool:
             str(last),
             f"set train.epochs to {done} or more to continue it",
         )
-    return done == epochs or stopped
+    if done == epochs:
+        return RunState("finished", done, epochs)
+    return RunState("early_stopped", done, epochs) if stopped else None
 
 
 def fit(
@@ -147,9 +158,13 @@ def _train(cfg: RunConfig, folder: RunFolder, resume: bool, progress: bool) -> P
             "set data.root in the config or pass --root",
         )
     t = cfg.train
-    if resume and _resume_finished(folder.last, spec, t.epochs):
+    done = _resume_finished(folder.last, spec, t.epochs) if resume else None
+    if done is not None:
         if zero:  # reused as it is (e.g. by ablate): still only with the same data and version
             folder.record_provenance(_made(spec, sample_ids(spec)), resume, write=False)
+        recorded = read_state(folder.path)
+        if zero and not (recorded and recorded.finished):  # e.g. killed after its last epoch
+            write_state(folder.path, done)
         say(f"run {folder.path} has already finished", progress)
         return folder.path
     pl.seed_everything(t.seed, workers=True, verbose=False)
@@ -292,6 +307,7 @@ def _trainer(t: TrainConfig, folder: RunFolder, progress: bool) -> pl.Trainer:
             auto_insert_metric_name=False,
         ),
         EpochCSV(folder.metrics),
+        StateRecorder(folder.path, t.epochs),
         QuietLightning(progress),
     ]
     return pl.Trainer(

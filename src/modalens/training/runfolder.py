@@ -13,6 +13,9 @@
     checkpoints/best.ckpt       lowest validation loss
     checkpoints/last.ckpt       the end of the last finished epoch (resume point)
     metrics.csv                 one row per epoch: train/val loss and metrics, learning rate
+    state.json                  how training ended: running, finished, early_stopped,
+                                interrupted or failed, epochs finished of planned (absent in
+                                runs from before the record: state unknown)
     metrics_<split>.csv         ``modalens test``: pooled row and one row per sample
     predictions/                ``modalens predict``: one file per scene
     attribution/<split>/        ``modalens attribute``: scores, summary, figure
@@ -36,6 +39,7 @@ from ..errors import ModelError
 from ..fingerprint import check_provenance, require_same
 from ..io import atomic_write_json
 from .config import RunConfig, load_config
+from .runstate import STATE_FILE
 
 #: keys that may change when a run is resumed (everything else must match the saved config)
 RESUMABLE_KEYS = frozenset(
@@ -116,6 +120,11 @@ class RunFolder:
     def metrics(self) -> Path:
         """``metrics.csv``: one row per epoch."""
         return self.path / "metrics.csv"
+
+    @property
+    def state(self) -> Path:
+        """``state.json``: how training ended (:mod:`.runstate`)."""
+        return self.path / STATE_FILE
 
     def test_metrics(self, split: str = "test") -> Path:
         """``metrics_<split>.csv``: the evaluation table of ``split``."""

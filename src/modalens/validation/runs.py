@@ -3,7 +3,8 @@
 :func:`run_setting` brings the run folder ``runs/<setting>-seed<k>/`` to the finished state and
 returns a :class:`RunRecord`:
 
-- *finished* (``checkpoints/best.ckpt`` and ``metrics_test.csv`` present): skipped; its config is
+- *finished* (``checkpoints/best.ckpt`` and ``metrics_test.csv`` present, training not
+  recorded as unfinished in ``state.json``): skipped; its config is
   still checked (below) and nothing is written into it;
 - *interrupted* (any other non-empty folder): continued with ``fit(..., resume=True)`` -- which
   starts again in the same folder when no epoch had ended -- then tested;
@@ -38,6 +39,7 @@ from ..errors import ModalensError, ModelError, SpecError
 from ..fingerprint import differences, provenance
 from ..io import atomic_write_json
 from ..training import evaluate, fit
+from ..training.runstate import read_state
 from .measure import measure_run
 from .settings import Setting, read_saved_config
 
@@ -77,11 +79,16 @@ def is_finished(run_dir: Path, split: str = "test") -> bool:
         split: the split tested.
 
     Returns:
-        True when it holds ``checkpoints/best.ckpt`` and ``metrics_<split>.csv``.
+        True when it holds ``checkpoints/best.ckpt`` and ``metrics_<split>.csv`` and its
+        training did not stop unfinished (``state.json``; a run without one counts as
+        finished).
     """
-    return (run_dir / "checkpoints" / "best.ckpt").is_file() and (
-        run_dir / f"metrics_{split}.csv"
-    ).is_file()
+    state = read_state(run_dir)
+    return (
+        (run_dir / "checkpoints" / "best.ckpt").is_file()
+        and (run_dir / f"metrics_{split}.csv").is_file()
+        and (state is None or state.finished)
+    )
 
 
 def check_folder(run_dir: Path, setting: Setting, seed: int) -> None:
