@@ -84,18 +84,22 @@ def test_another_run_into_the_same_out_is_refused(run: Path, tmp_path: Path, cap
 
 
 def test_changed_data_files_are_refused(run: Path, tmp_path: Path) -> None:
+    # a copy of the data with its times kept (the shared run's data stay untouched) is the same
+    root = Path(shutil.copytree(load_run(run).spec.root, tmp_path / "data"))
     out = tmp_path / "attr"
-    attribute_run(run, out=out, strategies=["zeros"], progress=False, figure=False)
+    kw = {"strategies": ["zeros"], "progress": False, "figure": False, "data_root": root}
+    attribute_run(run, out=out, **kw)
     data = json.loads((out / "parts" / "config.json").read_text())["provenance"]["data"]
     assert set(data) == {"ids", "n", "files"} and data["files"]
     # rewrite one input file of a test sample (same size, another modification time)
-    loaded = load_run(run)
+    loaded = load_run(run, data_root=root)
     sid = loaded.dataset("test").ids[0]
     path = Path(loaded.reader().paths(sid)["s1"][0])
+    assert path.is_relative_to(root)
     st = path.stat()
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
     with pytest.raises(ModalensError, match=r"provenance\.data\.files\.s1.*--overwrite"):
-        attribute_run(run, out=out, strategies=["zeros"], progress=False, figure=False)
+        attribute_run(run, out=out, **kw)
 
 
 def test_another_package_version_is_refused(run: Path, tmp_path: Path, monkeypatch) -> None:
