@@ -115,7 +115,7 @@ def check_store(out: Path, config: Mapping[str, Any], resume: bool = True) -> No
         return
     saved = json.loads(cfg_path.read_text())
     current = json.loads(json.dumps(config, default=str))
-    ignore = THREAD_KEYS
+    ignore: tuple[str, ...] = THREAD_KEYS
     if PROVENANCE not in saved and set(current.get(PROVENANCE) or {}) <= {"version", "threads"}:
         # parts from before provenance was kept, of a model given in memory: nothing to compare;
         # of a run (a checkpoint and data named) they cannot vouch for the model: refused
