@@ -45,7 +45,7 @@ UTILITIES = {
     "options",
 }
 #: orchestration on top of all stages
-ORCHESTRATION = {"demo", "cli", "cliargs", "commands", "__init__"}
+ORCHESTRATION = {"demo", "cli", "cliargs", "commands", "__init__", "__main__"}
 
 
 def _modules() -> dict[str, Path]:
