@@ -72,6 +72,27 @@ def check_layout(
         )
 
 
+def check_model_config(
+    module: TaskModule, cfg: RunConfig, checkpoint: str | Path, config_file: str | Path
+) -> None:
+    """Refuse a checkpoint whose model is not the one the run's config describes (another
+    ``model.base_width`` or ``model.depth``: the folder's files do not belong together).
+
+    Raises:
+        ModelError: naming both values, the checkpoint and the config file.
+    """
+    for key in ("base_width", "depth"):
+        saved, configured = module.hparams.get(key), getattr(cfg.model, key)
+        if saved is not None and int(saved) != int(configured):
+            raise ModelError(
+                f"the checkpoint's model has {key} {saved} but {Path(config_file).name} says "
+                f"model.{key}: {configured}",
+                f"{checkpoint}, {config_file}",
+                "a run's config.yaml and checkpoints must come from the same training: "
+                "restore the matching file or train this config again",
+            )
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """The content of a checkpoint file (on CPU), loaded without running code from it.
 
@@ -243,6 +264,7 @@ def load_run(
         spec = spec.with_root(data_root)
     spec, stats = with_statistics(spec, folder.stats, compute=False)
     module = load_checkpoint(ckpt, spec=spec, device=device)
+    check_model_config(module, cfg, ckpt, folder.config)
     return Run(
         run_dir=folder.path,
         model=module.model,
