@@ -331,9 +331,7 @@ def raster_open_error(url: str, exc: BaseException) -> DataError:
             url,
             "check the host name, the port and the network",
         )
-    return DataError(
-        f"cannot open remote raster ({text})", url, "check that it is a GeoTIFF (COG)"
-    )
+    return DataError(f"cannot open remote raster ({text})", url, "check that it is a GeoTIFF (COG)")
 
 
 def _urlopen(url: str, method: str) -> Any:
