@@ -1,6 +1,7 @@
 """``modalens data check``: open every sample of every split and every modality source.
 
-For each file: it exists, opens as a raster, has the bands the spec wants, a plausible dtype,
+For each file: it exists, opens as a raster, has the bands the spec wants (a file with more
+bands than the spec reads from it is a warning: its band order may differ), a plausible dtype,
 a grid that can be put onto the sample grid, a no-data share below ``max_nodata`` (warning
 above), non-finite values per band (NaN not declared as no-data, +-inf: a warning with counts and
 shares; they are read as invalid), and (categorical) only values from the class list. Per sample
@@ -38,6 +39,7 @@ from .rasters import (
     open_raster,
     plan_read,
     read_error,
+    unread_bands,
 )
 from .reader import ClassLookup, SampleReader
 from .remote import RemotePath, as_location, is_remote
@@ -98,6 +100,28 @@ def check_dataset(
     finally:
         reader.close()
     return problems
+
+
+def band_warnings(spec: DatasetSpec, sample_id: str) -> list[str]:
+    """One line per source file of ``sample_id`` that has more bands than the spec reads
+    from it (``fit`` prints them for its first train sample; ``data check`` checks every
+    sample). Files that cannot be opened are left to the reader's errors."""
+    out = []
+    reader = SampleReader(spec, cache_size=2, check_values=False)
+    try:
+        for src in reader.sources(sample_id):
+            try:
+                ds = open_raster(src.path)
+            except ModalensError:
+                continue
+            with ds:
+                names = list(src.modality.bands[src.channels])
+                extra = unread_bands(ds, src.source.bands, names)
+            if extra:
+                out.append(f"modality {src.modality.name!r} ({src.path}): {extra}")
+    finally:
+        reader.close()
+    return out
 
 
 def _split_problems(spec: DatasetSpec, overlap: Any) -> list[Problem]:
@@ -181,6 +205,9 @@ def _check_sample(
             except ModalensError as exc:
                 out.append(Problem(sid, m.name, p, ERROR, str(exc)))
                 continue
+            extra = unread_bands(ds, src.source.bands, list(m.bands[src.channels]))
+            if extra:  # too many bands: as suspect as too few, but it may be on purpose
+                out.append(Problem(sid, m.name, p, WARNING, extra))
             dtype = np.dtype(ds.dtypes[bands[0] - 1])
             if dtype.kind == "c":
                 out.append(Problem(sid, m.name, p, ERROR, f"complex dtype {dtype} not supported"))

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..data.coverage import require_target
 from ..data.dataset import MultimodalDataset
 from ..data.reader import SampleReader
 from ..data.spec import DatasetSpec
@@ -217,8 +218,13 @@ class Run:
             split: ``train``, ``val`` or ``test``.
             ids: only these samples (default: the whole split).
             crop_size: another crop size (0: whole scenes).
+
+        Raises:
+            DataError: none of the samples has a valid target pixel (names the split).
         """
-        return self.config.train.run_data(self.spec).dataset(split, ids=ids, crop_size=crop_size)
+        ds = self.config.train.run_data(self.spec).dataset(split, ids=ids, crop_size=crop_size)
+        require_target(self.spec, split, ds.ids)
+        return ds
 
     def reader(self) -> SampleReader:
         """A :class:`~modalens.data.SampleReader` of the run's spec."""
