@@ -39,7 +39,6 @@ from .rasters import (
     open_raster,
     plan_read,
     read_error,
-    unread_bands,
 )
 from .reader import ClassLookup, SampleReader
 from .remote import RemotePath, as_location, is_remote
@@ -100,6 +99,31 @@ def check_dataset(
     finally:
         reader.close()
     return problems
+
+
+def unread_bands(dataset: Any, bands: Sequence[int] | None, names: Sequence[str]) -> str | None:
+    """What a file holds beyond the bands a spec reads from it, as a warning (None when the
+    spec reads every band): a file with an extra band may hold its bands in another order
+    than the spec's indices assume.
+
+    Args:
+        dataset: the open raster.
+        bands: the spec's 1-based band indices for the file (None: every band, whose count
+            :func:`check_band_indices` checks).
+        names: the spec's names of those bands.
+    """
+    count = int(dataset.count)
+    if bands is None or count <= len(bands):
+        return None
+    unread = [b for b in range(1, count + 1) if b not in bands]
+    if not unread:
+        return None
+    read = ", ".join(f"{n}={b}" for n, b in zip(names, bands, strict=False))
+    return (
+        f"file has {count} bands, the spec reads {len(bands)} ({read}); band(s) "
+        f"{', '.join(map(str, unread))} not used: check that the file's band order matches, "
+        "else fix the source 'bands' indices"
+    )
 
 
 def band_warnings(spec: DatasetSpec, sample_id: str) -> list[str]:
