@@ -9,7 +9,7 @@ import pytest
 from tqdm import tqdm
 
 import modalens
-from modalens.progress import bar, console_progress, logger, say
+from modalens.progress import bar, console_progress, logger, say, warn
 
 
 def test_the_library_configures_no_logging() -> None:
@@ -58,3 +58,37 @@ def test_bar_only_with_progress() -> None:
     assert bar(items, False, desc="x") is items
     shown = bar(items, True, desc="x", disable=True)
     assert isinstance(shown, tqdm) and list(shown) == items
+
+
+def test_a_warning_is_shown_on_stderr_whatever_the_progress(capsys, caplog) -> None:
+    logger.propagate = False  # as in a process that configured no logging (pytest's handlers)
+    try:
+        warn("run r: training was interrupted at epoch 1 of 2")
+    finally:
+        logger.propagate = True
+    assert capsys.readouterr() == ("", "warning: run r: training was interrupted at epoch 1 of 2\n")
+    with caplog.at_level(logging.WARNING, logger="modalens"):
+        warn("to the application's handler")
+    assert capsys.readouterr().err == ""
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
+        (logging.WARNING, "to the application's handler")
+    ]
+
+
+def test_the_command_line_shows_warnings_on_stderr(capsys) -> None:
+    with console_progress():
+        say("a step", progress=True)
+        warn("run r: training was interrupted")
+    assert capsys.readouterr() == (
+        "a step\n",
+        "modalens: warning: run r: training was interrupted\n",
+    )
+
+
+def test_an_application_may_turn_the_warnings_off(capsys) -> None:
+    logger.setLevel(logging.ERROR)
+    try:
+        warn("not shown")
+    finally:
+        logger.setLevel(logging.NOTSET)
+    assert capsys.readouterr() == ("", "")

@@ -8,8 +8,13 @@ handler and sets no level; when nothing would show an ``INFO`` record of ``modal
 default) a line asked for with ``progress=True`` is written to stderr instead, so a script or a
 notebook sees its progress without configuring anything.
 
+A caution the user should read whatever ``progress`` is (an unfinished run being tested,
+results a report skipped) is a :func:`warn` line: a ``WARNING`` record of the same logger,
+written to stderr as ``warning: ...`` when nothing would show it.
+
 The ``modalens`` command shows the lines on stdout through :func:`console_progress` (installed
-for the duration of one command and removed after). Bars come from :func:`bar`, one
+for the duration of one command and removed after), and the warnings on stderr as
+``modalens: warning: ...``, like its errors. Bars come from :func:`bar`, one
 :mod:`tqdm` bar on stderr when ``progress`` is on, the plain iterable otherwise.
 """
 
@@ -48,6 +53,23 @@ def say(text: str, progress: bool = True) -> None:
         tqdm.write(text, file=sys.stderr)
 
 
+def warn(text: str) -> None:
+    """Report one warning line (see the module docstring): shown whatever the calling
+    function's ``progress`` is, unless the application turned ``modalens`` warnings off.
+
+    Args:
+        text: the line, without ``warning:`` and without a trailing newline.
+    """
+    if not logger.isEnabledFor(logging.WARNING):
+        return
+    if logger.hasHandlers():
+        logger.warning(text)
+        return
+    from tqdm.auto import tqdm  # Python's last-resort handler would break a progress bar
+
+    tqdm.write(f"warning: {text}", file=sys.stderr)
+
+
 def bar(iterable: Iterable[T], progress: bool, **options: Any) -> Iterable[T]:
     """``iterable`` with a tqdm bar when ``progress`` is on (``options``: tqdm's, e.g. ``desc``,
     ``unit``, ``total``, ``leave``); the iterable itself otherwise."""
@@ -60,10 +82,15 @@ def bar(iterable: Iterable[T], progress: bool, **options: Any) -> Iterable[T]:
 
 class _Stdout(logging.Handler):
     """Writes each record's message to the current ``sys.stdout`` (looked up per record, so
-    a redirected or captured stdout receives it), flushed at once."""
+    a redirected or captured stdout receives it), flushed at once; warnings to ``sys.stderr``
+    as ``modalens: warning: ...``."""
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
+            if record.levelno >= logging.WARNING:
+                sys.stderr.write(f"modalens: warning: {self.format(record)}\n")
+                sys.stderr.flush()
+                return
             stream = sys.stdout
             stream.write(self.format(record) + "\n")
             stream.flush()

@@ -27,6 +27,7 @@ from modalens.cli import main
 from modalens.errors import ModelError, SpecError
 from modalens.training import fit
 from modalens.training.ranks import RANK_VARIABLES, is_global_zero, wait_for_files
+from modalens.training.runstate import RunState, read_state
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 #: relative tolerance of 2 processes against 1 (see the module docstring)
@@ -101,7 +102,8 @@ def test_a_second_two_process_run_repeats_the_first_bit_for_bit(runs: dict) -> N
     pd.testing.assert_frame_equal(runs["b2"]["metrics"], _metrics(runs["a"]).iloc[:2])
     files = sorted(p.name for p in runs["b"].rglob("*") if p.is_file())
     assert files == ["best.ckpt", "config.yaml", "dataset.yaml", "last.ckpt", "masking.csv",
-                     "metrics.csv", "stats.json"]  # written once: no per-rank copies
+                     "metrics.csv", "provenance.json", "state.json", "stats.json"]  # once each
+    assert read_state(runs["b"]) == RunState("finished", 3, 3)  # resumed by two processes
 
 
 def test_two_process_resume_equals_the_uninterrupted_run(runs: dict) -> None:

@@ -22,6 +22,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..errors import SpecError
+from ..fingerprint import PROVENANCE, provenance
 from .aggregation import BLOCK, summarize_scores
 from .batches import Batch, LazyBatch, as_batch, mask_inputs
 from .coalitions import ValueFunction
@@ -138,7 +139,9 @@ def attribute(
         engine: an engine to reuse (its options are the call's; giving other options too is
             an error).
         resume_config: entries added to the configuration a rerun must match (e.g. the
-            split).
+            split); ``provenance`` (default :func:`modalens.fingerprint.provenance`: the
+            package version and thread count) names what produced the scores, e.g. the
+            checkpoint's hash (:func:`~.run.attribute_run` adds it and the data identity).
         shard: this process's share of a sharded run (:func:`~.sharding.launch`; needs
             ``out``): it scores only its batches -- round robin over the batches with
             samples still to do, for lazy batches, else every ``world``-th batch -- and
@@ -238,7 +241,7 @@ def _open_store(
     ranks check it and open it once it exists."""
     if out is None:
         return None
-    cfg = {**engine.config(), **(resume_config or {})}
+    cfg = {**engine.config(), PROVENANCE: provenance(), **(resume_config or {})}
     if not shard.main:  # the same one-line error on every rank
         check_store(Path(out), cfg, resume)
     store = ScoreStore(Path(out), cfg, resume) if shard.main else None

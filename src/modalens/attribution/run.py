@@ -5,7 +5,8 @@ deterministic evaluation crops lazily (finished samples of a resumed attribution
 read), masks the inputs as in training, streams the scores to ``OUT/parts`` (by default
 ``RUN/attribution/<split>``, or ``<split>-<label>`` naming non-default options,
 :func:`folder_label`) and writes
-``OUT/scores.parquet`` (long form), ``OUT/source.json`` (the run folder, split and precision),
+``OUT/scores.parquet`` (long form), ``OUT/source.json`` (the run folder, split, checkpoint,
+precision and ``provenance``),
 ``OUT/summary.csv`` and ``OUT/summary.txt`` (dataset level, with the tiered order of every
 block, :func:`~.aggregation.summarize_scores`), ``OUT/pairwise.csv`` (the bootstrap probability that
 one group has more influence than another, behind the tiers, :func:`~.aggregation.pairwise`)
@@ -31,12 +32,15 @@ import numpy as np
 import pandas as pd
 
 from ..data.dataset import collate
+from ..data.identity import data_identity
 from ..data.reader import normalize
 from ..data.spec import DatasetSpec, Modality
 from ..errors import DataError, SpecError
+from ..fingerprint import PROVENANCE, file_digest, provenance
 from ..io import atomic_write_csv, atomic_write_json, atomic_write_text
 from ..training.run import load_run
 from ..training.runfolder import RunFolder
+from ..training.runstate import warn_if_unfinished
 from .aggregation import format_summary, pairwise, summarize_scores
 from .api import attribute
 from .batches import LazyBatch
@@ -71,6 +75,32 @@ def recorded_run(attr_dir: str | Path) -> Path | None:
     if parent.name == "attribution" and (parent.parent / "config.yaml").is_file():
         return parent.parent
     return None
+
+
+def stale_note(attr_dir: str | Path) -> str | None:
+    """A line when an attribution folder's scores are not of the checkpoint its run holds now
+    (it was trained on since, e.g. ``fit --resume``), else None (also when the folder or its
+    run does not say: folders written before ``source.json`` kept the checkpoint's hash).
+
+    Args:
+        attr_dir: an attribution folder.
+    """
+    attr_dir = Path(attr_dir)
+    try:
+        source = json.loads((attr_dir / SOURCE_FILE).read_text())
+        made = source[PROVENANCE]["checkpoint"]
+        path = Path(source["checkpoint"])
+    except (OSError, json.JSONDecodeError, KeyError, TypeError):
+        return None
+    run = recorded_run(attr_dir)
+    if not path.is_file() and run is not None:  # the run folder moved
+        path = RunFolder(run).checkpoint(path.stem)
+    if not path.is_file() or file_digest(path) == made:
+        return None
+    return (
+        f"these scores are of an earlier {path.name} than the run now holds (it was trained on "
+        f"since): rerun modalens attribute with --overwrite"
+    )
 
 
 def folder_label(options: AttributionOptions, groups: str | Groups = "modalities") -> str:
@@ -317,8 +347,10 @@ def attribute_run(
         progress: show a progress bar.
         ids: only these samples of the split.
         resume: keep the samples of an earlier run of the same configuration (see
-            :func:`~.api.attribute`); False replaces the folder's scores (``--overwrite``),
-            whatever configuration they had.
+            :func:`~.api.attribute`): the same options, split, samples, checkpoint content
+            (sha256), data files (sizes and modification times) and package version -- anything
+            else is refused in one line; another torch thread count warns. False replaces the
+            folder's scores (``--overwrite``), whatever configuration they had.
         figure: write ``influence.png``.
         on_batch: ``on_batch(index, rows)`` after every scored batch.
         data_root: points the run's spec at another copy of the data.
@@ -327,6 +359,10 @@ def attribute_run(
         accelerator: ``auto``, ``cpu``, ``gpu``/``cuda`` or ``mps``.
         report: ``report(text)`` on rank 0 with the summary table (the CLI prints it).
         **overrides: fields of :class:`~.options.AttributionOptions`.
+
+    A run whose training did not finish (``state.json``,
+    :mod:`~modalens.training.runstate`) is attributed after one warning line naming the epoch
+    reached and the command that finishes it.
 
     Returns:
         ``(scores, summary)`` (on ranks other than 0 of a sharded run: empty tables).
@@ -351,6 +387,8 @@ def attribute_run(
         if shard.device is not None and opts.device is None:
             opts = opts.replace(device=str(shard.device))
         run = load_run(run_dir, data_root=data_root)
+        if shard.main:
+            warn_if_unfinished(run_dir)
         if out is None:
             out = RunFolder(run_dir).attribution(split, folder_label(opts, groups))
         out = Path(out)
@@ -363,6 +401,8 @@ def attribute_run(
         dataset = run.dataset(split, ids=ids)
         requested = [str(i) for i in getattr(dataset, "ids", range(len(dataset)))]
         ids_hash = hashlib.sha256("\n".join(requested).encode()).hexdigest()[:16]
+        # what produced the scores: a changed checkpoint or data refuses reuse of the parts
+        made = provenance(checkpoint=run.checkpoint, data=data_identity(run.spec, requested))
 
         scores = attribute(
             run.model,
@@ -374,13 +414,14 @@ def attribute_run(
             resume=resume,
             on_batch=on_batch,
             progress=progress,
-            resume_config={"split": split, "ids": ids_hash},
+            resume_config={"split": split, "ids": ids_hash, PROVENANCE: made},
             shard=shard,
         )
         if not shard.main:
             return empty_rows(), summarize_scores(empty_rows(), n_boot=0)
         summary = summarize_scores(scores, seed=opts.seed)
-        source = {"run": str(Path(run_dir).resolve()), "split": split}
+        source: dict[str, Any] = {"run": str(Path(run_dir).resolve()), "split": split}
+        source.update({"checkpoint": str(run.checkpoint), PROVENANCE: made})
         source["precision"] = scores.attrs.get("precision", {"requested": opts.precision})
         atomic_write_json(out / SOURCE_FILE, source)
         atomic_write_csv(out / "summary.csv", summary)

@@ -1,10 +1,14 @@
 """The parts store: streamed, resumable score tables.
 
 Results stream to ``OUT/parts/part-NNNNNN.parquet`` (one atomic file per batch) beside
-``OUT/parts/config.json``, the options fingerprint of the attribution. A rerun with the same
-configuration skips the samples already there (a different one is refused through
-:func:`modalens.fingerprint.require_same`; ``resume=False`` deletes the parts and starts over),
-and ``OUT/scores.parquet`` is assembled from the parts at the end.
+``OUT/parts/config.json``: the options of the attribution and what produced its scores
+(``provenance``, :func:`modalens.fingerprint.provenance`: the package version and torch thread
+count, and for a run the checkpoint's content hash and the data identity). A rerun with the same
+configuration skips the samples already there; a different one is refused through
+:func:`modalens.fingerprint.require_same` -- except the thread count, which only warns
+(:func:`modalens.fingerprint.note_threads`) and is kept in the record -- and ``resume=False``
+deletes the parts and starts over. ``OUT/scores.parquet`` is assembled from the parts at the
+end.
 
 Several processes may share one store (:mod:`~.sharding`): rank 0 opens it first (creating,
 checking and clearing the folder, writing ``config.json``), the others with ``create=False``
@@ -22,7 +26,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import ModalensError
-from ..fingerprint import require_same
+from ..fingerprint import PROVENANCE, THREAD_KEYS, continued, note_threads, require_same
 from ..io import atomic_path, atomic_write_json, make_folder
 from .rows import empty_rows
 
@@ -66,6 +70,8 @@ class ScoreStore:
             for p in existing:
                 p.unlink()
             existing = []
+        if existing and cfg_path.is_file():  # continued: keep the earlier parts' thread counts
+            cfg = continued(json.loads(cfg_path.read_text()), cfg)
         atomic_write_json(cfg_path, cfg)
         self._read_done(existing)
 
@@ -119,15 +125,25 @@ def check_store(out: Path, config: Mapping[str, Any], resume: bool = True) -> No
                 )
             break
     cfg_path = parts / "config.json"
-    if resume and cfg_path.exists() and any(parts.glob("part-*.parquet")):
-        require_same(
-            json.loads(cfg_path.read_text()),
-            json.loads(json.dumps(config, default=str)),
-            what=f"{parts} holds scores of another configuration",
-            where=str(cfg_path),
-            fix="pass --overwrite (resume=False) to replace them, or use another --out folder",
-            error=ModalensError,
-        )
+    if not (resume and cfg_path.exists() and any(parts.glob("part-*.parquet"))):
+        return
+    saved = json.loads(cfg_path.read_text())
+    current = json.loads(json.dumps(config, default=str))
+    ignore = THREAD_KEYS
+    if PROVENANCE not in saved and set(current.get(PROVENANCE) or {}) <= {"version", "threads"}:
+        # parts from before provenance was kept, of a model given in memory: nothing to compare;
+        # of a run (a checkpoint and data named) they cannot vouch for the model: refused
+        ignore = (PROVENANCE,)
+    require_same(
+        saved,
+        current,
+        what=f"{parts} holds scores of another configuration",
+        where=str(cfg_path),
+        fix="pass --overwrite (resume=False) to replace them, or use another --out folder",
+        ignore=ignore,
+        error=ModalensError,
+    )
+    note_threads(saved, current, f"the scores in {parts}")
 
 
 def write_parquet(df: pd.DataFrame, path: str | Path) -> Path:

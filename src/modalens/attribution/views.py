@@ -32,7 +32,7 @@ from ..data.samples import sample_ids
 from ..errors import DataError, SpecError
 from ..io import atomic_write_csv
 from ..plotting import color, label, pyplot, save_figures
-from ..progress import bar
+from ..progress import bar, warn
 from ..training.run import Run, load_run
 from ..training.runfolder import RunFolder
 from ..training.tiling import sliding_window
@@ -43,7 +43,7 @@ from .groups import ALL, groups_for
 from .maps import occlusion_map_fn
 from .options import AttributionOptions
 from .render import Picture, class_picture, draw_picture, limits, modality_picture
-from .run import run_options
+from .run import run_options, stale_note
 from .scenemaps import scene_sensitivity
 from .strategies import STRATEGIES
 
@@ -369,6 +369,8 @@ def sample_views(
     table, keys = None, None
     if attr_dir is not None:
         table, keys = influence_block(read_scores(attr_dir), level, strategy)
+        if (stale := stale_note(attr_dir)) is not None:  # bars of an older model beside maps
+            warn(f"{attr_dir}: {stale}")
     elif top_k:
         raise DataError(
             "--top-k needs attribution scores", str(run), "pass --scores ATTR_DIR (attribute first)"

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -29,20 +29,12 @@ from ..errors import DataError
 from ..fingerprint import differences
 from ..io import atomic_write_json
 from ..progress import bar
+from .identity import data_identity, ids_digest
 from .reader import SampleReader, normalize
 from .samples import sample_ids
 from .spec import DatasetSpec, Modality, TargetSpec
 
 STATS_VERSION = 2
-
-
-def ids_digest(ids: Iterable[str]) -> str:
-    """A short digest of a list of sample ids (order-independent)."""
-    h = hashlib.sha1()
-    for i in sorted(str(x) for x in ids):
-        h.update(i.encode())
-        h.update(b"\0")
-    return h.hexdigest()[:16]
 
 
 class _Running:
@@ -210,10 +202,13 @@ class ModalityStats:
 def statistics_settings(spec: DatasetSpec, ids: Sequence[str] | None = None) -> dict[str, Any]:
     """What statistics of ``spec`` (over ``ids``) depend on: compared with a cache's
     :meth:`Statistics.matches` by the common rule of :mod:`modalens.fingerprint`. Other files
-    or another no-data value change a modality's ``source`` and force a recomputation."""
+    or another no-data value change a modality's ``source``, and (with ``ids``) a rewritten,
+    added or removed file its ``files`` digest (:func:`~.identity.data_identity`): either forces
+    a recomputation."""
     return {
         "version": STATS_VERSION,
         "ids_digest": ids_digest(ids) if ids is not None else None,
+        "files": data_identity(spec, ids)["files"] if ids is not None else None,
         "modalities": {
             m.name: {"bands": list(m.bands), "kind": m.kind, "source": source_fingerprint(m)}
             for m in spec.modalities
@@ -248,6 +243,8 @@ class Statistics:
     version: int = STATS_VERSION
     #: standardised modality -> where its mean/std came from (:func:`normalization_sources`)
     normalization: dict[str, str] = field(default_factory=dict)
+    #: the files' digests per modality (:func:`~.identity.data_identity`; empty: not recorded)
+    files: dict[str, str] = field(default_factory=dict)
 
     def mean(self, modality: str) -> tuple[float, ...]:
         return tuple(self.modalities[modality].mean)
@@ -257,10 +254,11 @@ class Statistics:
 
     def matches(self, spec: DatasetSpec, ids: Sequence[str] | None = None) -> bool:
         """True when every modality of ``spec`` is here with the same bands and kind (and,
-        with ``ids``, the statistics were computed over exactly those ids)."""
+        with ``ids``, the statistics were computed over exactly those ids and files)."""
         saved = {
             "version": self.version,
             "ids_digest": self.ids_digest if ids is not None else None,
+            "files": (self.files or None) if ids is not None else None,
             "modalities": {
                 m.name: self.modalities[m.name].settings() if m.name in self.modalities else None
                 for m in spec.modalities
@@ -278,6 +276,7 @@ class Statistics:
             "modalities": {k: v.to_dict() for k, v in self.modalities.items()},
             "target": self.target,
             **({"normalization": dict(self.normalization)} if self.normalization else {}),
+            **({"files": dict(self.files)} if self.files else {}),
         }
 
     @classmethod
@@ -292,6 +291,7 @@ class Statistics:
             dataset=str(d.get("dataset", "")),
             version=int(d.get("version", 0)),
             normalization={str(k): str(v) for k, v in (d.get("normalization") or {}).items()},
+            files={str(k): str(v) for k, v in (d.get("files") or {}).items()},
         )
 
     def save(self, path: str | Path) -> Path:
@@ -353,6 +353,7 @@ def compute_statistics(
         n_samples=len(ids),
         ids_digest=ids_digest(ids),
         dataset=spec.name,
+        files=data_identity(spec, ids)["files"],
     )
     if cache is not None:
         stats.save(cache)

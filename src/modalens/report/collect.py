@@ -8,6 +8,13 @@ kind is one more entry (and a section builder in :mod:`.sections`).
 
 The runs an ablation, a pruning, a benchmark or a multitask comparison trains live in its
 sub-folders; they are part of that study and are not listed again as runs of their own.
+
+What is not finished is said, never dropped in silence: a folder that a command left before
+writing the file that marks its kind (:data:`UNFINISHED`: a run without a finished epoch, an
+attribution without ``summary.csv``, a study without its table) and a study's run whose
+training stopped unfinished is listed in :attr:`Artefacts.skipped` with why and how to finish
+it; a run (or the run of an attribution) found whose training did not finish
+(``state.json``, :mod:`modalens.training.runstate`) gets a note in :attr:`Artefacts.notes`.
 """
 
 from __future__ import annotations
@@ -17,7 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..attribution.run import recorded_run
 from ..errors import DataError
+from ..training.runstate import read_state, resume_command, unfinished_note
 
 #: artefact kind -> test on a folder's file names (a set of names)
 MARKERS: dict[str, Callable[[set[str]], bool]] = {
@@ -35,6 +44,52 @@ MARKERS: dict[str, Callable[[set[str]], bool]] = {
     "mtl_explain": lambda f: "mtl_correlation.csv" in f,
 }
 
+#: the command that writes each study
+STUDY_COMMANDS = {
+    "ablation": "modalens ablate",
+    "pruning": "modalens prune",
+    "faithfulness": "modalens bench faithfulness",
+    "mtl_compare": "modalens mtl compare",
+}
+#: how to finish a study (``{cmd}``: its command)
+FINISH_STUDY = "rerun the same `{cmd}` command to finish it"
+
+#: artefact kind -> (test on a folder's file and sub-folder names, what the folder lacks, how to
+#: finish it): a folder a command left before it wrote the file that marks the kind (``{resume}``:
+#: the command that resumes the folder as a run)
+UNFINISHED: dict[str, tuple[Callable[[set[str]], bool], str, str]] = {
+    "run": (
+        lambda f: "config.yaml" in f and ("stats.json" in f or "checkpoints" in f),
+        "a run without a finished epoch (no metrics.csv)",
+        "finish it with `{resume}`",
+    ),
+    "attribution": (
+        lambda f: "parts" in f or "source.json" in f,
+        "an attribution without summary.csv (interrupted, or still running)",
+        "rerun the same `modalens attribute` command to finish it",
+    ),
+    "ablation": (
+        lambda f: "ablation.json" in f,
+        "an ablation without table1.csv (no run finished yet)",
+        FINISH_STUDY.format(cmd=STUDY_COMMANDS["ablation"]),
+    ),
+    "pruning": (
+        lambda f: "pruning.json" in f,
+        "a pruning study without pruning.csv (interrupted, or still running)",
+        FINISH_STUDY.format(cmd=STUDY_COMMANDS["pruning"]),
+    ),
+    "faithfulness": (
+        lambda f: "faithfulness.json" in f,
+        "a faithfulness benchmark without faithfulness.csv (interrupted, or still running)",
+        FINISH_STUDY.format(cmd=STUDY_COMMANDS["faithfulness"]),
+    ),
+    "mtl_compare": (
+        lambda f: "mtl_compare.json" in f,
+        "a multitask comparison without mtl_compare.csv (interrupted, or still running)",
+        FINISH_STUDY.format(cmd=STUDY_COMMANDS["mtl_compare"]),
+    ),
+}
+
 #: folders that never hold an artefact of their own (result parts, checkpoints, caches)
 SKIP = {"parts", "checkpoints", "__pycache__", ".git"}
 #: studies whose sub-folders (their runs, per-seed data and attributions) belong to them: the
@@ -42,12 +97,25 @@ SKIP = {"parts", "checkpoints", "__pycache__", ".git"}
 OWNS_RUNS = {"ablation", "pruning", "faithfulness", "mtl_compare"}
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """A folder the report leaves out: where, why, and how to finish it."""
+
+    path: Path
+    why: str
+    fix: str
+
+
 @dataclass
 class Artefacts:
-    """Folders holding each kind of artefact under :attr:`root`, in a stable order."""
+    """Folders holding each kind of artefact under :attr:`root`, in a stable order; the folders
+    left out (:attr:`skipped`) and the notes on artefacts of unfinished runs (:attr:`notes`,
+    by folder)."""
 
     root: Path
     found: dict[str, list[Path]] = field(default_factory=dict)
+    skipped: list[Skipped] = field(default_factory=list)
+    notes: dict[Path, str] = field(default_factory=dict)
 
     def __getitem__(self, kind: str) -> list[Path]:
         return self.found.get(kind, [])
@@ -87,7 +155,64 @@ def collect(root: str | Path) -> Artefacts:
         kinds = [kind for kind, test in MARKERS.items() if test(names)]
         for kind in kinds:
             result.found.setdefault(kind, []).append(Path(dirpath))
-        if any(k in OWNS_RUNS for k in kinds):
+        partial = _unfinished(Path(dirpath), names | set(dirnames), kinds)
+        result.skipped += partial.values()
+        study = next((k for k in [*kinds, *partial] if k in OWNS_RUNS), None)
+        if study is not None:
+            result.skipped += _unfinished_study_runs(Path(dirpath), study)
             dirnames[:] = []
         dirnames[:] = sorted(d for d in dirnames if d not in SKIP and not d.startswith("."))
+    _add_notes(result)
     return result
+
+
+def _unfinished(folder: Path, names: set[str], kinds: list[str]) -> dict[str, Skipped]:
+    """The :data:`UNFINISHED` kinds ``folder`` (its file and sub-folder ``names``) is a part
+    of, but not of ``kinds`` (those it holds finished), and why each is left out."""
+    state = read_state(folder)
+    return {
+        kind: Skipped(
+            folder,
+            f"{why}: {state.describe()}" if state else why,
+            fix.format(resume=resume_command(folder)),
+        )
+        for kind, (test, why, fix) in UNFINISHED.items()
+        if kind not in kinds and test(names)
+    }
+
+
+def _unfinished_study_runs(study: Path, kind: str) -> list[Skipped]:
+    """The runs of a study of ``kind`` (``runs/*``, ``seed*/runs/*``) whose training did not
+    finish or which were not tested: the study's table has no row of them."""
+    fix = FINISH_STUDY.format(cmd=STUDY_COMMANDS[kind])
+    out = []
+    for run in sorted([*study.glob("runs/*"), *study.glob("seed*/runs/*")]):
+        if not run.is_dir():
+            continue
+        state = read_state(run)
+        if state is not None and not state.finished:
+            why = f"a run of the study: {state.describe()}, so it is not in the study's table"
+        elif not (run / "metrics_test.csv").is_file():
+            why = "a run of the study not tested yet (no metrics_test.csv), not in its table"
+        else:
+            continue
+        out.append(Skipped(run, why, fix))
+    return out
+
+
+def _add_notes(arts: Artefacts) -> None:
+    """A note for each run found whose training did not finish, and for each attribution made
+    from such a run."""
+    for run in arts["run"]:
+        note = unfinished_note(run)
+        if note:
+            arts.notes[run] = note
+    for folder in arts["attribution"]:
+        source = recorded_run(folder)
+        state = read_state(source) if source is not None else None
+        if source is not None and state is not None and not state.finished:
+            arts.notes[folder] = (
+                f"attribution {arts.relative(folder)} was made from run {source}, whose "
+                f"{state.describe()}; finish it with `{resume_command(source)}`, then "
+                "attribute again"
+            )

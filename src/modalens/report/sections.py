@@ -17,6 +17,7 @@ import pandas as pd
 
 from ..attribution.aggregation import BLOCK
 from ..attribution.groups import ALL
+from ..attribution.run import stale_note
 from ..attribution.strata import STRATA_COLUMNS, describe_strata
 from ..data.checks import summarize as summarize_data
 from ..data.specfile import load_spec
@@ -24,7 +25,7 @@ from ..errors import ModalensError
 from ..plotting import label
 from ..validation.sanity import SANITY_COLUMNS, SANITY_FILE, SURVIVES, describe_sanity
 from .blocks import Section, Table, figure, table_from_frame
-from .collect import Artefacts
+from .collect import Artefacts, Skipped
 from .reading import describe_attribution, headline_block
 
 Builder = Callable[[Section, Path, Artefacts], Section]
@@ -95,7 +96,10 @@ def dataset_section(sec: Section, folder: Path, arts: Artefacts) -> Section:
 
 @register_section("run", "Run")
 def run_section(sec: Section, folder: Path, arts: Artefacts) -> Section:
-    """A run folder: its test metrics, dataset summary and config."""
+    """A run folder: its test metrics, dataset summary and config (and first, for a run whose
+    training did not finish, a note saying so)."""
+    if folder in arts.notes:
+        sec.findings.append(f"Unfinished: {arts.notes[folder]}.")
     test = folder / "metrics_test.csv"
     if test.is_file():
         metrics = pd.read_csv(test, dtype={"id": str})
@@ -145,6 +149,11 @@ def attribution_section(sec: Section, folder: Path, arts: Artefacts) -> Section:
         "pairwise.csv holds the probabilities)."
     )
     sec.findings = describe_attribution(summary)
+    if folder in arts.notes:  # made from a run whose training did not finish
+        sec.findings.insert(0, f"Unfinished: {arts.notes[folder]}.")
+    stale = stale_note(folder)
+    if stale is not None:
+        sec.findings.insert(0, stale[0].upper() + stale[1:] + ".")
     block = headline_block(summary)
     shown = summary[summary["group"] != ALL].copy()
     shown["share"] = shown["share"] * 100
@@ -272,7 +281,8 @@ def strata_section(sec: Section, folder: Path, arts: Artefacts) -> Section:
 
 
 def build_sections(arts: Artefacts) -> list[Section]:
-    """Every section of every artefact found, in the order of the artefact kinds."""
+    """Every section of every artefact found, in the order of the artefact kinds; a folder
+    whose files cannot be read is left out and added to ``arts.skipped`` with the reason."""
     sections = []
     for kind in arts.kinds():
         if kind not in BUILDERS:
@@ -281,5 +291,29 @@ def build_sections(arts: Artefacts) -> list[Section]:
         for folder in arts[kind]:
             title = f"{heading}: {folder_label(folder, arts)}"
             start = Section(section_id(kind, folder, arts), title)
-            sections.append(build(start, folder, arts))
+            try:
+                sections.append(build(start, folder, arts))
+            except (OSError, ValueError, KeyError) as exc:  # e.g. a truncated or edited table
+                why = f"its files cannot be read ({type(exc).__name__}: {exc})".replace("\n", " ")
+                arts.skipped.append(Skipped(folder, why, "rerun the command that wrote it"))
     return sections
+
+
+def skipped_section(arts: Artefacts) -> Section | None:
+    """The section listing the folders left out of the report (None when there are none)."""
+    if not arts.skipped:
+        return None
+    frame = pd.DataFrame(
+        {
+            "folder": [arts.relative(s.path) for s in arts.skipped],
+            "why": [s.why for s in arts.skipped],
+            "how to finish it": [s.fix for s in arts.skipped],
+        }
+    )
+    sec = Section("skipped", "Not in this report")
+    sec.intro = (
+        "Folders left out: work an interrupted (or still running) command has not finished, or "
+        "files that cannot be read. Nothing of theirs is shown below."
+    )
+    sec.tables.append(table_from_frame(frame, "Folders left out of this report"))
+    return sec

@@ -4,6 +4,8 @@
   train/val loss and metrics, seconds) atomically after every epoch; a resumed run keeps the
   rows of the epochs it does not retrain. Under DDP only global rank 0 writes it (the metrics
   are reduced over all ranks).
+- :class:`StateRecorder` records in ``state.json`` whether training is running, finished,
+  stopped early, interrupted or failed, and the epochs finished (:mod:`.runstate`).
 - :func:`atomic_checkpoint_io` makes Lightning write checkpoints to a temporary file and move
   them into place, so an interrupted save never leaves a truncated ``last.ckpt``.
 - :func:`quiet_lightning` turns off Lightning's info logs and warnings that do not concern a
@@ -29,7 +31,9 @@ import pandas as pd
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
+from ..errors import OutputError
 from ..io import atomic_path, atomic_write_text
+from .runstate import RunState, exception_reason, write_state
 
 
 class EpochCSV(pl.Callback):
@@ -82,6 +86,51 @@ class EpochCSV(pl.Callback):
         for r in self.rows:
             writer.writerow(r)
         atomic_write_text(self.path, buf.getvalue())
+
+
+class StateRecorder(pl.Callback):
+    """Records the training state in ``state.json`` (:mod:`.runstate`) on global rank 0;
+    placed after the checkpoint callbacks, so that an epoch counts once ``last.ckpt`` holds it.
+
+    Args:
+        run_dir: the run folder.
+        planned: ``train.epochs``.
+    """
+
+    def __init__(self, run_dir: Path, planned: int) -> None:
+        self.run_dir = Path(run_dir)
+        self.planned = int(planned)
+
+    def _write(self, trainer: Any, status: str, epochs: int, reason: str = "") -> None:
+        if trainer.is_global_zero:
+            write_state(self.run_dir, RunState(status, int(epochs), self.planned, reason))
+
+    def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
+        self._write(trainer, "running", trainer.current_epoch)
+
+    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        self._write(trainer, "running", trainer.current_epoch + 1)
+
+    def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
+        interrupted = isinstance(exception, KeyboardInterrupt)
+        status = "interrupted" if interrupted else "failed"
+        reason = "Ctrl-C" if interrupted else exception_reason(exception)
+        try:
+            self._write(trainer, status, trainer.current_epoch, reason)
+        except OutputError:  # e.g. the full disk that stopped training: its error goes on
+            pass
+
+    def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
+        done = trainer.current_epoch
+        if done >= self.planned:
+            self._write(trainer, "finished", done)
+            return
+        reasons = [
+            str(getattr(cb, "stopping_reason_message", None) or "").strip().split("\n")[0]
+            for cb in trainer.callbacks
+            if isinstance(cb, pl.callbacks.EarlyStopping)
+        ]
+        self._write(trainer, "early_stopped", done, next((r for r in reasons if r), ""))
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

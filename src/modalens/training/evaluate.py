@@ -28,6 +28,7 @@ from ..io import atomic_write_csv
 from ..progress import bar
 from .run import load_run
 from .runfolder import RunFolder
+from .runstate import warn_if_unfinished
 
 
 def evaluate(
@@ -56,6 +57,9 @@ def evaluate(
             with the reason in ``table.attrs["not_saved"]``; an explicit ``out`` that cannot be
             written raises.
 
+    A run whose training did not finish (``state.json``, :mod:`.runstate`) is evaluated
+    after one warning line naming the epoch reached and the command that finishes it.
+
     Returns:
         The table (``table.attrs["saved"]``: the file written).
 
@@ -64,6 +68,7 @@ def evaluate(
     """
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     run = load_run(run_dir, device=device)
+    warn_if_unfinished(run_dir)
     module, task = run.module, run.task
     ds = run.dataset(split)
     bs = batch_size or run.config.train.batch_size

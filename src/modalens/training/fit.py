@@ -7,7 +7,9 @@ and trains with Lightning (before that it refuses train/val and train/test leaka
 :func:`~modalens.data.leakage.check_leakage`, and reports how much of each split is masked,
 ``masking.csv``): early stopping on the validation loss, ``best.ckpt`` (lowest
 validation loss) and ``last.ckpt`` (every epoch) written atomically, one ``metrics.csv`` row per
-epoch. It writes the run folder described in :mod:`modalens.training.runfolder`.
+epoch, and ``state.json``: whether training is running, finished, stopped early, was
+interrupted or failed, and the epochs finished (:mod:`~modalens.training.runstate`). It writes
+the run folder described in :mod:`modalens.training.runfolder`.
 
 ``fit(..., resume=True)`` continues from ``last.ckpt``; on CPU with the same seed the result is
 the same as an uninterrupted run (per-epoch crops, sampling order and augmentations are seeded
@@ -43,6 +45,7 @@ import torch
 from ..data.checks import band_warnings
 from ..data.coverage import has_valid_target, masking_lines, masking_report, require_target
 from ..data.datamodule import per_process_batch
+from ..data.identity import data_identity
 from ..data.leakage import check_leakage
 from ..data.remote import is_remote
 from ..data.samples import sample_ids
@@ -50,18 +53,26 @@ from ..data.spec import DatasetSpec
 from ..data.specfile import spec_to_yaml
 from ..data.stats import with_statistics
 from ..errors import DataError, ModelError, SpecError
+from ..fingerprint import provenance
 from ..io import atomic_path, atomic_write_csv, atomic_write_text, make_folder, require_free_space
 from ..precision import lightning_precision, resolve_auto
-from ..progress import say
+from ..progress import say, warn
 from ..scope import scoped_process
 from ..threads import threads_per_process
-from .callbacks import EpochCSV, QuietLightning, atomic_checkpoint_io, quiet_lightning
+from .callbacks import (
+    EpochCSV,
+    QuietLightning,
+    StateRecorder,
+    atomic_checkpoint_io,
+    quiet_lightning,
+)
 from .config import RunConfig, TrainConfig, load_config, spec_from_config
 from .fitdata import FitDataModule
 from .module import build_module
 from .ranks import is_global_zero, wait_for_files
 from .run import check_layout, read_checkpoint
 from .runfolder import RunFolder
+from .runstate import RunState, read_state, write_state
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +83,9 @@ def _device_is_gpu(accelerator: str) -> bool:
     return accelerator == "auto" and torch.cuda.is_available()
 
 
-def _resume_finished(last: Path, spec: DatasetSpec, epochs: int) -> bool:
-    """Check a checkpoint before resuming: same layout, not past ``epochs``; True when the run
-    has nothing left to do (all epochs trained or stopped early)."""
+def _resume_finished(last: Path, spec: DatasetSpec, epochs: int) -> RunState | None:
+    """Check a checkpoint before resuming: same layout, not past ``epochs``; the finished state
+    when the run has nothing left to do (all epochs trained or stopped early), else None."""
     ckpt = read_checkpoint(last)
     meta = (ckpt.get("hyper_parameters") or {}).get("meta") or {}
     check_layout(meta.get("layout") or [], spec, str(last))
@@ -90,7 +101,9 @@ def _resume_finished(last: Path, spec: DatasetSpec, epochs: int) -> bool:
             str(last),
             f"set train.epochs to {done} or more to continue it",
         )
-    return done == epochs or stopped
+    if done == epochs:
+        return RunState("finished", done, epochs)
+    return RunState("early_stopped", done, epochs) if stopped else None
 
 
 def fit(
@@ -146,7 +159,13 @@ def _train(cfg: RunConfig, folder: RunFolder, resume: bool, progress: bool) -> P
             "set data.root in the config or pass --root",
         )
     t = cfg.train
-    if resume and _resume_finished(folder.last, spec, t.epochs):
+    done = _resume_finished(folder.last, spec, t.epochs) if resume else None
+    if done is not None:
+        if zero:  # reused as it is (e.g. by ablate): still only with the same data and version
+            folder.record_provenance(_made(spec, sample_ids(spec)), resume, write=False)
+        recorded = read_state(folder.path)
+        if zero and not (recorded and recorded.finished):  # e.g. killed after its last epoch
+            write_state(folder.path, done)
         say(f"run {folder.path} has already finished", progress)
         return folder.path
     pl.seed_everything(t.seed, workers=True, verbose=False)
@@ -155,7 +174,7 @@ def _train(cfg: RunConfig, folder: RunFolder, resume: bool, progress: bool) -> P
     for split in ("train", "val"):
         if not splits.get(split):
             raise DataError(f"the {split} split is empty", str(spec.root), "check the split file")
-    _check_data(t, spec, splits, progress and zero)
+    _check_data(t, spec, splits, progress, zero)
     if zero:
         spec, stats_dict = _prepare_folder(cfg, spec, splits, folder, resume, progress)
     else:  # rank 0 writes the folder's files; wait for them and read them
@@ -207,19 +226,18 @@ def _check_folder(cfg: RunConfig, folder: RunFolder, resume: bool, zero: bool) -
 
 
 def _check_data(
-    t: TrainConfig, spec: DatasetSpec, splits: Mapping[str, list[str]], progress: bool
+    t: TrainConfig, spec: DatasetSpec, splits: Mapping[str, list[str]], progress: bool, zero: bool
 ) -> None:
     """Before anything is written: refuse a crop size no scene holds and a train or val split
-    without a valid target pixel; warn about a test split without one."""
+    without a valid target pixel; warn (rank 0) about a test split without one."""
     for note in t.run_data(spec).check_crops(splits):
-        say(f"note: {note}", progress)
+        say(f"note: {note}", progress and zero)
     require_target(spec, "train", splits["train"])
     require_target(spec, "val", splits["val"])
-    if not has_valid_target(spec, splits.get("test", [])):
-        say(
-            "warning: no sample of the test split has a valid target pixel: test and "
-            "attribute will refuse it; check its target files or the split file",
-            progress,
+    if zero and not has_valid_target(spec, splits.get("test", [])):
+        warn(
+            "no sample of the test split has a valid target pixel: test and attribute will "
+            "refuse it; check its target files or the split file"
         )
 
 
@@ -251,12 +269,15 @@ def _prepare_folder(
     resume: bool,
     progress: bool,
 ) -> tuple[DatasetSpec, dict[str, Any]]:
-    """Rank 0's part: warn about leakage and write ``config.yaml``, ``stats.json``,
-    ``dataset.yaml`` and ``masking.csv``; the spec with statistics and the statistics."""
+    """Rank 0's part: warn about leakage and write ``provenance.json`` (resuming: checked
+    first), ``config.yaml``, ``stats.json``, ``dataset.yaml`` and ``masking.csv``; the spec with
+    statistics and the statistics."""
     for line in check_leakage(spec).lines():
         say(f"warning: {line}", progress)
     for line in band_warnings(spec, splits["train"][0]):  # a file with an extra band
-        say(f"warning: {line}", progress)
+        warn(line)
+    # resuming: refuses other data or another version, warns at another thread count
+    folder.record_provenance(_made(spec, splits), resume)
     make_folder(folder.checkpoints)
     atomic_write_text(folder.config, cfg.to_yaml())
     spec, stats_dict = with_statistics(spec, folder.stats, progress=progress)
@@ -267,6 +288,12 @@ def _prepare_folder(
         for line in masking_lines(masking):
             say(f"masked: {line}", progress)
     return spec, stats_dict
+
+
+def _made(spec: DatasetSpec, splits: Mapping[str, list[str]]) -> dict[str, Any]:
+    """What trains a run (:func:`modalens.fingerprint.provenance`): the package version, the
+    thread count and the identity of every split's data."""
+    return provenance(data=data_identity(spec.flat(), [i for ids in splits.values() for i in ids]))
 
 
 def _trainer(t: TrainConfig, folder: RunFolder, progress: bool) -> pl.Trainer:
@@ -300,6 +327,7 @@ def _trainer(t: TrainConfig, folder: RunFolder, progress: bool) -> pl.Trainer:
             auto_insert_metric_name=False,
         ),
         EpochCSV(folder.metrics),
+        StateRecorder(folder.path, t.epochs),
         QuietLightning(progress),
     ]
     return pl.Trainer(

@@ -135,6 +135,11 @@ class TaskModule(pl.LightningModule):
             # Module.to's stubs lack memory_format, which it takes (and passes to every tensor)
             self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.meta = dict(meta or {})
+        self._add_metrics()
+
+    def _add_metrics(self) -> None:
+        """The metrics and loss means of the main and auxiliary tasks, per stage."""
+        task_def = self.task
         # (ModuleDict keys cannot be "train": it is a Module method)
         self.train_metrics = task_def.metrics("train_")
         self.val_metrics = task_def.metrics("val_")

@@ -7,9 +7,15 @@
     stats.json                  train-split normalisation statistics (``normalization``: which
                                 standardisation each modality used: train split or constants)
     masking.csv                 per split: shares of pixels that leave the loss, values filled
+    provenance.json             what trained it: package version, torch thread count (and
+                                ``earlier_threads`` of a run resumed at another count), data
+                                identity (sample ids, files' sizes and modification times)
     checkpoints/best.ckpt       lowest validation loss
     checkpoints/last.ckpt       the end of the last finished epoch (resume point)
     metrics.csv                 one row per epoch: train/val loss and metrics, learning rate
+    state.json                  how training ended: running, finished, early_stopped,
+                                interrupted or failed, epochs finished of planned (absent in
+                                runs from before the record: state unknown)
     metrics_<split>.csv         ``modalens test``: pooled row and one row per sample
     predictions/                ``modalens predict``: one file per scene
     attribution/<split>/        ``modalens attribute``: scores, summary, figure
@@ -18,16 +24,22 @@
 :class:`RunFolder` names these paths (nothing else spells them) and owns the resume rule: a run
 may be continued only with the config it was started with, except for :data:`RESUMABLE_KEYS`
 (checked key by key by :func:`modalens.fingerprint.require_same`, the project's one rule for
-reusing earlier work).
+reusing earlier work) -- and ``provenance.json`` must name the same package version and data
+(:meth:`RunFolder.record_provenance`; another thread count warns).
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from ..errors import ModelError
-from ..fingerprint import require_same
+from ..fingerprint import check_provenance, require_same
+from ..io import atomic_write_json
 from .config import RunConfig, load_config
+from .runstate import STATE_FILE
 
 #: keys that may change when a run is resumed (everything else must match the saved config)
 RESUMABLE_KEYS = frozenset(
@@ -81,6 +93,11 @@ class RunFolder:
         return self.path / "masking.csv"
 
     @property
+    def provenance(self) -> Path:
+        """``provenance.json``: what trained the run (:meth:`record_provenance`)."""
+        return self.path / "provenance.json"
+
+    @property
     def checkpoints(self) -> Path:
         """``checkpoints/``."""
         return self.path / "checkpoints"
@@ -103,6 +120,11 @@ class RunFolder:
     def metrics(self) -> Path:
         """``metrics.csv``: one row per epoch."""
         return self.path / "metrics.csv"
+
+    @property
+    def state(self) -> Path:
+        """``state.json``: how training ended (:mod:`.runstate`)."""
+        return self.path / STATE_FILE
 
     def test_metrics(self, split: str = "test") -> Path:
         """``metrics_<split>.csv``: the evaluation table of ``split``."""
@@ -176,3 +198,41 @@ class RunFolder:
             fix="resume with the run's own config or start a new run with another --out",
             ignore=RESUMABLE_KEYS,
         )
+
+    def saved_provenance(self) -> dict[str, Any] | None:
+        """The content of ``provenance.json`` (None: a run from before it was written, or an
+        unreadable file)."""
+        try:
+            saved = json.loads(self.provenance.read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+        return saved if isinstance(saved, dict) else None
+
+    def record_provenance(
+        self, current: Mapping[str, Any], resume: bool = False, write: bool = True
+    ) -> None:
+        """Write ``provenance.json`` (:func:`modalens.fingerprint.provenance`); resuming, first
+        compare it with the saved one: another package version or other data refuse, another
+        torch thread count warns (:func:`~modalens.fingerprint.note_threads`) and is kept as
+        ``earlier_threads``.
+
+        Args:
+            current: the provenance of this call.
+            resume: the run is continued (or, with ``write=False``, reused as it is).
+            write: write ``provenance.json`` (False: a finished run is only checked).
+
+        Raises:
+            SpecError: the saved provenance differs in another key than the thread count.
+        """
+        saved = self.saved_provenance() if resume else None
+        record = check_provenance(
+            saved,
+            current,
+            what="cannot resume: the run was trained with other data or another modalens",
+            where=str(self.provenance),
+            fix="restore what it names (copy data with their times kept: cp -a) or start a new "
+            "run with another --out",
+            about=f"the run {self.path}",
+        )
+        if write:
+            atomic_write_json(self.provenance, record)

@@ -16,7 +16,8 @@ leave-one-out retraining as the second reference. Written to ``OUT``::
     faithfulness.csv          per method: mean ± std over seeds, recovers, n_exact
     faithfulness.md           the table and plain-language sentences
     faithfulness.png / .svg   rho per method and decoy share, spread over seeds
-    faithfulness.json         the settings (a rerun with other settings is refused)
+    faithfulness.json         the settings and provenance (a rerun with other settings or
+                              another modalens is refused, at another thread count it warns)
     seed<k>/data, seed<k>/runs/<setting>-seed<k>, seed<k>/attribution
 
 Everything resumes: finished data, runs and attributed samples are reused.
@@ -45,7 +46,7 @@ from ..data.synthetic.planting import normalize_importance, wants_decoy
 from ..data.synthetic.worlds import WORLDS, make_world
 from ..display import tables_html
 from ..errors import SpecError
-from ..fingerprint import differences
+from ..fingerprint import PROVENANCE, check_provenance, continued, differences, provenance
 from ..io import atomic_write_csv, atomic_write_json, atomic_write_table, make_folder
 from ..options import ConfigValueError, Options, checked
 from ..progress import say
@@ -174,7 +175,8 @@ def _check_record(out: Path, settings: Mapping[str, Any]) -> None:
     path = out / "faithfulness.json"
     if not path.is_file():
         return
-    saved = json.loads(path.read_text()).get("settings", {})
+    record = json.loads(path.read_text())
+    saved = record.get("settings", {})
     diff = differences({k: saved.get(k) for k in settings}, dict(settings))
     if diff:
         raise SpecError(
@@ -182,6 +184,25 @@ def _check_record(out: Path, settings: Mapping[str, Any]) -> None:
             str(path),
             "give another --out or the same settings",
         )
+    check_provenance(  # another version refuses, another thread count warns
+        record.get(PROVENANCE),
+        provenance(),
+        what="the benchmark folder was made with another modalens",
+        where=str(path),
+        fix="give another --out",
+        about=f"the benchmark {out}",
+    )
+
+
+def _provenance(out: Path) -> dict[str, Any]:
+    """``{"provenance": ...}`` to record in ``faithfulness.json``: this call's
+    (:func:`modalens.fingerprint.provenance`), keeping the thread counts of earlier calls."""
+    path = out / "faithfulness.json"
+    try:
+        old = json.loads(path.read_text()) if path.is_file() else {}
+    except json.JSONDecodeError:
+        old = {}
+    return {PROVENANCE: continued(old, {PROVENANCE: provenance()})[PROVENANCE]}
 
 
 def _base_config(
@@ -284,7 +305,8 @@ def faithfulness(
     s = settings.record()
     _check_record(out, s)
     make_folder(out)
-    atomic_write_json(out / "faithfulness.json", {"settings": s, "seeds": list(seeds)})
+    made = _provenance(out)
+    atomic_write_json(out / "faithfulness.json", {"settings": s, "seeds": list(seeds), **made})
     truths, rows = [], []
     statuses: dict[str, int] = {}
     for world in names:

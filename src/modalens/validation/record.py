@@ -8,7 +8,10 @@ columns. It is written once the first run of a call has accepted the config (so 
 fails validation is never recorded) and updated with the seeds of later calls.
 :func:`check_record` compares a new request with it through
 :func:`modalens.fingerprint.require_same` (only ``data.root`` may differ: the data may move);
-while no run of the folder has started, a differing record is simply replaced.
+while no run of the folder has started, a differing record is simply replaced. The record also
+keeps ``provenance`` (:func:`modalens.fingerprint.provenance`: the package version and torch
+thread count): another version is refused, another thread count warns (each run folder checks
+its own data, :meth:`~modalens.training.runfolder.RunFolder.record_provenance`).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError, SpecError
-from ..fingerprint import plain, require_same
+from ..fingerprint import PROVENANCE, check_provenance, continued, plain, provenance, require_same
 from ..io import atomic_write_json
 
 RECORD = "ablation.json"
@@ -98,6 +101,14 @@ def check_record(
         ignore=("data.root",),
         error=SpecError,
     )
+    check_provenance(
+        saved.get(PROVENANCE),
+        provenance(),
+        what=f"cannot continue the {Path(record).stem}: it was made with another modalens",
+        where=where,
+        fix=fix,
+        about=f"the {Path(record).stem} {out}",
+    )
     if list(saved.get("modalities") or []) != list(modalities):
         raise SpecError(
             f"cannot continue the {Path(record).stem}: its modalities are "
@@ -153,4 +164,5 @@ def write_record(
         "metrics": list(metrics) if metrics is not None else old.get("metrics"),
         **plain(dict(extra or {})),
     }
+    content[PROVENANCE] = continued(old, {PROVENANCE: provenance()})[PROVENANCE]  # threads kept
     return atomic_write_json(out / record, content)

@@ -3,7 +3,8 @@
 :func:`run_setting` brings the run folder ``runs/<setting>-seed<k>/`` to the finished state and
 returns a :class:`RunRecord`:
 
-- *finished* (``checkpoints/best.ckpt`` and ``metrics_test.csv`` present): skipped; its config is
+- *finished* (``checkpoints/best.ckpt`` and ``metrics_test.csv`` present, training not
+  recorded as unfinished in ``state.json``): skipped; its config is
   still checked (below) and nothing is written into it;
 - *interrupted* (any other non-empty folder): continued with ``fit(..., resume=True)`` -- which
   starts again in the same folder when no epoch had ended -- then tested;
@@ -16,9 +17,10 @@ compares the rest of the saved config key by key with
 
 The row (test metrics of the pooled ``id == "all"`` row, cost figures from
 :func:`~.measure.measure_run`) is cached in ``rows/<setting>-seed<k>.json`` beside the size and
-modification time of the files it was computed from; a rerun reuses it while
+modification time of the files it was computed from and the package version and torch thread
+count it was measured with (:func:`modalens.fingerprint.provenance`); a rerun reuses it while
 :func:`modalens.fingerprint.differences` finds those unchanged, so a finished ablation's timings
-are not re-measured.
+are not re-measured (at another thread count they are).
 """
 
 from __future__ import annotations
@@ -34,9 +36,10 @@ from typing import Any
 import pandas as pd
 
 from ..errors import ModalensError, ModelError, SpecError
-from ..fingerprint import differences
+from ..fingerprint import differences, provenance
 from ..io import atomic_write_json
 from ..training import evaluate, fit
+from ..training.runstate import read_state
 from .measure import measure_run
 from .settings import Setting, read_saved_config
 
@@ -76,11 +79,16 @@ def is_finished(run_dir: Path, split: str = "test") -> bool:
         split: the split tested.
 
     Returns:
-        True when it holds ``checkpoints/best.ckpt`` and ``metrics_<split>.csv``.
+        True when it holds ``checkpoints/best.ckpt`` and ``metrics_<split>.csv`` and its
+        training did not stop unfinished (``state.json``; a run without one counts as
+        finished).
     """
-    return (run_dir / "checkpoints" / "best.ckpt").is_file() and (
-        run_dir / f"metrics_{split}.csv"
-    ).is_file()
+    state = read_state(run_dir)
+    return (
+        (run_dir / "checkpoints" / "best.ckpt").is_file()
+        and (run_dir / f"metrics_{split}.csv").is_file()
+        and (state is None or state.finished)
+    )
 
 
 def check_folder(run_dir: Path, setting: Setting, seed: int) -> None:
@@ -131,6 +139,12 @@ def _sources(run_dir: Path, split: str) -> dict[str, Any]:
     }
 
 
+def _made() -> dict[str, Any]:
+    """What a row's timings depend on besides its files: the package version and the torch
+    thread count (:func:`modalens.fingerprint.provenance`)."""
+    return provenance()
+
+
 def _cached_row(path: Path, sources: Mapping[str, Any], limit: int | None) -> dict | None:
     if not path.is_file():
         return None
@@ -138,7 +152,7 @@ def _cached_row(path: Path, sources: Mapping[str, Any], limit: int | None) -> di
         saved = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
-    current = {"sources": dict(sources), "timing_samples": limit}
+    current = {"sources": dict(sources), "timing_samples": limit, "provenance": _made()}
     if differences({k: saved.get(k) for k in current}, current):
         return None
     row = saved.get("row")
@@ -251,9 +265,8 @@ def run_setting(
     if row is None:
         cost = measure_run(run_dir, split=split, limit=timing_samples)
         row = table_row(setting, seed, run_dir, metrics, cost)
-        atomic_write_json(
-            row_path, {"row": row, "sources": sources, "timing_samples": timing_samples}
-        )
+        cached = {"sources": sources, "timing_samples": timing_samples, "provenance": _made()}
+        atomic_write_json(row_path, {"row": row, **cached})
     status = "skipped" if finished else ("resumed" if started else "trained")
     seconds = time.perf_counter() - start
     return RunRecord(setting, seed, run_dir, status, row, seconds, metric_columns(metrics))
