@@ -15,13 +15,25 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Collection, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn
 
 from . import __version__, cliargs
 from . import commands as cmd
 from .errors import ModalensError, output_error
 from .progress import console_progress
 from .threads import configure_threads
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line naming the command and where its
+    help is (``modalens: error: fit: argument --devices: ... (see modalens fit --help)``),
+    exit code 2, instead of the usage text followed by the error."""
+
+    def error(self, message: str) -> NoReturn:
+        head, _, command = self.prog.partition(" ")
+        where = f"{command}: " if command else ""
+        text = " ".join(f"{head}: error: {where}{message} (see {self.prog} --help)".split())
+        self.exit(2, text + "\n")
 
 
 class Command(NamedTuple):
@@ -165,13 +177,13 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
     """The argument parser; with ``commands`` only those sub-commands get their full options
     (the others still parse their name), which keeps start-up fast: a command's options are
     built from the library definitions it imports (:mod:`.cliargs`)."""
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="modalens",
         description="Which input modality does my Earth-observation model rely on?",
     )
     p.add_argument("--version", action="version", version=f"modalens {__version__}")
     _flags(p, suppress=False)
-    common = argparse.ArgumentParser(add_help=False)
+    common = Parser(add_help=False)
     _flags(common, suppress=True)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     groups: dict[str, Any] = {}

@@ -1,6 +1,7 @@
 """``modalens data check``: open every sample of every split and every modality source.
 
-For each file: it exists, opens as a raster, has the bands the spec wants, a plausible dtype,
+For each file: it exists, opens as a raster, has the bands the spec wants (a file with more
+bands than the spec reads from it is a warning: its band order may differ), a plausible dtype,
 a grid that can be put onto the sample grid, a no-data share below ``max_nodata`` (warning
 above), non-finite values per band (NaN not declared as no-data, +-inf: a warning with counts and
 shares; they are read as invalid), and (categorical) only values from the class list. Per sample
@@ -100,6 +101,53 @@ def check_dataset(
     return problems
 
 
+def unread_bands(dataset: Any, bands: Sequence[int] | None, names: Sequence[str]) -> str | None:
+    """What a file holds beyond the bands a spec reads from it, as a warning (None when the
+    spec reads every band): a file with an extra band may hold its bands in another order
+    than the spec's indices assume.
+
+    Args:
+        dataset: the open raster.
+        bands: the spec's 1-based band indices for the file (None: every band, whose count
+            :func:`check_band_indices` checks).
+        names: the spec's names of those bands.
+    """
+    count = int(dataset.count)
+    if bands is None or count <= len(bands):
+        return None
+    unread = [b for b in range(1, count + 1) if b not in bands]
+    if not unread:
+        return None
+    read = ", ".join(f"{n}={b}" for n, b in zip(names, bands, strict=False))
+    return (
+        f"file has {count} bands, the spec reads {len(bands)} ({read}); band(s) "
+        f"{', '.join(map(str, unread))} not used: check that the file's band order matches, "
+        "else fix the source 'bands' indices"
+    )
+
+
+def band_warnings(spec: DatasetSpec, sample_id: str) -> list[str]:
+    """One line per source file of ``sample_id`` that has more bands than the spec reads
+    from it (``fit`` prints them for its first train sample; ``data check`` checks every
+    sample). Files that cannot be opened are left to the reader's errors."""
+    out = []
+    reader = SampleReader(spec, cache_size=2, check_values=False)
+    try:
+        for src in reader.sources(sample_id):
+            try:
+                ds = open_raster(src.path)
+            except ModalensError:
+                continue
+            with ds:
+                names = list(src.modality.bands[src.channels])
+                extra = unread_bands(ds, src.source.bands, names)
+            if extra:
+                out.append(f"modality {src.modality.name!r} ({src.path}): {extra}")
+    finally:
+        reader.close()
+    return out
+
+
 def _split_problems(spec: DatasetSpec, overlap: Any) -> list[Problem]:
     """Duplicates (warnings) and ids shared by splits (errors where they leak train ids)."""
     out = []
@@ -181,6 +229,9 @@ def _check_sample(
             except ModalensError as exc:
                 out.append(Problem(sid, m.name, p, ERROR, str(exc)))
                 continue
+            extra = unread_bands(ds, src.source.bands, list(m.bands[src.channels]))
+            if extra:  # too many bands: as suspect as too few, but it may be on purpose
+                out.append(Problem(sid, m.name, p, WARNING, extra))
             dtype = np.dtype(ds.dtypes[bands[0] - 1])
             if dtype.kind == "c":
                 out.append(Problem(sid, m.name, p, ERROR, f"complex dtype {dtype} not supported"))

@@ -8,7 +8,9 @@ decimated to at most ``max_size`` pixels per side (exact for scenes no larger th
 - :func:`masking_report`: per split, the share of pixels that leave the loss (target invalid,
   or every input channel invalid -- the rule of :mod:`modalens.data.reader`) and the share of
   each modality's values that are invalid and filled (``fit`` prints one line per split and
-  writes the table as the run's ``masking.csv``).
+  writes the table as the run's ``masking.csv``);
+- :func:`require_target`: a split with no valid target pixel at all is an error naming the
+  split, before anything is trained, evaluated or attributed on it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from ..errors import DataError
 from ..progress import bar
 from .grid import RasterGrid
 from .reader import SampleReader
@@ -56,6 +59,38 @@ def modality_coverage(
         name: float((~bad.any(axis=0)).mean())
         for name, bad in invalid_bands(reader, sample_id, max_size).items()
     }
+
+
+def has_valid_target(spec: DatasetSpec, ids: Sequence[str], max_size: int = COVERAGE_SIZE) -> bool:
+    """Whether any of the samples ``ids`` has a valid target pixel (read whole, decimated to
+    ``max_size``, until the first one that has). Scene-level targets are not checked (True)."""
+    if not spec.target.is_dense or not ids:
+        return True
+    reader = SampleReader(spec, cache_size=2, check_values=False)
+    try:
+        for sid in ids:
+            _, valid = reader.read_target(sid, grid=coverage_grid(reader, sid, max_size))
+            if valid.any():
+                return True
+    finally:
+        reader.close()
+    return False
+
+
+def require_target(spec: DatasetSpec, split: str, ids: Sequence[str]) -> None:
+    """Refuse a split none of whose samples ``ids`` has a valid target pixel.
+
+    Raises:
+        DataError: naming the split, its size and the target files, and how to fix it.
+    """
+    if not has_valid_target(spec, ids):
+        source = spec.target.source
+        raise DataError(
+            f"no sample of the {split} split ({len(ids)} samples) has a valid target pixel: "
+            "there is nothing to train, evaluate or attribute on",
+            f"{spec.root / source.template}" if source is not None else str(spec.root),
+            "check the target files and their nodata value, or the split file",
+        )
 
 
 MASKING_COLUMNS = ("split", "samples", "pixels", "target_invalid", "inputs_invalid", "masked")

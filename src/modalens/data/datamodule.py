@@ -21,13 +21,14 @@ every ``W``-th val item (:class:`~modalens.data.sampling.RankShard`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..errors import SpecError
 from .dataset import MultimodalDataset, collate, make_weighted_sampler
+from .reader import SampleReader
 from .sampling import EpochDataset, EpochSampler, RankShard
 from .spec import DatasetSpec
 
@@ -106,6 +107,49 @@ class RunData:
             seed=self.seed,
         )
 
+    def check_crops(self, splits: Mapping[str, Sequence[str]]) -> list[str]:
+        """Refuse a crop size larger than every scene it would be cut from (such a crop is
+        silently a whole scene); scene-level targets are never cropped, so not checked.
+
+        The train ``crop_size`` is checked against the train scenes, an ``eval_crop_size``
+        given apart against the val scenes; the first scene large enough ends a check, so it
+        usually opens one file.
+
+        Args:
+            splits: the sample ids of each split.
+
+        Returns:
+            Notes for a crop size that is the dataset spec's (not set in the run config): its
+            scenes are used whole.
+
+        Raises:
+            SpecError: ``train.crop_size`` or ``train.eval_crop_size`` exceeds every scene
+                (names the key, the largest scene and a fix).
+        """
+        if not self.spec.target.is_dense:
+            return []
+        checks = [("train.crop_size", self.crop_size, "train")]
+        if self.eval_crop_size is not None and self.eval_crop_size != self.crop_size:
+            checks.append(("train.eval_crop_size", self.eval_crop_size, "val"))
+        notes = []
+        for key, size, split in checks:
+            crop = self.spec.crop_size if size is None else int(size)
+            largest = _largest_scene(self.spec, splits.get(split, []), crop)
+            if crop <= 0 or largest is None or largest >= crop:
+                continue
+            what = f"{key} {crop} is larger than every {split} scene (the largest: {largest} px)"
+            if size is not None:
+                raise SpecError(
+                    what + "; whole scenes would be used instead",
+                    f"key '{key}'",
+                    f"set {key.split('.')[-1]}: {largest} or less (0: whole scenes)",
+                )
+            notes.append(
+                f"the dataset spec's crop_size {crop} is larger than every {split} "
+                f"scene (the largest: {largest} px): whole scenes are used"
+            )
+        return notes
+
     def loader(
         self, dataset: Dataset, sampler: Sampler | None = None, batch_size: int | None = None
     ) -> DataLoader:
@@ -161,3 +205,21 @@ class RunData:
             self.loader(EpochDataset(train_ds), sampler, batch_size=per_rank),
             self.loader(val_ds, val_sampler, batch_size=per_rank),
         )
+
+
+def _largest_scene(spec: DatasetSpec, ids: Sequence[str], crop: int) -> int | None:
+    """The largest square edge (pixels) of the scenes ``ids``, reading until one is at least
+    ``crop`` (None without ids or without a crop)."""
+    if crop <= 0 or not ids:
+        return None
+    reader = SampleReader(spec, cache_size=2, check_values=False)
+    largest = 0
+    try:
+        for sid in ids:
+            grid = reader.grid(sid)
+            largest = max(largest, min(grid.height, grid.width))
+            if largest >= crop:
+                break
+    finally:
+        reader.close()
+    return largest

@@ -41,7 +41,7 @@ from rasterio.windows import Window
 from ..errors import DataError
 from ..io import atomic_path
 from .grid import RasterGrid, WindowTuple, axis_aligned, close_transform, same_crs
-from .remote import RemotePath, as_location, gdal_env, raster_open_error
+from .remote import RemotePath, as_location, gdal_env, is_remote, raster_open_error
 
 #: tile size of the COGs ``modalens synth --cog`` writes: a 256 crop at a random offset touches
 #: at most 3 x 3 tiles (2.25x its pixels; 4x with 256 tiles, 16x with GDAL's default 512)
@@ -102,9 +102,11 @@ def _short(exc: BaseException, limit: int = 120) -> str:
 
 
 def read_error(path: str | Path, exc: BaseException) -> DataError:
-    """The DataError for a raster whose data cannot be read (truncated/corrupt file)."""
+    """The DataError for a raster whose data cannot be read (truncated/corrupt file; a remote
+    file's whole error, whose end says what the storage answered)."""
+    reason = _short(exc, 10**6 if is_remote(path) else 120)
     return DataError(
-        f"cannot read raster data, the file may be truncated or corrupt ({_short(exc)})",
+        f"cannot read raster data, the file may be truncated or corrupt ({reason})",
         str(path),
         "re-download or re-export it",
     )

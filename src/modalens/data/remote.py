@@ -297,38 +297,41 @@ def http_error(url: str, exc: urllib.error.HTTPError) -> DataError:
     return DataError(f"the server answered HTTP {exc.code} {exc.reason}", url, "try again later")
 
 
+def one_line(reason: object) -> str:
+    """The whole text of an error on one line (never shortened: the end of a storage error,
+    ``NETWORK_CONNECTION ... curlCode: 6``, is often what says what went wrong)."""
+    return " ".join(str(reason).split())
+
+
 def unreachable(url: str, exc: BaseException) -> DataError:
     """DataError for a host that cannot be reached (refused, unknown, timed out)."""
-    reason = getattr(exc, "reason", exc)
-    text = " ".join(str(reason).split())[:100]
+    text = one_line(getattr(exc, "reason", exc))
     return DataError(
         f"cannot reach the server ({text})", url, "check the host name, the port and the network"
     )
 
 
 def _storage_error(url: str, exc: BaseException) -> DataError:
-    text = " ".join(str(exc).split())
+    text = one_line(exc)
     if "AccessDenied" in text or "403" in text or "Forbidden" in text:
         return DataError("access denied", url, _ENV_HINT)
-    return DataError(f"cannot read from object storage ({text[:100]})", url, _ENV_HINT)
+    return DataError(f"cannot read from object storage ({text})", url, _ENV_HINT)
 
 
 def raster_open_error(url: str, exc: BaseException) -> DataError:
     """DataError for a remote raster GDAL could not open (404, 403, unreachable, not a TIFF)."""
-    text = " ".join(str(exc).split())
+    text = one_line(exc)
     if re.search(r"\b404\b|does not exist|No such file", text):
         return not_found(url)
     if re.search(r"\b40[13]\b|AccessDenied|Forbidden|credentials", text):
         return DataError("access denied", url, _ENV_HINT)
     if re.search(r"connect|resolve|timed out|timeout|CURL error", text, re.IGNORECASE):
         return DataError(
-            f"cannot reach the server ({text[:100]})",
+            f"cannot reach the server ({text})",
             url,
             "check the host name, the port and the network",
         )
-    return DataError(
-        f"cannot open remote raster ({text[:100]})", url, "check that it is a GeoTIFF (COG)"
-    )
+    return DataError(f"cannot open remote raster ({text})", url, "check that it is a GeoTIFF (COG)")
 
 
 def _urlopen(url: str, method: str) -> Any:

@@ -40,17 +40,25 @@ FOLDER_SPEC = "spec.yaml"
 
 
 def read_yaml(path: str | Path | RemotePath, what: str = "spec") -> Any:
-    """Parse a YAML file (local or a URL); a missing file or bad syntax is a one-line
-    :class:`SpecError`."""
+    """Parse a YAML file (local or a URL); a missing or empty file (blanks and comments only)
+    or bad syntax is a one-line :class:`SpecError`."""
     path = as_location(path)
     if not path.exists():
         raise SpecError(f"{what} file not found: {path}", None, "check the path given to --config")
     try:
-        return yaml.safe_load(path.read_text())
+        content = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         line = getattr(getattr(exc, "problem_mark", None), "line", None)
         at = f"{path}" + (f", line {line + 1}" if line is not None else "")
         raise SpecError(f"{what} file is not valid YAML", at, "fix the YAML syntax") from None
+    if content is None:  # nothing but blanks and comments: no key to name as missing
+        fix = (
+            "write a run config into it, e.g. configs/demo.yaml"
+            if what == "config"
+            else f"write a dataset {what} into it, see docs/data.md"
+        )
+        raise SpecError(f"the {what} file is empty", str(path), fix)
+    return content
 
 
 def load_spec(

@@ -23,7 +23,7 @@ into an equal config.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -192,22 +192,43 @@ class RunConfig(_Section):
 
 
 # ------------------------------------------------------------------------------ errors
-def _where(key: str, source: str | None) -> str:
+def _where(key: str, source: str | None, given: Collection[str] = ()) -> str:
+    """Where a config value came from: ``key 'train.lr' in FILE``, or for a key in ``given``
+    (an override: the command line) its flag, ``--devices on the command line``."""
+    if any(key == g or key.startswith(f"{g}.") for g in given):
+        flag = "--" + key.rsplit(".", 1)[-1].replace("_", "-")
+        return f"{flag} on the command line, overriding key '{key}'"
     return f"key '{key}' in {source}" if source else f"key '{key}'"
 
 
-def config_error(exc: ValidationError, source: str | None) -> SpecError:
+def override_keys(overrides: Mapping[str, Any] | None) -> set[str]:
+    """The dotted keys an overrides dict sets (``{"train": {"devices": 0}}`` ->
+    ``{"train.devices"}``)."""
+    out: set[str] = set()
+    for key, value in (overrides or {}).items():
+        if isinstance(value, Mapping) and value:
+            out |= {f"{key}.{sub}" for sub in override_keys(value)}
+        else:
+            out.add(str(key))
+    return out
+
+
+def config_error(
+    exc: ValidationError, source: str | None, given: Collection[str] = ()
+) -> SpecError:
     """The one-line :class:`SpecError` of the first problem pydantic found.
 
     Args:
         exc: the validation error of :class:`RunConfig`.
         source: the config file (None for a dict config).
+        given: the dotted keys set by overrides (:func:`override_keys`): their errors name
+            the command-line flag instead of the file.
 
     Returns:
-        The error: what is wrong, the dotted key and the file, and how to fix it (unknown keys
-        list the allowed ones).
+        The error: what is wrong, the dotted key and the file (or the flag), and how to fix it
+        (unknown keys list the allowed ones).
     """
-    return validation_error(exc, RunConfig, lambda key: _where(key, source))
+    return validation_error(exc, RunConfig, lambda key: _where(key, source, given))
 
 
 # ------------------------------------------------------------------------------ loading
@@ -273,8 +294,6 @@ def _read_raw(config: str | Path | Mapping[str, Any] | RunConfig) -> tuple[dict,
     if isinstance(config, (str, Path)):
         source = str(config)
         raw = read_yaml(Path(config), "config")
-        if raw is None:
-            raw = {}
         if not isinstance(raw, Mapping):
             raise SpecError("a run config must be a mapping", source, "see configs/demo.yaml")
         return dict(raw), source
@@ -348,6 +367,8 @@ def load_config(
             or an invalid dataset spec; the message names the key and the file.
     """
     raw, source = read_raw_config(config, overrides)
+    given = override_keys(overrides)
+    use_key = "inputs" if raw.get("inputs") is not None else "use"
     if "inputs" in raw:  # the multitask spelling of ``use``
         inputs = raw.pop("inputs")
         if raw.get("use") is not None and inputs is not None and raw["use"] != inputs:
@@ -355,10 +376,17 @@ def load_config(
                 "give either 'inputs' or 'use', not both", _where("inputs", source), "keep one"
             )
         raw["use"] = raw.get("use") if inputs is None else inputs
+    if raw.get("use") is not None and not raw["use"]:  # [] would select every modality
+        raise SpecError(
+            f"'{use_key}' names no modality",
+            _where(use_key, source, given),
+            f"list the input modalities, e.g. {use_key}: [s2, s1], or leave '{use_key}' out "
+            "to use every modality (but the auxiliary targets)",
+        )
     try:
         cfg = RunConfig.model_validate(raw)
     except ValidationError as exc:
-        raise config_error(exc, source) from None
+        raise config_error(exc, source, given) from None
     spec = spec_from_config(cfg, source)
     task = task_class_for_target(spec.target)
     if cfg.task not in (None, task.name):

@@ -42,7 +42,8 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
-from ..data.coverage import masking_lines, masking_report
+from ..data.checks import band_warnings
+from ..data.coverage import has_valid_target, masking_lines, masking_report, require_target
 from ..data.datamodule import per_process_batch
 from ..data.identity import data_identity
 from ..data.leakage import check_leakage
@@ -62,7 +63,7 @@ from ..io import (
     require_free_space,
 )
 from ..precision import lightning_precision, resolve_auto
-from ..progress import say
+from ..progress import say, warn
 from ..scope import scoped_process
 from ..threads import threads_per_process
 from .callbacks import (
@@ -183,6 +184,7 @@ def _train(cfg: RunConfig, folder: RunFolder, resume: bool, progress: bool) -> P
     for split in ("train", "val"):
         if not splits.get(split):
             raise DataError(f"the {split} split is empty", str(spec.root), "check the split file")
+    _check_data(t, spec, splits, progress, zero)
     if zero:
         spec, stats_dict = _prepare_folder(cfg, spec, splits, folder, resume, progress)
     else:  # rank 0 writes the folder's files; wait for them and read them
@@ -233,6 +235,22 @@ def _check_folder(cfg: RunConfig, folder: RunFolder, resume: bool, zero: bool) -
     return False
 
 
+def _check_data(
+    t: TrainConfig, spec: DatasetSpec, splits: Mapping[str, list[str]], progress: bool, zero: bool
+) -> None:
+    """Before anything is written: refuse a crop size no scene holds and a train or val split
+    without a valid target pixel; warn (rank 0) about a test split without one."""
+    for note in t.run_data(spec).check_crops(splits):
+        say(f"note: {note}", progress and zero)
+    require_target(spec, "train", splits["train"])
+    require_target(spec, "val", splits["val"])
+    if zero and not has_valid_target(spec, splits.get("test", [])):
+        warn(
+            "no sample of the test split has a valid target pixel: test and attribute will "
+            "refuse it; check its target files or the split file"
+        )
+
+
 def _check_processes(t: TrainConfig) -> None:
     """Refuse a global batch that the processes cannot share, and SyncBatchNorm on CPU."""
     if isinstance(t.devices, int):
@@ -266,6 +284,8 @@ def _prepare_folder(
     statistics and the statistics."""
     for line in check_leakage(spec).lines():
         say(f"warning: {line}", progress)
+    for line in band_warnings(spec, splits["train"][0]):  # a file with an extra band
+        warn(line)
     # resuming: refuses other data or another version, warns at another thread count
     folder.record_provenance(_made(spec, splits), resume)
     make_folder(folder.checkpoints)

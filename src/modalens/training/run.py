@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..data.coverage import require_target
 from ..data.dataset import MultimodalDataset
 from ..data.reader import SampleReader
 from ..data.spec import DatasetSpec
@@ -70,6 +71,27 @@ def check_layout(
             where,
             "use data with the modalities (use/drop) and channel order the model was trained on",
         )
+
+
+def check_model_config(
+    module: TaskModule, cfg: RunConfig, checkpoint: str | Path, config_file: str | Path
+) -> None:
+    """Refuse a checkpoint whose model is not the one the run's config describes (another
+    ``model.base_width`` or ``model.depth``: the folder's files do not belong together).
+
+    Raises:
+        ModelError: naming both values, the checkpoint and the config file.
+    """
+    for key in ("base_width", "depth"):
+        saved, configured = module.hparams.get(key), getattr(cfg.model, key)
+        if saved is not None and int(saved) != int(configured):
+            raise ModelError(
+                f"the checkpoint's model has {key} {saved} but {Path(config_file).name} says "
+                f"model.{key}: {configured}",
+                f"{checkpoint}, {config_file}",
+                "a run's config.yaml and checkpoints must come from the same training: "
+                "restore the matching file or train this config again",
+            )
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -196,8 +218,13 @@ class Run:
             split: ``train``, ``val`` or ``test``.
             ids: only these samples (default: the whole split).
             crop_size: another crop size (0: whole scenes).
+
+        Raises:
+            DataError: none of the samples has a valid target pixel (names the split).
         """
-        return self.config.train.run_data(self.spec).dataset(split, ids=ids, crop_size=crop_size)
+        ds = self.config.train.run_data(self.spec).dataset(split, ids=ids, crop_size=crop_size)
+        require_target(self.spec, split, ds.ids)
+        return ds
 
     def reader(self) -> SampleReader:
         """A :class:`~modalens.data.SampleReader` of the run's spec."""
@@ -243,6 +270,7 @@ def load_run(
         spec = spec.with_root(data_root)
     spec, stats = with_statistics(spec, folder.stats, compute=False)
     module = load_checkpoint(ckpt, spec=spec, device=device)
+    check_model_config(module, cfg, ckpt, folder.config)
     return Run(
         run_dir=folder.path,
         model=module.model,

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from ...deprecation import deprecated_alias
 from ...errors import SpecError
 from ...io import atomic_write_text, require_free_space
+from ...progress import say
 from ..presets.mapinwild import S2_10_BANDS, WORLDCOVER_CLASSES, WORLDCOVER_NAMES, mapinwild_spec
 from ..rasters import COG_BLOCKSIZE, write_geotiff
 from ..spec import DatasetSpec, Modality, Normalization, SourceFile
@@ -28,7 +29,7 @@ from ..specfile import FOLDER_SPEC, spec_to_yaml
 from .fields import clear_field_cache
 from .folder import finish_dataset, start_dataset
 from .linking import LINK_DB, LINK_POINTS, apply_link, link_field, parse_error_link
-from .planting import normalize_importance, parse_sparsity, wants_decoy
+from .planting import normalization_note, normalize_importance, parse_sparsity, wants_decoy
 from .scenes import (
     DECOY,
     DECOY_FOLDER,
@@ -184,7 +185,8 @@ def generate_synthetic(
         size: scene width and height in pixels, >= 16.
         seed: the seed; the same seed gives the same bytes.
         importance: planted weights per modality (s2, s1, esa_wc, viirs; missing -> 0), >= 0,
-            normalised to sum 1 (default s2=0.4, s1=0.3, esa_wc=0.2, viirs=0.1); a string such
+            normalised to sum 1 (a note says so, :func:`~.planting.normalization_note`,
+            when they do not; default s2=0.4, s1=0.3, esa_wc=0.2, viirs=0.1); a string such
             as ``"s2=0.5,s1=0.5"`` is parsed with :func:`parse_importance`; a ``decoy`` key
             (weight 0) asks for the decoy like ``decoy=True``.
         progress: show a progress bar.
@@ -214,6 +216,9 @@ def generate_synthetic(
             not set (:func:`~modalens.io.fresh_folder`).
     """
     weights = normalize_importance(importance)
+    note = normalization_note(importance)
+    if note:
+        say(f"note: {note}", progress)
     decoy = bool(decoy) or wants_decoy(importance)
     sparse = parse_sparsity(sparsity)
     link = parse_error_link(error_link)

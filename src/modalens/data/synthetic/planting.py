@@ -1,7 +1,8 @@
 """What a synthetic dataset plants: importances per modality, sparse modalities and the decoy.
 
 :func:`parse_importance` reads the CLI's ``s2=0.4,s1=0.3,...`` form (``decoy=0`` asks for the
-decoy modality of pure noise), :func:`normalize_importance` checks and normalises the weights,
+decoy modality of pure noise), :func:`normalize_importance` checks and normalises the weights
+(:func:`normalization_note` says how, when they do not sum to 1),
 :func:`parse_sparsity` reads ``viirs=0.75`` (the share of pixels where a modality's own signal
 is absent) and :func:`wants_decoy` tells whether an importance names the decoy.
 """
@@ -94,6 +95,28 @@ def normalize_importance(importance: Mapping[str, float] | str | None) -> dict[s
 
     A ``decoy`` key (weight 0) is accepted and left out: the decoy plants nothing.
     """
+    raw = _weights(importance)
+    total = sum(raw.values())
+    return {m: raw.get(m, 0.0) / total for m in MODALITIES}
+
+
+def normalization_note(importance: Mapping[str, float] | str | None) -> str | None:
+    """What :func:`normalize_importance` changed, when the given weights do not sum to 1
+    (``"the importances sum to 2, not 1: normalised to s2=0.5, ..."``); None when they do.
+
+    Raises:
+        SpecError: as :func:`normalize_importance`.
+    """
+    total = sum(_weights(importance).values())
+    if math.isclose(total, 1.0, rel_tol=1e-6):
+        return None
+    weights = normalize_importance(importance)
+    shown = ",".join(f"{m}={weights[m]:.4g}" for m in MODALITIES)
+    return f"the importances sum to {total:g}, not 1: normalised to {shown}"
+
+
+def _weights(importance: Mapping[str, float] | str | None) -> dict[str, float]:
+    """The checked weights of the real modalities as given (not normalised; sum > 0)."""
     if importance is None:
         importance = DEFAULT_IMPORTANCE
     if isinstance(importance, str):
@@ -110,12 +133,11 @@ def normalize_importance(importance: Mapping[str, float] | str | None) -> dict[s
             raise _importance_error(f"importance of {key!r} is not a number: {value!r}") from None
         _check_weight(key, raw[key])
     raw.pop(DECOY, None)
-    total = sum(raw.values())
-    if total <= 0:
+    if sum(raw.values()) <= 0:
         raise _importance_error(
             "importances sum to 0", "give at least one modality a positive weight, e.g. s2=1"
         )
-    return {m: raw.get(m, 0.0) / total for m in MODALITIES}
+    return raw
 
 
 def _sparsity_error(what: str) -> SpecError:
