@@ -171,3 +171,22 @@ def test_settings_are_a_typed_model_with_one_line_errors(tmp_path: Path) -> None
             faithfulness(tmp_path / "bench", **kw)
         assert expected in str(err.value) and "\n" not in str(err.value), kw
     assert not (tmp_path / "bench").exists()  # refused before anything is written
+
+
+def test_importances_not_summing_to_1_are_noted(tmp_path: Path, caplog, monkeypatch) -> None:
+    """The benchmark says how it normalised planted importances, as ``synth`` does."""
+    import importlib
+    import logging
+
+    bench = importlib.import_module("modalens.validation.faithfulness")  # the module
+
+    def stop(*args, **kwargs):
+        raise RuntimeError("stopped before any world")
+
+    monkeypatch.setattr(bench, "_one_seed", stop)
+    with caplog.at_level(logging.DEBUG, logger="modalens"), pytest.raises(RuntimeError):
+        bench.faithfulness(tmp_path / "b", importance="s2=2,s1=2", worlds="planted", seeds="0",
+                           progress=False)  # fmt: skip
+    assert "the importances sum to 4, not 1: normalised to s2=0.5,s1=0.5,esa_wc=0,viirs=0" in (
+        caplog.text
+    )

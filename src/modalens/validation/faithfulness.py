@@ -42,7 +42,7 @@ from ..attribution import attribute_run
 from ..attribution.options import as_names
 from ..attribution.strategies import STRATEGIES
 from ..data.synthetic import DECOY, parse_sparsity
-from ..data.synthetic.planting import normalize_importance, wants_decoy
+from ..data.synthetic.planting import normalization_note, normalize_importance, wants_decoy
 from ..data.synthetic.worlds import WORLDS, make_world
 from ..display import tables_html
 from ..errors import SpecError
@@ -303,6 +303,9 @@ def faithfulness(
     settings = (settings or FaithfulnessSettings()).replace(**values)
     seeds, names = settings.seeds, settings.worlds
     s = settings.record()
+    note = normalization_note(settings.importance)
+    if note:
+        say(f"note: {note}", progress)
     _check_record(out, s)
     make_folder(out)
     made = _provenance(out)
