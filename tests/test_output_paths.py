@@ -52,6 +52,25 @@ FOLDER_COMMANDS: dict[str, Callable[[Path, Path, str], list[str]]] = {
     "maps": lambda r, t, o: ["maps", str(r), "--ids", _test_id(r), "--out", o],
     "views": lambda r, t, o: ["views", str(r), "--ids", _test_id(r), "--out", o],
     "attribute": lambda r, t, o: ["attribute", str(r), "--out", o],
+    "ablate": lambda r, t, o: ["ablate", "--config", _config(r, t), "--out", o],
+    "prune": lambda r, t, o: [
+        "prune",
+        "--config",
+        _config(r, t),
+        "--scores",
+        str(r / "attribution" / "test"),
+        "--out",
+        o,
+    ],
+    "mtl compare": lambda r, t, o: [
+        "mtl",
+        "compare",
+        "--config",
+        _config(r, t, inputs=["s2"], auxiliary={"targets": ["viirs"]}),
+        "--out",
+        o,
+    ],
+    "bench faithfulness": lambda r, t, o: ["bench", "faithfulness", "--out", o],
 }
 # the commands whose --out is a file
 FILE_COMMANDS: dict[str, Callable[[Path, Path, str], list[str]]] = {

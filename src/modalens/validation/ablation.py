@@ -25,8 +25,8 @@ from typing import Any
 import pandas as pd
 
 from ..display import tables_html
-from ..errors import DataError, SpecError
-from ..io import make_folder
+from ..errors import DataError
+from ..io import check_output, make_folder
 from ..progress import say
 from .agree import AgreementResult, agreement
 from .record import check_record, write_record
@@ -151,9 +151,7 @@ def ablate(
         DataError: the dataset cannot be read.
         ModelError: a run folder cannot be continued.
     """
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise SpecError("the ablation folder is a file", str(out), "give a folder as --out")
+    out = check_output(out, "folder")
     cfg, source = read_config(config, overrides)
     seeds = parse_seeds(seeds)
     modalities = config_modalities(cfg, source)

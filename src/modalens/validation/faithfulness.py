@@ -47,7 +47,13 @@ from ..data.synthetic.worlds import WORLDS, make_world
 from ..display import tables_html
 from ..errors import SpecError
 from ..fingerprint import PROVENANCE, check_provenance, continued, differences, provenance
-from ..io import atomic_write_csv, atomic_write_json, atomic_write_table, make_folder
+from ..io import (
+    atomic_write_csv,
+    atomic_write_json,
+    atomic_write_table,
+    check_output,
+    make_folder,
+)
 from ..options import ConfigValueError, Options, checked
 from ..progress import say
 from ..training.configvalues import Int1
@@ -172,6 +178,9 @@ class FaithfulnessSettings(Options):
 
 
 def _check_record(out: Path, settings: Mapping[str, Any]) -> None:
+    """Refuse an output folder that cannot be one (:func:`~modalens.io.check_output`) or a
+    benchmark folder made with other ``settings``."""
+    check_output(out, "folder")
     path = out / "faithfulness.json"
     if not path.is_file():
         return

@@ -34,7 +34,7 @@ from ..attribution.aggregation import BLOCK, choose_block, summarize_scores
 from ..display import tables_html
 from ..errors import DataError, SpecError
 from ..fingerprint import differences, plain
-from ..io import atomic_write_table, make_folder, pipe_table
+from ..io import atomic_write_table, check_output, make_folder, pipe_table
 from ..plotting import label
 from ..progress import say
 from ..tasks.headline import lower_is_better
@@ -380,9 +380,7 @@ def prune(
         SpecError: a bad config, seed, tolerance or ``out``, or ``out`` holding other work.
         DataError: no usable attribution summary, or the dataset cannot be read.
     """
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise SpecError("the pruning folder is a file", str(out), "give a folder as --out")
+    out = check_output(out, "folder")
     if not 0 <= float(tolerance) < 10:
         raise SpecError(f"tolerance {tolerance} out of range", "--tolerance", "use e.g. 0.05")
     cfg, source = read_config(config, overrides)

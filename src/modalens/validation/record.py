@@ -23,7 +23,7 @@ from typing import Any
 
 from ..errors import DataError, SpecError
 from ..fingerprint import PROVENANCE, check_provenance, continued, plain, provenance, require_same
-from ..io import atomic_write_json
+from ..io import atomic_write_json, check_output
 
 RECORD = "ablation.json"
 PRUNING = "pruning.json"
@@ -75,7 +75,8 @@ def check_record(
     modalities: Sequence[str],
     record: str = RECORD,
 ) -> None:
-    """Refuse to continue an ablation folder with another config or modality set.
+    """Refuse an output folder that cannot be one (:func:`~modalens.io.check_output`), or an
+    ablation folder to continue with another config or modality set.
 
     Args:
         out: the ablation folder.
@@ -84,9 +85,10 @@ def check_record(
         record: the record's file name.
 
     Raises:
+        OutputError: ``out`` is a file, lies below one, or cannot be written.
         SpecError: a key differs (named with both values) while runs of the folder exist.
     """
-    out = Path(out)
+    out = check_output(out, "folder")
     if not (out / record).is_file() or not _runs_started(out):
         return
     saved = read_record(out, record)
