@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+import yaml
 from affine import Affine
 from rasterio.crs import CRS
 from torch import nn
@@ -136,3 +137,22 @@ def mtl_config(root: Path, **auxiliary: object) -> dict:
     cfg["inputs"] = ["s2"]
     cfg["auxiliary"] = {"targets": ["s1", "viirs", "esa_wc"], **auxiliary}
     return cfg
+
+
+def config_copy(run: Path, folder: Path, epochs: int | None = None, **extra: object) -> str:
+    """A copy of ``run``'s ``config.yaml`` in ``folder`` with ``extra`` top-level keys (and
+    ``train.epochs`` when given); its path."""
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    if epochs is not None:
+        cfg["train"]["epochs"] = epochs
+    cfg.update(extra)
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return str(path)
+
+
+def first_test_id(run: Path) -> str:
+    """The first test-split sample id of ``run``'s dataset (its ``split_IDs.csv``)."""
+    root = Path(yaml.safe_load((run / "config.yaml").read_text())["data"]["root"])
+    rows = [r.split(",") for r in (root / "split_IDs.csv").read_text().splitlines()]
+    return rows[1][rows[0].index("test")].strip()

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import yaml
+from helpers import config_copy, first_test_id
 
 from modalens.cli import main
 from modalens.errors import OutputError
@@ -22,41 +22,27 @@ from modalens.errors import OutputError
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def _config(tiny_run: Path, folder: Path, **extra: object) -> str:
-    cfg = yaml.safe_load((tiny_run / "config.yaml").read_text())
-    cfg.update(extra)
-    path = folder / "config.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return str(path)
-
-
-def _test_id(tiny_run: Path) -> str:
-    root = Path(yaml.safe_load((tiny_run / "config.yaml").read_text())["data"]["root"])
-    rows = [r.split(",") for r in (root / "split_IDs.csv").read_text().splitlines()]
-    return rows[1][rows[0].index("test")].strip()
-
-
 # command -> argv(tiny_run, tmp folder, output path): the commands whose --out is a folder
 FOLDER_COMMANDS: dict[str, Callable[[Path, Path, str], list[str]]] = {
     "synth": lambda r, t, o: ["synth", o, "--samples", "3", "--size", "16"],
-    "fit": lambda r, t, o: ["fit", "--config", _config(r, t), "--out", o],
+    "fit": lambda r, t, o: ["fit", "--config", config_copy(r, t), "--out", o],
     "mtl fit": lambda r, t, o: [
         "mtl",
         "fit",
         "--config",
-        _config(r, t, inputs=["s2"], auxiliary={"targets": ["viirs"]}),
+        config_copy(r, t, inputs=["s2"], auxiliary={"targets": ["viirs"]}),
         "--out",
         o,
     ],
-    "predict": lambda r, t, o: ["predict", str(r), "--ids", _test_id(r), "--out", o],
-    "maps": lambda r, t, o: ["maps", str(r), "--ids", _test_id(r), "--out", o],
-    "views": lambda r, t, o: ["views", str(r), "--ids", _test_id(r), "--out", o],
+    "predict": lambda r, t, o: ["predict", str(r), "--ids", first_test_id(r), "--out", o],
+    "maps": lambda r, t, o: ["maps", str(r), "--ids", first_test_id(r), "--out", o],
+    "views": lambda r, t, o: ["views", str(r), "--ids", first_test_id(r), "--out", o],
     "attribute": lambda r, t, o: ["attribute", str(r), "--out", o],
-    "ablate": lambda r, t, o: ["ablate", "--config", _config(r, t), "--out", o],
+    "ablate": lambda r, t, o: ["ablate", "--config", config_copy(r, t), "--out", o],
     "prune": lambda r, t, o: [
         "prune",
         "--config",
-        _config(r, t),
+        config_copy(r, t),
         "--scores",
         str(r / "attribution" / "test"),
         "--out",
@@ -66,7 +52,7 @@ FOLDER_COMMANDS: dict[str, Callable[[Path, Path, str], list[str]]] = {
         "mtl",
         "compare",
         "--config",
-        _config(r, t, inputs=["s2"], auxiliary={"targets": ["viirs"]}),
+        config_copy(r, t, inputs=["s2"], auxiliary={"targets": ["viirs"]}),
         "--out",
         o,
     ],
@@ -229,7 +215,7 @@ def test_interrupted_synth_says_so_and_how_to_restart(tiny_run, tmp_path, monkey
     # reading it (data check, fit) names the interruption and the restart, not the split file
     for argv in (
         ["data", "check", str(out), "--preset", "mapinwild"],
-        ["fit", "--config", _config(tiny_run, tmp_path), "--root", str(out), "--out",
+        ["fit", "--config", config_copy(tiny_run, tmp_path), "--root", str(out), "--out",
          str(tmp_path / "run")],
     ):  # fmt: skip
         capsys.readouterr()

@@ -6,13 +6,14 @@ which also works when the tests run as root (root ignores folder permissions).""
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import yaml
+from helpers import config_copy, first_test_id
 
 from modalens.cli import main
 
@@ -31,19 +32,8 @@ def attr_dir(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _config(tiny_run: Path, folder: Path, **extra: object) -> str:
-    cfg = yaml.safe_load((tiny_run / "config.yaml").read_text())
-    cfg["train"]["epochs"] = 1
-    cfg.update(extra)
-    path = folder / "config.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return str(path)
-
-
-def _test_id(tiny_run: Path) -> str:
-    root = Path(yaml.safe_load((tiny_run / "config.yaml").read_text())["data"]["root"])
-    rows = [r.split(",") for r in (root / "split_IDs.csv").read_text().splitlines()]
-    return rows[1][rows[0].index("test")].strip()
+_config = functools.partial(config_copy, epochs=1)  # one epoch: the faults come early
+_test_id = first_test_id
 
 
 def _copy(src: Path, dst: Path) -> str:
