@@ -82,7 +82,16 @@ _MODALITY_KEYS = {
 }
 
 
-_TARGET_KEYS = {"kind", "source", "scale", "nodata", "classes", "key", "multilabel"}
+_TARGET_KEYS = {
+    "kind",
+    "source",
+    "scale",
+    "nodata",
+    "classes",
+    "class_names",
+    "key",
+    "multilabel",
+}
 
 
 _SPLIT_KEYS = {"file", "columns", "ratios", "seed", "allow_leakage"}
@@ -360,6 +369,7 @@ def parse_target(d: Any, source: str | None, where: str = "target") -> TargetSpe
             classes = tuple(as_number(c, f"{where}.classes", source, int) for c in classes)
         else:
             classes = tuple(map(str, classes))
+    names = _class_names(d.get("class_names"), classes, f"{where}.class_names", source)
     scale = as_number(d.get("scale", 1.0), f"{where}.scale", source)
     if scale == 0:
         raise SpecError("scale must not be 0", where_key(f"{where}.scale", source), "use e.g. 100")
@@ -371,7 +381,23 @@ def parse_target(d: Any, source: str | None, where: str = "target") -> TargetSpe
         classes=classes,
         key=str(d.get("key", "labels")),
         multilabel=bool(d.get("multilabel", True)),
+        class_names=names,
     )
+
+
+def _class_names(
+    names: Any, classes: Any, where: str, source: str | None
+) -> tuple[str, ...] | None:
+    """A target's ``class_names``: one string per class, or None when not given."""
+    if names is None:
+        return None
+    if not isinstance(names, list) or not classes or len(names) != len(classes):
+        raise SpecError(
+            "class_names must list one name per class",
+            where_key(where, source),
+            f"give {len(classes or ())} names in the order of classes",
+        )
+    return tuple(str(n) for n in names)
 
 
 def parse_targets(data: Mapping[str, Any], source: str | None) -> dict[str, TargetSpec]:

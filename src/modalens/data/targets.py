@@ -77,6 +77,9 @@ class TargetSpec:
     classes: tuple[Any, ...] | None = None
     key: str = "labels"
     multilabel: bool = True
+    #: readable names of ``classes`` in the same order (e.g. ``("dry", "water")``), used in
+    #: metric names (``iou_water``) and figures; None: the class codes or labels themselves
+    class_names: tuple[str, ...] | None = None
 
     @property
     def kind_info(self) -> TargetKind:
@@ -144,6 +147,8 @@ class TargetSpec:
         }
         if self.classes is not None:
             d["classes"] = list(self.classes)
+        if self.class_names is not None:
+            d["class_names"] = list(self.class_names)
         if not self.is_dense:
             d["key"] = self.key
             d["multilabel"] = self.multilabel
