@@ -78,7 +78,11 @@ def overlap_of(
 
 def split_overlap(spec: DatasetSpec) -> SplitOverlap:
     """Repeated ids of ``spec``'s splits (the split file as listed, else the seeded split)."""
-    columns = split_file_columns(spec) if spec.split.file else sample_ids(spec, check_files=False)
+    columns = (
+        split_file_columns(spec)
+        if spec.split.kind != "random"
+        else sample_ids(spec, check_files=False)
+    )
     return overlap_of(columns)
 
 
@@ -95,7 +99,8 @@ def check_leakage(spec: DatasetSpec) -> SplitOverlap:
     leaked = overlap.leaked
     if leaked and not spec.split.allow_leakage:
         (a, b), ids = next(iter(leaked.items()))
-        where = str(spec.root / spec.split.file) if spec.split.file else str(spec.root)
+        files = spec.split.files
+        where = str(spec.root / files[0]) if files else str(spec.root)
         raise DataError(
             f"{len(ids)} id(s) are in both the {a} and {b} splits (leakage): {_shown(ids, 3)}",
             where,

@@ -160,9 +160,7 @@ class SampleReader:
             for s, n in zip(m.sources, source_band_counts(m), strict=True):
                 bands = list(s.bands) if s.bands is not None else list(range(1, n + 1))
                 out.append(
-                    _Source(
-                        m, s, s.path(self.spec.root, fields), bands, slice(start, start + n)
-                    )
+                    _Source(m, s, s.path(self.spec.root, fields), bands, slice(start, start + n))
                 )
                 start += n
         self._sources[sample_id] = out

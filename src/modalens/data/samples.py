@@ -10,9 +10,7 @@
 
 from __future__ import annotations
 
-import io
 import json
-import math
 import re
 import shlex
 from collections.abc import Callable, Mapping, Sequence
@@ -23,8 +21,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, SpecError
-from .remote import Location, RemotePath, as_location, needs_local
+from .remote import Location, RemotePath, needs_local
 from .spec import SPLIT_NAMES, DatasetSpec
+from .splits import listed_splits, read_csv, under_root
 
 IndexBuilder = Callable[..., pd.DataFrame]
 
@@ -56,7 +55,7 @@ def build_index(spec: DatasetSpec) -> pd.DataFrame | None:
             )
         return INDEX_BUILDERS[name](spec.root, arg) if arg else INDEX_BUILDERS[name](spec.root)
     if spec.index:
-        p = _under_root(spec, spec.index)
+        p = under_root(spec, spec.index)
         if not p.exists():
             raise DataError("index table not found", str(p), "check the spec's 'index' key")
         try:
@@ -80,7 +79,7 @@ def _index_key(spec: DatasetSpec) -> tuple[str, ...] | None:
         _, _, arg = spec.index_builder.partition(":")
         src = spec.root / arg if arg else spec.root
     elif spec.index:
-        src = _under_root(spec, spec.index)
+        src = under_root(spec, spec.index)
     else:
         return None
     if isinstance(src, RemotePath):
@@ -167,76 +166,17 @@ def discover_ids(spec: DatasetSpec, index: Mapping[str, Any] | None = None) -> l
     return sorted(ids)
 
 
-def _clean_id(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, float):
-        if math.isnan(value):
-            return None
-        return str(int(value)) if value.is_integer() else repr(value)
-    text = str(value).strip()
-    if not text or text.lower() == "nan":
-        return None
-    if re.fullmatch(r"-?\d+\.0*", text):
-        return text.split(".")[0]
-    return text
-
-
 def read_split_file(spec: DatasetSpec) -> dict[str, list[str]]:
-    """Ids per split from the spec's split CSV (one column per split, NaN-padded); an id
-    listed twice in a column is used once (:func:`split_file_columns` keeps repeats)."""
+    """Ids per split from the spec's official split source (:mod:`.splits`); an id listed
+    twice in a split is used once (:func:`split_file_columns` keeps repeats)."""
     return {k: list(dict.fromkeys(v)) for k, v in split_file_columns(spec).items()}
 
 
 def split_file_columns(spec: DatasetSpec) -> dict[str, list[str]]:
-    """Ids per split as listed in the spec's split CSV, repeats kept (an unfinished dataset
-    folder is refused first, :func:`require_finished`)."""
-    assert spec.split.file is not None
+    """Ids per split as the official split source lists them, repeats kept (an unfinished
+    dataset folder is refused first, :func:`require_finished`)."""
     require_finished(spec.root)
-    path = _under_root(spec, spec.split.file)
-    if not path.exists():
-        raise DataError(
-            "split file not found", str(path), "check split.file or remove it to split 80/10/10"
-        )
-    try:
-        df = read_csv(path, dtype=str, keep_default_na=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(
-            f"cannot parse split file ({' '.join(str(exc).split())[:80]})",
-            str(path),
-            "write a CSV with columns train, validation, test",
-        ) from None
-    out: dict[str, list[str]] = {}
-    for split in SPLIT_NAMES:
-        col = spec.split.column(split)
-        if col not in df.columns:
-            raise DataError(
-                f"split file has no column {col!r} (columns: {', '.join(map(str, df.columns))})",
-                str(path),
-                f"add the column or map it with split.columns.{split}",
-            )
-        ids = [i for i in (_clean_id(v) for v in df[col].tolist()) if i is not None]
-        if not ids:
-            raise DataError(
-                f"split {split!r} is empty",
-                f"column {col!r} of {path}",
-                "put sample ids in it or remove split.file to split 80/10/10 by seed",
-            )
-        out[split] = ids
-    return out
-
-
-def _under_root(spec: DatasetSpec, name: str) -> Location:
-    """A file the spec names (split file, index table): absolute, a URL, or under the root."""
-    p = as_location(name)
-    return p if p.is_absolute() else spec.root / name
-
-
-def read_csv(path: Location, **kwargs: Any) -> pd.DataFrame:
-    """:func:`pandas.read_csv` of a local file or a URL (read whole, :mod:`.remote`)."""
-    if isinstance(path, RemotePath):
-        return pd.read_csv(io.BytesIO(path.read_bytes()), **kwargs)
-    return pd.read_csv(path, **kwargs)
+    return listed_splits(spec)
 
 
 def split_by_ratio(ids: Sequence[str], ratios: Sequence[float], seed: int) -> dict[str, list[str]]:
@@ -304,7 +244,7 @@ def sample_ids(spec: DatasetSpec, check_files: bool = True) -> dict[str, list[st
     """
     require_finished(spec.root)
     index = index_table(spec)
-    if spec.split.file:
+    if spec.split.kind != "random":
         splits = read_split_file(spec)
     else:
         splits = split_by_ratio(discover_ids(spec, index), spec.split.ratios, spec.split.seed)

@@ -167,10 +167,21 @@ class Modality:
 class SplitSpec:
     """Where the train/val/test ids come from.
 
-    ``file``: a CSV with one column per split (MapInWild's ``split_IDs.csv``: ``train``,
-    ``validation``, ``test``, NaN-padded); ``columns`` maps our split names to its columns.
-    Without a file, ids are split ``ratios`` (80/10/10) by ``seed``. ``allow_leakage``: ids
-    of the train split may also be in val or test (an error in ``fit`` otherwise).
+    An official split comes from one of (first given wins):
+
+    - ``table``: a CSV or Parquet table with an id column (``table_id``) and a split column
+      (``table_split``) whose values ``columns`` maps to our split names (BigEarthNet v2's
+      ``metadata.parquet``: ``patch_id``, ``split`` = train/validation/test);
+    - ``lists``: one headerless list file per split, ``((split, path), ...)``; the id is the
+      first comma-separated field of each line, or the ``id`` group of ``list_pattern`` matched
+      against that field (Sen1Floods11's ``flood_train_data.csv``: ``<chip>_S1Hand.tif,...``;
+      BigEarthNet v1's ``train.csv``: one patch name per line);
+    - ``file``: a CSV with one column per split (MapInWild's ``split_IDs.csv``: ``train``,
+      ``validation``, ``test``, NaN-padded); ``columns`` maps our split names to its columns.
+
+    Without any, ids are split ``ratios`` (80/10/10) by ``seed``. Paths are relative to the
+    dataset root. ``allow_leakage``: ids of the train split may also be in val or test (an
+    error in ``fit`` otherwise).
     """
 
     file: str | None = None
@@ -183,9 +194,32 @@ class SplitSpec:
     seed: int = 0
     #: train ids may also be val/test ids (``fit`` refuses such leakage otherwise)
     allow_leakage: bool = False
+    lists: tuple[tuple[str, str], ...] = ()
+    list_pattern: str | None = None
+    table: str | None = None
+    table_id: str = "id"
+    table_split: str = "split"
 
     def column(self, split: str) -> str:
         return dict(self.columns)[split]
+
+    @property
+    def kind(self) -> str:
+        """Where the ids come from: ``table``, ``lists``, ``file`` or ``random``."""
+        if self.table:
+            return "table"
+        if self.lists:
+            return "lists"
+        return "file" if self.file else "random"
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """The split's own files (relative to the root unless absolute), none for random."""
+        if self.table:
+            return (self.table,)
+        if self.lists:
+            return tuple(path for _, path in self.lists)
+        return (self.file,) if self.file else ()
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -196,6 +230,11 @@ class SplitSpec:
         }
         if self.allow_leakage:
             d["allow_leakage"] = True
+        if self.lists:
+            d["lists"] = dict(self.lists)
+            d["list_pattern"] = self.list_pattern
+        if self.table:
+            d.update(table=self.table, table_id=self.table_id, table_split=self.table_split)
         return d
 
 

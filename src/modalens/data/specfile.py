@@ -29,11 +29,11 @@ from .specparts import (
     as_number,
     check_keys,
     parse_modality,
-    parse_split,
     parse_targets,
     require_key,
     where_key,
 )
+from .splits import parse_split
 
 #: a dataset folder may carry its own spec under this name (``resolve_spec`` then reads it)
 FOLDER_SPEC = "spec.yaml"

@@ -19,10 +19,8 @@ from .spec import (
     CONTINUOUS,
     MODALITY_KINDS,
     NORM_TYPES,
-    SPLIT_NAMES,
     Modality,
     Normalization,
-    SplitSpec,
     is_categorical_kind,
 )
 from .targets import MAIN_TARGET, TARGET_KIND_INFO, TARGET_KINDS, TargetSpec
@@ -92,9 +90,6 @@ _TARGET_KEYS = {
     "key",
     "multilabel",
 }
-
-
-_SPLIT_KEYS = {"file", "columns", "ratios", "seed", "allow_leakage"}
 
 
 _NORM_KEYS = {"type", "divisor", "offset", "mean", "std"}
@@ -440,48 +435,6 @@ def parse_targets(data: Mapping[str, Any], source: str | None) -> dict[str, Targ
             )
         out[name] = parse_target(d, source, f"targets.{name}")
     return out
-
-
-def parse_split(d: Any, source: str | None) -> SplitSpec:
-    """The ``split`` entry (a mapping, a split file path or None) as a :class:`SplitSpec`."""
-    if d is None:
-        return SplitSpec()
-    if isinstance(d, str):
-        d = {"file": d}
-    if not isinstance(d, Mapping):
-        raise SpecError(
-            "split must be a mapping", where_key("split", source), "e.g. split: {file: x.csv}"
-        )
-    check_keys(d, _SPLIT_KEYS, "split", source)
-    columns = dict(SplitSpec().columns)
-    user_cols = d.get("columns") or {}
-    if not isinstance(user_cols, Mapping):
-        raise SpecError("split.columns must be a mapping", where_key("split.columns", source), "")
-    for k, v in user_cols.items():
-        if k not in SPLIT_NAMES:
-            raise SpecError(
-                f"unknown split {k!r}",
-                where_key("split.columns", source),
-                f"use {', '.join(SPLIT_NAMES)}",
-            )
-        columns[k] = str(v)
-    ratios = d.get("ratios", [0.8, 0.1, 0.1])
-    if isinstance(ratios, list):
-        ratios = [as_number(r, "split.ratios", source) for r in ratios]
-    if not isinstance(ratios, list) or len(ratios) != 3 or abs(sum(ratios) - 1) > 1e-6:
-        raise SpecError(
-            "split ratios must be three numbers summing to 1",
-            where_key("split.ratios", source),
-            "e.g. ratios: [0.8, 0.1, 0.1]",
-        )
-    r_train, r_val, r_test = (float(r) for r in ratios)
-    return SplitSpec(
-        file=d.get("file"),
-        columns=tuple((k, columns[k]) for k in SPLIT_NAMES),
-        ratios=(r_train, r_val, r_test),
-        seed=as_number(d.get("seed", 0), "split.seed", source, int),
-        allow_leakage=as_flag(d.get("allow_leakage", False), "split.allow_leakage", source),
-    )
 
 
 def as_flag(value: Any, key: str, source: str | None) -> bool:
