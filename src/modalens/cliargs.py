@@ -131,21 +131,31 @@ def add_data_check(s: argparse.ArgumentParser) -> None:
     from .data.checks import check_dataset
     from .data.specfile import resolve_spec
 
-    s.add_argument("root", help="dataset folder")
+    s.add_argument("root", help="dataset folder (relative to the working directory)")
     g = s.add_mutually_exclusive_group()
     option(g, resolve_spec, "config", help="dataset spec or run config YAML")
-    option(g, resolve_spec, "preset", help="built-in spec: mapinwild or bigearthnet")
-    s.add_argument(
-        "--option",
-        action="append",
-        metavar="KEY=VALUE",
-        help="preset option, e.g. target=mask or s2_folder=s2_summer",
-    )
+    add_preset_options(g, s, resolve_spec)
     option(
         s,
         check_dataset,
         "min_coverage",
         help="report a modality whose valid values cover less of a sample",
+    )
+
+
+def add_preset_options(group: Any, s: argparse.ArgumentParser, source: Source) -> None:
+    """``--preset NAME`` (into ``group``, exclusive with ``--config``; the registered presets
+    listed) and ``--option KEY=VALUE`` (repeatable)."""
+    from .data.presets import GENERIC_OPTIONS, PRESETS
+
+    names = ", ".join(sorted(PRESETS))
+    option(group, source, "preset", help=f"built-in spec: {names}")
+    s.add_argument(
+        "--option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="preset option (repeatable), e.g. target=mask; every preset takes "
+        f"{', '.join(GENERIC_OPTIONS)} (split=official|random)",
     )
 
 
