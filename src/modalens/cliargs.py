@@ -134,7 +134,7 @@ def add_data_check(s: argparse.ArgumentParser) -> None:
     s.add_argument("root", help="dataset folder (relative to the working directory)")
     g = s.add_mutually_exclusive_group()
     option(g, resolve_spec, "config", help="dataset spec or run config YAML")
-    add_preset_options(g, s, resolve_spec)
+    add_preset_options(g, s)
     option(
         s,
         check_dataset,
@@ -143,13 +143,13 @@ def add_data_check(s: argparse.ArgumentParser) -> None:
     )
 
 
-def add_preset_options(group: Any, s: argparse.ArgumentParser, source: Source) -> None:
+def add_preset_options(group: Any, s: argparse.ArgumentParser) -> None:
     """``--preset NAME`` (into ``group``, exclusive with ``--config``; the registered presets
     listed) and ``--option KEY=VALUE`` (repeatable)."""
     from .data.presets import GENERIC_OPTIONS, PRESETS
 
     names = ", ".join(sorted(PRESETS))
-    option(group, source, "preset", help=f"built-in spec: {names}")
+    group.add_argument("--preset", help=f"built-in spec: {names}")
     s.add_argument(
         "--option",
         action="append",
@@ -161,11 +161,17 @@ def add_preset_options(group: Any, s: argparse.ArgumentParser, source: Source) -
 
 def add_fit(s: argparse.ArgumentParser) -> None:
     from .training import fit
-    from .training.config import TrainConfig
+    from .training.config import ModelConfig, TrainConfig
 
-    s.add_argument("--config", required=True, help="run config YAML (see configs/)")
+    g = s.add_mutually_exclusive_group(required=True)
+    g.add_argument("--config", help="run config YAML (see configs/)")
+    add_preset_options(g, s)
     option(s, fit, "out", help="run folder (default runs/<config name>)")
-    s.add_argument("--root", help="override the dataset root of the config")
+    s.add_argument("--root", help="dataset root (with --preset), or override the config's "
+                   "(relative to the working directory)")  # fmt: skip
+    option(s, TrainConfig, "epochs", help="train.epochs (the config's; {default} without one)")
+    option(s, ModelConfig, "base_width", help="model.base_width (the config's; {default} "
+           "without one)")  # fmt: skip
     option(s, fit, "resume", help="continue an interrupted run")
     # several devices / nodes (Lightning DDP): overrides of train.devices, strategy, num_nodes
     option(s, TrainConfig, "devices", type=str, help="processes per node: N or auto "
