@@ -188,6 +188,16 @@ def add_test(s: argparse.ArgumentParser) -> None:
     s.add_argument("run", help="run folder")
     option(s, evaluate, "split", choices=SPLITS, help="")
     option(s, evaluate, "out", help="metrics CSV (default RUN/metrics_<split>.csv; printed anyway)")
+    add_data_option(s, evaluate)
+
+
+def add_data_option(s: argparse.ArgumentParser, fn: Callable[..., Any], alias: bool = False) -> None:
+    """``--data DIR``: the run's data at another folder (``data_root`` of ``fn``); ``alias``:
+    also the old spelling ``--root``, hidden."""
+    option(s, fn, "data_root", "--data", help="folder holding the run's data, if it has moved "
+           "(default: where the run recorded it)")  # fmt: skip
+    if alias:
+        s.add_argument("--root", dest="data_root", help=argparse.SUPPRESS)
 
 
 def add_predict(s: argparse.ArgumentParser) -> None:
@@ -251,6 +261,7 @@ def add_attribute(s: argparse.ArgumentParser) -> None:
     option(s, attribute_run, "batch_size")
     option(s, attribute_run, "out", help="output folder (default "
            "RUN/attribution/<split>[-<non-default options>])")  # fmt: skip
+    add_data_option(s, attribute_run)  # also the sanity check's
     s.add_argument("--overwrite", action="store_true", help="replace the scores in the folder")
     s.add_argument(
         "--sanity",
@@ -310,6 +321,7 @@ def add_views(s: argparse.ArgumentParser) -> None:
     option(s, v, "level", help="level of the bars (default: loss, else output, else embedding)")
     option(s, v, "tile", help="")
     option(s, v, "overlap", help="")
+    add_data_option(s, v)
 
 
 def add_ablate(s: argparse.ArgumentParser) -> None:
@@ -350,6 +362,7 @@ def add_mtl_explain(s: argparse.ArgumentParser) -> None:
     option(s, explain, "split", choices=SPLITS, help="")
     option(s, explain, "out", help="output folder (default RUN/mtl_explain/<split>)")
     option(s, explain, "worst", help="error maps of the N worst samples")
+    add_data_option(s, explain)
 
 
 def add_agreement(s: argparse.ArgumentParser) -> None:
@@ -391,7 +404,7 @@ def add_strategies(s: argparse.ArgumentParser) -> None:
     option(s, c, "split", choices=SPLITS, help="filled samples (default: as attributed)")
     option(s, c, "threshold", help="flag outside shares above it")
     option(s, c, "samples", help="samples filled")
-    option(s, c, "data_root", "--root", help="data root, if the run's data has moved")
+    add_data_option(s, c, alias=True)
 
 
 def add_stratify(s: argparse.ArgumentParser) -> None:
@@ -402,7 +415,7 @@ def add_stratify(s: argparse.ArgumentParser) -> None:
     option(s, stratify, "run", help="the attributed run folder (default: the one the folder "
            "names)")  # fmt: skip
     option(s, stratify, "min_samples", help="mark smaller strata")
-    option(s, stratify, "data_root", "--root", help="dataset root (default: the run's)")
+    add_data_option(s, stratify, alias=True)
 
 
 def add_prune(s: argparse.ArgumentParser) -> None:

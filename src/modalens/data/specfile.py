@@ -196,6 +196,8 @@ def _root(root: Any, base_dir: Location | None) -> Location:
     """A spec's root: a URL as it is, a relative folder under ``base_dir`` when given."""
     root_path = as_location(str(root))
     if isinstance(root_path, Path) and not root_path.is_absolute() and base_dir is not None:
+        if isinstance(base_dir, Path):  # absolute, as a root given on the command line
+            return Path(resolve_root(root_path, base_dir))
         root_path = base_dir / root_path
     return root_path
 
