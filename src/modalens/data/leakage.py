@@ -101,6 +101,6 @@ def check_leakage(spec: DatasetSpec) -> SplitOverlap:
             f"{len(ids)} id(s) are in both the {a} and {b} splits (leakage): {_shown(ids, 3)}",
             where,
             "remove them from one split, or train anyway with --option allow_leakage=true "
-            "(a run config: allow_leakage: true in its data section)",
+            "(in a run config: data.allow_leakage: true)",
         )
     return overlap
