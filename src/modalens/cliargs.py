@@ -191,7 +191,9 @@ def add_test(s: argparse.ArgumentParser) -> None:
     add_data_option(s, evaluate)
 
 
-def add_data_option(s: argparse.ArgumentParser, fn: Callable[..., Any], alias: bool = False) -> None:
+def add_data_option(
+    s: argparse.ArgumentParser, fn: Callable[..., Any], alias: bool = False
+) -> None:
     """``--data DIR``: the run's data at another folder (``data_root`` of ``fn``); ``alias``:
     also the old spelling ``--root``, hidden."""
     option(s, fn, "data_root", "--data", help="folder holding the run's data, if it has moved "

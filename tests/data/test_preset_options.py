@@ -16,7 +16,9 @@ from modalens.data.samples import sample_ids
 from modalens.data.specfile import load_spec, resolve_spec
 from modalens.errors import DataError, SpecError
 
-MAPINWILD_OPTIONS = "allow_leakage, crop_size, s1_folder, s2_folder, split, split_seed, stats, target"
+MAPINWILD_OPTIONS = (
+    "allow_leakage, crop_size, s1_folder, s2_folder, split, split_seed, stats, target"
+)
 
 
 def _leak(root: Path) -> str:
@@ -44,7 +46,10 @@ def test_allow_leakage_option_is_accepted_and_lets_fit_train(mapinwild_root: Pat
     spec = resolve_spec(mapinwild_root, preset="mapinwild", options={"allow_leakage": "true"})
     assert spec.split.allow_leakage is True
     assert check_leakage(spec).leaked  # reported, no longer refused
-    assert resolve_spec(mapinwild_root, options={"allow_leakage": "false"}).split.allow_leakage is False
+    assert (
+        resolve_spec(mapinwild_root, options={"allow_leakage": "false"}).split.allow_leakage
+        is False
+    )
     argv = ["data", "check", str(mapinwild_root), "--preset", "mapinwild", "-q"]
     assert main([*argv, "--option", "allow_leakage=true"]) == 0
     assert "unexpected keyword" not in capsys.readouterr().err
@@ -72,8 +77,14 @@ def test_crop_size_and_typed_options_from_strings() -> None:
 @pytest.mark.parametrize(
     ("option", "expected"),
     [
-        ("allow_leakage=maybe", "option 'allow_leakage' of preset 'mapinwild' must be true or false, got 'maybe'"),
-        ("crop_size=big", "option 'crop_size' of preset 'mapinwild' must be a whole number, got 'big'"),
+        (
+            "allow_leakage=maybe",
+            "option 'allow_leakage' of preset 'mapinwild' must be true or false, got 'maybe'",
+        ),
+        (
+            "crop_size=big",
+            "option 'crop_size' of preset 'mapinwild' must be a whole number, got 'big'",
+        ),
         ("colour=red", "preset 'mapinwild' has no option 'colour'"),
     ],
 )
@@ -106,5 +117,7 @@ def test_config_preset_options_take_the_generic_options_and_errors_name_the_file
     path.write_text(yaml.safe_dump({**data, "preset_options": {"allow_leakage": True}}))
     check_leakage(load_spec(path))  # allowed: no error
     path.write_text(yaml.safe_dump({**data, "preset_options": {"split": 3}}))
-    with pytest.raises(SpecError, match=f"must be official or random.*key 'preset_options.split' in {path}"):
+    with pytest.raises(
+        SpecError, match=f"must be official or random.*key 'preset_options.split' in {path}"
+    ):
         load_spec(path)

@@ -90,7 +90,7 @@ def load_spec(
             raise SpecError("key 'data' must be a mapping", str(path), "see configs/demo.yaml")
     if root is not None:  # given by the caller: relative to the working directory
         data = dict(data)
-        data["root"] = resolve_root(root)
+        data["root"] = resolve_root(str(root))
     return spec_from_dict(data, str(path), path.parent)
 
 

@@ -33,6 +33,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from torch.optim.lr_scheduler import LRScheduler
 
 from ..data.datamodule import RunData
+from ..data.presets import get_preset, preset_options
+from ..data.presets.registry import option_value
 from ..data.remote import refuse_credentials, resolve_root
 from ..data.spec import DatasetSpec
 from ..data.specfile import merge_dicts, read_yaml, spec_from_dict
@@ -374,14 +376,13 @@ def config_for_preset(
     Raises:
         SpecError: an unknown preset or option, or a bad option value.
     """
-    from ..data.presets import get_preset, preset_options
-    from ..data.presets.registry import option_value
-
     allowed = preset_options(preset)  # an unknown preset is refused here
     path = PACKAGED_CONFIGS / f"{preset}.yaml"
-    cfg = dict(read_yaml(path, "config")) if path.is_file() else copy.deepcopy(PRESET_DEFAULT_CONFIG)
-    data = cfg.get("data") if isinstance(cfg.get("data"), Mapping) else {}
-    opts = {**dict(data.get("preset_options") or {}), **dict(options or {})}
+    packaged = read_yaml(path, "config") if path.is_file() else PRESET_DEFAULT_CONFIG
+    cfg: dict[str, Any] = copy.deepcopy(dict(packaged))
+    data = cfg.get("data")
+    own = data.get("preset_options") if isinstance(data, Mapping) else None
+    opts = {**dict(own or {}), **dict(options or {})}
     root = resolve_root(root)
     get_preset(preset, root, **opts)  # unknown options and bad values refused before training
     opts = {k: option_value(preset, k, v, allowed[k]) for k, v in opts.items()}

@@ -258,7 +258,9 @@ def run_spec(
         spec = spec.with_root(resolve_root(data_root))
     if isinstance(spec.root, Path) and not spec.root.is_dir():
         if data_root is not None:
-            raise DataError("dataset folder not found", str(spec.root), "check the path given to --data")
+            raise DataError(
+                "dataset folder not found", str(spec.root), "check the path given to --data"
+            )
         raise DataError(
             f"the run's data folder {spec.root} is missing (moved or deleted)",
             str(folder.dataset),
