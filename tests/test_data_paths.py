@@ -123,3 +123,14 @@ def test_commands_on_a_run_whose_data_moved_name_data_and_work_with_it(
 def _first_id(root: Path) -> str:
     rows = [r.split(",") for r in (root / "split_IDs.csv").read_text().splitlines()]
     return rows[1][rows[0].index("test")].strip()
+
+
+def test_strategies_and_stratify_keep_root_as_a_hidden_alias_of_data() -> None:
+    from modalens.cli import build_parser
+
+    parser = build_parser()
+    for argv in (["strategies", "A"], ["stratify", "A", "--by", "dominant:s2"]):
+        assert parser.parse_args([*argv, "--data", "new"]).data_root == "new"
+        assert parser.parse_args([*argv, "--root", "old"]).data_root == "old"
+    sub = next(a for a in parser._actions if a.dest == "command").choices["strategies"]
+    assert "--root" not in sub.format_help() and "--data" in sub.format_help()
