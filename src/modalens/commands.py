@@ -63,10 +63,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
         overrides: dict = {}
     else:
         if args.option:
-            raise SpecError(
-                "--option goes with --preset", "--option", "put it under the config's "
-                "data.preset_options instead"
-            )  # fmt: skip
+            fix = "put it under the config's data.preset_options instead"
+            raise SpecError("--option goes with --preset", "--option", fix)
         config = args.config
         overrides = {"data": {"root": args.root}} if args.root else {}
     for key, source in (("train", TrainConfig), ("model", ModelConfig)):
