@@ -71,7 +71,11 @@ SOURCES = {
     "demo": ["modalens.demo:run_demo"],
     "synth": ["modalens.data.synthetic:generate"],
     "data check": ["modalens.data.specfile:resolve_spec", "modalens.data.checks:check_dataset"],
-    "fit": ["modalens.training:fit", "modalens.training.config:TrainConfig"],
+    "fit": [
+        "modalens.training:fit",
+        "modalens.training.config:TrainConfig",
+        "modalens.training.config:ModelConfig",
+    ],
     "test": ["modalens.training:test"],
     "predict": ["modalens.training:predict"],
     "attribute": [

@@ -131,16 +131,10 @@ def add_data_check(s: argparse.ArgumentParser) -> None:
     from .data.checks import check_dataset
     from .data.specfile import resolve_spec
 
-    s.add_argument("root", help="dataset folder")
+    s.add_argument("root", help="dataset folder (relative to the working directory)")
     g = s.add_mutually_exclusive_group()
     option(g, resolve_spec, "config", help="dataset spec or run config YAML")
-    option(g, resolve_spec, "preset", help="built-in spec: mapinwild or bigearthnet")
-    s.add_argument(
-        "--option",
-        action="append",
-        metavar="KEY=VALUE",
-        help="preset option, e.g. target=mask or s2_folder=s2_summer",
-    )
+    add_preset_options(g, s)
     option(
         s,
         check_dataset,
@@ -149,13 +143,35 @@ def add_data_check(s: argparse.ArgumentParser) -> None:
     )
 
 
+def add_preset_options(group: Any, s: argparse.ArgumentParser) -> None:
+    """``--preset NAME`` (into ``group``, exclusive with ``--config``; the registered presets
+    listed) and ``--option KEY=VALUE`` (repeatable)."""
+    from .data.presets import GENERIC_OPTIONS, PRESETS
+
+    names = ", ".join(sorted(PRESETS))
+    group.add_argument("--preset", help=f"built-in spec: {names}")
+    s.add_argument(
+        "--option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="preset option (repeatable), e.g. target=mask; every preset takes "
+        f"{', '.join(GENERIC_OPTIONS)} (split=official|random)",
+    )
+
+
 def add_fit(s: argparse.ArgumentParser) -> None:
     from .training import fit
-    from .training.config import TrainConfig
+    from .training.config import ModelConfig, TrainConfig
 
-    s.add_argument("--config", required=True, help="run config YAML (see configs/)")
+    g = s.add_mutually_exclusive_group(required=True)
+    g.add_argument("--config", help="run config YAML (see configs/)")
+    add_preset_options(g, s)
     option(s, fit, "out", help="run folder (default runs/<config name>)")
-    s.add_argument("--root", help="override the dataset root of the config")
+    s.add_argument("--root", help="dataset root (with --preset), or override the config's "
+                   "(relative to the working directory)")  # fmt: skip
+    option(s, TrainConfig, "epochs", help="train.epochs (the config's; {default} without one)")
+    option(s, ModelConfig, "base_width", help="model.base_width (the config's; {default} "
+           "without one)")  # fmt: skip
     option(s, fit, "resume", help="continue an interrupted run")
     # several devices / nodes (Lightning DDP): overrides of train.devices, strategy, num_nodes
     option(s, TrainConfig, "devices", type=str, help="processes per node: N or auto "
@@ -172,6 +188,18 @@ def add_test(s: argparse.ArgumentParser) -> None:
     s.add_argument("run", help="run folder")
     option(s, evaluate, "split", choices=SPLITS, help="")
     option(s, evaluate, "out", help="metrics CSV (default RUN/metrics_<split>.csv; printed anyway)")
+    add_data_option(s, evaluate)
+
+
+def add_data_option(
+    s: argparse.ArgumentParser, fn: Callable[..., Any], alias: bool = False
+) -> None:
+    """``--data DIR``: the run's data at another folder (``data_root`` of ``fn``); ``alias``:
+    also the old spelling ``--root``, hidden."""
+    option(s, fn, "data_root", "--data", help="folder holding the run's data, if it has moved "
+           "(default: where the run recorded it)")  # fmt: skip
+    if alias:
+        s.add_argument("--root", dest="data_root", help=argparse.SUPPRESS)
 
 
 def add_predict(s: argparse.ArgumentParser) -> None:
@@ -235,6 +263,7 @@ def add_attribute(s: argparse.ArgumentParser) -> None:
     option(s, attribute_run, "batch_size")
     option(s, attribute_run, "out", help="output folder (default "
            "RUN/attribution/<split>[-<non-default options>])")  # fmt: skip
+    add_data_option(s, attribute_run)  # also the sanity check's
     s.add_argument("--overwrite", action="store_true", help="replace the scores in the folder")
     s.add_argument(
         "--sanity",
@@ -294,6 +323,7 @@ def add_views(s: argparse.ArgumentParser) -> None:
     option(s, v, "level", help="level of the bars (default: loss, else output, else embedding)")
     option(s, v, "tile", help="")
     option(s, v, "overlap", help="")
+    add_data_option(s, v)
 
 
 def add_ablate(s: argparse.ArgumentParser) -> None:
@@ -334,6 +364,7 @@ def add_mtl_explain(s: argparse.ArgumentParser) -> None:
     option(s, explain, "split", choices=SPLITS, help="")
     option(s, explain, "out", help="output folder (default RUN/mtl_explain/<split>)")
     option(s, explain, "worst", help="error maps of the N worst samples")
+    add_data_option(s, explain)
 
 
 def add_agreement(s: argparse.ArgumentParser) -> None:
@@ -375,7 +406,7 @@ def add_strategies(s: argparse.ArgumentParser) -> None:
     option(s, c, "split", choices=SPLITS, help="filled samples (default: as attributed)")
     option(s, c, "threshold", help="flag outside shares above it")
     option(s, c, "samples", help="samples filled")
-    option(s, c, "data_root", "--root", help="data root, if the run's data has moved")
+    add_data_option(s, c, alias=True)
 
 
 def add_stratify(s: argparse.ArgumentParser) -> None:
@@ -386,7 +417,7 @@ def add_stratify(s: argparse.ArgumentParser) -> None:
     option(s, stratify, "run", help="the attributed run folder (default: the one the folder "
            "names)")  # fmt: skip
     option(s, stratify, "min_samples", help="mark smaller strata")
-    option(s, stratify, "data_root", "--root", help="dataset root (default: the run's)")
+    add_data_option(s, stratify, alias=True)
 
 
 def add_prune(s: argparse.ArgumentParser) -> None:

@@ -53,14 +53,24 @@ def cmd_data_check(args: argparse.Namespace) -> int:
 
 def cmd_fit(args: argparse.Namespace) -> int:
     from .training import fit
-    from .training.config import TrainConfig
+    from .training.config import ModelConfig, TrainConfig, config_for_preset
     from .training.ranks import is_global_zero
 
-    overrides: dict = {"data": {"root": args.root}} if args.root else {}
-    train = given(args, TrainConfig)  # train.devices, strategy, num_nodes, sync_batchnorm
-    if train:
-        overrides["train"] = train
-    run = fit(args.config, overrides=overrides or None, progress=not args.quiet, **given(args, fit))
+    if args.preset is not None:
+        if not args.root:
+            raise SpecError("--preset needs the dataset folder", "--root", "add --root FOLDER")
+        config = config_for_preset(args.preset, args.root, parse_options(args.option))
+        overrides: dict = {}
+    else:
+        if args.option:
+            fix = "put it under the config's data.preset_options instead"
+            raise SpecError("--option goes with --preset", "--option", fix)
+        config = args.config
+        overrides = {"data": {"root": args.root}} if args.root else {}
+    for key, source in (("train", TrainConfig), ("model", ModelConfig)):
+        if given(args, source):  # train.epochs, devices, strategy...; model.base_width
+            overrides[key] = given(args, source)
+    run = fit(config, overrides=overrides or None, progress=not args.quiet, **given(args, fit))
     if is_global_zero():  # every rank of a multi-process run returns here
         print(f"run folder: {run}")
     return 0

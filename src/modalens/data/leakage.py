@@ -3,7 +3,8 @@
 :func:`split_overlap` lists both for a spec: ids a split file lists more than once in a column
 (they are used once) and ids that two splits share. :func:`check_leakage` is ``fit``'s rule: an
 id of the train split that is also in val or test is a one-line DataError unless the spec sets
-``allow_leakage: true`` (``data.allow_leakage`` in a run config, or ``split.allow_leakage``);
+``allow_leakage: true`` (``--option allow_leakage=true`` with a preset, ``data.allow_leakage``
+or ``data.preset_options.allow_leakage`` in a run config, or ``split.allow_leakage``);
 val/test overlap and duplicates are reported but allowed.
 """
 
@@ -104,6 +105,7 @@ def check_leakage(spec: DatasetSpec) -> SplitOverlap:
         raise DataError(
             f"{len(ids)} id(s) are in both the {a} and {b} splits (leakage): {_shown(ids, 3)}",
             where,
-            "remove them from one split, or set data.allow_leakage: true to train anyway",
+            "remove them from one split, or train anyway with --option allow_leakage=true "
+            "(in a run config: data.allow_leakage: true)",
         )
     return overlap

@@ -22,7 +22,14 @@ import yaml
 
 from ..errors import DataError, SpecError
 from .presets import get_preset
-from .remote import Location, RemotePath, as_location, is_remote, refuse_credentials
+from .remote import (
+    Location,
+    RemotePath,
+    as_location,
+    is_remote,
+    refuse_credentials,
+    resolve_root,
+)
 from .spec import DatasetSpec
 from .specparts import (
     as_flag,
@@ -66,6 +73,9 @@ def load_spec(
 ) -> DatasetSpec:
     """Load and validate a dataset spec from YAML. ``root`` overrides the file's ``root``.
 
+    The file's ``root`` is relative to the file's folder; ``root`` given here (e.g. on the
+    command line) is relative to the working directory.
+
     A config file that holds the spec under a ``data:`` key (as run configs do) is accepted too.
     """
     path = as_location(path)
@@ -78,9 +88,9 @@ def load_spec(
         data = data["data"]
         if not isinstance(data, Mapping):
             raise SpecError("key 'data' must be a mapping", str(path), "see configs/demo.yaml")
-    if root is not None:
+    if root is not None:  # given by the caller: relative to the working directory
         data = dict(data)
-        data["root"] = str(root)
+        data["root"] = resolve_root(str(root))
     return spec_from_dict(data, str(path), path.parent)
 
 
@@ -128,8 +138,19 @@ def spec_from_dict(
         if root is None:
             raise SpecError("a preset needs a root", where_key("root", source), "give root: FOLDER")
         root_path = _root(root, base_dir)
-        opts = dict(data.get("preset_options") or {})
-        spec = get_preset(str(data["preset"]), root_path, **opts)
+        opts = data.get("preset_options") or {}
+        if not isinstance(opts, Mapping):
+            raise SpecError(
+                "preset_options must be a mapping",
+                where_key("preset_options", source),
+                "e.g. preset_options: {target: mask}",
+            )
+        try:
+            spec = get_preset(str(data["preset"]), root_path, **dict(opts))
+        except SpecError as exc:  # name the file the options came from
+            if source is None:
+                raise
+            raise SpecError(exc.what, where_key(exc.where or "preset", source), exc.fix) from None
         if "crop_size" in data:
             spec = replace(spec, crop_size=int(data["crop_size"]))
         return _with_leakage(replace(spec, source_file=source), data, source)
@@ -175,6 +196,8 @@ def _root(root: Any, base_dir: Location | None) -> Location:
     """A spec's root: a URL as it is, a relative folder under ``base_dir`` when given."""
     root_path = as_location(str(root))
     if isinstance(root_path, Path) and not root_path.is_absolute() and base_dir is not None:
+        if isinstance(base_dir, Path):  # absolute, as a root given on the command line
+            return Path(resolve_root(root_path, base_dir))
         root_path = base_dir / root_path
     return root_path
 
@@ -215,7 +238,9 @@ def resolve_spec(
     e.g. synthetic data with a decoy modality) is read with it; else a folder with MapInWild's
     layout (``split_IDs.csv`` or an ``s2_*`` folder) gets the ``mapinwild`` preset and one with
     ``BigEarthNet-S1-*`` the ``bigearthnet`` preset; anything else is an error asking for
-    ``--config`` or ``--preset``.
+    ``--config`` or ``--preset``. ``root`` is relative to the working directory (a config's
+    own ``root`` to the config file's folder); ``options`` are the preset's
+    (:func:`~modalens.data.presets.get_preset`: strings are converted to their types).
     """
 
     if config is not None:
@@ -230,7 +255,7 @@ def resolve_spec(
         raise SpecError("no dataset root given", None, "pass the dataset folder")
     if is_remote(root):
         return _resolve_remote(as_location(root), preset, options)
-    root = Path(root)
+    root = Path(resolve_root(root))  # relative to the working directory
     if not root.is_dir():
         raise DataError("dataset folder not found", str(root), "check the path")
     if preset is None and not options and (root / FOLDER_SPEC).is_file():

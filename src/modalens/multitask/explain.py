@@ -82,6 +82,7 @@ def explain(
     n_boot: int = 1000,
     seed: int = 0,
     with_sensitivity: bool = True,
+    data_root: str | Path | None = None,
     progress: bool = True,
 ) -> Explanation:
     """Explain a multitask run's main-task errors by its auxiliary tasks (module docstring).
@@ -96,6 +97,7 @@ def explain(
         n_boot: bootstrap resamples (and random flags) of the intervals.
         seed: seed of the bootstrap and the random flags.
         with_sensitivity: run the occlusion sensitivity (one pass per head).
+        data_root: the folder holding the run's data when it has moved.
         progress: show progress bars.
 
     Returns:
@@ -104,7 +106,7 @@ def explain(
     Raises:
         SpecError: the run has no auxiliary heads.
     """
-    run = load_run(run_dir)
+    run = load_run(run_dir, data_root=data_root)
     names = list(run.module.aux_tasks)
     if not names:
         raise SpecError(

@@ -33,6 +33,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from torch.optim.lr_scheduler import LRScheduler
 
 from ..data.datamodule import RunData
+from ..data.presets import get_preset, preset_options
+from ..data.presets.registry import option_value
 from ..data.remote import refuse_credentials, resolve_root
 from ..data.spec import DatasetSpec
 from ..data.specfile import merge_dicts, read_yaml, spec_from_dict
@@ -342,6 +344,54 @@ def read_raw_config(
         raw["data"] = {**data, "root": resolve_root(str(data["root"]), base)}
     refuse_credentials(raw, source)
     return raw, source
+
+
+#: where the package's run configs are (``configs/<preset>.yaml`` for ``fit --preset``)
+PACKAGED_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+#: the run config of ``fit --preset NAME`` for a preset without ``configs/NAME.yaml``: the
+#: paper's U-Net (depth 4) at width 16; every other key is :class:`RunConfig`'s default and
+#: the task is inferred from the preset's target
+PRESET_DEFAULT_CONFIG: dict[str, Any] = {"model": {"base_width": 16, "depth": 4}}
+
+
+def config_for_preset(
+    preset: str, root: str | Path, options: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The run config that trains preset ``preset`` on the data at ``root``.
+
+    It is the package's ``configs/<preset>.yaml`` when there is one, else
+    :data:`PRESET_DEFAULT_CONFIG`, with ``data: {preset, root, preset_options}`` (the file's
+    preset options updated by ``options``). A ``crop_size`` option also sets the run's
+    ``train.crop_size`` and ``train.eval_crop_size``.
+
+    Args:
+        preset: a registered preset (:data:`~modalens.data.presets.PRESETS`).
+        root: the dataset folder or URL (a folder relative to the working directory).
+        options: preset options (``--option K=V`` strings or typed values).
+
+    Returns:
+        The config as a dict (for :func:`~modalens.training.fit` or :func:`load_config`).
+
+    Raises:
+        SpecError: an unknown preset or option, or a bad option value.
+    """
+    allowed = preset_options(preset)  # an unknown preset is refused here
+    path = PACKAGED_CONFIGS / f"{preset}.yaml"
+    packaged = read_yaml(path, "config") if path.is_file() else PRESET_DEFAULT_CONFIG
+    cfg: dict[str, Any] = copy.deepcopy(dict(packaged))
+    data = cfg.get("data")
+    own = data.get("preset_options") if isinstance(data, Mapping) else None
+    opts = {**dict(own or {}), **dict(options or {})}
+    root = resolve_root(root)
+    get_preset(preset, root, **opts)  # unknown options and bad values refused before training
+    opts = {k: option_value(preset, k, v, allowed[k]) for k, v in opts.items()}
+    cfg["name"] = cfg.get("name") or preset
+    cfg["data"] = {"preset": preset, "root": root, "preset_options": opts}
+    if "crop_size" in opts:
+        crop = opts["crop_size"]
+        cfg["train"] = {**(cfg.get("train") or {}), "crop_size": crop, "eval_crop_size": crop}
+    return cfg
 
 
 def load_config(

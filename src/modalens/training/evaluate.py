@@ -38,6 +38,7 @@ def evaluate(
     device: str | torch.device | None = None,
     progress: bool = False,
     out: str | Path | None = None,
+    data_root: str | Path | None = None,
 ) -> pd.DataFrame:
     """Evaluate the best checkpoint on ``split`` and write ``metrics_<split>.csv`` atomically.
 
@@ -56,6 +57,8 @@ def evaluate(
             cannot be written (a read-only run folder, a full disk) the table is still returned,
             with the reason in ``table.attrs["not_saved"]``; an explicit ``out`` that cannot be
             written raises.
+        data_root: the folder holding the run's data when it is no longer where the run
+            recorded it (:func:`~modalens.training.run.run_spec`).
 
     A run whose training did not finish (``state.json``, :mod:`.runstate`) is evaluated
     after one warning line naming the epoch reached and the command that finishes it.
@@ -65,11 +68,12 @@ def evaluate(
 
     Raises:
         OutputError: ``out`` was given and cannot be written.
+        DataError: the run's data folder is missing (pass ``data_root``).
     """
     if out is not None:  # checked before any work; the run folder's default is tried at the end
         check_output(out, "file")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    run = load_run(run_dir, device=device)
+    run = load_run(run_dir, data_root=data_root, device=device)
     warn_if_unfinished(run_dir)
     module, task = run.module, run.task
     ds = run.dataset(split)

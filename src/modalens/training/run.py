@@ -24,10 +24,11 @@ from torch import Tensor
 from ..data.coverage import require_target
 from ..data.dataset import MultimodalDataset
 from ..data.reader import SampleReader
+from ..data.remote import resolve_root
 from ..data.spec import DatasetSpec
 from ..data.specfile import load_spec
 from ..data.stats import with_statistics
-from ..errors import ModelError
+from ..errors import DataError, ModelError
 from ..models.unet import UNet
 from ..tasks.base import Task
 from .config import RunConfig
@@ -237,6 +238,37 @@ class Run:
         return make_tile_fn(self.module, precision=precision)
 
 
+def run_spec(
+    folder: RunFolder, data_root: str | Path | None = None, spec: DatasetSpec | None = None
+) -> DatasetSpec:
+    """The dataset spec a run reads: its ``dataset.yaml`` (or ``spec``), at ``data_root`` when
+    given (relative to the working directory: the CLI's ``--data``), checked to be there.
+
+    Args:
+        folder: the run folder.
+        data_root: another folder (or URL) holding the run's data, e.g. after it moved.
+        spec: a spec replacing the run's own.
+
+    Raises:
+        DataError: the data folder is missing: the run's (the fix names ``--data NEW_ROOT``)
+            or ``data_root``.
+    """
+    spec = load_spec(folder.dataset) if spec is None else spec
+    if data_root is not None:
+        spec = spec.with_root(resolve_root(data_root))
+    if isinstance(spec.root, Path) and not spec.root.is_dir():
+        if data_root is not None:
+            raise DataError(
+                "dataset folder not found", str(spec.root), "check the path given to --data"
+            )
+        raise DataError(
+            f"the run's data folder {spec.root} is missing (moved or deleted)",
+            str(folder.dataset),
+            "pass --data NEW_ROOT, the folder that now holds the data (data_root= in Python)",
+        )
+    return spec
+
+
 def load_run(
     run_dir: str | Path,
     checkpoint: str = "best",
@@ -250,7 +282,8 @@ def load_run(
     Args:
         run_dir: the run folder fit wrote.
         checkpoint: ``best`` or ``last``.
-        data_root: points the spec at other data of the same layout.
+        data_root: points the spec at other data of the same layout (e.g. the run's data
+            after it moved; :func:`run_spec`).
         spec: replaces the run's spec (its modalities must match the checkpoint's).
         device: where to put the model.
 
@@ -260,14 +293,12 @@ def load_run(
     Raises:
         ModelError: not a run folder, an unreadable checkpoint, or a spec whose modalities
             differ from the checkpoint's (the message names the difference).
+        DataError: the data folder is missing (:func:`run_spec`).
     """
     folder = RunFolder(run_dir)
     cfg = folder.saved_config()
     ckpt = folder.checkpoint(checkpoint)
-    if spec is None:
-        spec = load_spec(folder.dataset)
-    if data_root is not None:
-        spec = spec.with_root(data_root)
+    spec = run_spec(folder, data_root, spec)
     spec, stats = with_statistics(spec, folder.stats, compute=False)
     module = load_checkpoint(ckpt, spec=spec, device=device)
     check_model_config(module, cfg, ckpt, folder.config)

@@ -7,11 +7,12 @@ from .mapinwild import (
     WORLDCOVER_NAMES,
     mapinwild_spec,
 )
-from .registry import PRESETS, get_preset, register_preset
+from .registry import GENERIC_OPTIONS, PRESETS, get_preset, preset_options, register_preset
 
 __all__ = [
     "BIGEARTHNET_43_LABELS",
     "BIGEARTHNET_S2_BANDS",
+    "GENERIC_OPTIONS",
     "PRESETS",
     "S2_10_BANDS",
     "WORLDCOVER_CLASSES",
@@ -19,5 +20,6 @@ __all__ = [
     "bigearthnet_spec",
     "get_preset",
     "mapinwild_spec",
+    "preset_options",
     "register_preset",
 ]
