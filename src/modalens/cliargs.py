@@ -143,6 +143,17 @@ def add_data_check(s: argparse.ArgumentParser) -> None:
     )
 
 
+def add_data_tile(s: argparse.ArgumentParser) -> None:
+    from .data.tiling import tile_dataset
+
+    s.add_argument("root", help="dataset folder (relative to the working directory)")
+    s.add_argument("out", help="a new or empty folder for the tiles")
+    option(s, tile_dataset, "size", help="tile side in pixels of the first modality's grid")
+    g = s.add_mutually_exclusive_group()
+    option(g, tile_dataset, "config", help="dataset spec or run config YAML")
+    add_preset_options(g, s)
+
+
 def add_preset_options(group: Any, s: argparse.ArgumentParser) -> None:
     """``--preset NAME`` (into ``group``, exclusive with ``--config``; the registered presets
     listed) and ``--option KEY=VALUE`` (repeatable)."""

@@ -32,9 +32,7 @@ def parse_options(pairs: Sequence[str] | None) -> dict[str, str]:
 def cmd_synth(args: argparse.Namespace) -> int:
     from .data.synthetic import generate_synthetic
 
-    out = generate_synthetic(
-        args.out, progress=not args.quiet, **given(args, generate_synthetic)
-    )
+    out = generate_synthetic(args.out, progress=not args.quiet, **given(args, generate_synthetic))
     print(f"wrote synthetic MapInWild-layout dataset to {out}")
     return 0
 
@@ -49,6 +47,17 @@ def cmd_data_check(args: argparse.Namespace) -> int:
     print(format_summary(summarize(spec)))
     print(format_problems(problems, spec.root))
     return 2 if has_errors(problems) else 0
+
+
+def cmd_data_tile(args: argparse.Namespace) -> int:
+    from .data.tiling import tile_dataset
+
+    options = parse_options(args.option)
+    counts = tile_dataset(
+        args.root, args.out, options=options, progress=not args.quiet, **given(args, tile_dataset)
+    )
+    print(f"tiles: {counts['tiles']} from {counts['scenes']} scene(s), {counts['files']} files")
+    return 0
 
 
 def cmd_fit(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ from .mapinwild import (
     mapinwild_spec,
 )
 from .registry import GENERIC_OPTIONS, PRESETS, get_preset, preset_options, register_preset
+from .sen1floods11 import SEN1FLOODS11_S2_BANDS, sen1floods11_layout, sen1floods11_spec
 
 __all__ = [
     "BIGEARTHNET_43_LABELS",
@@ -15,6 +16,7 @@ __all__ = [
     "GENERIC_OPTIONS",
     "PRESETS",
     "S2_10_BANDS",
+    "SEN1FLOODS11_S2_BANDS",
     "WORLDCOVER_CLASSES",
     "WORLDCOVER_NAMES",
     "bigearthnet_spec",
@@ -22,4 +24,6 @@ __all__ = [
     "mapinwild_spec",
     "preset_options",
     "register_preset",
+    "sen1floods11_layout",
+    "sen1floods11_spec",
 ]
