@@ -57,6 +57,7 @@ def cmd_data_tile(args: argparse.Namespace) -> int:
         args.root, args.out, options=options, progress=not args.quiet, **given(args, tile_dataset)
     )
     print(f"tiles: {counts['tiles']} from {counts['scenes']} scene(s), {counts['files']} files")
+    print(f"split: {counts['split']}")
     return 0
 
 

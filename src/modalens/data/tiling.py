@@ -28,7 +28,7 @@ from rasterio.windows import Window, from_bounds
 
 from ..errors import DataError, SpecError
 from ..io import atomic_path, atomic_write_text, check_output, fresh_folder
-from ..progress import bar, say
+from ..progress import bar
 from .rasters import open_raster, write_geotiff
 from .remote import RemotePath
 from .samples import discover_ids, require_finished, sample_ids
@@ -51,7 +51,7 @@ def tile_dataset(
     preset: str | None = None,
     options: Mapping[str, Any] | None = None,
     progress: bool = True,
-) -> dict[str, int]:
+) -> dict[str, Any]:
     """Cut every sample of the dataset at ``root`` into ``size`` x ``size`` tiles in ``out``.
 
     Args:
@@ -61,10 +61,11 @@ def tile_dataset(
         config: a dataset spec or run config YAML describing ``root``.
         preset: a preset name describing ``root`` (else the folder's layout is guessed).
         options: the preset's options.
-        progress: a progress bar and one line saying how the tiles are split.
+        progress: a progress bar over the scenes.
 
     Returns:
-        ``{"scenes": ..., "tiles": ..., "files": ...}`` counts written.
+        ``{"scenes": ..., "tiles": ..., "files": ...}`` (counts written) and ``"split"``: one
+        line saying how the tiles are split.
 
     Raises:
         SpecError: a size below 8, or a spec tiling cannot follow (templates that use more than
@@ -98,8 +99,7 @@ def tile_dataset(
             "neighbouring tiles of one scene can be in train and test)"
         )
     n_tiles = sum(len(v) for v in tiles.values())
-    say(f"tiled {len(ids)} scene(s) into {n_tiles} tiles of {size} px in {out}; {how}", progress)
-    return {"scenes": len(ids), "tiles": n_tiles, "files": files}
+    return {"scenes": len(ids), "tiles": n_tiles, "files": files, "split": how}
 
 
 def _sources(spec: DatasetSpec) -> list[SourceFile]:
