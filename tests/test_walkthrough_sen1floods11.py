@@ -57,7 +57,9 @@ def run_page(work: Path) -> list[tuple[str, str, str]]:
                 rc = main(["-q", *argv])
             assert rc == 0, f"`{command}` exited {rc}"
         nxt = steps[i + 1] if i + 1 < len(steps) else ("", "")
-        out.append(("; ".join(_commands(code)), printed.getvalue(), nxt[1] if nxt[0] == "text" else ""))
+        out.append(
+            ("; ".join(_commands(code)), printed.getvalue(), nxt[1] if nxt[0] == "text" else "")
+        )
     return out
 
 

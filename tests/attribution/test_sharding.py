@@ -55,7 +55,12 @@ def parts(folder: Path) -> dict[str, int]:
 def one_process_run(run: Path, out: Path, **kwargs: Any) -> None:
     """The attribution :data:`ARGS` describe, in this process (``kwargs`` to attribute_run)."""
     attribute_run(
-        run, "train", out=out, batch_size=1, strategies=STRATEGIES.split(","), progress=False,
+        run,
+        "train",
+        out=out,
+        batch_size=1,
+        strategies=STRATEGIES.split(","),
+        progress=False,
         **kwargs,
     )
 

@@ -40,8 +40,14 @@ def test_regression_trains_and_deploys_on_inputs_only(mapinwild_root, tmp_path):
     assert run.model.stem[0].in_channels == 10 == run.spec.n_channels
     assert run.spec.auxiliary_names == ["s1", "viirs", "esa_wc"]
     epochs = pd.read_csv(run_dir / "metrics.csv")
-    for col in ("train_total_loss", "val_aux_s1_mae", "val_aux_viirs_rmse",
-                "val_aux_esa_wc_iou", "val_aux_esa_wc_accuracy", "weight_esa_wc"):
+    for col in (
+        "train_total_loss",
+        "val_aux_s1_mae",
+        "val_aux_viirs_rmse",
+        "val_aux_esa_wc_iou",
+        "val_aux_esa_wc_accuracy",
+        "weight_esa_wc",
+    ):
         assert col in epochs.columns, col
     params = pd.read_csv(run_dir / "parameters.csv").set_index("part")["parameters"]
     assert params["head:s1"] == 8 * 2 + 2 and params["head:esa_wc"] == 8 * 11 + 11
@@ -51,8 +57,9 @@ def test_regression_trains_and_deploys_on_inputs_only(mapinwild_root, tmp_path):
 
     data = _deployment_copy(mapinwild_root, tmp_path / "deploy", keep=("s2_temporal_subset",))
     out = tmp_path / "pred"
-    paths = predict(run_dir, data_root=data, ids=["1"], out_dir=out, tile=32, overlap=8,
-                    auxiliary=True)
+    paths = predict(
+        run_dir, data_root=data, ids=["1"], out_dir=out, tile=32, overlap=8, auxiliary=True
+    )
     assert [p.name for p in paths] == ["1.tif"]
     with rasterio.open(mapinwild_root / "s1" / "1.tif") as ref:
         crs, transform = ref.crs, ref.transform
@@ -61,8 +68,15 @@ def test_regression_trains_and_deploys_on_inputs_only(mapinwild_root, tmp_path):
         s1 = ds.read()
     # one tile over the whole 64 px scene: the s1 head's output on the scene, the
     # normalisation undone (x * std + mean, in dB), NaN where the inputs are invalid
-    predict(run_dir, data_root=data, ids=["1"], out_dir=tmp_path / "whole", tile=64, overlap=0,
-            auxiliary=True)
+    predict(
+        run_dir,
+        data_root=data,
+        ids=["1"],
+        out_dir=tmp_path / "whole",
+        tile=64,
+        overlap=0,
+        auxiliary=True,
+    )
     with rasterio.open(tmp_path / "whole" / "auxiliary" / "s1" / "1.tif") as ds:
         whole = ds.read()
     reader = SampleReader(run.spec)
@@ -83,8 +97,11 @@ def test_regression_trains_and_deploys_on_inputs_only(mapinwild_root, tmp_path):
 
 def test_segmentation_main_target_from_landcover(mapinwild_root, tmp_path):
     config = Path(__file__).resolve().parents[2] / "src/modalens/configs/mtl-segmentation.yaml"
-    overrides = {"data": {"root": str(mapinwild_root)}, "model": {"base_width": 4, "depth": 2},
-                 "train": {"epochs": 1, "crop_size": 32, "batch_size": 2}}
+    overrides = {
+        "data": {"root": str(mapinwild_root)},
+        "model": {"base_width": 4, "depth": 2},
+        "train": {"epochs": 1, "crop_size": 32, "batch_size": 2},
+    }
     cfg = load_config(config, overrides)
     assert cfg.task == "segmentation"
     spec = spec_from_config(cfg)
@@ -93,8 +110,15 @@ def test_segmentation_main_target_from_landcover(mapinwild_root, tmp_path):
 
     run_dir = fit(config, out=tmp_path / "run", progress=False, overrides=overrides)
     data = _deployment_copy(mapinwild_root, tmp_path / "deploy", keep=("s2_temporal_subset",))
-    (path,) = predict(run_dir, data_root=data, ids=["2"], out_dir=tmp_path / "p", tile=32,
-                      overlap=8, auxiliary=True)
+    (path,) = predict(
+        run_dir,
+        data_root=data,
+        ids=["2"],
+        out_dir=tmp_path / "p",
+        tile=32,
+        overlap=8,
+        auxiliary=True,
+    )
     with rasterio.open(path) as ds:
         assert set(ds.read(1).ravel().tolist()) <= {10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 100}
     assert (tmp_path / "p" / "auxiliary" / "viirs" / "2.tif").is_file()
@@ -126,14 +150,17 @@ def test_auxiliary_targets_are_flipped_with_the_image(mapinwild_root):
     cfg = load_config(mtl_config(mapinwild_root))
     from modalens.data.stats import with_statistics
 
-    spec, _ = with_statistics(spec_from_config(cfg), mapinwild_root / "stats.json",
-                              progress=False)
+    spec, _ = with_statistics(spec_from_config(cfg), mapinwild_root / "stats.json", progress=False)
     plain = collate([MultimodalDataset(spec, "train", crop_size=0)[0]])
-    module = build_module(cfg.model_copy(update={"train": cfg.train.model_copy(
-        update={"augment": {"hflip": 1.0}})}), spec)
+    module = build_module(
+        cfg.model_copy(update={"train": cfg.train.model_copy(update={"augment": {"hflip": 1.0}})}),
+        spec,
+    )
     module.trainer = SimpleNamespace(training=True)  # what on_after_batch_transfer asks
-    flipped = {k: v[0] if isinstance(v, torch.Tensor) else v
-               for k, v in module.on_after_batch_transfer(plain, 0).items()}
+    flipped = {
+        k: v[0] if isinstance(v, torch.Tensor) else v
+        for k, v in module.on_after_batch_transfer(plain, 0).items()
+    }
     plain = {k: v[0] if isinstance(v, torch.Tensor) else v for k, v in plain.items()}
     assert torch.equal(flipped["image"], plain["image"].flip(-1))
     assert torch.equal(flipped[aux_key("s1")], plain[aux_key("s1")].flip(-1))
@@ -146,8 +173,11 @@ def test_auxiliary_targets_are_flipped_with_the_image(mapinwild_root):
 def test_decoder_choice(decoder):
     model = MultiTaskUNet(3, 1, 4, 2, auxiliary={"a": 2, "b": 5}, decoder=decoder)
     outs = model.forward_all(torch.zeros(1, 3, 16, 16))
-    assert [tuple(v.shape) for v in outs.values()] == [(1, 1, 16, 16), (1, 2, 16, 16),
-                                                        (1, 5, 16, 16)]
+    assert [tuple(v.shape) for v in outs.values()] == [
+        (1, 1, 16, 16),
+        (1, 2, 16, 16),
+        (1, 5, 16, 16),
+    ]
     counts = model.parameter_counts()
     assert ("decoder:a" in counts) == (decoder == "separate")
     x = torch.ones(1, 3, 16, 16)

@@ -20,8 +20,9 @@ def test_fixed_weights_combine_losses_as_configured():
 
 
 def test_module_total_loss_uses_the_config_weights(mapinwild_root):
-    cfg = load_config(mtl_config(mapinwild_root, weight=0.25, targets={"s1": {"weight": 3.0},
-                                                                       "viirs": {}}))
+    cfg = load_config(
+        mtl_config(mapinwild_root, weight=0.25, targets={"s1": {"weight": 3.0}, "viirs": {}})
+    )
     targets = cfg.auxiliary.targets
     assert targets["s1"].weight == 3.0 and targets["viirs"].weight == 0.25
     assert cfg.auxiliary.targets["viirs"].loss == "mae"
@@ -42,8 +43,10 @@ def test_uncertainty_gives_the_noisier_task_the_larger_variance():
     opt = torch.optim.Adam([*model.parameters(), *weighting.parameters()], lr=0.05)
     for _ in range(300):
         out = model(x)
-        losses = {"clean": ((out[:, 0] - clean) ** 2).mean(),
-                  "noisy": ((out[:, 1] - noisy) ** 2).mean()}
+        losses = {
+            "clean": ((out[:, 0] - clean) ** 2).mean(),
+            "noisy": ((out[:, 1] - noisy) ** 2).mean(),
+        }
         opt.zero_grad()
         weighting(losses).backward()
         opt.step()

@@ -50,8 +50,19 @@ def _cli(*args: str, prefix: tuple[str, ...] = ("-m", "modalens.cli")) -> None:
 
 
 def _fit2(config: Path, out: Path, *extra: str) -> None:
-    _cli("-q", "fit", "--config", str(config), "--out", str(out),
-         "--devices", "2", "--strategy", "ddp", *extra)
+    _cli(
+        "-q",
+        "fit",
+        "--config",
+        str(config),
+        "--out",
+        str(out),
+        "--devices",
+        "2",
+        "--strategy",
+        "ddp",
+        *extra,
+    )
 
 
 def _metrics(run: Path) -> pd.DataFrame:
@@ -82,8 +93,14 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict:
     b2 = {"metrics": _metrics(base / "b"), "weights": _weights(base / "b")}
     _fit2(configs[3], base / "b", "--resume")
     fit(configs[2], out=base / "c", progress=False)
-    return {"base": base, "configs": configs, "a": base / "a", "b": base / "b", "b2": b2,
-            "c": base / "c"}
+    return {
+        "base": base,
+        "configs": configs,
+        "a": base / "a",
+        "b": base / "b",
+        "b2": b2,
+        "c": base / "c",
+    }
 
 
 def test_two_processes_match_one_within_the_stated_tolerance(runs: dict) -> None:
@@ -101,8 +118,17 @@ def test_a_second_two_process_run_repeats_the_first_bit_for_bit(runs: dict) -> N
     # run B's first two epochs are run A's first two, value for value
     pd.testing.assert_frame_equal(runs["b2"]["metrics"], _metrics(runs["a"]).iloc[:2])
     files = sorted(p.name for p in runs["b"].rglob("*") if p.is_file())
-    assert files == ["best.ckpt", "config.yaml", "dataset.yaml", "last.ckpt", "masking.csv",
-                     "metrics.csv", "provenance.json", "state.json", "stats.json"]  # once each
+    assert files == [
+        "best.ckpt",
+        "config.yaml",
+        "dataset.yaml",
+        "last.ckpt",
+        "masking.csv",
+        "metrics.csv",
+        "provenance.json",
+        "state.json",
+        "stats.json",
+    ]  # once each
     assert read_state(runs["b"]) == RunState("finished", 3, 3)  # resumed by two processes
 
 
@@ -123,14 +149,40 @@ def test_torchrun_two_simulated_nodes_train_like_the_lightning_launcher(runs: di
     procs = []
     for node in (0, 1):  # one torchrun per simulated node; logs in files (pipes could block)
         with open(logs / f"node{node}.log", "w") as log:
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2",
-                 "--nproc-per-node", "1", "--node-rank", str(node), "--master-addr",
-                 "127.0.0.1", "--master-port", port, "-m", "modalens.cli", "-q", "fit",
-                 "--config", str(runs["configs"][2]), "--out", str(out), "--num-nodes", "2",
-                 "--devices", "1"],
-                env=_env(), stdout=log, stderr=subprocess.STDOUT,
-            ))
+            procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "torch.distributed.run",
+                        "--nnodes",
+                        "2",
+                        "--nproc-per-node",
+                        "1",
+                        "--node-rank",
+                        str(node),
+                        "--master-addr",
+                        "127.0.0.1",
+                        "--master-port",
+                        port,
+                        "-m",
+                        "modalens.cli",
+                        "-q",
+                        "fit",
+                        "--config",
+                        str(runs["configs"][2]),
+                        "--out",
+                        str(out),
+                        "--num-nodes",
+                        "2",
+                        "--devices",
+                        "1",
+                    ],
+                    env=_env(),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
     try:
         codes = [p.wait(timeout=300) for p in procs]
     finally:
@@ -152,8 +204,11 @@ def test_a_global_batch_the_processes_cannot_share_is_one_line(tmp_path: Path, c
     assert rc == 2 and "\n" not in err
     assert "train.batch_size 4 (the global batch) is not divisible by the 3" in err
     with pytest.raises(SpecError, match="sync_batchnorm needs GPUs"):
-        fit(config, out=tmp_path / "r", overrides={"train": {"sync_batchnorm": True,
-                                                            "accelerator": "cpu"}})
+        fit(
+            config,
+            out=tmp_path / "r",
+            overrides={"train": {"sync_batchnorm": True, "accelerator": "cpu"}},
+        )
     assert not (tmp_path / "r").exists()
 
 
@@ -188,8 +243,11 @@ def test_cpu_processes_share_the_cores_while_fit_runs(
     environ = dict(os.environ)
     try:
         with pytest.raises(Stop):
-            fit(config, out=tmp_path / "r", overrides={"train": {"devices": 2,
-                                                                 "accelerator": "cpu"}})
+            fit(
+                config,
+                out=tmp_path / "r",
+                overrides={"train": {"devices": 2, "accelerator": "cpu"}},
+            )
         assert seen == [(expected, str(expected))]
         assert torch.get_num_threads() == before
         assert dict(os.environ) == environ
@@ -201,8 +259,12 @@ def test_rank_from_the_launchers_variables(monkeypatch: pytest.MonkeyPatch) -> N
     for name in RANK_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     assert is_global_zero()
-    for name, value, zero in [("LOCAL_RANK", "0", True), ("NODE_RANK", "1", False),
-                              ("SLURM_PROCID", "1", False), ("RANK", "3", False)]:
+    for name, value, zero in [
+        ("LOCAL_RANK", "0", True),
+        ("NODE_RANK", "1", False),
+        ("SLURM_PROCID", "1", False),
+        ("RANK", "3", False),
+    ]:
         monkeypatch.setenv(name, value)
         assert is_global_zero() is zero, name
         monkeypatch.delenv(name)

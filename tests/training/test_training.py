@@ -166,8 +166,13 @@ def test_fit_leaves_the_process_as_it_found_it(synth_root: Path, tmp_path: Path)
 
     def state() -> tuple:
         levels = [logging.getLogger(n).level for n in LIGHTNING_LOGGERS]
-        return (dict(os.environ), torch.get_num_threads(),
-                torch.are_deterministic_algorithms_enabled(), list(warnings.filters), levels)
+        return (
+            dict(os.environ),
+            torch.get_num_threads(),
+            torch.are_deterministic_algorithms_enabled(),
+            list(warnings.filters),
+            levels,
+        )
 
     def draws() -> tuple:
         return random.random(), float(np.random.rand()), torch.rand(3).tolist()

@@ -8,10 +8,12 @@ names kept) under ``OUT`` in the same relative layout: the sample ``<id>`` becom
 file) from its top-left corner; a remainder narrower than ``size`` is left out. A file on
 another pixel size is cut over the same ground window.
 
-Splits: an official split (list files, a split table or a file with a column per split) is
-written again at the same place under ``OUT`` with each scene's line repeated for its tiles,
-so tiles of a scene stay in that scene's split. Without one, the tiles are split at random
-when read (80/10/10 of tiles: neighbouring tiles of one scene can be in train and test).
+Every scene found on disk is tiled. Splits: an official split (list files, a split table or a
+file with a column per split) is written again at the same place under ``OUT`` with each
+scene's line repeated for its tiles, so tiles of a scene stay in that scene's split (list files
+beside the split's, with the same suffix, are rewritten too: Sen1Floods11's Bolivia list).
+Without one, the tiles are split at random when read (80/10/10 of tiles: neighbouring tiles
+of one scene can be in train and test).
 """
 
 from __future__ import annotations
@@ -82,8 +84,8 @@ def tile_dataset(
     check_output(out)
     require_finished(spec.root)
     official = spec.split.kind != "random"
-    ids = sorted({i for v in sample_ids(spec).values() for i in v}) if official else None
-    ids = ids if ids is not None else discover_ids(spec)
+    listed = {i for v in sample_ids(spec).values() for i in v} if official else set()
+    ids = sorted(listed | set(discover_ids(spec)))
     out = fresh_folder(out)
     tiles: dict[str, list[str]] = {}
     files = 0
@@ -149,7 +151,7 @@ def _tile_sample(
                     window = from_bounds(*bounds, transform=ds.transform)
                     window = window.round_offsets().round_lengths()
                     arr = ds.read(window=window)
-                    dst = src.path(out, {"id": tile_id(sid, r, c)})
+                    dst = Path(str(src.path(out, {"id": tile_id(sid, r, c)})))
                     write_geotiff(
                         dst,
                         arr,
@@ -180,7 +182,7 @@ def _write_split(spec: DatasetSpec, out: Path, tiles: Mapping[str, list[str]]) -
                 "give the split file relative to the dataset root",
             )
     if split.kind == "lists":
-        for _, name in split.lists:
+        for name in _list_files(spec):
             text = under_root(spec, name).read_bytes().decode("utf-8", errors="replace")
             lines = _tiled_lines(text, split.list_pattern, tiles)
             atomic_write_text(out / _tiled_name(name), "".join(f"{x}\n" for x in lines))
@@ -202,6 +204,18 @@ def _write_split(spec: DatasetSpec, out: Path, tiles: Mapping[str, list[str]]) -
                 df.to_parquet(tmp, index=False)
         else:
             atomic_write_text(dst, df.to_csv(index=False))
+
+
+def _list_files(spec: DatasetSpec) -> list[str]:
+    """The split's list files and the other files beside them with the same suffix (other
+    splits of the dataset, e.g. Sen1Floods11's Bolivia list), relative to the root."""
+    names = [name for _, name in spec.split.lists]
+    for name in list(names):
+        rel = PurePosixPath(name)
+        folder = under_root(spec, str(rel.parent))
+        for other in sorted(Path(str(folder)).glob(f"*{rel.suffix}")):
+            names.append(str(rel.parent / other.name))
+    return list(dict.fromkeys(names))
 
 
 def _tiled_lines(text: str, pattern: str | None, tiles: Mapping[str, list[str]]) -> list[str]:
