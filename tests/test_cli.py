@@ -71,6 +71,7 @@ SOURCES = {
     "demo": ["modalens.demo:run_demo"],
     "synth": ["modalens.data.synthetic:generate"],
     "data check": ["modalens.data.specfile:resolve_spec", "modalens.data.checks:check_dataset"],
+    "data tile": ["modalens.data.tiling:tile_dataset"],
     "fit": [
         "modalens.training:fit",
         "modalens.training.config:TrainConfig",

@@ -8,7 +8,8 @@ The data path, module by module:
 - :mod:`.specfile` -- reading specs from YAML or dicts (:func:`load_spec`,
   :func:`spec_from_dict`, :func:`resolve_spec`) with one-line errors naming the key and file;
   :mod:`.specparts` parses each part.
-- :mod:`.presets` -- built-in specs, one module per dataset (``mapinwild``, ``bigearthnet``).
+- :mod:`.presets` -- built-in specs, one module per dataset (``mapinwild``, ``bigearthnet``,
+  ``sen1floods11``).
 - :mod:`.samples` -- which samples exist: ids, index tables, split files.
 - :mod:`.rasters` -- windowed GeoTIFF reads onto a reference grid, atomic GeoTIFF writes.
 - :mod:`.remote` -- dataset roots that are URLs (https, s3, gs) read through GDAL's VSI.
@@ -19,6 +20,7 @@ The data path, module by module:
 - :mod:`.datamodule` -- :class:`RunData`: the datasets and loaders of a run.
 - :mod:`.augment` -- kornia augmentations applied identically to image and target; per item
   on a batch (:func:`augment_batch`).
+- :mod:`.tiling` -- ``modalens data tile``: scenes cut into tiles, same layout, splits kept.
 - :mod:`.checks` -- ``modalens data check``: every sample and modality opened and validated.
 - :mod:`.coverage` -- how much of a sample each modality covers; how much of a split is masked.
 - :mod:`.leakage` -- ids repeated inside a split or shared by splits; ``fit``'s leakage rule.
