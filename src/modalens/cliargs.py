@@ -172,7 +172,7 @@ def add_preset_options(group: Any, s: argparse.ArgumentParser) -> None:
 
 def add_fit(s: argparse.ArgumentParser) -> None:
     from .training import fit
-    from .training.config import ModelConfig, TrainConfig
+    from .training.config import PRESET_DEFAULT_CONFIG, ModelConfig, TrainConfig
 
     g = s.add_mutually_exclusive_group(required=True)
     g.add_argument("--config", help="run config YAML (see configs/)")
@@ -180,9 +180,12 @@ def add_fit(s: argparse.ArgumentParser) -> None:
     option(s, fit, "out", help="run folder (default runs/<config name>)")
     s.add_argument("--root", help="dataset root (with --preset), or override the config's "
                    "(relative to the working directory)")  # fmt: skip
-    option(s, TrainConfig, "epochs", help="train.epochs (the config's; {default} without one)")
-    option(s, ModelConfig, "base_width", help="model.base_width (the config's; {default} "
-           "without one)")  # fmt: skip
+    option(s, TrainConfig, "epochs", help="override train.epochs (the config's, or the preset's "
+           "packaged config; {default} where neither sets it)")  # fmt: skip
+    width = PRESET_DEFAULT_CONFIG["model"]["base_width"]
+    option(s, ModelConfig, "base_width", help="override model.base_width (the config's, or the "
+           f"preset's packaged config; {width} for a preset without one; {{default}} in a "
+           "config that does not set it)")  # fmt: skip
     option(s, fit, "resume", help="continue an interrupted run")
     # several devices / nodes (Lightning DDP): overrides of train.devices, strategy, num_nodes
     option(s, TrainConfig, "devices", type=str, help="processes per node: N or auto "
