@@ -180,3 +180,15 @@ def test_tile_refusals_are_one_line(v11: Path, tmp_path: Path, capsys) -> None:
     assert main(["-q", *argv]) == 2
     errors = [x for x in capsys.readouterr().err.splitlines() if x.startswith("modalens: error")]
     assert len(errors) == 1 and "the output folder is not empty" in errors[0]
+
+
+def test_split_random_replaces_the_official_lists(v11: Path) -> None:
+    official = get_preset("sen1floods11", v11)
+    assert official.split.kind == "lists"
+    with pytest.raises(SpecError, match="split_seed applies to a random split"):
+        get_preset("sen1floods11", v11, split_seed="3")
+    spec = get_preset("sen1floods11", v11, split="random", split_seed="3")
+    assert spec.split.kind == "random" and spec.split.seed == 3
+    ids = sorted(sum(sample_ids(spec).values(), []))
+    # every hand-labelled chip on disk, the held-out Bolivia event included
+    assert ids == sorted([*sum(sample_ids(official).values(), []), "Bolivia_1"])

@@ -155,12 +155,12 @@ def _with_generic(name: str, spec: DatasetSpec, values: Mapping[str, Any]) -> Da
             "official: the dataset's own split; random: 80/10/10 by split_seed",
         )
     if choice == "random":
-        split = replace(split, file=None)
+        split = replace(split, file=None, lists=(), table=None)
     if "split_seed" in values:
-        if split.file is not None:
+        if split.kind != "random":
             raise SpecError(
                 f"split_seed applies to a random split, but preset {name!r} uses its official "
-                f"split file {split.file}",
+                f"split ({', '.join(split.files)})",
                 "preset_options.split_seed",
                 "add --option split=random (split: random under preset_options)",
             )
