@@ -192,3 +192,11 @@ def test_split_random_replaces_the_official_lists(v11: Path) -> None:
     ids = sorted(sum(sample_ids(spec).values(), []))
     # every hand-labelled chip on disk, the held-out Bolivia event included
     assert ids == sorted([*sum(sample_ids(official).values(), []), "Bolivia_1"])
+
+
+def test_a_sen1floods11_folder_is_recognised_without_preset(v11: Path, tmp_path: Path) -> None:
+    from modalens.data.specfile import resolve_spec
+
+    assert resolve_spec(v11).name == get_preset("sen1floods11", v11).name
+    with pytest.raises(SpecError, match=r"--preset bigearthnet\|mapinwild\|sen1floods11"):
+        resolve_spec(tmp_path / "empty" if (tmp_path / "empty").mkdir() is None else tmp_path)

@@ -194,9 +194,9 @@ def split_by_ratio(ids: Sequence[str], ratios: Sequence[float], seed: int) -> di
     n_train = n - n_val - n_test
     if n_train < 1:
         raise DataError(
-            f"only {n} samples: too few to split train/val/test",
+            f"only {n} sample(s): too few to split train/val/test",
             None,
-            "add samples or give a split file",
+            "add samples, give a split file, or cut the scenes into tiles (modalens data tile)",
         )
     return {
         "train": sorted(shuffled[:n_train]),

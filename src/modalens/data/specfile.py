@@ -21,7 +21,8 @@ from typing import Any
 import yaml
 
 from ..errors import DataError, SpecError
-from .presets import get_preset
+from .presets import PRESETS, get_preset
+from .presets.registry import detect_preset
 from .remote import (
     Location,
     RemotePath,
@@ -266,10 +267,12 @@ def resolve_spec(
         elif any(root.glob("BigEarthNet-S1*")):
             preset = "bigearthnet"
         else:
+            preset = detect_preset(root)
+        if preset is None:
             raise SpecError(
                 "cannot tell the dataset layout",
                 str(root),
-                "pass --config SPEC.yaml or --preset mapinwild|bigearthnet",
+                f"pass --config SPEC.yaml or --preset {'|'.join(sorted(PRESETS))}",
             )
         if preset == "bigearthnet" and not options:
             s2 = sorted(root.glob("BigEarthNet-S2*"))
@@ -291,7 +294,7 @@ def _resolve_remote(
             raise SpecError(
                 "cannot tell the dataset layout of a URL (no spec.yaml or split_IDs.csv there)",
                 str(root),
-                "pass --config SPEC.yaml or --preset mapinwild|bigearthnet",
+                f"pass --config SPEC.yaml or --preset {'|'.join(sorted(PRESETS))}",
             )
         preset = "mapinwild"
     return get_preset(preset, root, **(options or {}))

@@ -40,14 +40,29 @@ SPLIT_CHOICES = ("official", "random")
 _TYPE_WORDS = {bool: "true or false", int: "a whole number", float: "a number", str: "text"}
 
 
-def register_preset(name: str) -> Callable[[PresetFn], PresetFn]:
-    """Decorator: make ``fn(root, **options) -> DatasetSpec`` the preset called ``name``."""
+#: Layout tests by preset name: ``detect(root) -> bool`` says a local folder has the preset's
+#: layout (what ``data check ROOT`` without ``--preset`` uses to pick one)
+PRESET_DETECTORS: dict[str, Callable[[Path], bool]] = {}
+
+
+def register_preset(
+    name: str, detect: Callable[[Path], bool] | None = None
+) -> Callable[[PresetFn], PresetFn]:
+    """Decorator: make ``fn(root, **options) -> DatasetSpec`` the preset called ``name``;
+    ``detect(root)``, when given, recognises a local folder in the preset's layout."""
 
     def register(fn: PresetFn) -> PresetFn:
         PRESETS[name] = fn
+        if detect is not None:
+            PRESET_DETECTORS[name] = detect
         return fn
 
     return register
+
+
+def detect_preset(root: Path) -> str | None:
+    """The first registered preset whose layout test recognises ``root`` (None: none does)."""
+    return next((name for name, test in PRESET_DETECTORS.items() if test(root)), None)
 
 
 def _own_options(fn: PresetFn) -> dict[str, type]:

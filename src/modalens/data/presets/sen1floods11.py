@@ -89,7 +89,12 @@ def sen1floods11_layout(root: str | Path | RemotePath) -> Layout:
     return Layout(name, "", None)
 
 
-@register_preset("sen1floods11")
+def _is_sen1floods11(root: Path) -> bool:
+    """A v1.1 release folder or a folder holding the hand-labelled chip folders."""
+    return (root / HANDLABELED).is_dir() or (root / "S1Hand").is_dir()
+
+
+@register_preset("sen1floods11", detect=_is_sen1floods11)
 def sen1floods11_spec(
     root: str | Path,
     modalities: str = "both",
