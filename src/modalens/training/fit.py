@@ -62,6 +62,7 @@ from ..io import (
     make_folder,
     require_free_space,
 )
+from ..models.unet import check_input_size, largest_depth, min_input_size
 from ..precision import lightning_precision, resolve_auto
 from ..progress import say, warn
 from ..scope import scoped_process
@@ -184,7 +185,7 @@ def _train(cfg: RunConfig, folder: RunFolder, resume: bool, progress: bool) -> P
     for split in ("train", "val"):
         if not splits.get(split):
             raise DataError(f"the {split} split is empty", str(spec.root), "check the split file")
-    _check_data(t, spec, splits, progress, zero)
+    _check_data(t, spec, splits, progress, zero, cfg.model.depth)
     if zero:
         spec, stats_dict = _prepare_folder(cfg, spec, splits, folder, resume, progress)
     else:  # rank 0 writes the folder's files; wait for them and read them
@@ -196,7 +197,7 @@ def _train(cfg: RunConfig, folder: RunFolder, resume: bool, progress: bool) -> P
         weights = sum(p.numel() * p.element_size() for p in module.parameters())
         require_free_space(folder.checkpoints, 9 * weights + 2**20, "the checkpoints")
     trainer = _trainer(t, folder, progress)
-    data = FitDataModule(t.run_data(spec))
+    data = FitDataModule(t.run_data(spec, depth=cfg.model.depth))
     try:
         trainer.fit(module, datamodule=data, ckpt_path=str(folder.last) if resume else None)
     except SystemExit:
@@ -236,10 +237,17 @@ def _check_folder(cfg: RunConfig, folder: RunFolder, resume: bool, zero: bool) -
 
 
 def _check_data(
-    t: TrainConfig, spec: DatasetSpec, splits: Mapping[str, list[str]], progress: bool, zero: bool
+    t: TrainConfig,
+    spec: DatasetSpec,
+    splits: Mapping[str, list[str]],
+    progress: bool,
+    zero: bool,
+    depth: int,
 ) -> None:
-    """Before anything is written: refuse a crop size no scene holds and a train or val split
-    without a valid target pixel; warn (rank 0) about a test split without one."""
+    """Before anything is written: refuse a crop size no scene holds or the U-Net of ``depth``
+    cannot take, and a train or val split without a valid target pixel; warn (rank 0) about a
+    test split without one."""
+    _check_crop_sizes(t, spec, depth)
     for note in t.run_data(spec).check_crops(splits):
         say(f"note: {note}", progress and zero)
     require_target(spec, "train", splits["train"])
@@ -248,6 +256,30 @@ def _check_data(
         warn(
             "no sample of the test split has a valid target pixel: test and attribute will "
             "refuse it; check its target files or the split file"
+        )
+
+
+def _check_crop_sizes(t: TrainConfig, spec: DatasetSpec, depth: int) -> None:
+    """Refuse a (dense) train or eval crop smaller than the U-Net of ``depth`` takes (scenes
+    smaller than it are refused by the datasets, naming the sample)."""
+    if not spec.target.is_dense:
+        return
+    for key, size in (("crop_size", t.crop_size), ("eval_crop_size", t.eval_crop_size)):
+        crop = spec.crop_size if size is None else int(size)
+        if crop <= 0:
+            continue
+        training = key == "crop_size"
+        need = min_input_size(depth) * (1 + int(training))  # training: > 1x1 bottleneck
+        fits = largest_depth(crop) - int(training)
+        shallower = f" or model.depth: {fits}" if fits >= 1 else ""
+        check_input_size(
+            crop,
+            crop,
+            f"key 'train.{key}'" if size is not None else "the dataset spec's crop_size",
+            depth=depth,
+            fix=f"set {key}: {need} or more (0: whole scenes){shallower}",
+            error=SpecError,
+            training=training,
         )
 
 
