@@ -96,3 +96,11 @@ def test_test_refuses_a_scene_too_small_for_the_run(tmp_path, capsys) -> None:
     argv = ["predict", "-q", str(run), "--out", str(out), "--tile", "16", "--overlap", "4"]
     assert main(argv) in (0, None)
     assert (out / "6.tif").is_file()
+
+
+def test_fit_refuses_small_scenes_before_writing(tmp_path, capsys) -> None:
+    cfg = _config(tmp_path, size=16, depth=5, crop=0)
+    run = tmp_path / "run"
+    line = _cli(["fit", "-q", "--config", cfg, "--out", str(run)], capsys)
+    assert "(sample '1' of the train split)" in line
+    assert not run.exists() or not any(run.iterdir())  # nothing written: rerun the same --out

@@ -47,6 +47,7 @@ from ..data.coverage import has_valid_target, masking_lines, masking_report, req
 from ..data.datamodule import per_process_batch
 from ..data.identity import data_identity
 from ..data.leakage import check_leakage
+from ..data.reader import SampleReader
 from ..data.remote import is_remote
 from ..data.samples import sample_ids
 from ..data.spec import DatasetSpec
@@ -248,6 +249,7 @@ def _check_data(
     cannot take, and a train or val split without a valid target pixel; warn (rank 0) about a
     test split without one."""
     _check_crop_sizes(t, spec, depth)
+    _check_first_scenes(t, spec, splits, depth)
     for note in t.run_data(spec).check_crops(splits):
         say(f"note: {note}", progress and zero)
     require_target(spec, "train", splits["train"])
@@ -281,6 +283,29 @@ def _check_crop_sizes(t: TrainConfig, spec: DatasetSpec, depth: int) -> None:
             error=SpecError,
             training=training,
         )
+
+
+def _check_first_scenes(
+    t: TrainConfig, spec: DatasetSpec, splits: Mapping[str, list[str]], depth: int
+) -> None:
+    """Refuse, before anything is written, a first train or val item (its crop, or the whole
+    scene when smaller) that the U-Net of ``depth`` cannot take: scenes usually share one size,
+    so this catches a dataset too small for the model without opening every file (the datasets
+    check each item as they read it)."""
+    reader = SampleReader(spec, cache_size=2, check_values=False)
+    eval_crop = t.eval_crop_size if t.eval_crop_size is not None else t.crop_size
+    try:
+        for split, size in (("train", t.crop_size), ("val", eval_crop)):
+            sid = splits[split][0]
+            grid = reader.grid(sid)
+            h, w = grid.height, grid.width
+            crop = spec.crop_size if size is None else int(size)
+            if spec.target.is_dense and crop > 0:  # a crop larger than the scene: the scene
+                h, w = min(h, crop), min(w, crop)
+            where = f"sample {sid!r} of the {split} split"
+            check_input_size(h, w, where, depth=depth, training=split == "train")
+    finally:
+        reader.close()
 
 
 def _check_processes(t: TrainConfig) -> None:
