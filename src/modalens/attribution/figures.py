@@ -6,7 +6,8 @@
 - :func:`strategy_comparison`: share of each group per strategy (heat map, ranks annotated):
   do the strategies agree on the ranking?
 - :func:`map_figure` / :func:`occlusion_map_preview`: one sensitivity map on map coordinates
-  (easting/northing in the CRS's units, the CRS named) with a labelled colour bar.
+  (:func:`modalens.plotting.map_axes`: km, degrees or pixels, the CRS named) with a labelled
+  colour bar.
 
 Names go through :func:`modalens.plotting.label`, colours through
 :func:`modalens.plotting.color` (Okabe-Ito), files through :func:`modalens.plotting.save_figures`.
@@ -21,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from ..plotting import color, label, pyplot, save_figures
+from ..plotting import color, draw_map, label, pyplot, save_figures
 from .groups import ALL
 
 BLOCK_KEYS = ["method", "level", "distance"]
@@ -276,30 +277,6 @@ def strategy_comparison(
     return save_figures(fig, path)
 
 
-def crs_axis_labels(crs: Any) -> tuple[str, str]:
-    """``(x label, y label)`` of map axes in ``crs`` (a rasterio CRS or None): e.g.
-    ``("EPSG:32633 easting (m)", "EPSG:32633 northing (m)")``, longitude/latitude in degrees
-    for geographic CRSs, pixel columns/rows without a CRS."""
-    if crs is None:
-        return "column (pixels)", "row (pixels)"
-    epsg = crs.to_epsg() if hasattr(crs, "to_epsg") else None
-    name = f"EPSG:{epsg}" if epsg else str(crs)[:40]
-    if getattr(crs, "is_geographic", False):
-        return f"{name} longitude (°)", f"{name} latitude (°)"
-    unit = str(getattr(crs, "linear_units", "") or "units")
-    unit = {"metre": "m", "meter": "m", "foot": "ft", "US survey foot": "ftUS"}.get(unit, unit)
-    return f"{name} easting ({unit})", f"{name} northing ({unit})"
-
-
-def map_extent(transform: Any, shape: tuple[int, int]) -> tuple[float, float, float, float]:
-    """``(left, right, bottom, top)`` of a raster of ``shape`` (rows, cols) under an affine,
-    axis-aligned ``transform``: the ``extent`` for :meth:`~matplotlib.axes.Axes.imshow`."""
-    h, w = shape
-    x0, y0 = transform.c, transform.f
-    x1, y1 = x0 + transform.a * w, y0 + transform.e * h
-    return (x0, x1, min(y0, y1), max(y0, y1)) if transform.a > 0 else (x1, x0, y1, y0)
-
-
 def map_figure(
     array: np.ndarray,
     *,
@@ -328,15 +305,10 @@ def map_figure(
     finite = a[np.isfinite(a)]
     vmax = float(np.percentile(finite, 99)) if finite.size else 1.0
     fig, ax = plt.subplots(figsize=(5.6, 5.0 * a.shape[0] / max(a.shape[1], 1) + 0.6))
-    extent = map_extent(transform, a.shape) if transform is not None else None
-    im = ax.imshow(
-        np.ma.masked_invalid(a), cmap=cmap, vmin=0, vmax=vmax or 1.0, extent=extent,
+    im = draw_map(
+        ax, np.ma.masked_invalid(a), crs, transform, cmap=cmap, vmin=0, vmax=vmax or 1.0,
         interpolation="nearest",
     )  # fmt: skip
-    xl, yl = crs_axis_labels(crs if transform is not None else None)
-    ax.set_xlabel(xl, fontsize=8)
-    ax.set_ylabel(yl, fontsize=8)
-    ax.ticklabel_format(style="plain", useOffset=False)
     ax.tick_params(labelsize=7)
     ax.tick_params(axis="x", labelrotation=30)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=quantity)

@@ -132,7 +132,12 @@ def scene_sensitivity(
 
     Returns:
         ``(map [G, H, W] float32, window side used)``.
+
+    Raises:
+        DataError: a scene smaller than the model takes (names the sample).
     """
+    grid = reader.grid(sid)
+    run.check_size(grid.height, grid.width, f"sample {sid!r}")
     image, valid = reader.read_inputs(sid)
     mask = bool(getattr(getattr(run.module, "hparams", {}), "mask_invalid_inputs", True))
     batch = Batch(torch.from_numpy(image)[None], None, torch.from_numpy(valid)[None], [sid], [""])

@@ -31,7 +31,7 @@ import torch
 from ..data.samples import sample_ids
 from ..errors import DataError, SpecError
 from ..io import atomic_write_csv, check_output
-from ..plotting import color, label, pyplot, save_figures
+from ..plotting import color, label, pixel_size_text, pyplot, save_figures
 from ..progress import bar, warn
 from ..training.run import Run, load_run
 from ..training.runfolder import RunFolder
@@ -312,9 +312,9 @@ def view_figure(
         draw_picture(fig, fig.add_subplot(gs[2, j]), pic, title=title)
     grid = reader.grid(sid)
     crs = grid.crs.to_string() if grid.crs is not None else "no CRS"
-    res = abs(grid.transform.a)
+    pixels = pixel_size_text(grid.crs, grid.transform)
     fig.suptitle(
-        f"Sample {sid}: {grid.height} x {grid.width} px, {res:g} m pixels, {crs}\n{reason}",
+        f"Sample {sid}: {grid.height} x {grid.width} px, {pixels}, {crs}\n{reason}",
         fontsize=10,
     )
     fig.subplots_adjust(top=0.92 if dense else 0.9, bottom=0.08)

@@ -21,7 +21,8 @@ every ``W``-th val item (:class:`~modalens.data.sampling.RankShard`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -60,6 +61,9 @@ class RunData:
         seed: seeds crops, augmentation seeds, sampling and the loaders' generators.
         num_workers: DataLoader worker processes.
         weighted_sampling: draw train items with probability ~ 1 / mean target.
+        check_size: ``check_size(height, width, where, training=False)`` refuses an item the
+            model cannot take (see :class:`~modalens.data.MultimodalDataset`; ``training=True``
+            for train items); None: no check.
     """
 
     def __init__(
@@ -71,6 +75,7 @@ class RunData:
         seed: int = 0,
         num_workers: int = 0,
         weighted_sampling: bool = False,
+        check_size: Callable[..., None] | None = None,
     ) -> None:
         self.spec = spec
         self.batch_size = int(batch_size)
@@ -79,6 +84,7 @@ class RunData:
         self.seed = int(seed)
         self.num_workers = int(num_workers)
         self.weighted_sampling = bool(weighted_sampling)
+        self.check_size = check_size
 
     def dataset(
         self,
@@ -105,6 +111,9 @@ class RunData:
             crop_size=crop_size,
             random_crop=train,
             seed=self.seed,
+            check_size=partial(self.check_size, training=True)
+            if train and self.check_size is not None
+            else self.check_size,
         )
 
     def check_crops(self, splits: Mapping[str, Sequence[str]]) -> list[str]:

@@ -14,7 +14,7 @@ into a batch.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -46,8 +46,10 @@ class MultimodalDataset(Dataset):
     ``random_crop=None`` means random crops for ``split='train'`` and centre crops
     otherwise. Random windows come from an RNG seeded by ``(seed, epoch, index)`` (call
     :meth:`set_epoch` every epoch). Crops whose target is all no-data are redrawn up to
-    ``max_tries`` times, then a DataError names the sample. Random-crop items carry
-    ``aug_seed`` (:data:`AUG_SEED`), their augmentation seed derived the same way.
+    ``max_tries`` times, then a DataError names the sample. ``check_size(height, width, where)``
+    (e.g. the model's :func:`~modalens.models.check_input_size`) is called on every item's
+    size before it is read, so an input the model cannot take fails in one line. Random-crop
+    items carry ``aug_seed`` (:data:`AUG_SEED`), their augmentation seed derived the same way.
     """
 
     def __init__(
@@ -59,6 +61,7 @@ class MultimodalDataset(Dataset):
         random_crop: bool | None = None,
         seed: int = 0,
         max_tries: int = MAX_CROP_TRIES,
+        check_size: Callable[[int, int, str], None] | None = None,
     ) -> None:
         if split not in SPLIT_NAMES:
             raise SpecError(f"unknown split {split!r}", None, f"use {', '.join(SPLIT_NAMES)}")
@@ -82,6 +85,8 @@ class MultimodalDataset(Dataset):
         self.epoch = 0
         self.draw = 0
         self.max_tries = max(1, int(max_tries))
+        #: ``check_size(height, width, where)`` raises for an input the model cannot take
+        self.check_size = check_size
         self.reader = SampleReader(spec)
         self.aux_reader = AuxiliaryReader(spec)
 
@@ -116,6 +121,8 @@ class MultimodalDataset(Dataset):
         sid = self.ids[index]
         grid = self.reader.grid(sid)
         h, w = self._size(grid)
+        if self.check_size is not None:
+            self.check_size(h, w, f"sample {sid!r} of the {self.split} split")
         if (h, w) == (grid.height, grid.width):
             return [(0, 0, h, w)]
         out: list[WindowTuple] = []

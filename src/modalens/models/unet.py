@@ -9,6 +9,11 @@ The model exposes :meth:`UNet.encode` (list of skip features, the last one being
 embedding the occlusion framework compares) and :meth:`UNet.decode`, so the embedding is had
 without running the decoder. ``forward(x) == decode(encode(x))``.
 
+Input size: each of the ``depth`` down blocks halves the sides (a 2x2 max-pool, odd sides
+rounded down; the up blocks pad the odd pixel back), so any side of at least
+:func:`min_input_size` ``= 2**depth`` pixels works and a smaller one leaves nothing to pool.
+:func:`check_input_size` refuses such an input in one line before it reaches the model.
+
 Heads (the task says which, and which output activation; see :mod:`modalens.tasks`):
 - ``dense``: the decoder and a 1x1 convolution give ``out_channels`` maps at input resolution
   (regression, with LeakyReLU(0.01) on the output as in the paper; segmentation logits).
@@ -21,6 +26,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
+
+from ..errors import DataError, ModalensError
 
 #: a per-pixel output map (decoder + 1x1 convolution)
 DENSE_HEAD = "dense"
@@ -171,3 +178,65 @@ def run_decoder(ups: nn.ModuleList, features: list[Tensor]) -> Tensor:
 def count_parameters(model: nn.Module) -> int:
     """Trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def min_input_size(depth: int) -> int:
+    """The smallest side (pixels) a U-Net of ``depth`` down blocks takes: ``2**depth`` (each
+    block halves the sides, rounding down; odd sides are fine)."""
+    return 2 ** int(depth)
+
+
+def largest_depth(side: int) -> int:
+    """The deepest U-Net an input with shorter side ``side`` fits (0: none)."""
+    return max(int(side), 1).bit_length() - 1
+
+
+def check_input_size(
+    height: int,
+    width: int,
+    where: str,
+    *,
+    depth: int,
+    fix: str | None = None,
+    error: type[ModalensError] = DataError,
+    training: bool = False,
+) -> None:
+    """Refuse an input smaller than :func:`min_input_size` in one line.
+
+    Args:
+        height: input rows.
+        width: input columns.
+        where: what the input is (a sample id, a key or an option).
+        depth: the U-Net's down blocks.
+        fix: how to fix it (default: larger inputs or a shallower model).
+        error: the error class (:class:`~modalens.errors.DataError` for data, a
+            :class:`~modalens.errors.SpecError` for an option).
+        training: a training input: its bottleneck must also hold more than one pixel
+            (BatchNorm cannot train on one value per channel when a batch has one item).
+
+    Raises:
+        ModalensError: a side below ``2**depth``, or a training input with a 1x1 bottleneck
+            (``error``).
+    """
+    need = min_input_size(depth)
+    side = min(int(height), int(width))
+    one_pixel = training and (height >> depth) * (width >> depth) < 2
+    if side >= need and not one_pixel:
+        return
+    # training: the bottleneck needs more than one pixel, so twice the side (one depth less)
+    fits = largest_depth(side) - int(training)
+    shallower = f" or a model with depth {fits} (model.depth)" if fits >= 1 else ""
+    fix = fix or f"use inputs of at least {need * (1 + int(training))} px{shallower}"
+    if side >= need:
+        raise error(
+            f"a {height}x{width} px training input leaves a 1x1 bottleneck in a depth-{depth} "
+            "U-Net (BatchNorm cannot train on one value per channel)",
+            where,
+            fix,
+        )
+    raise error(
+        f"a {height}x{width} px input is below the {need} px minimum side of a depth-{depth} "
+        f"U-Net, which halves the sides {depth} times",
+        where,
+        fix,
+    )

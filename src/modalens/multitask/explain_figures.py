@@ -6,20 +6,21 @@
   of the main and each auxiliary error map (``mtl_pixel_correlation.png``/``.svg``).
 - :func:`sensitivity_figure`: each head's share of its occlusion sensitivity per input group,
   as a heat map (``mtl_sensitivity.png``/``.svg``).
-- :func:`preview_figure`: one sample's error maps side by side on map coordinates
-  (``maps/<id>.png``).
+- :func:`preview_figure` / :func:`error_maps_figure`: one sample's error maps side by side on
+  map axes (km, degrees or pixels by the CRS; ``maps/<id>.png``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..data.grid import RasterGrid
-from ..plotting import color, label, pyplot, save_figure, save_figures
+from ..plotting import color, draw_map, label, pyplot, save_figure, save_figures
 
 #: how a head is named in figures and sentences
 MAIN_LABEL = "main task"
@@ -148,28 +149,38 @@ def preview_figure(
     heads: Sequence[str] | None = None,
     units: Mapping[str, str] | None = None,
 ) -> Path:
-    """One sample's error maps side by side (each with its own colour scale)."""
+    """Write :func:`error_maps_figure` as ``path`` (PNG); returns it."""
+    fig = error_maps_figure(sample_id, maps, errors, grid, heads, units)
+    return save_figure(fig, Path(path).with_suffix(".png"))
+
+
+def error_maps_figure(
+    sample_id: str,
+    maps: Mapping[str, np.ndarray],
+    errors: Mapping[str, float],
+    grid: RasterGrid | None,
+    heads: Sequence[str] | None = None,
+    units: Mapping[str, str] | None = None,
+) -> Any:
+    """One sample's error maps side by side (each with its own colour scale) on map axes
+    (:func:`modalens.plotting.map_axes`: km, degrees or pixels by the grid's CRS)."""
     units = units or {}
     plt = pyplot()
     heads = list(heads or maps)
     fig, axes = plt.subplots(1, len(heads), figsize=(3.3 * len(heads), 3.3))
     axes = np.atleast_1d(axes)
-    extent = None
-    if grid is not None:
-        left, bottom, right, top = grid.bounds
-        extent = (left / 1000, right / 1000, bottom / 1000, top / 1000)
+    crs, transform = (grid.crs, grid.transform) if grid is not None else (None, None)
     for i, (ax, head) in enumerate(zip(axes, heads, strict=True)):
         arr = np.asarray(maps[head], float)
         hi = np.nanpercentile(arr, 99) if np.isfinite(arr).any() else 1.0
-        im = ax.imshow(arr, cmap="magma", vmin=0.0, vmax=hi, extent=extent)
+        im = draw_map(ax, arr, crs, transform, cmap="magma", vmin=0.0, vmax=hi)
         ax.set_title(f"{head_label(head)} error\nmean {errors.get(head, np.nan):.3f}", fontsize=9)
-        ax.set_xlabel("easting (km)" if extent else "column (px)")
-        if i == 0:
-            ax.set_ylabel("northing (km)" if extent else "row (px)")
+        if i:
+            ax.set_ylabel("")
         fig.colorbar(
             im, ax=ax, fraction=0.046, label=f"{units.get(head, 'error')} (white: no data)"
         )
         ax.tick_params(labelsize=6)
     fig.suptitle(f"Error maps of sample {sample_id}", fontsize=11)
     fig.tight_layout()
-    return save_figure(fig, Path(path).with_suffix(".png"))
+    return fig

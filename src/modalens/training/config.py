@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Collection, Iterable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -40,6 +41,7 @@ from ..data.spec import DatasetSpec
 from ..data.specfile import merge_dicts, read_yaml, spec_from_dict
 from ..errors import ModalensError, SpecError
 from ..fingerprint import plain
+from ..models.unet import check_input_size
 from ..options import validation_error
 from ..tasks.registry import task_class_for_target, task_for_modality
 from .auxconfig import AuxiliaryConfig
@@ -156,8 +158,11 @@ class TrainConfig(_Section):
         """The optimiser these settings describe."""
         return OptimizerConfig(name=self.optimizer, lr=self.lr, weight_decay=self.weight_decay)
 
-    def run_data(self, spec: DatasetSpec) -> RunData:
-        """The :class:`~modalens.data.datamodule.RunData` these settings describe for ``spec``."""
+    def run_data(self, spec: DatasetSpec, depth: int | None = None) -> RunData:
+        """The :class:`~modalens.data.datamodule.RunData` these settings describe for ``spec``;
+        with the U-Net's ``depth``, its datasets refuse items smaller than the model takes
+        (:func:`~modalens.models.check_input_size`)."""
+        check = None if depth is None else partial(check_input_size, depth=int(depth))
         return RunData(
             spec,
             batch_size=self.batch_size,
@@ -166,6 +171,7 @@ class TrainConfig(_Section):
             seed=self.seed,
             num_workers=self.num_workers,
             weighted_sampling=self.weighted_sampling,
+            check_size=check,
         )
 
 

@@ -47,6 +47,7 @@ from ..data.coverage import has_valid_target, masking_lines, masking_report, req
 from ..data.datamodule import per_process_batch
 from ..data.identity import data_identity
 from ..data.leakage import check_leakage
+from ..data.reader import SampleReader
 from ..data.remote import is_remote
 from ..data.samples import sample_ids
 from ..data.spec import DatasetSpec
@@ -62,6 +63,7 @@ from ..io import (
     make_folder,
     require_free_space,
 )
+from ..models.unet import check_input_size, largest_depth, min_input_size
 from ..precision import lightning_precision, resolve_auto
 from ..progress import say, warn
 from ..scope import scoped_process
@@ -184,7 +186,7 @@ def _train(cfg: RunConfig, folder: RunFolder, resume: bool, progress: bool) -> P
     for split in ("train", "val"):
         if not splits.get(split):
             raise DataError(f"the {split} split is empty", str(spec.root), "check the split file")
-    _check_data(t, spec, splits, progress, zero)
+    _check_data(t, spec, splits, progress, zero, cfg.model.depth)
     if zero:
         spec, stats_dict = _prepare_folder(cfg, spec, splits, folder, resume, progress)
     else:  # rank 0 writes the folder's files; wait for them and read them
@@ -196,7 +198,7 @@ def _train(cfg: RunConfig, folder: RunFolder, resume: bool, progress: bool) -> P
         weights = sum(p.numel() * p.element_size() for p in module.parameters())
         require_free_space(folder.checkpoints, 9 * weights + 2**20, "the checkpoints")
     trainer = _trainer(t, folder, progress)
-    data = FitDataModule(t.run_data(spec))
+    data = FitDataModule(t.run_data(spec, depth=cfg.model.depth))
     try:
         trainer.fit(module, datamodule=data, ckpt_path=str(folder.last) if resume else None)
     except SystemExit:
@@ -236,10 +238,18 @@ def _check_folder(cfg: RunConfig, folder: RunFolder, resume: bool, zero: bool) -
 
 
 def _check_data(
-    t: TrainConfig, spec: DatasetSpec, splits: Mapping[str, list[str]], progress: bool, zero: bool
+    t: TrainConfig,
+    spec: DatasetSpec,
+    splits: Mapping[str, list[str]],
+    progress: bool,
+    zero: bool,
+    depth: int,
 ) -> None:
-    """Before anything is written: refuse a crop size no scene holds and a train or val split
-    without a valid target pixel; warn (rank 0) about a test split without one."""
+    """Before anything is written: refuse a crop size no scene holds or the U-Net of ``depth``
+    cannot take, and a train or val split without a valid target pixel; warn (rank 0) about a
+    test split without one."""
+    _check_crop_sizes(t, spec, depth)
+    _check_first_scenes(t, spec, splits, depth)
     for note in t.run_data(spec).check_crops(splits):
         say(f"note: {note}", progress and zero)
     require_target(spec, "train", splits["train"])
@@ -249,6 +259,53 @@ def _check_data(
             "no sample of the test split has a valid target pixel: test and attribute will "
             "refuse it; check its target files or the split file"
         )
+
+
+def _check_crop_sizes(t: TrainConfig, spec: DatasetSpec, depth: int) -> None:
+    """Refuse a (dense) train or eval crop smaller than the U-Net of ``depth`` takes (scenes
+    smaller than it are refused by the datasets, naming the sample)."""
+    if not spec.target.is_dense:
+        return
+    for key, size in (("crop_size", t.crop_size), ("eval_crop_size", t.eval_crop_size)):
+        crop = spec.crop_size if size is None else int(size)
+        if crop <= 0:
+            continue
+        training = key == "crop_size"
+        need = min_input_size(depth) * (1 + int(training))  # training: > 1x1 bottleneck
+        fits = largest_depth(crop) - int(training)
+        shallower = f" or model.depth: {fits}" if fits >= 1 else ""
+        check_input_size(
+            crop,
+            crop,
+            f"key 'train.{key}'" if size is not None else "the dataset spec's crop_size",
+            depth=depth,
+            fix=f"set {key}: {need} or more (0: whole scenes){shallower}",
+            error=SpecError,
+            training=training,
+        )
+
+
+def _check_first_scenes(
+    t: TrainConfig, spec: DatasetSpec, splits: Mapping[str, list[str]], depth: int
+) -> None:
+    """Refuse, before anything is written, a first train or val item (its crop, or the whole
+    scene when smaller) that the U-Net of ``depth`` cannot take: scenes usually share one size,
+    so this catches a dataset too small for the model without opening every file (the datasets
+    check each item as they read it)."""
+    reader = SampleReader(spec, cache_size=2, check_values=False)
+    eval_crop = t.eval_crop_size if t.eval_crop_size is not None else t.crop_size
+    try:
+        for split, size in (("train", t.crop_size), ("val", eval_crop)):
+            sid = splits[split][0]
+            grid = reader.grid(sid)
+            h, w = grid.height, grid.width
+            crop = spec.crop_size if size is None else int(size)
+            if spec.target.is_dense and crop > 0:  # a crop larger than the scene: the scene
+                h, w = min(h, crop), min(w, crop)
+            where = f"sample {sid!r} of the {split} split"
+            check_input_size(h, w, where, depth=depth, training=split == "train")
+    finally:
+        reader.close()
 
 
 def _check_processes(t: TrainConfig) -> None:

@@ -156,6 +156,8 @@ def predict(
 def _predict_scene_labels(
     run: Run, reader: InputReader, sid: str, out_dir: Path, precision: str
 ) -> Path:
+    grid = reader.grid(sid)
+    run.check_size(grid.height, grid.width, f"sample {sid!r}")
     item = reader.read(sid)
     image = torch.from_numpy(np.asarray(item["image"], np.float32))[None]
     valid = torch.from_numpy(np.asarray(item["valid"], bool))[None]

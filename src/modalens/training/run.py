@@ -29,7 +29,7 @@ from ..data.spec import DatasetSpec
 from ..data.specfile import load_spec
 from ..data.stats import with_statistics
 from ..errors import DataError, ModelError
-from ..models.unet import UNet
+from ..models.unet import UNet, check_input_size
 from ..tasks.base import Task
 from .config import RunConfig
 from .module import TaskModule, make_tile_fn
@@ -209,6 +209,15 @@ class Run:
         """The model's downsampling factor (inputs should be a multiple of it)."""
         return self.model.downsampling
 
+    def check_size(self, height: int, width: int, where: str) -> None:
+        """Refuse an input of ``height`` x ``width`` px that the model is too deep for, in one
+        line naming ``where`` (:func:`~modalens.models.check_input_size`).
+
+        Raises:
+            DataError: a side below ``2**depth``.
+        """
+        check_input_size(height, width, where, depth=self.model.depth)
+
     def dataset(
         self, split: str = "test", ids: Sequence[str] | None = None, crop_size: int | None = None
     ) -> MultimodalDataset:
@@ -223,7 +232,8 @@ class Run:
         Raises:
             DataError: none of the samples has a valid target pixel (names the split).
         """
-        ds = self.config.train.run_data(self.spec).dataset(split, ids=ids, crop_size=crop_size)
+        data = self.config.train.run_data(self.spec, depth=self.model.depth)
+        ds = data.dataset(split, ids=ids, crop_size=crop_size)
         require_target(self.spec, split, ds.ids)
         return ds
 
