@@ -35,10 +35,10 @@ def test_relative_root_with_config_is_relative_to_the_working_directory(
 def test_fit_preset_root_trains_one_epoch_without_a_config(
     tmp_path: Path, monkeypatch, capsys, one_torch_thread
 ) -> None:
-    write_mapinwild(tmp_path / "mapinwild", n=6, size=32, splits=(4, 1, 1))
+    write_mapinwild(tmp_path / "mapinwild", n=6, size=64, splits=(4, 1, 1))
     monkeypatch.chdir(tmp_path)
     argv = ["fit", "--preset", "mapinwild", "--root", "mapinwild", "--epochs", "1", "-q"]
-    argv += ["--base-width", "2", "--option", "crop_size=16", "--option", "stats=published"]
+    argv += ["--base-width", "2", "--option", "crop_size=32", "--option", "stats=published"]
     assert main([*argv, "--out", "run"]) == 0
     assert "run folder: run" in capsys.readouterr().out
     cfg = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
@@ -48,13 +48,13 @@ def test_fit_preset_root_trains_one_epoch_without_a_config(
         "preset_options": {
             "s2_folder": "s2_temporal_subset",  # the packaged configs/mapinwild.yaml's
             "target": "NI",
-            "crop_size": 16,
+            "crop_size": 32,
             "stats": "published",
         },
     }
     assert (cfg["train"]["epochs"], cfg["train"]["crop_size"], cfg["model"]["base_width"]) == (
         1,
-        16,
+        32,
         2,
     )
     assert cfg["train"]["patience"] == 40  # the rest from configs/mapinwild.yaml
