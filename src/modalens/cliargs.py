@@ -390,7 +390,7 @@ def add_agreement(s: argparse.ArgumentParser) -> None:
            "needed)")  # fmt: skip
     option(s, agreement, "seeds", help="comma-separated seeds (default: every finished seed)")
     option(s, agreement, "metric", help="per-sample metric of metrics_test.csv (default: the "
-           "task's headline metric, e.g. mae, iou_positive, map)")  # fmt: skip
+           "task's headline metric, e.g. mae, iou_water, map)")  # fmt: skip
     option(s, agreement, "n_boot", "--boot", help="bootstrap draws")
     option(s, agreement, "seed", help="bootstrap seed")
 

@@ -182,10 +182,14 @@ def test_metrics_and_sample_metrics() -> None:
     )
     assert reg.sample_metrics(preds[:0], targets[:0]) == {}
     seg = get_task("segmentation", 3)
-    assert set(seg.metric_dict()) == {"iou", "f1", "accuracy"}
+    per_class = {f"{k}_{c}" for k in ("iou", "f1") for c in range(3)}
+    assert set(seg.metric_dict()) == {"iou_macro", "f1_macro", "accuracy", *per_class}
     # per class (pred, true): 0 -> IoU 1/1, F1 1; 1 -> 1/2, 2/3; 2 -> 1/2, 2/3
     per_sample = seg.sample_metrics(torch.tensor([0, 1, 2, 2]), torch.tensor([0, 1, 1, 2]))
-    assert per_sample == pytest.approx({"accuracy": 0.75, "iou": 2 / 3, "f1": 7 / 9})
+    assert per_sample == pytest.approx(
+        {"accuracy": 0.75, "iou_macro": 2 / 3, "f1_macro": 7 / 9}
+        | {"iou_0": 1.0, "iou_1": 0.5, "iou_2": 0.5, "f1_0": 1.0, "f1_1": 2 / 3, "f1_2": 2 / 3}
+    )
     bce, ce = get_task("classification", 2, "bce"), get_task("classification", 2, "ce")
     assert set(bce.metric_dict()) == {"map", "map_micro", "f1"}
     assert set(ce.metric_dict()) == {"map", "f1", "accuracy"}
@@ -213,36 +217,64 @@ def test_scene_sample_metrics_defined_per_sample() -> None:
 
 
 def test_segmentation_iou_is_defined_per_sample() -> None:
-    seg3, binary = get_task("segmentation", 3), get_task("segmentation", 2)
-    # 3 classes, class 2 absent from truth and prediction: the mean over classes 0 and 1
-    # (IoU 2/4 and 1/3; F1 4/6 and 2/4), not NaN and not dragged down by class 2
+    seg3 = get_task("segmentation", 3)
+    binary = get_task("segmentation", 2).named(["Dry", "Water"])
+    # 3 classes, class 2 absent from truth and prediction: the macro mean over classes 0 and 1
+    # (IoU 2/4 and 1/3; F1 4/6 and 2/4), not NaN and not dragged down by class 2, which
+    # scores 1 on its own (nothing to find, nothing found)
     got = seg3.sample_metrics(torch.tensor([0, 0, 1, 1, 0]), torch.tensor([0, 0, 1, 0, 1]))
-    assert got == pytest.approx({"accuracy": 0.6, "iou": 5 / 12, "f1": 7 / 12})
-    # binary: the positive class (index 1, e.g. water) alone, besides the macro mean
+    assert got["accuracy"] == pytest.approx(0.6) and got["iou_2"] == 1.0
+    assert (got["iou_macro"], got["f1_macro"]) == pytest.approx((5 / 12, 7 / 12))
+    assert (got["iou_1"], got["f1_1"]) == pytest.approx((1 / 3, 2 / 4))
+    # binary: each class by its name, the water class's IoU besides the macro mean
     pred, true = torch.tensor([1, 1, 0, 0, 0, 1]), torch.tensor([1, 0, 0, 0, 1, 1])
     got = binary.sample_metrics(pred, true)
-    assert got["iou_positive"] == pytest.approx(2 / 4) and got["f1_positive"] == pytest.approx(
-        4 / 6
-    )
-    assert got["iou"] == pytest.approx((2 / 4 + 2 / 4) / 2)
+    assert (got["iou_water"], got["f1_water"]) == pytest.approx((2 / 4, 4 / 6))
+    assert (got["iou_dry"], got["iou_macro"]) == pytest.approx((2 / 4, (2 / 4 + 2 / 4) / 2))
     # a dry tile predicted dry: nothing to find, nothing found
     dry = binary.sample_metrics(torch.zeros(4, dtype=torch.long), torch.zeros(4, dtype=torch.long))
-    assert dry == {"accuracy": 1.0, "iou": 1.0, "f1": 1.0, "iou_positive": 1.0, "f1_positive": 1.0}
-    # the pooled positive-class scores are the same counts over the split
+    assert dry == {
+        "accuracy": 1.0, "iou_macro": 1.0, "f1_macro": 1.0,
+        "iou_dry": 1.0, "iou_water": 1.0, "f1_dry": 1.0, "f1_water": 1.0,
+    }  # fmt: skip
+    # pooled over a split: the same counts; -1 (no data) pixels left out
     coll = binary.metrics()
-    coll.update(pred, true)
+    coll.update(torch.cat([pred, torch.tensor([1])]), torch.cat([true, torch.tensor([-1])]))
     pooled = {k: float(v) for k, v in coll.compute().items()}
-    assert pooled["iou_positive"] == pytest.approx(0.5)
-    assert pooled["f1_positive"] == pytest.approx(2 / 3)
+    assert (pooled["iou_water"], pooled["f1_water"]) == pytest.approx((0.5, 2 / 3))
+    assert list(binary.metric_dict())[:2] == ["iou_water", "f1_water"]  # the headline first
+
+
+def test_class_scores_equal_an_independent_confusion_matrix() -> None:
+    rng = np.random.default_rng(3)
+    true = rng.integers(-1, 3, size=500)  # -1: no data
+    pred = np.where(rng.random(500) < 0.6, true, rng.integers(0, 3, size=500)).clip(0)
+    keep = true >= 0
+    cm = np.zeros((3, 3))
+    np.add.at(cm, (true[keep], pred[keep]), 1)  # rows: truth, columns: prediction
+    hit, n_true, n_pred = np.diag(cm), cm.sum(1), cm.sum(0)
+    iou, f1 = hit / (n_true + n_pred - hit), 2 * hit / (n_true + n_pred)
+    seg = get_task("segmentation", 3).named(["a", "b", "c"])
+    coll = seg.metrics()
+    for part in np.array_split(np.arange(500), 4):  # pooled over batches
+        coll.update(torch.from_numpy(pred[part]), torch.from_numpy(true[part]))
+    got = {k: float(v) for k, v in coll.compute().items()}
+    assert [got[f"iou_{c}"] for c in "abc"] == pytest.approx(iou.tolist())
+    assert [got[f"f1_{c}"] for c in "abc"] == pytest.approx(f1.tolist())
+    assert (got["iou_macro"], got["f1_macro"]) == pytest.approx((iou.mean(), f1.mean()))
+    assert got["accuracy"] == pytest.approx(hit.sum() / cm.sum())
 
 
 def test_headline_metric_per_task() -> None:
     assert get_task("regression").headline == "mae"
-    assert get_task("segmentation", 2).headline == "iou_positive"
-    assert get_task("segmentation", 4).headline == "iou"
+    assert get_task("segmentation", 2).headline == "iou_1"
+    assert get_task("segmentation", 2).named(["dry", "Open water"]).headline == "iou_open_water"
+    assert get_task("segmentation", 4).headline == "iou_macro"
     assert get_task("classification", 3, "ce").headline == "map"
     assert get_task("classification", 3, "bce").headline == "map"
-    # from a table's columns: the most specific candidate present
+    # from a table's columns (ours list the headline first); earlier files' names too
+    binary = list(get_task("segmentation", 2).named(["dry", "water"]).metric_dict())
+    assert headline_metric("segmentation", ["id", "n", "loss", *binary]) == "iou_water"
     assert headline_metric("segmentation", ["accuracy", "iou", "iou_positive"]) == "iou_positive"
     assert headline_metric("segmentation", ["accuracy", "f1", "iou"]) == "iou"
     assert headline_metric("regression", ["rmse", "mae"]) == "mae"

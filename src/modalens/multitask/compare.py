@@ -197,7 +197,7 @@ def compare(
             records.append(record)
             say(f"{head}: {record.status} ({record.seconds:.1f} s)", progress)
     task = str((read_saved_config(records[0].path) or {}).get("task") or "regression")
-    metric, lower = main_metric(task)
+    metric, lower = main_metric(task, records[0].row)
     table = build_compare_table([r.row for r in records], settings, metric)
     tests = paired_tests(records, settings)
     write_compare_table(table, tests, out, metric, lower)

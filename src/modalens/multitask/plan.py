@@ -17,28 +17,32 @@ task's headline metric and whether lower is better.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..errors import SpecError
+from ..tasks.headline import headline_metric, lower_is_better
 from ..training.config import load_config, spec_from_config
 from ..validation.settings import Setting
 
 #: the models compared, in table order
 MODELS = ("unimodal", "fusion", "multitask")
 
-#: the headline metric of each task and whether lower is better
+#: the headline metric of each task when a table does not say (and whether lower is better)
 MAIN_METRICS = {
     "regression": ("mae", True),
-    "segmentation": ("iou", False),
+    "segmentation": ("iou_macro", False),
     "classification": ("map", False),
 }
 
 
-def main_metric(task: str) -> tuple[str, bool]:
-    """The headline metric of ``task`` (``regression``: ``mae``; ``segmentation``: ``iou``;
-    ``classification``: ``map``) and whether lower is better."""
-    return MAIN_METRICS.get(task, ("loss", True))
+def main_metric(task: str, available: Iterable[str] = ()) -> tuple[str, bool]:
+    """The headline metric of ``task`` among the ``available`` metric names
+    (:func:`~modalens.tasks.headline.headline_metric`: for a binary segmentation the positive
+    class's IoU, e.g. ``iou_water``), else :data:`MAIN_METRICS`'s, and whether lower is
+    better."""
+    name = headline_metric(task, available) or MAIN_METRICS.get(task, ("loss", True))[0]
+    return name, lower_is_better(name)
 
 
 def plan_models(config: Mapping[str, Any], source: str | None = None) -> list[Setting]:

@@ -91,6 +91,16 @@ class Task(ABC):
             )
         self.n_outputs = int(n_outputs)
         self.loss_name = loss
+        #: readable labels of the classes (``("dry", "water")``), used in metric names; None:
+        #: the class indices (:meth:`named`)
+        self.class_labels: tuple[str, ...] | None = None
+
+    def named(self, labels: Sequence[Any] | None) -> Task:
+        """This task with readable class ``labels`` (one per output; None or a wrong count
+        keeps the class indices); returns ``self``."""
+        if labels is not None and len(labels) == self.n_outputs:
+            self.class_labels = tuple(str(x) for x in labels)
+        return self
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(n_outputs={self.n_outputs}, loss={self.loss_name!r})"
@@ -178,6 +188,12 @@ class Task(ABC):
     def metric_dict(self) -> dict[str, Metric]:
         """Fresh torchmetrics metrics by name."""
 
+    @classmethod
+    def headline_among(cls, names: Sequence[str]) -> str | None:
+        """The headline among the metric names of a table (its columns, in order): the first
+        of :attr:`headlines` there, or None."""
+        return next((m for m in cls.headlines if m in names), None)
+
     @property
     def headline(self) -> str:
         """The metric this task reports first: the first of :attr:`headlines` among
@@ -231,3 +247,14 @@ class Task(ABC):
         raise ModelError(
             f"task {self.name!r} does not predict scene labels", None, "use prediction_raster"
         )
+
+
+def run_class_labels(meta: Mapping[str, Any] | None) -> tuple[str, ...] | None:
+    """The readable class labels of a run's main target from its checkpoint ``meta``: the
+    spec's ``class_names``, else the class codes (None for a target without classes)."""
+    if not meta:
+        return None
+    spec = meta.get("spec") or {}
+    target = spec.get("target") or next(iter((spec.get("targets") or {}).values()), None) or {}
+    labels = target.get("class_names") or meta.get("classes")
+    return tuple(str(x) for x in labels) if labels else None

@@ -65,11 +65,11 @@ def headline_metric(task: str | None, available: Iterable[str]) -> str | None:
         available: the metrics a table holds (e.g. the columns of ``metrics_test.csv``).
 
     Returns:
-        The first of the task's :attr:`~.base.Task.headlines` that is available (for a binary
-        segmentation ``iou_positive``, else ``iou``; ``mae``; ``map``), or None.
+        The task's headline among them (:meth:`~.base.Task.headline_among`: ``mae``; for a
+        binary segmentation the positive class's IoU, e.g. ``iou_water``, else ``iou_macro``;
+        ``map``), or None.
     """
     cls = TASKS.get(str(task)) if task is not None else None
     if cls is None:
         return None
-    names = set(available)
-    return next((m for m in cls.headlines if m in names), None)
+    return cls.headline_among([str(m) for m in available])

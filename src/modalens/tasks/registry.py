@@ -85,7 +85,8 @@ def task_for_target(target: TargetSpec, loss: str | None = None) -> Task:
         ModelError: no task learns the target's kind, or ``loss`` is not the task's.
     """
     cls = task_class_for_target(target)
-    return cls(cls.outputs_for(target), loss if loss is not None else cls.default_loss(target))
+    task = cls(cls.outputs_for(target), loss if loss is not None else cls.default_loss(target))
+    return task.named(target.class_names or target.classes)
 
 
 def task_for_modality(modality: Modality, loss: str | None = None) -> Task:

@@ -113,6 +113,8 @@ def evaluate(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         values = {k: float(v) for k, v in pooled.compute().items()} if tot_n > 0 else {}
+    # the task's order (each class's scores in class order: how a table names its headline)
+    values = {k: values[k] for k in task.metric_dict() if k in values}
     all_row = {"id": "all", "n": int(tot_n), "loss": tot_loss / tot_n if tot_n else math.nan}
     all_row.update(values)
     for name, (a_loss, a_n) in aux_tot.items():

@@ -53,6 +53,7 @@ from ..fingerprint import plain
 from ..models.multitask import MAIN_HEAD, MultiTaskUNet
 from ..options import validation_error
 from ..precision import parse_precision, resolve_auto
+from ..tasks.base import run_class_labels
 from ..tasks.losses import valid_pixels
 from ..tasks.registry import get_task, task_for_modality, task_for_target
 from ..tasks.weighting import LossWeighting
@@ -94,7 +95,7 @@ class TaskModule(pl.LightningModule):
         augment: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        task_def = get_task(task, out_channels, loss)  # unknown task or loss: ModelError
+        task_def = get_task(task, out_channels, loss).named(run_class_labels(meta))
         loss = task_def.loss_name  # saved resolved (the hyper-parameters are read from locals)
         #: the optimiser and scheduler, typed as in the run config (:meth:`configure_optimizers`)
         self.optimizer_config, self.scheduler_config = _optimization(

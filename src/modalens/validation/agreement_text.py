@@ -26,7 +26,7 @@ def metric_note(table: pd.DataFrame) -> str | None:
             table without a ``headline`` column says nothing).
 
     Returns:
-        E.g. ``"deviations in accuracy, not the task's headline metric iou_positive"``, or
+        E.g. ``"deviations in accuracy, not the task's headline metric iou_water"``, or
         None when they use the headline.
     """
     if not len(table) or "headline" not in table.columns:

@@ -166,9 +166,15 @@ def metric_columns(table: pd.DataFrame) -> list[str]:
         table: a ``metrics_<split>.csv`` table.
 
     Returns:
-        Its columns but ``id``, ``n`` and ``loss``, in order.
+        Its columns but ``id``, ``loss`` and counts (``n``, ``aux_<m>_n``), in order (the
+        task's headline first).
     """
-    return [c for c in table.columns if c not in NOT_METRICS]
+    return [c for c in table.columns if c not in NOT_METRICS and not is_count(c)]
+
+
+def is_count(column: str) -> bool:
+    """A count column, never a metric: ``n``, ``n_test``, an auxiliary task's ``aux_<m>_n``."""
+    return column == "n" or column.endswith("_n") or column.startswith("n_")
 
 
 def table_row(
