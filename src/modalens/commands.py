@@ -32,9 +32,7 @@ def parse_options(pairs: Sequence[str] | None) -> dict[str, str]:
 def cmd_synth(args: argparse.Namespace) -> int:
     from .data.synthetic import generate_synthetic
 
-    out = generate_synthetic(
-        args.out, progress=not args.quiet, **given(args, generate_synthetic)
-    )
+    out = generate_synthetic(args.out, progress=not args.quiet, **given(args, generate_synthetic))
     print(f"wrote synthetic MapInWild-layout dataset to {out}")
     return 0
 
@@ -49,6 +47,15 @@ def cmd_data_check(args: argparse.Namespace) -> int:
     print(format_summary(summarize(spec)))
     print(format_problems(problems, spec.root))
     return 2 if has_errors(problems) else 0
+
+
+def cmd_data_prepare(args: argparse.Namespace) -> int:
+    from .data.parts import prepare_dataset
+
+    prepare_dataset(
+        args.dataset, args.root, progress=not args.quiet, **given(args, prepare_dataset)
+    )
+    return 0
 
 
 def cmd_fit(args: argparse.Namespace) -> int:

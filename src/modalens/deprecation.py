@@ -31,8 +31,7 @@ def deprecated_alias(func: F, old: str) -> F:
     @functools.wraps(func)
     def alias(*args: Any, **kwargs: Any) -> Any:
         warnings.warn(
-            f"modalens: {old}() is deprecated and will be removed in the next release; "
-            f"use {new}()",
+            f"modalens: {old}() is deprecated and will be removed in the next release; use {new}()",
             DeprecationWarning,
             stacklevel=2,
         )

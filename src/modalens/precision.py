@@ -75,9 +75,7 @@ def parse_precision(
     return name
 
 
-def lightning_precision(
-    precision: str, device: str | torch.device = "cpu"
-) -> LightningPrecision:
+def lightning_precision(precision: str, device: str | torch.device = "cpu") -> LightningPrecision:
     """Lightning's ``Trainer(precision=...)`` value of a precision (``auto`` resolved for
     ``device`` with :func:`resolve_auto`)."""
     return _LIGHTNING[resolve_auto(precision, device)]

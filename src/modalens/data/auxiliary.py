@@ -65,9 +65,7 @@ class AuxiliaryReader:
             m.name: ClassLookup(m.classes) for m in self.modalities if m.classes is not None
         }
 
-    def read(
-        self, sample_id: str, window: WindowTuple, grid: RasterGrid
-    ) -> dict[str, np.ndarray]:
+    def read(self, sample_id: str, window: WindowTuple, grid: RasterGrid) -> dict[str, np.ndarray]:
         """Every auxiliary target of a sample on ``window`` of the inputs' ``grid``.
 
         Args:

@@ -112,7 +112,7 @@ def _canonical_url(text: str) -> str:
     """``scheme://netloc/path`` of a URL or GDAL ``/vsi...`` path (no trailing slash)."""
     for scheme, prefix in (("s3", "/vsis3/"), ("gs", "/vsigs/")):
         if text.startswith(prefix):
-            text = f"{scheme}://{text[len(prefix):]}"
+            text = f"{scheme}://{text[len(prefix) :]}"
     if text.startswith("/vsicurl/"):
         text = text[len("/vsicurl/") :]
     if text.startswith("/vsi"):

@@ -114,7 +114,7 @@ def _trust(s: pd.DataFrame, block: tuple) -> str:
                 + (f"; it {paper}" if paper else "")
                 + ": its distances are not calibrated across modalities"
             )
-    return text + " (README, \"Which score to trust\")."
+    return text + ' (README, "Which score to trust").'
 
 
 def describe_attribution(summary: pd.DataFrame) -> list[str]:

@@ -198,8 +198,15 @@ def faithfulness_section(sec: Section, folder: Path, arts: Artefacts) -> Section
         table_from_frame(
             overall,
             "Across worlds: worlds recovered in every seed (faithfulness.csv)",
-            ["name", "worlds_recovered", "worlds", "seeds_recovered", "seeds", "failed_in",
-             "decoy_share_max"],
+            [
+                "name",
+                "worlds_recovered",
+                "worlds",
+                "seeds_recovered",
+                "seeds",
+                "failed_in",
+                "decoy_share_max",
+            ],
             {"name": "method", "decoy_share_max": "largest null share (%)"},
             arts.relative(folder / "faithfulness.csv"),
         )

@@ -62,9 +62,7 @@ class LossWeighting(nn.Module):
         self.register_buffer(
             "fixed", torch.tensor([float(given.get(n, 1.0)) for n in names], dtype=torch.float32)
         )
-        self.log_var = (
-            nn.Parameter(torch.zeros(len(names))) if method == "uncertainty" else None
-        )
+        self.log_var = nn.Parameter(torch.zeros(len(names))) if method == "uncertainty" else None
 
     @property
     def learned(self) -> bool:

@@ -318,7 +318,11 @@ class TaskModule(pl.LightningModule):
                 )
             for name, s in self.weighting.log_vars().items():
                 self.log(
-                    f"log_var_{name}", s, on_step=False, on_epoch=True, batch_size=bs,
+                    f"log_var_{name}",
+                    s,
+                    on_step=False,
+                    on_epoch=True,
+                    batch_size=bs,
                     sync_dist=True,
                 )
         return total

@@ -79,9 +79,7 @@ class AblationResult:
         """The agreement figure (:meth:`AgreementResult.plot`) of an ablation run with
         ``attribute=True``; a :class:`matplotlib.figure.Figure`, not shown or written."""
         if self.agreement is None:
-            raise DataError(
-                "no agreement to plot", str(self.out), "run ablate with attribute=True"
-            )
+            raise DataError("no agreement to plot", str(self.out), "run ablate with attribute=True")
         return self.agreement.plot()
 
     @property

@@ -243,8 +243,10 @@ def _one_seed(
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
     """Data, runs, attribution and scores of one world and seed: ``(truth, rows, statuses)``."""
     say(f"{world} seed {seed}: data", progress)
-    planted = {"importance": {**s["importance"], **({DECOY: 0.0} if s["decoy"] else {})},
-               "sparsity": s["sparsity"]}
+    planted = {
+        "importance": {**s["importance"], **({DECOY: 0.0} if s["decoy"] else {})},
+        "sparsity": s["sparsity"],
+    }
     data = make_world(world, folder / "data", seed, s["samples"], s["size"], planted=planted)
     cfg = _base_config(data.spec, s, config)
     mods = config_modalities(cfg)

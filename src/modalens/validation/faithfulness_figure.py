@@ -72,8 +72,15 @@ def draw_faithfulness(
     for i in range(grid.shape[0]):
         for j in range(grid.shape[1]):
             dark = np.isfinite(grid[i, j]) and grid[i, j] > 0.6
-            ax1.text(j, i, notes[i][j], ha="center", va="center", fontsize=6,
-                     color="white" if dark else "black")
+            ax1.text(
+                j,
+                i,
+                notes[i][j],
+                ha="center",
+                va="center",
+                fontsize=6,
+                color="white" if dark else "black",
+            )
     labels = [method_label(r) for _, r in overall.iterrows()]
     ax1.set_yticks(range(len(labels)), labels, fontsize=7)
     ax1.set_xticks(range(len(worlds)), worlds, fontsize=8)
@@ -81,8 +88,13 @@ def draw_faithfulness(
     y = np.arange(len(overall))
     colours = [color(LEVEL_COLOURS.get(str(lv), 4)) for lv in overall["level"]]
     ax2.barh(y, 100 * overall["decoy_share_max"].fillna(0), color=colours, height=0.7)
-    ax2.axvline(100 * RECOVER_DECOY, color="grey", ls="--", lw=0.8,
-                label=f"{100 * RECOVER_DECOY:.0f} % (recovery threshold)")
+    ax2.axvline(
+        100 * RECOVER_DECOY,
+        color="grey",
+        ls="--",
+        lw=0.8,
+        label=f"{100 * RECOVER_DECOY:.0f} % (recovery threshold)",
+    )
     ax2.set_xlabel("largest null-modality share over worlds (%)", fontsize=8)
     for lv, k in LEVEL_COLOURS.items():
         if lv in set(overall["level"]):

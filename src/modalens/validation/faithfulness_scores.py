@@ -94,8 +94,14 @@ def _null_share(values: np.ndarray, modalities: Sequence[str], null: Sequence[st
     return float(np.abs(shares(values))[idx].max())
 
 
-def truth_table(world: str, seed: int, per_sample: np.ndarray, modalities: Sequence[str],
-                nominal: Mapping[str, float], null: Sequence[str]) -> pd.DataFrame:
+def truth_table(
+    world: str,
+    seed: int,
+    per_sample: np.ndarray,
+    modalities: Sequence[str],
+    nominal: Mapping[str, float],
+    null: Sequence[str],
+) -> pd.DataFrame:
     """This world and seed's rows of ``truth.csv``: realised share over the test samples and its
     standard error (the per-sample values' standard error over the summed mean).
 

@@ -6,6 +6,7 @@ from .mapinwild import (
     WORLDCOVER_CLASSES,
     WORLDCOVER_NAMES,
     mapinwild_spec,
+    prepare_mapinwild,
 )
 from .registry import PRESETS, get_preset, register_preset
 
@@ -19,5 +20,6 @@ __all__ = [
     "bigearthnet_spec",
     "get_preset",
     "mapinwild_spec",
+    "prepare_mapinwild",
     "register_preset",
 ]

@@ -125,8 +125,12 @@ def _write_spec(root: Path, name: str, modalities: list[dict[str, Any]]) -> Path
     return path
 
 
-def _realised(formula: Callable[..., np.ndarray], terms: Mapping[str, np.ndarray],
-              means: Mapping[str, float], valid: np.ndarray) -> dict[str, float]:
+def _realised(
+    formula: Callable[..., np.ndarray],
+    terms: Mapping[str, np.ndarray],
+    means: Mapping[str, float],
+    valid: np.ndarray,
+) -> dict[str, float]:
     """Mean |target - target with modality m's inputs at their dataset mean| per modality."""
     full = formula(**terms)
     out = {}
@@ -172,8 +176,9 @@ def _sig(x: np.ndarray) -> np.ndarray:
     return (1.0 / (1.0 + np.exp(-1.5 * x))).astype(np.float32)
 
 
-def _scene(world: str, seed: int, index: int, size: int) -> tuple[dict[str, np.ndarray],
-                                                                 dict[str, np.ndarray]]:
+def _scene(
+    world: str, seed: int, index: int, size: int
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """``(rasters, terms)`` of one scene: the written inputs and the target's inputs."""
     rng = seeded_rng(seed, 11, index)
     f = smooth_fields(size)
@@ -210,9 +215,7 @@ def _formula(world: str) -> Callable[..., np.ndarray]:
         return lambda s2, s1: 0.5 * s2 + 0.2 * s1
     if world == "interaction":
         return lambda s2, s1, viirs: 0.4 * s2 + 0.5 * s1 * viirs
-    return lambda s2, index, dem, viirs: (
-        0.5 * s2 + 150.0 * index + 2e-4 * dem + 4e-4 * viirs
-    )
+    return lambda s2, index, dem, viirs: 0.5 * s2 + 150.0 * index + 2e-4 * dem + 4e-4 * viirs
 
 
 _NULL = {"correlated": ("dem", "decoy"), "interaction": ("decoy",), "scales": ("decoy",)}
@@ -236,8 +239,9 @@ def _synthetic(world: str, out: Path, seed: int, samples: int, size: int) -> Wor
         valid = np.ones((size, size), bool)
         realised = _realised(formula, terms, means, valid)
         per_sample[sid] = {m: realised.get(m, 0.0) for m in names}
-    mods = [_modality(m, [f"{m}{k + 1}" for k in range(scenes[ids[0]][0][m].shape[0])])
-            for m in names]
+    mods = [
+        _modality(m, [f"{m}{k + 1}" for k in range(scenes[ids[0]][0][m].shape[0])]) for m in names
+    ]
     spec = _write_spec(out, world, mods)
     _write_split(out, _split(ids, seed))
     return WorldData(out, spec, tuple(names), _NULL[world], per_sample)
@@ -292,17 +296,24 @@ def _real(out: Path, seed: int, size: int, chip: Path | None) -> WorldData:
             t = transform @ Affine.translation(c * size, r * size)
             decoy = seeded_rng(seed, 13, r, c).standard_normal((1, size, size))
             write_geotiff(out / "s2" / f"{sid}.tif", s2[(slice(None), *win)], crs, t)
-            write_geotiff(out / "s1" / f"{sid}.tif", s1[(slice(None), *win)], crs, t,
-                          nodata=float("nan"))
+            write_geotiff(
+                out / "s1" / f"{sid}.tif", s1[(slice(None), *win)], crs, t, nodata=float("nan")
+            )
             write_geotiff(out / "decoy" / f"{sid}.tif", decoy.astype(np.float32), crs, t)
             target = np.where(valid, ndwi[win], np.nan).astype(np.float32)
             write_geotiff(out / "target" / f"{sid}.tif", target, crs, t, nodata=float("nan"))
             ids.append(sid)
-            per_sample[sid] = {"s2": float(np.abs(ndwi[win] - mean)[valid].mean()),
-                               "s1": 0.0, "decoy": 0.0}
+            per_sample[sid] = {
+                "s2": float(np.abs(ndwi[win] - mean)[valid].mean()),
+                "s1": 0.0,
+                "decoy": 0.0,
+            }
     s2_bands = ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12"]
-    mods = [_modality("s2", s2_bands), _modality("s1", ["VV", "VH"], float("nan")),
-            _modality("decoy", ["noise"])]
+    mods = [
+        _modality("s2", s2_bands),
+        _modality("s1", ["VV", "VH"], float("nan")),
+        _modality("decoy", ["noise"]),
+    ]
     spec = _write_spec(out, "real", mods)
     _write_split(out, _split(ids, seed))
     return WorldData(out, spec, ("s2", "s1", "decoy"), ("s1", "decoy"), per_sample)
@@ -311,8 +322,9 @@ def _real(out: Path, seed: int, size: int, chip: Path | None) -> WorldData:
 # ---------------------------------------------------------------- entry point
 
 
-def _planted(out: Path, seed: int, samples: int, size: int, planted: Mapping[str, Any]
-             ) -> WorldData:
+def _planted(
+    out: Path, seed: int, samples: int, size: int, planted: Mapping[str, Any]
+) -> WorldData:
     generate_synthetic(  # the world's own folder: a world of another call is replaced
         out, samples=samples, size=size, seed=seed, progress=False, overwrite=True, **planted
     )
@@ -362,13 +374,24 @@ def make_world(
         raise SpecError(f"unknown world {world!r}", "--worlds", f"use {', '.join(WORLDS)}")
     out = Path(out)
     record = out / "world.json"
-    call = {"world": world, "seed": int(seed), "samples": int(samples), "size": int(size),
-            "planted": dict(planted or {}), "version": 1}
+    call = {
+        "world": world,
+        "seed": int(seed),
+        "samples": int(samples),
+        "size": int(size),
+        "planted": dict(planted or {}),
+        "version": 1,
+    }
     if record.is_file():
         saved = json.loads(record.read_text())
         if saved.get("call") == call:
-            return WorldData(out, Path(saved["spec"]), tuple(saved["modalities"]),
-                             tuple(saved["null"]), saved["per_sample"])
+            return WorldData(
+                out,
+                Path(saved["spec"]),
+                tuple(saved["modalities"]),
+                tuple(saved["null"]),
+                saved["per_sample"],
+            )
         record.unlink()
     make_folder(out)
     if world == "planted":
@@ -377,14 +400,22 @@ def make_world(
         data = _real(out, seed, size, Path(chip) if chip else None)
     else:
         data = _synthetic(world, out, seed, samples, size)
-    atomic_write_json(record, {"call": call, "spec": str(data.spec),
-                               "modalities": list(data.modalities), "null": list(data.null),
-                               "per_sample": data.per_sample})
+    atomic_write_json(
+        record,
+        {
+            "call": call,
+            "spec": str(data.spec),
+            "modalities": list(data.modalities),
+            "null": list(data.null),
+            "per_sample": data.per_sample,
+        },
+    )
     return data
 
 
-def realised_share(per_sample: Mapping[str, Mapping[str, float]], ids: list[str]
-                   ) -> dict[str, float]:
+def realised_share(
+    per_sample: Mapping[str, Mapping[str, float]], ids: list[str]
+) -> dict[str, float]:
     """Realised importance shares over ``ids`` (the mean per modality, normalised to sum 1)."""
     mods = list(next(iter(per_sample.values())))
     mean = {m: float(np.mean([per_sample[i][m] for i in ids])) for m in mods}
