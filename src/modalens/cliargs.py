@@ -172,7 +172,6 @@ def add_preset_options(group: Any, s: argparse.ArgumentParser) -> None:
 
 def add_data_prepare(s: argparse.ArgumentParser) -> None:
     from .data.parts import PREPARERS, prepare_dataset
-    from .data.presets import mapinwild  # noqa: F401 -- registers its preparer
 
     s.add_argument("dataset", choices=sorted(PREPARERS), help="the dataset's layout")
     s.add_argument("root", help="folder where the dataset's archives were unpacked")

@@ -117,8 +117,9 @@ def test_fit_trains_on_the_binarised_mask(release: Path, tmp_path: Path) -> None
     assert load_config(cfg).task == "segmentation"
     run = fit(cfg, out=tmp_path / "run", progress=False)
     row = pd.read_csv(run / "metrics.csv").iloc[-1]
-    assert np.isfinite(row["train_loss"]) and 0 <= row["val_iou"] <= 1
-    print(list(pd.read_csv(run / "metrics.csv").columns))
+    # two classes named by the preset: the headline is the protected class's IoU
+    assert np.isfinite(row["train_loss"]) and 0 <= row["val_iou_protected"] <= 1
+    assert {"val_iou_other", "val_f1_protected", "val_iou_macro"} <= set(row.index)
 
 
 def test_prepare_merges_resumes_and_leaves_no_temporaries(release: Path, capsys) -> None:

@@ -280,9 +280,7 @@ def prepare_dataset(
         SpecError: no preparer of that name.
         DataError: nothing to prepare, or some files failed (see :func:`merge_or_raise`).
     """
-    from . import presets  # noqa: F401 -- registers the preparers
-
-    if name not in PREPARERS:
+    if name not in PREPARERS:  # (importing modalens.data registered the presets' preparers)
         raise SpecError(
             f"no preparer for dataset {name!r}", "data prepare", f"choose {', '.join(PREPARERS)}"
         )
