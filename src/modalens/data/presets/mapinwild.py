@@ -191,23 +191,22 @@ def _check_season(root: Location, s2_folder: str) -> None:
         )
 
 
-_SAID: set[tuple[str, str]] = set()
+_SAID: set[str] = set()
 
 
 def _choose_target(root: Location, target: str) -> str:
-    """``NI`` or ``mask`` for the ``target`` option; ``auto`` says its choice once per root."""
+    """``NI`` or ``mask`` for the ``target`` option; ``auto`` says once per root when it falls
+    back to the mask."""
     if target != "auto":
         return target
     chosen = "mask" if (root / "mask").is_dir() and not (root / "NI").is_dir() else "NI"
-    if (str(root), chosen) not in _SAID:
-        _SAID.add((str(root), chosen))
-        if chosen == "mask":
-            line = (
-                "no NI folder: the target is mask (protected vs other, as the authors binarise it)"
-            )
-        else:
-            line = "target NI (naturalness index)"
-        say(f"MapInWild: {line}; choose with --option target=NI|mask")
+    # the paper's target needs no note; falling back to the release's mask does
+    if chosen == "mask" and str(root) not in _SAID:
+        _SAID.add(str(root))
+        say(
+            "MapInWild: no NI folder: the target is mask (protected vs other, as the authors "
+            "binarise it); choose with --option target=NI|mask"
+        )
     return chosen
 
 
