@@ -47,7 +47,7 @@ def test_task_follows_the_target_kind_with_outputs_head_and_activation() -> None
         ClassificationTask,
     )
     assert [t.name for t in (reg, seg, cls)] == list(TASKS)
-    assert (reg.n_outputs, seg.n_outputs, cls.n_outputs) == (1, 4, 43)
+    assert (reg.n_outputs, seg.n_outputs, cls.n_outputs) == (1, 2, 43)
     assert (reg.loss_name, seg.loss_name, cls.loss_name) == ("mse", "ce", "bce")
     assert (reg.head, seg.head, cls.head) == ("dense", "dense", "scene")
     assert reg.dense and seg.dense and not cls.dense

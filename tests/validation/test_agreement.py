@@ -297,11 +297,11 @@ def test_segmentation_ablation_uses_the_per_sample_iou(
 ) -> None:
     cfg = make_config(use=["s2", "s1"])
     cfg["data"]["root"] = str(make_mapinwild(n=8, size=32, splits=(4, 1, 3)))
-    cfg["data"]["preset_options"] = {"target": "mask"}  # protected-area classes 0-3
+    cfg["data"]["preset_options"] = {"target": "mask"}  # other / protected (binarised)
     result = ablate(cfg, tmp_path / "abl", seeds=(0,), progress=False)
     tested = pd.read_csv(result.run_dir("all") / "metrics_test.csv", dtype={"id": str})
     per_sample = tested[tested["id"] != "all"]
-    per_class = [f"iou_{c}" for c in range(4)]
+    per_class = ["iou_other", "iou_protected"]
     assert per_sample[["iou_macro", "f1_macro", "accuracy", *per_class]].notna().all().all()
     ids = list(per_sample["id"])
     scores = pd.DataFrame(
@@ -315,5 +315,5 @@ def test_segmentation_ablation_uses_the_per_sample_iou(
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the headline is there: no substitute, no warning
         got = agreement(result.out, [scores], n_boot=0, figure=False, progress=False)
-    assert got.metric == got.headline == "iou_macro"  # not accuracy, as before
-    assert set(got.values["metric"]) == {"iou_macro"}
+    assert got.metric == got.headline == "iou_protected"  # the positive class, not accuracy
+    assert set(got.values["metric"]) == {"iou_protected"}
