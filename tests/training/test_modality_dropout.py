@@ -80,3 +80,11 @@ def test_tiny_fit_records_dropout(tmp_path: Path) -> None:
     hp = ck["hyper_parameters"]["modality_dropout"]
     assert hp["fill"] == "mean" and len(hp["fill_values"]) == sum(hp["channels"])
     assert np.isfinite(hp["fill_values"]).all()
+    # a dropout run loads safely and predicts with a modality missing using its own fill
+    from modalens.training.dropout import missing_fill
+    from modalens.training.run import load_run
+
+    loaded = load_run(folder, device="cpu")
+    fills = missing_fill(loaded, ["s1"])
+    n0 = sum(m.n_channels for m in loaded.spec.modalities[:1])
+    np.testing.assert_allclose(fills["s1"], hp["fill_values"][n0 : n0 + len(fills["s1"])])

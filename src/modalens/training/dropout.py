@@ -12,9 +12,11 @@ are untouched) and is off unless ``train.modality_dropout`` is set.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from pydantic import BaseModel, ConfigDict, model_validator
 from torch import Tensor
@@ -23,6 +25,7 @@ from ..data.augment import AUG_SEED
 from ..data.reader import normalize
 from ..data.spec import DatasetSpec
 from ..errors import DataError, SpecError
+from ..progress import warn
 
 #: the fills training can use: constant per channel (noise and permute fills are refused)
 DROPOUT_FILLS = ("mean", "zeros", "ones")
@@ -190,8 +193,6 @@ def missing_fill(run: Any, missing: Sequence[str]) -> dict[str, np.ndarray]:
     Raises:
         SpecError: an unknown modality, or every input modality missing.
     """
-    from ..progress import warn
-
     names = [m.name for m in run.spec.modalities]
     missing = [str(m) for m in missing]
     for m in missing:
@@ -223,13 +224,9 @@ def missing_fill(run: Any, missing: Sequence[str]) -> dict[str, np.ndarray]:
 def expected_subset_metric(run_dir: Any, missing: Sequence[str], names: Sequence[str]) -> str:
     """One line with the metrics ``RUN/subsets/subsets.csv`` gives for the modalities kept
     (empty when the file or the row is absent or unreadable)."""
-    from pathlib import Path
-
     path = Path(run_dir) / "subsets" / "subsets.csv"
     kept = "+".join(n for n in names if n not in set(missing))
     try:
-        import pandas as pd
-
         df = pd.read_csv(path)
         row = df[df["subset"].astype(str) == kept].iloc[0]
     except Exception:  # absent, unreadable or without this subset: say nothing
