@@ -72,6 +72,7 @@ SOURCES = {
     "synth": ["modalens.data.synthetic:generate"],
     "data check": ["modalens.data.specfile:resolve_spec", "modalens.data.checks:check_dataset"],
     "data tile": ["modalens.data.tiling:tile_dataset"],
+    "data prepare": ["modalens.data.parts:prepare_dataset"],
     "fit": [
         "modalens.training:fit",
         "modalens.training.config:TrainConfig",

@@ -70,6 +70,12 @@ COMMANDS = (
         cliargs.add_data_tile,
         cmd.cmd_data_tile,
     ),
+    Command(
+        ("data", "prepare"),
+        "merge a downloaded dataset's part folders (MapInWild), resumable",
+        cliargs.add_data_prepare,
+        cmd.cmd_data_prepare,
+    ),
     Command(("fit",), "train a model and write a run folder", cliargs.add_fit, cmd.cmd_fit),
     Command(
         ("test",), "evaluate a run; writes metrics_<split>.csv", cliargs.add_test, cmd.cmd_test

@@ -170,6 +170,19 @@ def add_preset_options(group: Any, s: argparse.ArgumentParser) -> None:
     )
 
 
+def add_data_prepare(s: argparse.ArgumentParser) -> None:
+    from .data.parts import PREPARERS, prepare_dataset
+
+    s.add_argument("dataset", choices=sorted(PREPARERS), help="the dataset's layout")
+    s.add_argument("root", help="folder where the dataset's archives were unpacked")
+    option(
+        s,
+        prepare_dataset,
+        "move",
+        help="move the part files instead of linking or copying them (the parts are removed)",
+    )
+
+
 def add_fit(s: argparse.ArgumentParser) -> None:
     from .training import fit
     from .training.config import PRESET_DEFAULT_CONFIG, ModelConfig, TrainConfig

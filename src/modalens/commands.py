@@ -61,6 +61,15 @@ def cmd_data_tile(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_prepare(args: argparse.Namespace) -> int:
+    from .data.parts import prepare_dataset
+
+    prepare_dataset(
+        args.dataset, args.root, progress=not args.quiet, **given(args, prepare_dataset)
+    )
+    return 0
+
+
 def cmd_fit(args: argparse.Namespace) -> int:
     from .training import fit
     from .training.config import ModelConfig, TrainConfig, config_for_preset

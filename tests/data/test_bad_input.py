@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -114,10 +115,12 @@ def test_class_target_codes_outside_list(mapinwild_root):
     arr, crs, t = _profile(mapinwild_root / "mask" / "6.tif")
     arr[0, 0, 0] = 7
     write_geotiff(mapinwild_root / "mask" / "6.tif", arr, crs, t)
+    spec = presets.mapinwild_spec(mapinwild_root, target="mask", stats="published")
+    data.SampleReader(spec).read("6")  # the preset's mask: every code but 0 is "protected"
+    plain = replace(spec.target, code_map=(), other_code=None, classes=(0, 1, 2, 3))
+    strict = replace(spec, targets={"main": plain})
     with pytest.raises(DataError) as exc:
-        data.SampleReader(
-            presets.mapinwild_spec(mapinwild_root, target="mask", stats="published")
-        ).read("6")
+        data.SampleReader(strict).read("6")
     msg = _message(exc)
     assert "values 7 of the target in sample '6'" in msg and "mask/6.tif" in msg
 

@@ -104,3 +104,41 @@ def test_scene_labels_are_never_cropped(spec):
         ds[1]
         data.MultimodalDataset(spec, "train", crop_size=0)[0]
         data.MultimodalDataset(spec, "train")[0]  # the preset's 120 px
+
+
+def _linked_root(tmp_path: Path, s1: bool = True) -> Path:
+    """A BigEarthNet v1 root in tmp_path whose patch folders link to the example's."""
+    root = tmp_path / "ben"
+    root.mkdir()
+    for name in ("BigEarthNet-S2-Example", *(("BigEarthNet-S1-Example",) if s1 else ())):
+        (root / name).symlink_to(ROOT / name, target_is_directory=True)
+    return root
+
+
+@pytest.mark.parametrize("prefix", ["", "splits/bigearthnet-"])
+def test_official_v1_split_files_give_the_split(tmp_path: Path, prefix: str, capsys) -> None:
+    root = _linked_root(tmp_path)
+    random_split = data.sample_ids(presets.bigearthnet_spec(root))
+    s2 = sorted(sum(random_split.values(), []))
+    pairs = {
+        i: m["s1"] for i, m in data.samples.index_table(presets.bigearthnet_spec(root)).items()
+    }
+    chosen = {"train": s2[:4], "val": s2[4:5], "test": s2[5:]}
+    (root / "splits").mkdir()
+    for split, ids in chosen.items():  # S2name,S1name per line, no header (BigEarthNet-MM)
+        path = root / f"{prefix}{split}.csv"
+        path.write_text("".join(f"{i},{pairs[i]}\n" for i in ids))
+    spec = presets.bigearthnet_spec(root)
+    assert spec.split.kind == "lists" and data.sample_ids(spec) == chosen
+    assert "bigearthnet: official split (" in capsys.readouterr().err
+    other = presets.get_preset("bigearthnet", root, split="random")
+    assert sorted(sum(data.sample_ids(other).values(), [])) == s2
+
+
+def test_missing_s1_folder_names_what_was_looked_for(tmp_path: Path) -> None:
+    root = _linked_root(tmp_path, s1=False)
+    with pytest.raises(DataError) as err:
+        data.sample_ids(presets.bigearthnet_spec(root))
+    msg = str(err.value)
+    assert "BigEarthNet S1 folder 'BigEarthNet-S1-Example' not found (looked for" in msg
+    assert "point root at" not in msg and str(root) in msg and "--option s1_folder" in msg

@@ -159,7 +159,8 @@ def test_mapinwild_preset_matches_reference() -> None:
     assert (wc.offset, wc.divisor) == (10.0, 90.0)
     assert spec.target.source.template == "NI/{id}.tif" and spec.target.scale == 100
     mask = mapinwild_spec("/x", target="mask")
-    assert mask.target.kind == "classes" and mask.target.classes == (0, 1, 2, 3)
+    assert mask.target.kind == "classes" and mask.target.classes == (0, 1)
+    assert mask.target.class_names == ("other", "protected") and mask.target.other_code == 1
     with pytest.raises(SpecError, match="unknown MapInWild S2 folder"):
         mapinwild_spec("/x", s2_folder="s2_monsoon")
     with pytest.raises(SpecError, match="unknown preset 'sen12'"):

@@ -44,7 +44,7 @@ def test_regression_trains_and_deploys_on_inputs_only(mapinwild_root, tmp_path):
         "train_total_loss",
         "val_aux_s1_mae",
         "val_aux_viirs_rmse",
-        "val_aux_esa_wc_iou",
+        "val_aux_esa_wc_iou_macro",
         "val_aux_esa_wc_accuracy",
         "weight_esa_wc",
     ):

@@ -259,7 +259,8 @@ def test_segmentation_trains(make_mapinwild, tmp_path: Path) -> None:
     run_dir = fit(cfg, out=tmp_path / "seg", progress=False)
     row = pd.read_csv(run_dir / "metrics.csv").iloc[-1]
     assert load_config(cfg).task == "segmentation"
-    for col in ("train_loss", "val_loss", "val_iou", "val_f1", "val_accuracy"):
+    # mask: the four protected-area classes 0-3, named by their codes
+    for col in ("train_loss", "val_loss", "val_iou_macro", "val_f1_macro", "val_iou_3"):
         assert pd.notna(row[col]), col
 
 

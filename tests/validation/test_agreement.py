@@ -301,7 +301,8 @@ def test_segmentation_ablation_uses_the_per_sample_iou(
     result = ablate(cfg, tmp_path / "abl", seeds=(0,), progress=False)
     tested = pd.read_csv(result.run_dir("all") / "metrics_test.csv", dtype={"id": str})
     per_sample = tested[tested["id"] != "all"]
-    assert per_sample[["iou", "f1", "accuracy"]].notna().all().all()  # iou was NaN per sample
+    per_class = [f"iou_{c}" for c in range(4)]
+    assert per_sample[["iou_macro", "f1_macro", "accuracy", *per_class]].notna().all().all()
     ids = list(per_sample["id"])
     scores = pd.DataFrame(
         [
@@ -314,5 +315,5 @@ def test_segmentation_ablation_uses_the_per_sample_iou(
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the headline is there: no substitute, no warning
         got = agreement(result.out, [scores], n_boot=0, figure=False, progress=False)
-    assert got.metric == got.headline == "iou"  # not accuracy, as before
-    assert set(got.values["metric"]) == {"iou"}
+    assert got.metric == got.headline == "iou_macro"  # not accuracy, as before
+    assert set(got.values["metric"]) == {"iou_macro"}

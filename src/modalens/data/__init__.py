@@ -11,6 +11,8 @@ The data path, module by module:
 - :mod:`.presets` -- built-in specs, one module per dataset (``mapinwild``, ``bigearthnet``,
   ``sen1floods11``).
 - :mod:`.samples` -- which samples exist: ids, index tables, split files.
+- :mod:`.parts` -- folders shipped in parts (``s1_part1``, ``s1_part2``): read in place through
+  an index, or merged (``modalens data prepare``, :func:`prepare_dataset`).
 - :mod:`.rasters` -- windowed GeoTIFF reads onto a reference grid, atomic GeoTIFF writes.
 - :mod:`.remote` -- dataset roots that are URLs (https, s3, gs) read through GDAL's VSI.
 - :mod:`.reader` -- :class:`SampleReader`: every modality of a sample on one grid, normalised.
@@ -29,7 +31,14 @@ The data path, module by module:
 
 from .checks import Problem, check_dataset, format_problems
 from .dataset import MultimodalDataset, collate
-from .presets import bigearthnet_spec, get_preset, mapinwild_spec, register_preset
+from .parts import prepare_dataset
+from .presets import (
+    bigearthnet_spec,
+    get_preset,
+    mapinwild_spec,
+    prepare_mapinwild,
+    register_preset,
+)
 from .reader import SampleReader
 from .samples import register_index_builder, sample_ids
 from .sources import SourceFile
@@ -55,6 +64,8 @@ __all__ = [
     "Modality",
     "MultimodalDataset",
     "Normalization",
+    "prepare_dataset",
+    "prepare_mapinwild",
     "Problem",
     "register_index_builder",
     "register_preset",

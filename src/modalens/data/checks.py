@@ -304,7 +304,8 @@ def _check_target(
         invalid = np.isnan(mask_nodata(arr, nodata_values(ds, t.nodata)))
         out.extend(_nodata_problem(sid, "target", p, invalid.mean(), max_nodata, is_target=True))
         if t.class_codes is not None:
-            out.extend(_class_problems(arr[0], t.class_codes, sid, "target", p))
+            # arr holds NaN at no-data now (mask_nodata works in place)
+            out.extend(_class_problems(t.map_codes(arr[0]), t.class_codes, sid, "target", p))
     return out
 
 

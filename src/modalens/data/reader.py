@@ -315,7 +315,7 @@ class SampleReader:
                 arr *= np.float32(1.0 / t.scale)
             return arr, ~np.isnan(arr[0])
         assert self._target_lut is not None
-        idx = self._target_lut.index(arr[0], sample_id, path, "the target")
+        idx = self._target_lut.index(t.map_codes(arr[0]), sample_id, path, "the target")
         return idx, idx >= 0
 
     def scene_labels(self, sample_id: str) -> np.ndarray:

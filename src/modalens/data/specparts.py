@@ -23,7 +23,14 @@ from .spec import (
     Normalization,
     is_categorical_kind,
 )
-from .targets import MAIN_TARGET, TARGET_KIND_INFO, TARGET_KINDS, TargetSpec
+from .targets import (
+    CODE_MAP_KEYS,
+    MAIN_TARGET,
+    TARGET_KIND_INFO,
+    TARGET_KINDS,
+    TargetSpec,
+    code_map_from_spec,
+)
 
 
 def as_nodata(value: Any, where: str, source: str | None) -> float | None:
@@ -338,7 +345,7 @@ def parse_target(d: Any, source: str | None, where: str = "target") -> TargetSpe
             where_key(where, source),
             "see docs/data.md (dataset specs)",
         )
-    check_keys(d, _TARGET_KEYS, where, source)
+    check_keys(d, _TARGET_KEYS | CODE_MAP_KEYS, where, source)
     kind = d.get("kind", "continuous")
     info = TARGET_KIND_INFO.get(kind) if isinstance(kind, str) else None
     if info is None:
@@ -377,6 +384,7 @@ def parse_target(d: Any, source: str | None, where: str = "target") -> TargetSpe
         key=str(d.get("key", "labels")),
         multilabel=bool(d.get("multilabel", True)),
         class_names=names,
+        **code_map_from_spec(d, where, source),
     )
 
 

@@ -12,8 +12,11 @@ no other module tests kind strings. A dataset spec names its targets
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from ..errors import SpecError
 from .sources import SourceFile, nodata_to_spec
@@ -66,6 +69,11 @@ class TargetSpec:
       JSON template and ``key`` the list of label names in it), ``classes`` the label names.
     Pixels equal to ``nodata`` (or NaN) are invalid and never reach loss or metrics.
 
+    A class raster whose codes are not the classes themselves is recoded first
+    (:meth:`map_codes`): ``code_map`` maps raw codes to class codes and ``other_code`` is the
+    class code of every other valid value (MapInWild's ``mask``: ``code_map=((0, 0),)``,
+    ``other_code=1``: 0 stays 0, any other value is protected).
+
     What the kind implies is asked through the properties (:attr:`is_dense`,
     :attr:`is_continuous`, :attr:`resampling`, :attr:`class_codes`, :attr:`n_outputs`...).
     """
@@ -80,6 +88,32 @@ class TargetSpec:
     #: readable names of ``classes`` in the same order (e.g. ``("dry", "water")``), used in
     #: metric names (``iou_water``) and figures; None: the class codes or labels themselves
     class_names: tuple[str, ...] | None = None
+    #: raw raster code -> class code, applied before the class lookup (empty: codes as read)
+    code_map: tuple[tuple[int, int], ...] = ()
+    #: class code of every valid raw code ``code_map`` does not list (None: left as read)
+    other_code: int | None = None
+
+    def map_codes(self, codes: np.ndarray) -> np.ndarray:
+        """Raw class codes recoded by :attr:`code_map` and :attr:`other_code` (a float array;
+        NaN, the invalid pixels, stays NaN); the array itself when the target recodes nothing.
+
+        Args:
+            codes: raw codes as read (float, NaN where invalid).
+
+        Returns:
+            Class codes for the class lookup.
+        """
+        if not self.code_map and self.other_code is None:
+            return codes
+        out = codes.astype(np.float32, copy=True)
+        listed = np.zeros(codes.shape, bool)
+        for raw, code in self.code_map:
+            hit = codes == raw
+            out[hit] = code
+            listed |= hit
+        if self.other_code is not None:
+            out[~listed & ~np.isnan(codes)] = self.other_code
+        return out
 
     @property
     def kind_info(self) -> TargetKind:
@@ -149,7 +183,55 @@ class TargetSpec:
             d["classes"] = list(self.classes)
         if self.class_names is not None:
             d["class_names"] = list(self.class_names)
+        if self.code_map:
+            d["code_map"] = {raw: code for raw, code in self.code_map}
+        if self.other_code is not None:
+            d["other_code"] = self.other_code
         if not self.is_dense:
             d["key"] = self.key
             d["multilabel"] = self.multilabel
         return d
+
+
+#: the target keys of a spec that recode a class raster (:meth:`TargetSpec.map_codes`)
+CODE_MAP_KEYS = {"code_map", "other_code"}
+
+
+def code_map_from_spec(d: Mapping[str, Any], where: str, source: str | None) -> dict[str, Any]:
+    """The ``code_map`` (raw code -> class code) and ``other_code`` keys of a target mapping
+    as :class:`TargetSpec` keyword arguments (absent keys: none).
+
+    Args:
+        d: the target's mapping.
+        where: the target's key, ``target`` or ``targets.NAME``, named in errors.
+        source: the spec file, named in errors.
+
+    Raises:
+        SpecError: a code that is not an integer (the message names the key).
+    """
+    out: dict[str, Any] = {}
+    raw_map, other = d.get("code_map"), d.get("other_code")
+    try:
+        if raw_map is not None:
+            if not isinstance(raw_map, Mapping):
+                raise TypeError
+            out["code_map"] = tuple((_code(k), _code(v)) for k, v in raw_map.items())
+        if other is not None:
+            out["other_code"] = _code(other)
+    except (TypeError, ValueError):
+        raise SpecError(
+            "code_map must map integer codes to integer class codes and other_code be one",
+            f"key '{where}.code_map'" + (f" in {source}" if source else ""),
+            "write e.g. code_map: {0: 0} and other_code: 1",
+        ) from None
+    return out
+
+
+def _code(value: Any) -> int:
+    """An integer class code from a YAML/JSON value (``3``, ``"3"``, ``3.0``)."""
+    if isinstance(value, bool):
+        raise TypeError
+    number = float(value)
+    if not number.is_integer():
+        raise ValueError
+    return int(number)

@@ -23,6 +23,7 @@ from ..data.checks import summarize as summarize_data
 from ..data.specfile import load_spec
 from ..errors import ModalensError
 from ..plotting import label
+from ..validation.runs import is_count
 from ..validation.sanity import SANITY_COLUMNS, SANITY_FILE, SURVIVES, describe_sanity
 from .blocks import Section, Table, figure, table_from_frame
 from .collect import Artefacts, Skipped
@@ -105,8 +106,9 @@ def run_section(sec: Section, folder: Path, arts: Artefacts) -> Section:
         metrics = pd.read_csv(test, dtype={"id": str})
         pooled = metrics[metrics["id"] == "all"].drop(columns=["id"])
         if len(pooled):
-            sec.tables.append(table_from_frame(pooled, "Test metrics (pooled over valid pixels)"))
-            first = [c for c in pooled.columns if c not in ("n", "loss")]
+            shown = pooled[[c for c in pooled.columns if not is_count(c) or c == "n"]]
+            sec.tables.append(table_from_frame(shown, "Test metrics (pooled over valid pixels)"))
+            first = [c for c in pooled.columns if c != "loss" and not is_count(c)]
             if first:
                 sec.findings.append(
                     "Test "

@@ -6,6 +6,7 @@ from .mapinwild import (
     WORLDCOVER_CLASSES,
     WORLDCOVER_NAMES,
     mapinwild_spec,
+    prepare_mapinwild,
 )
 from .registry import GENERIC_OPTIONS, PRESETS, get_preset, preset_options, register_preset
 from .sen1floods11 import SEN1FLOODS11_S2_BANDS, sen1floods11_layout, sen1floods11_spec
@@ -23,6 +24,7 @@ __all__ = [
     "get_preset",
     "mapinwild_spec",
     "preset_options",
+    "prepare_mapinwild",
     "register_preset",
     "sen1floods11_layout",
     "sen1floods11_spec",

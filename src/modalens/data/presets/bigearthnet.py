@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from ...errors import DataError
+from ...progress import say
 from ..remote import RemotePath, as_location, needs_local
 from ..samples import register_index_builder
 from ..spec import DatasetSpec, Modality, Normalization, SourceFile, SplitSpec, TargetSpec
@@ -125,6 +126,10 @@ def bigearthnet_spec(
             :data:`S1_FOLDERS`, e.g. ``BigEarthNet-S1-v1.0``).
         crop_size: training crop in pixels: the whole 120 px patch (a scene label describes
             the whole patch; smaller crops are refused for scene-label targets).
+
+    The split is the official one when its files are in ``root`` or ``root/splits``
+    (:func:`official_split`: ``train.csv``, ``val.csv``, ``test.csv`` of the authors'
+    BigEarthNet-MM models, or TorchGeo's ``bigearthnet-*.csv``), else 80/10/10 at random.
     """
     s2_folder = s2_folder or find_folder(root, S2_FOLDERS)
     s1_folder = s1_folder or find_folder(root, S1_FOLDERS)
@@ -157,10 +162,50 @@ def bigearthnet_spec(
         root=root,
         modalities=(s2, s1),
         target=target,
-        split=SplitSpec(file=None),
+        split=official_split(root),
         index_builder=f"bigearthnet:{s1_folder}",
         crop_size=crop_size,
     )
+
+
+#: the official split files of BigEarthNet v1 (BigEarthNet-MM's ``train.csv``... from the
+#: authors' ``splits`` folder; TorchGeo's ``bigearthnet-train.csv``...): one patch per line,
+#: ``S2name[,S1name]``, no header
+SPLIT_FILE_NAMES = (
+    {"train": "train.csv", "val": "val.csv", "test": "test.csv"},
+    {
+        "train": "bigearthnet-train.csv",
+        "val": "bigearthnet-val.csv",
+        "test": "bigearthnet-test.csv",
+    },
+)
+
+
+def official_split(root: str | Path | RemotePath) -> SplitSpec:
+    """The official split files under ``root`` or its ``splits/`` folder (the S2 patch name is
+    each line's first field), else a random 80/10/10 split; one line says which."""
+    base = as_location(root)
+    for folder in ("", "splits/"):
+        for names in SPLIT_FILE_NAMES:
+            if all((base / f"{folder}{n}").exists() for n in names.values()):
+                lists = tuple((k, f"{folder}{names[k]}") for k in ("train", "val", "test"))
+                say_once(f"bigearthnet: official split ({', '.join(p for _, p in lists)})")
+                return SplitSpec(lists=lists)
+    say_once(
+        f"bigearthnet: no official split files ({', '.join(SPLIT_FILE_NAMES[0].values())}) "
+        f"in {base}: random 80/10/10 split by split_seed"
+    )
+    return SplitSpec(file=None)
+
+
+_SAID: set[str] = set()
+
+
+def say_once(line: str) -> None:
+    """Print ``line`` through the progress channel the first time it comes up in a process."""
+    if line not in _SAID:
+        _SAID.add(line)
+        say(line)
 
 
 @register_index_builder("bigearthnet")
@@ -169,10 +214,10 @@ def build_bigearthnet_index(root: Path, s1_folder: str) -> pd.DataFrame:
     folder = as_location(root) / s1_folder
     if not folder.is_dir():
         raise DataError(
-            "BigEarthNet S1 folder not found",
-            str(folder),
-            f"point root at the folder holding {' or '.join(S1_FOLDERS)} (or set "
-            "preset_options.s1_folder)",
+            f"BigEarthNet S1 folder {s1_folder!r} not found (looked for {', '.join(S1_FOLDERS)})",
+            str(as_location(root)),
+            "unpack the S1 archive into this folder or name its folder with "
+            "--option s1_folder=NAME",
         )
     rows = []
     pattern = "*/*_labels_metadata.json"
@@ -193,6 +238,8 @@ def build_bigearthnet_index(root: Path, s1_folder: str) -> pd.DataFrame:
         rows.append({"id": s2, "s1": meta.parent.name})
     if not rows:
         raise DataError(
-            "no BigEarthNet S1 patches found", str(folder), "point root at the BigEarthNet folder"
+            f"no BigEarthNet S1 patches ({pattern}) found in {s1_folder!r}",
+            str(folder),
+            "unpack the S1 archive there (one folder per patch with its labels_metadata.json)",
         )
     return pd.DataFrame(rows).sort_values("id").reset_index(drop=True)

@@ -1,18 +1,43 @@
 """The ``mapinwild`` preset: the paper's 14 channels and their normalisation.
 
 S2 B2-B12 (10 bands, / 10000), S1 VV/VH (standardised), ESA WorldCover (ordinal (code - 10) / 90
-over its 11 classes) and VIIRS (standardised), target naturalness ``NI`` (0-100 -> / 100) or the
-WDPA ``mask`` classes; ``split_IDs.csv``. S1 and VIIRS are standardised with statistics of the
-*train split of the data at hand* (``stats="train"``, the default, computed and cached in the
-run's ``stats.json`` as for any spec); ``stats="published"`` uses the constants of the reference
-code (:data:`S1_MEAN` ..., the original MapInWild's train split) instead.
+over its 11 classes) and VIIRS (standardised); ``split_IDs.csv`` (columns ``train``,
+``validation``, ``test`` of numeric ids, NaN-padded). S1 and VIIRS are standardised with
+statistics of the *train split of the data at hand* (``stats="train"``, the default, computed
+and cached in the run's ``stats.json`` as for any spec); ``stats="published"`` uses the constants
+of the reference code (:data:`S1_MEAN` ..., the original MapInWild's train split) instead.
+
+The release as downloaded (Hugging Face ``burakekim/mapinwild``, the archives TorchGeo's
+``MapInWild`` dataset lists) unpacks into ``s1_part1/``, ``s1_part2/``,
+``s2_<season>_part1/``, ``s2_<season>_part2/`` (seasons: ``temporal_subset``, ``summer``,
+``spring``, ``autumn``, ``winter``), ``ESA_WC/``, ``VIIRS/``, ``mask/`` and ``split_IDs.csv``,
+each folder holding ``<id>.tif``. The preset reads the parts in place (the ``part_folders``
+index of :mod:`modalens.data.parts`) or the merged folders (``s1/``, ``s2_summer/``...), which
+:func:`prepare_mapinwild` (``modalens data prepare mapinwild ROOT``) writes.
+
+Target: the release ships no naturalness index (``NI``) but the WDPA protected-area ``mask``.
+The authors binarise it as ``mask[mask != 0] = 1``: 0 is other land, every other value
+protected (github.com/burakekim/MapInWild, ``dataset_mapinwild.py`` of its segmentation code;
+TorchGeo's ``MapInWild.__getitem__`` does the same), so the ``mask`` target is the classes
+``other`` (0) and ``protected`` (any other value). ``target="auto"`` (the default) uses ``NI``
+when ``ROOT/NI`` is there and the mask otherwise, and says which in one line.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ...errors import SpecError
+from ...errors import DataError, SpecError
+from ...progress import say
+from ..parts import (
+    MergeResult,
+    folder_present,
+    merge_or_raise,
+    part_dirs,
+    part_template,
+    register_preparer,
+)
+from ..remote import Location, RemotePath, as_location
 from ..spec import (
     CATEGORICAL,
     DatasetSpec,
@@ -67,29 +92,45 @@ VIIRS_MEAN = 2.0382
 VIIRS_STD = 12.6409
 
 
-MAPINWILD_TARGETS = ("NI", "mask")
+#: the ``target`` option: ``auto`` (NI when ``ROOT/NI`` is there, else the mask), ``NI``, ``mask``
+MAPINWILD_TARGETS = ("auto", "NI", "mask")
+
+
+#: the ``mask`` target's class names: 0 is other land, every other mask value protected
+MASK_CLASS_NAMES = ("other", "protected")
 
 
 #: where the preset's standardisation statistics come from (the ``stats`` option)
 MAPINWILD_STATS = ("train", "published")
 
 
+#: the folders the release splits into ``<folder>_part1`` and ``<folder>_part2``
+MAPINWILD_PARTED = ("s1", *MAPINWILD_S2_FOLDERS)
+
+
 @register_preset("mapinwild")
 def mapinwild_spec(
-    root: str | Path,
+    root: str | Path | RemotePath,
     s2_folder: str = "s2_temporal_subset",
-    target: str = "NI",
+    target: str = "auto",
     s1_folder: str = "s1",
     crop_size: int = 256,
     stats: str = "train",
 ) -> DatasetSpec:
     """The paper's setup on a MapInWild folder: S2 (10) + S1 (2) + WorldCover (1) + VIIRS (1).
 
+    Each modality's ``<id>.tif`` is read from its folder (``s1/``) or, as the release unpacks,
+    from its part folders (``s1_part1/``, ``s1_part2/``), whichever holds it.
+
     Args:
         root: the MapInWild folder (``<root>/<FOLDER>/<id>.tif``, ``split_IDs.csv``).
-        s2_folder: the S2 season folder (:data:`MAPINWILD_S2_FOLDERS`).
-        target: ``"NI"`` reads the naturalness index 0-100 from ``NI/<id>.tif`` (scaled to 0-1,
-            NaN = no-data); ``"mask"`` the WDPA protected-area classes 0-3 from ``mask``.
+        s2_folder: the S2 season: ``s2_temporal_subset`` (the season the authors picked per
+            scene), ``s2_summer``, ``s2_spring``, ``s2_autumn`` or ``s2_winter``
+            (:data:`MAPINWILD_S2_FOLDERS`).
+        target: ``"auto"`` is ``NI`` when ``ROOT/NI`` is a folder and ``mask`` otherwise (one
+            line says which); ``"NI"`` reads the naturalness index 0-100 from ``NI/<id>.tif``
+            (scaled to 0-1, NaN = no-data); ``"mask"`` the WDPA mask binarised as the authors
+            do (0: other, any other value: protected).
         s1_folder: the S1 folder (``s1`` in the public release, ``S1`` in the paper's code).
         crop_size: training crop in pixels (the paper's 256).
         stats: ``"train"`` standardises S1 and VIIRS with the train split's statistics (the
@@ -98,14 +139,20 @@ def mapinwild_spec(
 
     Raises:
         SpecError: an unknown S2 folder, target or stats option.
+        DataError: the S2 season is not in a root that holds other seasons.
     """
     _check_options(s2_folder, target, stats)
+    loc = as_location(root)
+    _check_season(loc, s2_folder)
+    folders = (s2_folder, s1_folder, "ESA_WC", "VIIRS")
+    parted = [f for f in folders if part_dirs(loc, f)]
     return DatasetSpec(
         name="mapinwild",
         root=root,
-        modalities=_modalities(s2_folder, s1_folder, published=stats == "published"),
-        target=_target(target),
+        modalities=_modalities(loc, s2_folder, s1_folder, published=stats == "published"),
+        target=_target(_choose_target(loc, target)),
         split=SplitSpec(file="split_IDs.csv"),
+        index_builder=f"part_folders:{','.join(parted)}" if parted else None,
         crop_size=crop_size,
     )
 
@@ -122,7 +169,7 @@ def _check_options(s2_folder: str, target: str, stats: str) -> None:
         raise SpecError(
             f"unknown MapInWild target {target!r}",
             "preset_options.target",
-            "choose NI (naturalness) or mask (protected-area classes)",
+            "choose auto, NI (naturalness) or mask (protected areas)",
         )
     if stats not in MAPINWILD_STATS:
         raise SpecError(
@@ -132,9 +179,43 @@ def _check_options(s2_folder: str, target: str, stats: str) -> None:
         )
 
 
-def _modalities(s2_folder: str, s1_folder: str, published: bool) -> tuple[Modality, ...]:
+def _check_season(root: Location, s2_folder: str) -> None:
+    """Refuse an S2 season that a local root lacks while it holds others (DataError naming
+    the seasons present, merged or in parts)."""
+    present = [f for f in MAPINWILD_S2_FOLDERS if folder_present(root, f)]
+    if present and s2_folder not in present:
+        raise DataError(
+            f"S2 season folder {s2_folder!r} not found (seasons present: {', '.join(present)})",
+            str(root),
+            f"choose one with --option s2_folder={present[0]} (preset_options.s2_folder)",
+        )
+
+
+_SAID: set[str] = set()
+
+
+def _choose_target(root: Location, target: str) -> str:
+    """``NI`` or ``mask`` for the ``target`` option; ``auto`` says once per root when it falls
+    back to the mask."""
+    if target != "auto":
+        return target
+    chosen = "mask" if (root / "mask").is_dir() and not (root / "NI").is_dir() else "NI"
+    # the paper's target needs no note; falling back to the release's mask does
+    if chosen == "mask" and str(root) not in _SAID:
+        _SAID.add(str(root))
+        say(
+            "MapInWild: no NI folder: the target is mask (protected vs other, as the authors "
+            "binarise it); choose with --option target=NI|mask"
+        )
+    return chosen
+
+
+def _modalities(
+    root: Location, s2_folder: str, s1_folder: str, published: bool
+) -> tuple[Modality, ...]:
     """S2 (10 bands, scaled), S1 and VIIRS (standardised: with the paper's constants when
-    ``published``, else by the train statistics) and WorldCover (ordinal)."""
+    ``published``, else by the train statistics) and WorldCover (ordinal); each read from its
+    folder or its part folders (:func:`~modalens.data.parts.part_template`)."""
     s1_norm = Normalization(
         "standard", mean=S1_MEAN if published else None, std=S1_STD if published else None
     )
@@ -147,19 +228,19 @@ def _modalities(s2_folder: str, s1_folder: str, published: bool) -> tuple[Modali
         Modality(
             name="s2",
             bands=S2_10_BANDS,
-            sources=(SourceFile(f"{s2_folder}/{{id}}.tif", tuple(range(1, 11))),),
+            sources=(SourceFile(part_template(root, s2_folder), tuple(range(1, 11))),),
             normalization=Normalization("scale", divisor=10000.0),
         ),
         Modality(
             name="s1",
             bands=("VV", "VH"),
-            sources=(SourceFile(f"{s1_folder}/{{id}}.tif", (1, 2)),),
+            sources=(SourceFile(part_template(root, s1_folder), (1, 2)),),
             normalization=s1_norm,
         ),
         Modality(
             name="esa_wc",
             bands=("landcover",),
-            sources=(SourceFile("ESA_WC/{id}.tif", (1,)),),
+            sources=(SourceFile(part_template(root, "ESA_WC"), (1,)),),
             kind=CATEGORICAL,
             classes=WORLDCOVER_CLASSES,
             normalization=Normalization("ordinal", divisor=90.0, offset=10.0),
@@ -168,14 +249,15 @@ def _modalities(s2_folder: str, s1_folder: str, published: bool) -> tuple[Modali
         Modality(
             name="viirs",
             bands=("avg_rad",),
-            sources=(SourceFile("VIIRS/{id}.tif", (1,)),),
+            sources=(SourceFile(part_template(root, "VIIRS"), (1,)),),
             normalization=viirs_norm,
         ),
     )
 
 
 def _target(target: str) -> TargetSpec:
-    """The naturalness index (``NI``, 0-100 scaled to 0-1) or the WDPA classes (``mask``)."""
+    """The naturalness index (``NI``, 0-100 scaled to 0-1) or the WDPA mask binarised as the
+    authors do (``mask``: 0 other, any other value protected)."""
     if target == "NI":
         return TargetSpec(
             kind="continuous",
@@ -186,6 +268,34 @@ def _target(target: str) -> TargetSpec:
     return TargetSpec(
         kind="classes",
         source=SourceFile("mask/{id}.tif", (1,)),
-        classes=(0, 1, 2, 3),
+        classes=(0, 1),
+        class_names=MASK_CLASS_NAMES,
+        code_map=((0, 0),),
+        other_code=1,
         nodata=None,
     )
+
+
+@register_preparer("mapinwild")
+def prepare_mapinwild(
+    root: str | Path, move: bool = False, verify: bool = True, progress: bool = True
+) -> MergeResult:
+    """Merge the release's part folders into the merged layout: ``s1_part1/`` and
+    ``s1_part2/`` into ``s1/``, ``s2_<season>_part1/`` ... into ``s2_<season>/`` (every season
+    present), atomically per file and resumable (:func:`~modalens.data.parts.merge_parts`).
+
+    Args:
+        root: the folder where the release was unzipped.
+        move: move the part files instead of linking or copying them (the part folders are
+            removed once empty); by default they are left as they are.
+        verify: read every part file before merging it (a truncated download is reported).
+        progress: progress bars and a summary line.
+
+    Returns:
+        Files merged, already merged and failed.
+
+    Raises:
+        DataError: no part folder under ``root``, or some part files failed (the first is
+            named, every one was reported in its own line).
+    """
+    return merge_or_raise(root, MAPINWILD_PARTED, move=move, verify=verify, progress=progress)
