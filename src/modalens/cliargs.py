@@ -244,6 +244,7 @@ def add_predict(s: argparse.ArgumentParser) -> None:
         "auxiliary",
         help="multitask runs: also write the auxiliary reconstructions (OUT/auxiliary/<m>/)",
     )
+    option(s, predict, "missing", type=csv, help="comma-separated absent input modalities")
 
 
 def add_score_options(s: argparse.ArgumentParser) -> None:

@@ -126,6 +126,8 @@ class SampleReader:
         self._index: dict[str, dict[str, str]] | None = None
         self._index_loaded = False
         self._grids: dict[str, tuple[RasterGrid, Location]] = {}
+        #: modalities not read (absent at deployment): their normalised per-channel fill
+        self.missing: dict[str, np.ndarray] = {}
         self._plans: dict[tuple[str, str], ReadPlan] = {}
         self._checked: set[str] = set()
         self._sources: dict[str, list[_Source]] = {}
@@ -197,11 +199,11 @@ class SampleReader:
         got = self._grids.get(sample_id)
         if got is not None:
             return got
-        first = self.spec.modalities[0].name
+        first = next(m.name for m in self.spec.modalities if m.name not in self.missing)
         best: tuple[float, RasterGrid, Location] | None = None
         for src in self.sources(sample_id):
             if src.modality.name != first:
-                break
+                continue
             g = RasterGrid.of(self._open(src))
             area = g.res[0] * g.res[1]
             if best is None or area < best[0] * (1 - 1e-9):
@@ -272,6 +274,9 @@ class SampleReader:
         image = np.empty((self.spec.n_channels, win[2], win[3]), np.float32)
         for m in self.spec.modalities:
             sl = self._slices[m.name]
+            if m.name in self.missing:  # absent: its files are never opened
+                image[sl] = self.missing[m.name].reshape(-1, 1, 1)
+                continue
             onehot = m.normalization.type == "onehot"
             raw = np.empty((len(m.bands), win[2], win[3]), np.float32) if onehot else image[sl]
             for src in self.sources(sample_id):

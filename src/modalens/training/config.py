@@ -64,6 +64,7 @@ from .configvalues import (
     scheduler_name,
     strategy_name,
 )
+from .dropout import ModalityDropout
 
 CONFIG_VERSION = 1
 
@@ -132,6 +133,8 @@ class TrainConfig(_Section):
     seed: Int0 = 0
     num_workers: Int0 = 0
     augment: Annotated[dict[str, Any] | None, BeforeValidator(augment_options)] = None
+    #: per-item modality dropout (:mod:`modalens.training.dropout`); None: off
+    modality_dropout: ModalityDropout | None = None
     weighted_sampling: Bool = False
     #: None: the dataset spec's crop_size; 0: whole scenes
     crop_size: Annotated[int | None, optional_int(0)] = None

@@ -58,6 +58,7 @@ from ..tasks.losses import valid_pixels
 from ..tasks.registry import get_task, task_for_modality, task_for_target
 from ..tasks.weighting import LossWeighting
 from .config import CONFIG_VERSION, OptimizerConfig, RunConfig, SchedulerConfig
+from .dropout import dropout_batch, module_settings
 
 _OPTIMIZER = OptimizerConfig()
 
@@ -93,6 +94,7 @@ class TaskModule(pl.LightningModule):
         weighting: str = "fixed",
         decoder: str = "shared",
         augment: Mapping[str, Any] | None = None,
+        modality_dropout: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         task_def = get_task(task, out_channels, loss).named(run_class_labels(meta))
@@ -339,10 +341,12 @@ class TaskModule(pl.LightningModule):
         (:func:`~modalens.data.augment.augment_batch`; auxiliary targets get the image's
         geometric draw); other batches pass unchanged."""
         trainer = getattr(self, "_trainer", None)
-        if self.augmentation is None or trainer is None or not trainer.training:
+        if trainer is None or not trainer.training:
             return batch
         maps = [(aux_key(n), aux_valid_key(n)) for n in self.aux_tasks]
-        return augment_batch(self.augmentation, batch, maps)
+        batch = augment_batch(self.augmentation, batch, maps) if self.augmentation else batch
+        drop = self.hparams.get("modality_dropout")
+        return dropout_batch(batch, drop) if drop else batch
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         # reseed the global RNGs from (seed, epoch, batch): resuming gives the same draws
@@ -431,6 +435,7 @@ def build_module(
         weighting=cfg.auxiliary.weighting if cfg.auxiliary else "fixed",
         decoder=cfg.auxiliary.decoder if cfg.auxiliary else "shared",
         augment=t.augment,
+        modality_dropout=module_settings(t.modality_dropout, spec, stats),
     )
 
 

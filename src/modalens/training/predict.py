@@ -28,7 +28,8 @@ from ..data.samples import discover_ids, sample_ids
 from ..data.spec import TargetSpec
 from ..errors import ModelError
 from ..io import atomic_write_json, check_output
-from ..progress import bar
+from ..progress import bar, say
+from .dropout import expected_subset_metric, missing_fill
 from .module import make_tile_fn
 from .run import Run, load_run
 from .runfolder import RunFolder
@@ -66,6 +67,7 @@ def predict(
     precision: str = "fp32",
     progress: bool = False,
     auxiliary: bool = False,
+    missing: Sequence[str] = (),
 ) -> list[Path]:
     """Predict whole scenes by sliding window and write one file per scene into ``out_dir``.
 
@@ -94,6 +96,9 @@ def predict(
         progress: show a progress bar over scenes.
         auxiliary: also write the auxiliary reconstructions of a multitask run
             (:func:`write_auxiliary`: ``<out_dir>/auxiliary/<modality>/<id>.tif``).
+        missing: input modalities absent at deployment: never read, filled as in training
+            (the run's modality-dropout fill, else the train mean, with a warning); recorded
+            in the GeoTIFF tag ``missing_modalities``.
 
     Returns:
         The main prediction files written, one per scene.
@@ -113,6 +118,11 @@ def predict(
         ids = discover_ids(spec) if data_root is not None else sample_ids(spec)[split]
     ids = [str(i) for i in ids]
     reader = InputReader(SampleReader(spec))
+    reader.reader.missing = missing_fill(run, missing)
+    tags = {"missing_modalities": ",".join(missing)} if missing else {}
+    expected = expected_subset_metric(run_dir, missing, spec.modality_names) if missing else ""
+    if expected:
+        say(expected)
     fn = make_tile_fn(run.module, precision)
     if auxiliary and not run.spec.auxiliary:
         raise ModelError(
@@ -147,7 +157,7 @@ def predict(
             grid.transform,
             nodata=raster.nodata,
             band_names=raster.band_names,
-            tags={"modalens_run": str(Path(run_dir).resolve()), **raster.tags},
+            tags={"modalens_run": str(Path(run_dir).resolve()), **raster.tags, **tags},
         )
         paths.append(path)
     return paths
