@@ -73,6 +73,9 @@ def test_tiny_run_all_row_equals_evaluate(tiny_run, tmp_path):
     row = res.table.iloc[0]
     assert row["size"] == n
     assert row[res.metric] == pytest.approx(float(ref[res.metric]))
+    t1 = pd.read_csv(tmp_path / "s" / "table1.csv")
+    assert t1["setting"].iloc[0] == "all" and len(t1) == 2 * n + 1
+    assert t1[res.metric].iloc[0] == pytest.approx(float(ref[res.metric]))
     sh = pd.read_csv(tmp_path / "s" / "performance_shapley.csv")
     assert sh["shapley"].sum() == pytest.approx(
         float(np.sign(1) * (sh["v_empty"][0] - sh["v_all"][0])), rel=1e-6

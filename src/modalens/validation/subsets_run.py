@@ -30,6 +30,7 @@ from ..tasks.headline import worse_by
 from ..training.run import load_run
 from .bootstrap import aggregate, interval, resamples
 from .subsets import SubsetsResult, metric_of, missing_table, score_subsets, shapley_values
+from .table import build_table, write_table
 
 
 def run_fill(config: Any, strategy: str | None) -> str:
@@ -208,4 +209,38 @@ def _finish(
     atomic_write_csv(folder / "samples.csv", samples[samples["subset"] != "none"])
     atomic_write_csv(folder / "performance_shapley.csv", shap)
     atomic_write_csv(folder / "missing.csv", missing)
+    _table1(folder, table_out, names)
     return SubsetsResult(table_out, shap, missing, metric, folder)
+
+
+def _table1(folder: Path, table: pd.DataFrame, names: list[str]) -> None:
+    """``table1.csv`` in the ablation's format (all, single and leave-one-out rows)."""
+    by = {str(r["subset"]): r for r in table.to_dict(orient="records")}
+    metrics = [c for c in table.columns if c not in ("subset", "size", "n")]
+    plan = [("all", "all", "", names)]
+    plan += [(f"single-{m}", "single", m, [m]) for m in names]
+    plan += [(f"leaveout-{m}", "leaveout", m, [o for o in names if o != m]) for m in names]
+    rows = []
+    for setting, kind, m, used in plan:
+        key = "+".join(used)
+        if len(used) == 0 or key not in by or (kind == "leaveout" and len(names) < 2):
+            continue
+        row = {
+            "setting": setting,
+            "label": setting,
+            "kind": kind,
+            "modality": m,
+            "modalities": key,
+            "n_modalities": len(used),
+            "seed": 0,
+            "n_seeds": 1,
+        }
+        row.update({k: by[key][k] for k in metrics})
+        rows.append(row)
+    order = [p[0] for p in plan]
+    write_table(
+        build_table(rows, metrics, order),
+        folder,
+        metrics,
+        "one model, absent modalities filled (modalens subsets)",
+    )
