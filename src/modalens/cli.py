@@ -111,6 +111,12 @@ COMMANDS = (
         cmd.cmd_ablate,
     ),
     Command(
+        ("subsets",),
+        "every modality subset scored with one model; performance Shapley (resumable)",
+        cliargs.add_subsets,
+        cmd.cmd_subsets,
+    ),
+    Command(
         ("mtl", "fit"),
         "train, test a multitask run; parameters per head",
         cliargs.add_mtl_fit,

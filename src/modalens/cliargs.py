@@ -367,6 +367,17 @@ def add_ablate(s: argparse.ArgumentParser) -> None:
            "samples (all)")  # fmt: skip
 
 
+def add_subsets(s: argparse.ArgumentParser) -> None:
+    from .validation import evaluate_subsets
+
+    s.add_argument("run", help="run folder")
+    option(s, evaluate_subsets, "split", help="split to score")
+    option(s, evaluate_subsets, "strategy", help="fill of absent modalities (default: the "
+           "run's train.modality_dropout.fill, else mean)")  # fmt: skip
+    option(s, evaluate_subsets, "out", help="result folder (default RUN/subsets-<split>)")
+    option(s, evaluate_subsets, "n_boot", type=int, help="bootstrap resamples")
+
+
 def add_mtl_fit(s: argparse.ArgumentParser) -> None:
     from .multitask import fit_multitask
 

@@ -181,6 +181,16 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_subsets(args: argparse.Namespace) -> int:
+    from .validation import evaluate_subsets
+
+    result = evaluate_subsets(args.run, progress=not args.quiet, **given(args, evaluate_subsets))
+    print(result.table.to_string(index=False))
+    print(result.shapley[["modality", "shapley", "low", "high"]].to_string(index=False))
+    print(f"wrote {result.out}")
+    return 0
+
+
 def cmd_mtl_fit(args: argparse.Namespace) -> int:
     from .multitask import fit_multitask
 

@@ -61,6 +61,8 @@ _EXPORTS = {
     "FaithfulnessSettings": "faithfulness",
     "faithfulness": "faithfulness",
     "describe_faithfulness": "faithfulness_scores",
+    "SubsetsResult": "subsets",
+    "evaluate_subsets": "subsets_run",
 }
 
 if TYPE_CHECKING:  # pragma: no cover -- for type checkers and IDEs
@@ -75,6 +77,8 @@ if TYPE_CHECKING:  # pragma: no cover -- for type checkers and IDEs
     from .sanity import describe_sanity, format_sanity, sanity_check
     from .settings import Setting
     from .strategies import StrategiesResult, compare_strategies, describe_strategies
+    from .subsets import SubsetsResult
+    from .subsets_run import evaluate_subsets
 
 __all__ = [
     "ablate",
@@ -86,6 +90,7 @@ __all__ = [
     "describe_pruning",
     "describe_sanity",
     "describe_strategies",
+    "evaluate_subsets",
     "faithfulness",
     "FaithfulnessResult",
     "FaithfulnessSettings",
@@ -98,6 +103,7 @@ __all__ = [
     "sanity_check",
     "Setting",
     "StrategiesResult",
+    "SubsetsResult",
 ]
 
 __getattr__, __dir__ = lazy_exports(
