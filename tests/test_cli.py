@@ -73,6 +73,7 @@ SOURCES = {
     "data check": ["modalens.data.specfile:resolve_spec", "modalens.data.checks:check_dataset"],
     "data tile": ["modalens.data.tiling:tile_dataset"],
     "data prepare": ["modalens.data.parts:prepare_dataset"],
+    "subsets": ["modalens.validation.subsets_run:evaluate_subsets"],
     "fit": [
         "modalens.training:fit",
         "modalens.training.config:TrainConfig",
