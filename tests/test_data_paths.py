@@ -47,7 +47,7 @@ def test_fit_preset_root_trains_one_epoch_without_a_config(
         "root": str(tmp_path / "mapinwild"),
         "preset_options": {
             "s2_folder": "s2_temporal_subset",  # the packaged configs/mapinwild.yaml's
-            "target": "NI",
+            "target": "auto",
             "crop_size": 32,
             "stats": "published",
         },

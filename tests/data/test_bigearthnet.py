@@ -130,7 +130,8 @@ def test_official_v1_split_files_give_the_split(tmp_path: Path, prefix: str, cap
         path.write_text("".join(f"{i},{pairs[i]}\n" for i in ids))
     spec = presets.bigearthnet_spec(root)
     assert spec.split.kind == "lists" and data.sample_ids(spec) == chosen
-    assert "bigearthnet: official split (" in capsys.readouterr().err
+    said = capsys.readouterr()
+    assert "bigearthnet: official split (" in said.out + said.err
     other = presets.get_preset("bigearthnet", root, split="random")
     assert sorted(sum(data.sample_ids(other).values(), [])) == s2
 
@@ -142,3 +143,13 @@ def test_missing_s1_folder_names_what_was_looked_for(tmp_path: Path) -> None:
     msg = str(err.value)
     assert "BigEarthNet S1 folder 'BigEarthNet-S1-Example' not found (looked for" in msg
     assert "point root at" not in msg and str(root) in msg and "--option s1_folder" in msg
+
+
+def test_fit_preset_and_root_train_one_epoch(tmp_path: Path) -> None:
+    from modalens.cli import main
+
+    root = _linked_root(tmp_path)
+    out = tmp_path / "run"
+    argv = ["fit", "--preset", "bigearthnet", "--root", str(root), "--epochs", "1", "-q"]
+    assert main([*argv, "--base-width", "4", "--out", str(out)]) == 0
+    assert (out / "metrics.csv").is_file() and (out / "dataset.yaml").is_file()

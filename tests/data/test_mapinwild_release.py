@@ -165,3 +165,22 @@ def test_prepare_reports_a_truncated_part_file(release: Path, capsys) -> None:
 def test_prepare_refuses_a_folder_without_mapinwild(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="no part folders"):
         prepare_mapinwild(tmp_path, progress=False)
+
+
+def test_fit_preset_and_root_train_one_epoch_on_the_release(
+    release: Path, tmp_path: Path, capsys
+) -> None:
+    # the "done when": nothing beyond --preset and --root (and, on 32 px test
+    # scenes, a crop that fits them; a small width to stay fast)
+    argv = ["fit", "--preset", "mapinwild", "--root", str(release), "--epochs", "1", "-q"]
+    argv += ["--base-width", "4", "--option", "crop_size=32", "--out", str(tmp_path / "run")]
+    assert main(argv) == 0
+    cfg = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert cfg["data"]["preset_options"]["target"] == "auto"
+    epochs = pd.read_csv(tmp_path / "run" / "metrics.csv")
+    assert 0 <= epochs["val_iou_protected"].iloc[-1] <= 1  # the binarised mask was learnt
+    said = capsys.readouterr()
+    assert "no NI folder: the target is mask" in said.out + said.err
+    # the packaged config is the paper's NI regression: its MSE loss and weighted sampling
+    # are left out for the mask, and one line says so
+    assert "train.loss, train.weighted_sampling left out" in said.out + said.err

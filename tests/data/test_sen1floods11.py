@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import rasterio
 from affine import Affine
@@ -200,3 +201,15 @@ def test_a_sen1floods11_folder_is_recognised_without_preset(v11: Path, tmp_path:
     assert resolve_spec(v11).name == get_preset("sen1floods11", v11).name
     with pytest.raises(SpecError, match=r"--preset bigearthnet\|mapinwild\|sen1floods11"):
         resolve_spec(tmp_path / "empty" if (tmp_path / "empty").mkdir() is None else tmp_path)
+
+
+def test_fit_preset_and_root_train_one_epoch_and_report_water_iou(
+    v11: Path, tmp_path: Path
+) -> None:
+    argv = ["fit", "--preset", "sen1floods11", "--root", str(v11), "--epochs", "1", "-q"]
+    argv += ["--base-width", "4", "--option", "crop_size=32", "--out", str(tmp_path / "run")]
+    assert main(argv) == 0
+    assert main(["test", str(tmp_path / "run"), "-q"]) == 0
+    tested = pd.read_csv(tmp_path / "run" / "metrics_test.csv")
+    assert list(tested.columns[3:5]) == ["iou_water", "f1_water"]  # the headline first
+    assert tested[["iou_water", "iou_dry", "iou_macro"]].notna().all().all()

@@ -43,6 +43,7 @@ from ..errors import ModalensError, SpecError
 from ..fingerprint import plain
 from ..models.unet import check_input_size
 from ..options import validation_error
+from ..progress import say
 from ..tasks.registry import task_class_for_target, task_for_modality
 from .auxconfig import AuxiliaryConfig
 from .configvalues import (
@@ -393,14 +394,32 @@ def config_for_preset(
     own = data.get("preset_options") if isinstance(data, Mapping) else None
     opts = {**dict(own or {}), **dict(options or {})}
     root = resolve_root(root)
-    get_preset(preset, root, **opts)  # unknown options and bad values refused before training
+    spec = get_preset(preset, root, **opts)  # unknown options, bad values: refused here
     opts = {k: option_value(preset, k, v, allowed[k]) for k, v in opts.items()}
     cfg["name"] = cfg.get("name") or preset
     cfg["data"] = {"preset": preset, "root": root, "preset_options": opts}
+    train = dict(cfg.get("train") or {})
     if "crop_size" in opts:
-        crop = opts["crop_size"]
-        cfg["train"] = {**(cfg.get("train") or {}), "crop_size": crop, "eval_crop_size": crop}
+        train.update(crop_size=opts["crop_size"], eval_crop_size=opts["crop_size"])
+    cfg["train"] = _fit_target(train, spec, path.name)
     return cfg
+
+
+def _fit_target(train: dict[str, Any], spec: DatasetSpec, source: str) -> dict[str, Any]:
+    """``train`` without the packaged settings that the data's target cannot use (a loss of
+    another task, weighted sampling by a target that is not continuous), said in one line:
+    MapInWild's packaged config is the paper's naturalness regression, the release's target
+    is the mask."""
+    task = task_class_for_target(spec.target)
+    dropped = [k for k in ("loss",) if k in train and train[k] not in task.losses]
+    if train.get("weighted_sampling") and not spec.target.is_continuous:
+        dropped.append("weighted_sampling")
+    if dropped:
+        say(
+            f"{source}: {', '.join(f'train.{k}' for k in dropped)} left out: it is for another "
+            f"target; this data's target is {spec.target.kind} ({task.name})"
+        )
+    return {k: v for k, v in train.items() if k not in dropped}
 
 
 def load_config(
