@@ -401,7 +401,8 @@ def config_for_preset(
     train = dict(cfg.get("train") or {})
     if "crop_size" in opts:
         train.update(crop_size=opts["crop_size"], eval_crop_size=opts["crop_size"])
-    cfg["train"] = _fit_target(train, spec, path.name)
+    if train:
+        cfg["train"] = _fit_target(train, spec, path.name)
     return cfg
 
 
