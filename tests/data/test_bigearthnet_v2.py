@@ -14,10 +14,10 @@ from rasterio.crs import CRS
 from modalens import data
 from modalens.cli import main
 from modalens.data import presets, stats
-from modalens.data.specfile import spec_from_dict
 from modalens.data.presets.bigearthnet import BIGEARTHNET_S2_BANDS
 from modalens.data.presets.bigearthnet_v2 import BIGEARTHNET_19_LABELS
 from modalens.data.rasters import write_geotiff
+from modalens.data.specfile import spec_from_dict
 from modalens.errors import DataError
 from tests.helpers import tiny_config
 

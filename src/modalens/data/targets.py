@@ -2,10 +2,11 @@
 
 A target is ``continuous`` (a raster of values, divided by ``scale``), ``classes`` (a raster of
 class codes, looked up to class indices) or ``scene_labels`` (one label set per sample, read
-from a JSON file or an index-table column). What a kind implies -- a dense raster or one label set per scene, values or
-classes, how the raster is resampled, the array type and fill value of a sample's target -- is
-described once in :data:`TARGET_KIND_INFO` and asked through :class:`TargetSpec` properties, so
-no other module tests kind strings. A dataset spec names its targets
+from a JSON file or an index-table column). What a kind implies -- a dense raster or one label
+set per scene, values or classes, how the raster is resampled, the array type and fill value
+of a sample's target -- is described once in :data:`TARGET_KIND_INFO` and asked through
+:class:`TargetSpec` properties, so no other module tests kind strings. A dataset spec names its
+targets
 (:attr:`~modalens.data.spec.DatasetSpec.targets`); a single ``target:`` is named
 :data:`MAIN_TARGET`.
 """
