@@ -153,6 +153,7 @@ def test_unknown_label_is_one_line(tmp_path: Path) -> None:
         reader.scene_labels(f"{S2_TILE}_26_57")
     msg = str(err.value)
     assert "unknown label 'Glaciers'" in msg and f"{S2_TILE}_26_57" in msg and "\n" not in msg
+    assert main(["data", "check", str(root), "--preset", "bigearthnet"]) == 2
 
 
 def test_missing_patch_folder_is_one_line(v2_root: Path, capsys) -> None:
