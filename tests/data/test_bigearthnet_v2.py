@@ -18,7 +18,7 @@ from modalens.data.presets.bigearthnet import BIGEARTHNET_S2_BANDS
 from modalens.data.presets.bigearthnet_v2 import BIGEARTHNET_19_LABELS
 from modalens.data.rasters import write_geotiff
 from modalens.data.specfile import spec_from_dict
-from modalens.errors import DataError
+from modalens.errors import DataError, SpecError
 from tests.helpers import tiny_config
 
 S2_TILE = "S2A_MSIL2A_20170613T101031_N9999_R022_T33UUP"
@@ -165,3 +165,12 @@ def test_missing_patch_folder_is_one_line(v2_root: Path, capsys) -> None:
     msg = str(err.value)
     assert pid in msg and "\n" not in msg
     assert main(["data", "check", str(v2_root), "--preset", "bigearthnet"]) == 2
+
+
+def test_spec_yaml_target_column(v2_root: Path) -> None:
+    d = presets.bigearthnet_spec(v2_root).to_dict()
+    d["target"]["kind"] = "classes"
+    d["target"]["classes"] = [0, 1]
+    with pytest.raises(SpecError) as err:
+        spec_from_dict(d, source="spec.yaml")
+    assert "target.column" in str(err.value) and "spec.yaml" in str(err.value)

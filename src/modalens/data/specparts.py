@@ -357,6 +357,12 @@ def parse_target(d: Any, source: str | None, where: str = "target") -> TargetSpe
             f"choose from {', '.join(TARGET_KINDS)}",
         )
     column = None if d.get("column") is None else str(d["column"])
+    if column is not None and info.dense:
+        raise SpecError(
+            f"a {kind} target cannot read an index column",
+            where_key(f"{where}.column", source),
+            "use column with kind: scene_labels, or give a source raster",
+        )
     src = None
     if column is None or d.get("source") is not None:
         src = parse_source(
