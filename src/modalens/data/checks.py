@@ -273,9 +273,9 @@ def _check_target(
         path = reader.target_path(sid)
     except ModalensError as exc:
         return [Problem(sid, "target", None, ERROR, str(exc))]
-    if path is None:
+    if path is None and t.column is None:
         return []
-    p = str(path)
+    p = str(path) if path is not None else f"index column {t.column!r}"
     if not t.is_dense:
         try:
             labels = reader.scene_labels(sid)
@@ -284,6 +284,7 @@ def _check_target(
         if labels.sum() == 0:
             return [Problem(sid, "target", p, WARNING, "no labels")]
         return []
+    assert path is not None
     try:
         ds = open_raster(path)
     except ModalensError as exc:
@@ -390,7 +391,11 @@ def summarize(
         "target": {
             "kind": spec.target.kind,
             "outputs": spec.target.n_outputs,
-            "source": spec.target.source.template if spec.target.source else None,
+            "source": spec.target.source.template
+            if spec.target.source
+            else f"index column {spec.target.column!r}"
+            if spec.target.column
+            else None,
         },
     }
 

@@ -319,13 +319,53 @@ class SampleReader:
         return idx, idx >= 0
 
     def scene_labels(self, sample_id: str) -> np.ndarray:
-        """Multi-hot float32 [K] from the target JSON's ``key`` list."""
+        """Multi-hot float32 [K] from the target JSON's ``key`` list, or from the index
+        table's ``column`` (labels joined by ``separator``) when the target names one."""
         got = self._labels.get(sample_id)
         if got is not None:
             return got.copy()
         t = self.spec.target
+        assert t.classes is not None
+        if t.column is not None:
+            labels, where, what = self._column_labels(sample_id), "the index table", t.column
+        else:
+            labels, where, what = (
+                self._json_labels(sample_id),
+                str(self.target_path(sample_id)),
+                t.key,
+            )
+        lookup = {str(c): k for k, c in enumerate(t.classes)}
+        vec = np.zeros(len(t.classes), np.float32)
+        for lab in labels:
+            k = lookup.get(str(lab))
+            if k is None:
+                raise DataError(
+                    f"unknown label {str(lab)!r} in {what!r} of sample {sample_id!r}",
+                    where,
+                    "add it to target.classes",
+                )
+            vec[k] = 1.0
+        self._labels[sample_id] = vec
+        return vec.copy()
+
+    def _column_labels(self, sample_id: str) -> list[str]:
+        """The labels of ``sample_id`` in the index table's target column."""
+        t = self.spec.target
+        assert t.column is not None
+        value = self.fields(sample_id).get(t.column)
+        if value is None:
+            raise DataError(
+                f"the index table has no column {t.column!r} (sample {sample_id!r})",
+                self.spec.index_builder or "index table",
+                "set target.column to the index column holding the labels",
+            )
+        return [lab.strip() for lab in str(value).split(t.separator) if lab.strip()]
+
+    def _json_labels(self, sample_id: str) -> list[Any]:
+        """The ``key`` list of ``sample_id``'s label JSON."""
+        t = self.spec.target
         path = self.target_path(sample_id)
-        assert path is not None and t.classes is not None
+        assert path is not None
         if not path.exists():
             raise DataError(
                 f"label file of sample {sample_id!r} not found",
@@ -345,21 +385,7 @@ class SampleReader:
                 str(path),
                 "set target.key to the JSON key holding the labels",
             )
-        if isinstance(labels, (str, int)):
-            labels = [labels]
-        lookup = {str(c): k for k, c in enumerate(t.classes)}
-        vec = np.zeros(len(t.classes), np.float32)
-        for lab in labels:
-            k = lookup.get(str(lab))
-            if k is None:
-                raise DataError(
-                    f"unknown label {str(lab)!r} in key {t.key!r} of sample {sample_id!r}",
-                    str(path),
-                    "add it to target.classes",
-                )
-            vec[k] = 1.0
-        self._labels[sample_id] = vec
-        return vec.copy()
+        return [labels] if isinstance(labels, (str, int)) else list(labels)
 
     # ------------------------------------------------------------------ whole samples
     def read(self, sample_id: str, window: WindowTuple | None = None) -> dict[str, Any]:

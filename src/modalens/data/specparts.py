@@ -96,6 +96,8 @@ _TARGET_KEYS = {
     "class_names",
     "key",
     "multilabel",
+    "column",
+    "separator",
 }
 
 
@@ -354,11 +356,20 @@ def parse_target(d: Any, source: str | None, where: str = "target") -> TargetSpe
             where_key(f"{where}.kind", source),
             f"choose from {', '.join(TARGET_KINDS)}",
         )
-    src = parse_source(
-        require_key(d, "source", where, source, "give the target's path template"),
-        f"{where}.source",
-        source,
-    )
+    column = None if d.get("column") is None else str(d["column"])
+    if column is not None and info.dense:
+        raise SpecError(
+            f"a {kind} target cannot read an index column",
+            where_key(f"{where}.column", source),
+            "use column with kind: scene_labels, or give a source raster",
+        )
+    src = None
+    if column is None or d.get("source") is not None:
+        src = parse_source(
+            require_key(d, "source", where, source, "give the target's path template"),
+            f"{where}.source",
+            source,
+        )
     classes = d.get("classes")
     if info.class_type is not None:
         if not classes or not isinstance(classes, list):
@@ -383,6 +394,8 @@ def parse_target(d: Any, source: str | None, where: str = "target") -> TargetSpe
         classes=classes,
         key=str(d.get("key", "labels")),
         multilabel=bool(d.get("multilabel", True)),
+        column=column,
+        separator=str(d.get("separator", ";")),
         class_names=names,
         **code_map_from_spec(d, where, source),
     )

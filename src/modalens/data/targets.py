@@ -2,10 +2,11 @@
 
 A target is ``continuous`` (a raster of values, divided by ``scale``), ``classes`` (a raster of
 class codes, looked up to class indices) or ``scene_labels`` (one label set per sample, read
-from a JSON file). What a kind implies -- a dense raster or one label set per scene, values or
-classes, how the raster is resampled, the array type and fill value of a sample's target -- is
-described once in :data:`TARGET_KIND_INFO` and asked through :class:`TargetSpec` properties, so
-no other module tests kind strings. A dataset spec names its targets
+from a JSON file or an index-table column). What a kind implies -- a dense raster or one label
+set per scene, values or classes, how the raster is resampled, the array type and fill value
+of a sample's target -- is described once in :data:`TARGET_KIND_INFO` and asked through
+:class:`TargetSpec` properties, so no other module tests kind strings. A dataset spec names its
+targets
 (:attr:`~modalens.data.spec.DatasetSpec.targets`); a single ``target:`` is named
 :data:`MAIN_TARGET`.
 """
@@ -66,7 +67,8 @@ class TargetSpec:
     - ``continuous``: a raster (``source``), divided by ``scale`` (naturalness 0-100 -> /100).
     - ``classes``: a raster of class codes (``classes``) -> class indices for segmentation.
     - ``scene_labels``: one (multi-)label set per sample, read from a JSON file (``source`` is the
-      JSON template and ``key`` the list of label names in it), ``classes`` the label names.
+      JSON template and ``key`` the list of label names in it) or from the index table's
+      ``column`` (labels joined by ``separator``), ``classes`` the label names.
     Pixels equal to ``nodata`` (or NaN) are invalid and never reach loss or metrics.
 
     A class raster whose codes are not the classes themselves is recoded first
@@ -85,6 +87,10 @@ class TargetSpec:
     classes: tuple[Any, ...] | None = None
     key: str = "labels"
     multilabel: bool = True
+    #: scene labels from this column of the index table instead of a JSON file (``source``
+    #: None): the sample's labels joined by :attr:`separator` (BigEarthNet v2's ``labels``)
+    column: str | None = None
+    separator: str = ";"
     #: readable names of ``classes`` in the same order (e.g. ``("dry", "water")``), used in
     #: metric names (``iou_water``) and figures; None: the class codes or labels themselves
     class_names: tuple[str, ...] | None = None
@@ -190,6 +196,9 @@ class TargetSpec:
         if not self.is_dense:
             d["key"] = self.key
             d["multilabel"] = self.multilabel
+        if self.column is not None:
+            d["column"] = self.column
+            d["separator"] = self.separator
         return d
 
 

@@ -12,11 +12,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from ...errors import DataError
+from ...errors import DataError, SpecError
 from ...progress import say
 from ..remote import RemotePath, as_location, needs_local
 from ..samples import register_index_builder
 from ..spec import DatasetSpec, Modality, Normalization, SourceFile, SplitSpec, TargetSpec
+from .bigearthnet_v2 import METADATA, bigearthnet_v2_spec, is_v2
+from .bigearthnet_v2 import S1_FOLDER as V2_S1_FOLDER
 from .registry import register_preset
 
 BIGEARTHNET_S2_BANDS = (
@@ -113,6 +115,7 @@ def bigearthnet_spec(
     s2_folder: str | None = None,
     s1_folder: str | None = None,
     crop_size: int = 120,
+    version: str = "auto",
 ) -> DatasetSpec:
     """BigEarthNet-MM: S2 (12 bands, one file per band, resampled onto the 10 m grid) and S1
     VV/VH paired through the S1 JSON's ``corresponding_s2_patch``; multi-label scene classes
@@ -130,7 +133,13 @@ def bigearthnet_spec(
     The split is the official one when its files are in ``root`` or ``root/splits``
     (:func:`official_split`: ``train.csv``, ``val.csv``, ``test.csv`` of the authors'
     BigEarthNet-MM models, or TorchGeo's ``bigearthnet-*.csv``), else 80/10/10 at random.
+
+    ``version``: ``auto`` (v2 when ``metadata.parquet`` is in ``root``), ``1`` or ``2``. v2
+    (reBEN, :mod:`~modalens.data.presets.bigearthnet_v2`) has 19 classes and the parquet's
+    split; its S1 is read only when ``BigEarthNet-S1/`` is there.
     """
+    if _version(root, version) == "2":
+        return _v2_spec(root, crop_size)
     s2_folder = s2_folder or find_folder(root, S2_FOLDERS)
     s1_folder = s1_folder or find_folder(root, S1_FOLDERS)
     s2 = Modality(
@@ -166,6 +175,31 @@ def bigearthnet_spec(
         index_builder=f"bigearthnet:{s1_folder}",
         crop_size=crop_size,
     )
+
+
+def _version(root: str | Path, version: str) -> str:
+    """``1`` or ``2``: ``version``, or for ``auto`` whether ``root`` holds ``metadata.parquet``
+    (said in one line)."""
+    if version not in ("auto", "1", "2"):
+        raise SpecError(
+            f"unknown BigEarthNet version {version!r}",
+            "preset_options.version",
+            "use --option version=auto, version=1 or version=2",
+        )
+    if version != "auto":
+        return version
+    found = "2" if is_v2(root) else "1"
+    if found == "2":
+        say_once(f"bigearthnet: {METADATA} in {as_location(root)}: BigEarthNet v2 (reBEN)")
+    return found
+
+
+def _v2_spec(root: str | Path, crop_size: int) -> DatasetSpec:
+    """The v2 spec, S2 only (said in one line) when ``BigEarthNet-S1/`` is missing."""
+    s1 = (as_location(root) / V2_S1_FOLDER).is_dir()
+    if not s1:
+        say_once(f"bigearthnet: no {V2_S1_FOLDER}/ in {as_location(root)}: S2 only")
+    return bigearthnet_v2_spec(root, BIGEARTHNET_S2_BANDS, crop_size, s1)
 
 
 #: the official split files of BigEarthNet v1 (BigEarthNet-MM's ``train.csv``... from the
