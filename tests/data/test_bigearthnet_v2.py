@@ -141,6 +141,8 @@ def test_s2_only_layout(tmp_path: Path, capsys) -> None:
     said = capsys.readouterr()
     assert "no BigEarthNet-S1/ in" in said.out + said.err
     assert data.SampleReader(spec).read(f"{S2_TILE}_26_57")["image"].shape == (12, 32, 32)
+    # recognised without --preset by its metadata.parquet
+    assert main(["data", "check", str(root), "-q"]) == 0
 
 
 def test_unknown_label_is_one_line(tmp_path: Path) -> None:

@@ -264,7 +264,7 @@ def resolve_spec(
     if preset is None:
         if (root / "split_IDs.csv").exists() or any(root.glob("s2_*")):
             preset = "mapinwild"
-        elif any(root.glob("BigEarthNet-S1*")):
+        elif any(root.glob("BigEarthNet-S1*")) or (root / "metadata.parquet").is_file():
             preset = "bigearthnet"
         else:
             preset = detect_preset(root)
