@@ -153,3 +153,39 @@ def test_fit_preset_and_root_train_one_epoch(tmp_path: Path) -> None:
     argv = ["fit", "--preset", "bigearthnet", "--root", str(root), "--epochs", "1", "-q"]
     assert main([*argv, "--base-width", "4", "--out", str(out)]) == 0
     assert (out / "metrics.csv").is_file() and (out / "dataset.yaml").is_file()
+
+
+def test_v1_labels_onto_the_19_class_nomenclature(tmp_path: Path) -> None:
+    from modalens.data.presets.bigearthnet import BIGEARTHNET_43_LABELS
+    from modalens.data.presets.bigearthnet_v2 import BIGEARTHNET_19_LABELS, V1_TO_19
+
+    # the official table covers every 43-class label and reaches every one of the 19
+    assert set(V1_TO_19) == set(BIGEARTHNET_43_LABELS)
+    assert {v for v in V1_TO_19.values() if v} == set(BIGEARTHNET_19_LABELS)
+    s43 = presets.bigearthnet_spec(ROOT)
+    s19 = presets.get_preset("bigearthnet", ROOT, labels="19")
+    assert s19.target.n_outputs == 19 and s43.target.n_outputs == 43
+    for sid in sum(data.sample_ids(s43).values(), []):
+        raw = json.loads(data.SampleReader(s43).target_path(sid).read_text())["labels"]
+        want = {V1_TO_19[lab] for lab in raw} - {""}
+        got = data.SampleReader(s19).scene_labels(sid)
+        assert {BIGEARTHNET_19_LABELS[k] for k in np.flatnonzero(got)} == want, sid
+    # the spec keeps its map through YAML
+    again = data.spec_from_dict(s19.to_dict())
+    assert dict(again.target.label_map) == V1_TO_19
+
+
+def test_a_label_outside_the_label_map_is_one_line(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    s19 = presets.get_preset("bigearthnet", ROOT, labels="19")
+    short = replace(s19.target, label_map=(("Pastures", "Pastures"),))
+    spec = replace(s19, targets={"main": short})
+    reader = data.SampleReader(spec)
+    ids = sum(data.sample_ids(s19).values(), [])
+    labels = {i: json.loads(reader.target_path(i).read_text())["labels"] for i in ids}
+    sid = next(i for i, labs in labels.items() if set(labs) - {"Pastures"})
+    with pytest.raises(DataError, match=r"is not in target.label_map"):
+        data.SampleReader(spec).scene_labels(sid)
+    with pytest.raises(Exception, match="choose auto, 19 or 43"):
+        presets.get_preset("bigearthnet", ROOT, labels="20")

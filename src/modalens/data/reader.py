@@ -334,6 +334,8 @@ class SampleReader:
                 str(self.target_path(sample_id)),
                 t.key,
             )
+        if t.label_map:
+            labels = _mapped_labels(labels, dict(t.label_map), sample_id, where)
         lookup = {str(c): k for k, c in enumerate(t.classes)}
         vec = np.zeros(len(t.classes), np.float32)
         for lab in labels:
@@ -480,3 +482,17 @@ class ClassLookup:
 def _fmt_code(v: Any) -> str:
     f = float(v)
     return str(int(f)) if f.is_integer() else f"{f:g}"
+
+
+def _mapped_labels(
+    labels: list[Any], mapping: dict[str, str], sample_id: str, where: str
+) -> list[str]:
+    """``labels`` through a target's ``label_map`` (labels mapped to ``""`` left out)."""
+    unknown = [str(lab) for lab in labels if str(lab) not in mapping]
+    if unknown:
+        raise DataError(
+            f"label {unknown[0]!r} of sample {sample_id!r} is not in target.label_map",
+            where,
+            "add it to the label map (an empty class leaves it out)",
+        )
+    return [mapping[str(lab)] for lab in labels if mapping[str(lab)]]

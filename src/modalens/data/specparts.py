@@ -98,6 +98,7 @@ _TARGET_KEYS = {
     "multilabel",
     "column",
     "separator",
+    "label_map",
 }
 
 
@@ -396,9 +397,21 @@ def parse_target(d: Any, source: str | None, where: str = "target") -> TargetSpe
         multilabel=bool(d.get("multilabel", True)),
         column=column,
         separator=str(d.get("separator", ";")),
+        label_map=_label_map(d.get("label_map"), f"{where}.label_map", source),
         class_names=names,
         **code_map_from_spec(d, where, source),
     )
+
+
+def _label_map(value: Any, where: str, source: str | None) -> tuple[tuple[str, str], ...]:
+    """``label_map``: a mapping of labels as read to class names (``""``: left out)."""
+    if value is None:
+        return ()
+    if not isinstance(value, Mapping):
+        raise SpecError(
+            "label_map must map labels to classes", where_key(where, source), "e.g. {a: b}"
+        )
+    return tuple((str(k), "" if v is None else str(v)) for k, v in value.items())
 
 
 def _class_names(

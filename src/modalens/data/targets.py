@@ -91,6 +91,9 @@ class TargetSpec:
     #: None): the sample's labels joined by :attr:`separator` (BigEarthNet v2's ``labels``)
     column: str | None = None
     separator: str = ";"
+    #: scene labels as read -> the class they count for, ``""`` for a label left out
+    #: (BigEarthNet v1's 43 labels onto its 19-class nomenclature); empty: labels as read
+    label_map: tuple[tuple[str, str], ...] = ()
     #: readable names of ``classes`` in the same order (e.g. ``("dry", "water")``), used in
     #: metric names (``iou_water``) and figures; None: the class codes or labels themselves
     class_names: tuple[str, ...] | None = None
@@ -199,6 +202,8 @@ class TargetSpec:
         if self.column is not None:
             d["column"] = self.column
             d["separator"] = self.separator
+        if self.label_map:
+            d["label_map"] = dict(self.label_map)
         return d
 
 

@@ -17,7 +17,7 @@ from ...progress import say
 from ..remote import RemotePath, as_location, needs_local
 from ..samples import register_index_builder
 from ..spec import DatasetSpec, Modality, Normalization, SourceFile, SplitSpec, TargetSpec
-from .bigearthnet_v2 import METADATA, bigearthnet_v2_spec, is_v2
+from .bigearthnet_v2 import BIGEARTHNET_19_LABELS, METADATA, V1_TO_19, bigearthnet_v2_spec, is_v2
 from .bigearthnet_v2 import S1_FOLDER as V2_S1_FOLDER
 from .registry import register_preset
 
@@ -116,6 +116,7 @@ def bigearthnet_spec(
     s1_folder: str | None = None,
     crop_size: int = 120,
     version: str = "auto",
+    labels: str = "auto",
 ) -> DatasetSpec:
     """BigEarthNet-MM: S2 (12 bands, one file per band, resampled onto the 10 m grid) and S1
     VV/VH paired through the S1 JSON's ``corresponding_s2_patch``; multi-label scene classes
@@ -137,8 +138,24 @@ def bigearthnet_spec(
     ``version``: ``auto`` (v2 when ``metadata.parquet`` is in ``root``), ``1`` or ``2``. v2
     (reBEN, :mod:`~modalens.data.presets.bigearthnet_v2`) has 19 classes and the parquet's
     split; its S1 is read only when ``BigEarthNet-S1/`` is there.
+
+    ``labels``: the nomenclature, ``auto`` (v1: its 43 labels; v2: 19), ``43`` or ``19`` (v1's
+    labels converted by the official table :data:`~.bigearthnet_v2.V1_TO_19`, as the
+    literature since Sumbul et al. 2020 reports; v2 has only 19).
     """
+    if labels not in ("auto", "19", "43"):
+        raise SpecError(
+            f"unknown BigEarthNet nomenclature {labels!r}",
+            "preset_options.labels",
+            "choose auto, 19 or 43",
+        )
     if _version(root, version) == "2":
+        if labels == "43":
+            raise SpecError(
+                "BigEarthNet v2 has the 19-class labels only",
+                "preset_options.labels",
+                "use labels=19 (or auto)",
+            )
         return _v2_spec(root, crop_size)
     s2_folder = s2_folder or find_folder(root, S2_FOLDERS)
     s1_folder = s1_folder or find_folder(root, S1_FOLDERS)
@@ -159,12 +176,14 @@ def bigearthnet_spec(
         ),
         normalization=Normalization("standard"),
     )
+    nineteen = labels == "19"
     target = TargetSpec(
         kind="scene_labels",
         source=SourceFile(f"{s2_folder}/{{id}}/{{id}}_labels_metadata.json"),
-        classes=BIGEARTHNET_43_LABELS,
+        classes=BIGEARTHNET_19_LABELS if nineteen else BIGEARTHNET_43_LABELS,
         key="labels",
         multilabel=True,
+        label_map=tuple(V1_TO_19.items()) if nineteen else (),
     )
     return DatasetSpec(
         name="bigearthnet",

@@ -48,6 +48,61 @@ BIGEARTHNET_19_LABELS = (
     "Marine waters",
 )
 
+#: BigEarthNet v1's 43 CORINE labels onto the 19-class nomenclature (Sumbul et al. 2020, the
+#: authors' ``label_indices.json``; as TorchGeo's ``label_converter``): ``""`` drops a label
+V1_TO_19 = {
+    "Continuous urban fabric": "Urban fabric",
+    "Discontinuous urban fabric": "Urban fabric",
+    "Industrial or commercial units": "Industrial or commercial units",
+    "Non-irrigated arable land": "Arable land",
+    "Permanently irrigated land": "Arable land",
+    "Rice fields": "Arable land",
+    "Vineyards": "Permanent crops",
+    "Fruit trees and berry plantations": "Permanent crops",
+    "Olive groves": "Permanent crops",
+    "Annual crops associated with permanent crops": "Permanent crops",
+    "Pastures": "Pastures",
+    "Complex cultivation patterns": "Complex cultivation patterns",
+    "Land principally occupied by agriculture, with significant areas of natural vegetation": (
+        "Land principally occupied by agriculture, with significant areas of natural vegetation"
+    ),
+    "Agro-forestry areas": "Agro-forestry areas",
+    "Broad-leaved forest": "Broad-leaved forest",
+    "Coniferous forest": "Coniferous forest",
+    "Mixed forest": "Mixed forest",
+    "Natural grassland": "Natural grassland and sparsely vegetated areas",
+    "Sparsely vegetated areas": "Natural grassland and sparsely vegetated areas",
+    "Moors and heathland": "Moors, heathland and sclerophyllous vegetation",
+    "Sclerophyllous vegetation": "Moors, heathland and sclerophyllous vegetation",
+    "Transitional woodland/shrub": "Transitional woodland, shrub",
+    "Beaches, dunes, sands": "Beaches, dunes, sands",
+    "Inland marshes": "Inland wetlands",
+    "Peatbogs": "Inland wetlands",
+    "Salt marshes": "Coastal wetlands",
+    "Salines": "Coastal wetlands",
+    "Water courses": "Inland waters",
+    "Water bodies": "Inland waters",
+    "Coastal lagoons": "Marine waters",
+    "Estuaries": "Marine waters",
+    "Sea and ocean": "Marine waters",
+    **{
+        dropped: ""
+        for dropped in (
+            "Road and rail networks and associated land",
+            "Port areas",
+            "Airports",
+            "Mineral extraction sites",
+            "Dump sites",
+            "Construction sites",
+            "Green urban areas",
+            "Sport and leisure facilities",
+            "Bare rock",
+            "Burnt areas",
+            "Intertidal flats",
+        )
+    },
+}
+
 #: the columns of ``metadata.parquet`` the index uses
 NEEDED_COLUMNS = ("patch_id", "labels", "s1_name")
 
