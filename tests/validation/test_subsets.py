@@ -114,3 +114,23 @@ def test_cli(tiny_run, tmp_path):
                          capture_output=True, text=True)  # fmt: skip
     assert bad.returncode == 2
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_report_section_what_each_modality_is_worth(tiny_run, tmp_path):
+    import shutil
+
+    from modalens.attribution.run import attribute_run
+    from modalens.report import build_report
+    from modalens.report.collect import collect
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    evaluate_subsets(run, n_boot=20)
+    attribute_run(run, progress=False, figure=False)
+    arts = collect(tmp_path)
+    assert arts["subsets"] == [run / "subsets-test"]
+    assert run / "subsets-test" not in arts["ablation"]  # its table1.csv is not an ablation
+    html = build_report(tmp_path).read_text()
+    assert "What each modality is worth" in html
+    assert "By performance Shapley of mae" in html
+    assert "between performance Shapley and occlusion influence" in html

@@ -36,7 +36,8 @@ MARKERS: dict[str, Callable[[set[str]], bool]] = {
     "strategies": lambda f: "strategies.csv" in f,
     "views": lambda f: "index.csv" in f and any(n.endswith(".png") for n in f),
     "strata": lambda f: "stratified.csv" in f,
-    "ablation": lambda f: "table1.csv" in f,
+    "ablation": lambda f: "table1.csv" in f and "performance_shapley.csv" not in f,
+    "subsets": lambda f: "performance_shapley.csv" in f and "subsets.csv" in f,
     "agreement": lambda f: "agreement.csv" in f,
     "pruning": lambda f: "pruning.csv" in f,
     "faithfulness": lambda f: "faithfulness.csv" in f,
@@ -64,9 +65,14 @@ UNFINISHED: dict[str, tuple[Callable[[set[str]], bool], str, str]] = {
         "finish it with `{resume}`",
     ),
     "attribution": (
-        lambda f: "parts" in f or "source.json" in f,
+        lambda f: ("parts" in f or "source.json" in f) and "subsets.json" not in f,
         "an attribution without summary.csv (interrupted, or still running)",
         "rerun the same `modalens attribute` command to finish it",
+    ),
+    "subsets": (
+        lambda f: "subsets.json" in f,
+        "a subsets evaluation without performance_shapley.csv (interrupted, or still running)",
+        "rerun the same `modalens subsets` command to finish it",
     ),
     "ablation": (
         lambda f: "ablation.json" in f,

@@ -14,6 +14,7 @@ import pandas as pd
 from ..attribution.aggregation import BLOCK
 from ..multitask.explain import describe_explanation
 from ..plotting import label
+from ..validation.correlation import spearman
 from ..validation.faithfulness_scores import (
     TABLE_COLUMNS,
     across_worlds,
@@ -25,7 +26,7 @@ from ..validation.pruning import describe_pruning
 from ..validation.strategies import describe_strategies
 from .blocks import Section, table_from_frame
 from .collect import Artefacts
-from .reading import describe_ablation, describe_agreement
+from .reading import describe_ablation, describe_agreement, headline_block
 from .sections import figures_of, register_section
 
 
@@ -321,3 +322,63 @@ def mtl_explain_section(sec: Section, folder: Path, arts: Artefacts) -> Section:
                 )
             )
     return sec
+
+
+@register_section("subsets", "What each modality is worth")
+def subsets_section(sec: Section, folder: Path, arts: Artefacts) -> Section:
+    """``modalens subsets``: the metric of every modality subset of one model, performance
+    Shapley values of the headline metric, the metric with modalities missing, and how the
+    Shapley ranking agrees with occlusion influence of the same run."""
+    shap = pd.read_csv(folder / "performance_shapley.csv")
+    metric = str(shap["metric"].iloc[0])
+    sec.intro = (
+        "One model evaluated on every subset of its input modalities (the absent ones filled): "
+        f"performance Shapley values say how much of the model's {metric} each modality brings "
+        "(positive: the modality improves it; they sum to the gain of all modalities over none). "
+        "Meaningful for a model trained with modality dropout (train.modality_dropout)."
+    )
+    order = shap.sort_values("shapley", ascending=False)
+    ranked = zip(order["modality"], order["shapley"], strict=True)
+    sec.findings = [
+        f"By performance Shapley of {metric}: "
+        + " > ".join(f"{label(m)} ({v:.3g})" for m, v in ranked)
+        + "."
+    ]
+    agree = _influence_agreement(shap, folder.parent / "attribution")
+    if agree:
+        sec.findings.append(agree)
+    if "note" in shap.columns:  # one sentence, not a column repeated on every row
+        sec.findings.append(f"How to read it: {shap['note'].iloc[0]}.")
+    for name, caption in (
+        ("performance_shapley.csv", f"Performance Shapley values of {metric} with intervals"),
+        ("missing.csv", "The metric with each modality, or pair, missing"),
+        ("subsets.csv", "Every subset's pooled test metrics"),
+    ):
+        if (folder / name).is_file():
+            table = pd.read_csv(folder / name).drop(columns=["note"], errors="ignore")
+            sec.tables.append(
+                table_from_frame(table, f"{caption} ({name})", source=arts.relative(folder / name))
+            )
+    return sec
+
+
+def _influence_agreement(shap: pd.DataFrame, attributions: Path) -> str | None:
+    """A sentence on the Spearman correlation between performance Shapley and the occlusion
+    influence of the run's first attribution with a ranked headline block (None: none)."""
+    for summary in sorted(attributions.glob("*/summary.csv")):
+        table = pd.read_csv(summary)
+        block = headline_block(table)
+        if block is None:
+            continue
+        rows = table[(table[list(BLOCK)].astype(str) == [str(b) for b in block]).all(axis=1)]
+        mean = dict(zip(rows["group"].astype(str), rows["mean"], strict=False))
+        common = [m for m in shap["modality"].astype(str) if m in mean]
+        if len(common) < 3:
+            return None
+        values = shap.set_index(shap["modality"].astype(str))["shapley"]
+        rho = spearman([values[m] for m in common], [mean[m] for m in common])
+        return (
+            f"Spearman ρ = {rho:.2f} between performance Shapley and occlusion influence "
+            f"({', '.join(map(str, block))}; {summary.parent.name}) over {len(common)} modalities."
+        )
+    return None
