@@ -13,13 +13,12 @@ from pathlib import Path
 import pandas as pd
 
 from ...errors import DataError, SpecError
-from ...progress import say
 from ..remote import RemotePath, as_location, needs_local
 from ..samples import register_index_builder
 from ..spec import DatasetSpec, Modality, Normalization, SourceFile, SplitSpec, TargetSpec
 from .bigearthnet_v2 import BIGEARTHNET_19_LABELS, METADATA, V1_TO_19, bigearthnet_v2_spec, is_v2
 from .bigearthnet_v2 import S1_FOLDER as V2_S1_FOLDER
-from .registry import register_preset
+from .registry import register_preset, say_once
 
 BIGEARTHNET_S2_BANDS = (
     "B01",
@@ -249,16 +248,6 @@ def official_split(root: str | Path | RemotePath) -> SplitSpec:
         f"in {base}: random 80/10/10 split by split_seed"
     )
     return SplitSpec(file=None)
-
-
-_SAID: set[str] = set()
-
-
-def say_once(line: str) -> None:
-    """Print ``line`` through the progress channel the first time it comes up in a process."""
-    if line not in _SAID:
-        _SAID.add(line)
-        say(line)
 
 
 @register_index_builder("bigearthnet")

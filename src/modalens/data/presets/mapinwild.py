@@ -28,7 +28,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...errors import DataError, SpecError
-from ...progress import say
 from ..parts import (
     MergeResult,
     folder_present,
@@ -47,7 +46,7 @@ from ..spec import (
     SplitSpec,
     TargetSpec,
 )
-from .registry import register_preset
+from .registry import register_preset, say_once
 
 MAPINWILD_S2_FOLDERS = (
     "s2_temporal_subset",
@@ -191,9 +190,6 @@ def _check_season(root: Location, s2_folder: str) -> None:
         )
 
 
-_SAID: set[str] = set()
-
-
 def _choose_target(root: Location, target: str) -> str:
     """``NI`` or ``mask`` for the ``target`` option; ``auto`` says once per root when it falls
     back to the mask."""
@@ -201,11 +197,11 @@ def _choose_target(root: Location, target: str) -> str:
         return target
     chosen = "mask" if (root / "mask").is_dir() and not (root / "NI").is_dir() else "NI"
     # the paper's target needs no note; falling back to the release's mask does
-    if chosen == "mask" and str(root) not in _SAID:
-        _SAID.add(str(root))
-        say(
+    if chosen == "mask":
+        say_once(
             "MapInWild: no NI folder: the target is mask (protected vs other, as the authors "
-            "binarise it); choose with --option target=NI|mask"
+            "binarise it); choose with --option target=NI|mask",
+            key=f"mapinwild target {root}",
         )
     return chosen
 

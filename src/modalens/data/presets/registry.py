@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from ...errors import SpecError
+from ...progress import say
 from ..remote import RemotePath
 from ..spec import DatasetSpec
 
@@ -190,3 +191,16 @@ def _with_generic(name: str, spec: DatasetSpec, values: Mapping[str, Any]) -> Da
             "e.g. --option crop_size=256",
         )
     return replace(spec, split=split, crop_size=crop)
+
+
+#: the notes presets said in this process (:func:`say_once`)
+_SAID: set[str] = set()
+
+
+def say_once(line: str, key: str | None = None) -> None:
+    """A preset's note (which layout, target or split it found), through the progress channel,
+    once per process and ``key`` (default: the line itself)."""
+    key = line if key is None else key
+    if key not in _SAID:
+        _SAID.add(key)
+        say(line)

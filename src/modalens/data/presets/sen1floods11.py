@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ...errors import SpecError
-from ...progress import say
 from ..remote import RemotePath, as_location
 from ..spec import DatasetSpec, Modality, Normalization, SourceFile, SplitSpec, TargetSpec
-from .registry import register_preset
+from .registry import register_preset, say_once
 
 #: Sentinel-2 L1C bands of ``S2Hand``, in file order
 SEN1FLOODS11_S2_BANDS = (
@@ -53,8 +52,6 @@ MODALITY_CHOICES = {"both": ("s1", "s2"), "s1": ("s1",), "s2": ("s2",)}
 
 #: values of the ``test_split`` option and the split file each reads as test
 TEST_SPLITS = {"test": "flood_test_data.csv", "bolivia": "flood_bolivia_data.csv"}
-
-_SAID: set[str] = set()
 
 
 class Layout(NamedTuple):
@@ -180,7 +177,4 @@ def _say_once(root: str | Path, layout: Layout, split: SplitSpec, test_split: st
         which = f"official split ({SPLITS}, test = {TEST_SPLITS[test_split]})"
     else:
         which = "no split files found: random 80/10/10 split by split_seed"
-    line = f"sen1floods11: {layout.name} layout at {root}; {which}"
-    if line not in _SAID:
-        _SAID.add(line)
-        say(line)
+    say_once(f"sen1floods11: {layout.name} layout at {root}; {which}")
