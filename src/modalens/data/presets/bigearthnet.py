@@ -15,8 +15,15 @@ import pandas as pd
 from ...errors import DataError, SpecError
 from ..remote import RemotePath, as_location, needs_local
 from ..samples import register_index_builder
-from ..spec import DatasetSpec, Modality, Normalization, SourceFile, SplitSpec, TargetSpec
-from .bigearthnet_v2 import BIGEARTHNET_19_LABELS, METADATA, V1_TO_19, bigearthnet_v2_spec, is_v2
+from ..spec import DatasetSpec, SourceFile, SplitSpec, TargetSpec
+from .bigearthnet_v2 import (
+    BIGEARTHNET_19_LABELS,
+    METADATA,
+    V1_TO_19,
+    bigearthnet_v2_spec,
+    is_v2,
+    patch_modalities,
+)
 from .bigearthnet_v2 import S1_FOLDER as V2_S1_FOLDER
 from .registry import register_preset, say_once
 
@@ -158,22 +165,8 @@ def bigearthnet_spec(
         return _v2_spec(root, crop_size)
     s2_folder = s2_folder or find_folder(root, S2_FOLDERS)
     s1_folder = s1_folder or find_folder(root, S1_FOLDERS)
-    s2 = Modality(
-        name="s2",
-        bands=BIGEARTHNET_S2_BANDS,
-        sources=tuple(
-            SourceFile(f"{s2_folder}/{{id}}/{{id}}_{b}.tif", (1,)) for b in BIGEARTHNET_S2_BANDS
-        ),
-        normalization=Normalization("scale", divisor=10000.0),
-    )
-    s1 = Modality(
-        name="s1",
-        bands=("VV", "VH"),
-        sources=(
-            SourceFile(f"{s1_folder}/{{s1}}/{{s1}}_VV.tif", (1,)),
-            SourceFile(f"{s1_folder}/{{s1}}/{{s1}}_VH.tif", (1,)),
-        ),
-        normalization=Normalization("standard"),
+    s2, s1 = patch_modalities(
+        BIGEARTHNET_S2_BANDS, f"{s2_folder}/{{id}}/{{id}}", f"{s1_folder}/{{s1}}/{{s1}}"
     )
     nineteen = labels == "19"
     target = TargetSpec(

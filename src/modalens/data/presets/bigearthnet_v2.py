@@ -112,6 +112,27 @@ def is_v2(root: str | Path | RemotePath) -> bool:
     return (as_location(root) / METADATA).exists()
 
 
+def patch_modalities(
+    bands: tuple[str, ...], s2_patch: str, s1_patch: str
+) -> tuple[Modality, Modality]:
+    """BigEarthNet's S2 (``bands``, one file per band, / 10000) and S1 (VV, VH, standardised)
+    modalities, one file per band at ``<patch>_<band>.tif`` of the path templates ``s2_patch``
+    and ``s1_patch`` (v1 and v2 differ only in the folders above the patch)."""
+    s2 = Modality(
+        name="s2",
+        bands=bands,
+        sources=tuple(SourceFile(f"{s2_patch}_{b}.tif", (1,)) for b in bands),
+        normalization=Normalization("scale", divisor=10000.0),
+    )
+    s1 = Modality(
+        name="s1",
+        bands=("VV", "VH"),
+        sources=tuple(SourceFile(f"{s1_patch}_{p}.tif", (1,)) for p in ("VV", "VH")),
+        normalization=Normalization("standard"),
+    )
+    return s2, s1
+
+
 def bigearthnet_v2_spec(
     root: str | Path | RemotePath, bands: tuple[str, ...], crop_size: int, s1: bool
 ) -> DatasetSpec:
@@ -127,21 +148,8 @@ def bigearthnet_v2_spec(
     Returns:
         The dataset spec named ``bigearthnet``.
     """
-    s2 = Modality(
-        name="s2",
-        bands=bands,
-        sources=tuple(
-            SourceFile(f"{S2_FOLDER}/{{tile}}/{{id}}/{{id}}_{b}.tif", (1,)) for b in bands
-        ),
-        normalization=Normalization("scale", divisor=10000.0),
-    )
-    s1_mod = Modality(
-        name="s1",
-        bands=("VV", "VH"),
-        sources=tuple(
-            SourceFile(f"{S1_FOLDER}/{{s1_tile}}/{{s1}}/{{s1}}_{p}.tif", (1,)) for p in ("VV", "VH")
-        ),
-        normalization=Normalization("standard"),
+    s2, s1_mod = patch_modalities(
+        bands, f"{S2_FOLDER}/{{tile}}/{{id}}/{{id}}", f"{S1_FOLDER}/{{s1_tile}}/{{s1}}/{{s1}}"
     )
     target = TargetSpec(
         kind="scene_labels",
