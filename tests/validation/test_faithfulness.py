@@ -53,6 +53,9 @@ def test_writes_every_artefact_with_its_columns(bench: Path) -> None:
     methods = set(zip(table["method"], table["level"], strict=True))
     assert {("occlusion", "embedding"), ("occlusion", "output"), ("occlusion", "loss")} <= methods
     assert ("shapley", "output") in methods and ("leave_one_out", "retraining") in methods
+    dropout = table[table["method"] == "modality_dropout"]
+    assert sorted(dropout["strategy"]) == ["leave_one_out", "performance_shapley"]
+    assert dropout["spearman_realised_mean"].between(-1 - 1e-9, 1 + 1e-9).all()
     assert {"zeros", "ones", "uniform", "gaussian", "mean"} <= set(table["strategy"].dropna())
     for col in ("spearman_realised", "spearman_nominal", "spearman_loo"):
         v = seeds[col].dropna()
@@ -64,7 +67,9 @@ def test_writes_every_artefact_with_its_columns(bench: Path) -> None:
     assert seeds["recovered"].isin([True, False]).all()
     for name in ("faithfulness.md", "faithfulness.png", "faithfulness.svg"):
         assert (bench / name).stat().st_size > 0
-    assert "leave-one-out retraining" in (bench / "faithfulness.md").read_text()
+    text = (bench / "faithfulness.md").read_text()
+    assert "leave-one-out retraining" in text and "one dropout model, performance Shapley" in text
+    assert (bench / "planted/seed0/dropout/runs/all-seed0/subsets-test/subsets.csv").is_file()
 
 
 def test_rerun_reuses_finished_work(bench: Path) -> None:
@@ -74,7 +79,7 @@ def test_rerun_reuses_finished_work(bench: Path) -> None:
     glob = "planted/seed0/attribution/parts/*.parquet"
     parts = {p: p.stat().st_mtime_ns for p in bench.glob(glob)}
     result = faithfulness(bench, seeds="0", **SETTINGS)
-    assert result.statuses == {"skipped": 6}
+    assert result.statuses == {"skipped": 7}  # and the modality-dropout model
     assert {p: p.stat().st_mtime_ns for p in ckpts} == before
     assert {p: p.stat().st_mtime_ns for p in bench.glob(glob)} == parts
     with pytest.raises(SpecError, match="other settings"):

@@ -33,10 +33,10 @@ _SALT = 0xD40D
 
 
 class ModalityDropout(BaseModel):
-    """``train.modality_dropout``: ``{p: 0.5, fill: mean, min_keep: 1}``."""
+    """``train.modality_dropout``: ``{p: 0.25, fill: mean, min_keep: 1}``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    p: float = 0.5
+    p: float = 0.25
     fill: str = "mean"
     min_keep: int = 1
 
@@ -44,7 +44,7 @@ class ModalityDropout(BaseModel):
     def _check(self) -> ModalityDropout:
         where = "train.modality_dropout"
         if not 0.0 <= self.p < 1.0:
-            raise SpecError(f"p={self.p} is outside [0, 1)", f"{where}.p", "give e.g. p: 0.5")
+            raise SpecError(f"p={self.p} is outside [0, 1)", f"{where}.p", "give e.g. p: 0.25")
         if self.fill not in DROPOUT_FILLS:
             raise SpecError(
                 f"unknown dropout fill {self.fill!r}",

@@ -31,6 +31,10 @@ and the demo imports it.
   importances and a decoy (``modalens bench faithfulness``); :mod:`.faithfulness_scores` scores
   every method against the truth (:func:`describe_faithfulness`), :mod:`.faithfulness_figure`
   draws it.
+- :mod:`.subsets_run` -- :func:`evaluate_subsets` (``modalens subsets``): every modality subset
+  scored with one model (the scoring in :mod:`.subsets`); :mod:`.dropout_check` --
+  :func:`dropout_vs_ablation`: one modality-dropout model's subsets against the ablation's
+  retraining.
 """
 
 from typing import TYPE_CHECKING
@@ -63,12 +67,15 @@ _EXPORTS = {
     "describe_faithfulness": "faithfulness_scores",
     "SubsetsResult": "subsets",
     "evaluate_subsets": "subsets_run",
+    "DropoutCheckResult": "dropout_check",
+    "dropout_vs_ablation": "dropout_check",
 }
 
 if TYPE_CHECKING:  # pragma: no cover -- for type checkers and IDEs
     from .ablation import AblationResult, ablate
     from .agree import AgreementResult, agreement
     from .agreement_text import format_agreement
+    from .dropout_check import DropoutCheckResult, dropout_vs_ablation
     from .faithfulness import FaithfulnessResult, FaithfulnessSettings, faithfulness
     from .faithfulness_scores import describe_faithfulness
     from .measure import measure_run
@@ -90,6 +97,8 @@ __all__ = [
     "describe_pruning",
     "describe_sanity",
     "describe_strategies",
+    "DropoutCheckResult",
+    "dropout_vs_ablation",
     "evaluate_subsets",
     "faithfulness",
     "FaithfulnessResult",

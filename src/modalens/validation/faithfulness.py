@@ -8,7 +8,10 @@ embedding, output and loss level plus exact Shapley values
 (:func:`modalens.attribution.attribute_run`) and scores every method against the truth
 (:mod:`.faithfulness_scores`). The truth is the *realised* importance the generator measured (how
 much the target moves with each modality's term), with the nominal weights beside it and
-leave-one-out retraining as the second reference. Written to ``OUT``::
+leave-one-out retraining as the second reference. One more all-modality model, trained with
+modality dropout (``dropout_p``), gives two more methods from its subsets
+(:func:`~.subsets_run.evaluate_subsets`): how much worse it is with each modality filled, and
+the performance Shapley values. Written to ``OUT``::
 
     truth.csv                 seed, modality, nominal, realised
     faithfulness_seeds.csv    per seed and method: Spearman rho with realised / nominal /
@@ -18,7 +21,8 @@ leave-one-out retraining as the second reference. Written to ``OUT``::
     faithfulness.png / .svg   rho per method and decoy share, spread over seeds
     faithfulness.json         the settings and provenance (a rerun with other settings or
                               another modalens is refused, at another thread count it warns)
-    seed<k>/data, seed<k>/runs/<setting>-seed<k>, seed<k>/attribution
+    seed<k>/data, seed<k>/runs/<setting>-seed<k>, seed<k>/attribution,
+    seed<k>/dropout/runs/all-seed<k> (the dropout model and its subsets-test/)
 
 Everything resumes: finished data, runs and attributed samples are reused.
 """
@@ -56,9 +60,13 @@ from ..io import (
 )
 from ..options import ConfigValueError, Options, checked
 from ..progress import say
+from ..tasks.headline import worse_by
 from ..training.configvalues import Int1
+from .dropout_check import DEFAULT_DROPOUT, dropout_run_config
 from .faithfulness_figure import draw_faithfulness, faithfulness_figure
 from .faithfulness_scores import (
+    DROPOUT_LEVEL,
+    DROPOUT_METHOD,
     across_worlds,
     describe_faithfulness,
     loo_deviation,
@@ -68,7 +76,15 @@ from .faithfulness_scores import (
     truth_table,
 )
 from .runs import run_setting
-from .settings import config_modalities, parse_seeds, plan_settings, read_config, run_config
+from .settings import (
+    Setting,
+    config_modalities,
+    parse_seeds,
+    plan_settings,
+    read_config,
+    run_config,
+)
+from .subsets_run import evaluate_subsets
 
 #: the benchmark's default truth: the weakest nominal modality sparse, S1 sparse enough to fall
 #: below WorldCover in realised importance, and the decoy
@@ -156,6 +172,11 @@ class FaithfulnessSettings(Options):
     samples: Int1 = Field(default=120, description="scenes per synthetic world and seed")
     size: Int1 = Field(default=32, description="scene (and real tile) size in px")
     epochs: Int1 = Field(default=15, description="training epochs of every run")
+    dropout_p: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(
+        default=DEFAULT_DROPOUT["p"],
+        description="modality-dropout probability of the one dropout model whose subsets "
+        "(modalens subsets) are scored as two more methods",
+    )
 
     @classmethod
     def where(cls, key: str) -> str:
@@ -173,6 +194,7 @@ class FaithfulnessSettings(Options):
             "samples": self.samples,
             "size": self.size,
             "epochs": self.epochs,
+            "dropout_p": self.dropout_p,
             "worlds": list(self.worlds),
         }
 
@@ -260,6 +282,9 @@ def _one_seed(
         say(f"{world} seed {seed}: [{i}/{len(plan)}] {setting.short}: {rec.status}", progress)
     metric = records[None].metrics[0]
     loo = {m: loo_deviation(records[None].row, records[m].row, metric) for m in mods}
+    say(f"{world} seed {seed}: the modality-dropout model and its subsets", progress)
+    extra, status = _dropout_methods(plan[0], seed, cfg, folder / "dropout", s["dropout_p"], mods)
+    statuses[status] = statuses.get(status, 0) + 1
     say(f"{world} seed {seed}: attributing the all-modality run", progress)
     scores, summary = attribute_run(
         records[None].path,
@@ -279,8 +304,34 @@ def _one_seed(
     nominal = planted["importance"] if world == "planted" else {}
     truth = truth_table(world, seed, per_sample, mods, nominal, data.null)
     levels = METHOD_LEVELS
-    rows = seed_rows(world, seed, truth, per_sample, loo, summary, levels=levels, metric=metric)
+    rows = seed_rows(
+        world, seed, truth, per_sample, loo, summary, levels=levels, metric=metric, extra=extra
+    )
     return truth, rows, statuses
+
+
+def _dropout_methods(
+    setting: Setting, seed: int, cfg: Mapping[str, Any], folder: Path, p: float, mods: list[str]
+) -> tuple[dict[tuple[str, str, str, str], list[float]], str]:
+    """Train the all-modality model with modality dropout ``p`` (mean fill, twice the epochs:
+    :func:`~.dropout_check.dropout_run_config`) into ``folder``,
+    score its subsets (:func:`~.subsets_run.evaluate_subsets`) and return the two methods it
+    gives -- per modality how much worse the model is with it filled, and performance Shapley
+    -- with the run's status."""
+    drop = {**DEFAULT_DROPOUT, "p": p}
+    run_cfg = dropout_run_config(run_config(cfg, setting, seed), drop)
+    rec = run_setting(setting, seed, run_cfg, folder, timing_samples=1)
+    res = evaluate_subsets(rec.path, "test", seed=seed)
+    metric = res.metric
+    value = {str(r["subset"]): float(r[metric]) for r in res.table.to_dict(orient="records")}
+    every = value["+".join(mods)]
+    left_out = [worse_by(value["+".join(o for o in mods if o != m)], every, metric) for m in mods]
+    shapley = res.shapley.set_index("modality")["shapley"].reindex(mods).tolist()
+    methods = {
+        (DROPOUT_METHOD, DROPOUT_LEVEL, metric, "leave_one_out"): left_out,
+        (DROPOUT_METHOD, DROPOUT_LEVEL, metric, "performance_shapley"): shapley,
+    }
+    return methods, rec.status
 
 
 def faithfulness(

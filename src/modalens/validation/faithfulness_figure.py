@@ -20,8 +20,8 @@ from ..errors import DataError
 from ..plotting import color, new_figure, save_figures
 from .faithfulness_scores import RECOVER_DECOY, across_worlds, method_label
 
-#: colour index per level (leave-one-out retraining in black)
-LEVEL_COLOURS = {"embedding": 0, "output": 1, "loss": 2, "retraining": 7}
+#: colour index per level (leave-one-out retraining in black, the dropout model's methods apart)
+LEVEL_COLOURS = {"embedding": 0, "output": 1, "loss": 2, "dropout model": 5, "retraining": 7}
 
 
 def faithfulness_figure(table: pd.DataFrame, path: str | Path, n_seeds: int | None = None) -> Path:
@@ -98,7 +98,7 @@ def draw_faithfulness(
     ax2.set_xlabel("largest null-modality share over worlds (%)", fontsize=8)
     for lv, k in LEVEL_COLOURS.items():
         if lv in set(overall["level"]):
-            ax2.barh([np.nan], [0], color=color(k), label=f"{lv} level" if k != 7 else lv)
+            ax2.barh([np.nan], [0], color=color(k), label=lv if k in (5, 7) else f"{lv} level")
     ax2.legend(fontsize=7, loc="lower right")
     title = "Faithfulness across worlds"
     if n_seeds:

@@ -66,6 +66,14 @@ TABLE_COLUMNS = [
 #: the method name of leave-one-out retraining in the tables
 LOO = "leave_one_out"
 
+#: the method of one modality-dropout model's subset scores (``modalens subsets``), at the level
+#: :data:`DROPOUT_LEVEL`; its "strategies": ``leave_one_out`` (how much worse the model is with
+#: each modality filled) and ``performance_shapley`` (exact Shapley values of the metric)
+DROPOUT_METHOD, DROPOUT_LEVEL = "modality_dropout", "dropout model"
+
+#: the methods that train models of their own: references beside the attribution methods
+REFERENCES = (LOO, DROPOUT_METHOD)
+
 
 def loo_deviation(all_row: Mapping[str, Any], loo_row: Mapping[str, Any], metric: str) -> float:
     """How much worse the model is without a modality (negative: better without it).
@@ -173,6 +181,7 @@ def seed_rows(
     *,
     levels: Mapping[str, Sequence[str]],
     metric: str,
+    extra: Mapping[tuple[str, str, str, str], Sequence[float]] | None = None,
 ) -> pd.DataFrame:
     """The per-seed rows of ``faithfulness_seeds.csv``.
 
@@ -186,10 +195,14 @@ def seed_rows(
         levels: per attribution method the levels scored (``{"occlusion": [...], "shapley":
             ["output"]}``).
         metric: the metric of the leave-one-out deviations.
+        extra: further methods scored like leave-one-out retraining (a modality that makes
+            the model better when absent gets no share): per ``(method, level, distance,
+            strategy)`` one value per modality in ``truth``'s order -- the modality-dropout
+            model's subsets (:data:`DROPOUT_METHOD`).
 
     Returns:
-        One row per method block and one for leave-one-out retraining (columns
-        :data:`SEED_COLUMNS`).
+        One row per method block, one for leave-one-out retraining and one per ``extra``
+        method (columns :data:`SEED_COLUMNS`).
     """
     mods = list(truth["modality"])
     null = list(truth.loc[truth["null"].astype(bool), "modality"])
@@ -230,6 +243,9 @@ def seed_rows(
         add([str(k) for k in key], values, values)
     # leave-one-out retraining: how much worse without each modality (better-without -> 0 share)
     add([LOO, "retraining", metric, ""], loo_v, np.maximum(loo_v, 0.0))
+    for block, given in (extra or {}).items():
+        v = np.asarray(given, float)
+        add(list(block), v, np.maximum(v, 0.0))
     return pd.DataFrame(rows, columns=SEED_COLUMNS)
 
 
@@ -331,6 +347,9 @@ def method_label(row: Mapping[str, Any]) -> str:
     method, level, strategy = str(row["method"]), str(row["level"]), str(row["strategy"])
     if method == LOO:
         return "leave-one-out retraining"
+    if method == DROPOUT_METHOD:
+        what = "performance Shapley" if strategy == "performance_shapley" else "each left out"
+        return f"one dropout model, {what}"
     if method == "shapley":
         return f"Shapley values ({level} level, {strategy} fill)"
     if strategy == "permute":
@@ -359,7 +378,7 @@ def describe_faithfulness(table: pd.DataFrame) -> list[str]:
     if "world" not in table.columns:
         table = table.assign(world="planted")
     worlds = across_worlds(table)
-    methods = worlds[worlds["method"] != LOO]
+    methods = worlds[~worlds["method"].isin(REFERENCES)]
     n_w = int(methods["worlds"].max()) if len(methods) else 0
     out = []
     good = methods[methods["worlds_recovered"] == methods["worlds"]]
@@ -391,7 +410,7 @@ def describe_faithfulness(table: pd.DataFrame) -> list[str]:
             f"{best['worlds_recovered']}/{best['worlds']} worlds"
             + (f", fails in {best['failed_in']}." if best["failed_in"] else ".")
         )
-    t = table[table["method"] != LOO]
+    t = table[~table["method"].isin(REFERENCES)]
     if t["decoy_share_mean"].notna().any():
         worst = t.loc[t["decoy_share_mean"].idxmax()]
         out.append(
@@ -403,6 +422,12 @@ def describe_faithfulness(table: pd.DataFrame) -> list[str]:
         row = loo.iloc[0]
         out.append(
             f"Leave-one-out retraining, the second reference, recovers "
+            f"{row['worlds_recovered']}/{row['worlds']} worlds "
+            f"({row['seeds_recovered']}/{row['seeds']} world-seeds)."
+        )
+    for _, row in worlds[worlds["method"] == DROPOUT_METHOD].iterrows():
+        out.append(
+            f"{method_label(row).capitalize()} (modalens subsets) recovers "
             f"{row['worlds_recovered']}/{row['worlds']} worlds "
             f"({row['seeds_recovered']}/{row['seeds']} world-seeds)."
         )
