@@ -241,3 +241,38 @@ def test_cli_attribute_auto_records_the_share(
 def test_folder_label_names_auto_and_its_tolerance() -> None:
     assert folder_label(AttributionOptions(precision="auto")) == "auto"
     assert folder_label(AttributionOptions(precision="auto", tolerance=0.05)) == "auto-tol0.05"
+
+
+def test_pace_keeps_bf16_only_while_it_pays() -> None:
+    from modalens.attribution.autoprec import PAYS_BELOW, PROBE_EVERY, Pace
+
+    pace = Pace()
+    assert pace.use_bf16()  # nothing measured: try bf16
+    pace.record(0.2, 1.0, 4, (16, 16, 2))  # first batch: warm-up, decides nothing
+    assert pace.use_bf16() and pace.cost() != pace.cost()
+    pace.record(0.2, 1.0, 4, (16, 16, 2))
+    assert pace.cost() == pytest.approx((0.2 * (8 + 32) + 4) / 32) and pace.cost() < PAYS_BELOW
+    assert pace.use_bf16()
+    slow = Pace()
+    for _ in range(2):  # every bf16 score redone: bf16 only adds cost
+        slow.record(0.3, 1.0, 4, (16, 16, 16))
+    assert slow.cost() >= PAYS_BELOW
+    decisions = [slow.use_bf16() for _ in range(PROBE_EVERY + 1)]
+    assert decisions == [False] * PROBE_EVERY + [True]  # fp32 at once, then a new probe
+
+
+def test_auto_goes_straight_to_fp32_when_bf16_does_not_pay(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(NATIVE_BF16_ENV, "1")
+    torch.manual_seed(0)
+    model = UNet(14, base_width=4, depth=2).eval()
+    x = _inputs(8, 16)
+    batches = [{"image": x[i : i + 2], "id": [f"s{i}", f"s{i + 1}"]} for i in range(0, 8, 2)]
+    kw = {**KW, "tolerance": 1e-12}  # no bf16 score can be kept
+    eng = OcclusionEngine(model, GROUPS, precision="auto", **kw)
+    ref = OcclusionEngine(model, GROUPS, precision="fp32", **kw)
+    got = pd.concat([eng.score_batch(b) for b in batches], ignore_index=True)
+    want = pd.concat([ref.score_batch(b) for b in batches], ignore_index=True)
+    assert eng.pace.batches == 2 and eng.pace.skipped == 2  # batches 3 and 4 ran in fp32 at once
+    counts = eng.auto_counts
+    assert counts["fp32"] == counts["occlusions"] and counts["bf16"] < counts["occlusions"]
+    np.testing.assert_allclose(got["value"], want["value"], rtol=1e-5, atol=1e-9)

@@ -37,6 +37,17 @@ own error on a sample is about that fraction of the bf16 error; a score below 10
 (``b / SAFETY * 2**-16 / 0.01``) cannot be resolved to 1 % by fp32 itself (fp32 runs at other
 batch sizes differ there), and the 1 % guarantee is stated above this floor.
 
+**Never slower than fp32** (:class:`Pace`): bf16 pays only when its passes cost less than the
+fp32 evaluations they spare. Every auto batch evaluates the unoccluded inputs in both
+precisions; their times give the measured bf16/fp32 cost ratio ``q`` of this model, input size
+and machine. With ``r`` the share of bf16 occlusions re-evaluated in fp32 so far and ``u`` the
+unoccluded inputs per occlusion, one occlusion costs about ``q * (1 + u) + r`` fp32
+evaluations under ``auto`` against 1 in fp32 (:meth:`Pace.cost` counts exactly); when that
+reaches :data:`PAYS_BELOW` the following batches run in fp32 at once (recorded as fp32
+occlusions), and every :data:`PROBE_EVERY`-th batch probes bf16 again. Which scores end up in
+bf16 then depends on the measured speed: rankings and the tolerance hold either way;
+bit-identical numbers need ``fp32``.
+
 Shapley values and user value functions (``modality_shapley``, the ``shapley`` option) run in
 fp32 under ``auto``: they are differences of coalition scores, whose bf16 errors do not cancel,
 so a 1 % bound on each score bounds no Shapley value. Sensitivity maps run in fp32 too.
@@ -45,6 +56,7 @@ so a 1 % bound on each score bounds no Shapley value. Sensitivity maps run in fp
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -59,6 +71,64 @@ RELATIVE = 0.01
 FP32_OVER_BF16 = 2.0**-16
 #: the distance that bounds another distance's bf16 error (the others bound themselves)
 ERROR_DISTANCE = {"cosine": "relative", "delta": "mae"}
+
+
+#: ``auto`` keeps bf16 while its expected cost per occlusion is below this share of fp32's
+PAYS_BELOW = 0.95
+#: batches run straight in fp32 (bf16 did not pay) before bf16 is probed again
+PROBE_EVERY = 8
+
+
+@dataclass
+class Pace:
+    """Whether bf16 pays under ``auto`` (module docstring): timings and counts of this
+    engine's auto batches.
+
+    Attributes:
+        q: the bf16/fp32 time ratio of the latest batch's unoccluded evaluations.
+        batches: auto batches recorded (the first one's timings include warm-up and decide
+            nothing).
+        unoccluded: unoccluded inputs evaluated in both.
+        occlusions: occlusions of those batches.
+        bf16: of those, evaluated in bf16.
+        fp32: of those, evaluated in fp32 (at once or re-evaluated).
+        skipped: batches run in fp32 since bf16 last ran.
+    """
+
+    q: float = float("nan")
+    batches: int = 0
+    unoccluded: int = 0
+    occlusions: int = 0
+    bf16: int = 0
+    fp32: int = 0
+    skipped: int = 0
+
+    def cost(self) -> float:
+        """Expected cost of one occlusion under ``auto``, in fp32 evaluations (NaN before
+        the second auto batch): ``(q * (unoccluded + bf16) + fp32) / occlusions``."""
+        if self.batches < 2 or self.occlusions == 0:
+            return float("nan")
+        return (self.q * (self.unoccluded + self.bf16) + self.fp32) / self.occlusions
+
+    def use_bf16(self) -> bool:
+        """Run the next batch with bf16: until measured, while :meth:`cost` is below
+        :data:`PAYS_BELOW`, and every :data:`PROBE_EVERY`-th batch after that."""
+        c = self.cost()
+        if not c >= PAYS_BELOW or self.skipped >= PROBE_EVERY:  # NaN: not measured yet
+            self.skipped = 0
+            return True
+        self.skipped += 1
+        return False
+
+    def record(self, t16: float, t32: float, unoccluded: int, counts: Sequence[int]) -> None:
+        """Add one auto batch: the unoccluded evaluations' seconds in bf16 and fp32, their
+        number, and ``(occlusions, bf16, fp32)``."""
+        self.q = t16 / t32 if t32 > 0 else float("nan")
+        self.batches += 1
+        self.unoccluded += unoccluded
+        self.occlusions += counts[0]
+        self.bf16 += counts[1]
+        self.fp32 += counts[2]
 
 
 def error_distances(distances: Sequence[str]) -> tuple[str, ...]:

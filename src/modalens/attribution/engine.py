@@ -19,6 +19,7 @@ forwards (:mod:`~.coalitions`).
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -31,7 +32,14 @@ from torch import Tensor, nn
 from ..errors import SpecError
 from ..precision import native_bf16
 from ..tasks import masked_mse
-from .autoprec import error_bounds, error_distances, hopeless, needs_fp32, precision_report
+from .autoprec import (
+    Pace,
+    error_bounds,
+    error_distances,
+    hopeless,
+    needs_fp32,
+    precision_report,
+)
 from .batches import Batch, Evaluation, Unoccluded, as_batch
 from .coalitions import CoalitionPlan, Scorer, ValueFunction, batch_shapley, shapley_method
 from .forward import Runner
@@ -91,6 +99,8 @@ class OcclusionEngine:
             self.fast = Runner(model, o.embedding, *needs, "bf16", o.optimize, self.device)
         #: ``precision="auto"``: occluded inputs evaluated in bf16 / re-evaluated in fp32
         self.auto_counts = {"occlusions": 0, "bf16": 0, "fp32": 0}
+        #: whether bf16 pays under ``auto`` (:class:`~.autoprec.Pace`)
+        self.pace = Pace()
         self._all_cache: dict[Any, tuple[Tensor | None, Tensor | None]] = {}
         self._gmat: Tensor | None = None
 
@@ -309,19 +319,32 @@ class OcclusionEngine:
         self.prepare(x)
         occluded = np.asarray(occluded, dtype=bool)
         fast = self.fast if auto and scorer is None else None
+        straight = fast is not None and not self.pace.use_bf16()  # bf16 would not pay
+        fast = None if straight else fast
         with torch.inference_mode():
+            start = time.perf_counter()
             if scorer is None:
                 full = self._full(batch, x)
             else:
                 emb, out = self.runner.evaluate(x, self.chunk_length(x))
                 full = Unoccluded(Evaluation(emb, out, torch.arange(x.shape[0]), None, None), {})
+            t32 = time.perf_counter() - start
+            start = time.perf_counter()
             errors = None if fast is None else self._bf16_errors(fast, x, full, batch)
+            t16 = time.perf_counter() - start
             job = self._plan(batch, x, occluded, full, scorer or self._scores, n_metrics)
             if fast is None or errors is None:
                 job.run(self.runner, job.tasks, self.options.chunk_size)
+                if straight:
+                    self._count((len(job.tasks), 0, len(job.tasks)))
             else:
-                self._run_auto(job, fast, occluded, *errors)
+                counts = self._run_auto(job, fast, occluded, *errors)
+                self.pace.record(t16, t32, x.shape[0], counts)
         return job.result
+
+    def _count(self, counts: tuple[int, int, int]) -> None:
+        for key, n in zip(("occlusions", "bf16", "fp32"), counts, strict=True):
+            self.auto_counts[key] += n
 
     def _bf16_errors(
         self, fast: Runner, x: Tensor, full: Unoccluded, batch: Batch
@@ -406,9 +429,10 @@ class OcclusionEngine:
         occluded: np.ndarray,
         bounds: np.ndarray,
         scales: np.ndarray,
-    ) -> None:
+    ) -> tuple[int, int, int]:
         """``precision="auto"``: the job's tasks in bf16, in fp32 for samples bf16 cannot
-        resolve at all, then batched fp32 re-evaluations of what bf16 did not resolve."""
+        resolve at all, then batched fp32 re-evaluations of what bf16 did not resolve;
+        ``(occlusions, bf16, fp32)`` counted."""
         tol, chunk = self.options.tolerance, self.options.chunk_size
         lost = hopeless(bounds, scales, tol)  # every score would be redone: fp32 at once
         direct = [t for t in job.tasks if lost[t[0]]]
@@ -420,8 +444,8 @@ class OcclusionEngine:
         again = [t for t in quick if redo[t]]
         job.run(self.runner, again, chunk)
         counts = (len(job.tasks), len(quick), len(direct) + len(again))
-        for key, n in zip(("occlusions", "bf16", "fp32"), counts, strict=True):
-            self.auto_counts[key] += n
+        self._count(counts)
+        return counts
 
     # ------------------------------------------------------------------ rows
     def occlusion_masks(self) -> tuple[np.ndarray, list[str]]:
