@@ -12,7 +12,15 @@ split -- it attributes the same samples in fp32 and with ``auto`` (bf16 forced o
 - whether every dataset-level ranking (and every per-sample ranking) equals fp32's;
 - the share of occluded inputs re-evaluated in fp32.
 
+With ``--difference`` it measures instead the *difference* estimator (both sides in bf16, what
+``precision="bf16"`` computes: ``d(bf16(x_occ), bf16(x))``) against fp32, per level, distance
+and fill: the scores, the share whose relative error exceeds ``--tolerance`` (the fp32 share an
+oracle bound would still need) and the median and largest relative error. The batches carry
+targets (random ones for the untrained model), so ``--levels loss,output,embedding`` works.
+
     python benchmarks/precision_check.py --run /tmp/demo/run
+    python benchmarks/precision_check.py --run /tmp/demo/run --difference \
+        --levels loss,output,embedding --strategies mean,zeros,ones,gaussian
 """
 
 from __future__ import annotations
@@ -125,6 +133,27 @@ def check(name: str, model: torch.nn.Module, groups: Any, batches: list[Any], kw
     return out
 
 
+def difference_check(
+    name: str, model: torch.nn.Module, groups: Any, batches: list[Any], kw: dict
+) -> pd.DataFrame:
+    """The bf16 difference estimator against fp32 (``--difference``, module docstring)."""
+    fp32 = run_batches(OcclusionEngine(model, groups, precision="fp32", **kw), batches)
+    bf16 = run_batches(OcclusionEngine(model, groups, precision="bf16", **kw), batches)
+    m = fp32.merge(bf16[[*KEYS, "value"]], on=KEYS, suffixes=("", "_bf16"))
+    m = m[(m["method"] == "occlusion") & (m["group"] != "ALL")]
+    rel = (m["value_bf16"] - m["value"]).abs() / m["value"].abs()
+    tol = kw["tolerance"]
+    table = (
+        m.assign(rel=rel)
+        .groupby(["level", "distance", "strategy"])["rel"]
+        .agg(
+            scores="size", over_tol=lambda r: float((r > tol).mean()), median="median", max="max"
+        )  # fmt: skip
+        .reset_index()
+    )
+    return table.assign(model=name)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--run", default=None, help="a trained run folder (e.g. the demo run)")
@@ -137,6 +166,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--tolerance", type=float, default=0.01, help="auto's relative tolerance")
     ap.add_argument("--quick", action="store_true", help="4 samples of 64x64, width 16")
+    ap.add_argument("--difference", action="store_true", help="the bf16 difference estimator")
     args = ap.parse_args()
     if args.quick:
         args.samples, args.size, args.width = 4, 64, 16
@@ -145,15 +175,16 @@ def main() -> None:
     torch.manual_seed(0)
     kw = {"strategies": args.strategies, "distances": args.distances, "levels": args.levels}
     kw["tolerance"] = args.tolerance
-    rows = []
     model = UNet(14, base_width=args.width, depth=4).eval()
     x = make_data(args.samples, args.size, seed=1)
+    t = torch.rand(len(x), 1, args.size, args.size, generator=torch.Generator().manual_seed(2))
     batches = [
-        {"image": x[s : s + 4], "id": [f"x{i}" for i in range(s, min(s + 4, len(x)))]}
+        {"image": x[s : s + 4], "target": t[s : s + 4],
+         "id": [f"x{i}" for i in range(s, min(s + 4, len(x)))]}
         for s in range(0, len(x), 4)
-    ]
-    rows.append(check(f"untrained UNet(14) w{args.width}", model, GROUPS, batches, kw))
-    print(rows[-1], flush=True)
+    ]  # fmt: skip
+    what = difference_check if args.difference else check
+    found: list[Any] = [what(f"untrained UNet(14) w{args.width}", model, GROUPS, batches, kw)]
     if args.run:
         run = load_run(args.run)
         ds = run.dataset("test")
@@ -162,13 +193,19 @@ def main() -> None:
             {
                 "image": torch.stack([it["image"] * it["valid"][None] for it in items[s : s + 4]]),
                 "valid": torch.stack([it["valid"] for it in items[s : s + 4]]),
+                "target": torch.stack([it["target"] for it in items[s : s + 4]]),
                 "id": [it["id"] for it in items[s : s + 4]],
             }
             for s in range(0, len(items), 4)
         ]
         groups = groups_from_spec(run.spec, "modalities")
-        rows.append(check(f"trained {args.run}", run.model.eval(), groups, tb, kw))
-        print(rows[-1], flush=True)
+        found.append(what(f"trained {args.run}", run.model.eval(), groups, tb, kw))
+    if args.difference:
+        print(pd.concat(found, ignore_index=True).to_string(index=False, float_format="%.4f"))
+        return
+    rows = found
+    for r in rows:
+        print(r, flush=True)
     cols = [c for c in rows[0] if c != "worst_ratio_by_metric"]
     print("\n| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
