@@ -14,7 +14,8 @@ samples over total time, so load from other processes hurts every method alike:
   (e) modalens ``precision="auto"`` (bf16 with fp32 re-evaluation of what bf16 cannot resolve;
       bf16 forced on where the CPU lacks it) and its share of fp32 re-evaluations; with
       ``--run`` also (f) fp32 and (g) auto on the trained run's model on its test samples
-      (same input size), and whether auto's rankings equal fp32's there.
+      (same input size) with ``modalens attribute``'s defaults (loss level with the targets,
+      train-mean fill), and whether auto's rankings equal fp32's there.
 
 It also times 2048x2048 fp32 matmuls in the same rounds (the reachable peak under the same
 conditions) and reports the FLOP/s that (c) achieves on the forwards it executes (encoder
@@ -45,6 +46,7 @@ from modalens.attribution import (
     precision_agreement,
     summarize_scores,
 )
+from modalens.attribution.run import run_mean
 from modalens.models import UNet
 from modalens.training import load_run
 
@@ -173,9 +175,13 @@ def main() -> None:
         tds = run.dataset("test")
         titems = [tds[i] for i in range(min(len(tds), args.samples))]
         tx = torch.stack([it["image"] * it["valid"][None] for it in titems])
-        engines["(f)"] = OcclusionEngine(run.model, tgroups, strategies="zeros")
-        engines["(g)"] = OcclusionEngine(run.model, tgroups, strategies="zeros", precision="auto")
-        trained = (tx, [it["id"] for it in titems])
+        ty = torch.stack([it["target"] for it in titems])
+        tv = torch.stack([it["valid"] for it in titems])
+        # modalens attribute's defaults: the auto level (loss, with targets), train-mean fill
+        tkw = {"strategies": "mean", "mean": run_mean(run)}
+        engines["(f)"] = OcclusionEngine(run.model, tgroups, **tkw)
+        engines["(g)"] = OcclusionEngine(run.model, tgroups, precision="auto", **tkw)
+        trained = (tx, ty, tv, [it["id"] for it in titems])
     mm = torch.randn(2048, 2048)
     totals: dict[str, dict[str, float]] = {}
     outputs: dict[str, list[Any]] = {k: [] for k in ["(a)", "(b)", *engines]}
@@ -199,9 +205,10 @@ def main() -> None:
             eng = engines[name]
             if name in ("(f)", "(g)"):
                 assert trained is not None
-                tx, tids = trained
+                tx, ty, tv, tids = trained
                 start = (r * bs) % len(tx)
-                xb = {"image": tx[start:][:bs], "id": tids[start:][:bs]}
+                xb = {"image": tx[start:][:bs], "target": ty[start:][:bs],
+                      "valid": tv[start:][:bs], "id": tids[start:][:bs]}  # fmt: skip
             before = eng.forwards + (eng.fast.forwards if eng.fast else 0)
             w, c, out = timed(lambda: eng.score_batch(xb))
             after = eng.forwards + (eng.fast.forwards if eng.fast else 0)
@@ -301,9 +308,9 @@ def main() -> None:
             "same_ranks": same,
         }
         print(
-            f"{labels[auto]}: {ratio:.2f}x {labels[base]}, fp32 re-evaluations "
-            f"{100 * rep.get('fp32_share', float('nan')):.1f} % of {rep.get('bf16', 0)} "
-            "occlusions, "
+            f"{labels[auto]}: {ratio:.2f}x {labels[base]}, fp32 share "
+            f"{100 * rep.get('fp32_share', float('nan')):.1f} % of {rep.get('occlusions', 0)} "
+            f"occlusions ({rep.get('bf16', 0)} evaluated in bf16), "
             f"dataset ranking equal to fp32: {same}"
         )
 
