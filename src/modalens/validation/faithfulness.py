@@ -60,7 +60,6 @@ from ..io import (
 )
 from ..options import ConfigValueError, Options, checked
 from ..progress import say
-from ..tasks.headline import worse_by
 from ..training.configvalues import Int1
 from .dropout_check import DEFAULT_DROPOUT, dropout_run_config
 from .faithfulness_figure import draw_faithfulness, faithfulness_figure
@@ -323,9 +322,7 @@ def _dropout_methods(
     rec = run_setting(setting, seed, run_cfg, folder, timing_samples=1)
     res = evaluate_subsets(rec.path, "test", seed=seed)
     metric = res.metric
-    value = {str(r["subset"]): float(r[metric]) for r in res.table.to_dict(orient="records")}
-    every = value["+".join(mods)]
-    left_out = [worse_by(value["+".join(o for o in mods if o != m)], every, metric) for m in mods]
+    left_out = res.missing.set_index("missing")["worse_by"].reindex(mods).tolist()
     shapley = res.shapley.set_index("modality")["shapley"].reindex(mods).tolist()
     methods = {
         (DROPOUT_METHOD, DROPOUT_LEVEL, metric, "leave_one_out"): left_out,
