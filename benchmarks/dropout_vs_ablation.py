@@ -41,11 +41,15 @@ import torch
 import yaml
 
 from modalens.data.synthetic import generate_synthetic
-from modalens.data.synthetic.worlds import make_world
 from modalens.demo import DEMO_IMPORTANCE
 from modalens.validation import ablate
 from modalens.validation.dropout_check import DEFAULT_DROPOUT, dropout_vs_ablation
-from modalens.validation.faithfulness import DEFAULT_IMPORTANCE, DEFAULT_SPARSITY, DEMO_CONFIG
+from modalens.validation.faithfulness import (
+    DEMO_CONFIG,
+    FaithfulnessSettings,
+    world_config,
+    world_data,
+)
 
 COLUMNS = [
     "world", "seed", "spearman_single", "spearman_loo", "spearman_shapley_loo",
@@ -53,15 +57,11 @@ COLUMNS = [
 ]  # fmt: skip
 
 
-def demo_config(spec_or_root: Path, *, preset: bool, epochs: int | None, size: int) -> dict:
-    """The demo's run config on ``spec_or_root`` (a MapInWild-layout root or a spec file)."""
+def demo_config(root: Path, size: int) -> dict:
+    """The demo's run config (``configs/demo.yaml``) on the demo's data in ``root`` (scenes of
+    ``size`` px: crops of at most that)."""
     cfg = yaml.safe_load(DEMO_CONFIG.read_text())
-    cfg["data"] = (
-        {"preset": "mapinwild", "root": str(spec_or_root)} if preset else str(spec_or_root)
-    )
-    if epochs is not None:
-        cfg["train"]["epochs"] = epochs
-        cfg["train"]["scheduler"] = {"name": "cosine_warm_restarts", "T_0": epochs, "T_mult": 1}
+    cfg["data"] = {"preset": "mapinwild", "root": str(root)}
     cfg["train"]["crop_size"] = min(64, size)
     return cfg
 
@@ -86,19 +86,14 @@ def worlds_run(args: argparse.Namespace, out: Path, dropout: dict) -> list[dict[
             if not (root / "metadata.json").is_file():
                 generate_synthetic(root, samples=args.demo_samples, size=args.demo_size, seed=0,
                                    importance=DEMO_IMPORTANCE, progress=False)  # fmt: skip
-            cfg = demo_config(root, preset=True, epochs=None, size=args.demo_size)
+            cfg = demo_config(root, args.demo_size)
             res = one(cfg, out / "demo", args.seeds, dropout)
             results.append({"world": world, **res})
             continue
-        planted = {
-            "importance": {**dict(kv.split("=") for kv in DEFAULT_IMPORTANCE.split(","))},
-            "sparsity": dict(kv.split("=") for kv in DEFAULT_SPARSITY.split(",")),
-        }
-        planted = {k: {m: float(v) for m, v in d.items()} for k, d in planted.items()}
-        for seed in args.seeds:  # each seed its own data, as in bench faithfulness
-            data = make_world(world, out / world / f"seed{seed}" / "data", seed, args.samples,
-                              args.size, planted=planted)  # fmt: skip
-            cfg = demo_config(data.spec, preset=False, epochs=args.epochs, size=args.size)
+        s = FaithfulnessSettings(samples=args.samples, size=args.size, epochs=args.epochs).record()
+        for seed in args.seeds:  # each seed its own data and config, as in bench faithfulness
+            data = world_data(world, out / world / f"seed{seed}" / "data", seed, s)
+            cfg = world_config(data.spec, s)
             res = one(cfg, out / world / f"seed{seed}", (seed,), dropout)
             results.append({"world": world, **res})
     return results

@@ -43,7 +43,7 @@ from ..progress import say
 from ..tasks.headline import worse_by
 from ..training.dropout import ModalityDropout
 from .ablation import ablate
-from .correlation import spearman
+from .faithfulness_scores import spearman_rho
 from .runs import run_setting
 from .settings import parse_seeds, read_config, run_config
 from .subsets_run import evaluate_subsets
@@ -77,11 +77,6 @@ class DropoutCheckResult:
 
     def _repr_html_(self) -> str:
         return tables_html("Modality dropout vs retraining", {"": self.table, "rows": self.rows})
-
-
-def _rho(a: Sequence[float], b: Sequence[float]) -> float:
-    value = float(spearman(np.asarray(a, float), np.asarray(b, float)))
-    return value if math.isfinite(value) else math.nan
 
 
 def _train_seconds(row: Mapping[str, Any]) -> float:
@@ -140,9 +135,9 @@ def _seed_summary(
     return {
         "seed": seed,
         "metric": metric,
-        "spearman_single": _rho(single_r, single_d),
-        "spearman_loo": _rho(loo_r, loo_d) if loo_r else math.nan,
-        "spearman_shapley_loo": _rho(shapley["shapley"], loo_r) if loo_r else math.nan,
+        "spearman_single": spearman_rho(single_r, single_d),
+        "spearman_loo": spearman_rho(loo_r, loo_d) if loo_r else math.nan,
+        "spearman_shapley_loo": spearman_rho(shapley["shapley"], loo_r) if loo_r else math.nan,
         "mean_abs_diff": float(np.mean(diffs)) if diffs else math.nan,
         "all_retrained": all_r,
         "all_dropout": all_d,
@@ -163,7 +158,9 @@ def _noise_floor(table: pd.DataFrame, rows: pd.DataFrame, metric: str) -> None:
         for s in seeds
     }  # fmt: skip
     table["spearman_loo_seeds"] = [
-        _rho(per[s], per[seeds[(i + 1) % len(seeds)]]) if len(seeds) > 1 and per[s] else math.nan
+        spearman_rho(per[s], per[seeds[(i + 1) % len(seeds)]])
+        if len(seeds) > 1 and per[s]
+        else math.nan
         for i, s in enumerate(seeds)
     ]
 

@@ -235,9 +235,27 @@ def _provenance(out: Path) -> dict[str, Any]:
     return {PROVENANCE: continued(old, {PROVENANCE: provenance()})[PROVENANCE]}
 
 
-def _base_config(
-    spec: Path, s: Mapping[str, Any], config: str | Path | Mapping[str, Any] | None
+def world_data(world: str, folder: Path, seed: int, s: Mapping[str, Any]) -> Any:
+    """Write (or reuse) one world's data into ``folder`` with the benchmark's settings ``s``
+    (:meth:`FaithfulnessSettings.record`): a :class:`~modalens.data.synthetic.worlds.WorldData`."""
+    planted = {"importance": _planted_weights(s), "sparsity": s["sparsity"]}
+    return make_world(world, folder, seed, s["samples"], s["size"], planted=planted)
+
+
+def _planted_weights(s: Mapping[str, Any]) -> dict[str, float]:
+    """The planted world's importances, with the decoy at 0 when it has one."""
+    return {**s["importance"], **({DECOY: 0.0} if s["decoy"] else {})}
+
+
+def world_config(
+    spec: Path, s: Mapping[str, Any], config: str | Path | Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
+    """The run config trained on a world: ``config`` (default the demo's) on ``spec`` with the
+    benchmark's epochs, a cosine schedule over them and crops of at most 64 px.
+
+    Raises:
+        SpecError: ``config`` is missing or not a mapping.
+    """
     if config is None or not isinstance(config, Mapping):
         path = Path(config) if config is not None else DEMO_CONFIG
         if not path.is_file():
@@ -264,12 +282,8 @@ def _one_seed(
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
     """Data, runs, attribution and scores of one world and seed: ``(truth, rows, statuses)``."""
     say(f"{world} seed {seed}: data", progress)
-    planted = {
-        "importance": {**s["importance"], **({DECOY: 0.0} if s["decoy"] else {})},
-        "sparsity": s["sparsity"],
-    }
-    data = make_world(world, folder / "data", seed, s["samples"], s["size"], planted=planted)
-    cfg = _base_config(data.spec, s, config)
+    data = world_data(world, folder / "data", seed, s)
+    cfg = world_config(data.spec, s, config)
     mods = config_modalities(cfg)
     plan = [p for p in plan_settings(mods) if p.kind in ("all", "leave_one_out")]
     records = {}
@@ -300,7 +314,7 @@ def _one_seed(
     )
     ids = sorted(str(i) for i in scores["sample_id"].unique())
     per_sample = np.array([[data.per_sample[i][m] for m in mods] for i in ids], float)
-    nominal = planted["importance"] if world == "planted" else {}
+    nominal = _planted_weights(s) if world == "planted" else {}
     truth = truth_table(world, seed, per_sample, mods, nominal, data.null)
     levels = METHOD_LEVELS
     rows = seed_rows(

@@ -90,7 +90,8 @@ def loo_deviation(all_row: Mapping[str, Any], loo_row: Mapping[str, Any], metric
     return worse_by(float(loo_row[metric]), float(all_row[metric]), metric)
 
 
-def _rho(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
+def spearman_rho(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
+    """Spearman's rho of two value vectors as a float (NaN where undefined)."""
     value = float(spearman(np.asarray(x, float), np.asarray(y, float)))
     return value if math.isfinite(value) else math.nan
 
@@ -219,9 +220,9 @@ def seed_rows(
                 "world": world,
                 "seed": seed,
                 **dict(zip(BLOCK, block, strict=True)),
-                "spearman_realised": _rho(values, realised),
-                "spearman_nominal": _rho(values, nominal),
-                "spearman_loo": _rho(values, loo_v),
+                "spearman_realised": spearman_rho(values, realised),
+                "spearman_nominal": spearman_rho(values, nominal),
+                "spearman_loo": spearman_rho(values, loo_v),
                 "decoy_share": share,
                 "recovered": not bad and not (share >= RECOVER_DECOY),
                 "misordered": "; ".join(
