@@ -276,3 +276,55 @@ def test_auto_goes_straight_to_fp32_when_bf16_does_not_pay(monkeypatch: pytest.M
     counts = eng.auto_counts
     assert counts["fp32"] == counts["occlusions"] and counts["bf16"] < counts["occlusions"]
     np.testing.assert_allclose(got["value"], want["value"], rtol=1e-5, atol=1e-9)
+
+
+def _targeted(n: int = 4, size: int = 16) -> list[dict]:
+    x = _inputs(n, size)
+    t = torch.rand(n, 1, size, size, generator=torch.Generator().manual_seed(5))
+    return [
+        {"image": x[i : i + 2], "target": t[i : i + 2], "id": [f"s{i}", f"s{i + 1}"]}
+        for i in range(0, n, 2)
+    ]
+
+
+def test_loss_level_runs_in_fp32_under_auto(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a loss difference's bf16 error is not bounded by the full loss's: no bf16 pass at all
+    monkeypatch.setenv(NATIVE_BF16_ENV, "1")
+    torch.manual_seed(0)
+    model = UNet(14, base_width=4, depth=2).eval()
+    kw = {**KW, "levels": "loss"}
+    eng = OcclusionEngine(model, GROUPS, precision="auto", **kw)
+    ref = OcclusionEngine(model, GROUPS, precision="fp32", **kw)
+    batches = _targeted()
+    got = pd.concat([eng.score_batch(b) for b in batches], ignore_index=True)
+    want = pd.concat([ref.score_batch(b) for b in batches], ignore_index=True)
+    assert eng.fast is not None and eng.fast.forwards == 0
+    counts = eng.auto_counts
+    assert counts["occlusions"] > 0 and counts["fp32"] == counts["occlusions"]
+    assert counts["bf16"] == 0 and eng.pace.batches == 0  # nothing timed, nothing probed
+    pd.testing.assert_frame_equal(got, want)
+
+
+def test_a_loss_level_beside_others_sends_the_batch_to_fp32(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # one forward scores every level: bf16 for the output level alone would be redone anyway
+    monkeypatch.setenv(NATIVE_BF16_ENV, "1")
+    torch.manual_seed(0)
+    model = UNet(14, base_width=4, depth=2).eval()
+    kw = {**KW, "levels": "loss,output", "tolerance": 0.5}
+    eng = OcclusionEngine(model, GROUPS, precision="auto", **kw)
+    ref = OcclusionEngine(model, GROUPS, precision="fp32", **kw)
+    batch = _targeted(2)[0]
+    pd.testing.assert_frame_equal(eng.score_batch(batch), ref.score_batch(batch))
+    assert eng.fast is not None and eng.fast.forwards == 0
+    assert eng.auto_counts["fp32"] == eng.auto_counts["occlusions"] > 0
+    out = OcclusionEngine(model, GROUPS, precision="auto", **{**kw, "levels": "output"})
+    out.score_batch(batch)
+    assert out.auto_counts["bf16"] > 0  # the output level alone keeps bf16 scores
+
+
+def test_an_infinite_bound_is_lost_and_nan_decides_nothing() -> None:
+    bounds = np.array([[np.inf, np.inf], [np.inf, 0.0], [np.nan, np.inf], [np.nan, np.nan]])
+    scales = np.ones_like(bounds)
+    assert hopeless(bounds, scales, 0.01).tolist() == [True, False, True, False]

@@ -319,7 +319,8 @@ class OcclusionEngine:
         self.prepare(x)
         occluded = np.asarray(occluded, dtype=bool)
         fast = self.fast if auto and scorer is None else None
-        straight = fast is not None and not self.pace.use_bf16()  # bf16 would not pay
+        bounded = all(lv.bounded for lv in self.levels)  # else every occlusion needs fp32
+        straight = fast is not None and (not bounded or not self.pace.use_bf16())
         fast = None if straight else fast
         with torch.inference_mode():
             start = time.perf_counter()

@@ -73,6 +73,7 @@ class Level:
     uses_distances: bool = True
     needs_target: bool = False
     reference: ReferenceFn | None = None
+    bounded: bool = True
 
 
 LEVELS: Registry[Level] = Registry("level", "levels", "--level")
@@ -86,6 +87,7 @@ def register_level(
     uses_distances: bool = True,
     needs_target: bool = False,
     reference: ReferenceFn | None = None,
+    bounded: bool = True,
 ) -> Callable[[LevelFn], LevelFn]:
     """Decorator registering ``fn(inputs: LevelInputs) -> [n, k]`` as level ``name``.
 
@@ -96,6 +98,9 @@ def register_level(
         uses_distances: one column per distance (else one column labelled ``name``).
         needs_target: the batches must have targets.
         reference: computed once per batch on the unoccluded inputs.
+        bounded: under ``precision="auto"``, the bf16 error of the level's scores is bounded
+            by the level's own score of the unoccluded input's bf16 and fp32 evaluations
+            (:mod:`~.autoprec`); False: its scores run in fp32.
 
     Returns:
         The decorator (it returns the function unchanged).
@@ -107,7 +112,8 @@ def register_level(
         raise SpecError(f"level {name!r} needs {needs!r}", "needs", "use embedding or output")
 
     def decorate(fn: LevelFn) -> LevelFn:
-        LEVELS.add(Level(name, fn, help, needs, uses_distances, needs_target, reference))
+        level = Level(name, fn, help, needs, uses_distances, needs_target, reference, bounded)
+        LEVELS.add(level)
         return fn
 
     return decorate
@@ -155,6 +161,7 @@ def full_loss(full: Evaluation, loss_fn: LossFn) -> Tensor:
     uses_distances=False,
     needs_target=True,
     reference=full_loss,
+    bounded=False,  # a loss difference's bf16 error is not bounded by the full loss's
     help="loss(occluded) - loss(full) against the target",
 )
 def loss(inputs: LevelInputs) -> np.ndarray:

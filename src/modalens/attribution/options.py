@@ -231,7 +231,8 @@ class AttributionOptions(Options):
         loss_fn: ``loss_fn(pred, target, valid) -> [B]`` of the ``loss`` level (default MSE).
         precision: ``fp32``, ``bf16`` (bf16 weights and inputs after folding) or ``auto``
             (bf16 where native, with fp32 re-evaluation of every score bf16 cannot resolve:
-            :mod:`~.autoprec`; fp32 elsewhere).
+            :mod:`~.autoprec`; fp32 elsewhere, and for batches scored at the ``loss`` level,
+            whose bf16 error no bound covers).
         tolerance: with ``auto``, the relative error a bf16 score may keep (default 0.01);
             scores whose bound exceeds it are redone in fp32 (rankings are kept at any value).
         optimize: fold BatchNorm, fuse Conv+ReLU, channels-last (equal up to float rounding).
