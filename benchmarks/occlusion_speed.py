@@ -8,14 +8,16 @@ samples over total time, so load from other processes hurts every method alike:
       size 1 (unoccluded + 4 modalities + ALL), as the paper's code does;
   (b) Captum FeatureAblation, ``perturbations_per_eval`` = 4 groups, on an encoder-only
       forward returning the distance to the unoccluded embedding (batch 8);
-  (c) modalens fp32 (``attribute``: encoder only, BatchNorm folded, channels-last, batched
-      occlusions, ALL computed once);
+  (c) modalens fp32 at the paper's embedding level (encoder only, BatchNorm folded,
+      channels-last, batched occlusions, ALL computed once);
   (d) modalens bf16, and its agreement with fp32 (:func:`modalens.attribution.precision_agreement`);
   (e) modalens ``precision="auto"`` (bf16 with fp32 re-evaluation of what bf16 cannot resolve;
       bf16 forced on where the CPU lacks it) and its share of fp32 re-evaluations; with
       ``--run`` also (f) fp32 and (g) auto on the trained run's model on its test samples
       (same input size) with ``modalens attribute``'s defaults (loss level with the targets,
-      train-mean fill), and whether auto's rankings equal fp32's there.
+      train-mean fill), and whether auto's rankings equal fp32's there, and (h) bf16 alone
+      on that model: the most any ``auto`` could reach on this machine. (At the loss level
+      ``auto`` runs fp32: no bound holds there, see :mod:`modalens.attribution.autoprec`.)
 
 It also times 2048x2048 fp32 matmuls in the same rounds (the reachable peak under the same
 conditions) and reports the FLOP/s that (c) achieves on the forwards it executes (encoder
@@ -164,9 +166,12 @@ def main() -> None:
     # Methods run in small units, interleaved and rotated every round, and each method's
     # rate is its total samples over its total time: load from other processes on the
     # machine then hurts every method alike. Engines persist across units, as over a dataset.
-    eng32 = OcclusionEngine(model, GROUPS, strategies="zeros", precision="fp32")
-    eng16 = OcclusionEngine(model, GROUPS, strategies="zeros", precision="bf16")
-    engauto = OcclusionEngine(model, GROUPS, strategies="zeros", precision="auto")
+    # (c)-(e) at the paper's embedding level, as (a) and (b) (the default level would run the
+    # whole model on these target-less inputs)
+    paper = {"strategies": "zeros", "levels": "embedding"}
+    eng32 = OcclusionEngine(model, GROUPS, precision="fp32", **paper)
+    eng16 = OcclusionEngine(model, GROUPS, precision="bf16", **paper)
+    engauto = OcclusionEngine(model, GROUPS, precision="auto", **paper)
     engines = {"(c)": eng32, "(d)": eng16, "(e)": engauto}
     trained = None
     if args.run:  # (f), (g): the trained model on its own test samples
@@ -181,6 +186,7 @@ def main() -> None:
         tkw = {"strategies": "mean", "mean": run_mean(run)}
         engines["(f)"] = OcclusionEngine(run.model, tgroups, **tkw)
         engines["(g)"] = OcclusionEngine(run.model, tgroups, precision="auto", **tkw)
+        engines["(h)"] = OcclusionEngine(run.model, tgroups, precision="bf16", **tkw)
         trained = (tx, ty, tv, [it["id"] for it in titems])
     mm = torch.randn(2048, 2048)
     totals: dict[str, dict[str, float]] = {}
@@ -203,7 +209,7 @@ def main() -> None:
             outputs[name].append((xb, out))
         else:
             eng = engines[name]
-            if name in ("(f)", "(g)"):
+            if name in ("(f)", "(g)", "(h)"):
                 assert trained is not None
                 tx, ty, tv, tids = trained
                 start = (r * bs) % len(tx)
@@ -214,7 +220,7 @@ def main() -> None:
             after = eng.forwards + (eng.fast.forwards if eng.fast else 0)
             n = len(xb["id"]) if isinstance(xb, dict) else len(xb)
             # GFLOP of the paper's U-Net; (f), (g) run the trained run's (smaller) model
-            gflop = (after - before) * ENC_GFLOP if name not in ("(f)", "(g)") else 0.0
+            gflop = (after - before) * ENC_GFLOP if name not in ("(f)", "(g)", "(h)") else 0.0
             outputs[name].append((xb, out))
         t = totals.setdefault(name, {"n": 0, "wall": 0.0, "cpu": 0.0, "gflop": 0.0})
         t["n"] += n
@@ -224,7 +230,7 @@ def main() -> None:
 
     # warm-up (first-call set-up of every path), not timed
     for name, eng in engines.items():
-        warm = x[:2] if trained is None or name not in ("(f)", "(g)") else trained[0][:2]
+        warm = x[:2] if trained is None or name not in ("(f)", "(g)", "(h)") else trained[0][:2]
         eng.score_batch(warm)
     captum_run(model, x[:2], 2)
     order = ["(a)", "(b)", *engines, "matmul"]
@@ -241,13 +247,14 @@ def main() -> None:
         "(e)": "(e) modalens auto",
         "(f)": "(f) trained fp32",
         "(g)": "(g) trained auto",
+        "(h)": "(h) trained bf16",
     }
     labels = {k: v for k, v in labels.items() if k in engines or k in ("(a)", "(b)")}
     best = {labels[k]: totals[k] for k in labels}
     peak_ref = mm_avg
 
     # correctness cross-check: modalens fp32 against (a) and (b) on the same samples
-    check = OcclusionEngine(model, GROUPS, strategies="zeros")
+    check = OcclusionEngine(model, GROUPS, **paper)
     xa, ref = outputs["(a)"][0]
     ours = check.score_batch(xa)
     ours_a = ours.pivot(index="sample_id", columns="group", values="value")
@@ -313,6 +320,11 @@ def main() -> None:
             f"occlusions ({rep.get('bf16', 0)} evaluated in bf16), "
             f"dataset ranking equal to fp32: {same}"
         )
+
+    if "(h)" in engines:  # what bf16 alone gives: the ceiling of any auto on this machine
+        h, f = (totals[k]["n"] / totals[k]["wall"] for k in ("(h)", "(f)"))
+        print(f"(h) trained bf16: {h / f:.2f}x (f) trained fp32 (the ceiling of auto here)")
+        auto_rows["(h)"] = {"vs_fp32": h / f}
 
     # bf16 agreement
     if args.run:
