@@ -56,6 +56,8 @@ ENC_GFLOP = 30.0
 FULL_GFLOP = 80.8
 GROUPS = {"s2": list(range(10)), "s1": [10, 11], "esa_wc": [12], "viirs": [13]}
 ALL_CHANNELS = list(range(14))
+#: the methods that run the trained run's model (``--run``)
+TRAINED = ("(f)", "(g)", "(h)")
 
 
 def make_data(n: int, size: int = 256, seed: int = 0) -> torch.Tensor:
@@ -209,7 +211,7 @@ def main() -> None:
             outputs[name].append((xb, out))
         else:
             eng = engines[name]
-            if name in ("(f)", "(g)", "(h)"):
+            if name in TRAINED:
                 assert trained is not None
                 tx, ty, tv, tids = trained
                 start = (r * bs) % len(tx)
@@ -219,8 +221,8 @@ def main() -> None:
             w, c, out = timed(lambda: eng.score_batch(xb))
             after = eng.forwards + (eng.fast.forwards if eng.fast else 0)
             n = len(xb["id"]) if isinstance(xb, dict) else len(xb)
-            # GFLOP of the paper's U-Net; (f), (g) run the trained run's (smaller) model
-            gflop = (after - before) * ENC_GFLOP if name not in ("(f)", "(g)", "(h)") else 0.0
+            # GFLOP of the paper's U-Net; TRAINED run the trained run's (smaller) model
+            gflop = (after - before) * ENC_GFLOP if name not in TRAINED else 0.0
             outputs[name].append((xb, out))
         t = totals.setdefault(name, {"n": 0, "wall": 0.0, "cpu": 0.0, "gflop": 0.0})
         t["n"] += n
@@ -230,7 +232,7 @@ def main() -> None:
 
     # warm-up (first-call set-up of every path), not timed
     for name, eng in engines.items():
-        warm = x[:2] if trained is None or name not in ("(f)", "(g)", "(h)") else trained[0][:2]
+        warm = x[:2] if trained is None or name not in TRAINED else trained[0][:2]
         eng.score_batch(warm)
     captum_run(model, x[:2], 2)
     order = ["(a)", "(b)", *engines, "matmul"]

@@ -132,8 +132,8 @@ def check(name: str, model: torch.nn.Module, groups: Any, batches: list[Any], kw
     out = {
         "model": name,
         "scores": len(m),
-        "ratio_max": float(np.nanmax(ratio[bounded])) if bounded.any() else float("nan"),
-        "ratio_p99": float(np.nanquantile(ratio[bounded], 0.99)) if bounded.any() else np.nan,
+        "ratio_max": float(np.nanmax(ratio[bounded]) if bounded.any() else np.nan),
+        "ratio_p99": float(np.nanquantile(ratio[bounded], 0.99) if bounded.any() else np.nan),
         "bf16_max_rel": float(np.nanmax(rel_raw[above])),
         "bf16_dataset_rank_equal": dataset_raw,
         "auto_max_rel": float(np.nanmax(rel[above])) if above.any() else float("nan"),

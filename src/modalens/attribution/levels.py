@@ -14,8 +14,9 @@
 A level is a function ``fn(inputs: LevelInputs) -> [n, k]`` (float64; ``k`` = the number of
 distances when the level ``uses_distances``, else 1) registered with :func:`register_level`
 and its properties: ``needs`` (``"embedding"`` or ``"output"``: what the forward must
-produce), ``uses_distances``, ``needs_target`` and an optional ``reference(full, loss_fn)``
-computed once per batch on the unoccluded inputs (the full-input loss).
+produce), ``uses_distances``, ``needs_target``, an optional ``reference(full, loss_fn)``
+computed once per batch on the unoccluded inputs (the full-input loss) and ``bounded``:
+whether ``precision="auto"`` may keep the level's scores in bf16 (not the ``loss`` level's).
 """
 
 from __future__ import annotations
